@@ -1,0 +1,59 @@
+"""Tenstorrent targets as data: compute grid, L1 per core, DRAM. Chosen by name (`--target`).
+
+Sources (ttnn 0.81.1 wheel data files, read offline; see shared/reference/ttnn-0.81.1-api-facts.md §3):
+- L1 per Tensix core: soc descriptors `worker_l1_size` (blackhole_140_arch.yaml 1572864 B,
+  wormhole_b0_80_arch.yaml 1499136 B).
+- Allocatable ("unreserved") L1 per core: HAL `get_max_worker_l1_unreserved_size()` under the mock
+  cluster (Blackhole 1531776 B, Wormhole 1463968 B); the rest holds firmware and kernel config.
+- Compute grid: core descriptors `compute_with_storage_grid_range` (Blackhole unharvested with
+  tensix dispatch 13x10; Wormhole n150 8x8). `blackhole-20` is the 5x4 sub-grid the hand-written
+  tt-metal Panoptic-DeepLab was tuned on.
+- DRAM size: soc descriptors (Blackhole 8 banks of 4278190080 B; Wormhole 12 views of 1 GiB).
+- DRAM bandwidth, clock: vendor product specs (Blackhole p150: 512 GB/s GDDR6, 1.35 GHz AI clock;
+  Wormhole n150: 288 GB/s GDDR6, 1.0 GHz).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from converter.errors import UserError
+
+TILE = 32  # tile height/width in elements (ttnn.TILE_SIZE)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    arch: str  # "blackhole" | "wormhole_b0"
+    grid: tuple[int, int]  # compute grid (x, y)
+    l1_bytes_per_core: int  # physical L1 per Tensix core
+    l1_unreserved_per_core: int  # what ttnn's allocator may hand out per core (before l1_small)
+    dram_bytes: int
+    dram_banks: int
+    dram_bw_gbs: float  # GB/s, whole chip
+    clock_ghz: float
+    l1_alignment: int
+    dram_alignment: int
+
+    @property
+    def num_cores(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
+        Target("blackhole-p150", "blackhole", (13, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
+        Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32),
+    )
+}
+DEFAULT_TARGET = "blackhole-20"
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UserError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}") from None

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the project's environment in .venv: Python 3.12 (ttnn 0.81.1 has no cp311 wheel), the pinned
+# packages of requirements.txt, Detectron2 0.6's Python sources, and pdl2ttnn itself (editable).
+# Idempotent: when nothing it depends on changed since the last run, it returns in about a second.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.pdl2ttnn-setup-stamp"
+want="$(cat "$root/requirements.txt" "$root/pyproject.toml" "$root/scripts/setup.sh" \
+        "$root/scripts/install_detectron2.py" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+
+find_python312() {
+  local c
+  for c in "${PDL2TTNN_PYTHON:-}" python3.12 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12; do
+    [[ -n "$c" ]] && command -v "$c" >/dev/null 2>&1 && { command -v "$c"; return; }
+  done
+  echo "setup: Python 3.12 not found (ttnn 0.81.1 ships cp310/cp312 wheels only)." \
+       "Install it (e.g. 'pyenv install 3.12') or set PDL2TTNN_PYTHON to its path." >&2
+  exit 1
+}
+
+start=$SECONDS
+[[ -x "$venv/bin/python" ]] || "$(find_python312)" -m venv "$venv"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt" 2> >(grep -v "is ignored: it is neither" >&2)
+"$venv/bin/python" "$root/scripts/install_detectron2.py" 2> >(grep -v "is ignored: it is neither" >&2)
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+echo "$want" > "$stamp"
+echo "setup: environment ready in $((SECONDS - start)) s ($(du -sh "$venv" | cut -f1))"
