@@ -30,8 +30,10 @@ def import_ttnn() -> ModuleType:
     if "ttnn" not in sys.modules:
         if not tt_device_present():
             os.environ.setdefault(MOCK_ENV, mock_cluster_path())
-        # ttnn logs its whole config at DEBUG level on import; keep user output readable.
+        # ttnn logs its whole config on import and tt-metal logs every (mocked) driver step at info
+        # level; keep user output readable unless the user asked for those logs.
         os.environ.setdefault("LOGURU_LEVEL", "WARNING")
+        os.environ.setdefault("TT_LOGGER_LEVEL", "error")
     import ttnn
 
     return ttnn
