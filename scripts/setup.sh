@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 stamp="$venv/.pdl2ttnn-setup-stamp"
-want="$(cat "$root/requirements.txt" "$root/pyproject.toml" "$root/scripts/setup.sh" \
+want="$(cat "$root/requirements.txt" "$root/requirements.lock" "$root/pyproject.toml" "$root/scripts/setup.sh" \
         "$root/scripts/install_detectron2.py" | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
@@ -25,7 +25,7 @@ find_python312() {
 start=$SECONDS
 [[ -x "$venv/bin/python" ]] || "$(find_python312)" -m venv "$venv"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt" 2> >(grep -v "is ignored: it is neither" >&2)
+"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt" -c "$root/requirements.lock" 2> >(grep -v "is ignored: it is neither" >&2)
 "$venv/bin/python" "$root/scripts/install_detectron2.py" 2> >(grep -v "is ignored: it is neither" >&2)
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
 echo "$want" > "$stamp"
