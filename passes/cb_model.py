@@ -1,0 +1,232 @@
+"""ANALYSIS: per-core L1 bytes that ttnn 0.81.1 allocates for an op's circular buffers (and halo).
+
+Pure functions of geometry and config, keyword-only, plain types (ints, tuples, the string names of
+passes/plan.py). Shared by conv sharding, memory planning and the device emulator, so the planner
+and the emulator agree on what an op costs.
+
+Modelled on tt-metal's conv2d program factory (`get_cb_info` in conv2d_op_program_factory_common.cpp
+and `determine_per_core_conv_block_config` in conv2d_utils.cpp). Approximate but conservative:
+- Circular buffers that ttnn backs with a tensor's own buffer ("globally allocated": the sharded
+  input/halo output, the output, matmul partials when they share the output dtype, the reader
+  indices that live in L1_SMALL) are not counted here; the caller counts those tensors.
+- Every conv is assumed to have a bias; the split reader and ACT/ACT_TILIZED overlap optimisations
+  are ignored (both only shrink ttnn's real usage); input channels are padded to 32 per core.
+- The generated code must emit `packer_l1_acc=False` and `output_layout=TILE` (the defaults): then
+  matmul partials alias the output buffer, as this model assumes.
+
+Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
+BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
+WIDTH_SHARDED splits channels over `num_cores`. With DRAM slicing (`num_slices` > 0) ttnn runs the
+conv slice by slice, so the per-core sizes are those of one slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TILE = 32
+TILE_BYTES = {"bfloat16": 2048, "float32": 4096, "bfloat8_b": 1088}
+DATUM_BYTES = {"bfloat16": 2, "float32": 4, "bfloat8_b": 1}
+L1_SCRATCHPAD_BYTES = 64  # ttnn's l1_scratchpad_CB_size
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _round_up(a: int, b: int) -> int:
+    return _cdiv(a, b) * b
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    return (int(v[0]), int(v[1]))
+
+
+def conv_output_hw(input_hw: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """ttnn.get_conv_output_dim for both axes."""
+    return tuple(  # type: ignore[return-value]
+        (input_hw[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
+        for i in range(2)
+    )
+
+
+def core_split(shard_layout: str, grid: tuple[int, int], num_cores: int) -> tuple[int, int]:
+    """(cores along N*H*W, cores along channels) of a sharding."""
+    if shard_layout == "HEIGHT_SHARDED":
+        return num_cores, 1
+    if shard_layout == "BLOCK_SHARDED":
+        return grid[1], grid[0]
+    if shard_layout == "WIDTH_SHARDED":
+        return 1, num_cores
+    raise ValueError(f"not a conv shard layout: {shard_layout!r}")
+
+
+@dataclass(frozen=True)
+class ConvBlocks:
+    """The per-core matmul blocking ttnn derives for a sharded conv (all counts in tiles)."""
+
+    out_h_ntiles: int  # per-core output rows (of the [N*H*W, C] matrix) / 32
+    out_w_ntiles: int  # per-core output channels / 32
+    act_block_h_ntiles: int
+    act_block_w_ntiles: int
+    weight_h_ntiles: int  # rows of the whole weight matrix (C_in*kh*kw) / 32
+    in_channels_per_core: int  # padded
+
+
+def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+                kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                dilation: tuple[int, int], shard_layout: str, grid: tuple[int, int], num_cores: int,
+                act_block_h: int, act_block_w_div: int, num_slices: int) -> ConvBlocks:
+    kh, kw = _pair(kernel_size)
+    out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation))
+    cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
+    out_nhw = _cdiv(batch * out_h * out_w, max(num_slices, 1))
+    out_h_ntiles = _cdiv(_cdiv(out_nhw, TILE), cores_nhw)
+    out_w_ntiles = _cdiv(_cdiv(out_channels, TILE), cores_c)
+    padded_in = _round_up(in_channels, TILE * cores_c)
+    in_per_core = padded_in // cores_c
+    if shard_layout == "WIDTH_SHARDED":
+        act_block_w = _round_up(_cdiv(in_per_core * kh * kw, max(act_block_w_div, 1)), TILE)
+    else:  # height and block sharding read one kernel row (C * kw) per block
+        act_block_w = _round_up(in_per_core * kw, TILE)
+    abh = out_h_ntiles
+    if act_block_h > 0:
+        want = max(act_block_h // TILE, 1)
+        # ttnn falls back to the closest divisor of the per-core height that is <= the override
+        abh = max(d for d in range(1, min(want, out_h_ntiles) + 1) if out_h_ntiles % d == 0)
+    return ConvBlocks(
+        out_h_ntiles=out_h_ntiles,
+        out_w_ntiles=out_w_ntiles,
+        act_block_h_ntiles=abh,
+        act_block_w_ntiles=act_block_w // TILE,
+        weight_h_ntiles=_cdiv(padded_in * kh * kw, TILE),
+        in_channels_per_core=in_per_core,
+    )
+
+
+def conv2d_cb_bytes(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+                    kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                    dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+                    num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str,
+                    weights_dtype: str, output_dtype: str, enable_act_double_buffer: bool,
+                    enable_weights_double_buffer: bool, fp32_dest_acc: bool, num_slices: int) -> int:
+    """Static circular-buffer bytes per core of one ttnn.conv2d (tensor-backed CBs excluded).
+
+    `groups` > 1 is lowered by ttnn to a dense conv with block-diagonal weights, so the blocks are
+    those of the dense conv. `fp32_dest_acc` does not change CB sizes while packer_l1_acc is off.
+    """
+    del groups, fp32_dest_acc  # see docstring: neither changes the sizes under our assumptions
+    b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
+                    kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                    shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
+                    act_block_w_div=act_block_w_div, num_slices=num_slices)
+    kh, _ = _pair(kernel_size)
+    # the halo output is row-major bf16 unless the input is fp32
+    conv_in_dtype = "float32" if input_dtype == "float32" else "bfloat16"
+    in_tile, w_tile, out_tile = TILE_BYTES[conv_in_dtype], TILE_BYTES[weights_dtype], TILE_BYTES[output_dtype]
+
+    weight_tiles = b.out_w_ntiles * b.act_block_w_ntiles
+    num_blocks_act_h = b.out_h_ntiles // b.act_block_h_ntiles
+    if shard_layout == "HEIGHT_SHARDED" and num_blocks_act_h > 1:
+        weight_tiles *= kh  # ttnn keeps all kernel rows of the weight block resident
+    elif enable_weights_double_buffer:
+        weight_tiles *= 2
+
+    act_tiles = b.act_block_h_ntiles * b.act_block_w_ntiles
+    act_cb_tiles = act_tiles * (2 if enable_act_double_buffer else 1)
+    act_cb_tile = in_tile if shard_layout == "HEIGHT_SHARDED" else out_tile
+
+    row_major_tiles = 0
+    if shard_layout == "WIDTH_SHARDED":
+        row_major_tiles = 2 * b.act_block_w_ntiles
+    elif shard_layout == "BLOCK_SHARDED" and conv_in_dtype != output_dtype:
+        row_major_tiles = act_cb_tiles  # otherwise it overlaps the ACT CB
+
+    return (weight_tiles * w_tile
+            + act_cb_tiles * act_cb_tile
+            + act_tiles * out_tile  # tilized activation block
+            + b.out_w_ntiles * w_tile  # bias
+            + row_major_tiles * in_tile
+            + L1_SCRATCHPAD_BYTES)
+
+
+def halo_bytes(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
+               stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+               shard_layout: str, grid: tuple[int, int], num_cores: int, dtype: str,
+               num_slices: int) -> int:
+    """Per-core L1 of the halo op's output (the padded input windows a sliding-window op reads).
+
+    ttnn inserts a halo before convs and pools that are not plain matmuls (kernel > 1, stride > 1 or
+    padding). Conservative: each core holds the padded input rows covering its output rows plus the
+    kernel's reach, rounded up to whole padded image rows. DRAM slicing divides the width (the
+    slice type ttnn recommends) and adds one kernel reach per slice.
+    """
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    ih, iw = _pair(input_hw)
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        return 0
+    out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    slices = max(num_slices, 1)
+    out_w_slice = _cdiv(out_w, slices)
+    padded_w = min(out_w_slice * sw + dw * (kw - 1), iw + 2 * pw)
+    cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
+    out_rows_per_core = _cdiv(_cdiv(batch * out_h * out_w_slice, cores_nhw), out_w_slice)
+    in_rows = min((out_rows_per_core + 1) * sh + dh * (kh - 1), batch * (ih + 2 * ph))
+    c_per_core = _round_up(channels, TILE * cores_c) // cores_c
+    datum = 4 if dtype == "float32" else 2  # halo output is row-major, bf8 is unpacked to bf16
+    return in_rows * padded_w * c_per_core * datum
+
+
+def pool2d_cb_bytes(*, channels: int, kernel_size: tuple[int, int], shard_layout: str,
+                    grid: tuple[int, int], num_cores: int, dtype: str) -> int:
+    """max_pool2d / avg_pool2d circular buffers per core (the halo is counted by `halo_bytes`).
+
+    ttnn's pool reader fills a double-buffered CB of kernel windows (window rounded up to 16 sticks,
+    channels in tiles per core), reduces into a tile-sized scalar/output pair of CBs per channel
+    tile. Conservative: two window CBs, one output CB row and two scalar tiles.
+    """
+    kh, kw = _pair(kernel_size)
+    _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
+    c_tiles = _cdiv(_round_up(channels, TILE * cores_c) // cores_c, TILE)
+    window_sticks = _round_up(kh * kw, 16)
+    tile = TILE_BYTES["float32" if dtype == "float32" else "bfloat16"]
+    in_cb = 2 * window_sticks * c_tiles * TILE * DATUM_BYTES["bfloat16"]
+    return in_cb + 2 * c_tiles * tile + 2 * tile
+
+
+def upsample_cb_bytes(*, channels: int, mode: str, shard_layout: str, grid: tuple[int, int],
+                      num_cores: int, dtype: str) -> int:
+    """ttnn.upsample circular buffers per core (input and output are tensor-backed when sharded).
+
+    Bilinear reads 4 neighbour sticks per output pixel into a double-buffered CB, tilizes and
+    reduces them; nearest copies sticks and only needs a small staging CB.
+    """
+    _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
+    c = _round_up(channels, TILE * cores_c) // cores_c
+    stick = c * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"]
+    if mode == "bilinear":
+        c_tiles = _cdiv(c, TILE)
+        return 2 * 4 * TILE * stick + 2 * c_tiles * TILE_BYTES["bfloat16"] + 2 * TILE_BYTES["bfloat16"]
+    return 2 * stick
+
+
+def concat_cb_bytes(*, channels_out: int, num_inputs: int, sharded: bool, dtype: str) -> int:
+    """ttnn.concat: sharded concat writes through tensor-backed CBs; interleaved concat stages two
+    pages (a full output row) per input."""
+    if sharded:
+        return 0
+    return 2 * num_inputs * _round_up(channels_out, TILE) * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"] * TILE
+
+
+def eltwise_cb_bytes(*, num_inputs: int, sharded: bool, dtype: str) -> int:
+    """Binary/unary eltwise: sharded operands are tensor-backed CBs; interleaved ones are streamed
+    through double-buffered one-tile CBs per operand and for the output."""
+    if sharded:
+        return 0
+    return 2 * (num_inputs + 1) * TILE_BYTES[dtype]
