@@ -14,8 +14,11 @@ fi
 
 find_python312() {
   local c
-  for c in "${PDL2TTNN_PYTHON:-}" python3.12 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12; do
-    [[ -n "$c" ]] && command -v "$c" >/dev/null 2>&1 && { command -v "$c"; return; }
+  # A pyenv shim named python3.12 can exist and still refuse to run, so each candidate must prove it.
+  for c in "${PDL2TTNN_PYTHON:-}" "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 python3.12; do
+    if [[ -n "$c" ]] && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+      echo "$c"; return
+    fi
   done
   echo "setup: Python 3.12 not found (ttnn 0.81.1 ships cp310/cp312 wheels only)." \
        "Install it (e.g. 'pyenv install 3.12') or set PDL2TTNN_PYTHON to its path." >&2
