@@ -11,6 +11,9 @@ Sources (ttnn 0.81.1 wheel data files, read offline; see shared/reference/ttnn-0
 - DRAM size: soc descriptors (Blackhole 8 banks of 4278190080 B; Wormhole 12 views of 1 GiB).
 - DRAM bandwidth, clock: vendor product specs (Blackhole p150: 512 GB/s GDDR6, 1.35 GHz AI clock;
   Wormhole n150: 288 GB/s GDDR6, 1.0 GHz).
+- NoC width: one 512-bit flit per cycle per NoC on Blackhole, 256-bit on Wormhole
+  (tt-isa-documentation BlackholeA0/NoC/README.md, "Performance" and the Wormhole comparison tip);
+  each Tensix core has two NoCs.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Target:
     clock_ghz: float
     l1_alignment: int
     dram_alignment: int
+    noc_bytes_per_cycle: int = 64  # per NoC, per core (cost model)
 
     @property
     def num_cores(self) -> int:
@@ -46,7 +50,8 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
         Target("blackhole-p150", "blackhole", (13, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
-        Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32),
+        Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32,
+               noc_bytes_per_cycle=32),
     )
 }
 DEFAULT_TARGET = "blackhole-20"
