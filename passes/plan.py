@@ -50,6 +50,11 @@ class ConvConfig:
     enable_weights_double_buffer: bool
     cb_bytes_per_core: int  # estimated circular-buffer L1 of this conv, per core
     rung: str  # which rung of the ladder was used and why, for the plan report
+    # Added by conv sharding (additive): the cores the conv runs on, as in Placement
+    # (Conv2dConfig.core_grid + override_sharding_config when emitted), and its own working set.
+    grid: tuple[int, int] | None = None
+    num_cores: int = 0
+    l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class OpPlan:
     # (input node name, placement) moves inserted before this op by memory planning
     reshard_inputs: tuple[tuple[str, Placement], ...] = ()
     deallocate_after: tuple[str, ...] = ()  # tensors whose last use is this op
+    # Added by memory planning (additive): spills (moves to DRAM) of live tensors that are not
+    # inputs of this op, done before `reshard_inputs`. Every move replaces the tensor.
+    spill_before: tuple[tuple[str, Placement], ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
     dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
     est_time_us: float = 0.0  # cost model estimate

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from converter.errors import UserError
 
 TILE = 32  # tile height/width in elements (ttnn.TILE_SIZE)
+DEFAULT_L1_SMALL_SIZE = 32768  # bytes reserved for L1_SMALL (conv/pool config tensors, halo state)
+# Held back from the plannable L1 for allocator fragmentation and ttnn's small untracked buffers.
+L1_SAFETY_MARGIN = 65536
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Target:
     @property
     def num_cores(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    def l1_budget(self, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> int:
+        """Per-core L1 bytes the planner may fill: unreserved - L1_SMALL - safety margin."""
+        return self.l1_unreserved_per_core - l1_small_size - L1_SAFETY_MARGIN
 
 
 TARGETS: dict[str, Target] = {

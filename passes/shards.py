@@ -1,0 +1,82 @@
+"""ANALYSIS: the device 2-D view of activations, shard shapes, and per-core bytes of a Placement.
+
+On the device every activation is NHWC flattened to [1, 1, N*H*W, C]: `rows` = N*H*W, `cols` = C.
+Shapes follow ttnn's sharded memory configs: rows are split in whole tiles, channels padded to
+32 per core (TILE layout), so bytes here are the padded bytes ttnn allocates.
+"""
+
+from __future__ import annotations
+
+from converter.ir import TensorInfo
+from passes.cb_model import TILE, TILE_BYTES
+from passes.plan import Placement
+from passes.targets import Target
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def round_up(a: int, b: int) -> int:
+    return cdiv(a, b) * b
+
+
+def rows_cols(info: TensorInfo) -> tuple[int, int]:
+    n, c, h, w = info.shape
+    return n * h * w, c
+
+
+def cores_with_padding(ntiles: int, max_cores: int) -> int:
+    """Most cores (<= max) over which `ntiles` rows of tiles split with no empty core (ttnn's
+    find_closest_largest_divisor_with_num_padding)."""
+    for n in range(min(max_cores, ntiles), 0, -1):
+        if cdiv(ntiles, n) * (n - 1) < ntiles:
+            return n
+    return 1
+
+
+def largest_divisor(value: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(value, limit)) + 1) if value % d == 0)
+
+
+def shard_shape(layout: str, rows: int, cols: int, grid: tuple[int, int], num_cores: int) -> tuple[int, int]:
+    if layout == "HEIGHT_SHARDED":
+        return cdiv(cdiv(rows, TILE), num_cores) * TILE, round_up(cols, TILE)
+    if layout == "BLOCK_SHARDED":
+        return cdiv(cdiv(rows, TILE), grid[1]) * TILE, round_up(cols, TILE * grid[0]) // grid[0]
+    if layout == "WIDTH_SHARDED":
+        return round_up(rows, TILE), round_up(cols, TILE * num_cores) // num_cores
+    raise ValueError(layout)
+
+
+def height_placement(rows: int, cols: int, target: Target) -> Placement:
+    """The default L1 placement of an activation: height sharded over as many cores as fit."""
+    n = cores_with_padding(cdiv(rows, TILE), target.num_cores)
+    return Placement("L1", "HEIGHT_SHARDED", target.grid, n, shard_shape("HEIGHT_SHARDED", rows, cols, target.grid, n))
+
+
+def placement_like(p: Placement, rows: int, cols: int) -> Placement:
+    """The same sharding as `p` for a tensor of another shape (e.g. an eltwise output)."""
+    if not p.sharded:
+        return p
+    return Placement(p.buffer, p.layout, p.grid, p.num_cores, shard_shape(p.layout, rows, cols, p.grid, p.num_cores))
+
+
+def _bytes(elements: int, dtype: str) -> int:
+    return cdiv(elements * TILE_BYTES[dtype], TILE * TILE)
+
+
+def tensor_bytes(rows: int, cols: int, dtype: str) -> int:
+    """Whole-tensor bytes in TILE layout."""
+    return _bytes(round_up(rows, TILE) * round_up(cols, TILE), dtype)
+
+
+def l1_bytes_per_core(p: Placement, rows: int, cols: int, dtype: str, target: Target) -> int:
+    """L1 one core holds for a tensor at placement `p` (0 in DRAM)."""
+    if p.buffer == "DRAM":
+        return 0
+    if p.sharded:
+        return _bytes(p.shard_shape[0] * p.shard_shape[1], dtype)
+    # interleaved: tile pages round-robin over the L1 banks (conservatively: the target's cores)
+    pages = cdiv(rows, TILE) * cdiv(cols, TILE)
+    return cdiv(pages, target.num_cores) * TILE_BYTES[dtype]
