@@ -1,0 +1,469 @@
+"""ANALYSIS: modeled device time of each op, and of a whole planned graph, on a target.
+
+There is no hardware here, so device time is a model, kept small enough to check by hand:
+
+    op time = max(compute, data) + OVERLAP_LOSS * min(compute, data) + device_ops * DEVICE_OP_US
+    compute = padded matmul (or vector) cycles per core / (clock * efficiency), on the cores the
+              op's sharding really uses
+    data    = DRAM bytes / achievable DRAM bandwidth  +  NoC bytes per core / per-core NoC bandwidth
+    reshard = every to_memory_config move memory planning put before the op, costed like an op
+
+The max() says compute and data movement overlap (ttnn's reader, compute and writer kernels run
+concurrently); OVERLAP_LOSS says they never overlap perfectly, which also keeps the model strictly
+monotone in both FLOPs and bytes. `device_ops` counts the device programs one graph node becomes
+(a DRAM-sliced conv is a slice read, a halo, a conv and a slice write per slice).
+
+Constants come with their source. Four are "efficiencies" nobody publishes for convs on 20 cores:
+they start from the cited measurements and were calibrated once against the hand-written model's
+device perf test (see `CALIBRATION`). Ignored on purpose: fp32 dest accumulation (it only halves
+the DST tiles per sub-block), NoC congestion and hop latency, DRAM bank conflicts, host dispatch
+(the device perf test sums device kernel durations, trace-replayed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+from converter.ir import Graph, Node
+from passes import cb_model, shards
+from passes.plan import OpPlan, Placement
+from passes.targets import TILE, Target
+
+# --- Hardware constants (cited) ---------------------------------------------------------------
+# The matrix engine does 8x16 @ 16x16 per cycle = 4096 FLOPs/cycle/core at LoFi; one 32x32x32
+# tile matmul takes 16/32/48/64 cycles at LoFi/HiFi2/HiFi3/HiFi4.
+# (tenstorrent/tt-metal tech_reports/matrix_engine/matrix_engine.md; GEMM_FLOPS/GEMM_FLOPS.md,
+# "Utilization derivation formula"; both say the numbers hold for Wormhole and Blackhole.)
+CYCLES_PER_TILE_MATMUL = {"LoFi": 16, "HiFi2": 32, "HiFi3": 48, "HiFi4": 64}
+# FPU eltwise add/sub/mul: 8x16 elements per cycle; reduce max/sum: 16x16 per cycle
+# (matrix_engine.md, "Eltwise" and "Reduction"). Eltwise mul and reduce-sum divide by fidelity.
+ELTWISE_ELEMS_PER_CYCLE = 128
+REDUCE_ELEMS_PER_CYCLE = 256
+FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
+# SFPU: 32-wide SIMD (tt-isa-documentation WormholeB0/TensixTile/README.md). A relu is a load,
+# a max and a store per 32-lane row: ~3 instructions, i.e. ~32/3 elements per cycle (our estimate
+# from the instruction count, not a measurement).
+SFPU_ELEMS_PER_CYCLE = 32 / 3
+NOCS_PER_CORE = 2  # two NoC connections per Tensix tile (tt-isa-documentation TensixTile/README.md)
+
+# --- Efficiencies (genuinely uncertain; calibrated, see CALIBRATION) --------------------------
+# Share of the peak matrix rate a conv's inner loop reaches. Prior: Blackhole matmul utilization
+# is 60-96% of peak on large hand-tuned matmuls (GEMM_FLOPS.md, "Utilization"); convs add
+# im2col/tilize work on the same cores.
+MATMUL_EFFICIENCY = 0.55
+# Share of the vendor DRAM bandwidth reached by interleaved reads/writes. Prior: Wormhole DRAM reads
+# saturate at ~37 of 64 B/cycle per bank (tt-metal tests/tt_metal/tt_metal/data_movement
+# README plots, "DRAM Interleaved Packet Sizes").
+DRAM_EFFICIENCY = 0.6
+# Share of the NoC link rate reached by halo / multicast / interleaved-L1 traffic (same source:
+# short packets and per-stick transfers lose bandwidth to header flits and round trips).
+NOC_EFFICIENCY = 0.5
+# Fraction of the shorter of compute and data that is not hidden behind the longer one.
+OVERLAP_LOSS = 0.25
+# Fixed device time per device program: kernel launch, runtime args, CB and semaphore setup,
+# and the op-to-op gap in a trace replay. Calibrated.
+DEVICE_OP_US = 8.0
+
+CALIBRATION = (
+    "MATMUL_EFFICIENCY, DRAM_EFFICIENCY, NOC_EFFICIENCY, OVERLAP_LOSS and DEVICE_OP_US were set "
+    "so that the hand-tuned-style plan of PANOPTIC_DEEPLAB on blackhole-20 lands near the "
+    "hand-written model's device perf figure (51.75 ms); benchmarks/plan_benchmark.py prints the ratio."
+)
+
+# Ops that are not device programs (host input upload and host readback are outside device time).
+HOST_OPS = ("input", "output")
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One input tensor of an op as the device holds it when the op runs."""
+
+    shape: tuple[int, ...]  # logical NCHW
+    dtype: str  # device dtype (plan.py DTYPES)
+    placement: Placement
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Modeled device time of one op, in microseconds, with the bytes and FLOPs behind it."""
+
+    compute_us: float
+    dram_us: float  # DRAM traffic time (part of data movement)
+    noc_us: float  # on-chip L1-to-L1 traffic time: halo, multicast, interleaved L1 (data movement)
+    reshard_us: float  # to_memory_config moves before the op, each a full device op
+    dispatch_us: float  # fixed per-device-program time
+    flops: int  # real FLOPs (no padding)
+    dram_bytes: int  # bytes read from and written to DRAM, reshards included
+    device_ops: int
+
+    @property
+    def data_us(self) -> float:
+        return self.dram_us + self.noc_us
+
+    @property
+    def total_us(self) -> float:
+        hi, lo = max(self.compute_us, self.data_us), min(self.compute_us, self.data_us)
+        return hi + OVERLAP_LOSS * lo + self.dispatch_us + self.reshard_us
+
+
+ZERO_COST = OpCost(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def tensor_bytes(shape: Sequence[int], dtype: str) -> int:
+    """Device bytes of an NCHW activation ([1, 1, N*H*W, C] in whole tiles)."""
+    n, c, h, w = (tuple(shape) + (1, 1, 1, 1))[:4]
+    return shards.tensor_bytes(n * h * w, c, dtype)
+
+
+def _noc_bw_bytes_per_us(target: Target) -> float:
+    return NOCS_PER_CORE * target.noc_bytes_per_cycle * target.clock_ghz * 1e3 * NOC_EFFICIENCY
+
+
+def _dram_us(nbytes: float, cores: int, target: Target) -> float:
+    """DRAM time: the chip's achievable bandwidth, or what `cores` NoC ports can pull, if less."""
+    chip = target.dram_bw_gbs * 1e3 * DRAM_EFFICIENCY  # bytes per microsecond
+    return nbytes / min(chip, cores * _noc_bw_bytes_per_us(target))
+
+
+def _cycles_us(cycles: float, target: Target) -> float:
+    return cycles / (target.clock_ghz * 1e3)
+
+
+def _cores_of(placement: Placement | None, tiles: int, target: Target) -> int:
+    """Cores an op runs on: its sharding's cores, else ttnn spreads interleaved work over the grid."""
+    if placement is not None and placement.sharded and placement.num_cores:
+        return placement.num_cores
+    return max(1, min(target.num_cores, tiles))
+
+
+# --- conv2d ----------------------------------------------------------------------------------
+
+def conv_flops(node: Node, input_shape: Sequence[int]) -> int:
+    """Real multiply-add FLOPs of a conv2d (2 per MAC), no padding."""
+    n, _, oh, ow = node.out.shape
+    kh, kw = _pair(node.attrs["kernel_size"])
+    cin = input_shape[1] // node.attrs["groups"]
+    return 2 * n * oh * ow * node.attrs["out_channels"] * cin * kh * kw
+
+
+def _conv_grid(node: Node, plan: OpPlan, target: Target) -> tuple[tuple[int, int], int]:
+    """(grid, num_cores) the conv runs on: conv sharding's choice, else its output sharding, else
+    what ttnn picks by itself (all cores; height sharding stops at one tile row per core)."""
+    conv = plan.conv
+    if conv is not None and conv.grid is not None and conv.num_cores:
+        return conv.grid, conv.num_cores
+    out = plan.output
+    if out is not None and out.sharded and out.grid is not None and out.num_cores:
+        return out.grid, out.num_cores
+    if conv is not None and conv.shard_layout == "HEIGHT_SHARDED":
+        n, _, oh, ow = node.out.shape
+        return target.grid, min(target.num_cores, _cdiv(n * oh * ow, TILE))
+    return target.grid, target.num_cores
+
+
+def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
+    conv = plan.conv
+    if conv is None:
+        raise ValueError(f"conv2d {node.name!r} has no conv config: run conv sharding before the cost model")
+    layout = conv.shard_layout
+    grid, cores = _conv_grid(node, plan, target)
+    slices = max(conv.num_slices, 1) if conv.slice_type != "L1_FULL" else 1
+    n, cin, ih, iw = src.shape
+    kernel, stride = _pair(node.attrs["kernel_size"]), _pair(node.attrs["stride"])
+    padding, dilation = _pair(node.attrs["padding"]), _pair(node.attrs["dilation"])
+    blocks = cb_model.conv_blocks(
+        batch=n, input_hw=(ih, iw), in_channels=cin, out_channels=node.attrs["out_channels"],
+        kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, shard_layout=layout,
+        grid=grid, num_cores=cores, act_block_h=conv.act_block_h, act_block_w_div=conv.act_block_w_div,
+        num_slices=conv.num_slices if slices > 1 else 0)
+    # Per-core tile matmuls: output rows x output channels x reduction, all in padded tiles.
+    k_tiles = blocks.weight_h_ntiles if layout == "WIDTH_SHARDED" else kernel[0] * blocks.act_block_w_ntiles
+    tile_matmuls = slices * blocks.out_h_ntiles * blocks.out_w_ntiles * k_tiles
+    compute_us = _cycles_us(tile_matmuls * CYCLES_PER_TILE_MATMUL[plan.math_fidelity] / MATMUL_EFFICIENCY, target)
+
+    cores_nhw, cores_c = cb_model.core_split(layout, grid, cores)
+    in_bytes = tensor_bytes(src.shape, src.dtype)
+    out_bytes = tensor_bytes(node.out.shape, plan.dtype)
+    w_bytes = shards.tensor_bytes(cin // node.attrs["groups"] * kernel[0] * kernel[1], node.attrs["out_channels"],
+                                  plan.weights_dtype or "bfloat16")
+    halo = slices * cb_model.halo_bytes(
+        batch=n, input_hw=(ih, iw), channels=cin, kernel_size=kernel, stride=stride, padding=padding,
+        dilation=dilation, shard_layout=layout, grid=grid, num_cores=cores, dtype=src.dtype,
+        num_slices=conv.num_slices if slices > 1 else 0)
+
+    # Prepared weights live in DRAM and are re-read for every slice.
+    dram = w_bytes * slices
+    noc_per_core = float(halo)
+    device_ops = slices * (1 + (halo > 0))
+    in_buf = src.placement.buffer
+    if in_buf == "DRAM":
+        dram += in_bytes
+        device_ops += slices  # slice read (or the move to the sharded input of an L1_FULL conv)
+    elif not src.placement.sharded:
+        noc_per_core += in_bytes / cores  # interleaved L1 pages are gathered into shards
+        device_ops += 1
+    # Weights are multicast: every height-sharded core gets all of them, a block-sharded core
+    # its column's share, a width-sharded core its own share.
+    noc_per_core += slices * w_bytes / (cores_c if layout == "BLOCK_SHARDED" else 1 if layout == "HEIGHT_SHARDED" else cores)
+    # Activations are multicast along block-sharded rows / to every width-sharded core.
+    if layout == "BLOCK_SHARDED":
+        noc_per_core += in_bytes / cores_nhw
+    elif layout == "WIDTH_SHARDED":
+        noc_per_core += in_bytes
+    out_buf = plan.output.buffer if plan.output is not None else "DRAM"
+    if out_buf == "DRAM":
+        dram += out_bytes
+        device_ops += slices if slices > 1 else 1  # slice write / move out of the conv's shards
+    elif plan.output is not None and not plan.output.sharded:
+        noc_per_core += out_bytes / cores
+        device_ops += 1
+    return OpCost(
+        compute_us=compute_us,
+        dram_us=_dram_us(dram, cores, target),
+        noc_us=noc_per_core / _noc_bw_bytes_per_us(target),
+        reshard_us=0.0,
+        dispatch_us=device_ops * DEVICE_OP_US,
+        flops=conv_flops(node, src.shape),
+        dram_bytes=int(dram),
+        device_ops=device_ops,
+    )
+
+
+# --- everything else -------------------------------------------------------------------------
+
+def _vector_cycles(node: Node, plan: OpPlan, inputs: Sequence[Operand]) -> tuple[float, int]:
+    """(total core-cycles of vector/reduce work, real FLOPs) of a non-conv op."""
+    out_elems = node.out.numel
+    phases = FIDELITY_PHASES[plan.math_fidelity]
+    op = node.op
+    if op == "add":
+        cycles = out_elems / ELTWISE_ELEMS_PER_CYCLE
+        if node.attrs.get("activation"):
+            cycles += out_elems / SFPU_ELEMS_PER_CYCLE
+        return cycles, out_elems
+    if op == "relu":
+        return out_elems / SFPU_ELEMS_PER_CYCLE, out_elems
+    if op == "mul_scalar":
+        return out_elems * phases / ELTWISE_ELEMS_PER_CYCLE, out_elems
+    if op == "channel_affine":  # a mul and an add
+        return out_elems * (phases + 1) / ELTWISE_ELEMS_PER_CYCLE, 2 * out_elems
+    if op == "batch_norm":  # unfolded: subtract mean, multiply by 1/std, multiply weight, add bias
+        return out_elems * (2 * phases + 2) / ELTWISE_ELEMS_PER_CYCLE, 4 * out_elems
+    if op == "upsample":
+        if node.attrs["mode"] == "bilinear":  # weighted sum of 4 neighbours on the FPU
+            return 4 * out_elems * phases / ELTWISE_ELEMS_PER_CYCLE, 8 * out_elems
+        return 0.0, 0
+    if op in ("max_pool2d", "avg_pool2d"):
+        kh, kw = _pair(node.attrs["kernel_size"])
+        window = out_elems * kh * kw
+        return window * (1 if op == "max_pool2d" else phases) / REDUCE_ELEMS_PER_CYCLE, window
+    if op == "global_avg_pool2d":
+        in_elems = 1
+        for d in inputs[0].shape:
+            in_elems *= d
+        return in_elems * phases / REDUCE_ELEMS_PER_CYCLE, in_elems
+    if op == "concat":
+        return 0.0, 0
+    raise ValueError(f"no cost rule for op {op!r} (node {node.name!r})")
+
+
+def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: Target) -> OpCost:
+    out_bytes = tensor_bytes(node.out.shape, plan.dtype)
+    cores = _cores_of(plan.output, _cdiv(out_bytes, TILE * TILE), target)
+    cycles, flops = _vector_cycles(node, plan, inputs)
+    dram = 0.0
+    noc = 0.0
+    for operand in inputs:
+        nbytes = tensor_bytes(operand.shape, operand.dtype)
+        if operand.placement.buffer == "DRAM":
+            dram += nbytes
+        elif not operand.placement.sharded:
+            noc += nbytes / cores
+    out = plan.output
+    if out is None or out.buffer == "DRAM":
+        dram += out_bytes
+    elif not out.sharded:
+        noc += out_bytes / cores
+    device_ops = 1
+    if node.op in ("concat", "upsample", "max_pool2d", "avg_pool2d"):
+        noc += out_bytes / cores  # data-movement kernels copy every output stick through the NoC
+    if node.op in ("max_pool2d", "avg_pool2d") and inputs and inputs[0].placement.sharded:
+        device_ops += 1  # halo
+        n, c, ih, iw = inputs[0].shape
+        grid = out.grid if out is not None and out.grid is not None else target.grid
+        noc += cb_model.halo_bytes(
+            batch=n, input_hw=(ih, iw), channels=c, kernel_size=_pair(node.attrs["kernel_size"]),
+            stride=_pair(node.attrs["stride"]), padding=_pair(node.attrs["padding"]),
+            dilation=_pair(node.attrs.get("dilation", 1)), shard_layout=inputs[0].placement.layout,
+            grid=grid, num_cores=cores, dtype=inputs[0].dtype, num_slices=0)
+    return OpCost(
+        compute_us=_cycles_us(cycles / cores, target),
+        dram_us=_dram_us(dram, cores, target),
+        noc_us=noc / _noc_bw_bytes_per_us(target),
+        reshard_us=0.0,
+        dispatch_us=device_ops * DEVICE_OP_US,
+        flops=int(flops),
+        dram_bytes=int(dram),
+        device_ops=device_ops,
+    )
+
+
+def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placement, target: Target) -> OpCost:
+    """One ttnn.to_memory_config move: read everything from `src`, write everything to `dst`."""
+    nbytes = tensor_bytes(shape, dtype)
+    tiles = _cdiv(nbytes, TILE * TILE)
+    cores = min(_cores_of(src, tiles, target), _cores_of(dst, tiles, target))
+    dram = nbytes * ((src.buffer == "DRAM") + (dst.buffer == "DRAM"))
+    noc = 0.0 if src.buffer == "DRAM" and dst.buffer == "DRAM" else nbytes / cores
+    return OpCost(
+        compute_us=0.0,
+        dram_us=_dram_us(dram, cores, target),
+        noc_us=noc / _noc_bw_bytes_per_us(target),
+        reshard_us=0.0,
+        dispatch_us=DEVICE_OP_US,
+        flops=0,
+        dram_bytes=int(dram),
+        device_ops=1,
+    )
+
+
+def op_cost(node: Node, plan: OpPlan, target: Target, inputs: Sequence[Operand],
+            spilled: Sequence[Operand] = ()) -> OpCost:
+    """Modeled device time of `node` run as `plan` on `target`.
+
+    `inputs` are the node's operands in argument order as they are before the plan's moves;
+    `spilled` the tensors named by `plan.spill_before`, in that order, as they are before their
+    spill. Both kinds of move (spills, then `reshard_inputs`) are costed here, in `reshard_us`,
+    and the op then reads the moved tensors. Pure: the planner can call it on candidate plans.
+    """
+    if node.op in HOST_OPS:
+        return ZERO_COST
+    moves = [reshard_cost(o.shape, o.dtype, o.placement, dst, target)
+             for o, (_, dst) in zip(spilled, plan.spill_before, strict=True)]
+    moved = dict(plan.reshard_inputs)
+    actual: list[Operand] = []
+    for name, operand in zip(node.inputs, inputs, strict=True):
+        if name in moved:
+            moves.append(reshard_cost(operand.shape, operand.dtype, operand.placement, moved[name], target))
+            operand = dataclasses.replace(operand, placement=moved[name])
+        actual.append(operand)
+    own = _conv_cost(node, plan, actual[0], target) if node.op == "conv2d" else _generic_cost(node, plan, actual, target)
+    return dataclasses.replace(
+        own,
+        reshard_us=sum(m.total_us for m in moves),
+        dram_bytes=own.dram_bytes + sum(m.dram_bytes for m in moves),
+        device_ops=own.device_ops + len(moves),
+    )
+
+
+# --- whole plans -----------------------------------------------------------------------------
+
+HOST_INPUT = Placement(buffer="DRAM", layout="INTERLEAVED")  # where ttnn.from_torch(device=...) puts the image
+
+
+def _dtype(node: Node) -> str:
+    return node.plan.dtype if node.plan is not None else "bfloat16"
+
+
+def _walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost]]:
+    """Cost every device op in program order, tracking where each tensor lives as moves happen
+    (a spill or reshard replaces the tensor for every later reader)."""
+    where: dict[str, Operand] = {}
+    out = []
+    for node in graph:
+        plan = node.plan
+        if node.op not in HOST_OPS:
+            if plan is None:
+                raise ValueError(f"node {node.name!r} has no plan: run the planner before the cost model")
+            inputs = [where[i] for i in node.inputs]
+            spilled = [where[name] for name, _ in plan.spill_before]
+            out.append((node, op_cost(node, plan, target, inputs, spilled)))
+            for name, dst in plan.spill_before + plan.reshard_inputs:
+                where[name] = dataclasses.replace(where[name], placement=dst)
+        placement = plan.output if plan is not None and plan.output is not None else HOST_INPUT
+        where[node.name] = Operand(node.out.shape, _dtype(node), placement)
+    return out
+
+
+@dataclass(frozen=True)
+class OpRow:
+    name: str
+    op: str
+    cost: OpCost
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    target: str
+    rows: tuple[OpRow, ...]
+    activation_bytes: int  # device bytes of every activation the graph produces
+    l1_activation_bytes: int  # of which placed in L1
+    l1_peak_per_core: int  # max over ops of the plan's live-L1 estimate
+
+    @property
+    def total_ms(self) -> float:
+        return sum(r.cost.total_us for r in self.rows) / 1e3
+
+    @property
+    def dram_bytes(self) -> int:
+        return sum(r.cost.dram_bytes for r in self.rows)
+
+    @property
+    def l1_share(self) -> float:
+        return self.l1_activation_bytes / self.activation_bytes if self.activation_bytes else 0.0
+
+    @property
+    def device_ops(self) -> int:
+        return sum(r.cost.device_ops for r in self.rows)
+
+    def summary(self) -> dict[str, float | int | str]:
+        """The headline numbers, JSON-ready."""
+        return {
+            "target": self.target,
+            "latency_ms": round(self.total_ms, 3),
+            "dram_bytes": self.dram_bytes,
+            "l1_activation_share": round(self.l1_share, 4),
+            "l1_peak_per_core": self.l1_peak_per_core,
+            "device_ops": self.device_ops,
+            "compute_ms": round(sum(r.cost.compute_us for r in self.rows) / 1e3, 3),
+            "data_ms": round(sum(r.cost.data_us for r in self.rows) / 1e3, 3),
+            "reshard_ms": round(sum(r.cost.reshard_us for r in self.rows) / 1e3, 3),
+            "dispatch_ms": round(sum(r.cost.dispatch_us for r in self.rows) / 1e3, 3),
+        }
+
+
+def evaluate(graph: Graph, target: Target) -> PlanCost:
+    """Cost every op of a planned graph (every non-host node must carry an OpPlan)."""
+    rows = []
+    act = l1_act = peak = 0
+    for node, cost in _walk(graph, target):
+        rows.append(OpRow(node.name, node.op, cost))
+        nbytes = tensor_bytes(node.out.shape, node.plan.dtype)
+        act += nbytes
+        if node.plan.output is not None and node.plan.output.buffer == "L1":
+            l1_act += nbytes
+        peak = max(peak, node.plan.l1_peak_per_core)
+    return PlanCost(target.name, tuple(rows), act, l1_act, peak)
+
+
+def annotate(graph: Graph, target: Target) -> Graph:
+    """The graph with every plan's `est_time_us` and `dram_bytes` filled in by this model."""
+    costs = {node.name: cost for node, cost in _walk(graph, target)}
+    nodes = []
+    for node in graph:
+        if node.name in costs:
+            c = costs[node.name]
+            node = dataclasses.replace(node, plan=dataclasses.replace(
+                node.plan, est_time_us=round(c.total_us, 3), dram_bytes=c.dram_bytes))
+        nodes.append(node)
+    return graph.replace_nodes(nodes)
