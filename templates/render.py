@@ -1,0 +1,470 @@
+"""Planned IR `Graph` -> one readable TTNN Python module (text), through the jinja2 templates beside it.
+
+The renderer decides nothing about the device: every dtype, fidelity, conv config, placement,
+reshard and deallocation comes from the nodes' `OpPlan`. What it adds are the lowering details the
+ttnn API imposes on a [1, 1, N*H*W, C] activation convention:
+- tensor layouts (TILE / ROW_MAJOR): `upsample` needs ROW_MAJOR input, elementwise ops and concat
+  need their inputs in one layout, and a conv whose only readers upsample or concat writes
+  ROW_MAJOR directly (`Conv2dConfig.output_layout`), so no conversion is emitted for it;
+- reshapes to [N, H, W, C] around the ops that want a 4-D view (upsample, global average pool);
+- Python names for tensors, derived from the Detectron2 module paths.
+
+Python computes the literal ttnn expressions (`ttnn.bfloat16`, memory configs, Conv2dConfig fields);
+the templates decide how statements and tables read. Same graph + plan -> byte-identical text.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from converter.ir import Graph, Node
+from passes.plan import OpPlan, Placement
+from passes.targets import Target, get_target
+
+# Used when the plan does not say (graph.meta["device_params"]): 32 KiB of L1_SMALL is what ttnn's
+# conv and pool tests reserve for halo/config tensors; the trace region holds one captured forward.
+DEFAULT_DEVICE_PARAMS = {"l1_small_size": 32768, "trace_region_size": 8 * 2**20}
+
+TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
+RELU = "ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)"
+
+# Prefixes dropped from node names to make Python names (the full name stays in the table key).
+_NAME_PREFIXES = (("backbone.", ""), ("sem_seg_head.", "sem_"), ("ins_embed_head.", "ins_"))
+
+
+class CodegenError(ValueError):
+    """A graph the generator cannot lower (a compiler bug upstream, or an unplanned graph)."""
+
+
+# ---------------------------------------------------------------- literal ttnn expressions
+
+
+def dtype_expr(dtype: str) -> str:
+    return f"ttnn.{dtype}"
+
+
+def layout_expr(layout: str) -> str:
+    return "ttnn.TILE_LAYOUT" if layout == TILE else "ttnn.ROW_MAJOR_LAYOUT"
+
+
+def memory_config_expr(p: Placement) -> str:
+    if not p.sharded:
+        return f"ttnn.{p.buffer}_MEMORY_CONFIG"
+    if p.buffer != "L1":
+        raise CodegenError(f"sharded placement in {p.buffer}: only L1 shards are supported")
+    if p.grid is None or p.shard_shape is None:
+        raise CodegenError(f"sharded placement without grid or shard shape: {p}")
+    cores = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
+    return (f"sharded(ttnn.TensorMemoryLayout.{p.layout}, grid={tuple(p.grid)}, count={cores}, "
+            f"shard={tuple(p.shard_shape)})")
+
+
+def bool_expr(value: bool) -> str:
+    return "True" if value else "False"
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- names and layouts
+
+
+def python_names(graph: Graph) -> dict[str, str]:
+    """Node name -> a unique Python identifier (readable, derived from the module path)."""
+    names: dict[str, str] = {}
+    used: set[str] = {"self", "taps", "ttnn"}
+    for node in graph:
+        if node.op == "input":
+            base = "x"
+        else:
+            base = node.name
+            for prefix, short in _NAME_PREFIXES:
+                if base.startswith(prefix):
+                    base = short + base[len(prefix):]
+                    break
+            base = re.sub(r"\W+", "_", base).strip("_") or node.op
+            if base[0].isdigit() or keyword.iskeyword(base):
+                base = f"{node.op}_{base}"
+        name, i = base, 2
+        while name in used:
+            name, i = f"{base}_{i}", i + 1
+        used.add(name)
+        names[node.name] = name
+    return names
+
+
+def _plan(node: Node) -> OpPlan:
+    if node.plan is None or node.plan.output is None:
+        raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
+    return node.plan
+
+
+def tensor_layouts(graph: Graph) -> dict[str, str]:
+    """Layout of each node's output tensor on the device (see the module docstring)."""
+    users = graph.users()
+    by_name = {n.name: n for n in graph}
+    layouts: dict[str, str] = {}
+    for node in graph:
+        if node.op == "input":
+            # the first op decides: a conv reads ROW_MAJOR, an elementwise op wants TILE
+            first = [by_name[u] for u in users[node.name]]
+            layouts[node.name] = ROW_MAJOR if first and all(u.op == "conv2d" for u in first) else TILE
+        elif node.op == "conv2d":
+            readers = [by_name[u].op for u in users[node.name]]
+            row_major = (readers and all(op in ("upsample", "concat") for op in readers)
+                         and _plan(node).dtype != "bfloat8_b")
+            layouts[node.name] = ROW_MAJOR if row_major else TILE
+        elif node.op == "upsample":
+            layouts[node.name] = ROW_MAJOR
+        elif node.op == "concat":
+            ins = {layouts[i] for i in node.inputs}
+            layouts[node.name] = ins.pop() if len(ins) == 1 else TILE
+        elif node.op == "output":
+            layouts[node.name] = layouts[node.inputs[0]]
+        else:
+            layouts[node.name] = TILE
+    return layouts
+
+
+# ---------------------------------------------------------------- per-op statement records
+
+
+@dataclass(frozen=True)
+class Move:
+    """`var = call` before an op (a planned reshard or a layout change); `free` is then deallocated."""
+
+    var: str
+    fn: str
+    args: tuple[str, ...]
+    free: str | None
+
+
+@dataclass
+class Op:
+    """One forward step: what the template needs to write it."""
+
+    kind: str  # template macro name
+    node: str
+    var: str
+    source: str
+    args: dict[str, Any] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)  # reshards and layout changes before the op
+    frees: list[str] = field(default_factory=list)  # vars deallocated after the op
+    taps: list[str] = field(default_factory=list)  # tap names stored from this op's output
+    section: str | None = None  # a comment line opening a new network component
+
+
+def _section(node: Node) -> str:
+    """The component an op belongs to, for the forward's section comments (e.g. 'backbone.res2')."""
+    parts = node.source.split(".")
+    if parts[0] == "backbone" and len(parts) > 1:
+        return ".".join(parts[:2])
+    if parts[0] in ("sem_seg_head", "ins_embed_head") and len(parts) > 1:
+        if parts[1] == "decoder" and len(parts) > 2:
+            return ".".join(parts[:3])
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def _conv_summary(a: dict[str, Any], h: int, w: int) -> str:
+    """'64->64 3x3/2 dilation 2, relu' (stride and dilation only when not 1), for the forward's comments."""
+    kh, kw = _pair(a["kernel_size"])
+    text = f"{a['in_channels']}->{a['out_channels']} {kh}x{kw}"
+    if _pair(a["stride"]) != (1, 1):
+        text += f"/{_pair(a['stride'])[0]}"
+    if _pair(a["dilation"]) != (1, 1):
+        text += f" dilation {_pair(a['dilation'])[0]}"
+    if a["activation"]:
+        text += f", {a['activation']}"
+    return f"{text} on {h}x{w}"
+
+
+def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tuple[str, Any]]:
+    plan = _plan(node)
+    if plan.conv is None:
+        raise CodegenError(f"conv {node.name!r} has no ConvConfig: run conv sharding first")
+    a = node.attrs
+    n, _, h, w = input_shape
+    cc = plan.conv
+    out = plan.output
+    assert out is not None
+    config = [("weights_dtype", dtype_expr(plan.weights_dtype or "bfloat16"))]
+    if a["activation"] == "relu":
+        config.append(("activation", RELU))
+    elif a["activation"] is not None:
+        raise CodegenError(f"conv {node.name!r}: unsupported fused activation {a['activation']!r}")
+    config += [
+        ("shard_layout", f"ttnn.TensorMemoryLayout.{cc.shard_layout}"),
+        ("act_block_h_override", str(cc.act_block_h)),
+    ]
+    if cc.shard_layout == "WIDTH_SHARDED":
+        config.append(("act_block_w_div", str(cc.act_block_w_div)))
+    config += [
+        ("enable_act_double_buffer", bool_expr(cc.enable_act_double_buffer)),
+        ("enable_weights_double_buffer", bool_expr(cc.enable_weights_double_buffer)),
+        ("output_layout", layout_expr(layout)),
+    ]
+    if cc.grid is not None and cc.num_cores:
+        # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
+        config += [("core_grid", f"cores(grid={tuple(cc.grid)}, count={cc.num_cores})"),
+                   ("override_sharding_config", "True")]
+    slice_expr = "None"
+    if cc.slice_type != "L1_FULL":
+        kind = {"DRAM_SLICE_HEIGHT": "Conv2dDRAMSliceHeight", "DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}
+        slice_expr = f"ttnn.Conv2dSliceConfig(slice_type=ttnn.{kind[cc.slice_type]}, num_slices={cc.num_slices})"
+    return [
+        ("batch_size", str(n)),
+        ("input_height", str(h)),
+        ("input_width", str(w)),
+        ("in_channels", str(a["in_channels"])),
+        ("out_channels", str(a["out_channels"])),
+        ("kernel_size", str(_pair(a["kernel_size"]))),
+        ("stride", str(_pair(a["stride"]))),
+        ("padding", str(_pair(a["padding"]))),
+        ("dilation", str(_pair(a["dilation"]))),
+        ("groups", str(a["groups"])),
+        ("dtype", dtype_expr(plan.dtype)),
+        ("conv_config", config),  # type: ignore[list-item]
+        ("compute_config", f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{plan.math_fidelity}, "
+                           f"math_approx_mode=False, fp32_dest_acc_en={bool_expr(plan.fp32_dest_acc)}, "
+                           f"packer_l1_acc={bool_expr(plan.fp32_dest_acc)})"),
+        ("slice_config", slice_expr),
+        ("memory_config", memory_config_expr(out)),
+    ]
+
+
+class _Lowering:
+    """Walks the planned graph once, in program order, and collects what the template writes."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.by_name = {n.name: n for n in graph}
+        self.var = python_names(graph)
+        self.layout = tensor_layouts(graph)
+        self.conv_rows: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.memory_rows: list[tuple[str, str]] = []
+        self.constants: list[str] = []
+        self.ops: list[Op] = []
+        self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
+        taps = graph.meta.get("taps", {})
+        self.taps_by_node: dict[str, list[str]] = {}
+        for tap, node_name in sorted(dict(taps).items()):
+            self.taps_by_node.setdefault(node_name, []).append(tap)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.by_name[name].out.shape)
+
+    def flat_shape(self, name: str) -> tuple[int, int, int, int]:
+        n, c, h, w = self.shape(name)
+        return (1, 1, n * h * w, c)
+
+    def input_placement(self, node: Node) -> Placement:
+        """Where the op's first input lives when the op runs (after the planned moves)."""
+        return self.placement[node.inputs[0]]
+
+    def run(self) -> None:
+        section = None
+        for node in self.graph:
+            if node.op == "input":
+                self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
+                continue
+            op = self.lower(node)
+            self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
+            if op is None:
+                continue
+            s = _section(node)
+            if s != section:
+                op.section, section = s, s
+            self.ops.append(op)
+
+    def prepare_inputs(self, node: Node, op: Op, want: str | None) -> list[str]:
+        """Input variables after the plan's moves and the layout conversion the op needs.
+
+        A planned move (spill, reshard) replaces the tensor for all later readers. A layout change
+        makes a temporary freed after the op; when the op is the source's last use, the source is
+        freed right after the conversion instead.
+        """
+        plan = _plan(node)
+        for name, placement in (*plan.spill_before, *plan.reshard_inputs):
+            op.moves.append(Move(self.var[name], "move", (self.var[name], memory_config_expr(placement)), None))
+            self.placement[name] = placement
+        last_use = set(plan.deallocate_after)
+        args = []
+        for name in node.inputs:
+            v = self.var[name]
+            if want is not None and self.layout[name] != want:
+                # ROW_MAJOR has no bfloat8_b
+                cast = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
+                tmp = f"{v}_{'rm' if want == ROW_MAJOR else 'tiled'}"
+                op.moves.append(Move(tmp, "ttnn.to_layout", (v, layout_expr(want), *cast), v if name in last_use else None))
+                op.frees.append(tmp)
+                v = tmp
+            elif name in last_use:
+                op.frees.append(v)
+            args.append(v)
+        # tensors that die here without being read as an input (e.g. an unused result)
+        op.frees += [self.var[n] for n in plan.deallocate_after if n not in node.inputs]
+        return args
+
+    def lower(self, node: Node) -> Op | None:
+        plan = _plan(node)
+        op = Op(kind=node.op, node=node.name, var=self.var[node.name], source=node.source,
+                taps=self.taps_by_node.get(node.name, []))
+        a = node.attrs
+        if node.op == "output":
+            # a head's result: nothing to compute, the name just follows its producer
+            self.var[node.name] = self.var[node.inputs[0]]
+            return None
+        if node.op == "conv2d":
+            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), self.layout[node.name])))
+            (x,) = self.prepare_inputs(node, op, None)
+            n, c, h, w = self.shape(node.inputs[0])
+            op.args = {"x": x, "summary": _conv_summary(a, h, w)}
+            return op
+        self.memory_rows.append((node.name, memory_config_expr(plan.output)))  # type: ignore[arg-type]
+        op.args["dtype"] = dtype_expr(plan.dtype)
+        if node.op == "channel_affine":
+            (x,) = self.prepare_inputs(node, op, TILE)
+            self.constants += [f"{node.name}.scale", f"{node.name}.shift"]
+            op.args.update(x=x)
+        elif node.op in ("add", "relu", "mul_scalar"):
+            ins = self.prepare_inputs(node, op, TILE if node.op == "add" else None)
+            op.args.update(inputs=ins)
+            if node.op == "add" and a["activation"] == "relu":
+                op.args["activations"] = f"[{RELU}]"
+            elif node.op == "add" and a["activation"] is not None:
+                raise CodegenError(f"add {node.name!r}: unsupported fused activation {a['activation']!r}")
+            if node.op == "mul_scalar":
+                op.args["scalar"] = repr(float(a["scalar"]))
+        elif node.op == "concat":
+            if a["dim"] not in (1, -3):
+                raise CodegenError(f"concat {node.name!r} on dim {a['dim']}: only channel concat is lowered")
+            ins = self.prepare_inputs(node, op, self.layout[node.name])
+            op.args.update(inputs=ins)
+        elif node.op == "upsample":
+            if a["align_corners"]:
+                raise CodegenError(f"upsample {node.name!r}: ttnn.upsample has no align_corners=True")
+            sh, sw = _pair(a["scale_factor"])
+            (x,) = self.prepare_inputs(node, op, ROW_MAJOR)
+            n, c, h, w = self.shape(node.inputs[0])
+            op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"],
+                           flat=self.flat_shape(node.name))
+        elif node.op in ("max_pool2d", "avg_pool2d"):
+            (x,) = self.prepare_inputs(node, op, None)
+            n, c, h, w = self.shape(node.inputs[0])
+            kwargs = [("batch_size", n), ("input_h", h), ("input_w", w), ("channels", c),
+                      ("kernel_size", _pair(a["kernel_size"])), ("stride", _pair(a["stride"])),
+                      ("padding", _pair(a["padding"]))]
+            if node.op == "max_pool2d":
+                kwargs.append(("dilation", _pair(a["dilation"])))
+            kwargs.append(("ceil_mode", bool_expr(a["ceil_mode"])))
+            if node.op == "avg_pool2d":
+                kwargs.append(("count_include_pad", bool_expr(a["count_include_pad"])))
+            if plan.output.sharded and not self.input_placement(node).sharded:  # type: ignore[union-attr]
+                # an interleaved input is sharded by the pool itself, as planned for its output
+                kwargs.append(("applied_shard_scheme", f"ttnn.TensorMemoryLayout.{plan.output.layout}"))  # type: ignore[union-attr]
+            kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
+            op.args.update(x=x, kwargs=kwargs)
+        elif node.op == "global_avg_pool2d":
+            (x,) = self.prepare_inputs(node, op, None)
+            n, c, h, w = self.shape(node.inputs[0])
+            op.args.update(x=x, nhwc=(n, h, w, c), flat=self.flat_shape(node.name))
+        else:
+            raise CodegenError(f"no lowering for op {node.op!r} (node {node.name!r}); "
+                               "batch_norm must be folded before code generation")
+        return op
+
+
+def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 120) -> str:
+    """`k=v, k=v, ...` filling lines up to `width`, continuation lines indented by `indent`.
+
+    A key None makes a positional argument.
+    A value that is itself a list of items is written as a nested `ttnn.Conv2dConfig(...)`.
+    """
+    parts = []
+    for key, value in items:
+        if isinstance(value, list):
+            inner = wrap_kwargs(value, indent + 4, width)
+            value = f"ttnn.Conv2dConfig(\n{' ' * (indent + 4)}{inner},\n{' ' * indent})"
+        parts.append(value if key is None else f"{key}={value}")
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        candidate = f"{line} {part}," if line else f"{part},"
+        if line and (indent + len(candidate) > width or "\n" in part or "\n" in line):
+            lines.append(line)
+            candidate = f"{part},"
+        line = candidate
+    lines.append(line)
+    return f"\n{' ' * indent}".join(lines).rstrip(",")
+
+
+def assign(target: str, fn: str, args: list[str], kwargs: list[tuple[str, Any]] = (), comment: str = "",  # type: ignore[assignment]
+           indent: int = 8, width: int = 120) -> str:
+    """`target = fn(args, k=v)  # comment`, wrapped to `width` like a person would write it."""
+    pad = " " * indent
+    args = [str(a) for a in args]
+    inner = ", ".join([*args, *(f"{k}={v}" for k, v in kwargs)])
+    line = f"{pad}{target} = {fn}({inner})"
+    if len(line) <= width:
+        return f"{line}  # {comment}" if comment and len(line) + len(comment) + 4 <= width else \
+            (f"{pad}# {comment}\n{line}" if comment else line)
+    body = wrap_kwargs([(None, a) for a in args] + list(kwargs), indent + 4, width)
+    text = f"{pad}{target} = {fn}(\n{pad}    {body},\n{pad})"
+    return f"{pad}# {comment}\n{text}" if comment else text
+
+
+def class_name(variant: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", variant) if part)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("templates", "."),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["kwargs"] = wrap_kwargs
+    env.globals["assign"] = assign
+    return env
+
+
+def render_module(graph: Graph, target: str | Target) -> str:
+    """The generated TTNN module for a planned graph, as text."""
+    target = get_target(target) if isinstance(target, str) else target
+    lowering = _Lowering(graph)
+    lowering.run()
+    (input_node,) = [n for n in graph if n.op == "input"]
+    input_plan = _plan(input_node)
+    outputs = {head: lowering.var[node] for head, node in graph.outputs.items()}
+    device_params = dict(sorted(dict(graph.meta.get("device_params", DEFAULT_DEVICE_PARAMS)).items()))
+    text = _environment().get_template("module.py.j2").render(
+        variant=graph.meta.get("variant", "model"),
+        class_name=class_name(graph.meta.get("variant", "model")),
+        target=target,
+        input_shape=tuple(input_node.out.shape),
+        input_dtype=dtype_expr(input_plan.dtype),
+        input_layout=layout_expr(lowering.layout[input_node.name]),
+        input_memory_config=memory_config_expr(input_plan.output),  # type: ignore[arg-type]
+        device_params=device_params,
+        output_shapes={h: tuple(graph.node(n).out.shape) for h, n in graph.outputs.items()},
+        outputs=outputs,
+        taps={t: (n, tuple(graph.node(n).out.shape)) for t, n in sorted(dict(graph.meta.get("taps", {})).items())},
+        conv_rows=lowering.conv_rows,
+        memory_rows=lowering.memory_rows,
+        constants=lowering.constants,
+        ops=lowering.ops,
+        input_var=lowering.var[input_node.name],
+    )
+    return text
