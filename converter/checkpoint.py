@@ -1,0 +1,139 @@
+"""Detectron2 model-zoo checkpoints (`.pkl`): loading them, and writing seeded stand-ins for tests.
+
+The released weights (model_final_bd324a.pkl) cannot be downloaded here, so tests use checkpoints in
+the same format ({"model": {state-dict name: numpy array}, "__author__": ...}, a plain pickle) made
+from seeded random weights. Loading goes through Detectron2's own DetectionCheckpointer; because
+that only *warns* about missing, unexpected or mis-shaped keys, we check them ourselves first.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from converter.errors import UserError
+from converter.model import build_model, with_crop_size
+
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402  (after model.py's compat install)
+from detectron2.config import CfgNode  # noqa: E402
+
+_PICKLE_PROTOCOL = 4  # fixed, so the bytes do not depend on the Python version's default
+# BN statistics are calibrated at the released model's inference size: ASPP's 6/12/18-dilated convs
+# see mostly zero padding at small sizes, and stats calibrated there left the heads' activations ~50x
+# too large at 512x1024 (measured). One single-threaded pass here takes ~4 s.
+_CALIBRATION_SIZE = (512, 1024)
+_FIX = "use a Detectron2 model-zoo .pkl such as model_final_bd324a.pkl"
+
+
+def _expected_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The entries a checkpoint must provide (Detectron2 tolerates a missing BN batch counter)."""
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded weights with realistic activations and non-trivial BatchNorm statistics.
+
+    Every conv gets He-normal weights (so the 1x1 predictors give O(1) outputs, not Detectron2's
+    1e-3 init); BN running stats are then calibrated by one forward pass in train mode on a seeded
+    random 512x1024 image (momentum=None: the stats become that batch's exactly), and BN affine params are
+    perturbed so that folding BN into convs is exercised with weight != 1, bias != 0.
+    """
+    calibration_cfg = with_crop_size(cfg, _CALIBRATION_SIZE)  # weights do not depend on the crop
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(calibration_cfg)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Conv2d):
+                    fan_in = m.weight[0].numel()
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                    if m.bias is not None:
+                        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.momentum = None
+                bn.train()
+            # One thread: reductions then run in one fixed order, so the bytes are reproducible.
+            torch.set_num_threads(1)
+            try:
+                image = torch.rand((3, *_CALIBRATION_SIZE), generator=g) * 255.0
+                x = ((image - model.pixel_mean) / model.pixel_std)[None]
+                features = model.backbone(x)
+                model.sem_seg_head.layers(features)
+                model.ins_embed_head.layers(features)
+            finally:
+                torch.set_num_threads(threads)
+            for bn in bns:
+                bn.weight.copy_(1.0 + 0.1 * torch.randn(bn.weight.shape, generator=g))
+                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
+    return {k: v.detach().numpy().copy() for k, v in sorted(_expected_state(model).items())}
+
+
+def write_random_checkpoint(cfg: CfgNode, path: Path, seed: int = 0) -> Path:
+    """Write a model-zoo-format `.pkl` of `random_state_dict(cfg, seed)`; same seed, same bytes."""
+    path = Path(path)
+    payload = {"model": random_state_dict(cfg, seed), "__author__": f"pdl2ttnn random weights, seed {seed}"}
+    data = pickle.dumps(payload, protocol=_PICKLE_PROTOCOL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, object]:
+    """The checkpoint's {"model": ...} dict, or a UserError saying what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found; {_FIX}")
+    if path.suffix != ".pkl":
+        raise UserError(f"checkpoint {path} is not a .pkl file; {_FIX}")
+    try:
+        with path.open("rb") as f:
+            data = pickle.load(f, encoding="latin1")
+    except Exception as e:  # truncated, not a pickle, or a pickle of unimportable classes
+        raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a dict; {_FIX}")
+    if not isinstance(data.get("model"), dict) or "__author__" not in data:
+        raise UserError(f"checkpoint {path} lacks the model-zoo keys 'model' (a dict) and '__author__'; {_FIX}")
+    return data
+
+
+def check_state(model: nn.Module, state: dict[str, object], path: Path) -> None:
+    """UserError naming the first mismatches if `state` does not fit `model` key for key, shape for shape."""
+    expected = _expected_state(model)
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected and not k.endswith("num_batches_tracked")]
+    for k, v in expected.items():
+        if k in state and tuple(np.shape(state[k])) != tuple(v.shape):
+            problems.append(f"{k} has shape {tuple(np.shape(state[k]))}, model expects {tuple(v.shape)}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise UserError(f"checkpoint {path} does not match the config: {'; '.join(problems[:3])}{more}; "
+                        "use the checkpoint trained with this config, or the config it was trained with")
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
+    """Load a model-zoo `.pkl` into `model` through Detectron2's DetectionCheckpointer."""
+    path = Path(path)
+    check_state(model, read_checkpoint(path)["model"], path)
+    DetectionCheckpointer(model).load(str(path))
+    return model

@@ -1,0 +1,146 @@
+"""Detectron2 config and model: the only place that turns a YAML file into a Panoptic-DeepLab module.
+
+Everything goes through Detectron2's own `get_cfg` + `add_deeplab_config` +
+`add_panoptic_deeplab_config` + `build_model`, so the model we compile is the model Detectron2 runs.
+
+ASPP image pooling is `AvgPool2d(INPUT.CROP.SIZE / 16, stride 1)` (DeepLabV3PlusHead): a global mean
+only when the input equals the training crop (512x1024 for our config). `with_crop_size` is the one,
+explicit way to build a model whose pooling is global at another size (tests use it at 128x256);
+nothing here changes a user's config behind their back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import converter.detectron2_compat as _compat
+
+_compat.install()
+
+from detectron2.config import CfgNode, get_cfg  # noqa: E402
+from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
+from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
+
+from converter.errors import UserError  # noqa: E402
+
+VARIANTS = ("panoptic_deeplab", "deeplab_v3_plus")
+# What each variant's traced core returns (deeplab_v3_plus = the semantic branch only).
+VARIANT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "panoptic_deeplab": ("sem_seg", "center", "offset"),
+    "deeplab_v3_plus": ("sem_seg",),
+}
+# Per-component check points: tap name -> the Detectron2 module whose output it is.
+TAP_MODULES: dict[str, str] = {
+    "backbone.res2": "backbone.res2",
+    "backbone.res3": "backbone.res3",
+    "backbone.res5": "backbone.res5",
+    "sem_seg_head.aspp": "sem_seg_head.decoder.res5.project_conv",
+    "sem_seg_head.logits": "sem_seg_head.predictor",
+    "ins_embed_head.aspp": "ins_embed_head.decoder.res5.project_conv",
+    "ins_embed_head.center": "ins_embed_head.center_predictor",
+    "ins_embed_head.offset": "ins_embed_head.offset_predictor",
+}
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "panoptic_deeplab_R_52_os16_mg124_cityscapes.yaml"
+DEFAULT_INPUT_SIZE = (512, 1024)
+
+
+def taps_for(variant: str) -> dict[str, str]:
+    check_variant(variant)
+    keep = ("backbone.", "sem_seg_head.") if variant == "deeplab_v3_plus" else ("",)
+    return {t: m for t, m in TAP_MODULES.items() if t.startswith(keep)}
+
+
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
+def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> CfgNode:
+    """Read a Panoptic-DeepLab YAML (None = our Cityscapes R-52 config) and check `input_size` fits it."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; pass a Detectron2 Panoptic-DeepLab .yaml "
+                        f"(or omit --config for {DEFAULT_CONFIG.name})")
+    cfg = get_cfg()
+    add_panoptic_deeplab_config(cfg)  # also adds the DeepLab keys
+    try:
+        cfg.merge_from_file(str(path))
+    except Exception as e:  # yaml errors, unknown keys, type mismatches: all "unreadable"
+        reason = " ".join(str(e).split())
+        raise UserError(f"cannot read config {path}: {type(e).__name__}: {reason}; "
+                        "fix the YAML (keys must be Detectron2/Panoptic-DeepLab config keys)") from None
+    if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
+        raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}; "
+                        "pdl2ttnn compiles only 'PanopticDeepLab' configs")
+    cfg.MODEL.DEVICE = "cpu"
+    check_input_size(cfg, input_size)
+    # Carried so traced graphs can say which config they came from (see build_model).
+    cfg.PDL2TTNN_CONFIG_NAME = path.stem
+    return cfg
+
+
+def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
+    """The ASPP image-pooling window Detectron2 builds from this config (None = adaptive/global)."""
+    if not cfg.INPUT.CROP.ENABLED:
+        return None
+    crop_h, crop_w = cfg.INPUT.CROP.SIZE
+    stride = encoder_stride(cfg)
+    return crop_h // stride, crop_w // stride
+
+
+def encoder_stride(cfg: CfgNode) -> int:
+    """Stride of the deepest feature the heads read (16 for output stride 16: res5 is dilated)."""
+    strides = {"res2": 4, "res3": 8}
+    strides["res4"] = strides["res3"] * (2 if cfg.MODEL.RESNETS.RES4_DILATION == 1 else 1)
+    strides["res5"] = strides["res4"] * (2 if cfg.MODEL.RESNETS.RES5_DILATION == 1 else 1)
+    return max(strides[f] for f in cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES)
+
+
+def check_input_size(cfg: CfgNode, input_size: tuple[int, int]) -> None:
+    """Input sizes whose res5 map the config's ASPP pooling window does not tile are rejected."""
+    if len(input_size) != 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
+        raise UserError(f"input size {input_size!r} is not two positive integers; use e.g. 512x1024")
+    kernel = aspp_pool_kernel(cfg)
+    if kernel is None:
+        return
+    stride = encoder_stride(cfg)
+    deepest = tuple(-(-s // stride) for s in input_size)  # each stride-2 layer rounds up
+    if deepest[0] % kernel[0] or deepest[1] % kernel[1]:
+        crop = tuple(cfg.INPUT.CROP.SIZE)
+        raise UserError(f"input size {input_size[0]}x{input_size[1]} does not fit the config's ASPP "
+                        f"pooling window {kernel[0]}x{kernel[1]} (INPUT.CROP.SIZE {crop[0]}x{crop[1]} / {stride}); "
+                        f"use an input size that is a multiple of {crop[0]}x{crop[1]}")
+
+
+def with_crop_size(cfg: CfgNode, input_size: tuple[int, int]) -> CfgNode:
+    """A copy of `cfg` whose training crop is `input_size`, so ASPP pooling is global at that size.
+
+    This changes what the model computes at any other size; it exists for small test inputs (the
+    weights do not depend on the crop, so a checkpoint of the original config still loads).
+    """
+    out = cfg.clone()
+    out.INPUT.CROP.SIZE = tuple(input_size)
+    check_input_size(out, input_size)
+    return out
+
+
+def build_model(cfg: CfgNode) -> nn.Module:
+    """Detectron2's model for `cfg`, in eval mode on the CPU (weights: Detectron2's random init)."""
+    cfg = cfg.clone()
+    cfg.MODEL.DEVICE = "cpu"
+    model = _d2_build_model(cfg)
+    model.eval()
+    # Detectron2's meta-architectures name their input channel order `input_format`; this one does not.
+    model.input_format = cfg.INPUT.FORMAT
+    model.config_name = cfg.get("PDL2TTNN_CONFIG_NAME", "")
+    return model
+
+
+def example_input(input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """A seeded 1x3xHxW image in the model's input format (0-255 floats)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((1, 3, *input_size), generator=g) * 255.0
