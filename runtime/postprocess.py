@@ -11,6 +11,7 @@ identity), as `converter.reference.reference_outputs` and the generated TTNN cod
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -76,7 +77,9 @@ def fuse(outputs: Mapping[str, torch.Tensor], params: FusionParams) -> Segmentat
         return Segmentation(semantic[0].numpy(), None, (), params.label_divisor)
     center = _single(outputs, "center").float()
     offset = _single(outputs, "offset").float()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Detectron2 0.6 calls torch.meshgrid without `indexing` (its result is the same: "ij").
+        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
         panoptic, _ = get_panoptic_segmentation(
             semantic, center, offset,
             thing_ids=params.thing_ids,

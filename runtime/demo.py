@@ -1,0 +1,261 @@
+"""The panoptic demo: images in, one visualisation per image and runner out, runners compared.
+
+Mirrors Tenstorrent's hand-written `run_panoptic_deeplab.py <image_or_dir> <weights> <output_dir>`:
+every image is resized to the model input size and run through each runner (`ttnn`: the generated
+TTNN code, `pytorch`: Detectron2 itself); each runner's `{runner}_output/` directory gets
+`{name}_original.jpg` (the resized input) and `{name}_panoptic.jpg` (`{name}_semantic.jpg` for the
+semantic-only DeepLabV3+ variant). Beyond it: both runners' results are compared per image (semantic
+agreement, instance counts), and `summary.json` records the comparison (no timings, so reruns give
+identical files).
+
+A runner is any `Callable[[Tensor 1x3xHxW RGB 0-255], dict of head outputs]`, so this module does
+not care how a model is run; `main` (the `pdl-demo` console script) builds the real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converter.errors import UserError
+from runtime.atomic import write_text
+from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
+from runtime.postprocess import FusionParams, Segmentation, fuse
+from runtime.visualize import overlay, save_jpeg
+
+Runner = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+SCENES_TOKEN = ":scenes"  # image_or_dir value for the built-in synthetic street scenes
+SCENE_SIZE = (1024, 2048)  # (H, W) of a Cityscapes frame, so the demo resizes them like real photos
+SCENE_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class RunnerResult:
+    instances: int | None  # None for a semantic-only model
+    classes: list[int]  # class ids present in the semantic map, ascending
+    files: list[str]  # written, relative to the output directory
+    seconds: float  # runner call only (not post-processing)
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    name: str
+    runners: dict[str, RunnerResult]
+    semantic_agreement: float | None  # % of pixels where the two runners' class maps agree
+
+    def line(self) -> str:
+        parts = []
+        for runner, r in self.runners.items():
+            what = "semantic only" if r.instances is None else f"{r.instances} instances"
+            parts.append(f"{runner} {what} ({r.seconds:.2f} s)")
+        if self.semantic_agreement is not None:
+            parts.append(f"semantic agreement {self.semantic_agreement:.2f}%")
+        return f"{self.name}: " + ", ".join(parts)
+
+
+def runner_dir(runner: str) -> str:
+    return f"{runner}_output"
+
+
+def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[str, Runner],
+             model_input_size: tuple[int, int], *, fusion: FusionParams) -> list[ImageReport]:
+    """Run every image through every runner, write the visualisations, compare the runners."""
+    if not runners:
+        raise ValueError("run_demo needs at least one runner")
+    output_dir = Path(output_dir)
+    reports = []
+    for source in inputs:
+        image = resize_to_model(source.image, model_input_size)
+        x = to_model_input(image)
+        results: dict[str, RunnerResult] = {}
+        semantics: list[np.ndarray] = []
+        for runner, run in runners.items():
+            start = time.perf_counter()
+            outputs = run(x)
+            seconds = time.perf_counter() - start
+            seg = fuse(outputs, fusion)
+            semantics.append(seg.semantic)
+            results[runner] = RunnerResult(
+                instances=None if seg.panoptic is None else len(seg.instances),
+                classes=sorted(int(c) for c in np.unique(seg.semantic)),
+                files=_write_images(output_dir, runner, source.name, image, seg),
+                seconds=seconds,
+            )
+        agreement = None
+        if len(semantics) == 2:
+            agreement = float((semantics[0] == semantics[1]).mean() * 100.0)
+        reports.append(ImageReport(source.name, results, agreement))
+    write_text(output_dir / "summary.json", summary_json(reports))
+    return reports
+
+
+def _write_images(output_dir: Path, runner: str, name: str, image, seg: Segmentation) -> list[str]:
+    kind = "semantic" if seg.panoptic is None else "panoptic"
+    files = [f"{runner_dir(runner)}/{name}_original.jpg", f"{runner_dir(runner)}/{name}_{kind}.jpg"]
+    save_jpeg(output_dir / files[0], image)
+    save_jpeg(output_dir / files[1], overlay(image, seg))
+    return files
+
+
+def summary_json(reports: Sequence[ImageReport]) -> str:
+    """The comparison as JSON, without timings (same inputs -> same bytes)."""
+    def strip(report: ImageReport) -> dict:
+        d = asdict(report)
+        for r in d["runners"].values():
+            del r["seconds"]
+        if d["semantic_agreement"] is not None:
+            d["semantic_agreement"] = round(d["semantic_agreement"], 4)
+        return d
+
+    return json.dumps({"images": [strip(r) for r in reports]}, indent=2, sort_keys=True) + "\n"
+
+
+# ---- the pdl-demo command ------------------------------------------------------------------------
+
+_DESCRIPTION = f"""\
+Run Panoptic-DeepLab on images and write panoptic visualisations, like Tenstorrent's hand-written
+run_panoptic_deeplab.py. Each image is resized to the model input size (default 512x1024). Output:
+OUTPUT_DIR/ttnn_output/ and OUTPUT_DIR/pytorch_output/ with NAME_original.jpg and NAME_panoptic.jpg
+(with --variant deeplab_v3_plus, which has no instance heads: NAME_semantic.jpg instead), and
+OUTPUT_DIR/summary.json. One line per image compares the runners.
+
+IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
+files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes
+(needs the source checkout). WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
+or pass --random-weights instead of it for seeded random weights.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pdl-demo", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="pdl-demo IMAGE_OR_DIR (WEIGHTS.pkl | --random-weights) OUTPUT_DIR [options]")
+    p.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR [WEIGHTS.pkl] OUTPUT_DIR", help=argparse.SUPPRESS)
+    p.add_argument("--random-weights", action="store_true",
+                   help="seeded random weights instead of a checkpoint (pipeline check; the pictures mean nothing)")
+    p.add_argument("--variant", default="panoptic_deeplab", choices=("panoptic_deeplab", "deeplab_v3_plus"),
+                   help="deeplab_v3_plus: semantic segmentation only, writes NAME_semantic.jpg (default: %(default)s)")
+    p.add_argument("--target", default=None, help="TTNN runner: device target, as for pdl-convert")
+    p.add_argument("--trace", action="store_true", help="TTNN runner: run in trace mode")
+    p.add_argument("--weight-cache", type=Path, default=None, metavar="DIR",
+                   help="TTNN runner: cache of prepared device weights")
+    p.add_argument("--pytorch-only", action="store_true", help="run only the Detectron2 reference")
+    p.add_argument("--input-size", default=None, metavar="HxW",
+                   help="model input size (default: the config's training crop, 512x1024). Another size sets "
+                        "ASPP image pooling to that size's global mean, as it is at 512x1024: quick looks only")
+    return p
+
+
+@dataclass(frozen=True)
+class DemoArgs:
+    inputs: str
+    weights: Path | None
+    output_dir: Path
+    variant: str
+    input_size: tuple[int, int] | None
+    pytorch_only: bool
+    target: str | None
+    trace: bool
+    weight_cache: Path | None
+
+
+def parse_args(argv: Sequence[str]) -> DemoArgs:
+    a = _parser().parse_args(argv)
+    want = 2 if a.random_weights else 3
+    if len(a.paths) != want:
+        form = "IMAGE_OR_DIR OUTPUT_DIR with --random-weights" if a.random_weights else \
+            "IMAGE_OR_DIR WEIGHTS.pkl OUTPUT_DIR (or IMAGE_OR_DIR OUTPUT_DIR --random-weights)"
+        raise UserError(f"expected {form}, got {len(a.paths)} path(s): {' '.join(a.paths)}")
+    return DemoArgs(
+        inputs=a.paths[0], weights=None if a.random_weights else Path(a.paths[1]), output_dir=Path(a.paths[-1]),
+        variant=a.variant, input_size=_parse_size(a.input_size) if a.input_size else None,
+        pytorch_only=a.pytorch_only, target=a.target, trace=a.trace, weight_cache=a.weight_cache)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input-size {text!r} is not HxW; use e.g. --input-size 512x1024") from None
+    return h, w
+
+
+def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
+    if inputs == SCENES_TOKEN:
+        try:
+            from tests.scenes import street_scene
+        except ImportError:
+            raise UserError(f"{SCENES_TOKEN} needs the pdl2ttnn source checkout (tests/scenes.py); "
+                            "run from it or pass an image or directory") from None
+        h, w = SCENE_SIZE
+        return [SourceImage(f"scene_{s}", street_scene(w, h, seed=s)) for s in SCENE_SEEDS], []
+    collected = collect_images(Path(inputs))
+    return collected.images, collected.skipped
+
+
+def pytorch_runner(cfg, weights: Path, variant: str) -> Runner:
+    """Detectron2's own model with the checkpoint, returning its head outputs."""
+    from converter.checkpoint import load_checkpoint
+    from converter.model import build_model
+    from converter.reference import reference_outputs
+
+    model = load_checkpoint(build_model(cfg), weights)
+    return lambda x: reference_outputs(model, variant, x)
+
+
+def ttnn_runner(cfg, weights: Path, args: DemoArgs) -> Runner:
+    """The generated TTNN code through runtime/run.py (the integration point; see the report)."""
+    raise UserError("the TTNN runner is not wired into pdl-demo yet (runtime/run.py is not integrated); "
+                    "run with --pytorch-only")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except UserError as e:
+        print(f"pdl-demo: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    from converter.model import DEFAULT_INPUT_SIZE, check_variant, load_config, with_crop_size
+
+    check_variant(args.variant)
+    cfg = load_config()
+    size = args.input_size or DEFAULT_INPUT_SIZE
+    if args.input_size:
+        cfg = with_crop_size(cfg, size)
+    images, skipped = load_inputs(args.inputs)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="pdl-demo-") as tmp:
+        weights = args.weights
+        if weights is None:
+            from converter.checkpoint import write_random_checkpoint
+
+            weights = write_random_checkpoint(cfg, Path(tmp) / "random_weights.pkl", seed=0)
+        runners: dict[str, Runner] = {}
+        if not args.pytorch_only:
+            runners["ttnn"] = ttnn_runner(cfg, weights, args)
+        runners["pytorch"] = pytorch_runner(cfg, weights, args.variant)
+        print(f"{len(images)} image(s) at {size[0]}x{size[1]}, variant {args.variant}, "
+              f"runners: {', '.join(runners)}")
+        reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
+    for report in reports:
+        print(report.line())
+    print(f"wrote {', '.join(runner_dir(r) + '/' for r in runners)} and summary.json in {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The demo end to end: files per runner, runner comparison, reproducible output, the pdl-demo CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from converter.checkpoint import random_state_dict
+from converter.model import build_model, load_config, with_crop_size
+from converter.reference import reference_outputs
+from runtime.demo import main, parse_args, run_demo
+from runtime.images import SourceImage
+from runtime.postprocess import FusionParams, fuse
+from tests.scenes import street_scene
+
+SIZE = (128, 256)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return with_crop_size(load_config(), SIZE)
+
+
+@pytest.fixture(scope="module")
+def params(cfg):
+    return FusionParams.from_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    m = build_model(cfg)
+    m.load_state_dict({k: torch.from_numpy(v) for k, v in random_state_dict(cfg, seed=0).items()}, strict=False)
+    return m
+
+
+def _scenes(n=2):
+    # Not the model size: run_demo must resize (2x here).
+    return [SourceImage(f"scene_{s}", street_scene(512, 256, seed=s)) for s in range(n)]
+
+
+def _fixed_runner(left_class: int):
+    """Stub runner: class 0 everywhere except the left quarter (left_class); no instance heads."""
+    def run(x):
+        h, w = x.shape[-2:]
+        logits = torch.zeros(1, 19, h, w)
+        logits[0, 0] = 1.0
+        logits[0, left_class, :, : w // 4] = 2.0
+        return {"sem_seg": logits}
+    return run
+
+
+def test_files_and_comparison_with_two_runners(tmp_path, params):
+    reports = run_demo(_scenes(), tmp_path, {"ttnn": _fixed_runner(10), "pytorch": _fixed_runner(2)},
+                       SIZE, fusion=params)
+    names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert names == ["pytorch_output/scene_0_original.jpg", "pytorch_output/scene_0_semantic.jpg",
+                     "pytorch_output/scene_1_original.jpg", "pytorch_output/scene_1_semantic.jpg",
+                     "summary.json",
+                     "ttnn_output/scene_0_original.jpg", "ttnn_output/scene_0_semantic.jpg",
+                     "ttnn_output/scene_1_original.jpg", "ttnn_output/scene_1_semantic.jpg"]
+    for name in names[:-5]:
+        assert Image.open(tmp_path / name).size == (256, 128)
+    assert [r.semantic_agreement for r in reports] == [75.0, 75.0]  # they differ on the left quarter
+    line = reports[0].line()
+    assert line.startswith("scene_0: ttnn semantic only (") and line.endswith("semantic agreement 75.00%")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["images"][1]["runners"]["ttnn"]["classes"] == [0, 10]
+    assert summary["images"][1]["semantic_agreement"] == 75.0
+
+
+def test_rerun_writes_identical_bytes(tmp_path, model, params):
+    run = {"pytorch": lambda x: reference_outputs(model, "panoptic_deeplab", x)}
+    run_demo(_scenes(1), tmp_path / "a", run, SIZE, fusion=params)
+    run_demo(_scenes(1), tmp_path / "b", run, SIZE, fusion=params)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 3
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_path, model, params):
+    scenes = _scenes(2)
+    reports = run_demo(scenes, tmp_path, {"pytorch": lambda x: reference_outputs(model, "panoptic_deeplab", x)},
+                       SIZE, fusion=params)
+    for source, report in zip(scenes, reports):
+        assert report.runners["pytorch"].files == [f"pytorch_output/{source.name}_original.jpg",
+                                                   f"pytorch_output/{source.name}_panoptic.jpg"]
+        # Detectron2's full forward (its own post-processing) on the same resized image.
+        image = torch.from_numpy(np.array(source.image.resize((256, 128), Image.Resampling.BILINEAR)))
+        x = image.permute(2, 0, 1).float()
+        with torch.no_grad():
+            d2 = model([{"image": x, "height": 128, "width": 256}])[0]
+        panoptic = d2["panoptic_seg"][0].numpy()
+        ours = fuse(reference_outputs(model, "panoptic_deeplab", x[None]), params)
+        assert np.array_equal(ours.panoptic, panoptic)
+        assert np.array_equal(ours.semantic, d2["sem_seg"].argmax(0).numpy())
+        things = [p for p in np.unique(panoptic) if p >= 0 and p // 1000 in params.thing_ids]
+        assert report.runners["pytorch"].instances == len(things)
+        assert report.runners["pytorch"].instances > 0  # the random model does find "things"
+        original = np.asarray(Image.open(tmp_path / report.runners["pytorch"].files[0]), dtype=int)
+        drawn = np.asarray(Image.open(tmp_path / report.runners["pytorch"].files[1]), dtype=int)
+        assert np.abs(original - image.numpy()).mean() < 3  # JPEG of the resized input
+        assert np.abs(drawn - original).mean() > 10  # the overlay is visible
+
+
+def test_cli_needs_weights_or_random_weights(capsys):
+    assert main(["in.png", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pdl-demo: error: expected IMAGE_OR_DIR WEIGHTS.pkl OUTPUT_DIR") and err.count("\n") == 1
+    args = parse_args(["in.png", "out", "--random-weights", "--variant", "deeplab_v3_plus"])
+    assert args.weights is None and str(args.output_dir) == "out" and args.variant == "deeplab_v3_plus"
+
+
+def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "--random-weights", "--pytorch-only",
+                 "--input-size", "128x256"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_semantic_variant_on_a_directory(tmp_path, capsys):
+    street_scene(300, 150, seed=5).save(tmp_path / "street.png")
+    (tmp_path / "readme.txt").write_text("not an image")
+    out = tmp_path / "out"
+    status = main([str(tmp_path), str(out), "--random-weights", "--pytorch-only", "--input-size", "128x256",
+                   "--variant", "deeplab_v3_plus"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "skipped readme.txt: not an image file" in captured.err
+    assert "street: pytorch semantic only (" in captured.out
+    assert sorted(p.name for p in (out / "pytorch_output").iterdir()) == ["street_original.jpg", "street_semantic.jpg"]
