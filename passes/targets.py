@@ -14,6 +14,9 @@ Sources (ttnn 0.81.1 wheel data files, read offline; see shared/reference/ttnn-0
 - NoC width: one 512-bit flit per cycle per NoC on Blackhole, 256-bit on Wormhole
   (tt-isa-documentation BlackholeA0/NoC/README.md, "Performance" and the Wormhole comparison tip);
   each Tensix core has two NoCs.
+- DRAM bytes one core can move per cycle: Blackhole 33, Wormhole 22 (single-core ideal DRAM read,
+  tenstorrent/tt-low-level-documentation data_movement_doc/general/ideal_performance.md, via
+  docs/research/handwritten-pdl-and-cost-constants.md section 3).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Target:
     l1_alignment: int
     dram_alignment: int
     noc_bytes_per_cycle: int = 64  # per NoC, per core (cost model)
+    dram_bytes_per_cycle_per_core: int = 33  # what one core's reads pull from DRAM (cost model)
 
     @property
     def num_cores(self) -> int:
@@ -58,7 +62,7 @@ TARGETS: dict[str, Target] = {
         Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
         Target("blackhole-p150", "blackhole", (13, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
         Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32,
-               noc_bytes_per_cycle=32),
+               noc_bytes_per_cycle=32, dram_bytes_per_cycle_per_core=22),
     )
 }
 DEFAULT_TARGET = "blackhole-20"
