@@ -1,0 +1,252 @@
+"""The emulated device: a target's core grid and memory, the tensors on it, programs and traces."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from passes.targets import Target
+from runtime.emulator import dtypes
+from runtime.emulator.allocator import Buffer, DeviceMemory, DeviceMemoryError, OpMemory
+from runtime.emulator.tensor import TILE, Tensor, buffer_size, padded_shape
+
+
+@dataclass
+class TraceStep:
+    """One op recorded during trace capture: re-run `compute` on the inputs' current values."""
+
+    compute: Callable[..., torch.Tensor | Sequence[torch.Tensor]]
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+
+
+@dataclass
+class Trace:
+    steps: list[TraceStep] = field(default_factory=list)
+    complete: bool = False
+
+
+class EmuDevice:
+    """What `ttnn.open_device` returns in the emulator."""
+
+    def __init__(self, ttnn, target: Target, *, device_id: int, l1_small_size: int, trace_region_size: int,
+                 num_command_queues: int) -> None:
+        self._ttnn = ttnn
+        self.target = target
+        self.device_id = device_id
+        self.l1_small_size = l1_small_size
+        self.trace_region_size = trace_region_size
+        self.num_command_queues = num_command_queues
+        self.memory = DeviceMemory(
+            l1_bytes=target.l1_bytes_per_core, l1_unreserved=target.l1_unreserved_per_core,
+            num_cores=target.num_cores, l1_small_size=l1_small_size, dram_bytes=target.dram_bytes,
+            dram_banks=target.dram_banks, l1_alignment=target.l1_alignment, dram_alignment=target.dram_alignment)
+        self.closed = False
+        self._traces: dict[int, Trace] = {}
+        self._capturing: int | None = None
+        self._trace_ids = itertools.count()
+
+    # --- real MeshDevice methods a program may call -------------------------------------------------
+    def compute_with_storage_grid_size(self):
+        return self._ttnn.CoreCoord(*self.target.grid)
+
+    def arch(self):
+        arch = self._ttnn.device.Arch
+        return arch.BLACKHOLE if self.target.arch == "blackhole" else arch.WORMHOLE_B0
+
+    def id(self) -> int:
+        return self.device_id
+
+    def get_num_devices(self) -> int:
+        return 1
+
+    def enable_program_cache(self) -> None:
+        pass
+
+    def disable_and_clear_program_cache(self) -> None:
+        pass
+
+    def clear_program_cache(self) -> None:
+        pass
+
+    # --- what the emulator reports --------------------------------------------------------------------
+    def peak_l1_per_core(self) -> int:
+        """Most L1 bytes (circular buffers + L1 buffers + L1_SMALL) any op needed on one core."""
+        return self.memory.peak_l1_per_core()
+
+    @property
+    def op_log(self) -> list[OpMemory]:
+        return self.memory.op_log
+
+    def core_range_str(self) -> str:
+        x, y = self.target.grid
+        return f"{{[(x=0,y=0) - (x={x - 1},y={y - 1})]}}"
+
+    # --- tensors ----------------------------------------------------------------------------------
+    def check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("Device is closed: open it again with ttnn.open_device before using it")
+
+    def new_tensor(self, data: torch.Tensor, dtype, layout, memory_config,
+                   stored_shape: tuple[int, ...] | None = None) -> Tensor:
+        """Allocate a device tensor holding `data` rounded to `dtype`.
+
+        `stored_shape` sizes the buffer when the device stores another shape than the values'
+        (prepared conv weights are a [K, N] matrix on the device).
+        """
+        self.check_open()
+        ttnn = self._ttnn
+        if dtype == ttnn.bfloat8_b and layout != ttnn.TILE_LAYOUT:
+            raise RuntimeError("TT_FATAL: Layout must be Layout::TILE for bfloat8_b or bfloat4_b!")
+        shape = stored_shape or tuple(data.shape)
+        self.validate_memory_config(shape, layout, memory_config)
+        size = buffer_size(ttnn, shape, dtype, layout, memory_config, self.target.dram_banks, self.target.num_cores,
+                           self.target.l1_alignment, self.target.dram_alignment)
+        kind = "DRAM" if memory_config.buffer_type == ttnn.BufferType.DRAM else "L1"
+        buf = self.memory.allocate(kind, size.total_bytes, size.bytes_per_bank, size.num_banks)
+        return Tensor(ttnn, dtypes.round_to(data, dtype), dtype, layout, memory_config, self, buf)
+
+    def view(self, tensor: Tensor, data: torch.Tensor, memory_config=None) -> Tensor:
+        """A tensor sharing `tensor`'s buffer (reshape views)."""
+        return Tensor(self._ttnn, data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(), self,
+                      tensor._buffer)
+
+    def _deallocate(self, tensor: Tensor) -> None:
+        if tensor._buffer is not None:
+            self.memory.release(tensor._buffer)
+
+    def validate_memory_config(self, shape: tuple[int, ...], layout, memory_config) -> None:
+        """Reject shard specs that the real tensor constructor rejects (shape, tile alignment, grid)."""
+        ttnn = self._ttnn
+        if not memory_config.is_sharded():
+            return
+        spec = memory_config.shard_spec
+        if spec is None:
+            raise RuntimeError("TT_FATAL: Sharded memory config needs a shard_spec (ttnn.ShardSpec) for this tensor")
+        if memory_config.buffer_type != ttnn.BufferType.L1:
+            raise RuntimeError("emulator: only L1 sharding is emulated; use an L1 buffer type for sharded tensors")
+        gx, gy = self.target.grid
+        box = spec.grid.bounding_box()
+        if box.end.x >= gx or box.end.y >= gy:
+            raise RuntimeError(
+                f"TT_FATAL: shard grid {spec.grid} does not fit the device compute grid {gx}x{gy} of {self.target.name}")
+        sh, sw = spec.shape
+        tile = layout == ttnn.TILE_LAYOUT
+        if tile and (sh % TILE or sw % TILE):
+            raise RuntimeError(f"TT_FATAL: Shard shape {[sh, sw]} must be a multiple of tile shape [32, 32] for TILE layout")
+        pshape = padded_shape(shape, tile)
+        height = 1
+        for d in pshape[:-1]:
+            height *= d
+        width = pshape[-1]
+        cores = spec.grid.num_cores()
+        mls = memory_config.memory_layout
+        if mls == ttnn.TensorMemoryLayout.HEIGHT_SHARDED:
+            if sw != width:
+                raise RuntimeError(f"TT_FATAL: Shard width {sw} must match physical width {width} for height sharding")
+            if sh * cores < height:
+                raise RuntimeError(f"TT_FATAL: {cores} shards of height {sh} cannot hold physical height {height}")
+        elif mls == ttnn.TensorMemoryLayout.WIDTH_SHARDED:
+            if sh != height:
+                raise RuntimeError(f"TT_FATAL: Shard height {sh} must match physical height {height} for width sharding")
+            if sw * cores < width:
+                raise RuntimeError(f"TT_FATAL: {cores} shards of width {sw} cannot hold physical width {width}")
+        elif mls == ttnn.TensorMemoryLayout.BLOCK_SHARDED:
+            nx, ny = box.end.x - box.start.x + 1, box.end.y - box.start.y + 1
+            if spec.orientation == ttnn.ShardOrientation.COL_MAJOR:
+                nx, ny = ny, nx
+            if sh * ny < height or sw * nx < width:
+                raise RuntimeError(
+                    f"TT_FATAL: block shards {[sh, sw]} on a {nx}x{ny} grid cannot hold physical shape [{height}, {width}]")
+
+    # --- programs ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def program(self, name: str, cb_bytes: int = 0) -> Iterator[list[Buffer]]:
+        """Run one op: allocations made inside (outputs, temporaries) live while the CBs are checked.
+
+        Temporaries appended to the yielded list are freed when the op ends, like halo outputs and
+        config tensors. The CB check runs after the outputs exist, as tt-metal checks at enqueue time.
+        """
+        self.check_open()
+        temps: list[Buffer] = []
+        try:
+            yield temps
+            self.memory.check_circular_buffers(name, cb_bytes, self.core_range_str())
+            self.memory.record(name, cb_bytes)
+        finally:
+            for buf in temps:
+                self.memory.release(buf)
+
+    def temp(self, temps: list[Buffer], kind: str, bytes_per_bank: int, num_banks: int | None = None) -> Buffer:
+        banks = num_banks or self.target.num_cores
+        buf = self.memory.allocate(kind, bytes_per_bank * banks, bytes_per_bank, banks)
+        temps.append(buf)
+        return buf
+
+    # --- traces -----------------------------------------------------------------------------------
+    def record_step(self, compute, inputs: list[Tensor], outputs: list[Tensor]) -> None:
+        if self._capturing is not None:
+            self._traces[self._capturing].steps.append(TraceStep(compute, list(inputs), list(outputs)))
+
+    @property
+    def capturing(self) -> bool:
+        return self._capturing is not None
+
+    def begin_trace(self) -> int:
+        self.check_open()
+        if self.trace_region_size <= 0:
+            raise RuntimeError(
+                "TT_FATAL: Creating trace buffers on device 0, but only 0B is allocated for trace region: open the "
+                "device with trace_region_size > 0")
+        if self._capturing is not None:
+            raise RuntimeError("TT_FATAL: a trace capture is already in progress")
+        tid = next(self._trace_ids)
+        self._traces[tid] = Trace()
+        self._capturing = tid
+        return tid
+
+    def end_trace(self, tid: int) -> None:
+        if self._capturing != tid:
+            raise RuntimeError(f"TT_FATAL: trace {tid} is not being captured")
+        self._traces[tid].complete = True
+        self._capturing = None
+
+    def execute_trace(self, tid: int) -> None:
+        trace = self._traces.get(tid)
+        if trace is None or not trace.complete:
+            raise RuntimeError(f"TT_FATAL: trace {tid} was not captured (or was released)")
+        for step in trace.steps:
+            result = step.compute(*[t._data for t in step.inputs])
+            results = result if isinstance(result, (tuple, list)) else (result,)
+            for out, value in zip(step.outputs, results):
+                out._data = dtypes.round_to(value, out.dtype)
+
+    def release_trace(self, tid: int) -> None:
+        if self._traces.pop(tid, None) is None:
+            raise RuntimeError(f"TT_FATAL: trace {tid} does not exist")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
+    """The device all inputs live on; errors shaped like ttnn's for host or deallocated inputs."""
+    device = None
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a ttnn.Tensor, got {type(t).__name__}")
+        if t._device is None:
+            raise RuntimeError(f"TT_FATAL: {name}: input tensor must be on device (storage_type() == StorageType::DEVICE); "
+                               "move it with ttnn.to_device")
+        if not t.is_allocated():
+            raise RuntimeError(f"TT_FATAL: {name}: input tensor is not allocated (it was deallocated)")
+        device = t._device
+    device.check_open()
+    return device
+
+
+__all__ = ["EmuDevice", "DeviceMemoryError", "require_device_tensor"]

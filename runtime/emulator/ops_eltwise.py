@@ -1,0 +1,95 @@
+"""Elementwise ops: add and multiply (with fused activations) and relu, computed by ttnn's goldens."""
+
+from __future__ import annotations
+
+import torch
+
+from passes import cb_model
+from runtime.emulator import dtypes
+from runtime.emulator.device import require_device_tensor
+from runtime.emulator.tensor import Tensor
+from runtime.ttnn_host import import_ttnn
+
+tt = import_ttnn()
+
+
+def plan_dtype(dtype) -> str:
+    """ttnn.DataType -> the lowercase names passes/cb_model.py uses."""
+    return {"BFLOAT16": "bfloat16", "FLOAT32": "float32", "BFLOAT8_B": "bfloat8_b", "UINT32": "float32"}[dtype.name]
+
+
+def activation_list(name: str, acts) -> list:
+    """Normalise the forms the binding accepts (UnaryWithParam, UnaryOpType, (type, param)); reject strings."""
+    out = []
+    for act in acts or []:
+        if isinstance(act, str):
+            raise TypeError(f"{name}(): incompatible function arguments: activation {act!r} must be a "
+                            "ttnn.UnaryWithParam, not a string")
+        if isinstance(act, tuple):
+            act = tt.UnaryWithParam(act)
+        elif isinstance(act, tt.UnaryOpType):
+            act = tt.UnaryWithParam(act)
+        out.append(act)
+    return out
+
+
+def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations, a_acts, b_acts):
+    tensors = [t for t in (a, b) if isinstance(t, Tensor)]
+    device = require_device_tensor(name, *tensors)
+    golden = tt.get_golden_function(getattr(tt, name))
+    kw = dict(activations=activation_list(name, activations), input_tensor_a_activations=activation_list(name, a_acts),
+              input_tensor_b_activations=activation_list(name, b_acts))
+    first = tensors[0]
+    a_is_t, b_is_t = isinstance(a, Tensor), isinstance(b, Tensor)
+    if a_is_t and b_is_t:
+        try:
+            torch.broadcast_shapes(a.data.shape, b.data.shape)
+        except RuntimeError:
+            raise RuntimeError(f"TT_FATAL: {name}: shapes {list(a.shape)} and {list(b.shape)} are not broadcastable") from None
+
+    def compute(*datas):
+        it = iter(datas)
+        x = next(it) if a_is_t else a
+        y = next(it) if b_is_t else b
+        return golden(x, y, **kw)
+
+    result = compute(*[t.data for t in tensors])
+    out_dtype = dtype or first.dtype
+    mc = memory_config or first.memory_config()
+    sharded = any(t.is_sharded() for t in tensors)
+    cb = cb_model.eltwise_cb_bytes(num_inputs=len(tensors), sharded=sharded, dtype=plan_dtype(out_dtype))
+    with device.program(name, cb):
+        if output_tensor is None:
+            out = device.new_tensor(result, out_dtype, first.layout, mc)
+        else:  # written in place: no new buffer
+            out = output_tensor
+            out._data = dtypes.round_to(result, out.dtype)
+    device.record_step(compute, tensors, [out])
+    return out
+
+
+def add(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=True, dtype=None, memory_config=None,
+        output_tensor=None, activations=[], input_tensor_a_activations=[], input_tensor_b_activations=[],
+        sub_core_grids=None, sub_device_id=None):
+    return _binary("add", input_tensor_a, input_tensor_b, dtype=dtype, memory_config=memory_config,
+                   output_tensor=output_tensor, activations=activations, a_acts=input_tensor_a_activations,
+                   b_acts=input_tensor_b_activations)
+
+
+def multiply(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=False, dtype=None, memory_config=None,
+             output_tensor=None, activations=[], input_tensor_a_activations=[], input_tensor_b_activations=[],
+             sub_core_grids=None, sub_device_id=None):
+    return _binary("multiply", input_tensor_a, input_tensor_b, dtype=dtype, memory_config=memory_config,
+                   output_tensor=output_tensor, activations=activations, a_acts=input_tensor_a_activations,
+                   b_acts=input_tensor_b_activations)
+
+
+def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
+    device = require_device_tensor("relu", input_tensor)
+    compute = tt.get_golden_function(tt.relu)
+    cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=input_tensor.is_sharded(), dtype=plan_dtype(input_tensor.dtype))
+    with device.program("relu", cb):
+        out = device.new_tensor(compute(input_tensor.data), input_tensor.dtype, input_tensor.layout,
+                                memory_config or input_tensor.memory_config())
+    device.record_step(compute, [input_tensor], [out])
+    return out

@@ -1,0 +1,148 @@
+"""The emulated ttnn.Tensor: torch values plus what the device knows about them.
+
+Values are a torch tensor of the logical shape, already rounded to the tensor's dtype (see dtypes.py).
+Layout, padded shape, storage and memory config decide the bytes the tensor takes on the device
+(`buffer_bytes`), which is what the allocator sees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from runtime.emulator import dtypes
+from runtime.emulator.allocator import Buffer, align, bytes_per_bank_interleaved
+
+TILE = 32
+
+
+def padded_shape(shape: tuple[int, ...], tile_layout: bool) -> tuple[int, ...]:
+    if not tile_layout:
+        return tuple(shape)
+    s = list(shape) if len(shape) >= 2 else [1] * (2 - len(shape)) + list(shape)
+    s[-1], s[-2] = align(s[-1], TILE), align(s[-2], TILE)
+    return tuple(s)
+
+
+@dataclass(frozen=True)
+class BufferSize:
+    total_bytes: int
+    bytes_per_bank: int
+    num_banks: int
+
+
+class Tensor:
+    """Emulated ttnn.Tensor (host or device storage)."""
+
+    def __init__(self, ttnn, data: torch.Tensor, dtype, layout, memory_config, device=None, buffer: Buffer | None = None):
+        self._ttnn = ttnn
+        self._data = data
+        self.dtype = dtype
+        self.layout = layout
+        self._memory_config = memory_config
+        self._device = device
+        self._buffer = buffer
+        self._host_deallocated = False
+
+    # --- what real ttnn.Tensor exposes -----------------------------------------------------------
+    @property
+    def shape(self):
+        return self._ttnn.Shape(list(self._data.shape))
+
+    @property
+    def padded_shape(self):
+        return self._ttnn.Shape(list(padded_shape(tuple(self._data.shape), self.is_tile)))
+
+    def get_dtype(self):
+        return self.dtype
+
+    def get_layout(self):
+        return self.layout
+
+    def memory_config(self):
+        return self._memory_config
+
+    def is_sharded(self) -> bool:
+        return self._memory_config.is_sharded()
+
+    def shard_spec(self):
+        return self._memory_config.shard_spec
+
+    def device(self):
+        return self._device
+
+    def storage_type(self):
+        st = self._ttnn.StorageType
+        return st.DEVICE if self._device is not None else st.HOST
+
+    def is_allocated(self) -> bool:
+        if self._buffer is not None:
+            return self._buffer.allocated
+        return not self._host_deallocated
+
+    def logical_volume(self) -> int:
+        return math.prod(self._data.shape)
+
+    def volume(self) -> int:
+        return math.prod(padded_shape(tuple(self._data.shape), self.is_tile))
+
+    def deallocate(self, force: bool = True) -> None:
+        if self._device is not None:
+            self._device._deallocate(self)
+        else:
+            self._host_deallocated = True
+
+    def to_torch(self):
+        return self._ttnn.to_torch(self)
+
+    def cpu(self, blocking: bool = True):
+        return self._ttnn.from_device(self, blocking)
+
+    def reshape(self, *shape):
+        return self._ttnn.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def __repr__(self) -> str:
+        where = "DEVICE" if self._device is not None else "HOST"
+        return (f"ttnn.Tensor(emulated, shape={list(self._data.shape)}, dtype={self.dtype}, layout={self.layout}, "
+                f"storage={where}, memory_config={self._memory_config})")
+
+    # --- emulator internals --------------------------------------------------------------------
+    @property
+    def is_tile(self) -> bool:
+        return self.layout == self._ttnn.TILE_LAYOUT
+
+    @property
+    def data(self) -> torch.Tensor:
+        """Values; raises like ttnn if the tensor was deallocated."""
+        if not self.is_allocated():
+            raise RuntimeError("Tensor is not allocated (it was deallocated): cannot use it as an op input")
+        return self._data
+
+
+def buffer_size(ttnn, shape: tuple[int, ...], dtype, layout, memory_config, num_dram_banks: int, num_l1_banks: int,
+                l1_alignment: int, dram_alignment: int) -> BufferSize:
+    """Bytes of a device buffer holding a tensor, total and per bank, as tt-metal's Buffer computes them."""
+    tile = layout == ttnn.TILE_LAYOUT
+    name = dtypes.dtype_name(dtype)
+    pshape = padded_shape(shape, tile)
+    width = pshape[-1] if pshape else 1
+    height = math.prod(pshape[:-1]) if len(pshape) > 1 else 1
+    dram = memory_config.buffer_type == ttnn.BufferType.DRAM
+    alignment = dram_alignment if dram else l1_alignment
+    if not memory_config.is_sharded():
+        banks = num_dram_banks if dram else num_l1_banks
+        if tile:
+            page, pages = dtypes.TILE_BYTES[name], height * width // (TILE * TILE)
+        else:
+            page, pages = width * dtypes.ELEMENT_BYTES[name], height
+        return BufferSize(page * pages, bytes_per_bank_interleaved(pages, page, banks, alignment), banks)
+    spec = memory_config.shard_spec
+    sh, sw = spec.shape
+    cores = spec.grid.num_cores()
+    if tile:
+        per_bank = (align(sh, TILE) // TILE) * (align(sw, TILE) // TILE) * dtypes.TILE_BYTES[name]
+    else:
+        per_bank = sh * align(sw * dtypes.ELEMENT_BYTES[name], alignment)
+    return BufferSize(per_bank * cores, per_bank, cores)
