@@ -50,6 +50,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
             n = dataclasses.replace(n, inputs=tuple(renamed.get(i, i) for i in n.inputs))
         nodes.append(n)
     outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
-    notes = dict(graph.meta.get("pass_notes", {}))
-    notes["fold_batchnorm"] = f"folded {len(renamed)} batch_norm into their convs"
-    return graph.replace_nodes(nodes, outputs=outputs, meta={**graph.meta, "pass_notes": notes})
+    meta = dict(graph.meta)
+    if "taps" in meta:  # debugging taps may name a folded BN: point them at its conv
+        meta["taps"] = {k: renamed.get(v, v) for k, v in meta["taps"].items()}
+    meta["pass_notes"] = {**meta.get("pass_notes", {}), "fold_batchnorm": f"folded {len(renamed)} batch_norm into their convs"}
+    return graph.replace_nodes(nodes, outputs=outputs, meta=meta)

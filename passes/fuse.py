@@ -70,7 +70,10 @@ def _rewire(graph: Graph, absorbed: dict[str, str], replaced: dict[str, Node]) -
             n = dataclasses.replace(n, inputs=tuple(absorbed.get(i, i) for i in n.inputs))
         nodes.append(n)
     outputs = {k: absorbed.get(v, v) for k, v in graph.outputs.items()}
-    return graph.replace_nodes(nodes, outputs=outputs)
+    meta = graph.meta
+    if "taps" in meta:  # debugging taps name nodes too: point them at the surviving producer
+        meta = {**meta, "taps": {k: absorbed.get(v, v) for k, v in meta["taps"].items()}}
+    return graph.replace_nodes(nodes, outputs=outputs, meta=meta)
 
 
 def fuse(graph: Graph) -> Graph:

@@ -71,6 +71,9 @@ class OpPlan:
     # Added by memory planning (additive): spills (moves to DRAM) of live tensors that are not
     # inputs of this op, done before `reshard_inputs`. Every move replaces the tensor.
     spill_before: tuple[tuple[str, Placement], ...] = ()
+    # Added by memory planning (additive): (slice type, num slices) when a max/avg pool runs with
+    # `dram_slice_config` (input and output in DRAM), else None.
+    pool_slices: tuple[str, int] | None = None
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
     dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
     est_time_us: float = 0.0  # cost model estimate

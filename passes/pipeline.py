@@ -1,0 +1,47 @@
+"""The lowering pipeline: every pass in order, with per-pass wall time for callers.
+
+Order: fold_batchnorm -> fuse -> dtype_policy -> conv_sharding -> memory_plan. Overrides are
+checked against the graph after fusion (the names the plan report shows).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from converter.ir import Graph
+from passes.conv_sharding import conv_sharding
+from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.fold_batchnorm import fold_batchnorm
+from passes.fuse import fuse
+from passes.memory_plan import memory_plan
+from passes.overrides import Overrides
+from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
+
+PASS_ORDER = ("fold_batchnorm", "fuse", "dtype_policy", "conv_sharding", "memory_plan")
+
+
+def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
+                     l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
+                     rules: DtypeRules = DtypeRules()) -> tuple[Graph, dict[str, float]]:
+    """The planned graph and the seconds each pass took (in PASS_ORDER)."""
+    steps: dict[str, Callable[[Graph], Graph]] = {
+        "fold_batchnorm": fold_batchnorm,
+        "fuse": fuse,
+        "dtype_policy": lambda g: dtype_policy(g, rules, overrides),
+        "conv_sharding": lambda g: conv_sharding(g, target, l1_small_size, overrides),
+        "memory_plan": lambda g: memory_plan(g, target, l1_small_size, overrides),
+    }
+    timings: dict[str, float] = {}
+    for name in PASS_ORDER:
+        start = time.perf_counter()
+        graph = steps[name](graph)
+        timings[name] = time.perf_counter() - start
+        if name == "fuse" and overrides is not None:
+            overrides.check_against(graph)
+    return graph, timings
+
+
+def plan_graph(graph: Graph, target: Target, overrides: Overrides | None = None,
+               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = DtypeRules()) -> Graph:
+    return plan_graph_timed(graph, target, overrides, l1_small_size, rules)[0]
