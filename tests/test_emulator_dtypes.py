@@ -1,0 +1,25 @@
+"""Emulated number formats equal the real ttnn host conversions (mock cluster)."""
+
+import torch
+
+from runtime.emulator.dtypes import round_bfloat8_b, round_to
+from runtime.ttnn_host import import_ttnn
+
+ttnn = import_ttnn()
+
+
+def real_roundtrip(t: torch.Tensor, dtype) -> torch.Tensor:
+    return ttnn.to_torch(ttnn.from_torch(t, dtype=dtype, layout=ttnn.TILE_LAYOUT)).float()
+
+
+def test_bfloat8_b_equals_real_conversion_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    wide = torch.randn(3, 40, 50, generator=g) * torch.exp2(torch.randint(-20, 20, (3, 40, 50), generator=g).float())
+    ties = torch.tensor([[1.0, 1.0 + 2**-7, 1.0 + 3 * 2**-8, 255.9, 1e-30, -0.0, 0.0, -3.5] + [0.5] * 24] * 32)
+    for t in (torch.randn(64, 96, generator=g), wide, ties):
+        assert torch.equal(round_bfloat8_b(t), real_roundtrip(t, ttnn.bfloat8_b))
+
+
+def test_bfloat16_equals_real_conversion():
+    t = torch.randn(33, 70, generator=torch.Generator().manual_seed(1)) * 1000
+    assert torch.equal(round_to(t, ttnn.bfloat16), real_roundtrip(t, ttnn.bfloat16))
