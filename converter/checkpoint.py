@@ -40,9 +40,9 @@ def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded weights with realistic activations and non-trivial BatchNorm statistics.
 
     Every conv gets He-normal weights (so the 1x1 predictors give O(1) outputs, not Detectron2's
-    1e-3 init); BN running stats are then calibrated by one forward pass in train mode on a seeded
-    random 512x1024 image (momentum=None: the stats become that batch's exactly), and BN affine params are
-    perturbed so that folding BN into convs is exercised with weight != 1, bias != 0.
+    1e-3 init) and BN affine params are perturbed (weight != 1, bias != 0, so BN folding is really
+    exercised); BN running stats are then calibrated by one forward pass in train mode on a seeded
+    random 512x1024 image (momentum=None: the stats become that batch's exactly).
     """
     calibration_cfg = with_crop_size(cfg, _CALIBRATION_SIZE)  # weights do not depend on the crop
     threads = torch.get_num_threads()
@@ -58,7 +58,9 @@ def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
                     if m.bias is not None:
                         m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
             bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-            for bn in bns:
+            for bn in bns:  # before calibrating, so the stats downstream already see these params
+                bn.weight.copy_(1.0 + 0.1 * torch.randn(bn.weight.shape, generator=g))
+                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
                 bn.reset_running_stats()
                 bn.momentum = None
                 bn.train()
@@ -72,9 +74,6 @@ def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
                 model.ins_embed_head.layers(features)
             finally:
                 torch.set_num_threads(threads)
-            for bn in bns:
-                bn.weight.copy_(1.0 + 0.1 * torch.randn(bn.weight.shape, generator=g))
-                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
     return {k: v.detach().numpy().copy() for k, v in sorted(_expected_state(model).items())}
 
 

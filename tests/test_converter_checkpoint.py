@@ -1,0 +1,82 @@
+"""Seeded model-zoo checkpoints and their loading through Detectron2's DetectionCheckpointer."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from converter.checkpoint import load_checkpoint, write_random_checkpoint
+from converter.errors import UserError
+from converter.model import build_model, load_config
+
+
+def _file_state(path: Path) -> dict[str, np.ndarray]:
+    with path.open("rb") as f:
+        data = pickle.load(f)
+    assert set(data) == {"model", "__author__"}
+    return data["model"]
+
+
+def test_checkpointer_loads_exactly_the_written_weights(small_model, checkpoint_path):
+    written = _file_state(checkpoint_path)
+    state = small_model.state_dict()
+    assert set(written) == {k for k in state if not k.endswith("num_batches_tracked")}
+    for k, v in written.items():
+        assert isinstance(v, np.ndarray) and v.dtype == np.float32
+        assert torch.equal(state[k], torch.from_numpy(v)), k
+
+
+def test_same_seed_same_bytes(checkpoint_path, tmp_path):
+    again = write_random_checkpoint(load_config(), tmp_path / "again.pkl", seed=0)
+    assert again.read_bytes() == checkpoint_path.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+def test_batchnorm_statistics_and_affine_are_non_trivial(checkpoint_path):
+    state = _file_state(checkpoint_path)
+    means = [v for k, v in state.items() if k.endswith("running_mean")]
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
+    weights = [v for k, v in state.items() if k.endswith("norm.weight")]
+    biases = [v for k, v in state.items() if k.endswith("norm.bias")]
+    assert len(means) == len(variances) == len(weights) == len(biases) == 83
+    assert all(np.abs(m).mean() > 1e-2 for m in means)
+    assert all(np.abs(v - 1).mean() > 1e-2 and (v > 0).all() for v in variances)
+    assert all(np.abs(w - 1).mean() > 1e-2 for w in weights)
+    assert all(np.abs(b).mean() > 1e-2 for b in biases)
+
+
+def _write_pickle(path: Path, obj) -> Path:
+    path.write_bytes(pickle.dumps(obj))
+    return path
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: p, "not found"),
+    (lambda p: (p.write_bytes(b"\x00garbage, not a pickle" * 10), p)[1], "not a readable pickle"),
+    (lambda p: (p.write_bytes(pickle.dumps({"model": {}})[:20]), p)[1], "not a readable pickle"),
+    (lambda p: _write_pickle(p, [1, 2, 3]), "not a dict"),
+    (lambda p: _write_pickle(p, {"weights": {}, "__author__": "x"}), "'model'"),
+])
+def test_unusable_files_are_user_errors(small_cfg, tmp_path, make, expected):
+    path = make(tmp_path / "ckpt.pkl")
+    with pytest.raises(UserError, match=expected) as e:
+        load_checkpoint(build_model(small_cfg), path)
+    assert "\n" not in str(e.value) and "ckpt.pkl" in str(e.value)
+
+
+def test_mismatched_keys_and_shapes_are_named(small_cfg, checkpoint_path, tmp_path):
+    state = dict(_file_state(checkpoint_path))
+    del state["backbone.stem.conv1.weight"]
+    state["sem_seg_head.predictor.weight"] = np.zeros((7, 256, 1, 1), np.float32)
+    state["extra.layer.weight"] = np.zeros(3, np.float32)
+    path = _write_pickle(tmp_path / "mismatch.pkl", {"model": state, "__author__": "test"})
+    with pytest.raises(UserError) as e:
+        load_checkpoint(build_model(small_cfg), path)
+    message = str(e.value)
+    assert "\n" not in message
+    for key in ("backbone.stem.conv1.weight", "sem_seg_head.predictor.weight", "extra.layer.weight"):
+        assert key in message

@@ -1,0 +1,63 @@
+"""Config loading and model building through Detectron2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from converter.errors import UserError
+from converter.model import DEFAULT_CONFIG, build_model, load_config, with_crop_size
+
+
+def test_default_config_builds_the_released_architecture():
+    cfg = load_config()
+    assert cfg.MODEL.META_ARCHITECTURE == "PanopticDeepLab"
+    model = build_model(cfg)
+    assert not model.training
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 88
+    # 59.77 M parameters: the published size of panoptic_deeplab_R_52_os16_mg124 (Cityscapes).
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 59.77
+    aspp = model.sem_seg_head.decoder["res5"]["project_conv"]
+    assert tuple(aspp.pool_kernel_size) == (32, 64)
+    assert model.config_name == DEFAULT_CONFIG.stem and model.input_format == "RGB"
+
+
+def test_with_crop_size_changes_only_a_copy():
+    cfg = load_config()
+    small = with_crop_size(cfg, (128, 256))
+    assert tuple(cfg.INPUT.CROP.SIZE) == (512, 1024)
+    model = build_model(small)
+    for head in (model.sem_seg_head, model.ins_embed_head):
+        assert tuple(head.decoder["res5"]["project_conv"].pool_kernel_size) == (8, 16)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('MODEL:\n  META_ARCHITECTURE: "GeneralizedRCNN"\n', "META_ARCHITECTURE"),
+    ("MODEL: [unclosed\n", "cannot read config"),
+    ("MODEL:\n  NO_SUCH_KEY: 1\n", "cannot read config"),
+])
+def test_bad_configs_are_user_errors(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=expected) as e:
+        load_config(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_missing_config_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("size", [(128, 256), (500, 1000), (0, 1024)])
+def test_input_size_must_fit_the_aspp_pooling_window(size):
+    with pytest.raises(UserError) as e:
+        load_config(input_size=size)
+    assert "\n" not in str(e.value)
+
+
+def test_multiples_of_the_crop_are_accepted():
+    assert load_config(input_size=(1024, 2048)).MODEL.META_ARCHITECTURE == "PanopticDeepLab"
