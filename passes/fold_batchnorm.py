@@ -1,8 +1,8 @@
 """TRANSFORM: fold inference BatchNorm into the conv that feeds it.
 
 conv(x; W, b) followed by batch_norm(gamma, beta, mean, var, eps) equals conv(x; W * s, (b - mean) * s
-+ beta) with s = gamma / sqrt(var + eps) per output channel. The fold is computed in float64 and
-stored as float32, so the folded conv matches the pair to fp32 rounding. A batch_norm whose input is
++ beta) with s = gamma / sqrt(var + eps) per output channel. The scale and bias are computed in
+float64 and the weights get one fp32 multiply, so the folded conv matches the pair to fp32 rounding. A batch_norm whose input is
 not a conv read only by it is left in place (later passes reject it by name).
 """
 
@@ -16,11 +16,12 @@ from converter.ir import Graph, Node
 
 
 def _folded_params(conv: Node, bn: Node) -> dict[str, torch.Tensor]:
-    w = conv.params["weight"].double()
+    w = conv.params["weight"]
     b = conv.params["bias"].double() if "bias" in conv.params else torch.zeros(w.shape[0], dtype=torch.float64)
     scale = bn.params["weight"].double() / torch.sqrt(bn.params["running_var"].double() + bn.attrs["eps"])
     return {
-        "weight": (w * scale.reshape(-1, 1, 1, 1)).float().contiguous(),
+        # per-channel scale in float64, one fp32 multiply for the (large) weights
+        "weight": (w * scale.float().reshape(-1, 1, 1, 1)).contiguous(),
         "bias": ((b - bn.params["running_mean"].double()) * scale + bn.params["bias"].double()).float(),
     }
 

@@ -1,0 +1,84 @@
+"""ANALYSIS: a plain-data summary of a planned graph and its deterministic markdown rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from converter.ir import Graph
+from passes.shards import rows_cols, tensor_bytes
+from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
+
+
+@dataclass(frozen=True)
+class OpRow:
+    name: str
+    source: str
+    op: str
+    sharding: str  # conv shard layout, or the output's memory layout
+    slicing: str  # "L1_FULL", "DRAM_SLICE_WIDTH x4", ...; "" for ops without slicing
+    rung: str
+    output_memory: str  # "L1 HEIGHT_SHARDED", "DRAM INTERLEAVED"
+    dtype: str
+    weights_dtype: str
+    fidelity: str
+    l1_peak_per_core: int
+    dram_bytes: int
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    target: str
+    budget_per_core: int
+    rows: tuple[OpRow, ...]
+    l1_peak_per_core: int
+    activation_bytes: int
+    activation_bytes_in_l1: int
+    dram_bytes: int
+    spills: int
+
+    @property
+    def l1_share(self) -> float:
+        return self.activation_bytes_in_l1 / self.activation_bytes if self.activation_bytes else 0.0
+
+
+def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> PlanSummary:
+    rows, act, act_l1 = [], 0, 0
+    for n in graph.nodes:
+        p = n.plan
+        if p is None or p.output is None:
+            raise ValueError(f"summarize needs a planned graph ({n.name} has no placement)")
+        c = p.conv
+        slicing = ""
+        if c is not None:
+            slicing = c.slice_type + (f" x{c.num_slices}" if c.num_slices else "")
+        elif p.pool_slices:
+            slicing = f"{p.pool_slices[0]} x{p.pool_slices[1]}"
+        rows.append(OpRow(n.name, n.source, n.op, c.shard_layout if c else p.output.layout, slicing,
+                          c.rung if c else "", f"{p.output.buffer} {p.output.layout}", p.dtype,
+                          p.weights_dtype or "", p.math_fidelity if c else "", p.l1_peak_per_core, p.dram_bytes))
+        if n.op not in ("input", "output"):
+            b = tensor_bytes(*rows_cols(n.out), p.dtype)
+            act += b
+            act_l1 += b if p.output.buffer == "L1" else 0
+    return PlanSummary(target.name, target.l1_budget(l1_small_size), tuple(rows),
+                       max(r.l1_peak_per_core for r in rows), act, act_l1, sum(r.dram_bytes for r in rows),
+                       sum(len(n.plan.spill_before) for n in graph.nodes))
+
+
+def render_markdown(s: PlanSummary) -> str:
+    head = ["name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
+            "L1 peak/core", "DRAM bytes"]
+    lines = [f"# Plan for {s.target}", "",
+             f"- L1 peak per core: {s.l1_peak_per_core} B of {s.budget_per_core} B budget",
+             f"- activation bytes kept in L1: {s.activation_bytes_in_l1} of {s.activation_bytes} "
+             f"({100 * s.l1_share:.1f}%)",
+             f"- DRAM traffic: {s.dram_bytes} B; spills: {s.spills}", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in s.rows:
+        cells = [r.name, r.source, r.op, r.sharding, r.slicing, r.output_memory, r.dtype, r.weights_dtype,
+                 r.fidelity, str(r.l1_peak_per_core), str(r.dram_bytes)]
+        lines.append("| " + " | ".join(cells) + " |")
+    rungs = [(r.name, r.rung) for r in s.rows if r.rung]
+    if rungs:
+        lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+"""Pipeline + summary on small graphs, and the real traced Panoptic-DeepLab on every target."""
+
+import pytest
+
+from passes.pipeline import PASS_ORDER, plan_graph, plan_graph_timed
+from passes.summary import render_markdown, summarize
+from passes.targets import TARGETS, get_target
+from tests.pass_graphs import GraphBuilder
+from tests.test_pass_memory_plan import simulate
+
+
+def _small():
+    b = GraphBuilder((1, 3, 64, 128))
+    x = b.relu("r0", b.bn("bn0", b.conv("stem", "input", 32, stride=2)))
+    y = b.relu("r1", b.add("add", b.conv("c1", x, 32), x))
+    p = b.conv("pred", b.concat("cat", [b.upsample("up", b.conv("down", y, 64, stride=2), 2), y]), 19, k=1)
+    return b.graph({"sem_seg": b._add("output.sem_seg", "output", [p], b._shape(p))})
+
+
+def test_pipeline_runs_every_pass_and_summary_is_deterministic():
+    t = get_target("blackhole-20")
+    g, timings = plan_graph_timed(_small(), t)
+    assert tuple(timings) == PASS_ORDER
+    s = summarize(g, t)
+    assert [r.op for r in s.rows].count("conv2d") == 4 and s.l1_peak_per_core <= s.budget_per_core
+    assert next(r for r in s.rows if r.name == "stem").weights_dtype == "bfloat16"
+    text = render_markdown(s)
+    assert text == render_markdown(summarize(plan_graph(_small(), t), t))
+    assert "| stem |" in text and "L1 peak per core" in text
+
+
+@pytest.fixture(scope="module")
+def pdl_graph():
+    import converter.detectron2_compat as c
+    c.install()
+    from converter.model import build_model, load_config
+    from converter.trace import trace_model
+    model = build_model(load_config(input_size=(512, 1024))).eval()
+    return trace_model(model, "panoptic_deeplab", (512, 1024))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_real_model_plan_fits_every_target(pdl_graph, target):
+    t = get_target(target)
+    g = plan_graph(pdl_graph, t)
+    s = summarize(g, t)
+    assert s.l1_peak_per_core <= t.l1_budget()
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert len(convs) == 88 and all(n.plan.conv.shard_layout for n in convs)
+    assert not [n for n in g.nodes if n.op in ("batch_norm", "relu")]
+    assert s.l1_share > 0.3
+    simulate(g, t)
