@@ -1,0 +1,165 @@
+"""Benchmark: modeled device latency of three plans of Panoptic-DeepLab per target, and the
+`pdl-convert` stage wall times on this machine.
+
+Plans, all costed by passes/cost_model.py:
+- naive: what ttnn gives with no tuning. No BatchNorm folding, no relu fusion (separate ops),
+  bfloat16 activations and weights, HiFi4 (ttnn's conv default), every tensor DRAM interleaved
+  (each conv then DRAM-slices by itself: conv sharding's ladder picks the slices).
+- handtuned: the hand-written tt-metal model's per-layer choices, benchmarks/handtuned-blackhole-20.yaml
+  (its 20-core choices, applied on every target).
+- ours: `passes.pipeline.plan_graph` with its defaults.
+
+Usage: .venv/bin/python benchmarks/plan_benchmark.py [--variants ...] [--targets ...] [--json PATH]
+Prints a table and writes benchmarks/results.json (sorted keys). Weights conversion is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from converter import model as model_lib
+from converter.errors import UserError
+from converter.ir import Graph
+from converter.trace import trace_model
+from passes import cost_model
+from passes.conv_sharding import conv_sharding
+from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.memory_plan import memory_plan
+from passes.overrides import LayerOverride, Overrides, load_overrides
+from passes.pipeline import plan_graph_timed
+from passes.targets import TARGETS, get_target
+from runtime.atomic import write_text
+
+HERE = Path(__file__).parent
+HANDTUNED = HERE / "handtuned-blackhole-20.yaml"
+# Hand-written model's device perf test (sum of device kernel durations, batch 1, 512x1024, Blackhole
+# 5x4 grid): tt-metal models/experimental/panoptic_deeplab/tests/test_device_perf_pdl.py @ 043da2c7.
+ANCHOR_MS = {"panoptic_deeplab": 51.749520, "deeplab_v3_plus": 23.648515}
+ANCHOR_TARGET = "blackhole-20"
+NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", bf16_first_conv=True,
+                         bf16_predictors=True, fidelity_bf8="HiFi4", fidelity_bf16="HiFi4",
+                         fp32_acc_min_inner_dim=1 << 30)
+
+
+def naive_plan(graph: Graph, target) -> Graph:
+    """The untuned plan (module docstring): dtype policy, conv sharding and memory planning only,
+    every output pinned to DRAM."""
+    dram = Overrides({n.name: LayerOverride(memory="DRAM") for n in graph if n.op not in cost_model.HOST_OPS})
+    g = dtype_policy(graph, NAIVE_RULES)
+    g = conv_sharding(g, target, overrides=dram)
+    return memory_plan(g, target, overrides=dram)
+
+
+def for_graph(overrides: Overrides, graph: Graph) -> Overrides:
+    """The pins that name layers of this graph (deeplab_v3_plus has no instance head)."""
+    known = {n.name for n in graph} | {n.source for n in graph}
+    return Overrides({k: v for k, v in overrides.layers.items() if k in known})
+
+
+def plans(graph: Graph, target, handtuned: Overrides) -> dict[str, tuple[Graph | None, str]]:
+    """plan name -> (planned graph or None, error text)."""
+    makers = {
+        "naive": lambda: naive_plan(graph, target),
+        "handtuned": lambda: plan_graph_timed(graph, target, for_graph(handtuned, graph))[0],
+        "ours": lambda: plan_graph_timed(graph, target)[0],
+    }
+    out: dict[str, tuple[Graph | None, str]] = {}
+    for name, make in makers.items():
+        try:
+            out[name] = (make(), "")
+        except Exception as e:  # a plan the passes cannot build yet is reported, not fatal
+            out[name] = (None, f"{type(e).__name__}: {' '.join(str(e).split())[:160]}")
+    return out
+
+
+def convert_timings(variant: str) -> tuple[Graph, dict[str, float]]:
+    """Wall seconds of pdl-convert's stages: model build + trace, passes (each), codegen."""
+    t0 = time.perf_counter()
+    cfg = model_lib.load_config(None, model_lib.DEFAULT_INPUT_SIZE)
+    model = model_lib.build_model(cfg).eval()
+    graph = trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE)
+    t_trace = time.perf_counter() - t0
+    timings = {"trace_s": round(t_trace, 3)}
+    try:
+        planned, per_pass = plan_graph_timed(graph, get_target(ANCHOR_TARGET))
+        timings["passes_s"] = round(sum(per_pass.values()), 3)
+        from templates.render import render_module
+
+        t1 = time.perf_counter()
+        render_module(planned, ANCHOR_TARGET)
+        timings["codegen_s"] = round(time.perf_counter() - t1, 3)
+        timings["total_s"] = round(t_trace + timings["passes_s"] + timings["codegen_s"], 3)
+    except Exception as e:  # pipeline or codegen not ready: report the trace time alone
+        timings["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    return graph, timings
+
+
+def run(variants: list[str], targets: list[str]) -> dict:
+    handtuned = load_overrides(HANDTUNED)
+    results: dict = {"calibration": cost_model.CALIBRATION, "variants": {}}
+    for variant in variants:
+        graph, timings = convert_timings(variant)
+        entry: dict = {"pdl_convert": timings, "targets": {}}
+        for tname in targets:
+            target = get_target(tname)
+            rows = {}
+            for plan_name, (planned, err) in plans(graph, target, handtuned).items():
+                rows[plan_name] = cost_model.evaluate(planned, target).summary() if planned else {"error": err}
+            got = {k: v.get("latency_ms") for k, v in rows.items()}
+            if got["ours"] and got["handtuned"]:
+                rows["ours_vs_handtuned"] = round(got["ours"] / got["handtuned"], 3)
+            if got["ours"] and got["naive"]:
+                rows["ours_vs_naive"] = round(got["ours"] / got["naive"], 3)
+            if tname == ANCHOR_TARGET and got["handtuned"]:
+                rows["handtuned_vs_device_perf_anchor"] = round(got["handtuned"] / ANCHOR_MS[variant], 3)
+            entry["targets"][tname] = rows
+        results["variants"][variant] = entry
+    return results
+
+
+def table(results: dict) -> str:
+    lines = [f"{'variant':17s} {'target':15s} {'plan':10s} {'ms':>9s} {'DRAM MB':>9s} {'L1 act':>7s} "
+             f"{'L1 peak KB':>10s} {'dev ops':>7s}"]
+    for variant, entry in results["variants"].items():
+        for tname, rows in entry["targets"].items():
+            for plan_name in ("naive", "handtuned", "ours"):
+                r = rows[plan_name]
+                if "error" in r:
+                    lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} not planned: {r['error']}")
+                    continue
+                lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} {r['latency_ms']:9.2f} "
+                             f"{r['dram_bytes'] / 1e6:9.1f} {r['l1_activation_share']:7.1%} "
+                             f"{r['l1_peak_per_core'] / 1024:10.0f} {r['device_ops']:7d}")
+            ratios = {k: v for k, v in rows.items() if not isinstance(v, dict)}
+            if ratios:
+                lines.append(f"{'':17s} {tname:15s} " + ", ".join(f"{k} {v}" for k, v in sorted(ratios.items())))
+        lines.append(f"{variant:17s} pdl-convert wall: " + ", ".join(f"{k} {v}" for k, v in entry["pdl_convert"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", nargs="+", default=list(model_lib.VARIANTS), choices=model_lib.VARIANTS)
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    ap.add_argument("--json", type=Path, default=HERE / "results.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    try:
+        results = run(args.variants, args.targets)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table(results))
+    write_text(args.json, json.dumps(results, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
