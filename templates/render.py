@@ -25,11 +25,10 @@ import jinja2
 
 from converter.ir import Graph, Node
 from passes.plan import OpPlan, Placement
-from passes.targets import Target, get_target
+from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 
-# Used when the plan does not say (graph.meta["device_params"]): 32 KiB of L1_SMALL is what ttnn's
-# conv and pool tests reserve for halo/config tensors; the trace region holds one captured forward.
-DEFAULT_DEVICE_PARAMS = {"l1_small_size": 32768, "trace_region_size": 8 * 2**20}
+# Room for one captured forward's commands (a few hundred programs) in the device's trace region.
+TRACE_REGION_SIZE = 8 * 2**20
 
 TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
 RELU = "ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)"
@@ -63,6 +62,11 @@ def memory_config_expr(p: Placement) -> str:
     cores = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
     return (f"sharded(ttnn.TensorMemoryLayout.{p.layout}, grid={tuple(p.grid)}, count={cores}, "
             f"shard={tuple(p.shard_shape)})")
+
+
+def slice_config_expr(slice_type: str, num_slices: int) -> str:
+    kind = {"DRAM_SLICE_HEIGHT": "Conv2dDRAMSliceHeight", "DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}[slice_type]
+    return f"ttnn.Conv2dSliceConfig(slice_type=ttnn.{kind}, num_slices={num_slices})"
 
 
 def bool_expr(value: bool) -> str:
@@ -215,10 +219,7 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tup
         # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
         config += [("core_grid", f"cores(grid={tuple(cc.grid)}, count={cc.num_cores})"),
                    ("override_sharding_config", "True")]
-    slice_expr = "None"
-    if cc.slice_type != "L1_FULL":
-        kind = {"DRAM_SLICE_HEIGHT": "Conv2dDRAMSliceHeight", "DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}
-        slice_expr = f"ttnn.Conv2dSliceConfig(slice_type=ttnn.{kind[cc.slice_type]}, num_slices={cc.num_slices})"
+    slice_expr = "None" if cc.slice_type == "L1_FULL" else slice_config_expr(cc.slice_type, cc.num_slices)
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
@@ -253,6 +254,8 @@ class _Lowering:
         self.constants: list[str] = []
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
+        # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
+        self.caller_owned = {n.name for n in graph if n.op == "input"}
         taps = graph.meta.get("taps", {})
         self.taps_by_node: dict[str, list[str]] = {}
         for tap, node_name in sorted(dict(taps).items()):
@@ -303,14 +306,15 @@ class _Lowering:
                 # ROW_MAJOR has no bfloat8_b
                 cast = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
                 tmp = f"{v}_{'rm' if want == ROW_MAJOR else 'tiled'}"
-                op.moves.append(Move(tmp, "ttnn.to_layout", (v, layout_expr(want), *cast), v if name in last_use else None))
+                free = v if name in last_use and name not in self.caller_owned else None
+                op.moves.append(Move(tmp, "ttnn.to_layout", (v, layout_expr(want), *cast), free))
                 op.frees.append(tmp)
                 v = tmp
-            elif name in last_use:
+            elif name in last_use and name not in self.caller_owned:
                 op.frees.append(v)
             args.append(v)
         # tensors that die here without being read as an input (e.g. an unused result)
-        op.frees += [self.var[n] for n in plan.deallocate_after if n not in node.inputs]
+        op.frees += [self.var[n] for n in plan.deallocate_after if n not in node.inputs and n not in self.caller_owned]
         return args
 
     def lower(self, node: Node) -> Op | None:
@@ -370,6 +374,8 @@ class _Lowering:
             if plan.output.sharded and not self.input_placement(node).sharded:  # type: ignore[union-attr]
                 # an interleaved input is sharded by the pool itself, as planned for its output
                 kwargs.append(("applied_shard_scheme", f"ttnn.TensorMemoryLayout.{plan.output.layout}"))  # type: ignore[union-attr]
+            if plan.pool_slices is not None:
+                kwargs.append(("dram_slice_config", slice_config_expr(*plan.pool_slices)))
             kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
             op.args.update(x=x, kwargs=kwargs)
         elif node.op == "global_avg_pool2d":
@@ -440,15 +446,15 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_module(graph: Graph, target: str | Target) -> str:
-    """The generated TTNN module for a planned graph, as text."""
+def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
+    """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
     lowering = _Lowering(graph)
     lowering.run()
     (input_node,) = [n for n in graph if n.op == "input"]
     input_plan = _plan(input_node)
     outputs = {head: lowering.var[node] for head, node in graph.outputs.items()}
-    device_params = dict(sorted(dict(graph.meta.get("device_params", DEFAULT_DEVICE_PARAMS)).items()))
+    device_params = {"l1_small_size": l1_small_size, "trace_region_size": TRACE_REGION_SIZE}
     text = _environment().get_template("module.py.j2").render(
         variant=graph.meta.get("variant", "model"),
         class_name=class_name(graph.meta.get("variant", "model")),

@@ -35,9 +35,9 @@ def _index(lines: list[str], prefix: str) -> int:
 
 def test_conv_is_one_call_reading_its_table_row(text: str) -> None:
     lines = _forward(text)
-    assert 'res2_0_conv1 = self.conv2d("backbone.res2.0.conv1", stem_pool)  # 16->8 1x1, relu on 8x16' in lines
+    assert 'res2_0_conv1 = self.conv2d("backbone.res2.0.conv1", stem_pool)  # 32->32 1x1, relu on 16x32' in lines
     row = text[text.index('    "backbone.stem.conv1": dict('):text.index('    "backbone.res2.0.conv1": dict(')]
-    for field in ("batch_size=1", "input_height=32", "input_width=64", "in_channels=3", "out_channels=16",
+    for field in ("batch_size=1", "input_height=64", "input_width=128", "in_channels=3", "out_channels=32",
                   "kernel_size=(3, 3)", "stride=(2, 2)", "padding=(1, 1)", "weights_dtype=ttnn.bfloat8_b",
                   "activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)",
                   "slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2)",
@@ -49,11 +49,21 @@ def test_conv_is_one_call_reading_its_table_row(text: str) -> None:
     assert "slice_config=None" in row2
 
 
+def test_planned_spill_and_reshard_replace_the_tensor(text: str) -> None:
+    lines = _forward(text)
+    spill, reshard = [i for i, line in enumerate(lines) if line.startswith("stem_pool = move(")]
+    assert lines[spill] == "stem_pool = move(stem_pool, ttnn.DRAM_MEMORY_CONFIG)"  # spilled before conv2 runs
+    assert spill < _index(lines, "res2_0_conv2 = self.conv2d(") < reshard
+    assert lines[reshard + 1].startswith("stem_pool, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=8")
+    # the module's move() frees the old copy
+    assert "    moved = ttnn.to_memory_config(x, memory_config)\n    ttnn.deallocate(x)\n    return moved" in text
+
+
 def test_add_fuses_relu_after_the_planned_reshard_and_frees_at_last_use(text: str) -> None:
     lines = _forward(text)
-    move = _index(lines, "stem_pool = move(")
+    reshard = [i for i, line in enumerate(lines) if line.startswith("stem_pool = move(")][-1]
     add = _index(lines, "res2_0_add = ttnn.add(")
-    assert move < add
+    assert reshard < add
     assert lines[add + 1].startswith("res2_0_conv2, stem_pool, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)]")
     # conv1 dies at conv2, conv2 and the (moved) pool output at the add, after its tap copy
     assert _index(lines, "ttnn.deallocate(res2_0_conv1)") == _index(lines, "res2_0_conv2 = self.conv2d(") + 1
@@ -64,8 +74,8 @@ def test_add_fuses_relu_after_the_planned_reshard_and_frees_at_last_use(text: st
 def test_upsample_uses_an_integer_scale_on_an_nhwc_view(text: str) -> None:
     lines = _forward(text)
     up = _index(lines, "sem_upsample = ttnn.upsample(")
-    assert lines[up + 1] == ('ttnn.reshape(sem_predictor, (1, 8, 16, 4)), (4, 4), mode="bilinear",')
-    assert "sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 2048, 4))" in lines
+    assert lines[up + 1] == ('ttnn.reshape(sem_predictor, (1, 16, 32, 4)), (4, 4), mode="bilinear",')
+    assert "sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 4))" in lines
     # the predictor feeds only the upsample: it writes ROW_MAJOR itself, no conversion is emitted
     assert not any(line.startswith("sem_predictor_rm") for line in lines)
     row = text[text.index('    "sem_seg_head.predictor": dict('):text.index("OUTPUT_MEMORY = {")]
@@ -86,7 +96,7 @@ def test_pool_input_interleaved_output_sharded_names_the_shard_scheme(text: str)
     call = text[text.index("stem_pool = ttnn.max_pool2d("):]
     call = call[:call.index(")\n")]
     assert "applied_shard_scheme=ttnn.TensorMemoryLayout.HEIGHT_SHARDED" in call
-    assert "input_h=16, input_w=32, channels=16" in call and "dilation=(1, 1)" in call
+    assert "input_h=32, input_w=64, channels=32" in call and "dilation=(1, 1)" in call
 
 
 def test_module_imports_only_ttnn_and_declares_its_interface(text: str) -> None:
@@ -95,8 +105,8 @@ def test_module_imports_only_ttnn_and_declares_its_interface(text: str) -> None:
     assert [ast.unparse(n) for n in imports] == ["import ttnn"]
     names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert {"TARGET", "INPUT_SHAPE", "DEVICE_PARAMS", "OUTPUTS", "TAPS", "CONV2D", "OUTPUT_MEMORY"} <= names
-    assert 'TARGET = "blackhole-20"' in text and "INPUT_SHAPE = (1, 3, 32, 64)" in text
-    assert '"sem_seg": (1, 4, 32, 64),' in text
+    assert 'TARGET = "blackhole-20"' in text and "INPUT_SHAPE = (1, 3, 64, 128)" in text
+    assert '"sem_seg": (1, 4, 64, 128),' in text
 
 
 def test_rendering_is_deterministic() -> None:
@@ -132,7 +142,7 @@ def test_tables_construct_with_the_real_ttnn() -> None:
     assert got["conv_config"] == "Conv2dConfig"
     assert got["weights_dtype"] == "DataType.BFLOAT8_B"
     assert "DRAM_WIDTH" in got["slice"] and "num_slices=2" in got["slice"]
-    assert got["pool_cores"] == 8 and got["pool_shard"] == [16, 16]
+    assert got["pool_cores"] == 8 and got["pool_shard"] == [64, 32]
 
 
 def test_unplanned_node_is_a_codegen_error() -> None:

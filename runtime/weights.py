@@ -1,0 +1,118 @@
+"""Host weights for a generated module: built from the planned IR graph, cached on disk.
+
+The passes leave the final parameters in the nodes (BatchNorm folded, output scales folded), and
+the plan says each one's device dtype. Conv weights go to ttnn as host ROW_MAJOR tensors (OIHW)
+in float32 when the plan wants bfloat8_b or float32 on the device (the conv converts them once,
+on its first call) and in bfloat16 when it wants bfloat16, as ttnn's conv2d documents; biases as
+[1, 1, 1, O]. Per-channel constants (the pixel normalization) are [1, 1, 1, C] TILE tensors in the
+op's dtype.
+
+The cache holds these tensors (torch, host dtype) in one file per key; the key is the checkpoint's
+hash plus the generated module's hash (which spells out the whole plan), so a warm load needs
+neither tracing nor the passes. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from converter.ir import Graph
+from runtime.atomic import write_bytes
+
+CACHE_FORMAT = 1  # bump when the cached content changes meaning
+
+
+@dataclass(frozen=True)
+class HostTensor:
+    data: torch.Tensor  # already in the host dtype
+    dtype: str  # ttnn dtype name of the host tensor
+    layout: str  # "ROW_MAJOR" | "TILE"
+
+
+@dataclass(frozen=True)
+class WeightsReport:
+    key: str
+    path: Path
+    warm: bool  # loaded from the cache
+    seconds: float
+    num_tensors: int
+    num_bytes: int
+
+
+_TORCH_DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _conv_host_dtype(weights_dtype: str | None) -> str:
+    return "bfloat16" if weights_dtype == "bfloat16" else "float32"
+
+
+def host_weights(graph: Graph) -> dict[str, HostTensor]:
+    """Every parameter the generated module reads, by the name it reads it under."""
+    out: dict[str, HostTensor] = {}
+    for node in graph:
+        if node.op == "conv2d":
+            if node.plan is None:
+                raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
+            dtype = _conv_host_dtype(node.plan.weights_dtype)
+            out[f"{node.name}.weight"] = HostTensor(node.params["weight"].to(_TORCH_DTYPE[dtype]).contiguous(),
+                                                    dtype, "ROW_MAJOR")
+            if "bias" in node.params:
+                bias = node.params["bias"].reshape(1, 1, 1, -1)
+                out[f"{node.name}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
+        elif node.op == "channel_affine":
+            dtype = node.plan.dtype if node.plan is not None else "float32"
+            for key in ("scale", "shift"):
+                t = node.params[key].reshape(1, 1, 1, -1).to(torch.float32)
+                out[f"{node.name}.{key}"] = HostTensor(t, dtype, "TILE")
+    return dict(sorted(out.items()))
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_key(checkpoint_digest: str, module_text: str) -> str:
+    h = hashlib.sha256(f"pdl2ttnn-weights/{CACHE_FORMAT}\n{checkpoint_digest}\n".encode())
+    h.update(module_text.encode())
+    return h.hexdigest()[:32]
+
+
+def _serialize(weights: dict[str, HostTensor]) -> bytes:
+    buf = io.BytesIO()
+    torch.save({name: (w.data, w.dtype, w.layout) for name, w in weights.items()}, buf)
+    return buf.getvalue()
+
+
+def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple[dict[str, HostTensor], WeightsReport]:
+    """The host weights under `key`: from the cache when present, else from `build()` (then cached)."""
+    start = time.perf_counter()
+    path = Path(cache_dir) / f"weights-{key}.pt"
+    warm = path.exists()
+    if warm:
+        raw = torch.load(path, weights_only=True)
+        weights = {name: HostTensor(data, dtype, layout) for name, (data, dtype, layout) in raw.items()}
+    else:
+        weights = host_weights(build())
+        write_bytes(path, _serialize(weights))
+    report = WeightsReport(key, path, warm, time.perf_counter() - start, len(weights),
+                           sum(w.data.numel() * w.data.element_size() for w in weights.values()))
+    return weights, report
+
+
+def to_ttnn(weights: dict[str, HostTensor], ttnn: ModuleType) -> dict[str, object]:
+    """Host ttnn tensors (of the given ttnn, real or emulated) for the generated module's `params`."""
+    layouts = {"ROW_MAJOR": ttnn.ROW_MAJOR_LAYOUT, "TILE": ttnn.TILE_LAYOUT}
+    return {name: ttnn.from_torch(w.data, dtype=getattr(ttnn, w.dtype), layout=layouts[w.layout])
+            for name, w in weights.items()}

@@ -1,0 +1,64 @@
+"""Host weights from a planned graph, and their disk cache."""
+
+from __future__ import annotations
+
+import torch
+
+from runtime.weights import cache_key, host_weights, load_weights, to_ttnn
+from runtime.ttnn_host import import_ttnn
+from tests.codegen_graphs import tiny_graph
+
+
+def test_host_dtypes_follow_the_planned_weights_dtype() -> None:
+    g = tiny_graph()
+    w = host_weights(g)
+    # bfloat8_b on the device: float32 host weights, converted once by the conv itself
+    stem = w["backbone.stem.conv1.weight"]
+    assert (stem.dtype, stem.layout, stem.data.dtype) == ("float32", "ROW_MAJOR", torch.float32)
+    assert torch.equal(stem.data, g.node("backbone.stem.conv1").params["weight"])
+    # bfloat16 on the device: bfloat16 host weights
+    pool_conv = w["sem_seg_head.decoder.res5.project_conv.pool_conv.weight"]
+    assert (pool_conv.dtype, pool_conv.data.dtype) == ("bfloat16", torch.bfloat16)
+    bias = w["backbone.stem.conv1.bias"]
+    assert bias.data.shape == (1, 1, 1, 32)
+    scale = w["normalize.scale"]
+    assert (scale.dtype, scale.layout, tuple(scale.data.shape)) == ("bfloat16", "TILE", (1, 1, 1, 3))
+    assert list(w) == sorted(w)
+
+
+def test_cold_load_builds_and_caches_warm_load_reads_the_cache(tmp_path) -> None:
+    calls = []
+
+    def build():
+        calls.append(1)
+        return tiny_graph()
+
+    key = cache_key("ckpt-digest", "module text")
+    cold, cold_report = load_weights(tmp_path, key, build)
+    assert not cold_report.warm and calls == [1]
+    assert [p.name for p in tmp_path.iterdir()] == [f"weights-{key}.pt"]  # no temp file left behind
+
+    def must_not_build():
+        raise AssertionError("a warm load must not rebuild the graph")
+
+    warm, warm_report = load_weights(tmp_path, key, must_not_build)
+    assert warm_report.warm and warm_report.num_tensors == cold_report.num_tensors
+    assert warm.keys() == cold.keys()
+    for name in cold:
+        assert torch.equal(warm[name].data, cold[name].data) and warm[name].dtype == cold[name].dtype
+
+
+def test_cache_key_depends_on_checkpoint_and_plan() -> None:
+    base = cache_key("a", "plan 1")
+    assert base == cache_key("a", "plan 1")
+    assert len({base, cache_key("b", "plan 1"), cache_key("a", "plan 2")}) == 3
+
+
+def test_real_ttnn_host_tensors() -> None:
+    ttnn = import_ttnn()
+    tensors = to_ttnn(host_weights(tiny_graph()), ttnn)
+    stem = tensors["backbone.stem.conv1.weight"]
+    assert (stem.dtype, stem.layout) == (ttnn.float32, ttnn.ROW_MAJOR_LAYOUT)
+    assert tuple(stem.shape) == (32, 3, 3, 3)
+    scale = tensors["normalize.scale"]
+    assert (scale.dtype, scale.layout) == (ttnn.bfloat16, ttnn.TILE_LAYOUT)
