@@ -15,6 +15,7 @@ not care how a model is run; `main` (the `pdl-demo` console script) builds the r
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -191,15 +193,24 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
     if inputs == SCENES_TOKEN:
-        try:
-            from tests.scenes import street_scene
-        except ImportError:
-            raise UserError(f"{SCENES_TOKEN} needs the pdl2ttnn source checkout (tests/scenes.py); "
-                            "run from it or pass an image or directory") from None
+        street_scene = _scenes_module().street_scene
         h, w = SCENE_SIZE
         return [SourceImage(f"scene_{s}", street_scene(w, h, seed=s)) for s in SCENE_SEEDS], []
     collected = collect_images(Path(inputs))
     return collected.images, collected.skipped
+
+
+def _scenes_module() -> ModuleType:
+    """tests/scenes.py of the source checkout this package runs from (the project installs editable;
+    `tests` is not an installed package, and a console script does not have the checkout on sys.path)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "scenes.py"
+    if not path.is_file():
+        raise UserError(f"{SCENES_TOKEN} needs the pdl2ttnn source checkout (tests/scenes.py); "
+                        "pass an image or a directory of images instead")
+    spec = importlib.util.spec_from_file_location("pdl2ttnn_demo_scenes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytorch_runner(cfg, weights: Path, variant: str) -> Runner:

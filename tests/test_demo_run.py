@@ -10,7 +10,7 @@ from PIL import Image
 from converter.checkpoint import random_state_dict
 from converter.model import build_model, load_config, with_crop_size
 from converter.reference import reference_outputs
-from runtime.demo import main, parse_args, run_demo
+from runtime.demo import load_inputs, main, parse_args, run_demo
 from runtime.images import SourceImage
 from runtime.postprocess import FusionParams, fuse
 from tests.scenes import street_scene
@@ -81,7 +81,7 @@ def test_rerun_writes_identical_bytes(tmp_path, model, params):
 
 
 def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_path, model, params):
-    scenes = _scenes(2)
+    scenes = _scenes(1)
     reports = run_demo(scenes, tmp_path, {"pytorch": lambda x: reference_outputs(model, "panoptic_deeplab", x)},
                        SIZE, fusion=params)
     for source, report in zip(scenes, reports):
@@ -131,3 +131,10 @@ def test_cli_semantic_variant_on_a_directory(tmp_path, capsys):
     assert "skipped readme.txt: not an image file" in captured.err
     assert "street: pytorch semantic only (" in captured.out
     assert sorted(p.name for p in (out / "pytorch_output").iterdir()) == ["street_original.jpg", "street_semantic.jpg"]
+
+
+def test_scenes_token_gives_the_builtin_cityscapes_sized_scenes():
+    images, skipped = load_inputs(":scenes")
+    assert skipped == [] and [s.name for s in images] == ["scene_0", "scene_1", "scene_2"]
+    assert all(s.image.size == (2048, 1024) and s.image.mode == "RGB" for s in images)
+    assert np.array_equal(np.asarray(images[1].image), np.asarray(street_scene(2048, 1024, seed=1)))
