@@ -32,14 +32,14 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
     from converter.model import build_model, load_config
     from converter.trace import trace_model
     from passes.pipeline import plan_graph
-    from passes.summary import plan_summary
+    from passes.summary import render_markdown, summarize
     from passes.targets import get_target
     from templates.render import render_module
 
     target = get_target(target_name)
     graph = plan_graph(trace_model(build_model(load_config(input_size=input_size)), variant, input_size), target)
     return Converted(variant, {f"{variant}.py": render_module(graph, target),
-                               f"{variant}.plan.md": plan_summary(graph, target)})
+                               f"{variant}.plan.md": render_markdown(summarize(graph, target))})
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:

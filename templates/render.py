@@ -167,7 +167,7 @@ class Op:
 
 def _section(node: Node) -> str:
     """The component an op belongs to, for the forward's section comments (e.g. 'backbone.res2')."""
-    parts = node.source.split(".")
+    parts = (node.source or "model (top level)").split(".")
     if parts[0] == "backbone" and len(parts) > 1:
         return ".".join(parts[:2])
     if parts[0] in ("sem_seg_head", "ins_embed_head") and len(parts) > 1:
@@ -319,7 +319,7 @@ class _Lowering:
 
     def lower(self, node: Node) -> Op | None:
         plan = _plan(node)
-        op = Op(kind=node.op, node=node.name, var=self.var[node.name], source=node.source,
+        op = Op(kind=node.op, node=node.name, var=self.var[node.name], source=node.source or "model (top level)",
                 taps=self.taps_by_node.get(node.name, []))
         a = node.attrs
         if node.op == "output":
