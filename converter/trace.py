@@ -57,7 +57,7 @@ class _InferenceCore(nn.Module):
 
 @dataclass
 class _Lifted:
-    """One fx node translated: an IR op with its fx inputs, or an identity (forwarded input)."""
+    """One fx node translated into an IR op, with the fx nodes it reads."""
 
     op: str
     inputs: list[fx.Node]
@@ -164,10 +164,10 @@ class _Lifter:
             x = n.args[0]
             (h, w), (oh, ow) = _shape(x)[2:], _shape(n)[2:]
             if oh % h or ow % w:
-                raise UserError(
-                    f"{n.meta['pdl2ttnn_source']} resizes {h}x{w} to {oh}x{ow} at this input size, a "
-                    "non-integer scale; ttnn's bilinear upsample needs integer scales: choose an input "
-                    "size whose feature maps divide evenly (a multiple of 16 in H and W, e.g. 512x1024)")
+                raise _NotLowerable(
+                    f"resizes {h}x{w} to {oh}x{ow} at this input size, a non-integer scale; ttnn's "
+                    "bilinear upsample needs integer scales: choose an input size whose feature maps "
+                    "divide evenly (a multiple of 16 in H and W, e.g. 512x1024)")
             align = bool(_arg(n, 2, "align_corners", False)) if mode == "bilinear" else False
             return _Lifted("upsample", [x], {"scale_factor": (oh // h, ow // w), "mode": mode,
                                              "align_corners": align})
@@ -229,6 +229,10 @@ class _Lifter:
 
 class _Unsupported(Exception):
     """An ATen node the IR cannot express; turned into a UserError naming the op and its module."""
+
+
+class _NotLowerable(Exception):
+    """A supported op whose arguments at this input size the device cannot run; a UserError."""
 
 
 def _source(n: fx.Node) -> tuple[str, str]:
@@ -319,7 +323,6 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
                 outputs[head] = name
             continue
         source, cls = _source(n)
-        n.meta["pdl2ttnn_source"] = source or "the model"
         handler = lifter.handlers.get(n.target)
         try:
             if handler is None:
@@ -331,6 +334,9 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
             raise UserError(f"unsupported operation {target}{detail} in Detectron2 module "
                             f"{source or 'the top-level model'} ({cls}); pdl2ttnn lowers only "
                             f"{', '.join(sorted(OP_ATTRS))}: use a config without it") from None
+        except _NotLowerable as e:
+            raise UserError(f"input size {input_size[0]}x{input_size[1]}: "
+                            f"{source or 'the top-level model'} {e}") from None
         if isinstance(lifted, fx.Node):  # an identity in eval mode: forward its input
             value[n.name] = value[lifted.name]
             identity_ops.append({"op": str(n.target), "source": source,
