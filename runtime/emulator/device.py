@@ -92,11 +92,12 @@ class EmuDevice:
             raise RuntimeError("Device is closed: open it again with ttnn.open_device before using it")
 
     def new_tensor(self, data: torch.Tensor, dtype, layout, memory_config,
-                   stored_shape: tuple[int, ...] | None = None) -> Tensor:
+                   stored_shape: tuple[int, ...] | None = None, rounded: bool = False) -> Tensor:
         """Allocate a device tensor holding `data` rounded to `dtype`.
 
         `stored_shape` sizes the buffer when the device stores another shape than the values'
-        (prepared conv weights are a [K, N] matrix on the device).
+        (prepared conv weights are a [K, N] matrix on the device); `rounded` says `data` already
+        holds `dtype` values.
         """
         self.check_open()
         ttnn = self._ttnn
@@ -108,7 +109,7 @@ class EmuDevice:
                            self.target.l1_alignment, self.target.dram_alignment)
         kind = "DRAM" if memory_config.buffer_type == ttnn.BufferType.DRAM else "L1"
         buf = self.memory.allocate(kind, size.total_bytes, size.bytes_per_bank, size.num_banks)
-        return Tensor(ttnn, dtypes.round_to(data, dtype), dtype, layout, memory_config, self, buf)
+        return Tensor(ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self, buf)
 
     def view(self, tensor: Tensor, data: torch.Tensor, memory_config=None) -> Tensor:
         """A tensor sharing `tensor`'s buffer (reshape views)."""

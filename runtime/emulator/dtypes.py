@@ -6,8 +6,8 @@ representable in the tensor's ttnn dtype, so compute can use fast float32 torch 
 bfloat8_b is Tenstorrent's block float: in TILE layout every 16 consecutive values of a face row
 (so 16 consecutive elements along the last dim, 16-aligned) share one 8-bit exponent, and each value
 keeps a sign and 7 mantissa bits (hidden bit included). We follow tt-metal's host packer
-(`convert_u32_to_bfp`): the 24-bit mantissa is shifted right by (shared_exp - exp), rounded to
-nearest with ties to even at 7 bits, and saturated at 127; denormals and zeros become 0. tests/test_emulator_dtypes.py checks
+(`convert_u32_to_bfp`): the 24-bit mantissa is shifted right (truncating) by (shared_exp - exp),
+rounded to nearest with ties to even at 7 bits, and saturated at 127; denormals and zeros become 0. tests/test_emulator_dtypes.py checks
 this bit for bit against the real ttnn conversion under the mock cluster.
 """
 
@@ -32,7 +32,14 @@ def round_bfloat16(x: torch.Tensor) -> torch.Tensor:
 
 
 def round_bfloat8_b(x: torch.Tensor) -> torch.Tensor:
-    """Round a float tensor to bfloat8_b values (shared exponent per 16 values along the last dim)."""
+    """Round a float tensor to bfloat8_b values (shared exponent per 16 values along the last dim).
+
+    Done in float32 arithmetic, which is exact here (power-of-two scaling, floor and round):
+    t = floor(|x| * 2^(150 - E)) is tt-metal's mantissa after its right shift by (E - e), and
+    round-half-even(t / 2^17) its 7-bit rounding. The scale is applied in two halves so that no
+    factor overflows; only results below ~1e-33 (float32 denormals) may differ from the device.
+    Much faster in torch than the integer bit operations.
+    """
     shape = x.shape
     width = shape[-1] if len(shape) else 1
     pad = (-width) % BFP_GROUP
@@ -40,20 +47,16 @@ def round_bfloat8_b(x: torch.Tensor) -> torch.Tensor:
     if pad:
         xf = torch.nn.functional.pad(xf, (0, pad))
     groups = xf.reshape(xf.shape[0], -1, BFP_GROUP)
-    bits = groups.contiguous().view(torch.int32)
-    exp = (bits >> 23) & 0xFF
-    shared = exp.amax(dim=-1, keepdim=True)
-    mant = (bits & 0x7FFFFF) | 0x800000
-    shift = (shared - exp).clamp(max=31)
-    shifted = mant >> shift
-    m = shifted >> 17
-    rest = shifted & 0x1FFFF
-    m = m + ((rest > 0x10000) | ((rest == 0x10000) & ((m & 1) == 1))).to(m.dtype)
-    m = m.clamp(max=127)
-    m = torch.where(exp == 0, torch.zeros_like(m), m)  # zeros and denormals flush to 0
-    scale = torch.exp2((shared - 133).to(torch.float32))
-    out = m.to(torch.float32) * scale
-    out = torch.where(bits < 0, -out, out)
+    a = groups.abs()
+    normal = a >= torch.finfo(torch.float32).tiny  # zeros and denormals flush to 0
+    exp = torch.where(normal, torch.frexp(a).exponent + 126, 0)
+    shift = 150 - exp.amax(dim=-1, keepdim=True)
+    half = torch.div(shift, 2, rounding_mode="floor")
+    t = torch.floor(a * torch.exp2(half.to(torch.float32)) * torch.exp2((shift - half).to(torch.float32)))
+    m = torch.round(t * 2.0**-17).clamp_(max=127.0)
+    m = torch.where(normal, m, 0.0)
+    out = m * torch.exp2((17 - shift).to(torch.float32))
+    out = torch.where(groups < 0, -out, out)
     out = out.reshape(xf.shape[0], -1)[:, :width]
     return out.reshape(shape)
 

@@ -71,11 +71,13 @@ def _device_weights(device: EmuDevice, weight_tensor: Tensor, wdtype, in_channel
         return weight_tensor  # prepared earlier (prepare_conv_weights / return_weights_and_bias)
     if weight_tensor.layout != tt.ROW_MAJOR_LAYOUT or weight_tensor.dtype.name not in ("FLOAT32", "BFLOAT16"):
         raise RuntimeError("TT_FATAL: conv2d: host weights must be FLOAT32 or BFLOAT16 in ROW_MAJOR layout")
-    data = round_weights(weight_tensor.data, wdtype)
-    out = device.new_tensor(data, wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG,
-                            stored_shape=_weight_matrix_shape(in_channels, out_channels, kernel))
-    out._data = data  # already rounded the device way (new_tensor rounds along the wrong axis for bf8)
-    return out
+    # host weights are re-prepared on every call, as ttnn does; the rounded values are cached on the
+    # host tensor so emulation does not pay for the rounding each time
+    cache = weight_tensor.__dict__.setdefault("_rounded_as", {})
+    if wdtype.name not in cache:
+        cache[wdtype.name] = round_weights(weight_tensor.data, wdtype)
+    return device.new_tensor(cache[wdtype.name], wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG,
+                             stored_shape=_weight_matrix_shape(in_channels, out_channels, kernel), rounded=True)
 
 
 def _device_bias(device: EmuDevice, bias_tensor: Tensor | None, wdtype, out_channels: int) -> Tensor | None:
