@@ -22,6 +22,7 @@ from runtime.emulator import dtypes
 from runtime.emulator.allocator import DeviceMemoryError, align
 from runtime.emulator.device import EmuDevice
 from runtime.emulator.ops_eltwise import plan_dtype
+from runtime.emulator.slicing import fit_slices
 from runtime.emulator.sharding import Parallel, cdiv, default_parallel, heuristic_layout, parallel_of
 from runtime.emulator.tensor import TILE, Tensor
 from runtime.ttnn_host import import_ttnn
@@ -218,24 +219,19 @@ def _run_sliced(device, slice_config, out_w, out_nhw, parallel, cb_bytes, halo, 
                 config_bytes, out_dtype, out_channels, result, out_layout, memory_config) -> Tensor:
     """DRAM-sliced conv: output in DRAM; per slice the L1 working set must fit."""
     out = device.new_tensor(result, out_dtype, out_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
-    requested = slice_config.num_slices if slice_config is not None else 0
-    candidates = [requested] if requested > 0 else [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max(out_w, 1)]
-    out_elem = dtypes.TILE_BYTES[out_dtype.name] // (TILE * TILE) if out_dtype.name != "BFLOAT8_B" else 1
-    failure: DeviceMemoryError | None = None
-    for n in candidates:
-        try:
-            out_shard = parallel.shard_shape(cdiv(out_nhw, n), out_channels)
-            with device.program(f"conv2d[{n} slices]", cb_bytes(n)) as temps:
-                device.temp(temps, config_kind, config_bytes)
-                device.temp(temps, "L1", cdiv(in_shard_bytes, n))
-                if halo(n):
-                    device.temp(temps, "L1", halo(n))
-                device.temp(temps, "L1", out_shard[0] * out_shard[1] * max(out_elem, 1))
-            return out
-        except DeviceMemoryError as err:
-            failure = err
-    device.memory.release(out._buffer)
-    raise failure  # type: ignore[misc]
+    out_elem = 1 if out_dtype.name == "BFLOAT8_B" else dtypes.TILE_BYTES[out_dtype.name] // (TILE * TILE)
+
+    def working_set(n: int):
+        out_shard = parallel.shard_shape(cdiv(out_nhw, n), out_channels)
+        return (cb_bytes(n), [cdiv(in_shard_bytes, n), halo(n), out_shard[0] * out_shard[1] * out_elem],
+                [(config_kind, config_bytes)])
+
+    try:
+        fit_slices(device, "conv2d", slice_config.num_slices if slice_config is not None else 0, out_w, working_set)
+    except DeviceMemoryError:
+        device.memory.release(out._buffer)
+        raise
+    return out
 
 
 def prepare_conv_weights(*, weight_tensor, input_memory_config, input_layout, weights_format, in_channels, out_channels,

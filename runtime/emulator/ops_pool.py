@@ -2,7 +2,8 @@
 
 Values follow ttnn's pool goldens (their helper module is not shipped in the wheel, so the torch
 calls are made here the same way: NHWC flat input, -inf / 0 padding, flat NHWC output).
-Memory: sliding-window pools go through halo (passes/cb_model.halo_bytes) with their reader config
+Memory: DRAM inputs (or a DRAM dram_slice_config) run slice by slice like conv2d (slicing.py);
+sliding-window pools go through halo (passes/cb_model.halo_bytes) with their reader config
 in L1_SMALL (or DRAM with config_tensor_in_dram); global_avg_pool2d converts sharded input to
 interleaved first and runs a single reduction without halo, as ttnn's Python wrapper does.
 """
@@ -15,6 +16,7 @@ from passes import cb_model
 from runtime.emulator.allocator import align
 from runtime.emulator.device import require_device_tensor
 from runtime.emulator.ops_eltwise import plan_dtype
+from runtime.emulator.slicing import fit_slices
 from runtime.emulator.sharding import cdiv, default_parallel, parallel_of
 from runtime.ttnn_host import import_ttnn
 
@@ -61,13 +63,35 @@ def _pool(name: str, input_tensor, batch_size, input_h, input_w, channels, kerne
     halo = cb_model.halo_bytes(batch=batch_size, input_hw=(input_h, input_w), channels=channels, stride=strd,
                                padding=(max(pads[:2]), max(pads[2:])), dilation=dil, dtype=plan_dtype(input_tensor.dtype),
                                num_slices=0, **geometry)
-    with device.program(name, cb) as temps:
-        device.temp(temps, "DRAM" if config_tensor_in_dram else "L1_SMALL",
-                    align(2 * cdiv(out_nhw, parallel.num_cores) + 64, 16))
-        if halo:
-            device.temp(temps, "L1", halo)
-        mc = memory_config or parallel.memory_config(out_nhw, channels, output_layout == tt.TILE_LAYOUT)
-        out = device.new_tensor(result, dtype, output_layout, mc)
+    config = ("DRAM" if config_tensor_in_dram else "L1_SMALL", align(2 * cdiv(out_nhw, parallel.num_cores) + 64, 16))
+    in_dram = input_tensor.memory_config().buffer_type == tt.BufferType.DRAM
+    slice_type = dram_slice_config.slice_type if dram_slice_config is not None else None
+    if (slice_type is not None and slice_type != tt.Op2DSliceConfig.SliceTypeEnum.L1Full) or (
+            slice_type is None and in_dram):
+        out = device.new_tensor(result, dtype, output_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+        in_rows, _ = parallel.shard_shape(batch_size * input_h * input_w, channels)
+        elem = 4 if input_tensor.dtype.name == "FLOAT32" else 2
+        out_rows, _ = parallel.shard_shape(out_nhw, channels)
+
+        def working_set(n: int):
+            h = cb_model.halo_bytes(batch=batch_size, input_hw=(input_h, input_w), channels=channels, stride=strd,
+                                    padding=(max(pads[:2]), max(pads[2:])), dilation=dil,
+                                    dtype=plan_dtype(input_tensor.dtype), num_slices=n, **geometry)
+            return cb, [cdiv(in_rows, n) * channels * elem, h, cdiv(out_rows, n) * channels * elem], [config]
+
+        try:
+            fit_slices(device, name, dram_slice_config.num_slices if dram_slice_config is not None else 0,
+                       result.shape[2], working_set)
+        except Exception:
+            device.memory.release(out._buffer)
+            raise
+    else:
+        with device.program(name, cb) as temps:
+            device.temp(temps, *config)
+            if halo:
+                device.temp(temps, "L1", halo)
+            mc = memory_config or parallel.memory_config(out_nhw, channels, output_layout == tt.TILE_LAYOUT)
+            out = device.new_tensor(result, dtype, output_layout, mc)
     device.record_step(compute, [input_tensor], [out])
     return out
 
