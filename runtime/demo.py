@@ -29,6 +29,9 @@ import numpy as np
 import torch
 
 from converter.errors import UserError
+from converter.checkpoint import load_checkpoint, write_random_checkpoint
+from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, with_crop_size
+from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.atomic import write_text
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
@@ -130,6 +133,10 @@ OUTPUT_DIR/ttnn_output/ and OUTPUT_DIR/pytorch_output/ with NAME_original.jpg an
 (with --variant deeplab_v3_plus, which has no instance heads: NAME_semantic.jpg instead), and
 OUTPUT_DIR/summary.json. One line per image compares the runners.
 
+Runners: 'pytorch' is Detectron2's own model; 'ttnn' is the TTNN code pdl2ttnn generates for this
+config, size and --target, run on a Tenstorrent device when one opens, else on the host emulator
+(PDL2TTNN_BACKEND=device|emulator forces one).
+
 IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
 files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes
 (needs the source checkout). WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
@@ -144,9 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR [WEIGHTS.pkl] OUTPUT_DIR", help=argparse.SUPPRESS)
     p.add_argument("--random-weights", action="store_true",
                    help="seeded random weights instead of a checkpoint (pipeline check; the pictures mean nothing)")
-    p.add_argument("--variant", default="panoptic_deeplab", choices=("panoptic_deeplab", "deeplab_v3_plus"),
+    p.add_argument("--variant", default=VARIANTS[0], choices=VARIANTS,
                    help="deeplab_v3_plus: semantic segmentation only, writes NAME_semantic.jpg (default: %(default)s)")
-    p.add_argument("--target", default=None, help="TTNN runner: device target, as for pdl-convert")
+    p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
+                   help="TTNN runner: device target (default: %(default)s)")
     p.add_argument("--trace", action="store_true", help="TTNN runner: run in trace mode")
     p.add_argument("--weight-cache", type=Path, default=None, metavar="DIR",
                    help="TTNN runner: cache of prepared device weights")
@@ -165,7 +173,7 @@ class DemoArgs:
     variant: str
     input_size: tuple[int, int] | None
     pytorch_only: bool
-    target: str | None
+    target: str
     trace: bool
     weight_cache: Path | None
 
@@ -213,20 +221,35 @@ def _scenes_module() -> ModuleType:
     return module
 
 
-def pytorch_runner(cfg, weights: Path, variant: str) -> Runner:
-    """Detectron2's own model with the checkpoint, returning its head outputs."""
-    from converter.checkpoint import load_checkpoint
-    from converter.model import build_model
+def pytorch_runner(model, variant: str) -> Runner:
+    """Detectron2's own forward, returning its head outputs."""
     from converter.reference import reference_outputs
 
-    model = load_checkpoint(build_model(cfg), weights)
     return lambda x: reference_outputs(model, variant, x)
 
 
-def ttnn_runner(cfg, weights: Path, args: DemoArgs) -> Runner:
-    """The generated TTNN code through runtime/run.py (the integration point; see the report)."""
-    raise UserError("the TTNN runner is not wired into pdl-demo yet (runtime/run.py is not integrated); "
-                    "run with --pytorch-only")
+def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args: DemoArgs, workdir: Path) -> Runner:
+    """The generated TTNN code for this model, run by runtime/run.py (a device when one opens, else the
+    host emulator; PDL2TTNN_BACKEND forces one). The module is traced, planned and rendered here, from
+    the same config and size as the reference, rather than taken from generated/ (which is for one
+    target and size only); the prepared host weights go to --weight-cache when given."""
+    from converter.trace import trace_model
+    from passes.pipeline import plan_graph
+    from passes.targets import get_target
+    from runtime.backend import choose_backend
+    from runtime.run import load_module, run_module
+    from runtime.weights import cache_key, file_digest, load_weights
+    from templates.render import render_module
+
+    target = get_target(args.target)
+    graph = plan_graph(trace_model(model, variant, size), target)
+    text = render_module(graph, target)
+    path = workdir / f"{variant}.py"
+    write_text(path, text)
+    module = load_module(path)
+    host, _ = load_weights(args.weight_cache or workdir, cache_key(file_digest(weights), text), lambda: graph)
+    backend = choose_backend()  # PDL2TTNN_BACKEND, else a device if one opens, else the emulator
+    return lambda x: run_module(module, host, x, backend=backend, trace=args.trace).outputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,9 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from converter.model import DEFAULT_INPUT_SIZE, check_variant, load_config, with_crop_size
-
-    check_variant(args.variant)
     cfg = load_config()
     size = args.input_size or DEFAULT_INPUT_SIZE
     if args.input_size:
@@ -252,13 +272,12 @@ def _main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="pdl-demo-") as tmp:
         weights = args.weights
         if weights is None:
-            from converter.checkpoint import write_random_checkpoint
-
             weights = write_random_checkpoint(cfg, Path(tmp) / "random_weights.pkl", seed=0)
-        runners: dict[str, Runner] = {}
+        model = load_checkpoint(build_model(cfg), weights)
+        # PyTorch first: its pictures are written even if the TTNN run of an image fails.
+        runners: dict[str, Runner] = {"pytorch": pytorch_runner(model, args.variant)}
         if not args.pytorch_only:
-            runners["ttnn"] = ttnn_runner(cfg, weights, args)
-        runners["pytorch"] = pytorch_runner(cfg, weights, args.variant)
+            runners["ttnn"] = ttnn_runner(model, weights, args.variant, size, args, Path(tmp))
         print(f"{len(images)} image(s) at {size[0]}x{size[1]}, variant {args.variant}, "
               f"runners: {', '.join(runners)}")
         reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
