@@ -15,66 +15,13 @@
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from passes.l1_allocator import FreeList, align
 
 
 class DeviceMemoryError(RuntimeError):
     """What ttnn raises (as RuntimeError) for out-of-memory and circular-buffer clashes."""
-
-
-def align(value: int, alignment: int) -> int:
-    return -(-value // alignment) * alignment
-
-
-@dataclass
-class FreeList:
-    """First-fit allocator over [lo, hi): allocated blocks kept sorted by address."""
-
-    lo: int
-    hi: int
-    top_down: bool
-    starts: list[int] = field(default_factory=list)
-    sizes: dict[int, int] = field(default_factory=dict)
-
-    def free_blocks(self) -> list[tuple[int, int]]:
-        blocks, cursor = [], self.lo
-        for start in self.starts:
-            if start > cursor:
-                blocks.append((cursor, start - cursor))
-            cursor = start + self.sizes[start]
-        if self.hi > cursor:
-            blocks.append((cursor, self.hi - cursor))
-        return blocks
-
-    def allocate(self, size: int, alignment: int) -> int | None:
-        blocks = self.free_blocks()
-        for start, length in reversed(blocks) if self.top_down else blocks:
-            if self.top_down:
-                addr = (start + length - size) // alignment * alignment
-                if addr >= start:
-                    return self._take(addr, size)
-            else:
-                addr = align(start, alignment)
-                if addr + size <= start + length:
-                    return self._take(addr, size)
-        return None
-
-    def _take(self, addr: int, size: int) -> int:
-        bisect.insort(self.starts, addr)
-        self.sizes[addr] = size
-        return addr
-
-    def release(self, addr: int) -> None:
-        self.starts.remove(addr)
-        del self.sizes[addr]
-
-    @property
-    def allocated(self) -> int:
-        return sum(self.sizes.values())
-
-    def lowest(self) -> int | None:
-        return self.starts[0] if self.starts else None
 
 
 @dataclass
