@@ -20,6 +20,7 @@ import torch
 from converter.errors import UserError
 from passes.targets import get_target
 from runtime import backend as backends
+from runtime.ttnn_host import import_ttnn
 from runtime.weights import HostTensor, to_ttnn
 
 
@@ -37,6 +38,7 @@ def load_module(path: Path) -> ModuleType:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"generated module {path} does not exist: run pdl-convert first")
+    import_ttnn()  # the module's own `import ttnn` must find ttnn already set up for this host
     text = path.read_bytes()
     name = f"pdl2ttnn_generated_{path.stem}_{hashlib.sha256(str(path.resolve()).encode() + text).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -77,8 +79,10 @@ def to_device_input(ttnn: ModuleType, module: ModuleType, image: torch.Tensor, d
 
 
 def run_module(module: ModuleType, weights: dict[str, HostTensor], image: torch.Tensor, *,
-               backend: str = "auto", taps: bool = False, trace: bool = False) -> RunResult:
+               backend: str | None = None, taps: bool = False, trace: bool = False) -> RunResult:
     """Run `module` on `image` (1x3xHxW, RGB 0-255 floats) with the host `weights`.
+
+    `backend` forces "device" or "emulator"; None lets `runtime.backend.choose_backend` decide.
 
     With `trace`, the forward is also captured once and replayed, and the replay's outputs are
     returned (they must equal the eager ones; the caller can compare).
