@@ -1,20 +1,23 @@
-"""ANALYSIS + TRANSFORM: choose each conv's sharding, slicing and blocking (OpPlan.conv).
+"""ANALYSIS + TRANSFORM: choose each conv's sharding, slicing and blocking (OpPlan.conv) by cost.
 
-Preferred sharding from the conv's shape (like ttnn's auto-shard heuristic, but always explicit):
-- HEIGHT when output pixels dominate channels: N*H*W / max(C_in, C_out) >= number of cores
-  (each core then gets at least as many rows as there are channels: early, high-resolution convs);
-- WIDTH when there are too few output rows to split over the grid's rows (N*H*W < 32 * grid_y, e.g.
-  the ASPP image-pooling 1x1 conv) : only channels can be split;
+Analysis: enumerate the legal configurations, i.e. every (slicing, sharding) whose working set fits
+the target's L1 budget by cb_model (input shard + halo + output shard + CBs per core; weights stay in
+DRAM, only their CB blocks are in L1). Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with
+2, 4, 8, ... slices. Within one (slicing, sharding) the blocking is the largest that fits: act_block_h
+0 (ttnn's maximum) with double buffering, then without, then halving block heights down to one tile.
+Smaller blocks and single buffering only save L1, which the cost model does not price, so once a
+larger block fits a smaller one can only be slower on the device.
+
+Transform: rank the candidates by `passes.cost_model.op_cost` (the conv with its input arriving
+where its producer put it, moved if the conv wants it elsewhere, and its output where the conv
+writes it) and pick the cheapest; ties go to ladder order: preferred sharding first (the shape
+rule below, like ttnn's auto-shard heuristic), L1 before DRAM slicing, fewer slices first.
+ConvConfig.rung records the choice, its modeled time, the runner-up and why L1_FULL was not used.
+
+Preferred sharding from the conv's shape (only a tie-break now):
+- HEIGHT when output pixels dominate channels: N*H*W / max(C_in, C_out) >= number of cores;
+- WIDTH when there are too few output rows to split over the grid's rows (N*H*W < 32 * grid_y);
 - BLOCK otherwise (low resolution with many channels, e.g. res4/res5, ASPP at 1/16).
-
-Fallback ladder, first rung that fits wins (what "fits" counts: input shard + halo + output shard +
-CBs per core <= the target's L1 budget; weights stay in DRAM, only their CB blocks are in L1):
-  L1_FULL (double-buffered, then single-buffered, then smaller act_block_h),
-  then the other shardings in L1,
-  then DRAM_SLICE_WIDTH with 2, 4, 8, ... slices, then DRAM_SLICE_HEIGHT, each again with smaller
-  act_block_h. Smaller act_block_h is tried inside each rung because it is the cheapest way to save
-  L1 (it only shortens the matmul blocks), while DRAM slicing costs DRAM traffic.
-The chosen rung and why it was needed are recorded in ConvConfig.rung.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from converter.errors import UserError
-from converter.ir import Graph, Node
+from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
+from passes.cost_model import Operand, op_cost
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement
 from passes.shards import cdiv, cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
+DRAM = Placement("DRAM", "INTERLEAVED")
 
 
 @dataclass(frozen=True)
@@ -150,47 +155,128 @@ def _slicings(s: ConvShape) -> Iterator[tuple[str, int]]:
             n *= 2
 
 
-def choose_conv_config(node: Node, s: ConvShape, target: Target, budget: int,
-                       pin: LayerOverride | None = None) -> ConvConfig:
+def _describe(c: ConvConfig) -> str:
+    return (f"{c.slice_type}{f' x{c.num_slices}' if c.num_slices else ''} {c.shard_layout}"
+            f", act_block_h {c.act_block_h or 'max'}{'' if c.enable_act_double_buffer else ', single-buffered'}"
+            f", {c.l1_bytes_per_core} B/core")
+
+
+def legal_configs(node: Node, s: ConvShape, target: Target, budget: int,
+                  pin: LayerOverride | None = None) -> tuple[list[ConvConfig], str]:
+    """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
+    blocking that fits, in ladder order; and why L1_FULL did not fit ("" if it did).
+
+    More slices of the same type never model faster (each slice re-reads the weights, adds its
+    halo reach, device programs and tile padding), so the fewest that fit stand for their type.
+    """
     preferred, why = preferred_layout(s, target)
     layouts = [preferred] + [lay for lay in LAYOUTS if lay != preferred]
     if pin and pin.sharding:
-        layouts, why = [pin.sharding], "override"
+        layouts = [pin.sharding]
     slicings = list(_slicings(s))
     if pin and pin.slice_type:
         slicings = [(pin.slice_type, pin.num_slices)]
-    first_miss = ""
+    found, miss = [], ""
+    fitted: set[tuple[str, str]] = set()  # (slice type, layout) pairs that already fit
     for slice_type, num_slices in slicings:
         for layout in layouts:
+            if (slice_type, layout) in fitted:
+                continue
             grid, cores = conv_cores(layout, s, target)
-            abhs = [pin.act_block_h] if pin and pin.act_block_h is not None else _act_block_hs(s, layout, grid, cores, num_slices)
-            for abh in abhs:
-                for dbl in ((True, False) if slice_type == "L1_FULL" and abh == 0 else (False,)):
-                    total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl)
-                    if total > budget:
-                        if not first_miss:
-                            first_miss = f"; {slice_type} {layout} needed {total} B > budget {budget} B"
-                        continue
-                    rung = f"{slice_type}{f' x{num_slices}' if num_slices else ''} {layout} ({why})"
-                    rung += f", act_block_h {abh or 'max'}, {total} B/core" + first_miss
-                    return ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs, rung,
-                                      grid, cores, total)
-    pinned = f" with the pinned {pin}" if pin else ""
-    raise UserError(f"conv {node.name!r} ({node.source}) cannot fit L1{pinned}: remove or relax its override")
+            if pin and pin.act_block_h is not None:
+                abhs = [pin.act_block_h]
+            else:
+                abhs = _act_block_hs(s, layout, grid, cores, num_slices)
+            smallest = 0
+            for abh, dbl in ((a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))):
+                total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl)
+                if total <= budget:
+                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs,
+                                            f"preferred {preferred} ({why})" if layout == preferred else "",
+                                            grid, cores, total))
+                    fitted.add((slice_type, layout))
+                    break
+                smallest = total
+            else:
+                if not miss and slice_type == "L1_FULL":
+                    miss = f"L1_FULL {layout} needs {smallest} B > budget {budget} B"
+    return found, miss
+
+
+def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, source_dtype: str,
+                 arrives: Placement | None, target: Target, output_memory: str | None = None
+                 ) -> list[tuple[float, ConvConfig]]:
+    """(modeled us, config), cheapest first; ties keep the given (ladder) order.
+
+    `arrives` is where the conv's input is when the conv runs (None: where each config wants it);
+    a config that wants it elsewhere pays the move. The output is costed where the config writes
+    it: its L1 shards, or DRAM when sliced or when `output_memory` pins it there.
+    """
+    s = ConvShape.of(node, source.shape)
+    scored = []
+    for i, c in enumerate(configs):
+        planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=c))
+        want = conv_input_placement(planned, s)
+        out = conv_output_placement(planned, s) if output_memory != "DRAM" else DRAM
+        have = arrives or want
+        moves = ((node.inputs[0], want),) if want != have else ()
+        plan = dataclasses.replace(planned.plan, output=out, reshard_inputs=moves)
+        scored.append((op_cost(node, plan, target, [Operand(source.shape, source_dtype, have)]).total_us, i, c))
+    scored.sort(key=lambda x: (x[0], x[1]))
+    return [(cost, c) for cost, _, c in scored]
+
+
+def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrives: Placement | None,
+                       target: Target, budget: int, pin: LayerOverride | None = None) -> ConvConfig:
+    """The cheapest legal config (module docstring), with the reasons in its `rung`."""
+    s = ConvShape.of(node, source.shape)
+    configs, miss = legal_configs(node, s, target, budget, pin)
+    if not configs:
+        pinned = f" with the pinned {pin}" if pin else ""
+        raise UserError(f"conv {node.name!r} ({node.source}) cannot fit L1{pinned}: remove or relax its override")
+    ranked = rank_configs(node, configs, source, source_dtype, arrives, target, pin.memory if pin else None)
+    (best_us, best), rest = ranked[0], ranked[1:]
+    rung = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
+    if pin and (pin.sharding or pin.slice_type or pin.act_block_h is not None):
+        rung += " the override"
+    if rest:
+        rung += f"; runner-up {_describe(rest[0][1])}: {rest[0][0]:.1f} us"
+    if miss:
+        rung += f"; {miss}"
+    if best.rung:
+        rung += f"; {best.rung}"
+    return dataclasses.replace(best, rung=rung)
+
+
+def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placement]) -> Placement | None:
+    """Where the conv's input will most likely be when the conv runs: follow ops that keep their
+    first input's placement back to a conv (its chosen output) or the model input (DRAM).
+    None when a data-movement op (pool, upsample, concat) decides it: assume it lands as wanted."""
+    x = nodes[n.inputs[0]]
+    while x.op in ("relu", "add", "mul_scalar", "channel_affine", "batch_norm"):
+        x = nodes[x.inputs[0]]
+    if x.op == "input":
+        return DRAM
+    return chosen.get(x.name)
 
 
 def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                   overrides: Overrides | None = None) -> Graph:
     budget = target.l1_budget(l1_small_size)
-    shapes = {n.name: n.out.shape for n in graph.nodes}
+    by_name = {n.name: n for n in graph.nodes}
+    chosen: dict[str, Placement] = {}  # conv -> where it leaves its output
     nodes = []
     for n in graph.nodes:
         if n.op == "conv2d":
             if n.plan is None:
                 raise ValueError(f"conv_sharding needs dtype_policy first ({n.name})")
-            conv = choose_conv_config(n, ConvShape.of(n, shapes[n.inputs[0]]), target, budget,
-                                      overrides.for_node(n) if overrides else None)
+            x = by_name[n.inputs[0]]
+            pin = overrides.for_node(n) if overrides else None
+            conv = choose_conv_config(n, x.out, x.plan.dtype, _source_placement(n, by_name, chosen), target,
+                                      budget, pin)
             plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
             n = dataclasses.replace(n, plan=plan)
+            pinned_dram = pin is not None and pin.memory == "DRAM"
+            chosen[n.name] = DRAM if pinned_dram else conv_output_placement(n, ConvShape.of(n, x.out.shape))
         nodes.append(n)
     return graph.replace_nodes(nodes)

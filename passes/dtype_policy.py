@@ -9,6 +9,7 @@ Rules (configurable through `DtypeRules`, then per-layer `Overrides`):
 - fidelity follows the weights: HiFi2 with bfloat8_b weights (more fidelity phases add nothing to
   an 8-bit mantissa), HiFi4 with bfloat16 weights; non-conv ops HiFi4 (ttnn ignores it or uses it
   for pooling/bilinear reductions);
+- `DtypeRules.performance()` is a named alternative with LoFi everywhere (see its docstring);
 - fp32_dest_acc for convs whose inner dimension C_in*kh*kw/groups reaches `fp32_acc_min_inner_dim`
   (long bf16 accumulations lose precision) and for the bf16 layers above; never for bilinear
   upsample (ttnn rejects it).
@@ -33,6 +34,16 @@ class DtypeRules:
     fidelity_bf8: str = "HiFi2"
     fidelity_bf16: str = "HiFi4"
     fp32_acc_min_inner_dim: int = 4608  # e.g. 3x3x512: res5 and the ASPP convs, not 3x3x256
+
+    @classmethod
+    def performance(cls) -> DtypeRules:
+        """Opt-in speed profile: LoFi wherever Tenstorrent's hand-written Panoptic-DeepLab uses it,
+        i.e. every conv (its default compute config, docs/research/handwritten-pdl-and-cost-constants.md
+        section 1.2) and the bilinear/pooling reductions (its final upsample matmuls run LoFi, 1.7).
+        Dtypes and fp32 accumulation stay as in the default rules. Not the default: whether LoFi
+        keeps PCC >= 0.99 per head (goals 0.999 semantic, 0.995 center/offset) against Detectron2
+        is measured with fidelity emulated; the integrator switches once it is."""
+        return cls(fidelity_bf8="LoFi", fidelity_bf16="LoFi")
 
 
 def _first_convs(graph: Graph) -> set[str]:

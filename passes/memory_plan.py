@@ -5,9 +5,14 @@ Walks the program in order with the set of live tensors and where each one curre
    inputs, its output placement and its transient L1 (circular buffers, halo, slices). E.g. a conv
    wants its input sharded as conv sharding chose (or in DRAM when sliced); bilinear upsample wants
    a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires it); an add wants both operands sharded alike.
-2. The first mode whose per-core peak fits the budget wins: peak = all live L1 tensors + moved-in
+2. A mode fits when its per-core peak is within the budget: peak = all live L1 tensors + moved-in
    copies + the output + the transient. When it does not fit, live tensors the op does not read are
-   spilled to DRAM, farthest next use first (Belady), each recorded in `spill_before` and notes.
+   spilled to DRAM until it does, farthest next use first (Belady) or, as the alternative, largest
+   first; spills are recorded in `spill_before` and notes. Among the (mode, spill order) pairs that
+   fit, the cheapest by passes/cost_model.py wins: the op with its moves and spills, plus the moves
+   the choice forces later (spilled tensors coming back, the output moving to where its first
+   reader wants it). Ties go to the earlier mode and to Belady. Every candidate fits the budget,
+   so the plan never exceeds it, whatever the costs say.
 3. Inputs not where the op wants them are moved (`reshard_inputs`); a move *replaces* the tensor,
    so later readers see the new placement. Graph outputs are written to DRAM; the model input
    arrives DRAM-interleaved; an `output` node moves its head tensor to DRAM if it is not written
@@ -30,6 +35,7 @@ from converter.errors import UserError
 from converter.ir import Graph, Node
 from passes import cb_model
 from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement
+from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.overrides import Overrides
 from passes.plan import Placement
 from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
@@ -37,6 +43,7 @@ from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 DRAM = Placement("DRAM", "INTERLEAVED")
 L1_INTERLEAVED = Placement("L1", "INTERLEAVED")
+SPILL_ORDERS = ("belady", "largest")
 
 
 class PlanError(RuntimeError):
@@ -176,7 +183,62 @@ class _Planner:
     def _next_use(self, name: str, i: int) -> int:
         return next((u for u in self.uses[name] if u >= i), len(self.g.nodes))
 
+    def _spill_set(self, i: int, n: Node, mode: Mode, order: str) -> tuple[set[str], int] | None:
+        """Live tensors the op does not read, spilled in `order` until `mode` fits; None if it
+        cannot. "belady": farthest next use first; "largest": most L1 per core first."""
+        if order == "belady":
+            key = lambda x: (-self._next_use(x, i), x)  # noqa: E731
+        else:
+            key = lambda x: (-self.l1(x, self.loc[x]), x)  # noqa: E731
+        candidates = sorted((x for x, p in self.loc.items() if p.buffer == "L1" and x not in n.inputs), key=key)
+        spilled: set[str] = set()
+        peak = self._peak(n, mode, spilled)
+        while peak > self.budget and candidates:
+            spilled.add(candidates.pop(0))
+            peak = self._peak(n, mode, spilled)
+        return (spilled, peak) if peak <= self.budget else None
+
+    def _moves(self, n: Node, mode: Mode) -> tuple[tuple[str, Placement], ...]:
+        moves: list[tuple[str, Placement]] = []
+        for x, want in zip(n.inputs, mode.wants):
+            if want is not None and want != self.loc[x] and x not in dict(moves):
+                moves.append((x, want))
+        return tuple(moves)
+
+    def _first_reader_wants(self, n: Node) -> Placement | None:
+        """Where the op's first reader wants its output: a conv its input placement, a head DRAM;
+        None when the reader adapts to its input (eltwise) or decides later (pools, upsample)."""
+        users = self.uses[n.name]
+        if not users:
+            return None
+        u = self.g.nodes[users[0]]
+        if u.op == "output":
+            return DRAM
+        if u.op == "conv2d":
+            return conv_input_placement(u, ConvShape.of(u, n.out.shape))
+        return None
+
+    def _cost_us(self, i: int, n: Node, mode: Mode, spilled: set[str]) -> float:
+        """Modeled time of this choice: the op with its spills and moves (cost_model.op_cost), plus
+        the moves it forces later: each spilled tensor comes back for its next reader, and the
+        output moves to where its first reader wants it (back to L1 when that is unknown)."""
+        spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
+        plan = dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
+        us = op_cost(n, plan, self.t, [self.operand(x) for x in n.inputs], [self.operand(x) for x, _ in spills]).total_us
+        for x, _ in spills:
+            us += reshard_cost(self.nodes[x].out.shape, self.dtype(x), DRAM, self.loc[x], self.t).total_us
+        want = self._first_reader_wants(n)
+        if want is None and mode.output.buffer == "DRAM" and self.uses[n.name]:
+            want = self.height(n.name)
+        if want is not None and want != mode.output:
+            us += reshard_cost(n.out.shape, n.plan.dtype, mode.output, want, self.t).total_us
+        return us
+
+    def operand(self, name: str) -> Operand:
+        return Operand(self.nodes[name].out.shape, self.dtype(name), self.loc[name])
+
     def place(self, i: int, n: Node) -> Node:
+        """Cheapest (mode, spill set) that fits the budget; ties go to the earlier mode and to Belady."""
         pin = self.overrides.for_node(n) if self.overrides else None
         modes = self._modes(n)
         if n.name in self.returned and all(self.g.nodes[u].op == "output" for u in self.uses[n.name]):
@@ -185,21 +247,27 @@ class _Planner:
             modes = [m for m in modes if m.output.buffer == pin.memory]
             if not modes:
                 raise UserError(f"override memory {pin.memory} for {n.name!r} is impossible for a {n.op}: remove it")
-        notes: list[str] = []
-        for mode in modes:
-            spilled: set[str] = set()
-            candidates = sorted((x for x, p in self.loc.items() if p.buffer == "L1" and x not in n.inputs),
-                                key=lambda x: (-self._next_use(x, i), x))
-            peak = self._peak(n, mode, spilled)
-            while peak > self.budget and candidates:
-                victim = candidates.pop(0)
-                spilled.add(victim)
-                notes.append(f"spill {victim} to DRAM (next use at op {self._next_use(victim, i)}, farthest)")
-                peak = self._peak(n, mode, spilled)
-            if peak <= self.budget:
-                return self._commit(i, n, mode, spilled, peak, notes)
-            notes.clear()
-        raise PlanError(f"no placement of {n.name} ({n.op}) fits {self.budget} B per core")
+        best = None
+        for rank, mode in enumerate(modes):
+            for order in SPILL_ORDERS:
+                fit = self._spill_set(i, n, mode, order)
+                if fit is None:
+                    continue
+                spilled, peak = fit
+                key = (round(self._cost_us(i, n, mode, spilled), 3), rank)
+                if best is None or key < best[0]:
+                    best = (key, mode, spilled, peak, order)
+                if not spilled:
+                    break  # both orders spill nothing
+        if best is None:
+            raise PlanError(f"no placement of {n.name} ({n.op}) fits {self.budget} B per core")
+        (us, _), mode, spilled, peak, order = best
+        why = "farthest next use first" if order == "belady" else "largest first, cheaper than Belady here"
+        notes = [f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"
+                 for x in sorted(spilled, key=lambda x: self.order[x])]
+        if len(modes) > 1:
+            notes.append(f"memory: cheapest of {len(modes)} placements, {us:.1f} us with follow-on moves")
+        return self._commit(i, n, mode, spilled, peak, notes)
 
     def _commit(self, i: int, n: Node, mode: Mode, spilled: set[str], peak: int, notes: list[str]) -> Node:
         dram = 0
@@ -207,13 +275,11 @@ class _Planner:
         for x, _ in spills:
             self.loc[x] = DRAM
             dram += self.full_bytes(x)
-        moves = []
-        for x, want in zip(n.inputs, mode.wants):
-            if want is not None and want != self.loc[x] and (x, want) not in moves:
-                if "DRAM" in (want.buffer, self.loc[x].buffer):
-                    dram += self.full_bytes(x)
-                moves.append((x, want))
-                self.loc[x] = want
+        moves = self._moves(n, mode)
+        for x, want in moves:
+            if "DRAM" in (want.buffer, self.loc[x].buffer):
+                dram += self.full_bytes(x)
+            self.loc[x] = want
         dram += sum(self.full_bytes(x) for x in set(n.inputs) if self.loc[x].buffer == "DRAM")
         if mode.output.buffer == "DRAM":
             dram += self.full_bytes(n.name)
@@ -227,7 +293,7 @@ class _Planner:
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
-            n.plan, output=mode.output, reshard_inputs=tuple(moves), spill_before=spills, deallocate_after=dead,
+            n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
             l1_peak_per_core=peak, dram_bytes=int(dram), pool_slices=mode.pool_slices,
             notes=n.plan.notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)

@@ -1,7 +1,9 @@
 """The lowering pipeline: every pass in order, with per-pass wall time for callers.
 
-Order: fold_batchnorm -> fuse -> dtype_policy -> conv_sharding -> memory_plan. Overrides are
-checked against the graph after fusion (the names the plan report shows).
+Order: fold_batchnorm -> fuse -> dtype_policy -> conv_sharding -> memory_plan -> cost_model. Overrides
+are checked against the graph after fusion (the names the plan report shows). The last step is an
+analysis: it fills every OpPlan's est_time_us and dram_bytes from passes/cost_model.py, the same
+model conv sharding and memory planning ranked their choices with.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import time
 from typing import Callable
 
 from converter.ir import Graph
+from passes import cost_model
 from passes.conv_sharding import conv_sharding
 from passes.dtype_policy import DtypeRules, dtype_policy
 from passes.fold_batchnorm import fold_batchnorm
@@ -18,7 +21,7 @@ from passes.memory_plan import memory_plan
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
-PASS_ORDER = ("fold_batchnorm", "fuse", "dtype_policy", "conv_sharding", "memory_plan")
+PASS_ORDER = ("fold_batchnorm", "fuse", "dtype_policy", "conv_sharding", "memory_plan", "cost_model")
 
 
 def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
@@ -31,6 +34,7 @@ def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None =
         "dtype_policy": lambda g: dtype_policy(g, rules, overrides),
         "conv_sharding": lambda g: conv_sharding(g, target, l1_small_size, overrides),
         "memory_plan": lambda g: memory_plan(g, target, l1_small_size, overrides),
+        "cost_model": lambda g: cost_model.annotate(g, target),
     }
     timings: dict[str, float] = {}
     for name in PASS_ORDER:

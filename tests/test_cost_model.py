@@ -141,3 +141,16 @@ def test_unplanned_node_is_a_compiler_bug():
     c = dataclasses.replace(conv_node(), inputs=("x",))
     with pytest.raises(ValueError, match="no plan"):
         cm.evaluate(Graph((x, c), {}), BH20)
+
+
+def test_block_sharding_splits_work_but_every_core_reduces_over_all_channels():
+    # 1x1 conv 128->128 on 32x32 (32 row tiles, 4 channel tiles). Height sharding on 16 cores:
+    # 2 row tiles x 4 output tiles x 4 reduction tiles per core. Block sharding on 4x4: 8 row tiles
+    # x 1 output tile x all 4 reduction tiles. Same 32 tile matmuls per core: no FLOPs vanish.
+    node = conv_node(cin=128, cout=128, hw=(32, 32), k=1)
+    height = conv_plan(cores=16)
+    block = dataclasses.replace(height, conv=dataclasses.replace(height.conv, shard_layout="BLOCK_SHARDED",
+                                                                 grid=(4, 4), num_cores=16))
+    expected = 32 * 16 / cm.MATMUL_EFFICIENCY / 1350
+    assert cost(node, height).compute_us == pytest.approx(expected)
+    assert cost(node, block, src=DRAM).compute_us == pytest.approx(expected)
