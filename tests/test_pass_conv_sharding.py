@@ -1,11 +1,16 @@
-"""conv_sharding: the preferred sharding follows the shape rules; the ladder always ends in a fit."""
+"""conv_sharding: legal configs ranked by the cost model; the cheapest that fits wins, always a fit."""
+
+import dataclasses
 
 import pytest
 
 from converter.errors import UserError
-from passes.conv_sharding import conv_sharding
+from passes import cost_model
+from passes.conv_sharding import (LAYOUTS, ConvShape, conv_cores, conv_input_placement, conv_output_placement,
+                                  conv_sharding, working_set)
 from passes.dtype_policy import dtype_policy
 from passes.overrides import parse_overrides
+from passes.plan import ConvConfig, Placement
 from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder
 
@@ -62,3 +67,50 @@ def test_impossible_override_is_a_user_error_naming_the_layer():
     o = parse_overrides({"layers": {"c": {"slicing": {"type": "L1_FULL"}}}})
     with pytest.raises(UserError, match="'c'"):
         _plan_one((1, 3, 512, 1024), 64, stride=2, overrides=o)
+
+
+def _every_fitting_config_cost(node, input_shape, target):
+    """Brute force, independent of the pass's pruning: every slicing (all slice counts), sharding,
+    act_block_h and buffering that fits, costed with the input in DRAM (it is the graph input)."""
+    s = ConvShape.of(node, input_shape)
+    dram = Placement("DRAM", "INTERLEAVED")
+    slicings = [("L1_FULL", 0)] + [(k, 2 ** i) for k, extent in (("DRAM_SLICE_WIDTH", s.output_hw[1]),
+                                                                 ("DRAM_SLICE_HEIGHT", s.output_hw[0]))
+                                   for i in range(1, extent.bit_length()) if 2 ** i <= extent]
+    costs = []
+    for slice_type, k in slicings:
+        for layout in LAYOUTS:
+            grid, cores = conv_cores(layout, s, target)
+            for abh in [0] + [32 * 2 ** i for i in range(8)]:
+                for dbl in (True, False):
+                    total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, k, abh, dbl)
+                    if total > target.l1_budget():
+                        continue
+                    conv = ConvConfig(layout, slice_type, k, abh, 1, dbl, dbl, cbs, "", grid, cores, total)
+                    planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=conv))
+                    want = conv_input_placement(planned, s)
+                    plan = dataclasses.replace(planned.plan, output=conv_output_placement(planned, s),
+                                               reshard_inputs=(("input", want),) if want != dram else ())
+                    costs.append(cost_model.op_cost(node, plan, target, [cost_model.Operand(input_shape, "bfloat16", dram)]).total_us)
+    return costs
+
+
+@pytest.mark.parametrize("shape,out_channels,stride,dilation", [
+    ((1, 3, 512, 1024), 64, 2, 1),  # the stem: DRAM slicing needed
+    ((1, 1024, 32, 64), 256, 1, 12),  # an ASPP branch: the first-fit ladder took WIDTH sharding here
+])
+def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, stride, dilation):
+    b = GraphBuilder(shape)
+    b.conv("c", "input", out_channels, k=3, stride=stride, dilation=dilation)
+    g = conv_sharding(dtype_policy(b.graph({"out": "c"})), BH20)
+    node = g.node("c")
+    c = node.plan.conv
+    costs = _every_fitting_config_cost(node, shape, BH20)
+    chosen = cost_model.op_cost(node, dataclasses.replace(
+        node.plan, output=conv_output_placement(node, ConvShape.of(node, shape)),
+        reshard_inputs=(("input", conv_input_placement(node, ConvShape.of(node, shape))),)
+        if c.slice_type == "L1_FULL" else ()), BH20,
+        [cost_model.Operand(shape, "bfloat16", Placement("DRAM", "INTERLEAVED"))]).total_us
+    assert len(costs) > 1 and chosen == pytest.approx(min(costs))
+    assert c.l1_bytes_per_core <= BH20.l1_budget()
+    assert "runner-up" in c.rung and f"{chosen:.1f} us" in c.rung

@@ -68,3 +68,12 @@ def test_load_overrides_yaml_and_bad_file(tmp_path):
         load_overrides(p)
     with pytest.raises(UserError, match="cannot read"):
         load_overrides(tmp_path / "missing.json")
+
+
+def test_performance_profile_is_lofi_everywhere_with_the_default_dtypes():
+    default, fast = dtype_policy(_net()), dtype_policy(_net(), DtypeRules.performance())
+    assert {n.plan.math_fidelity for n in fast.nodes} == {"LoFi"}
+    for a, b in zip(default.nodes, fast.nodes):
+        assert (a.plan.dtype, a.plan.weights_dtype, a.plan.fp32_dest_acc) == (b.plan.dtype, b.plan.weights_dtype,
+                                                                              b.plan.fp32_dest_acc)
+    assert DtypeRules() != DtypeRules.performance()  # the default keeps HiFi2/HiFi4

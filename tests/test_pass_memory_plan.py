@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from passes.conv_sharding import ConvShape, conv_input_placement
+from passes.cost_model import evaluate
+from passes.overrides import parse_overrides
 from passes.pipeline import plan_graph
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.targets import Target, get_target
@@ -119,3 +121,21 @@ def test_big_target_keeps_everything_in_l1_and_frees_each_tensor_once():
     assert sorted(freed) == sorted(set(freed)) and "join" not in freed
     assert g.node("join").plan.output.buffer == "DRAM"  # a head
     simulate(g, t)
+
+
+def _feeds_a_sliced_conv():
+    b = GraphBuilder((1, 16, 48, 64))
+    a = b.conv("c1", "input", 32, k=1)  # fits L1 on TINY
+    y = b.conv("c2", a, 64, k=3)  # needs DRAM slicing on TINY: reads its input from DRAM
+    return b.graph({"out": b._add("output.out", "output", [y], b._shape(y))})
+
+
+def test_output_goes_straight_to_dram_when_its_reader_is_dram_sliced():
+    g = plan_graph(_feeds_a_sliced_conv(), TINY)
+    assert g.node("c2").plan.conv.slice_type != "L1_FULL"
+    assert g.node("c1").plan.output.buffer == "DRAM"  # the L1 mode would cost a move before c2
+    assert g.node("c2").plan.reshard_inputs == ()
+    kept_in_l1 = plan_graph(_feeds_a_sliced_conv(), TINY, parse_overrides({"layers": {"c1": {"memory": "L1"}}}))
+    assert kept_in_l1.node("c2").plan.reshard_inputs  # the move the cheaper plan avoids
+    assert evaluate(g, TINY).total_ms < evaluate(kept_in_l1, TINY).total_ms
+    simulate(g, TINY)
