@@ -1,8 +1,9 @@
 """conv2d, prepare_conv_weights, prepare_conv_bias: ttnn 0.81.1 semantics and L1 footprint.
 
-Values: ttnn's own conv2d golden (torch conv in float32) on the stored (already rounded) input,
-weights rounded to `weights_dtype` as the device stores them, output rounded to the output dtype.
-Math fidelity and the device's bf16 accumulation order are not modelled (float32 accumulation).
+Values: the stored (already rounded) input and the weights rounded to `weights_dtype` as the device
+stores them, multiplied as the matrix engine does under the compute_config (math-fidelity phases, bf16
+or fp32 Dst accumulation per K block: runtime/emulator/fidelity.py), then the fused activation (ttnn's
+golden) and the rounding to the output dtype.
 
 Memory, per core, while the conv runs (lock-step over the grid):
 - L1_FULL: the input resharded to the conv's sharding if it is not already (a temporary), the halo
@@ -16,9 +17,10 @@ Memory, per core, while the conv runs (lock-step over the grid):
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from passes import cb_model
-from runtime.emulator import dtypes
+from runtime.emulator import dtypes, fidelity
 from runtime.emulator.allocator import DeviceMemoryError, align
 from runtime.emulator.device import EmuDevice
 from runtime.emulator.ops_eltwise import plan_dtype
@@ -28,7 +30,7 @@ from runtime.emulator.tensor import TILE, Tensor
 from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
-_golden = tt.get_golden_function(tt.conv2d)
+_golden_activation = tt.operations.activations.get_golden_function_for_activation
 
 
 def _pair(v) -> tuple[int, int]:
@@ -57,6 +59,17 @@ def _weights_dtype(cfg, weight_tensor: Tensor):
     if wd.name not in ("BFLOAT16", "BFLOAT8_B", "FLOAT32"):
         raise RuntimeError(f"TT_FATAL: conv2d: weights_dtype {wd} is not supported (use bfloat16 or bfloat8_b)")
     return wd
+
+
+def _interm_round(math: fidelity.MathConfig, out_dtype):
+    """Rounding of the partials the conv packs to its intermediate CB between K blocks (None: lossless).
+    The CB is FLOAT32/BFLOAT16 with packer_l1_acc, else the output format (conv program factory)."""
+    name = ("FLOAT32" if math.fp32_dest_acc else "BFLOAT16") if math.packer_l1_acc else out_dtype.name
+    if name == "FLOAT32" or (name == "BFLOAT16" and not math.fp32_dest_acc):  # bf16 Dst already rounds
+        return None
+    if name == "BFLOAT16":
+        return fidelity.round_bf16
+    return lambda t: dtypes.round_to(t.permute(0, 2, 3, 1), out_dtype).permute(0, 3, 1, 2)
 
 
 def _weight_matrix_shape(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> tuple[int, int]:
@@ -171,9 +184,19 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
         return cb_model.halo_bytes(**geometry, channels=in_channels, dtype=plan_dtype(input_tensor.dtype),
                                    num_slices=num_slices)
 
+    math = fidelity.conv_math_config(compute_config, input_tensor.dtype.name, wdtype.name)
+    interm_round = _interm_round(math, out_dtype)
+    operands_bf16 = {input_tensor.dtype.name, wdtype.name} <= fidelity.BF16_EXACT
+    activation = _golden_activation(cfg.activation)
+
     def compute(x, w, b=None):
-        return _golden(x, w, in_channels, out_channels, batch_size, input_height, input_width, kernel, strd, pads,
-                       dil, groups, bias_tensor=b, conv_config=cfg)
+        x = x.reshape(batch_size, input_height, input_width, -1)[..., :in_channels].permute(0, 3, 1, 2)
+        x = F.pad(x, (pads[2], pads[3], pads[0], pads[1]))
+        y = fidelity.conv2d_values(x, w, None if b is None else b.reshape(-1), stride=strd, dilation=dil,
+                                   groups=groups, math=math, operands_bf16=operands_bf16, interm_round=interm_round)
+        y = activation(y) if activation is not None else y
+        n, c, h, wd = y.shape
+        return y.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c)
 
     weights_dev = _device_weights(device, weight_tensor, wdtype, in_channels, out_channels, kernel)
     bias_dev = _device_bias(device, bias_tensor, wdtype, out_channels)
