@@ -126,22 +126,21 @@ def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *
     if math.fp32_dest_acc and interm_round is None:
         return F.conv2d(xs, ws, bias, stride=stride, dilation=dilation, groups=groups)
     bf16_dst = not math.fp32_dest_acc
-    compute_dtype = torch.bfloat16 if bf16_dst and operands_bf16 else torch.float32
-    xs, ws = xs.to(compute_dtype), ws.to(compute_dtype)
+    # bf16 tensors: products exact, float32 sums, RNE to bf16 once per op (conv partial, add): a bf16 Dst
+    native = bf16_dst and operands_bf16
+    dtype, fmt = (torch.bfloat16, torch.channels_last) if native else (torch.float32, torch.contiguous_format)
+    dst_round = round_bf16 if bf16_dst and not native else (lambda t: t)
+    xs, ws = xs.to(dtype), ws.to(dtype)
     kh = ws.shape[2]
     rows_out = (x.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     span = (rows_out - 1) * stride[0] + 1
     acc = None
-    for r in range(kh):  # one K block per kernel row
-        part = F.conv2d(xs[:, :, r * dilation[0]: r * dilation[0] + span], ws[:, :, r:r + 1], stride=stride,
-                        dilation=dilation, groups=groups).to(torch.float32)
-        acc = part if acc is None else acc + part
-        if bf16_dst:
-            acc = round_bf16(acc)
+    for r in range(kh):  # one K block per kernel row; a contiguous row slice keeps oneDNN on its fast path
+        rows = xs[:, :, r * dilation[0]: r * dilation[0] + span].contiguous(memory_format=fmt)
+        part = F.conv2d(rows, ws[:, :, r:r + 1], stride=stride, dilation=dilation, groups=groups)
+        acc = dst_round(part if acc is None else acc + part)
         if r < kh - 1 and interm_round is not None:
-            acc = interm_round(acc)
+            acc = interm_round(acc.to(torch.float32)).to(dtype)
     if bias is not None:
-        acc = acc + bias.reshape(1, -1, 1, 1)
-        if bf16_dst:
-            acc = round_bf16(acc)
-    return acc
+        acc = dst_round(acc + bias.to(dtype).reshape(1, -1, 1, 1))
+    return acc.to(torch.float32)
