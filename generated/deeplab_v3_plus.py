@@ -128,8 +128,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.0.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
@@ -152,8 +151,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.1.conv1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64, kernel_size=(1, 1),
@@ -261,13 +259,13 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.0.shortcut": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=512, kernel_size=(1, 1),
@@ -286,13 +284,13 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.1.conv2": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
@@ -311,26 +309,26 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.2.conv1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.2.conv2": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
@@ -349,26 +347,26 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.3.conv1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.3.conv2": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
@@ -387,26 +385,26 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res4.0.conv1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "backbone.res4.0.conv2": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
@@ -442,8 +440,7 @@ CONV2D = {
             output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 64)),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res4.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256, kernel_size=(1, 1),
@@ -682,8 +679,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res5.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512, kernel_size=(1, 1),
@@ -766,25 +762,25 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(6, 6), dilation=(6, 6), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.2": dict(
@@ -792,12 +788,12 @@ CONV2D = {
         stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.3": dict(
@@ -819,7 +815,7 @@ CONV2D = {
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
@@ -831,52 +827,51 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
-            enable_weights_double_buffer=True, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res3.project_conv": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=128,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(2, 4), count=8), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(2, 4), count=8, shard=(2048, 32)),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res3.fuse_conv.0": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=128,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res3.fuse_conv.1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
@@ -896,12 +891,12 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.1": dict(
@@ -909,12 +904,12 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.0": dict(
@@ -922,12 +917,12 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.1": dict(
@@ -935,12 +930,12 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.predictor": dict(
@@ -953,7 +948,7 @@ CONV2D = {
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 19)),
     ),
 }
 
@@ -965,10 +960,10 @@ OUTPUT_MEMORY = {
     "backbone.res2.1.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res2.2.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res3.0.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
-    "backbone.res3.1.add": ttnn.DRAM_MEMORY_CONFIG,
-    "backbone.res3.2.add": ttnn.DRAM_MEMORY_CONFIG,
-    "backbone.res3.3.add": ttnn.DRAM_MEMORY_CONFIG,
-    "backbone.res4.0.add": sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 64)),
+    "backbone.res3.1.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+    "backbone.res3.2.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+    "backbone.res3.3.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+    "backbone.res4.0.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.1.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.2.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.3.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
@@ -1065,18 +1060,21 @@ class DeeplabV3Plus:
             stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
         )
         res2_0_conv1 = self.conv2d("backbone.res2.0.conv1", stem_max_pool2d)  # 128->64 1x1, relu on 128x256
-        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
         res2_0_conv2 = self.conv2d("backbone.res2.0.conv2", res2_0_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_0_conv1)
+        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
+        res2_0_conv2 = move(
+            res2_0_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        )
         res2_0_conv3 = self.conv2d("backbone.res2.0.conv3", res2_0_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_0_conv2)
-        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res2_0_conv3 = ttnn.reallocate(res2_0_conv3)
         stem_max_pool2d = move(
             stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
         )
         res2_0_shortcut = self.conv2d("backbone.res2.0.shortcut", stem_max_pool2d)  # 128->256 1x1 on 128x256
         ttnn.deallocate(stem_max_pool2d)
-        res2_0_shortcut = move(res2_0_shortcut, ttnn.DRAM_MEMORY_CONFIG)
+        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res2.0
         res2_0_add = ttnn.add(
             res2_0_conv3, res2_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1091,6 +1089,7 @@ class DeeplabV3Plus:
         res2_0_add = move(res2_0_add, ttnn.DRAM_MEMORY_CONFIG)
         res2_1_conv2 = self.conv2d("backbone.res2.1.conv2", res2_1_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_1_conv1)
+        res2_1_conv2 = ttnn.reallocate(res2_1_conv2)
         res2_1_conv3 = self.conv2d("backbone.res2.1.conv3", res2_1_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_1_conv2)
         res2_1_conv3 = move(res2_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1108,6 +1107,7 @@ class DeeplabV3Plus:
         res2_1_add = move(res2_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res2_2_conv2 = self.conv2d("backbone.res2.2.conv2", res2_2_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_2_conv1)
+        res2_2_conv2 = ttnn.reallocate(res2_2_conv2)
         res2_2_conv3 = self.conv2d("backbone.res2.2.conv3", res2_2_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_2_conv2)
         res2_2_conv3 = move(res2_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1132,6 +1132,9 @@ class DeeplabV3Plus:
         )
         res3_0_conv2 = self.conv2d("backbone.res3.0.conv2", res3_0_conv1)  # 128->128 3x3/2, relu on 128x256
         ttnn.deallocate(res3_0_conv1)
+        res3_0_conv2 = move(
+            res3_0_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
+        )
         res3_0_conv3 = self.conv2d("backbone.res3.0.conv3", res3_0_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_0_conv2)
         res3_0_conv3 = move(res3_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1149,22 +1152,15 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res3_0_conv3)
         ttnn.deallocate(res3_0_shortcut)
-        res3_0_add = move(
-            res3_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
-        )
         res3_1_conv1 = self.conv2d("backbone.res3.1.conv1", res3_0_add)  # 512->128 1x1, relu on 64x128
         res3_0_add = move(res3_0_add, ttnn.DRAM_MEMORY_CONFIG)
-        res3_1_conv1 = move(
-            res3_1_conv1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
-        )
         res3_1_conv2 = self.conv2d("backbone.res3.1.conv2", res3_1_conv1)  # 128->128 3x3, relu on 64x128
         ttnn.deallocate(res3_1_conv1)
-        res3_1_conv2 = move(
-            res3_1_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
-        )
         res3_1_conv3 = self.conv2d("backbone.res3.1.conv3", res3_1_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_1_conv2)
-        res3_1_conv3 = move(res3_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res3_0_add = move(
+            res3_0_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+        )
         # backbone.res3.1
         res3_1_add = ttnn.add(
             res3_1_conv3, res3_0_add, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)], dtype=ttnn.bfloat16,
@@ -1172,22 +1168,15 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res3_1_conv3)
         ttnn.deallocate(res3_0_add)
-        res3_1_add = move(
-            res3_1_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
-        )
         res3_2_conv1 = self.conv2d("backbone.res3.2.conv1", res3_1_add)  # 512->128 1x1, relu on 64x128
         res3_1_add = move(res3_1_add, ttnn.DRAM_MEMORY_CONFIG)
-        res3_2_conv1 = move(
-            res3_2_conv1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
-        )
         res3_2_conv2 = self.conv2d("backbone.res3.2.conv2", res3_2_conv1)  # 128->128 3x3, relu on 64x128
         ttnn.deallocate(res3_2_conv1)
-        res3_2_conv2 = move(
-            res3_2_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
-        )
         res3_2_conv3 = self.conv2d("backbone.res3.2.conv3", res3_2_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_2_conv2)
-        res3_2_conv3 = move(res3_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res3_1_add = move(
+            res3_1_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+        )
         # backbone.res3.2
         res3_2_add = ttnn.add(
             res3_2_conv3, res3_1_add, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)], dtype=ttnn.bfloat16,
@@ -1195,22 +1184,15 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res3_2_conv3)
         ttnn.deallocate(res3_1_add)
-        res3_2_add = move(
-            res3_2_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
-        )
         res3_3_conv1 = self.conv2d("backbone.res3.3.conv1", res3_2_add)  # 512->128 1x1, relu on 64x128
         res3_2_add = move(res3_2_add, ttnn.DRAM_MEMORY_CONFIG)
-        res3_3_conv1 = move(
-            res3_3_conv1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
-        )
         res3_3_conv2 = self.conv2d("backbone.res3.3.conv2", res3_3_conv1)  # 128->128 3x3, relu on 64x128
         ttnn.deallocate(res3_3_conv1)
-        res3_3_conv2 = move(
-            res3_3_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
-        )
         res3_3_conv3 = self.conv2d("backbone.res3.3.conv3", res3_3_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_3_conv2)
-        res3_3_conv3 = move(res3_3_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res3_2_add = move(
+            res3_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
+        )
         # backbone.res3.3
         res3_3_add = ttnn.add(
             res3_3_conv3, res3_2_add, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)], dtype=ttnn.bfloat16,
@@ -1222,22 +1204,22 @@ class DeeplabV3Plus:
         ttnn.deallocate(res3_2_add)
 
         # ---- backbone.res4 ----
-        res3_3_add = move(
-            res3_3_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
-        )
+        res3_3_add = ttnn.reallocate(res3_3_add)
         res4_0_conv1 = self.conv2d("backbone.res4.0.conv1", res3_3_add)  # 512->256 1x1, relu on 64x128
         res3_3_add = move(res3_3_add, ttnn.DRAM_MEMORY_CONFIG)
+        res4_0_conv1 = move(
+            res4_0_conv1, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        )
         res4_0_conv2 = self.conv2d("backbone.res4.0.conv2", res4_0_conv1)  # 256->256 3x3/2, relu on 64x128
         ttnn.deallocate(res4_0_conv1)
         res4_0_conv3 = self.conv2d("backbone.res4.0.conv3", res4_0_conv2)  # 256->1024 1x1 on 32x64
         ttnn.deallocate(res4_0_conv2)
-        res4_0_conv3 = move(res4_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res3_3_add = move(
             res3_3_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(8192, 32)),
         )
         res4_0_shortcut = self.conv2d("backbone.res4.0.shortcut", res3_3_add)  # 512->1024 1x1/2 on 64x128
-        res4_0_conv3 = move(
-            res4_0_conv3, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 64)),
+        res4_0_shortcut = move(
+            res4_0_shortcut, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
         )
         # backbone.res4.0
         res4_0_add = ttnn.add(
@@ -1246,10 +1228,8 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_0_conv3)
         ttnn.deallocate(res4_0_shortcut)
+        res4_0_add = ttnn.reallocate(res4_0_add)
         res3_3_add = move(res3_3_add, ttnn.DRAM_MEMORY_CONFIG)
-        res4_0_add = move(
-            res4_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
-        )
         res4_1_conv1 = self.conv2d("backbone.res4.1.conv1", res4_0_add)  # 1024->256 1x1, relu on 32x64
         res4_1_conv2 = self.conv2d("backbone.res4.1.conv2", res4_1_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_1_conv1)
@@ -1262,6 +1242,7 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_1_conv3)
         ttnn.deallocate(res4_0_add)
+        res4_1_add = ttnn.reallocate(res4_1_add)
         res4_2_conv1 = self.conv2d("backbone.res4.2.conv1", res4_1_add)  # 1024->256 1x1, relu on 32x64
         res4_2_conv2 = self.conv2d("backbone.res4.2.conv2", res4_2_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_2_conv1)
@@ -1274,6 +1255,7 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_2_conv3)
         ttnn.deallocate(res4_1_add)
+        res4_2_add = ttnn.reallocate(res4_2_add)
         res4_3_conv1 = self.conv2d("backbone.res4.3.conv1", res4_2_add)  # 1024->256 1x1, relu on 32x64
         res4_3_conv2 = self.conv2d("backbone.res4.3.conv2", res4_3_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_3_conv1)
@@ -1286,6 +1268,7 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_3_conv3)
         ttnn.deallocate(res4_2_add)
+        res4_3_add = ttnn.reallocate(res4_3_add)
         res4_4_conv1 = self.conv2d("backbone.res4.4.conv1", res4_3_add)  # 1024->256 1x1, relu on 32x64
         res4_4_conv2 = self.conv2d("backbone.res4.4.conv2", res4_4_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_4_conv1)
@@ -1298,6 +1281,7 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_4_conv3)
         ttnn.deallocate(res4_3_add)
+        res4_4_add = ttnn.reallocate(res4_4_add)
         res4_5_conv1 = self.conv2d("backbone.res4.5.conv1", res4_4_add)  # 1024->256 1x1, relu on 32x64
         res4_5_conv2 = self.conv2d("backbone.res4.5.conv2", res4_5_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_5_conv1)
@@ -1312,19 +1296,20 @@ class DeeplabV3Plus:
         ttnn.deallocate(res4_4_add)
 
         # ---- backbone.res5 ----
+        res4_5_add = ttnn.reallocate(res4_5_add)
         res5_0_conv1 = self.conv2d("backbone.res5.0.conv1", res4_5_add)  # 1024->512 1x1, relu on 32x64
         res4_5_add = move(res4_5_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_0_conv2 = self.conv2d("backbone.res5.0.conv2", res5_0_conv1)  # 512->512 3x3 dilation 2, relu on 32x64
         ttnn.deallocate(res5_0_conv1)
+        res5_0_conv2 = ttnn.reallocate(res5_0_conv2)
         res5_0_conv3 = self.conv2d("backbone.res5.0.conv3", res5_0_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_0_conv2)
-        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res4_5_add = move(
             res4_5_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
         )
         res5_0_shortcut = self.conv2d("backbone.res5.0.shortcut", res4_5_add)  # 1024->2048 1x1 on 32x64
         ttnn.deallocate(res4_5_add)
-        res5_0_shortcut = move(res5_0_shortcut, ttnn.DRAM_MEMORY_CONFIG)
+        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res5.0
         res5_0_add = ttnn.add(
             res5_0_conv3, res5_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1339,6 +1324,7 @@ class DeeplabV3Plus:
         res5_0_add = move(res5_0_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_1_conv2 = self.conv2d("backbone.res5.1.conv2", res5_1_conv1)  # 512->512 3x3 dilation 4, relu on 32x64
         ttnn.deallocate(res5_1_conv1)
+        res5_1_conv2 = ttnn.reallocate(res5_1_conv2)
         res5_1_conv3 = self.conv2d("backbone.res5.1.conv3", res5_1_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_1_conv2)
         res5_1_conv3 = move(res5_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1371,12 +1357,13 @@ class DeeplabV3Plus:
 
         # ---- sem_seg_head.decoder.res5 ----
         res5_2_add = move(
-            res5_2_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+            res5_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 2048)),
         )
         # 2048->256 1x1, relu on 32x64
         sem_decoder_res5_project_conv_convs_0 = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.convs.0", res5_2_add,
         )
+        sem_decoder_res5_project_conv_convs_0 = move(sem_decoder_res5_project_conv_convs_0, ttnn.DRAM_MEMORY_CONFIG)
         res5_2_add = move(res5_2_add, ttnn.DRAM_MEMORY_CONFIG)
         # 2048->256 3x3 dilation 6, relu on 32x64
         sem_decoder_res5_project_conv_convs_1 = self.conv2d(
@@ -1386,17 +1373,15 @@ class DeeplabV3Plus:
         sem_decoder_res5_project_conv_convs_2 = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.convs.2", res5_2_add,
         )
-        sem_decoder_res5_project_conv_convs_0 = move(sem_decoder_res5_project_conv_convs_0, ttnn.DRAM_MEMORY_CONFIG)
         # 2048->256 3x3 dilation 18, relu on 32x64
         sem_decoder_res5_project_conv_convs_3 = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.convs.3", res5_2_add,
         )
-        # sem_seg_head.decoder.res5.project_conv.convs.4.0: mean over H and W of an [N, H, W, C] view, giving (N, 1, 1, C)
+        # sem_seg_head.decoder.res5.project_conv.convs.4.0: mean over all H*W rows of the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
         sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
-            ttnn.reshape(res5_2_add, (1, 32, 64, 2048)), dtype=ttnn.bfloat16,
+            res5_2_add, dtype=ttnn.bfloat16,
             memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d"],
         )
-        sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.reshape(sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d, (1, 1, 1, 2048))
         ttnn.deallocate(res5_2_add)
         sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
             sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
@@ -1412,13 +1397,17 @@ class DeeplabV3Plus:
             sem_decoder_res5_project_conv_convs_4_1,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=1, shard=(32, 256)),
         )
+        sem_decoder_res5_project_conv_convs_4_1_rm = ttnn.to_layout(
+            sem_decoder_res5_project_conv_convs_4_1, ttnn.ROW_MAJOR_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_1)
         # sem_seg_head.decoder.res5.project_conv: bilinear x32x64 on an [N, H, W, C] view
         sem_decoder_res5_project_conv_upsample = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res5_project_conv_convs_4_1, (1, 1, 1, 256)), (32, 64), mode="bilinear",
+            ttnn.reshape(sem_decoder_res5_project_conv_convs_4_1_rm, (1, 1, 1, 256)), (32, 64), mode="bilinear",
             memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.upsample"],
         )
         sem_decoder_res5_project_conv_upsample = ttnn.reshape(sem_decoder_res5_project_conv_upsample, (1, 1, 2048, 256))
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_1)
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_1_rm)
         sem_decoder_res5_project_conv_convs_0 = move(
             sem_decoder_res5_project_conv_convs_0,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
@@ -1445,10 +1434,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_2)
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_3)
         ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
-        sem_decoder_res5_project_conv_concat = move(
-            sem_decoder_res5_project_conv_concat,
-            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 320)),
-        )
+        sem_decoder_res5_project_conv_concat = ttnn.reallocate(sem_decoder_res5_project_conv_concat)
         # 1280->256 1x1, relu on 32x64
         sem_decoder_res5_project_conv_project = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.project", sem_decoder_res5_project_conv_concat,
@@ -1458,18 +1444,15 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_decoder_res5_project_conv_concat)
 
         # ---- sem_seg_head.decoder.res3 ----
+        sem_decoder_res5_project_conv_project = ttnn.reallocate(sem_decoder_res5_project_conv_project)
         res3_3_add = move(
-            res3_3_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(2, 4), count=8, shard=(2048, 256)),
+            res3_3_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
         # 512->64 1x1, relu on 64x128
         sem_decoder_res3_project_conv = self.conv2d("sem_seg_head.decoder.res3.project_conv", res3_3_add)
         ttnn.deallocate(res3_3_add)
 
         # ---- sem_seg_head ----
-        sem_decoder_res5_project_conv_project = move(
-            sem_decoder_res5_project_conv_project,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
-        )
         # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
         sem_upsample = ttnn.upsample(
             ttnn.reshape(sem_decoder_res5_project_conv_project, (1, 32, 64, 256)), (2, 2), mode="bilinear",
@@ -1489,9 +1472,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_upsample)
 
         # ---- sem_seg_head.decoder.res3 ----
-        sem_concat = move(
-            sem_concat, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 96)),
-        )
+        sem_concat = move(sem_concat, ttnn.DRAM_MEMORY_CONFIG)
         # 320->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_0 = self.conv2d("sem_seg_head.decoder.res3.fuse_conv.0", sem_concat)
         ttnn.deallocate(sem_concat)
@@ -1502,7 +1483,6 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_decoder_res3_fuse_conv_0)
 
         # ---- sem_seg_head.decoder.res2 ----
-        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )

@@ -2,17 +2,21 @@
 
 Walks the program in order with the set of live tensors and where each one currently is:
 1. Each op offers placement *modes* in preference order (`_modes`): the placements it wants for its
-   inputs, its output placement and its transient L1 (circular buffers, halo, slices). E.g. a conv
-   wants its input sharded as conv sharding chose (or in DRAM when sliced); bilinear upsample wants
-   a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires it); an add wants both operands sharded alike.
-2. A mode fits when its per-core peak is within the budget: peak = all live L1 tensors + moved-in
-   copies + the output + the transient. When it does not fit, live tensors the op does not read are
-   spilled to DRAM until it does, farthest next use first (Belady) or, as the alternative, largest
-   first; spills are recorded in `spill_before` and notes. Among the (mode, spill order) pairs that
-   fit, the cheapest by passes/cost_model.py wins: the op with its moves and spills, plus the moves
-   the choice forces later (spilled tensors coming back, the output moving to where its first
-   reader wants it). Ties go to the earlier mode and to Belady. Every candidate fits the budget,
-   so the plan never exceeds it, whatever the costs say.
+   inputs and its output placement. E.g. a conv wants its input sharded as conv sharding chose (or
+   in DRAM when sliced); bilinear upsample wants a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires
+   it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py.
+2. A mode fits when the op, run at address level (passes/l1_sim.py: the emulator's first-fit
+   top-down L1 with every live tensor at its address, the op's moves, layout conversions,
+   temporaries, output and circular buffers in the generated code's order), allocates everything
+   and its CBs end below the lowest L1 buffer, with a peak (CBs + L1 + L1_SMALL) within the budget.
+   When it does not fit: first L1 is compacted (`reallocate_before`: live tensors reallocated to
+   the top, highest first), then live tensors the op does not read are spilled to DRAM until it
+   fits, farthest next use first (Belady) or, as the alternative, largest first. Among the (mode,
+   spill order) pairs that fit, the cheapest by passes/cost_model.py wins: the op with its moves
+   and spills, plus the moves the choice forces later (spilled tensors coming back, the output
+   moving to where its first reader wants it). Ties go to the earlier mode and to Belady. A conv
+   none of whose modes fits falls back to conv sharding's other legal configs (DRAM slicing).
+   `l1_peak_per_core` is the simulated peak: the emulator reports the same number.
 3. Inputs not where the op wants them are moved (`reshard_inputs`); a move *replaces* the tensor,
    so later readers see the new placement. Graph outputs are written to DRAM; the model input
    arrives DRAM-interleaved; an `output` node moves its head tensor to DRAM if it is not written
@@ -20,10 +24,12 @@ Walks the program in order with the set of live tensors and where each one curre
    except what the graph returns.
 Activations stay [1, 1, N*H*W, C] throughout: every placement is of that 2-D view.
 
-How the code generator reads a node's plan, in this order:
+How the code generator reads a node's plan, in this order (and l1_sim.simulate_op replays it):
+  for name in reallocate_before: name = ttnn.reallocate(name);
   for (name, p) in spill_before + reshard_inputs: name = to_memory_config(name, p) (free the old copy);
-  run the op with its output memory config from `output`;
-  for name in deallocate_after: ttnn.deallocate(name).
+  for (name, layout) in layout_inputs: a to_layout temporary (the source freed if this is its last use);
+  run the op with its output memory config from `output` and its layout from `layout`;
+  free the temporaries; for name in deallocate_after: ttnn.deallocate(name).
 """
 
 from __future__ import annotations
@@ -34,16 +40,30 @@ from dataclasses import dataclass
 from converter.errors import UserError
 from converter.ir import Graph, Node
 from passes import cb_model
-from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement
+from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
+from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
+from passes.layout_plan import layout_plan, physical
 from passes.overrides import Overrides
-from passes.plan import Placement
+from passes.plan import OpPlan, Placement
 from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 DRAM = Placement("DRAM", "INTERLEAVED")
 L1_INTERLEAVED = Placement("L1", "INTERLEAVED")
 SPILL_ORDERS = ("belady", "largest")
+
+
+@dataclass
+class Trial:
+    """A way to run one op that fits: what it spills and reallocates, its simulated peak and the
+    address-level state after it."""
+
+    spilled: set[str]
+    reallocs: tuple[str, ...]
+    peak: int
+    sim: L1Sim
+    live: dict[str, TensorState]
 
 
 class PlanError(RuntimeError):
@@ -54,13 +74,12 @@ class PlanError(RuntimeError):
 class Mode:
     wants: tuple[Placement | None, ...]  # per input; None = wherever it is
     output: Placement
-    transient: int  # per-core L1 the op needs while it runs, besides its inputs and output
     why: str
     pool_slices: tuple[str, int] | None = None
 
 
 class _Planner:
-    def __init__(self, graph: Graph, target: Target, budget: int, overrides: Overrides | None):
+    def __init__(self, graph: Graph, target: Target, budget: int, l1_small_size: int, overrides: Overrides | None):
         self.g, self.t, self.budget, self.overrides = graph, target, budget, overrides
         self.nodes = {n.name: n for n in graph.nodes}
         self.order = {n.name: i for i, n in enumerate(graph.nodes)}
@@ -70,6 +89,10 @@ class _Planner:
                 self.uses[x].append(i)
         self.returned = {x for n in graph.nodes if n.op == "output" for x in n.inputs}
         self.loc: dict[str, Placement] = {}
+        # the same state at address level: L1 free lists and every live tensor's buffer
+        self.sim = L1Sim(target, l1_small_size)
+        self.live: dict[str, TensorState] = {}
+        self.shapes = {n.name: tuple(n.out.shape) for n in graph.nodes}
 
     # --- sizes -------------------------------------------------------------------------------
     def shape(self, name: str) -> tuple[int, int]:
@@ -98,105 +121,104 @@ class _Planner:
             c = n.plan.conv
             out = conv_output_placement(n, s)
             p_in = conv_input_placement(n, s)
-            transient = c.l1_bytes_per_core - self.l1(ins[0], p_in) - l1_bytes_per_core(out, rows, cols, n.plan.dtype, self.t)
-            modes = [Mode((p_in,), out, transient, f"conv {c.slice_type} {c.shard_layout}")]
-            if out.buffer == "L1":  # written to DRAM through its L1 shard
-                modes.append(Mode((p_in,), DRAM, transient + l1_bytes_per_core(out, rows, cols, n.plan.dtype, self.t),
-                                  "conv output to DRAM"))
+            modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
+            if out.buffer == "L1":
+                modes.append(Mode((p_in,), DRAM, "conv output to DRAM"))
             return modes
         if n.op == "add":
             sharded = [p for p in cur if p.buffer == "L1" and p.sharded]
             p = placement_like(sharded[0], rows, cols) if sharded else out_h
-            return [Mode((p, p), p, 0, "add on matching shards"),
-                    Mode((DRAM, DRAM), DRAM, cb_model.eltwise_cb_bytes(num_inputs=2, sharded=False, dtype=n.plan.dtype),
-                         "add in DRAM")]
+            return [Mode((p, p), p, "add on matching shards"), Mode((DRAM, DRAM), DRAM, "add in DRAM")]
         if n.op in ("relu", "mul_scalar", "channel_affine", "batch_norm"):
-            same = placement_like(cur[0], rows, cols)
-            cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=same.sharded, dtype=n.plan.dtype)
-            return [Mode((None,), same, cb, "eltwise in place of its input"),
-                    Mode((cur[0],), out_h, cb, "eltwise to L1"),
-                    Mode((DRAM,), DRAM, cb_model.eltwise_cb_bytes(num_inputs=1, sharded=False, dtype=n.plan.dtype),
-                         "eltwise in DRAM")]
+            return [Mode((None,), placement_like(cur[0], rows, cols), "eltwise in place of its input"),
+                    Mode((cur[0],), out_h, "eltwise to L1"),
+                    Mode((DRAM,), DRAM, "eltwise in DRAM")]
         if n.op == "upsample":
-            c_in = self.shape(ins[0])[1]
             p_in = self.height(ins[0])
-            cb = cb_model.upsample_cb_bytes(channels=c_in, mode=n.attrs["mode"], shard_layout="HEIGHT_SHARDED",
-                                            grid=p_in.grid, num_cores=p_in.num_cores, dtype=n.plan.dtype)
-            if n.attrs["mode"] == "bilinear":  # neighbour rows come through a halo
-                ih, iw = self.nodes[ins[0]].out.shape[2:]
-                cb += cb_model.halo_bytes(batch=n.out.shape[0], input_hw=(ih, iw), channels=c_in, kernel_size=(3, 3),
-                                          stride=(1, 1), padding=(1, 1), dilation=(1, 1), shard_layout="HEIGHT_SHARDED",
-                                          grid=p_in.grid, num_cores=p_in.num_cores, dtype=n.plan.dtype, num_slices=0)
             why = "bilinear upsample needs HEIGHT_SHARDED L1 input" if n.attrs["mode"] == "bilinear" else "upsample"
-            return [Mode((p_in,), out_h, cb, why), Mode((p_in,), DRAM, cb, why + ", output to DRAM")]
+            return [Mode((p_in,), out_h, why), Mode((p_in,), DRAM, why + ", output to DRAM")]
         if n.op == "concat":
-            wants = tuple(self.height(x) for x in ins)
-            return [Mode(wants, out_h, 0, "concat of height shards"),
-                    Mode(tuple(DRAM for _ in ins), DRAM,
-                         cb_model.concat_cb_bytes(channels_out=cols, num_inputs=len(ins), sharded=False, dtype=n.plan.dtype),
-                         "concat in DRAM")]
+            return [Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
+                    Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM")]
         if n.op in ("max_pool2d", "avg_pool2d"):
             p_in = self.height(ins[0])
-            a = n.attrs
-            _, c, ih, iw = self.nodes[ins[0]].out.shape
-            cb = cb_model.pool2d_cb_bytes(channels=c, kernel_size=a["kernel_size"], shard_layout="HEIGHT_SHARDED",
-                                          grid=p_in.grid, num_cores=p_in.num_cores, dtype=n.plan.dtype)
-
-            def halo(slices: int) -> int:
-                return cb_model.halo_bytes(batch=n.out.shape[0], input_hw=(ih, iw), channels=c,
-                                           kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
-                                           dilation=a.get("dilation", (1, 1)), shard_layout="HEIGHT_SHARDED",
-                                           grid=p_in.grid, num_cores=p_in.num_cores, dtype=n.plan.dtype,
-                                           num_slices=slices)
-            modes = [Mode((p_in,), out_h, cb + halo(0), "pool on height shards"),
-                     Mode((p_in,), DRAM, cb + halo(0), "pool, output to DRAM")]
+            modes = [Mode((p_in,), out_h, "pool on height shards"), Mode((p_in,), DRAM, "pool, output to DRAM")]
             k = 2
             while k <= n.out.shape[3]:  # ttnn pools take dram_slice_config like convs: width slices
-                in_slice = self.l1(ins[0], p_in) // k + 1
-                out_slice = l1_bytes_per_core(out_h, rows, cols, n.plan.dtype, self.t) // k + 1
-                modes.append(Mode((DRAM,), DRAM, cb + halo(k) + in_slice + out_slice,
-                                  f"pool DRAM-sliced in {k} width slices", ("DRAM_SLICE_WIDTH", k)))
+                modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} width slices", ("DRAM_SLICE_WIDTH", k)))
                 k *= 2
             return modes
         if n.op == "global_avg_pool2d":
-            # ttnn converts a sharded input to interleaved first: count that copy
-            copy = self.l1(ins[0], L1_INTERLEAVED) if cur[0].sharded else 0
-            cb = cb_model.pool2d_cb_bytes(channels=cols, kernel_size=(1, 1), shard_layout="INTERLEAVED",
-                                          grid=self.t.grid, num_cores=self.t.num_cores, dtype=n.plan.dtype)
-            return [Mode((None,), L1_INTERLEAVED, copy + cb, "global pool to L1"),
-                    Mode((DRAM,), DRAM, cb, "global pool in DRAM")]
+            return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]
         raise PlanError(f"memory planning does not know op {n.op!r} ({n.name})")
 
     # --- one op --------------------------------------------------------------------------------
-    def _peak(self, n: Node, mode: Mode, spilled: set[str]) -> int:
-        """Per-core peak of moving the inputs in and running the op, with `spilled` in DRAM."""
-        live = {x: p for x, p in self.loc.items() if x not in spilled}
-        base = sum(self.l1(x, p) for x, p in live.items())
-        peak = base
-        for x, want in zip(n.inputs, mode.wants):
-            if want is not None and want != live[x]:
-                peak = max(peak, base + self.l1(x, want))  # both copies exist during the move
-                base += self.l1(x, want) - self.l1(x, live[x])
-                live[x] = want
-        return max(peak, base + self.l1(n.name, mode.output) + mode.transient)
-
     def _next_use(self, name: str, i: int) -> int:
         return next((u for u in self.uses[name] if u >= i), len(self.g.nodes))
 
-    def _spill_set(self, i: int, n: Node, mode: Mode, order: str) -> tuple[set[str], int] | None:
-        """Live tensors the op does not read, spilled in `order` until `mode` fits; None if it
-        cannot. "belady": farthest next use first; "largest": most L1 per core first."""
+    def _spill_set(self, i: int, n: Node, mode: Mode, order: str) -> Trial | None:
+        """The fewest live tensors the op does not read, spilled in `order`, that make `mode` fit
+        (`_trial`, with L1 compaction when it helps); None if it cannot. "belady": farthest next use
+        first; "largest": most L1 per core first."""
         if order == "belady":
             key = lambda x: (-self._next_use(x, i), x)  # noqa: E731
         else:
             key = lambda x: (-self.l1(x, self.loc[x]), x)  # noqa: E731
         candidates = sorted((x for x, p in self.loc.items() if p.buffer == "L1" and x not in n.inputs), key=key)
         spilled: set[str] = set()
-        peak = self._peak(n, mode, spilled)
-        while peak > self.budget and candidates:
+        while True:
+            trial = self._trial(i, n, mode, spilled)
+            if trial is not None or not candidates:
+                return trial
             spilled.add(candidates.pop(0))
-            peak = self._peak(n, mode, spilled)
-        return (spilled, peak) if peak <= self.budget else None
+
+    def _physical(self, n: Node, mode: Mode) -> Mode:
+        """The mode's placements as shard specs of the tensors' layouts (ROW_MAJOR: unpadded widths)."""
+        wants = tuple(None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
+                      for x, p in zip(n.inputs, mode.wants))
+        return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], n.plan.layout))
+
+    def _plan_of(self, i: int, n: Node, mode: Mode, spilled: set[str], reallocs: tuple[str, ...] = ()) -> OpPlan:
+        spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
+        return dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
+                                   reallocate_before=reallocs, deallocate_after=self._dead(i, n),
+                                   pool_slices=mode.pool_slices)
+
+    def _simulate(self, n: Node, plan: OpPlan, spilled: set[str], reallocs: tuple[str, ...]) -> Trial | None:
+        sim, live = self.sim.copy(), dict(self.live)
+        try:
+            peak = simulate_op(sim, live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
+        except DoesNotFit:
+            return None
+        return Trial(spilled, reallocs, peak, sim, live) if peak <= self.budget else None
+
+    def _trial(self, i: int, n: Node, mode: Mode, spilled: set[str]) -> Trial | None:
+        """Simulate the op at address level with `spilled` moved to DRAM; if it does not fit, again
+        after compacting L1: every live L1 tensor the op keeps, highest first, reallocated to the top."""
+        trial = self._simulate(n, self._plan_of(i, n, mode, spilled), set(spilled), ())
+        if trial is not None:
+            return trial
+        reallocs = self._compaction(spilled)
+        if not reallocs:
+            return None
+        return self._simulate(n, self._plan_of(i, n, mode, spilled, reallocs), set(spilled), reallocs)
+
+    def _compaction(self, spilled: set[str]) -> tuple[str, ...]:
+        """The reallocations (in order) that pack the live L1 tensors not in `spilled` against the top."""
+        sim = self.sim.copy()
+        moved = []
+        for x in sorted((x for x in sim.addr if x in self.loc and x not in spilled), key=lambda x: -sim.addr[x]):
+            before = sim.addr[x]
+            sim.reallocate(x)
+            if sim.addr[x] != before:
+                moved.append(x)
+        return tuple(moved)
+
+    def _dead(self, i: int, n: Node) -> tuple[str, ...]:
+        dead = tuple(x for x in dict.fromkeys(n.inputs) if self.uses[x][-1] == i and x not in self.returned)
+        if not self.uses[n.name] and n.name not in self.returned:
+            dead += (n.name,)
+        return dead
 
     def _moves(self, n: Node, mode: Mode) -> tuple[tuple[str, Placement], ...]:
         moves: list[tuple[str, Placement]] = []
@@ -238,9 +260,39 @@ class _Planner:
         return Operand(self.nodes[name].out.shape, self.dtype(name), self.loc[name])
 
     def place(self, i: int, n: Node) -> Node:
-        """Cheapest (mode, spill set) that fits the budget; ties go to the earlier mode and to Belady."""
+        """Cheapest (mode, spill set) that fits at address level; ties go to the earlier mode and to
+        Belady. A conv whose chosen config fits in no mode falls back to conv sharding's other legal
+        configs, cheapest first (DRAM slicing among them)."""
         pin = self.overrides.for_node(n) if self.overrides else None
-        modes = self._modes(n)
+        notes: list[str] = []
+        best = self._best(i, n, pin)
+        if best is None and n.op == "conv2d":
+            source = self.nodes[n.inputs[0]]
+            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), self.t, self.budget, pin)
+            for _, conv in rank_configs(n, configs, source.out, self.dtype(source.name), self.loc[source.name], self.t):
+                if conv == n.plan.conv:
+                    continue
+                alt = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
+                best = self._best(i, alt, pin)
+                if best is not None:
+                    notes.append(f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
+                                 f"{n.plan.conv.slice_type} {n.plan.conv.shard_layout}, which does not fit L1 here")
+                    n = alt
+                    break
+        if best is None:
+            raise PlanError(f"no placement of {n.name} ({n.op}) fits {self.budget} B per core at address level")
+        (us, _), mode, trial, order, count = best
+        why = "farthest next use first" if order == "belady" else "largest first, cheaper than Belady here"
+        notes += [f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"
+                  for x in sorted(trial.spilled, key=lambda x: self.order[x])]
+        if trial.reallocs:
+            notes.append(f"memory: reallocate {', '.join(trial.reallocs)} to close L1 holes")
+        if count > 1:
+            notes.append(f"memory: cheapest of {count} placements, {us:.1f} us with follow-on moves")
+        return self._commit(i, n, mode, trial, notes)
+
+    def _best(self, i: int, n: Node, pin) -> tuple | None:
+        modes = [self._physical(n, m) for m in self._modes(n)]
         if n.name in self.returned and all(self.g.nodes[u].op == "output" for u in self.uses[n.name]):
             modes = [m for m in modes if m.output.buffer == "DRAM"] or modes  # heads written straight to DRAM
         if pin and pin.memory:
@@ -250,28 +302,20 @@ class _Planner:
         best = None
         for rank, mode in enumerate(modes):
             for order in SPILL_ORDERS:
-                fit = self._spill_set(i, n, mode, order)
-                if fit is None:
+                trial = self._spill_set(i, n, mode, order)
+                if trial is None:
                     continue
-                spilled, peak = fit
-                key = (round(self._cost_us(i, n, mode, spilled), 3), rank)
+                key = (round(self._cost_us(i, n, mode, trial.spilled), 3), rank)
                 if best is None or key < best[0]:
-                    best = (key, mode, spilled, peak, order)
-                if not spilled:
+                    best = (key, mode, trial, order, len(modes))
+                if not trial.spilled:
                     break  # both orders spill nothing
-        if best is None:
-            raise PlanError(f"no placement of {n.name} ({n.op}) fits {self.budget} B per core")
-        (us, _), mode, spilled, peak, order = best
-        why = "farthest next use first" if order == "belady" else "largest first, cheaper than Belady here"
-        notes = [f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"
-                 for x in sorted(spilled, key=lambda x: self.order[x])]
-        if len(modes) > 1:
-            notes.append(f"memory: cheapest of {len(modes)} placements, {us:.1f} us with follow-on moves")
-        return self._commit(i, n, mode, spilled, peak, notes)
+        return best
 
-    def _commit(self, i: int, n: Node, mode: Mode, spilled: set[str], peak: int, notes: list[str]) -> Node:
+    def _commit(self, i: int, n: Node, mode: Mode, trial: Trial, notes: list[str]) -> Node:
+        self.sim, self.live = trial.sim, trial.live
         dram = 0
-        spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
+        spills = tuple((x, DRAM) for x in sorted(trial.spilled, key=lambda x: self.order[x]))
         for x, _ in spills:
             self.loc[x] = DRAM
             dram += self.full_bytes(x)
@@ -287,14 +331,13 @@ class _Planner:
             w = n.params["weight"]
             dram += w.numel() * (1088 / 1024 if n.plan.weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[n.plan.weights_dtype])
         self.loc[n.name] = mode.output
-        dead = tuple(x for x in dict.fromkeys(n.inputs) if self.uses[x][-1] == i and x not in self.returned)
-        if not self.uses[n.name] and n.name not in self.returned:
-            dead += (n.name,)
+        dead = self._dead(i, n)
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
             n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
-            l1_peak_per_core=peak, dram_bytes=int(dram), pool_slices=mode.pool_slices,
+            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
+            pool_slices=mode.pool_slices,
             notes=n.plan.notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)
 
@@ -303,6 +346,7 @@ class _Planner:
         for i, n in enumerate(self.g.nodes):
             if n.op == "input":
                 self.loc[n.name] = DRAM
+                self.live[n.name] = TensorState(DRAM, *self.shape(n.name), n.plan.dtype, n.plan.layout)
                 plan = dataclasses.replace(n.plan, output=DRAM, dram_bytes=self.full_bytes(n.name),
                                            notes=n.plan.notes + ("memory: model input arrives DRAM-interleaved",))
                 out.append(dataclasses.replace(n, plan=plan))
@@ -310,6 +354,8 @@ class _Planner:
                 x = n.inputs[0]
                 moves = () if self.loc[x] == DRAM else ((x, DRAM),)
                 self.loc[x] = DRAM
+                plan = dataclasses.replace(n.plan, reshard_inputs=moves)
+                simulate_op(self.sim, self.live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
                 plan = dataclasses.replace(n.plan, output=DRAM, reshard_inputs=moves,
                                            dram_bytes=self.full_bytes(x) if moves else 0,
                                            notes=n.plan.notes + ("memory: head output in DRAM",))
@@ -321,4 +367,5 @@ class _Planner:
 
 def memory_plan(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                 overrides: Overrides | None = None) -> Graph:
-    return _Planner(graph, target, target.l1_budget(l1_small_size), overrides).run()
+    graph = layout_plan(graph)
+    return _Planner(graph, target, target.l1_budget(l1_small_size), l1_small_size, overrides).run()

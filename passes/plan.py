@@ -74,6 +74,13 @@ class OpPlan:
     # Added by memory planning (additive): (slice type, num slices) when a max/avg pool runs with
     # `dram_slice_config` (input and output in DRAM), else None.
     pool_slices: tuple[str, int] | None = None
+    # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
+    # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
+    layout: str = "TILE"
+    layout_inputs: tuple[tuple[str, str], ...] = ()
+    # Added by memory planning (additive): live L1 tensors moved to the top of L1 with
+    # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
+    reallocate_before: tuple[str, ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
     dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
     est_time_us: float = 0.0  # cost model estimate

@@ -1,12 +1,11 @@
 """Planned IR `Graph` -> one readable TTNN Python module (text), through the jinja2 templates beside it.
 
 The renderer decides nothing about the device: every dtype, fidelity, conv config, placement,
-reshard and deallocation comes from the nodes' `OpPlan`. What it adds are the lowering details the
-ttnn API imposes on a [1, 1, N*H*W, C] activation convention:
-- tensor layouts (TILE / ROW_MAJOR): `upsample` needs ROW_MAJOR input, elementwise ops and concat
-  need their inputs in one layout, and a conv whose only readers upsample or concat writes
-  ROW_MAJOR directly (`Conv2dConfig.output_layout`), so no conversion is emitted for it;
-- reshapes to [N, H, W, C] around the ops that want a 4-D view (upsample, global average pool);
+tensor layout, reshard, layout conversion, reallocation and deallocation comes from the nodes'
+`OpPlan` (memory planning simulates exactly these statements). What it adds are the lowering details
+the ttnn API imposes on a [1, 1, N*H*W, C] activation convention:
+- reshapes to [N, H, W, C] around upsample (views of ROW_MAJOR tensors, no copy); global average
+  pooling of a batch of 1 reads the flat tensor directly (H=1, W=N*H*W), so no copy is made;
 - Python names for tensors, derived from the Detectron2 module paths.
 
 Python computes the literal ttnn expressions (`ttnn.bfloat16`, memory configs, Conv2dConfig fields);
@@ -24,13 +23,13 @@ from typing import Any
 import jinja2
 
 from converter.ir import Graph, Node
+from passes.layout_plan import ROW_MAJOR, TILE, physical
 from passes.plan import OpPlan, Placement
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
 TRACE_REGION_SIZE = 8 * 2**20
 
-TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
 RELU = "ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)"
 
 # Prefixes dropped from node names to make Python names (the full name stays in the table key).
@@ -108,33 +107,6 @@ def _plan(node: Node) -> OpPlan:
     if node.plan is None or node.plan.output is None:
         raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
     return node.plan
-
-
-def tensor_layouts(graph: Graph) -> dict[str, str]:
-    """Layout of each node's output tensor on the device (see the module docstring)."""
-    users = graph.users()
-    by_name = {n.name: n for n in graph}
-    layouts: dict[str, str] = {}
-    for node in graph:
-        if node.op == "input":
-            # the first op decides: a conv reads ROW_MAJOR, an elementwise op wants TILE
-            first = [by_name[u] for u in users[node.name]]
-            layouts[node.name] = ROW_MAJOR if first and all(u.op == "conv2d" for u in first) else TILE
-        elif node.op == "conv2d":
-            readers = [by_name[u].op for u in users[node.name]]
-            row_major = (readers and all(op in ("upsample", "concat") for op in readers)
-                         and _plan(node).dtype != "bfloat8_b")
-            layouts[node.name] = ROW_MAJOR if row_major else TILE
-        elif node.op == "upsample":
-            layouts[node.name] = ROW_MAJOR
-        elif node.op == "concat":
-            ins = {layouts[i] for i in node.inputs}
-            layouts[node.name] = ins.pop() if len(ins) == 1 else TILE
-        elif node.op == "output":
-            layouts[node.name] = layouts[node.inputs[0]]
-        else:
-            layouts[node.name] = TILE
-    return layouts
 
 
 # ---------------------------------------------------------------- per-op statement records
@@ -248,7 +220,6 @@ class _Lowering:
         self.graph = graph
         self.by_name = {n.name: n for n in graph}
         self.var = python_names(graph)
-        self.layout = tensor_layouts(graph)
         self.conv_rows: list[tuple[str, list[tuple[str, Any]]]] = []
         self.memory_rows: list[tuple[str, str]] = []
         self.constants: list[str] = []
@@ -287,30 +258,43 @@ class _Lowering:
                 op.section, section = s, s
             self.ops.append(op)
 
-    def prepare_inputs(self, node: Node, op: Op, want: str | None) -> list[str]:
-        """Input variables after the plan's moves and the layout conversion the op needs.
+    def prepare_inputs(self, node: Node, op: Op) -> list[str]:
+        """Input variables after the plan's reallocations, moves and layout conversions.
 
-        A planned move (spill, reshard) replaces the tensor for all later readers. A layout change
-        makes a temporary freed after the op; when the op is the source's last use, the source is
-        freed right after the conversion instead.
+        A reallocation or move (spill, reshard) replaces the tensor for all later readers. A layout
+        conversion makes a temporary freed after the op; when the op is the source's last use, the
+        source is freed right after the conversion instead.
         """
         plan = _plan(node)
+        for name in plan.reallocate_before:
+            op.moves.append(Move(self.var[name], "ttnn.reallocate", (self.var[name],), None))
         for name, placement in (*plan.spill_before, *plan.reshard_inputs):
-            op.moves.append(Move(self.var[name], "move", (self.var[name], memory_config_expr(placement)), None))
+            # the caller's tensor is copied, not freed; the copy is forward()'s own
+            fn = "ttnn.to_memory_config" if name in self.caller_owned else "move"
+            op.moves.append(Move(self.var[name], fn, (self.var[name], memory_config_expr(placement)), None))
+            self.caller_owned.discard(name)
             self.placement[name] = placement
         last_use = set(plan.deallocate_after)
+        converted = dict(plan.layout_inputs)
         args = []
         for name in node.inputs:
             v = self.var[name]
-            if want is not None and self.layout[name] != want:
+            want = converted.get(name)
+            if want is not None:
                 # ROW_MAJOR has no bfloat8_b
                 cast = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
+                # ROW_MAJOR height shards are exactly as wide as the channels, TILE ones whole tiles
+                src = self.placement[name]
+                converted_placement = physical(src, self.shape(name)[1], want)
+                if converted_placement != src:
+                    cast += (f"memory_config={memory_config_expr(converted_placement)}",)
                 tmp = f"{v}_{'rm' if want == ROW_MAJOR else 'tiled'}"
-                free = v if name in last_use and name not in self.caller_owned else None
-                op.moves.append(Move(tmp, "ttnn.to_layout", (v, layout_expr(want), *cast), free))
-                op.frees.append(tmp)
+                if not any(m.var == tmp for m in op.moves):  # an op reading one tensor twice converts it once
+                    free = v if name in last_use and name not in self.caller_owned else None
+                    op.moves.append(Move(tmp, "ttnn.to_layout", (v, layout_expr(want), *cast), free))
+                    op.frees.append(tmp)
                 v = tmp
-            elif name in last_use and name not in self.caller_owned:
+            elif name in last_use and name not in self.caller_owned and v not in op.frees:
                 op.frees.append(v)
             args.append(v)
         # tensors that die here without being read as an input (e.g. an unused result)
@@ -323,26 +307,27 @@ class _Lowering:
                 taps=self.taps_by_node.get(node.name, []))
         a = node.attrs
         if node.op == "output":
-            # a head's result: nothing to compute, the name just follows its producer
+            # a head's result: nothing to compute (the name follows its producer), only planned moves
             self.var[node.name] = self.var[node.inputs[0]]
-            return None
+            self.prepare_inputs(node, op)
+            return op if op.moves else None
         if node.op == "conv2d":
-            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), self.layout[node.name])))
-            (x,) = self.prepare_inputs(node, op, None)
+            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), plan.layout)))
+            (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
             op.args = {"x": x, "summary": _conv_summary(a, h, w)}
             return op
         self.memory_rows.append((node.name, memory_config_expr(plan.output)))  # type: ignore[arg-type]
         op.args["dtype"] = dtype_expr(plan.dtype)
         if node.op == "channel_affine":
-            (x,) = self.prepare_inputs(node, op, TILE)
+            (x,) = self.prepare_inputs(node, op)
             self.constants += [f"{node.name}.scale", f"{node.name}.shift"]
             op.args.update(x=x)
         elif node.op in ("add", "relu", "mul_scalar"):
-            ins = self.prepare_inputs(node, op, TILE if node.op == "add" else None)
+            ins = self.prepare_inputs(node, op)
             op.args.update(inputs=ins)
-            if node.op == "add" and a["activation"] == "relu":
-                op.args["activations"] = f"[{RELU}]"
+            if node.op == "add" and a["activation"] in (None, "relu"):
+                op.args["activations"] = f"[{RELU}]" if a["activation"] == "relu" else None
             elif node.op == "add" and a["activation"] is not None:
                 raise CodegenError(f"add {node.name!r}: unsupported fused activation {a['activation']!r}")
             if node.op == "mul_scalar":
@@ -350,18 +335,18 @@ class _Lowering:
         elif node.op == "concat":
             if a["dim"] not in (1, -3):
                 raise CodegenError(f"concat {node.name!r} on dim {a['dim']}: only channel concat is lowered")
-            ins = self.prepare_inputs(node, op, self.layout[node.name])
+            ins = self.prepare_inputs(node, op)
             op.args.update(inputs=ins)
         elif node.op == "upsample":
             if a["align_corners"]:
                 raise CodegenError(f"upsample {node.name!r}: ttnn.upsample has no align_corners=True")
             sh, sw = _pair(a["scale_factor"])
-            (x,) = self.prepare_inputs(node, op, ROW_MAJOR)
+            (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
             op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"],
                            flat=self.flat_shape(node.name))
         elif node.op in ("max_pool2d", "avg_pool2d"):
-            (x,) = self.prepare_inputs(node, op, None)
+            (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
             kwargs = [("batch_size", n), ("input_h", h), ("input_w", w), ("channels", c),
                       ("kernel_size", _pair(a["kernel_size"])), ("stride", _pair(a["stride"])),
@@ -379,9 +364,11 @@ class _Lowering:
             kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
             op.args.update(x=x, kwargs=kwargs)
         elif node.op == "global_avg_pool2d":
-            (x,) = self.prepare_inputs(node, op, None)
-            n, c, h, w = self.shape(node.inputs[0])
-            op.args.update(x=x, nhwc=(n, h, w, c), flat=self.flat_shape(node.name))
+            (x,) = self.prepare_inputs(node, op)
+            if self.shape(node.inputs[0])[0] != 1:
+                raise CodegenError(f"global_avg_pool2d {node.name!r}: only a batch of 1 is lowered (it pools the "
+                                   "flat [1, 1, H*W, C] tensor)")
+            op.args.update(x=x)
         else:
             raise CodegenError(f"no lowering for op {node.op!r} (node {node.name!r}); "
                                "batch_norm must be folded before code generation")
@@ -461,7 +448,7 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         target=target,
         input_shape=tuple(input_node.out.shape),
         input_dtype=dtype_expr(input_plan.dtype),
-        input_layout=layout_expr(lowering.layout[input_node.name]),
+        input_layout=layout_expr(input_plan.layout),
         input_memory_config=memory_config_expr(input_plan.output),  # type: ignore[arg-type]
         device_params=device_params,
         output_shapes={h: tuple(graph.node(n).out.shape) for h, n in graph.outputs.items()},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from converter.ir import Graph, Node, TensorInfo
+from passes.layout_plan import layout_plan
 from passes.plan import ConvConfig, OpPlan, Placement
 
 DRAM = Placement("DRAM", "INTERLEAVED")
@@ -80,7 +81,7 @@ def tiny_graph(h: int = 64, w: int = 128) -> Graph:
              TensorInfo((1, 32, 1, 1)), "sem_seg_head.decoder.res5.project_conv.convs.4", attrs={},
              plan=plan(output=DRAM)),
         _conv("sem_seg_head.decoder.res5.project_conv.pool_conv", "sem_seg_head.decoder.res5.project_conv.pool",
-              32, 32, (1, 1), k=1, seed=4, output=height_sharded(1, 32, cores=1), weights_dtype="bfloat16",
+              32, 32, (1, 1), k=1, seed=4, output=height_sharded(32, 32, cores=1), weights_dtype="bfloat16",
               deallocate_after=("sem_seg_head.decoder.res5.project_conv.pool",)),
         Node("sem_seg_head.decoder.res5.project_conv.pool_up", "upsample",
              ("sem_seg_head.decoder.res5.project_conv.pool_conv",), TensorInfo((1, 32, h4, w4)),
@@ -102,5 +103,6 @@ def tiny_graph(h: int = 64, w: int = 128) -> Graph:
         Node("ins_embed_head.offset_scale", "mul_scalar", ("backbone.res2.0.add",), TensorInfo((1, 32, h4, w4)),
              "ins_embed_head", attrs=dict(scalar=4), plan=plan(output=DRAM, deallocate_after=("backbone.res2.0.add",))),
     ]
-    return Graph(tuple(nodes), outputs={"sem_seg": "sem_seg_head.upsample", "offset": "ins_embed_head.offset_scale"},
-                 meta={"variant": "tiny_net", "taps": {"res2": "backbone.res2.0.add"}})
+    graph = Graph(tuple(nodes), outputs={"sem_seg": "sem_seg_head.upsample", "offset": "ins_embed_head.offset_scale"},
+                  meta={"variant": "tiny_net", "taps": {"res2": "backbone.res2.0.add"}})
+    return layout_plan(graph)  # tensor layouts and conversions, as the passes plan them

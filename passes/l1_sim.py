@@ -1,0 +1,477 @@
+"""ANALYSIS: the program's L1 at address level, op by op, in the order the generated code allocates.
+
+Memory planning asks "does this op fit?" here instead of summing bytes: L1 is tt-metal's lock-step,
+top-down, first-fit bank allocator (passes/l1_allocator.FreeList, the same model the emulator runs),
+so a buffer fits only in a free *block* big enough, and an op's circular buffers (growing from the
+bottom of L1) must end below the lowest live L1 buffer. `L1Sim` holds the free lists of L1 and
+L1_SMALL with the address of every live tensor; `op_steps` spells out what one op allocates, in the
+emulator's order (runtime/emulator/ops_*.py): e.g. an L1 conv allocates its reader config in
+L1_SMALL, a resharded-input temporary when its input is not sharded as the conv runs, the halo
+output and its output, then checks its CBs and frees the temporaries; a DRAM-sliced conv allocates
+its output first and then runs its slices' working sets one at a time.
+
+Every size is the bytes the emulator's buffer allocation asks one bank for (`buffer_bytes`).
+A failed allocation or CB clash raises `DoesNotFit` with the message the device would give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from passes import cb_model
+from passes.conv_sharding import ConvShape
+from passes.l1_allocator import FreeList
+from passes.layout_plan import physical
+from passes.plan import Placement
+from passes.shards import cdiv, round_up
+from passes.targets import Target
+
+TILE = cb_model.TILE
+ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
+
+
+class DoesNotFit(RuntimeError):
+    """An allocation or a circular-buffer region that the emulated device would reject."""
+
+
+@dataclass(frozen=True)
+class TensorState:
+    """What decides a live activation's device buffer: [1, 1, rows, cols] at `placement`."""
+
+    placement: Placement
+    rows: int
+    cols: int
+    dtype: str
+    layout: str  # TILE | ROW_MAJOR
+
+
+def buffer_bytes(t: TensorState, target: Target) -> int:
+    """Bytes per bank of the tensor's buffer (0 in DRAM), as the emulator's `buffer_size` computes them."""
+    p = t.placement
+    if p.buffer == "DRAM":
+        return 0
+    tile = t.layout == "TILE"
+    if p.sharded:
+        sh, sw = p.shard_shape
+        if tile:
+            return cdiv(sh, TILE) * cdiv(sw, TILE) * cb_model.TILE_BYTES[t.dtype]
+        return sh * round_up(sw * ELEMENT_BYTES[t.dtype], target.l1_alignment)
+    if tile:
+        pages, page = cdiv(t.rows, TILE) * cdiv(t.cols, TILE), cb_model.TILE_BYTES[t.dtype]
+    else:
+        pages, page = t.rows, t.cols * ELEMENT_BYTES[t.dtype]
+    return cdiv(pages, target.num_cores) * round_up(page, target.l1_alignment)
+
+
+# ------------------------------------------------------------------ what one op allocates
+
+
+@dataclass(frozen=True)
+class Alloc:
+    kind: str  # "L1" | "L1_SMALL"
+    size: int  # bytes per bank
+    name: str | None = None  # a tensor that outlives the program; None: a temporary freed at its end
+
+
+@dataclass(frozen=True)
+class Program:
+    """One device program: allocations in order, then the CB check; temporaries freed at the end."""
+
+    allocs: tuple[Alloc, ...]
+    cb: int = 0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Sliced:
+    """DRAM slicing: the first slice count whose working set fits runs (the emulator's fit_slices)."""
+
+    candidates: tuple[Program, ...]
+
+
+@dataclass(frozen=True)
+class Free:
+    """A named buffer freed between programs (e.g. channel_affine's intermediate)."""
+
+    name: str
+
+
+Step = Program | Sliced | Free
+
+
+def core_box(grid: tuple[int, int], count: int) -> tuple[int, int]:
+    """(x, y) extent of the first `count` cores of `grid`, row by row (the generated `cores()`)."""
+    rows, rest = divmod(count, grid[0])
+    return (grid[0], rows + (1 if rest else 0)) if rows else (rest, 1)
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """A sharding as the emulator reads it back from a memory config: layout, core extent, cores."""
+
+    layout: str
+    grid: tuple[int, int]
+    num_cores: int
+
+    @classmethod
+    def of(cls, p: Placement) -> Parallel | None:
+        if p.buffer != "L1" or not p.sharded:
+            return None
+        count = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
+        return cls(p.layout, core_box(p.grid, count), count)
+
+    @classmethod
+    def default(cls, layout: str, grid: tuple[int, int], rows: int, cols: int) -> Parallel:
+        cores = grid[0] * grid[1]
+        if layout in ("HEIGHT_SHARDED", "WIDTH_SHARDED"):
+            ntiles = cdiv(rows if layout == "HEIGHT_SHARDED" else cols, TILE)
+            per_core = cdiv(ntiles, min(cores, ntiles))
+            return cls(layout, grid, cdiv(ntiles, per_core))
+        return cls(layout, grid, cores)
+
+    def shard_shape(self, rows: int, cols: int) -> tuple[int, int]:
+        if self.layout == "HEIGHT_SHARDED":
+            return cdiv(cdiv(rows, TILE), self.num_cores) * TILE, cdiv(cols, TILE) * TILE
+        if self.layout == "BLOCK_SHARDED":
+            return cdiv(cdiv(rows, TILE), self.grid[1]) * TILE, cdiv(cdiv(cols, TILE), self.grid[0]) * TILE
+        return cdiv(rows, TILE) * TILE, cdiv(cdiv(cols, TILE), self.num_cores) * TILE
+
+    def geometry(self) -> dict:
+        return dict(shard_layout=self.layout, grid=self.grid, num_cores=self.num_cores)
+
+
+def _config_bytes(out_rows: int, num_cores: int) -> int:
+    return round_up(2 * cdiv(out_rows, num_cores) + 64, 16)
+
+
+def _elem(dtype: str) -> int:
+    return 4 if dtype == "float32" else 2
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _candidates(requested: int, limit: int) -> tuple[int, ...]:
+    return (requested,) if requested > 0 else tuple(n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max(limit, 1))
+
+
+def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[int, ...]], target: Target,
+             applied_shard_scheme: str | None = None) -> list[Step]:
+    """The programs one op runs, with its output named `n.name`. `ins` are its inputs as the op reads
+    them (after moves and layout conversions); `in_shapes` their logical NCHW shapes."""
+    plan = n.plan
+    out_alloc = Alloc("L1", buffer_bytes(out, target), n.name)
+    out_allocs = (out_alloc,) if out_alloc.size else ()
+    x = ins[0]
+    if n.op == "conv2d":
+        return _conv_steps(n, x, out, out_allocs, in_shapes[0], target)
+    if n.op in ("max_pool2d", "avg_pool2d"):
+        return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
+    if n.op == "upsample":
+        par = Parallel.of(x.placement)
+        geo = par.geometry() if par else dict(shard_layout="INTERLEAVED", grid=target.grid,
+                                              num_cores=target.num_cores)
+        b, c, h, w = in_shapes[0]
+        cb = cb_model.upsample_cb_bytes(channels=c, mode=n.attrs["mode"], dtype=x.dtype, **geo)
+        allocs: tuple[Alloc, ...] = ()
+        if n.attrs["mode"] == "bilinear":
+            allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
+                      Alloc("L1", cb_model.halo_bytes(batch=b, input_hw=(h, w), channels=c, kernel_size=(3, 3),
+                                                      stride=(1, 1), padding=(1, 1), dilation=(1, 1),
+                                                      dtype="bfloat16", num_slices=0, **geo)))
+        return [Program(allocs + out_allocs, cb, "upsample")]
+    if n.op == "concat":
+        cb = cb_model.concat_cb_bytes(channels_out=out.cols, num_inputs=len(ins), sharded=x.placement.sharded,
+                                      dtype=x.dtype)
+        return [Program(out_allocs, cb, "concat")]
+    if n.op in ("add", "mul_scalar", "relu"):
+        sharded = any(t.placement.sharded for t in ins)
+        dtype = x.dtype if n.op == "relu" else plan.dtype
+        return [Program(out_allocs, cb_model.eltwise_cb_bytes(num_inputs=len(ins) if n.op == "add" else 1,
+                                                              sharded=sharded, dtype=dtype), n.op)]
+    if n.op == "channel_affine":  # x * scale (a temporary), then + shift
+        cb = cb_model.eltwise_cb_bytes(num_inputs=2, sharded=x.placement.sharded, dtype=plan.dtype)
+        scaled = Alloc("L1", out_alloc.size, n.name + ".scaled")
+        return [Program((scaled,) if scaled.size else (), cb, "multiply"), Program(out_allocs, cb, "add"),
+                Free(n.name + ".scaled")]
+    if n.op == "global_avg_pool2d":  # a sharded input is copied to interleaved first
+        allocs = ()
+        if x.placement.sharded:
+            copy = TensorState(Placement(x.placement.buffer, "INTERLEAVED"), x.rows, x.cols, x.dtype, x.layout)
+            allocs = (Alloc("L1", buffer_bytes(copy, target)),) if buffer_bytes(copy, target) else ()
+        cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=False, dtype=plan.dtype)
+        return [Program(allocs + out_allocs, cb, "global_avg_pool2d")]
+    raise ValueError(f"no L1 model for op {n.op!r} ({n.name})")
+
+
+def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
+    plan, cc = n.plan, n.plan.conv
+    s = ConvShape.of(n, in_shape)
+    if cc.grid is not None and cc.num_cores:
+        par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
+    else:
+        existing = Parallel.of(x.placement)
+        par = existing if existing and existing.layout == cc.shard_layout else Parallel.default(
+            cc.shard_layout, target.grid, s.out_rows, s.out_channels)
+    geo = dict(batch=s.batch, input_hw=s.input_hw, kernel_size=_pair(s.kernel_size), stride=_pair(s.stride),
+               padding=_pair(s.padding), dilation=_pair(s.dilation), **par.geometry())
+
+    def cb(k: int) -> int:
+        return cb_model.conv2d_cb_bytes(
+            **geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
+            act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
+            weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
+            enable_act_double_buffer=cc.enable_act_double_buffer,
+            enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
+            num_slices=k)
+
+    def halo(k: int) -> int:
+        return cb_model.halo_bytes(**geo, channels=s.in_channels, dtype=x.dtype, num_slices=k)
+
+    sh, sw = par.shard_shape(s.in_rows, s.in_channels)
+    in_shard = sh * sw * _elem(x.dtype)
+    config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
+    in_dram = x.placement.buffer == "DRAM"
+    if cc.slice_type == "L1_FULL" and not in_dram:
+        allocs = [config]
+        if Parallel.of(x.placement) != par:
+            allocs.append(Alloc("L1", round_up(in_shard, 16)))
+        if halo(0):
+            allocs.append(Alloc("L1", round_up(halo(0), 16)))
+        return [Program(tuple(allocs) + out_allocs, cb(0), "conv2d")]
+    out_elem = 1 if plan.dtype == "bfloat8_b" else cb_model.TILE_BYTES[plan.dtype] // (TILE * TILE)
+    requested = cc.num_slices if cc.slice_type != "L1_FULL" else 0
+
+    def working_set(k: int) -> Program:
+        orows, ocols = par.shard_shape(cdiv(s.out_rows, k), s.out_channels)
+        temps = [cdiv(in_shard, k), halo(k), orows * ocols * out_elem]
+        return Program((config,) + tuple(Alloc("L1", round_up(t, 16)) for t in temps if t), cb(k),
+                       f"conv2d[{k} slices]")
+
+    return [Program(out_allocs, 0, "conv2d output"),
+            Sliced(tuple(working_set(k) for k in _candidates(requested, s.output_hw[1])))]
+
+
+def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
+    a = n.attrs
+    b, c, ih, iw = in_shape
+    in_rows = b * ih * iw
+    out_rows = n.out.shape[0] * n.out.shape[2] * n.out.shape[3]
+    par = Parallel.of(x.placement) or Parallel.default(applied or "HEIGHT_SHARDED", target.grid, in_rows, c)
+    kernel = _pair(a["kernel_size"])
+    cb = cb_model.pool2d_cb_bytes(channels=c, kernel_size=kernel, dtype=x.dtype, **par.geometry())
+
+    def halo(k: int) -> int:
+        return cb_model.halo_bytes(batch=b, input_hw=(ih, iw), channels=c, kernel_size=kernel,
+                                   stride=_pair(a["stride"]), padding=_pair(a["padding"]),
+                                   dilation=_pair(a.get("dilation", (1, 1))), dtype=x.dtype, num_slices=k,
+                                   **par.geometry())
+
+    config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
+    slices = n.plan.pool_slices
+    sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
+    if not sliced:
+        temps = (Alloc("L1", round_up(halo(0), 16)),) if halo(0) else ()
+        return [Program((config,) + temps + out_allocs, cb, n.op)]
+    elem = _elem(x.dtype)
+    in_sh, _ = par.shard_shape(in_rows, c)
+    out_sh, _ = par.shard_shape(out_rows, c)
+
+    def working_set(k: int) -> Program:
+        temps = [cdiv(in_sh, k) * c * elem, halo(k), cdiv(out_sh, k) * c * elem]
+        return Program((config,) + tuple(Alloc("L1", round_up(t, 16)) for t in temps if t), cb, f"{n.op}[{k} slices]")
+
+    return [Program(out_allocs, 0, f"{n.op} output"),
+            Sliced(tuple(working_set(k) for k in _candidates(slices[1] if slices else 0, out_rows)))]
+
+
+# ------------------------------------------------------------------ the simulated memory
+
+
+@dataclass
+class L1Sim:
+    """L1 and L1_SMALL of one core (every core alike: lock-step), with the address of each live buffer."""
+
+    target: Target
+    l1_small_size: int
+    l1: FreeList = field(init=False)
+    small: FreeList = field(init=False)
+    addr: dict[str, int] = field(default_factory=dict)
+    peak: int = 0  # most CB + L1 + L1_SMALL bytes any program needed
+
+    def __post_init__(self) -> None:
+        t = self.target
+        self.base = t.l1_bytes_per_core - t.l1_unreserved_per_core
+        top = t.l1_bytes_per_core - self.l1_small_size
+        self.l1 = FreeList(self.base, top, True)
+        self.small = FreeList(top, t.l1_bytes_per_core, True)
+
+    def copy(self) -> L1Sim:
+        new = L1Sim.__new__(L1Sim)
+        new.target, new.l1_small_size, new.base = self.target, self.l1_small_size, self.base
+        new.l1, new.small, new.addr, new.peak = self.l1.copy(), self.small.copy(), dict(self.addr), self.peak
+        return new
+
+    # --- buffers -------------------------------------------------------------------------------
+    def _alloc(self, free: FreeList, size: int, what: str) -> int:
+        size = round_up(max(size, 1), self.target.l1_alignment)
+        addr = free.allocate(size, self.target.l1_alignment)
+        if addr is None:
+            largest = max((length for _, length in free.free_blocks()), default=0)
+            raise DoesNotFit(f"{what}: no free block of {size} B (largest {largest} B, "
+                             f"allocated {free.allocated} B)")
+        return addr
+
+    def alloc(self, name: str, size: int) -> None:
+        """A tensor made by a data-movement program (a copy, a layout change): recorded like one."""
+        if size:
+            self.addr[name] = self._alloc(self.l1, size, name)
+        self._record(0)
+
+    def free(self, name: str) -> None:
+        if name in self.addr:
+            self.l1.release(self.addr.pop(name))
+
+    def move(self, name: str, size: int) -> None:
+        """A move (to_memory_config, to_layout replacing its source): the new copy first, then the old freed."""
+        old = self.addr.pop(name, None)
+        if size:
+            self.addr[name] = self._alloc(self.l1, size, name)
+        self._record(0)
+        if old is not None:
+            self.l1.release(old)
+
+    def reallocate(self, name: str) -> None:
+        """ttnn.reallocate: free, then allocate again (top-down, so it lands as high as it fits)."""
+        size = self.l1.sizes[self.addr[name]]
+        self.free(name)
+        self.alloc(name, size)
+
+    def rename(self, old: str, new: str) -> None:
+        if old in self.addr:
+            self.addr[new] = self.addr.pop(old)
+
+    def _record(self, cb: int) -> int:
+        used = cb + self.l1.allocated + self.small.allocated
+        self.peak = max(self.peak, used)
+        return used
+
+    def lowest(self) -> int | None:
+        lows = [a for a in (self.l1.lowest(), self.small.lowest()) if a is not None]
+        return min(lows) if lows else None
+
+    # --- programs ------------------------------------------------------------------------------
+    def run(self, steps: list[Step]) -> int:
+        """Run an op's programs; returns the most bytes one of them needed (CB + L1 + L1_SMALL)."""
+        peak = 0
+        for step in steps:
+            if isinstance(step, Free):
+                self.free(step.name)
+            elif isinstance(step, Program):
+                peak = max(peak, self._program(step))
+            else:
+                failure: DoesNotFit | None = None
+                for program in step.candidates:
+                    trial = self.copy()
+                    try:
+                        used = trial._program(program)
+                    except DoesNotFit as err:
+                        failure = err
+                        continue
+                    self.l1, self.small, self.addr = trial.l1, trial.small, trial.addr
+                    peak = max(peak, used)
+                    break
+                else:
+                    raise failure or DoesNotFit("no slice count fits")
+        self.peak = max(self.peak, peak)
+        return peak
+
+    def _program(self, p: Program) -> int:
+        temps: list[tuple[FreeList, int]] = []
+        for a in p.allocs:
+            free = self.small if a.kind == "L1_SMALL" else self.l1
+            addr = self._alloc(free, a.size, f"{p.label} {'output' if a.name else 'temporary'}")
+            if a.name:
+                self.addr[a.name] = addr
+            else:
+                temps.append((free, addr))
+        end = self.base + p.cb
+        lowest = self.lowest()
+        if end > self.target.l1_bytes_per_core or (lowest is not None and end > lowest):
+            raise DoesNotFit(f"{p.label}: circular buffers end at {end}, L1 buffer at {lowest}")
+        used = self._record(p.cb)
+        for free, addr in temps:
+            free.release(addr)
+        return used
+
+
+# ------------------------------------------------------------------ a planned op, as generated code runs it
+
+
+def read_dtype(dtype: str, layout: str) -> str:
+    """ROW_MAJOR has no bfloat8_b: a conversion to it reads bfloat16."""
+    return "bfloat16" if layout == "ROW_MAJOR" and dtype == "bfloat8_b" else dtype
+
+
+def output_dtype(n, ins: list[TensorState]) -> str:
+    """The dtype the op's output really has: ops without a dtype argument keep their input's."""
+    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else n.plan.dtype
+
+
+def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]],
+                target: Target) -> int:
+    """Apply one planned op to `sim` and `live` (name -> state) in the generated code's order:
+    reallocations, moves (spills, reshards), layout conversions, the op, then deallocations.
+    (The caller's input, which the code never frees, is in DRAM; a move of it makes a copy the code
+    owns and frees.) Returns the op's peak bytes."""
+    plan = n.plan
+    for x in plan.reallocate_before:
+        sim.reallocate(x)
+    for x, p in (*plan.spill_before, *plan.reshard_inputs):
+        live[x] = TensorState(p, live[x].rows, live[x].cols, live[x].dtype, live[x].layout)
+        sim.move(x, buffer_bytes(live[x], target))
+    if n.op == "output":
+        return 0
+    dead = set(plan.deallocate_after)
+    reads: dict[str, TensorState] = {}
+    for x, layout in plan.layout_inputs:
+        src = live[x]
+        reads[x] = TensorState(physical(src.placement, src.cols, layout), src.rows, src.cols,
+                               read_dtype(src.dtype, layout), layout)
+        sim.alloc(f"{x}@{layout}", buffer_bytes(reads[x], target))
+        if x in dead:  # its last reader reads the converted copy: freed right away
+            sim.free(x)
+    ins = [reads.get(x, live[x]) for x in n.inputs]
+    rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
+    out = TensorState(plan.output, rows, cols, output_dtype(n, ins), plan.layout)
+    applied = plan.output.layout if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded \
+        and not ins[0].placement.sharded else None
+    peak = sim.run(op_steps(n, ins, out, [shapes[x] for x in n.inputs], target, applied))
+    live[n.name] = out
+    for x, layout in plan.layout_inputs:
+        sim.free(f"{x}@{layout}")
+    for x in plan.deallocate_after:
+        sim.free(x)
+        live.pop(x, None)
+    return peak
+
+
+def simulate_plan(graph, target: Target, l1_small_size: int) -> tuple[L1Sim, list[tuple[str, int]]]:
+    """Replay a planned graph; returns the final memory and (node, peak bytes) per op.
+    Raises DoesNotFit (naming the node) where the generated code would fail."""
+    sim = L1Sim(target, l1_small_size)
+    live: dict[str, TensorState] = {}
+    shapes = {n.name: tuple(n.out.shape) for n in graph}
+    peaks = []
+    for n in graph:
+        if n.op == "input":
+            rows = n.out.shape[0] * n.out.shape[2] * n.out.shape[3]
+            live[n.name] = TensorState(n.plan.output, rows, n.out.shape[1], n.plan.dtype, n.plan.layout)
+            sim.alloc(n.name, buffer_bytes(live[n.name], target))
+            continue
+        try:
+            peaks.append((n.name, simulate_op(sim, live, n, shapes, target)))
+        except DoesNotFit as err:
+            raise DoesNotFit(f"{n.name} ({n.op}): {err}") from None
+    return sim, peaks

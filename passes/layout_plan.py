@@ -1,0 +1,81 @@
+"""TRANSFORM: choose each tensor's ttnn layout (TILE / ROW_MAJOR) and the conversions ops need.
+
+Fills `OpPlan.layout` (the op's output layout) and `OpPlan.layout_inputs` (inputs read through a
+`ttnn.to_layout` temporary). Memory planning counts those temporaries like any other allocation, and
+the code generator emits exactly what is recorded here. The rules follow what ttnn 0.81.1 accepts:
+- upsample reads ROW_MAJOR (its output keeps its input's layout);
+- elementwise ops (add, multiply, relu) read TILE; concat needs all inputs in one layout;
+- convs read either; a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
+  is an upsample or a concat, its dtype has a ROW_MAJOR form (no bfloat8_b), and its rows fill whole
+  tiles: a ROW_MAJOR tensor's physical height is its row count, and width/block shards must match it
+  (a 1x1-spatial ASPP pooling output has 1 row, its shards 32);
+- pools and global average pooling write TILE; the model input is ROW_MAJOR when only convs read it.
+A ROW_MAJOR tensor's width is its channel count, unpadded: its height shards are exactly that wide
+(`physical`), while TILE shards are padded to whole tiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from converter.ir import Graph, Node
+from passes.cb_model import TILE as TILE_ROWS
+from passes.plan import Placement
+from passes.shards import round_up, rows_cols
+
+TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
+LAYOUTS = (TILE, ROW_MAJOR)
+# what layout an op reads its inputs in (None: any)
+_READS = {"upsample": ROW_MAJOR, "add": TILE, "relu": TILE, "mul_scalar": TILE, "channel_affine": TILE}
+
+
+def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str],
+                   reads: dict[str, str]) -> str:
+    if n.op == "input":
+        readers = [by_name[u].op for u in users[n.name]]
+        return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE
+    if n.op == "conv2d":
+        readers = [by_name[u].op for u in users[n.name]]
+        rows, cols = rows_cols(n.out)
+        row_major = (readers and all(op in ("upsample", "concat") for op in readers)
+                     and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
+                     and (n.plan.conv.shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
+        return ROW_MAJOR if row_major else TILE
+    if n.op == "upsample":
+        return ROW_MAJOR
+    if n.op == "concat":
+        return reads[n.name]
+    if n.op == "output":
+        return layout[n.inputs[0]]
+    return TILE
+
+
+def physical(p: Placement, cols: int, layout: str) -> Placement:
+    """`p` for a tensor of `cols` channels in `layout`: height shards are `cols` wide in ROW_MAJOR
+    (the physical width ttnn checks them against) and whole tiles wide in TILE."""
+    if not p.sharded or p.layout != "HEIGHT_SHARDED":
+        return p
+    width = cols if layout == ROW_MAJOR else round_up(cols, TILE_ROWS)
+    return p if p.shard_shape[1] == width else dataclasses.replace(p, shard_shape=(p.shard_shape[0], width))
+
+
+def layout_plan(graph: Graph) -> Graph:
+    users = graph.users()
+    by_name = {n.name: n for n in graph}
+    layout: dict[str, str] = {}
+    reads: dict[str, str] = {}
+    out = []
+    for n in graph:
+        if n.op == "concat":
+            ins = {layout[i] for i in n.inputs}
+            reads[n.name] = ins.pop() if len(ins) == 1 else TILE
+        else:
+            want = _READS.get(n.op)
+            if want is not None:
+                reads[n.name] = want
+        layout[n.name] = _output_layout(n, by_name, users, layout, reads)
+        want = reads.get(n.name)
+        conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))
+        out.append(dataclasses.replace(n, plan=dataclasses.replace(n.plan, layout=layout[n.name],
+                                                                   layout_inputs=conversions)))
+    return graph.replace_nodes(out)
