@@ -1,80 +1,334 @@
-"""`pdl-convert`: Detectron2 Panoptic-DeepLab -> generated TTNN module(s) and plan summaries.
+"""`pdl-convert`: Detectron2 Panoptic-DeepLab -> generated TTNN module(s) with plan reports.
 
-    pdl-convert [--variant V ...] [--target T] [--out DIR] [--check]
-
-Writes <out>/<variant>.py and <out>/<variant>.plan.md for each variant (both by default). With
---check nothing is written: the exit status is 1 when a file in <out> differs from a fresh render.
+For each variant it writes <out>/<variant>.py (the TTNN module), <out>/<variant>.plan.md (the plan
+report) and the report's plots <out>/<variant>.{l1,dram,stages}.png. Every file of a run is rendered
+before any is replaced, so a failing run leaves the previous output as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from converter.errors import UserError
-from converter.model import DEFAULT_INPUT_SIZE, VARIANTS
+from converter.ir import Graph
+from converter.model import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, taps_for
+from passes.overrides import Overrides
 from passes.targets import DEFAULT_TARGET, TARGETS
+from runtime.report import PlanReport
 
 DEFAULT_OUT = Path("generated")
+PCC_FLOOR = 0.99
+RANDOM_WEIGHTS_SEED = 0
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
+
+
+@dataclass
+class Progress:
+    """Step lines on stderr for the long steps (none when quiet); records each step's seconds."""
+
+    quiet: bool = True
+
+    @contextmanager
+    def step(self, what: str, seconds: dict[str, float], key: str) -> Iterator[None]:
+        if not self.quiet:
+            print(f"pdl-convert: {what} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        yield
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True)
 class Converted:
     variant: str
-    files: dict[str, str]  # file name in the output directory -> text
+    files: dict[str, str]  # text files by name in the output directory: module and plan report
+    plots: dict[str, bytes]  # the report's PNGs by name
+    report: PlanReport | None = None
+    graph: Graph | None = None  # the planned graph (its nodes hold the weights the module reads)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def outputs(self) -> dict[str, bytes]:
+        """Every file of this variant as bytes, by name."""
+        return dict(sorted({**{k: v.encode() for k, v in self.files.items()}, **self.plots}.items()))
 
 
-def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> Converted:
-    """Trace, plan and render one variant. Weights do not change the generated text: the model is
-    built with Detectron2's own initialization; the runtime loads the checkpoint's weights."""
-    from converter.model import build_model, load_config
+def _seeded_model(cfg):
+    """Detectron2's model with its own initialization under a fixed seed (the generated code and the
+    plan do not depend on weight values; --weights or --verify load real ones)."""
+    import torch
+
+    from converter.model import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        return build_model(cfg)
+
+
+def variant_overrides(overrides: Overrides | None, variant: str) -> Overrides | None:
+    """The pins that apply to `variant`: pins of heads the variant leaves out are dropped, so one
+    file serves both variants (a typo in a head the variant has still fails)."""
+    if overrides is None:
+        return None
+    omitted = {t.split(".")[0] for t in TAP_MODULES} - {t.split(".")[0] for t in taps_for(variant)}
+    return Overrides({k: v for k, v in overrides.layers.items() if k.split(".")[0] not in omitted})
+
+
+def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
+            model=None, overrides: Overrides | None = None, progress: Progress | None = None) -> Converted:
+    """Trace, plan and render one variant: the module, its plan report and plots (nothing written)."""
+    from converter.model import load_config
     from converter.trace import trace_model
-    from passes.pipeline import plan_graph
-    from passes.summary import render_markdown, summarize
+    from passes.pipeline import plan_graph_timed
     from passes.targets import get_target
+    from runtime.report import build_report, plot_names, PLOTS, render_markdown
     from templates.render import render_module
 
+    progress = progress or Progress()
+    seconds: dict[str, float] = {}
     target = get_target(target_name)
-    graph = plan_graph(trace_model(build_model(load_config(input_size=input_size)), variant, input_size), target)
-    return Converted(variant, {f"{variant}.py": render_module(graph, target),
-                               f"{variant}.plan.md": render_markdown(summarize(graph, target))})
+    if model is None:
+        model = _seeded_model(load_config(input_size=input_size))
+    with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]} (torch.export)", seconds, "trace"):
+        graph = trace_model(model, variant, input_size)
+    with progress.step(f"{variant}: planning for {target.name}", seconds, "plan"):
+        graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant))
+    with progress.step(f"{variant}: rendering the TTNN module", seconds, "render"):
+        module = render_module(graph, target)
+    with progress.step(f"{variant}: plan report and plots", seconds, "report"):
+        report = build_report(graph, target)
+        plots = {name: PLOTS[key](report) for key, name in plot_names(variant).items()}
+    return Converted(variant, {f"{variant}.py": module, f"{variant}.plan.md": render_markdown(report)}, plots,
+                     report, graph, seconds)
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
     """Names of the files in `out` that are missing or differ from `converted`."""
-    return [name for name, text in converted.files.items()
-            if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
+    return [name for name, data in converted.outputs().items()
+            if not (out / name).is_file() or (out / name).read_bytes() != data]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pdl-convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", action="append", choices=VARIANTS,
-                        help="model variant (repeatable; default: all)")
-    parser.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: generated)")
-    parser.add_argument("--check", action="store_true", help="only compare --out with a fresh render")
-    args = parser.parse_args(argv)
+# --- verification ------------------------------------------------------------------------------
+
+def pcc(a, b) -> float:
+    """Pearson correlation of two tensors, flattened, in float64."""
+    import torch
+
+    return torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1].item()
+
+
+@dataclass(frozen=True)
+class Verification:
+    variant: str
+    backend: str
+    pcc: dict[str, float]  # head -> PCC against Detectron2's fp32 forward
+    error: str = ""  # why the generated module did not run, if it did not
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and all(v >= PCC_FLOOR for v in self.pcc.values())
+
+    def line(self) -> str:
+        if self.error:
+            return f"verify {self.variant}: FAILED, the generated module did not run: {self.error}"
+        heads = ", ".join(f"{h} PCC {v:.5f}" for h, v in self.pcc.items())
+        verdict = "ok" if self.passed else "BELOW FLOOR"
+        return f"verify {self.variant} on the {self.backend}: {heads} (floor {PCC_FLOOR}): {verdict}"
+
+
+def verify(converted: Converted, model, input_size: tuple[int, int], progress: Progress) -> Verification:
+    """Run the generated module (device if one opens, else the emulator) and Detectron2 on one seeded
+    image, and compare the heads."""
+    from converter.model import example_input
+    from converter.reference import reference_outputs
     from runtime.atomic import write_text
+    from runtime.run import load_module, run_module
+    from runtime.weights import host_weights
 
+    seconds = converted.seconds
+    variant = converted.variant
+    image = example_input(input_size, seed=0)
+    with progress.step(f"{variant}: converting weights for the device", seconds, "weights"):
+        weights = host_weights(converted.graph)
+    with progress.step(f"{variant}: running the generated module", seconds, "verify"):
+        with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
+            path = Path(tmp) / f"{variant}.py"
+            write_text(path, converted.files[f"{variant}.py"])
+            try:
+                result = run_module(load_module(path), weights, image)
+            except UserError:
+                raise
+            except Exception as e:  # a compiler or emulator bug: the verdict, in one line
+                reason = " ".join(str(e).split())
+                return Verification(variant, "", {}, f"{type(e).__name__}: {reason}")
+    with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
+        ref = reference_outputs(model, variant, image)
+    return Verification(variant, result.backend, {h: pcc(result.outputs[h], ref[h]) for h in ref})
+
+
+# --- command line ------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other user mistake
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not all(int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"input size {text!r} is not HxW with positive integers, e.g. 512x1024")
+    return int(parts[0]), int(parts[1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pdl-convert", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                    "exit status: 0 ok; 1 --check found stale files or --verify failed (PCC below "
+                    f"{PCC_FLOOR} or the module did not run); 2 user error (one line on stderr).\n"
+                    "Same inputs give byte-identical files. With the defaults the result equals the "
+                    "committed generated/."))
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help=f"Detectron2 Panoptic-DeepLab config (default: the embedded {DEFAULT_CONFIG.name})")
+    p.add_argument("--weights", type=Path, default=None, metavar="PKL",
+                   help="Detectron2 model-zoo checkpoint (.pkl), checked against the config. The generated "
+                        "code does not depend on weight values; --verify runs with them. Default: seeded "
+                        "random weights (a warning says so)")
+    p.add_argument("--variant", action="append", choices=VARIANTS, default=None,
+                   help="model to convert (repeatable; default: both). deeplab_v3_plus is the semantic "
+                        "branch only")
+    p.add_argument("--target", default=DEFAULT_TARGET, choices=list(TARGETS), metavar="{" + ",".join(TARGETS) + "}",
+                   help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
+                        "the 5x4-core Blackhole grid)")
+    p.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE, metavar="HxW",
+                   help="input image size the module is generated for (default: "
+                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}). H and W must be multiples of the encoder stride (16) and tile the "
+                        "config's ASPP pooling window (INPUT.CROP.SIZE / 16)")
+    p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
+                   help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
+                        "keyed by node name or Detectron2 module path; see passes/overrides.py")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                   help="output directory (default: generated)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a file in --out is missing or differs from a fresh "
+                        "conversion, and name it")
+    p.add_argument("--verify", action="store_true",
+                   help=f"also run each generated module (on a device if one opens, else the host emulator) "
+                        f"and Detectron2's fp32 forward on one seeded image; print PCC per head; exit 1 below "
+                        f"{PCC_FLOOR}. Slow: about a minute at 512x1024")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
+    return p
+
+
+def check_size_multiple(cfg, size: tuple[int, int]) -> None:
+    from converter.model import encoder_stride
+
+    stride = encoder_stride(cfg)
+    if size[0] % stride or size[1] % stride:
+        raise UserError(f"input size {size[0]}x{size[1]} is not a multiple of the encoder stride {stride} "
+                        f"(the decoder upsamples by whole factors); use e.g. "
+                        f"{-(-size[0] // stride) * stride}x{-(-size[1] // stride) * stride}")
+
+
+def _warn_random_weights(verify: bool) -> None:
+    use = ("--verify runs with seeded random weights (realistic activations, not a trained model)"
+           if verify else "the generated code and plan do not depend on weight values")
+    bar = "!" * 78
+    print(f"{bar}\n!! pdl-convert: WARNING: no --weights given: using SEEDED RANDOM WEIGHTS "
+          f"(seed {RANDOM_WEIGHTS_SEED}).\n!! {use}.\n!! Pass --weights model_final_bd324a.pkl for the "
+          f"released Cityscapes model.\n{bar}", file=sys.stderr)
+
+
+def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[str, float], tmp: Path):
+    from converter.checkpoint import load_checkpoint, write_random_checkpoint
+    from converter.model import load_config
+
+    with progress.step("loading config and building the Detectron2 model", seconds, "model"):
+        cfg = load_config(args.config, input_size=size)
+        check_size_multiple(cfg, size)
+        model = _seeded_model(cfg)
+    weights = args.weights
+    if weights is None:
+        _warn_random_weights(args.verify)
+        if not args.verify:
+            return model
+        with progress.step("making seeded random weights (BN calibrated at 512x1024)", seconds, "weights"):
+            weights = write_random_checkpoint(cfg, tmp / "random_weights.pkl", seed=RANDOM_WEIGHTS_SEED)
+    with progress.step(f"loading weights {weights.name}", seconds, "weights"):
+        return load_checkpoint(model, weights)
+
+
+def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
+    r = c.report
+    s = c.seconds
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
+    return "\n".join([
+        f"{c.variant} on {r.target} at {size[0]}x{size[1]} (config {r.config})",
+        f"  nodes / convs      {r.nodes} / {r.convs} ({len(r.layers)} device ops)",
+        f"  L1 peak per core   {r.l1_peak_per_core} B of {r.budget_per_core} B budget "
+        f"({100 * r.l1_peak_per_core / r.budget_per_core:.1f}%)",
+        f"  activations in L1  {r.activation_bytes_in_l1 / 1e6:.1f} MB of {r.activation_bytes / 1e6:.1f} MB "
+        f"({100 * r.activation_bytes_in_l1 / max(r.activation_bytes, 1):.1f}%)",
+        f"  DRAM traffic       {r.dram_bytes / 1e6:.1f} MB",
+        f"  modeled latency    {r.latency_ms:.2f} ms (cost model, not a measurement)",
+        f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
+        f"  stage times        {times}",
+    ])
+
+
+def run(args: argparse.Namespace) -> int:
+    from passes.overrides import load_overrides
+    from runtime.atomic import write_bytes
+
+    progress = Progress(quiet=args.quiet)
+    size = args.input_size
+    variants = list(dict.fromkeys(args.variant or VARIANTS))
+    overrides = load_overrides(args.overrides) if args.overrides is not None else None
+    setup: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
+        model = _load_model(args, size, progress, setup, Path(tmp))
+        # Everything is rendered before anything is written: a failure leaves --out untouched.
+        converted = [convert(v, args.target, size, model=model, overrides=overrides, progress=progress)
+                     for v in variants]
+        status = EXIT_OK
+        if args.check:
+            for c in converted:
+                for name in stale_files(args.out, c):
+                    print(f"pdl-convert: {args.out / name} is stale (missing or differs from a fresh "
+                          "conversion): run pdl-convert with the same options", file=sys.stderr)
+                    status = EXIT_FAILED
+        else:
+            with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
+                               "write"):
+                for c in converted:
+                    for name, data in c.outputs().items():
+                        write_bytes(args.out / name, data)
+        results = [verify(c, model, size, progress) for c in converted] if args.verify else []
+    if not args.quiet:
+        state = ("up to date" if status == EXIT_OK else "stale") if args.check else "written"
+        for c in converted:
+            print(_summary(c, args.out, state, size))
+        print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
+    for v in results:
+        print(v.line())
+        if not v.passed:
+            status = EXIT_FAILED
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        status = 0
-        for variant in args.variant or VARIANTS:
-            converted = convert(variant, args.target)
-            if args.check:
-                stale = stale_files(args.out, converted)
-                for name in stale:
-                    print(f"{args.out / name} differs from a fresh render: run pdl-convert", file=sys.stderr)
-                status |= bool(stale)
-                continue
-            for name, text in converted.files.items():
-                write_text(args.out / name, text)
-                print(args.out / name)
-        return status
+        return run(args)
     except UserError as e:
-        print(f"pdl-convert: {e}", file=sys.stderr)
-        return 2
+        print(f"pdl-convert: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ def test_generated_code_conforms_to_the_real_ttnn_api(variant: str) -> None:
 
 def test_check_reports_a_changed_file(tmp_path: Path) -> None:
     converted = convert("deeplab_v3_plus", "blackhole-20")
-    for name, text in converted.files.items():
-        (tmp_path / name).write_text(text)
+    for name, data in converted.outputs().items():  # module, plan report and its plots
+        (tmp_path / name).write_bytes(data)
     assert stale_files(tmp_path, converted) == []
     (tmp_path / "deeplab_v3_plus.py").write_text(converted.files["deeplab_v3_plus.py"] + "# edited\n")
     assert stale_files(tmp_path, converted) == ["deeplab_v3_plus.py"]
