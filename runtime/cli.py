@@ -282,9 +282,22 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
     ])
 
 
+def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
+    """Replace every output file (each atomically); called only once all of them are rendered."""
+    from runtime.atomic import write_bytes
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory; pass a directory")
+    for c in converted:
+        for name, data in c.outputs().items():
+            try:
+                write_bytes(out / name, data)
+            except OSError as e:
+                raise UserError(f"cannot write {out / name}: {e.strerror}; pass a writable --out") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from passes.overrides import load_overrides
-    from runtime.atomic import write_bytes
 
     progress = Progress(quiet=args.quiet)
     size = args.input_size
@@ -306,9 +319,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
                                "write"):
-                for c in converted:
-                    for name, data in c.outputs().items():
-                        write_bytes(args.out / name, data)
+                write_outputs(args.out, converted)
         results = [verify(c, model, size, progress) for c in converted] if args.verify else []
     if not args.quiet:
         state = ("up to date" if status == EXIT_OK else "stale") if args.check else "written"

@@ -147,7 +147,7 @@ def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path)
 @pytest.mark.parametrize("case", ["missing weights", "corrupt pkl", "unknown target", "size not HxW",
                                   "size zero", "size not a stride multiple", "size not tiling the pool window",
                                   "overrides not YAML", "overrides unknown field", "missing config",
-                                  "unknown variant"])
+                                  "unknown variant", "out is a file"])
 def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.pkl"
     corrupt.write_bytes(b"\x80\x04this is not a pickle")
@@ -167,11 +167,14 @@ def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_p
         "overrides unknown field": (["--overrides", bad_field], "unknown field(s) colour"),
         "missing config": (["--config", tmp_path / "nope.yaml"], "config file"),
         "unknown variant": (["--variant", "mask_rcnn"], "invalid choice: 'mask_rcnn'"),
+        "out is a file": (["--config", small_config, "--input-size", SMALL, "--variant", DL3, "--out", corrupt],
+                          "is a file, not a directory"),
     }[case]
-    result = pdl_convert(*args, "--out", tmp_path / "out", timeout=300)
+    result = pdl_convert("--out", tmp_path / "out", *args, timeout=300)  # a later --out wins
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
-    errors = [line for line in result.stderr.splitlines() if not line.startswith(("!!", "pdl-convert: loading"))]
+    # Besides the error: progress lines ("... ...") and the random-weights banner ("!! ...").
+    errors = [line for line in result.stderr.splitlines() if not (line.startswith("!!") or line.endswith(" ..."))]
     assert len(errors) == 1 and errors[0].startswith("pdl-convert: error: "), result.stderr
     assert expected in errors[0]
     assert not (tmp_path / "out").exists()
