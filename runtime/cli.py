@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -50,9 +50,9 @@ class Converted:
     variant: str
     files: dict[str, str]  # text files by name in the output directory: module and plan report
     plots: dict[str, bytes]  # the report's PNGs by name
-    report: PlanReport | None = None
-    graph: Graph | None = None  # the planned graph (its nodes hold the weights the module reads)
-    seconds: dict[str, float] = field(default_factory=dict)
+    report: PlanReport
+    graph: Graph  # the planned graph (its nodes hold the weights the module reads)
+    seconds: dict[str, float]  # wall time per step
 
     def outputs(self) -> dict[str, bytes]:
         """Every file of this variant as bytes, by name."""
@@ -87,7 +87,7 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
     from converter.trace import trace_model
     from passes.pipeline import plan_graph_timed
     from passes.targets import get_target
-    from runtime.report import build_report, plot_names, PLOTS, render_markdown
+    from runtime.report import build_report, render_markdown, render_plots
     from templates.render import render_module
 
     progress = progress or Progress()
@@ -103,9 +103,9 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
         module = render_module(graph, target)
     with progress.step(f"{variant}: plan report and plots", seconds, "report"):
         report = build_report(graph, target)
-        plots = {name: PLOTS[key](report) for key, name in plot_names(variant).items()}
-    return Converted(variant, {f"{variant}.py": module, f"{variant}.plan.md": render_markdown(report)}, plots,
-                     report, graph, seconds)
+        files = {f"{variant}.py": module, f"{variant}.plan.md": render_markdown(report)}
+        plots = render_plots(report)
+    return Converted(variant, files, plots, report, graph, seconds)
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:

@@ -1,6 +1,8 @@
 """The plan report beside each generated module: `<variant>.plan.md` and three PNG plots.
 
-    files = report_files(planned_graph, target)   # {"<variant>.plan.md": bytes, "<variant>.l1.png": ...}
+    report = build_report(planned_graph, target)
+    render_markdown(report)  # -> <variant>.plan.md
+    render_plots(report)     # -> {"<variant>.l1.png": PNG bytes, "<variant>.dram.png": ..., ...}
 
 It reads only the plan (`Node.plan`, passes/plan.py) and the cost model (passes/cost_model.py):
 per layer the sharding, slicing, memory, dtypes, estimated L1 per core (split into live tensors
@@ -313,10 +315,6 @@ def render_markdown(report: PlanReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_files(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> dict[str, bytes]:
-    """`<variant>.plan.md` and its PNG plots, by file name."""
-    report = build_report(graph, target, l1_small_size)
-    files = {f"{report.variant}.plan.md": render_markdown(report).encode()}
-    for key, name in plot_names(report.variant).items():
-        files[name] = PLOTS[key](report)
-    return files
+def render_plots(report: PlanReport) -> dict[str, bytes]:
+    """The report's PNGs by file name (the names `render_markdown` links)."""
+    return {name: PLOTS[key](report) for key, name in plot_names(report.variant).items()}
