@@ -130,6 +130,22 @@ class Graph:
     def replace_nodes(self, nodes: list[Node] | tuple[Node, ...], **changes: Any) -> Graph:
         return dataclasses.replace(self, nodes=tuple(nodes), **changes)
 
+    def absorb(self, absorbed: dict[str, str], replaced: dict[str, Node]) -> Graph:
+        """Drop the `absorbed` nodes (each -> the node that now produces its value), make their readers,
+        the outputs and the debugging taps read that node instead, and swap in the `replaced` nodes."""
+        nodes = []
+        for n in self.nodes:
+            if n.name in absorbed:
+                continue
+            n = replaced.get(n.name, n)
+            if any(i in absorbed for i in n.inputs):
+                n = dataclasses.replace(n, inputs=tuple(absorbed.get(i, i) for i in n.inputs))
+            nodes.append(n)
+        meta = self.meta
+        if "taps" in meta:
+            meta = {**meta, "taps": {k: absorbed.get(v, v) for k, v in meta["taps"].items()}}
+        return self.replace_nodes(nodes, outputs={k: absorbed.get(v, v) for k, v in self.outputs.items()}, meta=meta)
+
     def histogram(self) -> dict[str, int]:
         hist: dict[str, int] = {}
         for n in self.nodes:

@@ -42,17 +42,6 @@ def fold_batchnorm(graph: Graph) -> Graph:
             conv, out=bn.out, params=_folded_params(conv, bn),
             plan=None)
         renamed[bn.name] = conv.name
-    nodes = []
-    for n in graph.nodes:
-        if n.name in renamed:
-            continue
-        n = folded.get(n.name, n)
-        if any(i in renamed for i in n.inputs):
-            n = dataclasses.replace(n, inputs=tuple(renamed.get(i, i) for i in n.inputs))
-        nodes.append(n)
-    outputs = {k: renamed.get(v, v) for k, v in graph.outputs.items()}
-    meta = dict(graph.meta)
-    if "taps" in meta:  # debugging taps may name a folded BN: point them at its conv
-        meta["taps"] = {k: renamed.get(v, v) for k, v in meta["taps"].items()}
-    meta["pass_notes"] = {**meta.get("pass_notes", {}), "fold_batchnorm": f"folded {len(renamed)} batch_norm into their convs"}
-    return graph.replace_nodes(nodes, outputs=outputs, meta=meta)
+    graph = graph.absorb(renamed, folded)
+    notes = {**graph.meta.get("pass_notes", {}), "fold_batchnorm": f"folded {len(renamed)} batch_norm into their convs"}
+    return graph.replace_nodes(graph.nodes, meta={**graph.meta, "pass_notes": notes})

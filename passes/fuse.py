@@ -31,7 +31,7 @@ def _fuse_relu(graph: Graph) -> tuple[Graph, int]:
                 and users[host.name] == [n.name] and host.name not in heads):
             hosts[host.name] = dataclasses.replace(host, attrs={**host.attrs, "activation": "relu"})
             absorbed[n.name] = host.name
-    return _rewire(graph, absorbed, hosts), len(absorbed)
+    return graph.absorb(absorbed, hosts), len(absorbed)
 
 
 def _fold_output_scale(graph: Graph) -> tuple[Graph, int]:
@@ -56,24 +56,7 @@ def _fold_output_scale(graph: Graph) -> tuple[Graph, int]:
         params = {name: t * k for name, t in conv.params.items()}
         replaced[conv.name] = dataclasses.replace(conv, params=params)
         absorbed[mul.name] = chain[0].name
-    return _rewire(graph, absorbed, replaced), len(absorbed)
-
-
-def _rewire(graph: Graph, absorbed: dict[str, str], replaced: dict[str, Node]) -> Graph:
-    """Drop `absorbed` nodes, read their producer instead, and swap in `replaced` nodes."""
-    nodes = []
-    for n in graph.nodes:
-        if n.name in absorbed:
-            continue
-        n = replaced.get(n.name, n)
-        if any(i in absorbed for i in n.inputs):
-            n = dataclasses.replace(n, inputs=tuple(absorbed.get(i, i) for i in n.inputs))
-        nodes.append(n)
-    outputs = {k: absorbed.get(v, v) for k, v in graph.outputs.items()}
-    meta = graph.meta
-    if "taps" in meta:  # debugging taps name nodes too: point them at the surviving producer
-        meta = {**meta, "taps": {k: absorbed.get(v, v) for k, v in meta["taps"].items()}}
-    return graph.replace_nodes(nodes, outputs=outputs, meta=meta)
+    return graph.absorb(absorbed, replaced), len(absorbed)
 
 
 def fuse(graph: Graph) -> Graph:
