@@ -142,9 +142,9 @@ def test_scenes_token_gives_the_builtin_cityscapes_sized_scenes():
     assert np.array_equal(np.asarray(images[1].image), np.asarray(street_scene(2048, 1024, seed=1)))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="compiler: the 128x256 plan fails on the emulator (TT_FATAL: width-sharded shard height "
-                          "32 vs physical height 1); at 512x1024 it runs out of emulated L1")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="numerics: the 128x256 plan runs end to end on the emulator, but semantic agreement with "
+                          "the reference is 92.3% < 95% (random weights; sem_seg PCC 0.9988)")
 def test_ttnn_runner_agrees_with_the_reference(tmp_path, cfg, model, checkpoint, params):
     args = parse_args([":scenes", str(tmp_path / "out"), "--random-weights", "--weight-cache", str(tmp_path / "cache")])
     runners = {"pytorch": pytorch_runner(model, "panoptic_deeplab"),

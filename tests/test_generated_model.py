@@ -13,7 +13,6 @@ from converter.reference import reference_outputs
 from converter.trace import trace_model
 from passes.pipeline import plan_graph
 from passes.targets import get_target
-from runtime.emulator import DeviceMemoryError
 from runtime.images import to_model_input
 from runtime.run import load_module, run_module
 from runtime.ttnn_host import tt_device_present
@@ -48,15 +47,14 @@ def _check(full_model, tmp_path, variant: str, target: str, backend: str) -> Non
     assert set(result.outputs) | set(result.taps) == set(ref)
     assert all(s >= PCC_FLOOR for s in scores.values()), scores
     if result.peak_l1_per_core is not None:
-        assert result.peak_l1_per_core <= get_target(target).l1_unreserved_per_core
+        assert result.peak_l1_per_core <= get_target(target).l1_budget()
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=DeviceMemoryError, strict=True,
-                   reason="the blackhole-20 plan does not fit the emulated L1 yet (pool DRAM slicing is not "
-                          "emulated; L1 fragmentation is not modelled by the planner)")
-def test_panoptic_deeplab_on_the_emulator(full_model, tmp_path) -> None:
-    _check(full_model, tmp_path, "panoptic_deeplab", "blackhole-20", "emulator")
+@pytest.mark.parametrize("target", ["blackhole-20", "blackhole-p150", "wormhole-n150"])
+@pytest.mark.parametrize("variant", ["panoptic_deeplab", "deeplab_v3_plus"])
+def test_on_the_emulator(full_model, tmp_path, variant: str, target: str) -> None:
+    _check(full_model, tmp_path, variant, target, "emulator")
 
 
 @pytest.mark.device
