@@ -43,9 +43,8 @@ HANDTUNED = HERE / "handtuned-blackhole-20.yaml"
 # 5x4 grid): tt-metal models/experimental/panoptic_deeplab/tests/test_device_perf_pdl.py @ 043da2c7.
 ANCHOR_MS = {"panoptic_deeplab": 51.749520, "deeplab_v3_plus": 23.648515}
 ANCHOR_TARGET = "blackhole-20"
-NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", bf16_first_conv=True,
-                         bf16_predictors=True, fidelity_bf8="HiFi4", fidelity_bf16="HiFi4",
-                         fp32_acc_min_inner_dim=1 << 30)
+NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", high_res_weights_dtype="bfloat16",
+                         fidelity="HiFi4", fidelity_exact="HiFi4", fp32_acc_min_inner_dim=1 << 30)
 
 
 def naive_plan(graph: Graph, target) -> Graph:

@@ -88,7 +88,7 @@ CONV2D = {
         batch_size=1, input_height=256, input_width=512, in_channels=64, out_channels=64, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -101,7 +101,7 @@ CONV2D = {
         batch_size=1, input_height=256, input_width=512, in_channels=64, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -114,7 +114,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -127,7 +127,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=64, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -139,9 +139,9 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
-            act_block_h_override=1024, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
@@ -151,7 +151,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -162,7 +162,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -175,7 +175,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=64, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -188,9 +188,9 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
-            act_block_h_override=1024, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
@@ -200,7 +200,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -213,7 +213,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=64, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -226,9 +226,9 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
-            act_block_h_override=1024, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
@@ -238,7 +238,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -251,7 +251,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
@@ -264,7 +264,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -276,7 +276,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=512, kernel_size=(1, 1),
         stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=128,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
@@ -288,7 +288,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -301,7 +301,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
@@ -314,7 +314,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -326,7 +326,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -339,7 +339,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
@@ -352,7 +352,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -364,7 +364,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=128, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -377,7 +377,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
@@ -390,7 +390,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -402,7 +402,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -415,7 +415,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
             override_sharding_config=True,
@@ -440,7 +440,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=1024, kernel_size=(1, 1),
         stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
             output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
@@ -844,7 +844,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -856,7 +856,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
@@ -869,20 +869,20 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=None,
+        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -895,52 +895,52 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=288, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.predictor": dict(
@@ -1037,7 +1037,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1049,7 +1049,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1062,7 +1062,7 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1075,7 +1075,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1087,7 +1087,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=160, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1100,7 +1100,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1113,7 +1113,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1126,8 +1126,8 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=32, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -1151,7 +1151,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=128, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
@@ -1164,13 +1164,14 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=32, kernel_size=(3, 3),
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
+            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=None,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.offset_predictor": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=32, out_channels=2, kernel_size=(1, 1),
@@ -1411,12 +1412,14 @@ class PanopticDeeplab:
         )
         ttnn.deallocate(res3_1_conv3)
         ttnn.deallocate(res3_0_add)
+        res3_1_add = ttnn.reallocate(res3_1_add)
         res3_2_conv1 = self.conv2d("backbone.res3.2.conv1", res3_1_add)  # 512->128 1x1, relu on 64x128
         res3_1_add = move(res3_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res3_2_conv2 = self.conv2d("backbone.res3.2.conv2", res3_2_conv1)  # 128->128 3x3, relu on 64x128
         ttnn.deallocate(res3_2_conv1)
         res3_2_conv3 = self.conv2d("backbone.res3.2.conv3", res3_2_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_2_conv2)
+        res3_2_conv3 = ttnn.reallocate(res3_2_conv3)
         res3_1_add = move(
             res3_1_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1718,6 +1721,10 @@ class PanopticDeeplab:
         # 320->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_0 = self.conv2d("sem_seg_head.decoder.res3.fuse_conv.0", sem_concat)
         ttnn.deallocate(sem_concat)
+        sem_decoder_res3_fuse_conv_0 = move(
+            sem_decoder_res3_fuse_conv_0,
+            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        )
         # 256->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_1 = self.conv2d(
             "sem_seg_head.decoder.res3.fuse_conv.1", sem_decoder_res3_fuse_conv_0,
@@ -1725,6 +1732,7 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_decoder_res3_fuse_conv_0)
 
         # ---- sem_seg_head.decoder.res2 ----
+        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
@@ -1989,9 +1997,6 @@ class PanopticDeeplab:
         ttnn.deallocate(ins_offset_head_0)
 
         # ---- ins_embed_head.offset_predictor ----
-        ins_offset_head_1 = move(
-            ins_offset_head_1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
-        )
         ins_offset_predictor = self.conv2d("ins_embed_head.offset_predictor", ins_offset_head_1)  # 32->2 1x1 on 128x256
         if taps is not None:
             taps["ins_embed_head.offset"] = ttnn.to_memory_config(ins_offset_predictor, ttnn.DRAM_MEMORY_CONFIG)

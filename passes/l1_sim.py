@@ -299,6 +299,7 @@ class L1Sim:
     small: FreeList = field(init=False)
     addr: dict[str, int] = field(default_factory=dict)
     peak: int = 0  # most CB + L1 + L1_SMALL bytes any program needed
+    op_peak: int = 0  # the same since the current op began (moves and reallocations included)
 
     def __post_init__(self) -> None:
         t = self.target
@@ -311,6 +312,7 @@ class L1Sim:
         new = L1Sim.__new__(L1Sim)
         new.target, new.l1_small_size, new.base = self.target, self.l1_small_size, self.base
         new.l1, new.small, new.addr, new.peak = self.l1.copy(), self.small.copy(), dict(self.addr), self.peak
+        new.op_peak = self.op_peak
         return new
 
     # --- buffers -------------------------------------------------------------------------------
@@ -355,6 +357,7 @@ class L1Sim:
     def _record(self, cb: int) -> int:
         used = cb + self.l1.allocated + self.small.allocated
         self.peak = max(self.peak, used)
+        self.op_peak = max(self.op_peak, used)
         return used
 
     def lowest(self) -> int | None:
@@ -385,6 +388,7 @@ class L1Sim:
                 else:
                     raise failure or DoesNotFit("no slice count fits")
         self.peak = max(self.peak, peak)
+        self.op_peak = max(self.op_peak, peak)
         return peak
 
     def _program(self, p: Program) -> int:
@@ -424,15 +428,16 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     """Apply one planned op to `sim` and `live` (name -> state) in the generated code's order:
     reallocations, moves (spills, reshards), layout conversions, the op, then deallocations.
     (The caller's input, which the code never frees, is in DRAM; a move of it makes a copy the code
-    owns and frees.) Returns the op's peak bytes."""
+    owns and frees.) Returns the op's peak bytes, the moments its moves hold two copies included."""
     plan = n.plan
+    sim.op_peak = 0
     for x in plan.reallocate_before:
         sim.reallocate(x)
     for x, p in (*plan.spill_before, *plan.reshard_inputs):
         live[x] = TensorState(p, live[x].rows, live[x].cols, live[x].dtype, live[x].layout)
         sim.move(x, buffer_bytes(live[x], target))
     if n.op == "output":
-        return 0
+        return sim.op_peak
     dead = set(plan.deallocate_after)
     reads: dict[str, TensorState] = {}
     for x, layout in plan.layout_inputs:
@@ -447,14 +452,14 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     out = TensorState(plan.output, rows, cols, output_dtype(n, ins), plan.layout)
     applied = plan.output.layout if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded \
         and not ins[0].placement.sharded else None
-    peak = sim.run(op_steps(n, ins, out, [shapes[x] for x in n.inputs], target, applied))
+    sim.run(op_steps(n, ins, out, [shapes[x] for x in n.inputs], target, applied))
     live[n.name] = out
     for x, layout in plan.layout_inputs:
         sim.free(f"{x}@{layout}")
     for x in plan.deallocate_after:
         sim.free(x)
         live.pop(x, None)
-    return peak
+    return sim.op_peak
 
 
 def simulate_plan(graph, target: Target, l1_small_size: int) -> tuple[L1Sim, list[tuple[str, int]]]:

@@ -9,25 +9,26 @@ from tests.pass_graphs import GraphBuilder
 
 
 def _net():
-    b = GraphBuilder((1, 3, 32, 64))
+    b = GraphBuilder((1, 3, 64, 128))
     s = b.conv("stem", "input", 32, stride=2)
-    x = b.conv("body", s, 64)
-    big = b.conv("wide", x, 64, k=3)  # inner dim 64*9 = 576
+    x = b.conv("body", s, 64, stride=8)  # runs at 1/2 resolution
+    big = b.conv("wide", x, 64, k=3)  # runs at 1/16; inner dim 64*9 = 576
     p = b.conv("predictor", big, 19, k=1, padding=0)
     return b.graph({"sem_seg": b.upsample("up", p, 4)})
 
 
-def test_weights_bf8_except_first_conv_and_predictor():
+def test_weights_bf8_at_sixteenth_resolution_except_first_conv_and_predictor():
     g = dtype_policy(_net())
     w = {n.name: n.plan.weights_dtype for n in g.nodes if n.op == "conv2d"}
-    assert w == {"stem": "bfloat16", "body": "bfloat8_b", "wide": "bfloat8_b", "predictor": "bfloat16"}
+    assert w == {"stem": "bfloat16", "body": "bfloat16", "wide": "bfloat8_b", "predictor": "bfloat16"}
     assert g.node("body").plan.math_fidelity == "HiFi2" and g.node("stem").plan.math_fidelity == "HiFi4"
     assert all(n.plan.dtype == "bfloat16" for n in g.nodes)
     assert g.node("up").plan.weights_dtype is None and g.node("up").plan.fp32_dest_acc is False
 
 
 def test_rules_are_configurable_and_fp32_acc_follows_inner_dim():
-    g = dtype_policy(_net(), DtypeRules(bf16_first_conv=False, bf16_predictors=False, fp32_acc_min_inner_dim=576))
+    g = dtype_policy(_net(), DtypeRules(bf16_first_conv=False, bf16_predictors=False, bf8_min_stride=1,
+                                         fp32_acc_min_inner_dim=576))
     assert g.node("stem").plan.weights_dtype == "bfloat8_b"
     assert g.node("wide").plan.fp32_dest_acc is True
     assert g.node("body").plan.fp32_dest_acc is False  # 32*9 = 288 < 576
