@@ -15,7 +15,6 @@ not care how a model is run; `main` (the `pdl-demo` console script) builds the r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
@@ -33,6 +31,7 @@ from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, with_crop_size
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.atomic import write_text
+from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
 from runtime.visualize import overlay, save_jpeg
@@ -138,8 +137,8 @@ config, size and --target, run on a Tenstorrent device when one opens, else on t
 (PDL2TTNN_BACKEND=device|emulator forces one).
 
 IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
-files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes
-(needs the source checkout). WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
+files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes.
+WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
 or pass --random-weights instead of it for seeded random weights.
 """
 
@@ -201,24 +200,10 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
     if inputs == SCENES_TOKEN:
-        street_scene = _scenes_module().street_scene
         h, w = SCENE_SIZE
         return [SourceImage(f"scene_{s}", street_scene(w, h, seed=s)) for s in SCENE_SEEDS], []
     collected = collect_images(Path(inputs))
     return collected.images, collected.skipped
-
-
-def _scenes_module() -> ModuleType:
-    """tests/scenes.py of the source checkout this package runs from (the project installs editable;
-    `tests` is not an installed package, and a console script does not have the checkout on sys.path)."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "scenes.py"
-    if not path.is_file():
-        raise UserError(f"{SCENES_TOKEN} needs the pdl2ttnn source checkout (tests/scenes.py); "
-                        "pass an image or a directory of images instead")
-    spec = importlib.util.spec_from_file_location("pdl2ttnn_demo_scenes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pytorch_runner(model, variant: str) -> Runner:

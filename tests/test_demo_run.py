@@ -13,7 +13,7 @@ from converter.reference import reference_outputs
 from runtime.demo import load_inputs, main, parse_args, pytorch_runner, run_demo, ttnn_runner
 from runtime.images import SourceImage, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, fuse
-from tests.scenes import street_scene
+from runtime.scenes import street_scene
 
 SIZE = (128, 256)
 

@@ -73,7 +73,7 @@ def test_overlay_rejects_an_image_of_another_size():
 
 _SAVE_SCRIPT = """
 import sys
-from tests.scenes import street_scene
+from runtime.scenes import street_scene
 from tests.test_demo_visualize import _segmentation
 from runtime.visualize import overlay, save_jpeg
 save_jpeg(sys.argv[1], overlay(street_scene(16, 12, seed=3), _segmentation()))
@@ -81,7 +81,7 @@ save_jpeg(sys.argv[1], overlay(street_scene(16, 12, seed=3), _segmentation()))
 
 
 def test_saved_jpeg_bytes_are_reproducible_across_processes(tmp_path):
-    from tests.scenes import street_scene
+    from runtime.scenes import street_scene
 
     save_jpeg(tmp_path / "a.jpg", overlay(street_scene(16, 12, seed=3), _segmentation()))
     subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(tmp_path / "b.jpg")], check=True)

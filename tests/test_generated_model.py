@@ -18,7 +18,7 @@ from runtime.run import load_module, run_module
 from runtime.ttnn_host import tt_device_present
 from runtime.weights import host_weights
 from templates.render import render_module
-from tests.scenes import street_scene
+from runtime.scenes import street_scene
 
 SIZE = (512, 1024)
 PCC_FLOOR = 0.99

@@ -7,7 +7,7 @@ from PIL import Image
 
 from converter.errors import UserError
 from runtime.images import collect_images, find_images, load_rgb, resize_to_model, to_model_input
-from tests.scenes import street_scene
+from runtime.scenes import street_scene
 
 
 def _write_images(d):
