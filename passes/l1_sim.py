@@ -185,7 +185,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         cb = cb_model.concat_cb_bytes(channels_out=out.cols, num_inputs=len(ins), sharded=x.placement.sharded,
                                       dtype=x.dtype)
         return [Program(out_allocs, cb, "concat")]
-    if n.op in ("add", "mul_scalar", "relu"):
+    if n.op in ("add", "mul_scalar", "relu", "batch_norm"):  # batch_norm: only the naive baseline keeps it
         sharded = any(t.placement.sharded for t in ins)
         dtype = x.dtype if n.op == "relu" else plan.dtype
         return [Program(out_allocs, cb_model.eltwise_cb_bytes(num_inputs=len(ins) if n.op == "add" else 1,
