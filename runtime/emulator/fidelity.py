@@ -77,7 +77,8 @@ def conv_math_config(compute_config, input_dtype: str, weights_dtype: str) -> Ma
 
 
 def _masked(x: torch.Tensor, mask: int) -> torch.Tensor:
-    return (x.contiguous().view(torch.int32) & mask).view(torch.float32)
+    # a same-size dtype view needs no particular strides: the NHWC-strided activations are not copied
+    return (x.view(torch.int32) & mask).view(torch.float32)
 
 
 def srca_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,10 +87,15 @@ def srca_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return _masked(x, _SRCA_HI), x - _masked(x, _SRCA_NOT_LO)
 
 
+def srcb_hi(x: torch.Tensor) -> torch.Tensor:
+    """The SrcB (activations) part phases 0/1 read."""
+    return _masked(x.to(torch.float32), _SRCB_HI)
+
+
 def srcb_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(hi, lo) of SrcB values (matmul in0, the activations): phase 0/1 and phase 2/3 multiplicands."""
     x = x.to(torch.float32)
-    return _masked(x, _SRCB_HI), x - _masked(x, _SRCB_NOT_LO)
+    return srcb_hi(x), x - _masked(x, _SRCB_NOT_LO)
 
 
 def fidelity_operands(x: torch.Tensor, w: torch.Tensor, fidelity: str, groups: int = 1
@@ -98,12 +104,12 @@ def fidelity_operands(x: torch.Tensor, w: torch.Tensor, fidelity: str, groups: i
     products the fidelity's phases compute (HiFi3 concatenates two products along channels, per group)."""
     if fidelity == "HiFi4":
         return x, w
-    x_hi, x_lo = srcb_parts(x)
     if fidelity == "HiFi2":
-        return x_hi, w
-    w_hi, _ = srca_parts(w)
+        return srcb_hi(x), w
     if fidelity == "LoFi":
-        return x_hi, w_hi
+        return srcb_hi(x), srca_parts(w)[0]
+    x_hi, x_lo = srcb_parts(x)
+    w_hi, _ = srca_parts(w)
     n, c, h, wd = x.shape
     xs = torch.cat([x_hi.reshape(n, groups, c // groups, h, wd), x_lo.reshape(n, groups, c // groups, h, wd)], 2)
     return xs.reshape(n, 2 * c, h, wd), torch.cat([w, w_hi], 1)
