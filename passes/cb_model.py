@@ -30,12 +30,12 @@ DATUM_BYTES = {"bfloat16": 2, "float32": 4, "bfloat8_b": 1}
 L1_SCRATCHPAD_BYTES = 64  # ttnn's l1_scratchpad_CB_size
 
 
-def _cdiv(a: int, b: int) -> int:
+def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _round_up(a: int, b: int) -> int:
-    return _cdiv(a, b) * b
+def round_up(a: int, b: int) -> int:
+    return cdiv(a, b) * b
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
@@ -83,15 +83,15 @@ def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_
     kh, kw = _pair(kernel_size)
     out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation))
     cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
-    out_nhw = _cdiv(batch * out_h * out_w, max(num_slices, 1))
-    out_h_ntiles = _cdiv(_cdiv(out_nhw, TILE), cores_nhw)
-    out_w_ntiles = _cdiv(_cdiv(out_channels, TILE), cores_c)
-    padded_in = _round_up(in_channels, TILE * cores_c)
+    out_nhw = cdiv(batch * out_h * out_w, max(num_slices, 1))
+    out_h_ntiles = cdiv(cdiv(out_nhw, TILE), cores_nhw)
+    out_w_ntiles = cdiv(cdiv(out_channels, TILE), cores_c)
+    padded_in = round_up(in_channels, TILE * cores_c)
     in_per_core = padded_in // cores_c
     if shard_layout == "WIDTH_SHARDED":
-        act_block_w = _round_up(_cdiv(in_per_core * kh * kw, max(act_block_w_div, 1)), TILE)
+        act_block_w = round_up(cdiv(in_per_core * kh * kw, max(act_block_w_div, 1)), TILE)
     else:  # height and block sharding read one kernel row (C * kw) per block
-        act_block_w = _round_up(in_per_core * kw, TILE)
+        act_block_w = round_up(in_per_core * kw, TILE)
     abh = out_h_ntiles
     if act_block_h > 0:
         want = max(act_block_h // TILE, 1)
@@ -102,7 +102,7 @@ def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_
         out_w_ntiles=out_w_ntiles,
         act_block_h_ntiles=abh,
         act_block_w_ntiles=act_block_w // TILE,
-        weight_h_ntiles=_cdiv(padded_in * kh * kw, TILE),
+        weight_h_ntiles=cdiv(padded_in * kh * kw, TILE),
         in_channels_per_core=in_per_core,
     )
 
@@ -173,12 +173,12 @@ def halo_bytes(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_s
         return 0
     out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
     slices = max(num_slices, 1)
-    out_w_slice = _cdiv(out_w, slices)
+    out_w_slice = cdiv(out_w, slices)
     padded_w = min(out_w_slice * sw + dw * (kw - 1), iw + 2 * pw)
     cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
-    out_rows_per_core = _cdiv(_cdiv(batch * out_h * out_w_slice, cores_nhw), out_w_slice)
+    out_rows_per_core = cdiv(cdiv(batch * out_h * out_w_slice, cores_nhw), out_w_slice)
     in_rows = min((out_rows_per_core + 1) * sh + dh * (kh - 1), batch * (ih + 2 * ph))
-    c_per_core = _round_up(channels, TILE * cores_c) // cores_c
+    c_per_core = round_up(channels, TILE * cores_c) // cores_c
     datum = 4 if dtype == "float32" else 2  # halo output is row-major, bf8 is unpacked to bf16
     return in_rows * padded_w * c_per_core * datum
 
@@ -193,8 +193,8 @@ def pool2d_cb_bytes(*, channels: int, kernel_size: tuple[int, int], shard_layout
     """
     kh, kw = _pair(kernel_size)
     _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
-    c_tiles = _cdiv(_round_up(channels, TILE * cores_c) // cores_c, TILE)
-    window_sticks = _round_up(kh * kw, 16)
+    c_tiles = cdiv(round_up(channels, TILE * cores_c) // cores_c, TILE)
+    window_sticks = round_up(kh * kw, 16)
     tile = TILE_BYTES["float32" if dtype == "float32" else "bfloat16"]
     in_cb = 2 * window_sticks * c_tiles * TILE * DATUM_BYTES["bfloat16"]
     return in_cb + 2 * c_tiles * tile + 2 * tile
@@ -208,10 +208,10 @@ def upsample_cb_bytes(*, channels: int, mode: str, shard_layout: str, grid: tupl
     reduces them; nearest copies sticks and only needs a small staging CB.
     """
     _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
-    c = _round_up(channels, TILE * cores_c) // cores_c
+    c = round_up(channels, TILE * cores_c) // cores_c
     stick = c * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"]
     if mode == "bilinear":
-        c_tiles = _cdiv(c, TILE)
+        c_tiles = cdiv(c, TILE)
         return 2 * 4 * TILE * stick + 2 * c_tiles * TILE_BYTES["bfloat16"] + 2 * TILE_BYTES["bfloat16"]
     return 2 * stick
 
@@ -221,7 +221,7 @@ def concat_cb_bytes(*, channels_out: int, num_inputs: int, sharded: bool, dtype:
     pages (a full output row) per input."""
     if sharded:
         return 0
-    return 2 * num_inputs * _round_up(channels_out, TILE) * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"] * TILE
+    return 2 * num_inputs * round_up(channels_out, TILE) * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"] * TILE
 
 
 def eltwise_cb_bytes(*, num_inputs: int, sharded: bool, dtype: str) -> int:

@@ -28,6 +28,7 @@ from typing import Sequence
 
 from converter.ir import Graph, Node
 from passes import cb_model, shards
+from passes.cb_model import cdiv
 from passes.plan import OpPlan, Placement
 from passes.targets import TILE, Target
 
@@ -120,10 +121,6 @@ class OpCost:
 ZERO_COST = OpCost(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0)
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -179,7 +176,7 @@ def _conv_grid(node: Node, plan: OpPlan, target: Target) -> tuple[tuple[int, int
         return out.grid, out.num_cores
     if conv is not None and conv.shard_layout == "HEIGHT_SHARDED":
         n, _, oh, ow = node.out.shape
-        return target.grid, min(target.num_cores, _cdiv(n * oh * ow, TILE))
+        return target.grid, min(target.num_cores, cdiv(n * oh * ow, TILE))
     return target.grid, target.num_cores
 
 
@@ -296,7 +293,7 @@ def _vector_cycles(node: Node, plan: OpPlan, inputs: Sequence[Operand]) -> tuple
 
 def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: Target) -> OpCost:
     out_bytes = tensor_bytes(node.out.shape, plan.dtype)
-    cores = _cores_of(plan.output, _cdiv(out_bytes, TILE * TILE), target)
+    cores = _cores_of(plan.output, cdiv(out_bytes, TILE * TILE), target)
     cycles, flops = _vector_cycles(node, plan, inputs)
     dram = 0.0
     noc = 0.0
@@ -338,7 +335,7 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
 def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placement, target: Target) -> OpCost:
     """One ttnn.to_memory_config move: read everything from `src`, write everything to `dst`."""
     nbytes = tensor_bytes(shape, dtype)
-    tiles = _cdiv(nbytes, TILE * TILE)
+    tiles = cdiv(nbytes, TILE * TILE)
     cores = min(_cores_of(src, tiles, target), _cores_of(dst, tiles, target))
     dram = nbytes * ((src.buffer == "DRAM") + (dst.buffer == "DRAM"))
     noc = 0.0 if src.buffer == "DRAM" and dst.buffer == "DRAM" else nbytes / cores

@@ -8,17 +8,9 @@ Shapes follow ttnn's sharded memory configs: rows are split in whole tiles, chan
 from __future__ import annotations
 
 from converter.ir import TensorInfo
-from passes.cb_model import TILE, TILE_BYTES
+from passes.cb_model import TILE, TILE_BYTES, cdiv, round_up  # noqa: F401  (re-exported)
 from passes.plan import Placement
 from passes.targets import Target
-
-
-def cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def round_up(a: int, b: int) -> int:
-    return cdiv(a, b) * b
 
 
 def rows_cols(info: TensorInfo) -> tuple[int, int]:
