@@ -86,11 +86,15 @@ def _device_weights(device: EmuDevice, weight_tensor: Tensor, wdtype, in_channel
     if weight_tensor.layout != tt.ROW_MAJOR_LAYOUT or weight_tensor.dtype.name not in ("FLOAT32", "BFLOAT16"):
         raise RuntimeError("TT_FATAL: conv2d: host weights must be FLOAT32 or BFLOAT16 in ROW_MAJOR layout")
     # host weights are re-prepared on every call, as ttnn does; the rounded values are cached on the
-    # host tensor so emulation does not pay for the rounding each time
-    cache = weight_tensor.__dict__.setdefault("_rounded_as", {})
-    if wdtype.name not in cache:
-        cache[wdtype.name] = round_weights(weight_tensor.data, wdtype)
-    return device.new_tensor(cache[wdtype.name], wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG,
+    # torch values, which from_torch shares between host tensors of the same float32 weights (a new
+    # model on every run), so emulation pays for the rounding once; _version notices in-place edits
+    values = weight_tensor.data
+    cache = values.__dict__.setdefault("_emulator_rounded_as", {})
+    version, rounded = cache.get(wdtype.name, (None, None))
+    if version != values._version:
+        rounded = round_weights(values, wdtype)
+        cache[wdtype.name] = (values._version, rounded)
+    return device.new_tensor(rounded, wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG,
                              stored_shape=_weight_matrix_shape(in_channels, out_channels, kernel), rounded=True)
 
 
