@@ -78,6 +78,8 @@ def conv_math_config(compute_config, input_dtype: str, weights_dtype: str) -> Ma
 
 def _masked(x: torch.Tensor, mask: int) -> torch.Tensor:
     # a same-size dtype view needs no particular strides: the NHWC-strided activations are not copied
+    if x.dtype == torch.bfloat16:  # the top half of a float32; every mask keeps all of the bottom half
+        return (x.view(torch.int16) & (mask >> 16)).view(torch.bfloat16)
     return (x.view(torch.int32) & mask).view(torch.float32)
 
 
@@ -88,8 +90,8 @@ def srca_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def srcb_hi(x: torch.Tensor) -> torch.Tensor:
-    """The SrcB (activations) part phases 0/1 read."""
-    return _masked(x.to(torch.float32), _SRCB_HI)
+    """The SrcB (activations) part phases 0/1 read (in x's dtype when that is bfloat16)."""
+    return _masked(x if x.dtype == torch.bfloat16 else x.to(torch.float32), _SRCB_HI)
 
 
 def srcb_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,11 +121,17 @@ def round_bf16(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.bfloat16).to(torch.float32)
 
 
+def native_bf16(math: MathConfig, operands_bf16: bool) -> bool:
+    """conv2d_values computes in torch bfloat16 (and returns bfloat16): a bf16 Dst with bf16 operands."""
+    return not math.fp32_dest_acc and operands_bf16
+
+
 def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *, stride: tuple[int, int],
                   dilation: tuple[int, int], groups: int, math: MathConfig, operands_bf16: bool,
                   interm_round: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
     """Conv of the padded NCHW input `x` (values as stored on device) with weights `w`, bias added, before
-    the activation and the output rounding, as the matrix engine computes it under `math`.
+    the activation and the output rounding, as the matrix engine computes it under `math`: float32, or
+    bfloat16 when `native_bf16` (the values are bf16 then; `x` may be bfloat16 already, saving a copy).
 
     `operands_bf16`: both operands hold bfloat16-representable values (bf16 / bfloat8_b), so bf16 convs
     compute their products exactly. `interm_round`: rounding of partials packed between K blocks (None
@@ -133,7 +141,7 @@ def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *
         return F.conv2d(xs, ws, bias, stride=stride, dilation=dilation, groups=groups)
     bf16_dst = not math.fp32_dest_acc
     # bf16 tensors: products exact, float32 sums, RNE to bf16 once per op (conv partial, add): a bf16 Dst
-    native = bf16_dst and operands_bf16
+    native = native_bf16(math, operands_bf16)
     dtype, fmt = (torch.bfloat16, torch.channels_last) if native else (torch.float32, torch.contiguous_format)
     dst_round = round_bf16 if bf16_dst and not native else (lambda t: t)
     xs, ws = xs.to(dtype), ws.to(dtype)
@@ -149,4 +157,4 @@ def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *
             acc = interm_round(acc.to(torch.float32)).to(dtype)
     if bias is not None:
         acc = dst_round(acc + bias.to(dtype).reshape(1, -1, 1, 1))
-    return acc.to(torch.float32)
+    return acc

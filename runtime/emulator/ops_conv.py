@@ -192,13 +192,17 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
     interm_round = _interm_round(math, out_dtype)
     operands_bf16 = {input_tensor.dtype.name, wdtype.name} <= fidelity.BF16_EXACT
     activation = _golden_activation(cfg.activation)
+    native = fidelity.native_bf16(math, operands_bf16)
+    # relu of bf16 values is exact in bf16, so a bf16 conv result needs no float32 copy before the rounding
+    float_activation = activation is not None and getattr(cfg.activation, "op_type", None) != tt.UnaryOpType.RELU
 
     def compute(x, w, b=None):
-        x = x.reshape(batch_size, input_height, input_width, -1)[..., :in_channels].permute(0, 3, 1, 2)
-        x = F.pad(x, (pads[2], pads[3], pads[0], pads[1]))
+        x = x.reshape(batch_size, input_height, input_width, -1)[..., :in_channels]
+        x = x.to(torch.bfloat16) if native else x  # exact: the stored values are bf16 / bfloat8_b
+        x = F.pad(x.permute(0, 3, 1, 2), (pads[2], pads[3], pads[0], pads[1]))
         y = fidelity.conv2d_values(x, w, None if b is None else b.reshape(-1), stride=strd, dilation=dil,
                                    groups=groups, math=math, operands_bf16=operands_bf16, interm_round=interm_round)
-        y = activation(y) if activation is not None else y
+        y = activation(y.to(torch.float32) if float_activation else y) if activation is not None else y
         n, c, h, wd = y.shape
         return y.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c)
 
