@@ -2,9 +2,12 @@
 
 Analysis: enumerate the legal configurations, i.e. every (slicing, sharding) whose working set fits
 the target's L1 budget by cb_model (input shard + halo + output shard + CBs per core; weights stay in
-DRAM, only their CB blocks are in L1). Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with
-2, 4, 8, ... slices. Within one (slicing, sharding) the blocking is the largest that fits: act_block_h
-0 (ttnn's maximum) with double buffering, then without, then halving block heights down to one tile.
+DRAM, only their CB blocks are in L1). The input side is sized in the dtype of the tensor the conv
+reads, not the conv's own: a bfloat8_b conv may read bfloat16, and a DRAM slice is staged row-major
+(2 bytes per element even from bfloat8_b), as memory planning's address-level check sizes it.
+Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with 2, 4, 8, ... slices. Within one
+(slicing, sharding) the blocking is the largest that fits: act_block_h 0 (ttnn's maximum) with
+double buffering, then without, then halving block heights down to one tile.
 Smaller blocks and single buffering only save L1, which the cost model does not price, so once a
 larger block fits a smaller one can only be slower on the device.
 
@@ -113,12 +116,20 @@ def conv_output_placement(node: Node, s: ConvShape) -> Placement:
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
 
 
+def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
+    """A conv's input shard as ttnn stages it in L1 (a resharded temporary, a DRAM slice): row-major,
+    so bfloat8_b arrives unpacked to 2-byte elements (the emulator's in_shard_bytes)."""
+    return shard_rows * shard_cols * (4 if dtype == "float32" else 2)
+
+
 def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,
                 slice_type: str, num_slices: int, act_block_h: int, double_buffer: bool,
-                act_block_w_div: int = 1) -> tuple[int, int]:
-    """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs."""
+                act_block_w_div: int = 1, input_dtype: str | None = None) -> tuple[int, int]:
+    """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs.
+    `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
+    conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
     plan = node.plan
-    in_dtype = out_dtype = plan.dtype
+    in_dtype, out_dtype = input_dtype or plan.dtype, plan.dtype
     cbs = cb_model.conv2d_cb_bytes(
         **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
         shard_layout=layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
@@ -130,8 +141,11 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     k = max(num_slices, 1)
     p_in = activation_placement(layout, grid, num_cores, cdiv(s.in_rows, k), s.in_channels)
     p_out = activation_placement(layout, grid, num_cores, cdiv(s.out_rows, k), s.out_channels)
-    total = (l1_bytes_per_core(p_in, cdiv(s.in_rows, k), s.in_channels, in_dtype, target)
-             + halo + l1_bytes_per_core(p_out, cdiv(s.out_rows, k), s.out_channels, out_dtype, target) + cbs)
+    if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
+        in_bytes = l1_bytes_per_core(p_in, s.in_rows, s.in_channels, in_dtype, target)
+    else:  # a DRAM slice staged in L1
+        in_bytes = staged_input_bytes(*p_in.shard_shape, in_dtype)
+    total = in_bytes + halo + l1_bytes_per_core(p_out, cdiv(s.out_rows, k), s.out_channels, out_dtype, target) + cbs
     return total, cbs
 
 
@@ -161,10 +175,11 @@ def _describe(c: ConvConfig) -> str:
             f", {c.l1_bytes_per_core} B/core")
 
 
-def legal_configs(node: Node, s: ConvShape, target: Target, budget: int,
+def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, budget: int,
                   pin: LayerOverride | None = None) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
     blocking that fits, in ladder order; and why L1_FULL did not fit ("" if it did).
+    `input_dtype`: the dtype of the tensor the conv reads.
 
     More slices of the same type never model faster (each slice re-reads the weights, adds its
     halo reach, device programs and tile padding), so the fewest that fit stand for their type.
@@ -189,7 +204,8 @@ def legal_configs(node: Node, s: ConvShape, target: Target, budget: int,
                 abhs = _act_block_hs(s, layout, grid, cores, num_slices)
             smallest = 0
             for abh, dbl in ((a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))):
-                total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl)
+                total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
+                                         input_dtype=input_dtype)
                 if total <= budget:
                     found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs,
                                             f"preferred {preferred} ({why})" if layout == preferred else "",
@@ -230,7 +246,7 @@ def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrive
                        target: Target, budget: int, pin: LayerOverride | None = None) -> ConvConfig:
     """The cheapest legal config (module docstring), with the reasons in its `rung`."""
     s = ConvShape.of(node, source.shape)
-    configs, miss = legal_configs(node, s, target, budget, pin)
+    configs, miss = legal_configs(node, s, source_dtype, target, budget, pin)
     if not configs:
         pinned = f" with the pinned {pin}" if pin else ""
         raise UserError(f"conv {node.name!r} ({node.source}) cannot fit L1{pinned}: remove or relax its override")
@@ -260,6 +276,14 @@ def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placeme
     return chosen.get(x.name)
 
 
+def _source_dtype(x: Node, nodes: dict[str, Node]) -> str:
+    """The dtype tensor `x` really has: concat, relu and upsample take no dtype and keep their first
+    input's (as l1_sim.output_dtype and the emulator do)."""
+    while x.op in ("concat", "relu", "upsample"):
+        x = nodes[x.inputs[0]]
+    return x.plan.dtype
+
+
 def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                   overrides: Overrides | None = None) -> Graph:
     budget = target.l1_budget(l1_small_size)
@@ -272,8 +296,8 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
                 raise ValueError(f"conv_sharding needs dtype_policy first ({n.name})")
             x = by_name[n.inputs[0]]
             pin = overrides.for_node(n) if overrides else None
-            conv = choose_conv_config(n, x.out, x.plan.dtype, _source_placement(n, by_name, chosen), target,
-                                      budget, pin)
+            conv = choose_conv_config(n, x.out, _source_dtype(x, by_name), _source_placement(n, by_name, chosen),
+                                      target, budget, pin)
             plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"

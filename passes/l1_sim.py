@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from passes import cb_model
-from passes.conv_sharding import ConvShape
+from passes.conv_sharding import ConvShape, staged_input_bytes
 from passes.l1_allocator import FreeList
 from passes.layout_plan import physical
 from passes.plan import Placement
@@ -230,7 +230,7 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
         return cb_model.halo_bytes(**geo, channels=s.in_channels, dtype=x.dtype, num_slices=k)
 
     sh, sw = par.shard_shape(s.in_rows, s.in_channels)
-    in_shard = sh * sw * _elem(x.dtype)
+    in_shard = staged_input_bytes(sh, sw, x.dtype)
     config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
     in_dram = x.placement.buffer == "DRAM"
     if cc.slice_type == "L1_FULL" and not in_dram:

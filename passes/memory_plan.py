@@ -268,8 +268,9 @@ class _Planner:
         best = self._best(i, n, pin)
         if best is None and n.op == "conv2d":
             source = self.nodes[n.inputs[0]]
-            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), self.t, self.budget, pin)
-            for _, conv in rank_configs(n, configs, source.out, self.dtype(source.name), self.loc[source.name], self.t):
+            source_dtype = self.live[source.name].dtype
+            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin)
+            for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
                 if conv == n.plan.conv:
                     continue
                 alt = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
