@@ -114,3 +114,21 @@ def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, s
     assert len(costs) > 1 and chosen == pytest.approx(min(costs))
     assert c.l1_bytes_per_core <= BH20.l1_budget()
     assert "runner-up" in c.rung and f"{chosen:.1f} us" in c.rung
+
+
+def test_bf8_output_conv_reading_the_bf16_image_is_sized_by_its_input_and_fits():
+    # Regression: input bytes were sized in the conv's output dtype (bfloat8_b), under-counting the
+    # bfloat16 image it reads by ~2x, so the chosen config clashed with L1 buffers at address level.
+    from passes.overrides import parse_overrides
+    from passes.pipeline import plan_graph
+    from passes.targets import get_target
+    from tests.pass_graphs import GraphBuilder
+
+    b = GraphBuilder((1, 3, 512, 1024))
+    stem = b.conv("stem", "input", 64, stride=2, activation="relu")
+    graph = b.graph({"out": b.conv("next", stem, 64)})
+    target = get_target("blackhole-20")
+    pins = parse_overrides({"layers": {"stem": {"dtype": "bfloat8_b", "weights_dtype": "bfloat8_b"}}})
+    planned = plan_graph(graph, target, overrides=pins)
+    assert planned.node("stem").plan.dtype == "bfloat8_b"
+    assert all(n.plan.l1_peak_per_core <= target.l1_budget() for n in planned.nodes if n.plan)
