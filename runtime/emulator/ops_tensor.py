@@ -22,11 +22,17 @@ def _host(data: torch.Tensor, dtype, layout, memory_config=None) -> Tensor:
     return Tensor(tt, dtypes.round_to(data, dtype), dtype, layout, memory_config or tt.DRAM_MEMORY_CONFIG)
 
 
+def _holds(src: Tensor, dtype) -> bool:
+    """Values moved from `src` are already `dtype` values: same dtype, and one whose rounding is elementwise
+    and idempotent (bfloat8_b's is not: its shared exponents follow the shape, and tiny values flush)."""
+    return dtype == src.dtype and dtype.name in ("FLOAT32", "BFLOAT16")
+
+
 def _unary_step(device: EmuDevice, name: str, src: Tensor, data: torch.Tensor, dtype, layout, memory_config,
                 compute) -> Tensor:
     """A data-movement op: one input, one new output buffer, no circular buffers worth modelling."""
     with device.program(name):
-        out = device.new_tensor(data, dtype, layout, memory_config)
+        out = device.new_tensor(data, dtype, layout, memory_config, rounded=_holds(src, dtype))
     device.record_step(compute, [src], [out])
     return out
 
@@ -102,7 +108,8 @@ def reallocate(tensor, memory_config=None):
     data = tensor.data
     device.memory.release(tensor._buffer)
     with device.program("reallocate"):
-        out = device.new_tensor(data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
+        out = device.new_tensor(data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(),
+                                rounded=_holds(tensor, tensor.dtype))
     device.record_step(lambda x: x, [tensor], [out])
     return out
 
