@@ -35,7 +35,8 @@ from passes import cb_model
 from passes.cost_model import Operand, op_cost
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement
-from passes.shards import cdiv, cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
+from passes.cb_model import cdiv
+from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")

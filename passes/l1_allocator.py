@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from passes.shards import round_up as align
+from passes.cb_model import round_up as align
 
 
 @dataclass

@@ -23,7 +23,7 @@ from passes.conv_sharding import ConvShape, staged_input_bytes
 from passes.l1_allocator import FreeList
 from passes.layout_plan import physical
 from passes.plan import Placement
-from passes.shards import cdiv, round_up
+from passes.cb_model import cdiv, round_up
 from passes.targets import Target
 
 TILE = cb_model.TILE

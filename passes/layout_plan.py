@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-from passes.cb_model import TILE as TILE_ROWS
+from passes.cb_model import TILE as TILE_ROWS, round_up
 from passes.plan import Placement
-from passes.shards import round_up, rows_cols
+from passes.shards import rows_cols
 
 TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
 LAYOUTS = (TILE, ROW_MAJOR)

@@ -8,7 +8,7 @@ Shapes follow ttnn's sharded memory configs: rows are split in whole tiles, chan
 from __future__ import annotations
 
 from converter.ir import TensorInfo
-from passes.cb_model import TILE, TILE_BYTES, cdiv, round_up  # noqa: F401  (re-exported)
+from passes.cb_model import TILE, TILE_BYTES, cdiv, round_up
 from passes.plan import Placement
 from passes.targets import Target
 
