@@ -16,16 +16,8 @@ from pathlib import Path
 from converter.errors import UserError
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"input size {text!r} is not HxW; write it like 512x1024") from None
-    return h, w
-
-
 def main(argv: list[str] | None = None) -> int:
-    from converter.model import VARIANTS, build_model, load_config
+    from converter.model import VARIANTS, build_model, load_config, parse_size
     from converter.trace import trace_model
 
     parser = argparse.ArgumentParser(prog="python -m converter", description=__doc__.splitlines()[0])

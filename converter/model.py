@@ -140,6 +140,14 @@ def build_model(cfg: CfgNode) -> nn.Module:
     return model
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x1024' -> (512, 1024); anything else is a user error."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"input size {text!r} is not HxW with positive integers; write it like 512x1024")
+    return int(parts[0]), int(parts[1])
+
+
 def example_input(input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A seeded 1x3xHxW image in the model's input format (0-255 floats)."""
     g = torch.Generator().manual_seed(seed)

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from converter.errors import UserError
 from converter.ir import Graph
-from converter.model import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, taps_for
+from converter.model import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, parse_size, taps_for
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.report import PlanReport
@@ -181,11 +181,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not all(int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"input size {text!r} is not HxW with positive integers, e.g. 512x1024")
-    return int(parts[0]), int(parts[1])
+def _size_argument(text: str) -> tuple[int, int]:
+    """converter.model.parse_size, reported the way argparse reports a bad option value."""
+    try:
+        return parse_size(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=DEFAULT_TARGET, choices=list(TARGETS), metavar="{" + ",".join(TARGETS) + "}",
                    help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
                         "the 5x4-core Blackhole grid)")
-    p.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE, metavar="HxW",
+    p.add_argument("--input-size", type=_size_argument, default=DEFAULT_INPUT_SIZE, metavar="HxW",
                    help="input image size the module is generated for (default: "
                         f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}). H and W must be multiples of the encoder stride (16) and tile the "
                         "config's ASPP pooling window (INPUT.CROP.SIZE / 16)")

@@ -28,7 +28,7 @@ import torch
 
 from converter.errors import UserError
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
-from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, with_crop_size
+from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.atomic import write_text
 from runtime.scenes import street_scene
@@ -178,7 +178,7 @@ class DemoArgs:
 
 
 def parse_args(argv: Sequence[str]) -> DemoArgs:
-    a = _parser().parse_args(argv)
+    a = _parser().parse_intermixed_args(argv)  # WEIGHTS or --random-weights sits between the paths
     want = 2 if a.random_weights else 3
     if len(a.paths) != want:
         form = "IMAGE_OR_DIR OUTPUT_DIR with --random-weights" if a.random_weights else \
@@ -186,16 +186,8 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
         raise UserError(f"expected {form}, got {len(a.paths)} path(s): {' '.join(a.paths)}")
     return DemoArgs(
         inputs=a.paths[0], weights=None if a.random_weights else Path(a.paths[1]), output_dir=Path(a.paths[-1]),
-        variant=a.variant, input_size=_parse_size(a.input_size) if a.input_size else None,
+        variant=a.variant, input_size=parse_size(a.input_size) if a.input_size else None,
         pytorch_only=a.pytorch_only, target=a.target, trace=a.trace, weight_cache=a.weight_cache)
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--input-size {text!r} is not HxW; use e.g. --input-size 512x1024") from None
-    return h, w
 
 
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:

@@ -115,6 +115,12 @@ def test_cli_needs_weights_or_random_weights(capsys):
     assert args.weights is None and str(args.output_dir) == "out" and args.variant == "deeplab_v3_plus"
 
 
+def test_cli_accepts_random_weights_in_the_weights_position():
+    # the order the usage line documents: IMAGE_OR_DIR (WEIGHTS.pkl | --random-weights) OUTPUT_DIR
+    args = parse_args([":scenes", "--random-weights", "out", "--input-size", "128x256"])
+    assert (args.inputs, args.weights, str(args.output_dir), args.input_size) == (":scenes", None, "out", (128, 256))
+
+
 def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "--random-weights", "--pytorch-only",
                  "--input-size", "128x256"]) == 2
