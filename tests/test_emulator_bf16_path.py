@@ -5,6 +5,7 @@ import torch
 from passes.targets import get_target
 from runtime.emulator import emulated_ttnn
 from runtime.emulator.fidelity import srcb_hi
+from tests.emulated_conv import conv
 
 ttnn = emulated_ttnn(get_target("blackhole-p150"))
 
@@ -18,15 +19,10 @@ def test_srcb_hi_of_every_bfloat16_value_equals_the_float32_masking():
 
 
 def _conv(device, x: torch.Tensor, w: torch.Tensor, relu: bool, out_dtype) -> torch.Tensor:
-    n, c, h, wd = x.shape
-    xt = ttnn.from_torch(x.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c), dtype=ttnn.bfloat16, device=device)
-    cfg = ttnn.Conv2dConfig(weights_dtype=ttnn.bfloat8_b,
-                            activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU) if relu else None)
-    compute = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=False)
-    out = ttnn.conv2d(input_tensor=xt, weight_tensor=ttnn.from_torch(w, dtype=ttnn.float32), device=device,
-                      in_channels=c, out_channels=w.shape[0], batch_size=n, input_height=h, input_width=wd,
-                      kernel_size=(3, 3), padding=(1, 1), dtype=out_dtype, conv_config=cfg, compute_config=compute)
-    return ttnn.to_torch(out).float()
+    return conv(ttnn, device, x, w, padding=1, out_dtype=out_dtype, weights_dtype=ttnn.bfloat8_b,
+                activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU) if relu else None,
+                compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2,
+                                                                fp32_dest_acc_en=False))
 
 
 def test_fused_relu_equals_relu_of_the_stored_conv_output():

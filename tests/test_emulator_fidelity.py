@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from passes.targets import get_target
 from runtime.emulator import emulated_ttnn
 from runtime.emulator.fidelity import srca_parts, srcb_parts
+from tests import emulated_conv
 
 ttnn = emulated_ttnn(get_target("blackhole-p150"))
 FIDELITIES = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
@@ -29,17 +30,8 @@ def compute(fidelity: str, fp32_acc: bool, packer_l1_acc: bool = False):
                                             fp32_dest_acc_en=fp32_acc, packer_l1_acc=packer_l1_acc)
 
 
-def conv(device, x, w, *, padding=0, compute_config=None, out_dtype=ttnn.float32, weights_dtype=ttnn.bfloat16):
-    """Emulated conv2d of bf16 activations x [N,C,H,W] with weights w; output as NCHW float32."""
-    n, c, h, wd = x.shape
-    xt = ttnn.from_torch(x.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c), dtype=ttnn.bfloat16, device=device,
-                         memory_config=ttnn.L1_MEMORY_CONFIG)
-    out, (oh, ow) = ttnn.conv2d(
-        input_tensor=xt, weight_tensor=ttnn.from_torch(w, dtype=ttnn.float32), device=device, in_channels=c,
-        out_channels=w.shape[0], batch_size=n, input_height=h, input_width=wd, kernel_size=tuple(w.shape[2:]),
-        padding=(padding, padding), dtype=out_dtype, conv_config=ttnn.Conv2dConfig(weights_dtype=weights_dtype),
-        compute_config=compute_config, return_output_dim=True)
-    return ttnn.to_torch(out).float().reshape(n, oh, ow, -1).permute(0, 3, 1, 2)
+def conv(device, x, w, **kw):
+    return emulated_conv.conv(ttnn, device, x, w, **kw)
 
 
 def bf16(t: torch.Tensor) -> torch.Tensor:

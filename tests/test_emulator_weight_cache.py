@@ -4,17 +4,13 @@ import torch
 
 from passes.targets import get_target
 from runtime.emulator import emulated_ttnn
+from tests.emulated_conv import conv
 
 ttnn = emulated_ttnn(get_target("blackhole-p150"))
 
 
 def _conv(device, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    n, c, h, wd = x.shape
-    xt = ttnn.from_torch(x.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c), dtype=ttnn.bfloat16, device=device)
-    out = ttnn.conv2d(input_tensor=xt, weight_tensor=ttnn.from_torch(w, dtype=ttnn.float32), device=device,
-                      in_channels=c, out_channels=w.shape[0], batch_size=n, input_height=h, input_width=wd,
-                      kernel_size=(3, 3), padding=(1, 1), conv_config=ttnn.Conv2dConfig(weights_dtype=ttnn.bfloat8_b))
-    return ttnn.to_torch(out).float()
+    return conv(ttnn, device, x, w, padding=1, weights_dtype=ttnn.bfloat8_b)
 
 
 def test_weights_edited_in_place_are_rounded_again():
