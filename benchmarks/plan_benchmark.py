@@ -35,7 +35,7 @@ from passes.memory_plan import memory_plan
 from passes.overrides import LayerOverride, Overrides, load_overrides
 from passes.pipeline import plan_graph_timed
 from passes.targets import TARGETS, get_target
-from runtime.atomic import write_text
+from converter.atomic import write_text
 
 HERE = Path(__file__).parent
 HANDTUNED = HERE / "handtuned-blackhole-20.yaml"

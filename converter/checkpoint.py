@@ -8,15 +8,14 @@ that only *warns* about missing, unexpected or mis-shaped keys, we check them ou
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from converter.atomic import write_bytes
 from converter.errors import UserError
 from converter.model import build_model, with_crop_size
 
@@ -93,19 +92,7 @@ def write_random_checkpoint(cfg: CfgNode, path: Path, seed: int = 0) -> Path:
     """Write a model-zoo-format `.pkl` of `random_state_dict(cfg, seed)`; same seed, same bytes."""
     path = Path(path)
     payload = {"model": random_state_dict(cfg, seed), "__author__": f"pdl2ttnn random weights, seed {seed}"}
-    data = pickle.dumps(payload, protocol=_PICKLE_PROTOCOL)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, pickle.dumps(payload, protocol=_PICKLE_PROTOCOL))
     return path
 
 

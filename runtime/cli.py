@@ -146,7 +146,7 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on one
     synthetic street scene, and compare the heads."""
     from converter.reference import reference_outputs
-    from runtime.atomic import write_text
+    from converter.atomic import write_text
     from runtime.images import to_model_input
     from runtime.run import load_module, run_module
     from runtime.scenes import street_scene
@@ -287,7 +287,7 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
 
 def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
     """Replace every output file (each atomically); called only once all of them are rendered."""
-    from runtime.atomic import write_bytes
+    from converter.atomic import write_bytes
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory; pass a directory")

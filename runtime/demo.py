@@ -30,7 +30,7 @@ from converter.errors import UserError
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.targets import DEFAULT_TARGET, TARGETS
-from runtime.atomic import write_text
+from converter.atomic import write_text
 from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse

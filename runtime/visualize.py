@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 import converter.detectron2_compat as compat
-from runtime.atomic import save_image
+from converter.atomic import save_image
 from runtime.postprocess import VOID, Segmentation
 
 compat.install()

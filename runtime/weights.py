@@ -25,7 +25,7 @@ from types import ModuleType
 import torch
 
 from converter.ir import Graph
-from runtime.atomic import write_bytes
+from converter.atomic import write_bytes
 
 CACHE_FORMAT = 1  # bump when the cached content changes meaning
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.atomic import write_text
+from converter.atomic import write_text
 from runtime.postprocess import VOID, Instance, Segmentation
 from runtime.visualize import class_colors, instance_color, overlay, save_jpeg
 
