@@ -1,4 +1,4 @@
-"""ANALYSIS: a plain-data summary of a planned graph and its deterministic markdown rendering."""
+"""ANALYSIS: a plain-data summary of a planned graph (runtime/report.py renders it, with plots)."""
 
 from __future__ import annotations
 
@@ -64,21 +64,3 @@ def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMAL
                        max(r.l1_peak_per_core for r in rows), act, act_l1, sum(r.dram_bytes for r in rows),
                        sum(len(n.plan.spill_before) for n in graph.nodes))
 
-
-def render_markdown(s: PlanSummary) -> str:
-    head = ["name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
-            "L1 peak/core", "DRAM bytes"]
-    lines = [f"# Plan for {s.target}", "",
-             f"- L1 peak per core: {s.l1_peak_per_core} B of {s.budget_per_core} B budget",
-             f"- activation bytes kept in L1: {s.activation_bytes_in_l1} of {s.activation_bytes} "
-             f"({100 * s.l1_share:.1f}%)",
-             f"- DRAM traffic: {s.dram_bytes} B; spills: {s.spills}", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in s.rows:
-        cells = [r.name, r.source, r.op, r.sharding, r.slicing, r.output_memory, r.dtype, r.weights_dtype,
-                 r.fidelity, str(r.l1_peak_per_core), str(r.dram_bytes)]
-        lines.append("| " + " | ".join(cells) + " |")
-    rungs = [(r.name, r.rung) for r in s.rows if r.rung]
-    if rungs:
-        lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
-    return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ import pytest
 
 from passes.cost_model import evaluate
 from passes.pipeline import PASS_ORDER, plan_graph, plan_graph_timed
-from passes.summary import render_markdown, summarize
+from passes.summary import summarize
 from passes.targets import TARGETS, get_target
 from tests.pass_graphs import GraphBuilder
 from tests.test_pass_memory_plan import simulate
@@ -25,9 +25,7 @@ def test_pipeline_runs_every_pass_and_summary_is_deterministic():
     s = summarize(g, t)
     assert [r.op for r in s.rows].count("conv2d") == 4 and s.l1_peak_per_core <= s.budget_per_core
     assert next(r for r in s.rows if r.name == "stem").weights_dtype == "bfloat16"
-    text = render_markdown(s)
-    assert text == render_markdown(summarize(plan_graph(_small(), t), t))
-    assert "| stem |" in text and "L1 peak per core" in text
+    assert s == summarize(plan_graph(_small(), t), t)
 
 
 @pytest.fixture(scope="module")
