@@ -460,23 +460,3 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
         sim.free(x)
         live.pop(x, None)
     return sim.op_peak
-
-
-def simulate_plan(graph, target: Target, l1_small_size: int) -> tuple[L1Sim, list[tuple[str, int]]]:
-    """Replay a planned graph; returns the final memory and (node, peak bytes) per op.
-    Raises DoesNotFit (naming the node) where the generated code would fail."""
-    sim = L1Sim(target, l1_small_size)
-    live: dict[str, TensorState] = {}
-    shapes = {n.name: tuple(n.out.shape) for n in graph}
-    peaks = []
-    for n in graph:
-        if n.op == "input":
-            rows = n.out.shape[0] * n.out.shape[2] * n.out.shape[3]
-            live[n.name] = TensorState(n.plan.output, rows, n.out.shape[1], n.plan.dtype, n.plan.layout)
-            sim.alloc(n.name, buffer_bytes(live[n.name], target))
-            continue
-        try:
-            peaks.append((n.name, simulate_op(sim, live, n, shapes, target)))
-        except DoesNotFit as err:
-            raise DoesNotFit(f"{n.name} ({n.op}): {err}") from None
-    return sim, peaks

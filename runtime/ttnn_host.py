@@ -38,7 +38,3 @@ def import_ttnn() -> ModuleType:
 
     return ttnn
 
-
-def host_mode() -> bool:
-    """True when ttnn runs against the mock cluster (no device can be opened)."""
-    return MOCK_ENV in os.environ and not tt_device_present()
