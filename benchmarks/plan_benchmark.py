@@ -7,9 +7,14 @@ Plans, all costed by passes/cost_model.py:
   (each conv then DRAM-slices by itself: conv sharding's ladder picks the slices).
 - handtuned: the hand-written tt-metal model's per-layer choices, benchmarks/handtuned-blackhole-20.yaml
   (its 20-core choices, applied on every target).
-- ours: `passes.pipeline.plan_graph` with its defaults.
+- ours: `passes.pipeline.plan_graph` with its defaults (precision "accurate").
+- ours_fast: the same with precision "fast": the hand-tuned plan's numerics (LoFi, bfloat8_b everywhere),
+  so its ratio to handtuned compares the planners alone.
+With --pcc, each plan but naive (its unfolded BatchNorm has no lowering: it is a cost model baseline)
+on the anchor target also runs on the emulator with a seeded
+checkpoint, and its PCC per head against Detectron2 fp32 is reported (about 2 minutes more).
 
-Usage: .venv/bin/python benchmarks/plan_benchmark.py [--variants ...] [--targets ...] [--json PATH]
+Usage: .venv/bin/python benchmarks/plan_benchmark.py [--variants ...] [--targets ...] [--pcc] [--json PATH]
 Prints a table and writes benchmarks/results.json (sorted keys). Weights conversion is not timed.
 """
 
@@ -28,9 +33,11 @@ from converter import model as model_lib
 from converter.errors import UserError
 from converter.ir import Graph
 from converter.trace import trace_model
+from runtime.images import to_model_input
+from runtime.scenes import street_scene
 from passes import cost_model
 from passes.conv_sharding import conv_sharding
-from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
 from passes.memory_plan import memory_plan
 from passes.overrides import LayerOverride, Overrides, load_overrides
 from passes.pipeline import plan_graph_timed
@@ -44,7 +51,8 @@ HANDTUNED = HERE / "handtuned-blackhole-20.yaml"
 ANCHOR_MS = {"panoptic_deeplab": 51.749520, "deeplab_v3_plus": 23.648515}
 ANCHOR_TARGET = "blackhole-20"
 NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", high_res_weights_dtype="bfloat16",
-                         fidelity="HiFi4", fidelity_exact="HiFi4", fp32_acc_min_inner_dim=1 << 30)
+                         fidelity="HiFi4", fidelity_exact="HiFi4", lofi_modules=(),
+                         fp32_acc_min_inner_dim=1 << 30)
 
 
 def naive_plan(graph: Graph, target) -> Graph:
@@ -68,6 +76,7 @@ def plans(graph: Graph, target, handtuned: Overrides) -> dict[str, tuple[Graph |
         "naive": lambda: naive_plan(graph, target),
         "handtuned": lambda: plan_graph_timed(graph, target, for_graph(handtuned, graph))[0],
         "ours": lambda: plan_graph_timed(graph, target)[0],
+        "ours_fast": lambda: plan_graph_timed(graph, target, rules=PRECISIONS["fast"])[0],
     }
     out: dict[str, tuple[Graph | None, str]] = {}
     for name, make in makers.items():
@@ -100,24 +109,67 @@ def convert_timings(variant: str) -> tuple[Graph, dict[str, float]]:
     return graph, timings
 
 
-def run(variants: list[str], targets: list[str]) -> dict:
+def emulated_pcc(planned: dict[str, Graph], variant: str, model, image: torch.Tensor) -> dict[str, dict[str, float]]:
+    """plan name -> head -> PCC of the plan's generated module on the emulator vs Detectron2 fp32."""
+    import tempfile
+
+    from converter.reference import reference_outputs
+    from runtime.cli import pcc
+    from runtime.run import load_module, run_module
+    from runtime.weights import host_weights
+    from templates.render import render_module
+
+    ref = reference_outputs(model, variant, image)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, graph in planned.items():
+            path = Path(tmp) / f"{name}.py"
+            write_text(path, render_module(graph, ANCHOR_TARGET))
+            got = run_module(load_module(path), host_weights(graph), image, backend="emulator").outputs
+            out[name] = {head: round(pcc(got[head], ref[head]), 5) for head in ref}
+    return out
+
+
+def seeded_model():
+    """Detectron2's model with a seeded model-zoo-format checkpoint (the tests' seed 0)."""
+    import tempfile
+
+    from converter.checkpoint import load_checkpoint, write_random_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_random_checkpoint(model_lib.load_config(), Path(tmp) / "seed0.pkl")
+        return load_checkpoint(model_lib.build_model(model_lib.load_config()), path)
+
+
+def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict:
     handtuned = load_overrides(HANDTUNED)
     results: dict = {"calibration": cost_model.CALIBRATION, "variants": {}}
+    model = seeded_model() if with_pcc else None
     for variant in variants:
         graph, timings = convert_timings(variant)
         entry: dict = {"pdl_convert": timings, "targets": {}}
         for tname in targets:
             target = get_target(tname)
             rows = {}
-            for plan_name, (planned, err) in plans(graph, target, handtuned).items():
-                rows[plan_name] = cost_model.evaluate(planned, target).summary() if planned else {"error": err}
+            planned = plans(graph, target, handtuned)
+            for plan_name, (g, err) in planned.items():
+                rows[plan_name] = cost_model.evaluate(g, target).summary() if g else {"error": err}
             got = {k: v.get("latency_ms") for k, v in rows.items()}
-            if got["ours"] and got["handtuned"]:
-                rows["ours_vs_handtuned"] = round(got["ours"] / got["handtuned"], 3)
-            if got["ours"] and got["naive"]:
-                rows["ours_vs_naive"] = round(got["ours"] / got["naive"], 3)
+            for ours in ("ours", "ours_fast"):
+                for base in ("handtuned", "naive"):
+                    if got[ours] and got[base]:
+                        rows[f"{ours}_vs_{base}"] = round(got[ours] / got[base], 3)
             if tname == ANCHOR_TARGET and got["handtuned"]:
                 rows["handtuned_vs_device_perf_anchor"] = round(got["handtuned"] / ANCHOR_MS[variant], 3)
+            if model is not None and tname == ANCHOR_TARGET:
+                image = to_model_input(street_scene(model_lib.DEFAULT_INPUT_SIZE[1], model_lib.DEFAULT_INPUT_SIZE[0],
+                                                    seed=1))
+                traced = trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE)
+                weighted = plans(traced, target, handtuned)
+                runnable = {k: g for k, (g, _) in weighted.items() if g and k != "naive"}  # naive keeps BatchNorm
+                for plan_name, scores in emulated_pcc(runnable,
+                                                      variant, model, image).items():
+                    rows[plan_name]["emulated_pcc"] = scores
             entry["targets"][tname] = rows
         results["variants"][variant] = entry
     return results
@@ -125,17 +177,18 @@ def run(variants: list[str], targets: list[str]) -> dict:
 
 def table(results: dict) -> str:
     lines = [f"{'variant':17s} {'target':15s} {'plan':10s} {'ms':>9s} {'DRAM MB':>9s} {'L1 act':>7s} "
-             f"{'L1 peak KB':>10s} {'dev ops':>7s}"]
+             f"{'L1 peak KB':>10s} {'dev ops':>7s} emulated PCC per head (--pcc)"]
     for variant, entry in results["variants"].items():
         for tname, rows in entry["targets"].items():
-            for plan_name in ("naive", "handtuned", "ours"):
+            for plan_name in ("naive", "handtuned", "ours", "ours_fast"):
                 r = rows[plan_name]
                 if "error" in r:
                     lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} not planned: {r['error']}")
                     continue
+                pcc = " ".join(f"{v:.4f}" for v in r.get("emulated_pcc", {}).values())
                 lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} {r['latency_ms']:9.2f} "
                              f"{r['dram_bytes'] / 1e6:9.1f} {r['l1_activation_share']:7.1%} "
-                             f"{r['l1_peak_per_core'] / 1024:10.0f} {r['device_ops']:7d}")
+                             f"{r['l1_peak_per_core'] / 1024:10.0f} {r['device_ops']:7d} {pcc}".rstrip())
             ratios = {k: v for k, v in rows.items() if not isinstance(v, dict)}
             if ratios:
                 lines.append(f"{'':17s} {tname:15s} " + ", ".join(f"{k} {v}" for k, v in sorted(ratios.items())))
@@ -147,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(model_lib.VARIANTS), choices=model_lib.VARIANTS)
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    ap.add_argument("--pcc", action="store_true",
+                    help=f"also run each plan on the emulator on {ANCHOR_TARGET} and report PCC per head")
     ap.add_argument("--json", type=Path, default=HERE / "results.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     try:
-        results = run(args.variants, args.targets)
+        results = run(args.variants, args.targets, args.pcc)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -766,7 +766,7 @@ CONV2D = {
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
@@ -779,7 +779,7 @@ CONV2D = {
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
@@ -792,7 +792,7 @@ CONV2D = {
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
@@ -805,33 +805,33 @@ CONV2D = {
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
         batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256, kernel_size=(1, 1),
-        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
         memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
     ),
     "sem_seg_head.decoder.res5.project_conv.project": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1280, out_channels=256, kernel_size=(1, 1),
-        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
@@ -839,102 +839,102 @@ CONV2D = {
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=None,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
     ),
     "sem_seg_head.decoder.res3.fuse_conv.0": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res3.fuse_conv.1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=288, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
@@ -942,7 +942,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=19, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -1400,7 +1400,7 @@ class DeeplabV3Plus:
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=1, shard=(32, 256)),
         )
         sem_decoder_res5_project_conv_convs_4_1_rm = ttnn.to_layout(
-            sem_decoder_res5_project_conv_convs_4_1, ttnn.ROW_MAJOR_LAYOUT,
+            sem_decoder_res5_project_conv_convs_4_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_1)
         # sem_seg_head.decoder.res5.project_conv: bilinear x32x64 on an [N, H, W, C] view
@@ -1455,17 +1455,17 @@ class DeeplabV3Plus:
         ttnn.deallocate(res3_3_add)
 
         # ---- sem_seg_head ----
+        sem_decoder_res5_project_conv_project_rm = ttnn.to_layout(
+            sem_decoder_res5_project_conv_project, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_project)
         # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
         sem_upsample = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res5_project_conv_project, (1, 32, 64, 256)), (2, 2), mode="bilinear",
+            ttnn.reshape(sem_decoder_res5_project_conv_project_rm, (1, 32, 64, 256)), (2, 2), mode="bilinear",
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample"],
         )
         sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 256))
-        ttnn.deallocate(sem_decoder_res5_project_conv_project)
-        sem_decoder_res3_project_conv = move(
-            sem_decoder_res3_project_conv,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
-        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_project_rm)
         # sem_seg_head (channels)
         sem_concat = ttnn.concat(
             [sem_decoder_res3_project_conv, sem_upsample], dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
@@ -1480,7 +1480,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_concat)
         sem_decoder_res3_fuse_conv_0 = move(
             sem_decoder_res3_fuse_conv_0,
-            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
         )
         # 256->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_1 = self.conv2d(
@@ -1489,7 +1489,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_decoder_res3_fuse_conv_0)
 
         # ---- sem_seg_head.decoder.res2 ----
-        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
+        sem_decoder_res3_fuse_conv_1 = ttnn.reallocate(sem_decoder_res3_fuse_conv_1)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
@@ -1498,18 +1498,17 @@ class DeeplabV3Plus:
         ttnn.deallocate(res2_2_add)
 
         # ---- sem_seg_head ----
-        sem_decoder_res3_fuse_conv_1 = move(
-            sem_decoder_res3_fuse_conv_1,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+        sem_decoder_res3_fuse_conv_1_rm = ttnn.to_layout(
+            sem_decoder_res3_fuse_conv_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
+        ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
         # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
         sem_upsample_1 = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res3_fuse_conv_1, (1, 64, 128, 256)), (2, 2), mode="bilinear",
+            ttnn.reshape(sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256)), (2, 2), mode="bilinear",
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_1"],
         )
         sem_upsample_1 = ttnn.reshape(sem_upsample_1, (1, 1, 32768, 256))
-        ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
-        sem_decoder_res2_project_conv = move(sem_decoder_res2_project_conv, ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(sem_decoder_res3_fuse_conv_1_rm)
         # sem_seg_head (channels)
         sem_concat_1 = ttnn.concat(
             [sem_decoder_res2_project_conv, sem_upsample_1], dim=3,

@@ -771,7 +771,7 @@ CONV2D = {
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
@@ -784,25 +784,25 @@ CONV2D = {
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    ),
+    "merged.decoder.res5.project_conv.convs.2": dict(
+        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512, kernel_size=(3, 3),
+        stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
+        conv_config=ttnn.Conv2dConfig(
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+        ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
-    "sem_seg_head.decoder.res5.project_conv.convs.2": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
-        conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
-        ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-    ),
-    "sem_seg_head.decoder.res5.project_conv.convs.3": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(3, 3),
+    "merged.decoder.res5.project_conv.convs.3": dict(
+        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512, kernel_size=(3, 3),
         stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
@@ -816,130 +816,130 @@ CONV2D = {
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
         batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256, kernel_size=(1, 1),
-        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
             enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
         memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
     ),
     "sem_seg_head.decoder.res5.project_conv.project": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=1280, out_channels=256, kernel_size=(1, 1),
-        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256, kernel_size=(1, 1),
+        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "sem_seg_head.decoder.res3.project_conv": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=None,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
     ),
     "sem_seg_head.decoder.res3.fuse_conv.0": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res3.fuse_conv.1": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=288, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res2.fuse_conv.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.head.1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
+        stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
@@ -947,7 +947,7 @@ CONV2D = {
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=19, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -981,32 +981,6 @@ CONV2D = {
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
-    "ins_embed_head.decoder.res5.project_conv.convs.2": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
-        conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
-        ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-    ),
-    "ins_embed_head.decoder.res5.project_conv.convs.3": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(3, 3),
-        stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1, dtype=ttnn.bfloat16,
-        conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32, act_block_w_div=1,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
-        ),
-        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-    ),
     "ins_embed_head.decoder.res5.project_conv.convs.4.1": dict(
         batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
@@ -1021,12 +995,12 @@ CONV2D = {
         memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
     ),
     "ins_embed_head.decoder.res5.project_conv.project": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=1280, out_channels=256, kernel_size=(1, 1),
+        batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
@@ -1207,17 +1181,16 @@ OUTPUT_MEMORY = {
     "backbone.res5.0.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res5.1.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res5.2.add": ttnn.DRAM_MEMORY_CONFIG,
-    "sem_seg_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
+    "merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
     "sem_seg_head.decoder.res5.project_conv.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
-    "sem_seg_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1280)),
+    "sem_seg_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1792)),
     "sem_seg_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     "sem_seg_head.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 320)),
     "sem_seg_head.upsample_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.concat_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.upsample_2": ttnn.DRAM_MEMORY_CONFIG,
-    "ins_embed_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
     "ins_embed_head.decoder.res5.project_conv.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
-    "ins_embed_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1280)),
+    "ins_embed_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1792)),
     "ins_embed_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     "ins_embed_head.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 320)),
     "ins_embed_head.upsample_1": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
@@ -1615,35 +1588,30 @@ class PanopticDeeplab:
         sem_decoder_res5_project_conv_convs_1 = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.convs.1", res5_2_add,
         )
-        # 2048->256 3x3 dilation 12, relu on 32x64
-        sem_decoder_res5_project_conv_convs_2 = self.conv2d(
-            "sem_seg_head.decoder.res5.project_conv.convs.2", res5_2_add,
-        )
-        # 2048->256 3x3 dilation 18, relu on 32x64
-        sem_decoder_res5_project_conv_convs_3 = self.conv2d(
-            "sem_seg_head.decoder.res5.project_conv.convs.3", res5_2_add,
-        )
-        # sem_seg_head.decoder.res5.project_conv.convs.4.0: mean over all H*W rows of the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
-        sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
+        # sem_seg_head.decoder.res5.project_conv.convs.2 + ins_embed_head.decoder.res5.project_conv.convs.2: 2048->512 3x3 dilation 12, relu on 32x64
+        merged_decoder_res5_project_conv_convs_2 = self.conv2d("merged.decoder.res5.project_conv.convs.2", res5_2_add)
+        # sem_seg_head.decoder.res5.project_conv.convs.3 + ins_embed_head.decoder.res5.project_conv.convs.3: 2048->512 3x3 dilation 18, relu on 32x64
+        merged_decoder_res5_project_conv_convs_3 = self.conv2d("merged.decoder.res5.project_conv.convs.3", res5_2_add)
+        # sem_seg_head.decoder.res5.project_conv.convs.4.0 + ins_embed_head.decoder.res5.project_conv.convs.4.0: mean over all H*W rows of the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
+        merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
             res5_2_add, dtype=ttnn.bfloat16,
-            memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d"],
+            memory_config=OUTPUT_MEMORY["merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d"],
         )
-        sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
-            sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
+        merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
+            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
             sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 128)),
         )
         # 2048->256 1x1, relu on 1x1
         sem_decoder_res5_project_conv_convs_4_1 = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.convs.4.1",
-            sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
+            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
         )
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d)
         sem_decoder_res5_project_conv_convs_4_1 = move(
             sem_decoder_res5_project_conv_convs_4_1,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=1, shard=(32, 256)),
         )
         sem_decoder_res5_project_conv_convs_4_1_rm = ttnn.to_layout(
-            sem_decoder_res5_project_conv_convs_4_1, ttnn.ROW_MAJOR_LAYOUT,
+            sem_decoder_res5_project_conv_convs_4_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_4_1)
         # sem_seg_head.decoder.res5.project_conv: bilinear x32x64 on an [N, H, W, C] view
@@ -1661,26 +1629,33 @@ class PanopticDeeplab:
             sem_decoder_res5_project_conv_convs_1,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
         )
-        sem_decoder_res5_project_conv_convs_2 = move(
-            sem_decoder_res5_project_conv_convs_2,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        merged_decoder_res5_project_conv_convs_2 = move(
+            merged_decoder_res5_project_conv_convs_2,
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
-        sem_decoder_res5_project_conv_convs_3 = move(
-            sem_decoder_res5_project_conv_convs_3,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        merged_decoder_res5_project_conv_convs_3 = move(
+            merged_decoder_res5_project_conv_convs_3,
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
         # sem_seg_head.decoder.res5.project_conv (channels)
         sem_decoder_res5_project_conv_concat = ttnn.concat(
-            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1, sem_decoder_res5_project_conv_convs_2, sem_decoder_res5_project_conv_convs_3, sem_decoder_res5_project_conv_upsample],
+            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1, merged_decoder_res5_project_conv_convs_2, merged_decoder_res5_project_conv_convs_3, sem_decoder_res5_project_conv_upsample],
             dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.concat"],
         )
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_0)
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_1)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_2)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_3)
         ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
-        sem_decoder_res5_project_conv_concat = ttnn.reallocate(sem_decoder_res5_project_conv_concat)
-        # 1280->256 1x1, relu on 32x64
+        merged_decoder_res5_project_conv_convs_2 = move(
+            merged_decoder_res5_project_conv_convs_2, ttnn.DRAM_MEMORY_CONFIG,
+        )
+        merged_decoder_res5_project_conv_convs_3 = move(
+            merged_decoder_res5_project_conv_convs_3, ttnn.DRAM_MEMORY_CONFIG,
+        )
+        sem_decoder_res5_project_conv_concat = move(
+            sem_decoder_res5_project_conv_concat,
+            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 448)),
+        )
+        # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
         sem_decoder_res5_project_conv_project = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.project", sem_decoder_res5_project_conv_concat,
         )
@@ -1689,7 +1664,6 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_decoder_res5_project_conv_concat)
 
         # ---- sem_seg_head.decoder.res3 ----
-        sem_decoder_res5_project_conv_project = ttnn.reallocate(sem_decoder_res5_project_conv_project)
         res3_3_add = move(
             res3_3_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1697,17 +1671,21 @@ class PanopticDeeplab:
         sem_decoder_res3_project_conv = self.conv2d("sem_seg_head.decoder.res3.project_conv", res3_3_add)
 
         # ---- sem_seg_head ----
+        sem_decoder_res5_project_conv_project = move(
+            sem_decoder_res5_project_conv_project,
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        )
+        sem_decoder_res5_project_conv_project_rm = ttnn.to_layout(
+            sem_decoder_res5_project_conv_project, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_project)
         # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
         sem_upsample = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res5_project_conv_project, (1, 32, 64, 256)), (2, 2), mode="bilinear",
+            ttnn.reshape(sem_decoder_res5_project_conv_project_rm, (1, 32, 64, 256)), (2, 2), mode="bilinear",
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample"],
         )
         sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 256))
-        ttnn.deallocate(sem_decoder_res5_project_conv_project)
-        sem_decoder_res3_project_conv = move(
-            sem_decoder_res3_project_conv,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
-        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_project_rm)
         # sem_seg_head (channels)
         sem_concat = ttnn.concat(
             [sem_decoder_res3_project_conv, sem_upsample], dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
@@ -1723,7 +1701,7 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_concat)
         sem_decoder_res3_fuse_conv_0 = move(
             sem_decoder_res3_fuse_conv_0,
-            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 64)),
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
         )
         # 256->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_1 = self.conv2d(
@@ -1732,7 +1710,10 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_decoder_res3_fuse_conv_0)
 
         # ---- sem_seg_head.decoder.res2 ----
-        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
+        merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.reallocate(
+            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
+        )
+        sem_decoder_res3_fuse_conv_1 = ttnn.reallocate(sem_decoder_res3_fuse_conv_1)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
@@ -1741,18 +1722,17 @@ class PanopticDeeplab:
 
         # ---- sem_seg_head ----
         res2_2_add = move(res2_2_add, ttnn.DRAM_MEMORY_CONFIG)
-        sem_decoder_res3_fuse_conv_1 = move(
-            sem_decoder_res3_fuse_conv_1,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+        sem_decoder_res3_fuse_conv_1_rm = ttnn.to_layout(
+            sem_decoder_res3_fuse_conv_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
+        ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
         # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
         sem_upsample_1 = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res3_fuse_conv_1, (1, 64, 128, 256)), (2, 2), mode="bilinear",
+            ttnn.reshape(sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256)), (2, 2), mode="bilinear",
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_1"],
         )
         sem_upsample_1 = ttnn.reshape(sem_upsample_1, (1, 1, 32768, 256))
-        ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
-        sem_decoder_res2_project_conv = move(sem_decoder_res2_project_conv, ttnn.DRAM_MEMORY_CONFIG)
+        ttnn.deallocate(sem_decoder_res3_fuse_conv_1_rm)
         # sem_seg_head (channels)
         sem_concat_1 = ttnn.concat(
             [sem_decoder_res2_project_conv, sem_upsample_1], dim=3,
@@ -1809,30 +1789,13 @@ class PanopticDeeplab:
         ins_decoder_res5_project_conv_convs_1 = self.conv2d(
             "ins_embed_head.decoder.res5.project_conv.convs.1", res5_2_add,
         )
-        # 2048->256 3x3 dilation 12, relu on 32x64
-        ins_decoder_res5_project_conv_convs_2 = self.conv2d(
-            "ins_embed_head.decoder.res5.project_conv.convs.2", res5_2_add,
-        )
-        # 2048->256 3x3 dilation 18, relu on 32x64
-        ins_decoder_res5_project_conv_convs_3 = self.conv2d(
-            "ins_embed_head.decoder.res5.project_conv.convs.3", res5_2_add,
-        )
-        # ins_embed_head.decoder.res5.project_conv.convs.4.0: mean over all H*W rows of the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
-        ins_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
-            res5_2_add, dtype=ttnn.bfloat16,
-            memory_config=OUTPUT_MEMORY["ins_embed_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d"],
-        )
         ttnn.deallocate(res5_2_add)
-        ins_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
-            ins_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
-            sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 128)),
-        )
         # 2048->256 1x1, relu on 1x1
         ins_decoder_res5_project_conv_convs_4_1 = self.conv2d(
             "ins_embed_head.decoder.res5.project_conv.convs.4.1",
-            ins_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
+            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
         )
-        ttnn.deallocate(ins_decoder_res5_project_conv_convs_4_0_global_avg_pool2d)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d)
         ins_decoder_res5_project_conv_convs_4_1 = move(
             ins_decoder_res5_project_conv_convs_4_1,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=1, shard=(32, 256)),
@@ -1856,26 +1819,26 @@ class PanopticDeeplab:
             ins_decoder_res5_project_conv_convs_1,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
         )
-        ins_decoder_res5_project_conv_convs_2 = move(
-            ins_decoder_res5_project_conv_convs_2,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        merged_decoder_res5_project_conv_convs_2 = move(
+            merged_decoder_res5_project_conv_convs_2,
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
-        ins_decoder_res5_project_conv_convs_3 = move(
-            ins_decoder_res5_project_conv_convs_3,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
+        merged_decoder_res5_project_conv_convs_3 = move(
+            merged_decoder_res5_project_conv_convs_3,
+            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
         # ins_embed_head.decoder.res5.project_conv (channels)
         ins_decoder_res5_project_conv_concat = ttnn.concat(
-            [ins_decoder_res5_project_conv_convs_0, ins_decoder_res5_project_conv_convs_1, ins_decoder_res5_project_conv_convs_2, ins_decoder_res5_project_conv_convs_3, ins_decoder_res5_project_conv_upsample],
+            [ins_decoder_res5_project_conv_convs_0, ins_decoder_res5_project_conv_convs_1, merged_decoder_res5_project_conv_convs_2, merged_decoder_res5_project_conv_convs_3, ins_decoder_res5_project_conv_upsample],
             dim=3, memory_config=OUTPUT_MEMORY["ins_embed_head.decoder.res5.project_conv.concat"],
         )
         ttnn.deallocate(ins_decoder_res5_project_conv_convs_0)
         ttnn.deallocate(ins_decoder_res5_project_conv_convs_1)
-        ttnn.deallocate(ins_decoder_res5_project_conv_convs_2)
-        ttnn.deallocate(ins_decoder_res5_project_conv_convs_3)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_2)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_3)
         ttnn.deallocate(ins_decoder_res5_project_conv_upsample)
         ins_decoder_res5_project_conv_concat = ttnn.reallocate(ins_decoder_res5_project_conv_concat)
-        # 1280->256 1x1, relu on 32x64
+        # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
         ins_decoder_res5_project_conv_project = self.conv2d(
             "ins_embed_head.decoder.res5.project_conv.project", ins_decoder_res5_project_conv_concat,
         )
@@ -1884,7 +1847,6 @@ class PanopticDeeplab:
         ttnn.deallocate(ins_decoder_res5_project_conv_concat)
 
         # ---- ins_embed_head.decoder.res3 ----
-        ins_decoder_res5_project_conv_project = ttnn.reallocate(ins_decoder_res5_project_conv_project)
         res3_3_add = move(
             res3_3_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )

@@ -1,6 +1,7 @@
 """The lowering pipeline: every pass in order, with per-pass wall time for callers.
 
-Order: fold_batchnorm -> fuse -> dtype_policy -> conv_sharding -> memory_plan -> cost_model. Overrides
+Order: fold_batchnorm -> fuse -> dtype_policy -> merge_siblings -> conv_sharding -> memory_plan ->
+cost_model. Overrides
 are checked against the graph after fusion (the names the plan report shows). The last step is an
 analysis: it fills every OpPlan's est_time_us and dram_bytes from passes/cost_model.py, the same
 model conv sharding and memory planning ranked their choices with.
@@ -18,10 +19,12 @@ from passes.dtype_policy import DtypeRules, dtype_policy
 from passes.fold_batchnorm import fold_batchnorm
 from passes.fuse import fuse
 from passes.memory_plan import memory_plan
+from passes.merge_siblings import merge_siblings
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
-PASS_ORDER = ("fold_batchnorm", "fuse", "dtype_policy", "conv_sharding", "memory_plan", "cost_model")
+PASS_ORDER = ("fold_batchnorm", "fuse", "dtype_policy", "merge_siblings", "conv_sharding", "memory_plan",
+              "cost_model")
 
 
 def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
@@ -32,6 +35,7 @@ def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None =
         "fold_batchnorm": fold_batchnorm,
         "fuse": fuse,
         "dtype_policy": lambda g: dtype_policy(g, rules, overrides),
+        "merge_siblings": lambda g: merge_siblings(g, target, l1_small_size, overrides),
         "conv_sharding": lambda g: conv_sharding(g, target, l1_small_size, overrides),
         "memory_plan": lambda g: memory_plan(g, target, l1_small_size, overrides),
         "cost_model": lambda g: cost_model.annotate(g, target),

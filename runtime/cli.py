@@ -20,6 +20,7 @@ from typing import NoReturn
 from converter.errors import UserError
 from converter.ir import Graph
 from converter.model import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, parse_size, taps_for
+from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.report import PlanReport
@@ -81,7 +82,8 @@ def variant_overrides(overrides: Overrides | None, variant: str) -> Overrides | 
 
 
 def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
-            model=None, overrides: Overrides | None = None, progress: Progress | None = None) -> Converted:
+            model=None, overrides: Overrides | None = None, progress: Progress | None = None,
+            precision: str = "accurate") -> Converted:
     """Trace, plan and render one variant: the module, its plan report and plots (nothing written)."""
     from converter.model import load_config
     from converter.trace import trace_model
@@ -98,7 +100,7 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
     with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]} (torch.export)", seconds, "trace"):
         graph = trace_model(model, variant, input_size)
     with progress.step(f"{variant}: planning for {target.name}", seconds, "plan"):
-        graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant))
+        graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant), rules=PRECISIONS[precision])
     with progress.step(f"{variant}: rendering the TTNN module", seconds, "render"):
         module = render_module(graph, target)
     with progress.step(f"{variant}: plan report and plots", seconds, "report"):
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
                    help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
                         "keyed by node name or Detectron2 module path; see passes/overrides.py")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help=PRECISION_HELP)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="output directory (default: generated)")
     p.add_argument("--check", action="store_true",
@@ -310,8 +313,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
         model = _load_model(args, size, progress, setup, Path(tmp))
         # Everything is rendered before anything is written: a failure leaves --out untouched.
-        converted = [convert(v, args.target, size, model=model, overrides=overrides, progress=progress)
-                     for v in variants]
+        converted = [convert(v, args.target, size, model=model, overrides=overrides, progress=progress,
+                             precision=args.precision) for v in variants]
         status = EXIT_OK
         if args.check:
             for c in converted:

@@ -29,6 +29,7 @@ import torch
 from converter.errors import UserError
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
+from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
 from converter.atomic import write_text
 from runtime.scenes import street_scene
@@ -154,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="deeplab_v3_plus: semantic segmentation only, writes NAME_semantic.jpg (default: %(default)s)")
     p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
                    help="TTNN runner: device target (default: %(default)s)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help="TTNN runner: " + PRECISION_HELP)
     p.add_argument("--trace", action="store_true", help="TTNN runner: run in trace mode")
     p.add_argument("--weight-cache", type=Path, default=None, metavar="DIR",
                    help="TTNN runner: cache of prepared device weights")
@@ -173,6 +175,7 @@ class DemoArgs:
     input_size: tuple[int, int] | None
     pytorch_only: bool
     target: str
+    precision: str
     trace: bool
     weight_cache: Path | None
 
@@ -187,7 +190,7 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
     return DemoArgs(
         inputs=a.paths[0], weights=None if a.random_weights else Path(a.paths[1]), output_dir=Path(a.paths[-1]),
         variant=a.variant, input_size=parse_size(a.input_size) if a.input_size else None,
-        pytorch_only=a.pytorch_only, target=a.target, trace=a.trace, weight_cache=a.weight_cache)
+        pytorch_only=a.pytorch_only, target=a.target, precision=a.precision, trace=a.trace, weight_cache=a.weight_cache)
 
 
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
@@ -219,7 +222,7 @@ def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args:
     from templates.render import render_module
 
     target = get_target(args.target)
-    graph = plan_graph(trace_model(model, variant, size), target)
+    graph = plan_graph(trace_model(model, variant, size), target, rules=PRECISIONS[args.precision])
     text = render_module(graph, target)
     path = workdir / f"{variant}.py"
     write_text(path, text)

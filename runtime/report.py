@@ -102,7 +102,11 @@ class PlanReport:
 
 
 def stage_of(source: str) -> str | None:
-    """The Detectron2 stage of a module path; None for a bare head (its ops join the stage before)."""
+    """The Detectron2 stage of a module path; None for a bare head (its ops join the stage before). An op
+    merged from several modules ("a + b", passes/merge_siblings.py) belongs to their stages joined."""
+    if " + " in source:
+        stages = [stage_of(part) for part in source.split(" + ")]
+        return " + ".join(dict.fromkeys(s for s in stages if s)) or None
     if not source:
         return _INPUT_STAGE
     parts = source.split(".")

@@ -159,7 +159,10 @@ def _conv_summary(a: dict[str, Any], h: int, w: int) -> str:
         text += f" dilation {_pair(a['dilation'])[0]}"
     if a["activation"]:
         text += f", {a['activation']}"
-    return f"{text} on {h}x{w}"
+    text += f" on {h}x{w}"
+    if a.get("reads_merged"):
+        text += f"; zero weights where it reads the other convs' channels of {', '.join(a['reads_merged'])}"
+    return text
 
 
 def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tuple[str, Any]]:
@@ -315,7 +318,8 @@ class _Lowering:
             self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), plan.layout)))
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
-            op.args = {"x": x, "summary": _conv_summary(a, h, w)}
+            summary = _conv_summary(a, h, w)
+            op.args = {"x": x, "summary": summary if node.name == node.source else f"{node.source}: {summary}"}
             return op
         self.memory_rows.append((node.name, memory_config_expr(plan.output)))  # type: ignore[arg-type]
         op.args["dtype"] = dtype_expr(plan.dtype)

@@ -50,7 +50,7 @@ def converted(small_config: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 def test_help_explains_every_option() -> None:
     result = pdl_convert("--help")
     assert result.returncode == 0
-    for option in ("--config", "--weights", "--variant", "--target", "--input-size", "--overrides", "--out",
+    for option in ("--config", "--weights", "--variant", "--target", "--input-size", "--overrides", "--precision", "--out",
                    "--check", "--verify", "--quiet", "blackhole-20", "wormhole-n150", "exit status"):
         assert option in result.stdout, option
 
@@ -124,6 +124,16 @@ def test_target_and_overrides_change_the_plan(converted, small_config, tmp_path)
     default_row = next(line for line in (out / f"{DL3}.plan.md").read_text().splitlines()
                        if "| backbone.stem.conv2 |" in line)
     assert "| bfloat16 | HiFi4 |" not in default_row  # the pin, not the default, put it there
+
+
+def test_fast_precision_runs_every_conv_lofi_in_bfloat8_b(converted, small_config, tmp_path) -> None:
+    out, _ = converted
+    result = small_run(small_config, tmp_path / "out", "--precision", "fast")
+    assert result.returncode == 0, result.stderr
+    fast, default = ((d / f"{DL3}.py").read_text() for d in (tmp_path / "out", out))
+    assert "MathFidelity.HiFi2" in default and "MathFidelity.LoFi" in default  # the semantic head only
+    assert "MathFidelity.HiFi2" not in fast and "bfloat8_b" in fast
+    assert fast.count("MathFidelity.LoFi") > default.count("MathFidelity.LoFi")
 
 
 def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from converter.errors import UserError
-from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
 from passes.overrides import load_overrides, parse_overrides
 from tests.pass_graphs import GraphBuilder
 
@@ -24,6 +24,40 @@ def test_weights_bf8_at_sixteenth_resolution_except_first_conv_and_predictor():
     assert g.node("body").plan.math_fidelity == "HiFi2" and g.node("stem").plan.math_fidelity == "HiFi4"
     assert all(n.plan.dtype == "bfloat16" for n in g.nodes)
     assert g.node("up").plan.weights_dtype is None and g.node("up").plan.fp32_dest_acc is False
+
+
+def test_lofi_modules_run_lofi_in_bf8_except_their_predictor():
+    b = GraphBuilder((1, 3, 64, 128))
+    s = b.conv("stem", "input", 32, stride=2)
+    body = b.conv("backbone.body", s, 32)
+    head = b.conv("sem_seg_head.head", body, 32)
+    pred = b.conv("sem_seg_head.predictor", head, 19, k=1, padding=0)
+    center = b.conv("ins_embed_head.center", body, 1, k=1, padding=0)
+    g = dtype_policy(b.graph({"sem_seg": pred, "center": center}))
+    plan = {n.name: (n.plan.math_fidelity, n.plan.weights_dtype) for n in g.nodes if n.op == "conv2d"}
+    assert g.node("sem_seg_head.head").plan.dtype == "bfloat8_b" and g.node("backbone.body").plan.dtype == "bfloat16"
+    assert plan == {"stem": ("HiFi4", "bfloat16"), "backbone.body": ("HiFi2", "bfloat16"),
+                    "sem_seg_head.head": ("LoFi", "bfloat8_b"), "sem_seg_head.predictor": ("HiFi4", "bfloat16"),
+                    "ins_embed_head.center": ("HiFi4", "bfloat16")}
+    off = dtype_policy(b.graph({"sem_seg": pred, "center": center}), DtypeRules(lofi_modules=()))
+    assert off.node("sem_seg_head.head").plan.math_fidelity == "HiFi2"
+
+
+def test_concat_inputs_share_one_dtype():
+    b = GraphBuilder((1, 3, 64, 128))
+    s = b.conv("stem", "input", 32, stride=4)
+    low = b.conv("low", s, 32, stride=2)
+    up = b.upsample("up", low, 2)
+    skip = b.relu("skip_relu", b.conv("skip", s, 16))
+    other = b.conv("other", s, 16)
+    cat = b.concat("cat", [up, skip])
+    cat2 = b.concat("cat2", [b.conv("a", other, 16), b.conv("b2", other, 16)])
+    pins = parse_overrides({"layers": {k: {"dtype": "bfloat8_b"} for k in ("low", "skip", "a", "b2")}})
+    g = dtype_policy(b.graph({"sem_seg": b.conv("head", cat, 4), "center": cat2}), overrides=pins)
+    # the upsample of a bfloat8_b tensor is bfloat16 (ROW_MAJOR), so the conv behind the relu widens
+    assert g.node("skip").plan.dtype == "bfloat16" and "concatenates it" in g.node("skip").plan.notes[-1]
+    assert g.node("low").plan.dtype == "bfloat8_b"
+    assert (g.node("a").plan.dtype, g.node("b2").plan.dtype) == ("bfloat8_b", "bfloat8_b")  # already one dtype
 
 
 def test_rules_are_configurable_and_fp32_acc_follows_inner_dim():
@@ -71,10 +105,10 @@ def test_load_overrides_yaml_and_bad_file(tmp_path):
         load_overrides(tmp_path / "missing.json")
 
 
-def test_performance_profile_is_lofi_everywhere_with_the_default_dtypes():
-    default, fast = dtype_policy(_net()), dtype_policy(_net(), DtypeRules.performance())
-    assert {n.plan.math_fidelity for n in fast.nodes} == {"LoFi"}
-    for a, b in zip(default.nodes, fast.nodes):
-        assert (a.plan.dtype, a.plan.weights_dtype, a.plan.fp32_dest_acc) == (b.plan.dtype, b.plan.weights_dtype,
-                                                                              b.plan.fp32_dest_acc)
-    assert DtypeRules() != DtypeRules.performance()  # the default keeps HiFi2/HiFi4
+def test_fast_precision_is_lofi_and_bf8_everywhere_but_the_image():
+    g = dtype_policy(_net(), PRECISIONS["fast"])
+    convs = [n.plan for n in g.nodes if n.op == "conv2d"]
+    assert {(p.math_fidelity, p.weights_dtype, p.dtype, p.fp32_dest_acc) for p in convs} == {
+        ("LoFi", "bfloat8_b", "bfloat8_b", True)}
+    assert g.node("input").plan.dtype == "bfloat16"
+    assert PRECISIONS["accurate"] == DtypeRules()
