@@ -56,15 +56,20 @@ def _strictest(plans: list[OpPlan]) -> OpPlan:
         notes=("dtype: strictest of the merged convs",))
 
 
-def merged_name(names: list[str]) -> str:
-    """'merged.' + the dotted suffix the names share (e.g. merged.decoder.res5.project_conv.convs.3)."""
+def merged_name(names: list[str], taken: set[str] = frozenset()) -> str:
+    """'merged.' + the dotted suffix the names share (e.g. merged.decoder.res5.project_conv.convs.3), or
+    all the names when they share none; numbered if a node of `taken` already has that name."""
     parts = [n.split(".") for n in names]
-    common = []
+    common: list[str] = []
     for segs in zip(*(reversed(p) for p in parts)):
         if len(set(segs)) > 1:
             break
         common.insert(0, segs[0])
-    return "merged." + ".".join(common or [parts[0][-1]])
+    name = "merged." + (".".join(common) if common else "+".join(names))
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}.{i}", i + 1
+    return name
 
 
 def merge_group(graph: Graph, members: list[Node]) -> tuple[Graph, list[Node]] | None:
@@ -86,7 +91,8 @@ class _Rewrite:
         attrs = {**m[0].attrs, "out_channels": sum(n.attrs["out_channels"] for n in m)}
         shape = (*m[0].out.shape[:1], attrs["out_channels"], *m[0].out.shape[2:])
         plan = _strictest([n.plan for n in m])
-        return Node(merged_name([n.name for n in m]), "conv2d", m[0].inputs, TensorInfo(shape, m[0].out.dtype),
+        taken = set(self.by_name) - {n.name for n in m}
+        return Node(merged_name([n.name for n in m], taken), "conv2d", m[0].inputs, TensorInfo(shape, m[0].out.dtype),
                     " + ".join(n.source for n in m), attrs, params, plan)
 
     def run(self) -> tuple[Graph, list[Node]] | None:
@@ -167,9 +173,11 @@ def eliminate_common(graph: Graph) -> Graph:
     if not dupes:
         return graph
     rename: dict[str, str] = {}
+    taken = {n.name for n in graph.nodes}
     for keep, others in dupes.items():
         names = [keep] + [o.name for o in others]
-        target = merged_name(names) if not keep.startswith("merged.") else keep
+        target = merged_name(names, taken - set(names)) if not keep.startswith("merged.") else keep
+        taken.add(target)
         for name in names:
             rename[name] = target
     survivors = set(dupes)
@@ -225,7 +233,8 @@ def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1
             old_readers = [by_name[r.name] for r in readers]
             new_by_name = {n.name: n for n in new_graph.nodes}
             before = sum(_standalone_us(n, by_name, target, budget) for n in members + old_readers)
-            m = new_by_name[merged_name([n.name for n in members])]
+            m = next(n for n in new_graph.nodes if n.op == "conv2d" and n.inputs == members[0].inputs
+                     and n.source == " + ".join(x.source for x in members))
             after = sum(_standalone_us(n, new_by_name, target, budget) for n in [m] + readers)
             if after >= before:
                 continue

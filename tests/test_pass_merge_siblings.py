@@ -3,7 +3,7 @@
 import torch
 
 from passes.dtype_policy import dtype_policy
-from passes.merge_siblings import eliminate_common, merge_group, merge_siblings
+from passes.merge_siblings import eliminate_common, merge_group, merge_siblings, merged_name
 from passes.overrides import parse_overrides
 from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder, evaluate
@@ -88,3 +88,9 @@ def test_the_cost_model_decides_and_pinned_layers_stay_apart():
     pin = parse_overrides({"layers": {"sem.convs.3": {"memory": "DRAM"}}})
     kept = merge_siblings(_dilated_pair(pin), BH20, overrides=pin)
     assert {"sem.convs.3", "ins.convs.3"} <= {n.name for n in kept.nodes}
+
+
+def test_merged_names_say_what_they_merge_and_never_collide():
+    assert merged_name(["sem.decoder.convs.3", "ins.decoder.convs.3"]) == "merged.decoder.convs.3"
+    assert merged_name(["backbone.res3.0.conv1", "sem.project"]) == "merged.backbone.res3.0.conv1+sem.project"
+    assert merged_name(["a.c", "b.c"], taken={"merged.c", "merged.c.2"}) == "merged.c.3"
