@@ -17,14 +17,13 @@ Rules (configurable through `DtypeRules`, then per-layer `Overrides`):
   bfloat8_b weights and outputs, its predictor excepted: semantic segmentation is an argmax over 19
   logits and tolerates what the instance head (center heatmap, offsets) and the shared backbone do
   not. Measured on the emulator at 512x1024 (blackhole-20, seeded trained-like weights, PCC
-  sem/center/offset vs Detectron2 fp32): HiFi2 everywhere 0.99914/0.99567/0.99691 at 75.3 ms
-  modeled; LoFi and bfloat8_b weights there 0.99679/0.99567/0.99691 at 59.2 ms; bfloat8_b outputs
-  too 0.99673/0.99567/0.99691 at 57.7 ms (modeled before sibling merging and the 0.22 efficiency
-  calibration; now 50.5 ms). Tried on top of it and rejected: the instance head's ASPP
-  LoFi too 0.99098 center (too close to the floor), its whole decoder 0.98059, res2 LoFi 0.98997,
-  the stem 0.98649; res4+res5 LoFi alone 0.968; bfloat8_b weights at every resolution 0.9895;
+  sem/center/offset vs Detectron2 fp32, modeled ms; benchmarks/precision_experiments.py reproduces the
+  table): HiFi2 everywhere 0.99914/0.99567/0.99691 at 63.3 ms; this rule 0.99685/0.99567/0.99691 at
+  50.5 ms (0.2% of decided pixels change class). Tried on top of it and rejected: instance ASPP LoFi
+  0.99098 center (too close to the floor, for 0.9 ms), instance decoder LoFi 0.98059, res2 LoFi
+  0.98997, stem LoFi 0.98649, res4+res5 LoFi 0.96800, bfloat8_b weights everywhere 0.98950;
 - `PRECISIONS["fast"]` (`DtypeRules.fast()`) is the numerics of Tenstorrent's hand-written model: LoFi,
-  bfloat8_b weights and activations everywhere, fp32 accumulation. Measured PCC 0.988/0.919/0.922 at
+  bfloat8_b weights and activations everywhere, fp32 accumulation. Measured PCC 0.988/0.919/0.921 at
   31.5 ms modeled (its hand-tuned plan: 0.987/0.918/0.916 at 40.0 ms): below the 0.99 floor on seeded
   weights, so it is opt-in (`pdl-convert --precision fast`, check it with --verify on real weights);
 - a concat's inputs share one dtype (ttnn.concat checks it): a bfloat8_b producer concatenated with

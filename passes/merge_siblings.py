@@ -72,9 +72,9 @@ def merged_name(names: list[str], taken: set[str] = frozenset()) -> str:
     return name
 
 
-def merge_group(graph: Graph, members: list[Node]) -> tuple[Graph, list[Node]] | None:
+def merge_group(graph: Graph, members: list[Node]) -> tuple[Graph, Node, list[Node]] | None:
     """`graph` with the sibling convs `members` run as one conv (named by `merged_name`) and their
-    readers widened, and the convs that now read a wider tensor; None if a reader cannot widen."""
+    readers widened; that conv; the convs that now read a wider tensor. None if a reader cannot widen."""
     return _Rewrite(graph, members).run()
 
 
@@ -95,8 +95,7 @@ class _Rewrite:
         return Node(merged_name([n.name for n in m], taken), "conv2d", m[0].inputs, TensorInfo(shape, m[0].out.dtype),
                     " + ".join(n.source for n in m), attrs, params, plan)
 
-    def run(self) -> tuple[Graph, list[Node]] | None:
-        """(rewritten graph, the convs that now read a wider tensor), or None."""
+    def run(self) -> tuple[Graph, Node, list[Node]] | None:
         merged = self.merged()
         members = {n.name for n in self.members}
         # value name -> (the node that now carries it, its channels' indices in that node's output)
@@ -143,7 +142,7 @@ class _Rewrite:
             widths[n.name] = new[n.name].out.shape[1]
         nodes = [merged if n.name == self.members[0].name else new.get(n.name, n)
                  for n in self.graph.nodes if n.name not in members or n.name == self.members[0].name]
-        return self.graph.replace_nodes(nodes), readers
+        return self.graph.replace_nodes(nodes), merged, readers
 
 
 def _widen(n: Node, inputs: tuple[str, ...], channels: int) -> Node:
@@ -229,12 +228,10 @@ def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1
             rewrite = merge_group(graph, members)
             if rewrite is None:
                 continue
-            new_graph, readers = rewrite
+            new_graph, m, readers = rewrite
             old_readers = [by_name[r.name] for r in readers]
             new_by_name = {n.name: n for n in new_graph.nodes}
             before = sum(_standalone_us(n, by_name, target, budget) for n in members + old_readers)
-            m = next(n for n in new_graph.nodes if n.op == "conv2d" and n.inputs == members[0].inputs
-                     and n.source == " + ".join(x.source for x in members))
             after = sum(_standalone_us(n, new_by_name, target, budget) for n in [m] + readers)
             if after >= before:
                 continue

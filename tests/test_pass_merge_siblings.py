@@ -41,7 +41,7 @@ def test_merging_every_branch_is_exact_and_shares_the_concat():
     g0 = eliminate_common(dtype_policy(_two_aspps()))
     g = g0
     for suffix in ("convs.0", "convs.1", "convs.2.1"):
-        g, readers = merge_group(g, _siblings(g, suffix))
+        g, _, _ = merge_group(g, _siblings(g, suffix))
         g = eliminate_common(g)
     x = torch.randn(1, 32, 8, 8, generator=torch.Generator().manual_seed(0))
     want, got = evaluate(g0, x), evaluate(g, x)
@@ -57,7 +57,7 @@ def test_merging_every_branch_is_exact_and_shares_the_concat():
 def test_merged_conv_runs_at_the_strictest_precision_of_its_members():
     pins = parse_overrides({"layers": {"sem.convs.1": {"math_fidelity": "LoFi", "dtype": "bfloat8_b"}}})
     g = dtype_policy(_two_aspps(), overrides=pins)
-    g, _ = merge_group(g, _siblings(g, "convs.1"))
+    g, _, _ = merge_group(g, _siblings(g, "convs.1"))
     m = g.node("merged.convs.1")
     assert (m.plan.math_fidelity, m.plan.dtype) == ("HiFi2", "bfloat16")
 
