@@ -121,6 +121,14 @@ def test_cli_accepts_random_weights_in_the_weights_position():
     assert (args.inputs, args.weights, str(args.output_dir), args.input_size) == (":scenes", None, "out", (128, 256))
 
 
+def test_precision_option_reaches_the_generated_module(tmp_path, model, checkpoint):
+    for precision in ("accurate", "fast"):
+        args = parse_args([":scenes", "--random-weights", str(tmp_path / "out"), "--precision", precision])
+        ttnn_runner(model, checkpoint, "deeplab_v3_plus", SIZE, args, tmp_path / precision)
+    fast, accurate = ((tmp_path / p / "deeplab_v3_plus.py").read_text() for p in ("fast", "accurate"))
+    assert "MathFidelity.HiFi2" in accurate and "MathFidelity.HiFi2" not in fast
+
+
 def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "--random-weights", "--pytorch-only",
                  "--input-size", "128x256"]) == 2
