@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from plan_benchmark import seeded_model
+
 from converter import model as model_lib
 from converter.reference import reference_outputs
 from converter.trace import trace_model
@@ -58,14 +60,6 @@ def pins_for(graph, pins: list[tuple[tuple[str, ...], dict]]) -> Overrides | Non
             if n.op == "conv2d" and n.name.startswith(prefixes) and n.name not in HEADS_PREDICTORS:
                 layers[n.name] = LayerOverride(**fields)
     return Overrides(layers) if layers else None
-
-
-def seeded_model():
-    from converter.checkpoint import load_checkpoint, write_random_checkpoint
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_random_checkpoint(model_lib.load_config(), Path(tmp) / "seed0.pkl")
-        return load_checkpoint(model_lib.build_model(model_lib.load_config()), path)
 
 
 def main(argv: list[str] | None = None) -> int:
