@@ -33,6 +33,7 @@ from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
 from passes.cost_model import Operand, op_cost
+from passes.dtype_policy import stored_dtype
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement
 from passes.cb_model import cdiv
@@ -277,14 +278,6 @@ def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placeme
     return chosen.get(x.name)
 
 
-def _source_dtype(x: Node, nodes: dict[str, Node]) -> str:
-    """The dtype tensor `x` really has: concat, relu and upsample take no dtype and keep their first
-    input's (as l1_sim.output_dtype and the emulator do)."""
-    while x.op in ("concat", "relu", "upsample"):
-        x = nodes[x.inputs[0]]
-    return x.plan.dtype
-
-
 def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                   overrides: Overrides | None = None) -> Graph:
     budget = target.l1_budget(l1_small_size)
@@ -297,7 +290,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
                 raise ValueError(f"conv_sharding needs dtype_policy first ({n.name})")
             x = by_name[n.inputs[0]]
             pin = overrides.for_node(n) if overrides else None
-            conv = choose_conv_config(n, x.out, _source_dtype(x, by_name), _source_placement(n, by_name, chosen),
+            conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
                                       target, budget, pin)
             plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
             n = dataclasses.replace(n, plan=plan)

@@ -153,28 +153,33 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
     return one_dtype_per_concat(graph.replace_nodes(nodes))
 
 
+def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
+    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
+    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
+    (as l1_sim.output_dtype and the emulator do)."""
+    n = nodes[name]
+    if n.op in ("relu", "concat"):
+        return stored_dtype(n.inputs[0], nodes)
+    if n.op == "upsample":
+        d = stored_dtype(n.inputs[0], nodes)
+        return "bfloat16" if d == "bfloat8_b" else d
+    return n.plan.dtype
+
+
 def one_dtype_per_concat(graph: Graph) -> Graph:
     """ttnn.concat needs all inputs in one dtype: a bfloat8_b producer concatenated with a bfloat16
-    tensor writes bfloat16 instead. Relu, upsample and concat take no dtype (they keep their input's),
-    and an upsample reads ROW_MAJOR, which has no bfloat8_b, so it always yields bfloat16 from it."""
+    tensor (`stored_dtype`) writes bfloat16 instead."""
     by_name = {n.name: n for n in graph.nodes}
 
-    def source(name: str) -> Node:  # the node whose dtype `name` carries
+    def producer(name: str) -> Node:  # the node whose dtype `name` carries
         n = by_name[name]
-        return source(n.inputs[0]) if n.op in ("relu", "concat") else n
-
-    def dtype(name: str) -> str:
-        n = source(name)
-        if n.op == "upsample":
-            d = dtype(n.inputs[0])
-            return "bfloat16" if d == "bfloat8_b" else d
-        return n.plan.dtype
+        return producer(n.inputs[0]) if n.op in ("relu", "concat") else n
 
     for cat in (n for n in graph.nodes if n.op == "concat"):
-        if len({dtype(i) for i in cat.inputs}) == 1:
+        if len({stored_dtype(i, by_name) for i in cat.inputs}) == 1:
             continue
         for i in cat.inputs:
-            p = source(i)
+            p = producer(i)
             if p.plan.dtype == "bfloat8_b" and p.op != "upsample":
                 note = f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 (ttnn.concat needs one dtype)"
                 by_name[p.name] = dataclasses.replace(p, plan=dataclasses.replace(

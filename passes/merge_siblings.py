@@ -32,7 +32,7 @@ from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from passes.conv_sharding import ConvShape, choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
-from passes.dtype_policy import one_dtype_per_concat
+from passes.dtype_policy import one_dtype_per_concat, stored_dtype
 from passes.overrides import Overrides
 from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
@@ -96,8 +96,10 @@ class _Rewrite:
                     " + ".join(n.source for n in m), attrs, params, plan)
 
     def run(self) -> tuple[Graph, Node, list[Node]] | None:
-        merged = self.merged()
         members = {n.name for n in self.members}
+        if members & self.heads:
+            return None
+        merged = self.merged()
         # value name -> (the node that now carries it, its channels' indices in that node's output)
         view: dict[str, tuple[str, list[int]]] = {}
         offset = 0
@@ -108,8 +110,6 @@ class _Rewrite:
         widths = {merged.name: offset}
         new: dict[str, Node] = {}
         readers: list[Node] = []
-        if members & self.heads:
-            return None
         for n in self.graph.nodes:
             if n.name in members or not any(i in view for i in n.inputs):
                 continue
@@ -202,13 +202,14 @@ def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int)
     """A conv at its cheapest legal config with the whole L1, its input arriving where it wants it
     (infinite if nothing fits)."""
     x = nodes[n.inputs[0]]
+    dtype = stored_dtype(x.name, nodes)
     try:
-        conv = choose_conv_config(n, x.out, x.plan.dtype, None, target, budget)
+        conv = choose_conv_config(n, x.out, dtype, None, target, budget)
     except UserError:
         return math.inf
     planned = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
     wants = conv_input_placement(planned, ConvShape.of(n, x.out.shape))
-    return op_cost(n, planned.plan, target, [Operand(x.out.shape, x.plan.dtype, wants)]).total_us
+    return op_cost(n, planned.plan, target, [Operand(x.out.shape, dtype, wants)]).total_us
 
 
 def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
