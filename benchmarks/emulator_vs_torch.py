@@ -23,10 +23,6 @@ import torch
 VARIANT = "panoptic_deeplab"
 
 
-def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1].item()
-
-
 def _model(size: tuple[int, int]):
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
     from converter.model import build_model, load_config
@@ -76,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from converter.trace import trace_model
     from passes.pipeline import plan_graph
     from passes.targets import get_target
+    from runtime.cli import pcc
     from runtime.images import to_model_input
     from runtime.run import load_module, run_module
     from runtime.scenes import street_scene

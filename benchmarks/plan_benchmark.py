@@ -109,24 +109,30 @@ def convert_timings(variant: str) -> tuple[Graph, dict[str, float]]:
     return graph, timings
 
 
-def emulated_pcc(planned: dict[str, Graph], variant: str, model, image: torch.Tensor) -> dict[str, dict[str, float]]:
-    """plan name -> head -> PCC of the plan's generated module on the emulator vs Detectron2 fp32."""
+def emulated_outputs(graph: Graph, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The heads of `graph`'s generated module run on the emulator."""
     import tempfile
 
-    from converter.reference import reference_outputs
-    from runtime.cli import pcc
     from runtime.run import load_module, run_module
     from runtime.weights import host_weights
     from templates.render import render_module
 
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "module.py"
+        write_text(path, render_module(graph, ANCHOR_TARGET))
+        return run_module(load_module(path), host_weights(graph), image, backend="emulator").outputs
+
+
+def emulated_pcc(planned: dict[str, Graph], variant: str, model, image: torch.Tensor) -> dict[str, dict[str, float]]:
+    """plan name -> head -> PCC of the plan's generated module on the emulator vs Detectron2 fp32."""
+    from converter.reference import reference_outputs
+    from runtime.cli import pcc
+
     ref = reference_outputs(model, variant, image)
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, graph in planned.items():
-            path = Path(tmp) / f"{name}.py"
-            write_text(path, render_module(graph, ANCHOR_TARGET))
-            got = run_module(load_module(path), host_weights(graph), image, backend="emulator").outputs
-            out[name] = {head: round(pcc(got[head], ref[head]), 5) for head in ref}
+    for name, graph in planned.items():
+        got = emulated_outputs(graph, image)
+        out[name] = {head: round(pcc(got[head], ref[head]), 5) for head in ref}
     return out
 
 
@@ -147,6 +153,8 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
     model = seeded_model() if with_pcc else None
     for variant in variants:
         graph, timings = convert_timings(variant)
+        if model is not None:  # the same plans (they do not depend on weights), with weights to run them
+            graph = trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE)
         entry: dict = {"pdl_convert": timings, "targets": {}}
         for tname in targets:
             target = get_target(tname)
@@ -164,11 +172,8 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
             if model is not None and tname == ANCHOR_TARGET:
                 image = to_model_input(street_scene(model_lib.DEFAULT_INPUT_SIZE[1], model_lib.DEFAULT_INPUT_SIZE[0],
                                                     seed=1))
-                traced = trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE)
-                weighted = plans(traced, target, handtuned)
-                runnable = {k: g for k, (g, _) in weighted.items() if g and k != "naive"}  # naive keeps BatchNorm
-                for plan_name, scores in emulated_pcc(runnable,
-                                                      variant, model, image).items():
+                runnable = {k: g for k, (g, _) in planned.items() if g and k != "naive"}  # naive keeps BatchNorm
+                for plan_name, scores in emulated_pcc(runnable, variant, model, image).items():
                     rows[plan_name]["emulated_pcc"] = scores
             entry["targets"][tname] = rows
         results["variants"][variant] = entry

@@ -1,5 +1,5 @@
 """The precision experiments behind passes/dtype_policy.py's rules, reproducible: each variant of the
-precision policy is planned for blackhole-20 at 512x1024, run on the emulator with the seeded checkpoint,
+precision policy is planned for the anchor target (blackhole-20) at 512x1024, run on the emulator with the seeded checkpoint,
 and compared with Detectron2 fp32: PCC per head, the share of decided pixels whose semantic class agrees
 (top-2 logit margin >= 0.2 std in the reference) and the modeled latency.
 
@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
-from pathlib import Path
 
 import torch
 
-from plan_benchmark import seeded_model
+from plan_benchmark import ANCHOR_TARGET, emulated_outputs, seeded_model
 
 from converter import model as model_lib
 from converter.reference import reference_outputs
@@ -30,12 +28,8 @@ from passes.pipeline import plan_graph
 from passes.targets import get_target
 from runtime.cli import pcc
 from runtime.images import to_model_input
-from runtime.run import load_module, run_module
 from runtime.scenes import street_scene
-from runtime.weights import host_weights
-from templates.render import render_module
 
-TARGET = "blackhole-20"
 LOFI = {"math_fidelity": "LoFi"}
 HEADS_PREDICTORS = ("sem_seg_head.predictor", "ins_embed_head.center_predictor", "ins_embed_head.offset_predictor")
 # name -> (rules, [(conv name prefixes, pinned fields)]); pins come on top of the rules
@@ -75,19 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     ref = reference_outputs(model, "panoptic_deeplab", image)
     top2 = ref["sem_seg"].topk(2, dim=1).values
     decided = (top2[:, 0] - top2[:, 1]) >= 0.2 * ref["sem_seg"].std()
-    target = get_target(TARGET)
+    target = get_target(ANCHOR_TARGET)
     print(f"{'experiment':26s} {'ms':>7s} {'sem':>8s} {'center':>8s} {'offset':>8s} {'agree':>7s}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.only:
-            rules, pins = EXPERIMENTS[name]
-            planned = plan_graph(graph, target, pins_for(fused, pins), rules=rules)
-            path = Path(tmp) / "module.py"
-            path.write_text(render_module(planned, TARGET))
-            got = run_module(load_module(path), host_weights(planned), image, backend="emulator").outputs
-            scores = [pcc(got[h], ref[h]) for h in ("sem_seg", "center", "offset")]
-            agree = (ref["sem_seg"].argmax(1) == got["sem_seg"].argmax(1))[decided].float().mean().item()
-            print(f"{name:26s} {cost_model.evaluate(planned, target).total_ms:7.2f} "
-                  + " ".join(f"{s:8.5f}" for s in scores) + f" {agree:7.4f}", flush=True)
+    for name in args.only:
+        rules, pins = EXPERIMENTS[name]
+        planned = plan_graph(graph, target, pins_for(fused, pins), rules=rules)
+        got = emulated_outputs(planned, image)
+        scores = [pcc(got[h], ref[h]) for h in ("sem_seg", "center", "offset")]
+        agree = (ref["sem_seg"].argmax(1) == got["sem_seg"].argmax(1))[decided].float().mean().item()
+        print(f"{name:26s} {cost_model.evaluate(planned, target).total_ms:7.2f} "
+              + " ".join(f"{s:8.5f}" for s in scores) + f" {agree:7.4f}", flush=True)
     return 0
 
 
