@@ -44,6 +44,8 @@ class Target:
     clock_ghz: float
     l1_alignment: int
     dram_alignment: int
+    mock_cluster: str = "blackhole-p150"  # runtime/mock_cluster/<name>.yaml: the chip ttnn mocks
+    grid_override: str | None = None  # TT_METAL_CORE_GRID_OVERRIDE_TODEPRECATE ("x-1,y-1") for the grid
     noc_bytes_per_cycle: int = 64  # per NoC, per core (cost model)
     dram_bytes_per_cycle_per_core: int = 33  # what one core's reads pull from DRAM (cost model)
 
@@ -59,10 +61,12 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
-        Target("blackhole-p150", "blackhole", (13, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64),
+        Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
+               grid_override="4,3"),
+        Target("blackhole-p150", "blackhole", (11, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
+               grid_override="10,9"),
         Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32,
-               noc_bytes_per_cycle=32, dram_bytes_per_cycle_per_core=22),
+               mock_cluster="wormhole-n150", noc_bytes_per_cycle=32, dram_bytes_per_cycle_per_core=22),
     )
 }
 DEFAULT_TARGET = "blackhole-20"

@@ -7,9 +7,22 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 stamp="$venv/.pdl2ttnn-setup-stamp"
 want="$(cat "$root/requirements.txt" "$root/requirements.lock" "$root/pyproject.toml" "$root/scripts/setup.sh" \
-        "$root/scripts/install_detectron2.py" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        "$root/scripts/install_detectron2.py" "$root/runtime/ttnn_mock.py" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && command -v riscv64-unknown-elf-ld >/dev/null; then
   exit 0
+fi
+
+# Debian's RISC-V binutils link the kernel stubs that let the real ttnn open a mock device
+# (runtime/ttnn_mock.py): the real-ttnn checks need them.
+if ! command -v riscv64-unknown-elf-ld >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils-riscv64-unknown-elf) >/dev/null \
+      || { echo "setup: apt-get could not install binutils-riscv64-unknown-elf (needed by the real-ttnn checks)" >&2; exit 1; }
+  else
+    echo "setup: binutils-riscv64-unknown-elf is missing: run 'sudo apt-get install binutils-riscv64-unknown-elf'" \
+         "(the real-ttnn checks need it), then run this script again" >&2
+    exit 1
+  fi
 fi
 
 find_python312() {
@@ -31,5 +44,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt" -c "$root/requirements.lock" 2> >(grep -v "is ignored: it is neither" >&2)
 "$venv/bin/python" "$root/scripts/install_detectron2.py" 2> >(grep -v "is ignored: it is neither" >&2)
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+"$venv/bin/python" -m runtime.ttnn_mock build >/dev/null
 echo "$want" > "$stamp"
 echo "setup: environment ready in $((SECONDS - start)) s ($(du -sh "$venv" | cut -f1))"

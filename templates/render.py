@@ -225,7 +225,7 @@ class _Lowering:
         self.var = python_names(graph)
         self.conv_rows: list[tuple[str, list[tuple[str, Any]]]] = []
         self.memory_rows: list[tuple[str, str]] = []
-        self.constants: list[str] = []
+        self.constants: dict[str, tuple[tuple[int, ...], str]] = {}
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
         # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
@@ -325,7 +325,8 @@ class _Lowering:
         op.args["dtype"] = dtype_expr(plan.dtype)
         if node.op == "channel_affine":
             (x,) = self.prepare_inputs(node, op)
-            self.constants += [f"{node.name}.scale", f"{node.name}.shift"]
+            shape = (1, 1, 1, self.shape(node.inputs[0])[1])
+            self.constants.update({f"{node.name}.{k}": (shape, plan.dtype) for k in ("scale", "shift")})
             op.args.update(x=x)
         elif node.op in ("add", "relu", "mul_scalar"):
             ins = self.prepare_inputs(node, op)

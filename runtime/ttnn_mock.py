@@ -1,0 +1,401 @@
+"""The real ttnn 0.81.1 on a MOCK device: ttnn's own host checks judge a generated program.
+
+ttnn opens a mock device when `TT_METAL_MOCK_CLUSTER_DESC_PATH` names a cluster descriptor and a
+RISC-V compiler exists under `$TT_METAL_RUNTIME_ROOT/runtime/sfpi`. We build that runtime root once
+(`build_runtime_root`, called by scripts/setup.sh): symlinks to the installed wheel (never modified)
+plus a stand-in compiler. Firmware is prebuilt in the wheel and matched by the compiler's version
+line, which the stand-in reports as the wheel's firmware was built with; kernels "build" into a
+3-instruction stub linked with the wheel's own linker scripts by Debian's RISC-V binutils. No kernel
+ever runs: ops execute host-side with real addresses, so ttnn's validation (TT_FATAL), its L1
+allocator, out-of-memory and circular-buffer clash checks all apply; numerics do not.
+
+The check runs in a child process (`python -m runtime.ttnn_mock check MODULE`): ttnn reads the
+cluster descriptor and grid override once per process, and opening a device writes `generated/`
+into the current directory, so the child runs in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from types import ModuleType
+
+from converter.errors import UserError
+from passes.targets import Target, get_target
+
+ROOT_FORMAT = 1  # bump when the runtime root's content changes
+BINUTILS_PACKAGE = "binutils-riscv64-unknown-elf"
+_STUB_ASM = """    .section .start,"ax",@progbits
+    .globl _start
+_start:
+    call 1f
+    ret
+1:  ret
+    .data
+    .word 0
+"""
+# Not a compiler: answers tt-metal's version probe, turns compiles into empty objects (with their
+# dependency files) and links the stub with tt-metal's own linker script for each kernel ELF.
+_COMPILER = """#!/bin/bash
+case "$1" in --version) echo "riscv-tt-elf-g++ @IDENT@"; exit 0;; esac
+out=""; dep=""; src=""; compile=0; script=""; js=""; libs=(); args=("$@")
+for ((i=0;i<${#args[@]};i++)); do a="${args[$i]}"
+  case "$a" in -o) out="${args[$((i+1))]}";; -MF) dep="${args[$((i+1))]}";; -c) compile=1;;
+    c++-header) exit 1;; -T*) script="${a#-T}";; -L*) libs+=("$a");;
+    -Wl,--just-symbols=*) js="--just-symbols=${a#-Wl,--just-symbols=}";;
+    *.cc|*.cpp|*.c|*.S) src="$a";; esac; done
+if [ $compile = 1 ]; then : > "$out"; [ -n "$dep" ] && echo "$out: $src" > "$dep"; exit 0; fi
+if [[ "$out" == *.elf && -n "$script" ]]; then
+  exec riscv64-unknown-elf-ld -m elf32lriscv $js "${libs[@]}" -T "$script" --emit-relocs \\
+    -z max-page-size=16 -z common-page-size=16 "@STUB@" -o "$out"
+fi
+echo "riscv-tt-elf-g++ stand-in: unhandled call: $*" >&2; exit 1
+"""
+
+
+def runtime_root() -> Path:
+    """Where the mock runtime root lives: inside the project's virtual environment."""
+    return Path(os.environ.get("PDL2TTNN_TTNN_MOCK_ROOT", Path(sys.prefix) / "ttnn-mock-root"))
+
+
+def _ttnn_package() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("ttnn")
+    if spec is None or spec.origin is None:
+        raise UserError("the real ttnn is not installed: run scripts/setup.sh")
+    return Path(spec.origin).parent
+
+
+def _compiler_ident(package: Path) -> str:
+    """The compiler identity the wheel's prebuilt firmware was built with (its ELF .comment)."""
+    elf = sorted(package.glob("tt_metal/pre-compiled/*/brisc/brisc.elf"))[0]
+    out = subprocess.run(["riscv64-unknown-elf-readelf", "-p", ".comment", str(elf)], check=True,
+                         capture_output=True, text=True).stdout
+    match = re.search(r"GCC: (\(.*)", out)
+    if match is None:
+        raise RuntimeError(f"no compiler identity in {elf}'s .comment section")
+    return match.group(1).strip()
+
+
+def binutils_missing() -> str | None:
+    """A one-line reason when Debian's RISC-V binutils are not on PATH, else None."""
+    for tool in ("riscv64-unknown-elf-as", "riscv64-unknown-elf-ld", "riscv64-unknown-elf-readelf"):
+        if shutil.which(tool) is None:
+            return (f"{tool} not found: install Debian's {BINUTILS_PACKAGE} "
+                    f"(apt-get install {BINUTILS_PACKAGE}; scripts/setup.sh does this as root)")
+    return None
+
+
+def build_runtime_root(root: Path | None = None) -> Path:
+    """Build the mock runtime root (idempotent: returns at once when it is complete)."""
+    root = runtime_root() if root is None else root
+    package = _ttnn_package()
+    stamp = root / "pdl2ttnn-root.json"
+    want = {"format": ROOT_FORMAT, "ttnn": str(package)}
+    if stamp.is_file() and json.loads(stamp.read_text()) == want:
+        return root
+    missing = binutils_missing()
+    if missing:
+        raise UserError(missing)
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "runtime" / "sfpi" / "compiler" / "bin").mkdir(parents=True)
+    (root / "runtime" / "sfpi" / "include").mkdir()
+    for entry in package.iterdir():
+        if entry.name != "runtime":
+            (root / entry.name).symlink_to(entry)
+    (root / "runtime" / "hw").symlink_to(package / "runtime" / "hw")
+    stub = root / "stub"
+    stub.mkdir()
+    (stub / "stub.S").write_text(_STUB_ASM)
+    subprocess.run(["riscv64-unknown-elf-as", "-march=rv32im", "-mabi=ilp32", str(stub / "stub.S"), "-o",
+                    str(stub / "stub.o")], check=True)
+    compiler = root / "runtime" / "sfpi" / "compiler" / "bin" / "riscv-tt-elf-g++"
+    compiler.write_text(_COMPILER.replace("@IDENT@", _compiler_ident(package)).replace("@STUB@", str(stub / "stub.o")))
+    compiler.chmod(0o755)
+    stamp.write_text(json.dumps(want))
+    return root
+
+
+def cluster_descriptor(target: Target) -> str:
+    return str(files("runtime") / "mock_cluster" / f"{target.mock_cluster}.yaml")
+
+
+def mock_env(target: Target) -> dict[str, str]:
+    """The environment a child process needs to open `target` as a mock device."""
+    root = runtime_root()
+    env = {
+        "TT_METAL_MOCK_CLUSTER_DESC_PATH": cluster_descriptor(target),
+        "TT_METAL_RUNTIME_ROOT": f"{root}/",
+        "TT_METAL_CACHE": f"{root}/cache/",
+        "LOGURU_LEVEL": "ERROR",
+        "TT_LOGGER_LEVEL": "error",
+    }
+    if target.grid_override:
+        env["TT_METAL_CORE_GRID_OVERRIDE_TODEPRECATE"] = target.grid_override
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# The check (child side)
+
+
+@dataclass
+class OpUsage:
+    """What real ttnn allocated for one top-level ttnn call of the generated module."""
+
+    line: int  # line in the generated module
+    op: str  # ttnn function name
+    layer: str  # plan name of the layer (from the statement), or the assigned variable
+    cb_per_core: int  # peak static circular-buffer bytes per core (dataflow buffers included)
+    l1_per_core: int  # peak L1 buffer bytes per core the call allocated (outputs, halo, temporaries)
+    peak_per_core: int  # ttnn's peak_total for the call
+
+
+@dataclass
+class CheckResult:
+    module: str
+    target: str
+    mode: str  # "normal" | "no_dispatch"
+    accepted: bool
+    l1_free_per_bank: int = 0  # ttnn.get_memory_view after opening, before any tensor
+    grid: tuple[int, int] = (0, 0)
+    error: str = ""  # ttnn's own message, condensed to its first meaningful line
+    layer: str = ""  # rejected layer
+    line: int = 0  # rejected line of the generated module
+    statement: str = ""
+    ops: list[OpUsage] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def verdict(self) -> str:
+        if self.accepted:
+            return "real ttnn: accepted"
+        return f"real ttnn: REJECTED at {self.layer} (line {self.line}): {self.error}"
+
+
+_FATAL = re.compile(r"(TT_FATAL|TT_THROW)[^\n]*")
+
+
+def condense(message: str) -> str:
+    """ttnn's exception text without its C++ backtrace: the TT_FATAL/TT_THROW line and its info."""
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if _FATAL.search(ln):
+            info = []
+            for x in lines[i + 1:]:
+                if x.startswith("backtrace:") or x.startswith("---"):
+                    break
+                info.append(x)
+            return " ".join([ln, *info])
+    return lines[0] if lines else "unknown error"
+
+
+def _statements(text: str) -> dict[int, tuple[int, str]]:
+    """line -> (first line, text on one line) of the simple statement covering it."""
+    spans: dict[int, tuple[int, str]] = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Assign, ast.Expr, ast.Return)) and node.end_lineno is not None:
+            segment = " ".join(ln.strip() for ln in (ast.get_source_segment(text, node) or "").splitlines())
+            for line in range(node.lineno, node.end_lineno + 1):
+                spans.setdefault(line, (node.lineno, segment))
+    return spans
+
+
+def _layer_of(statement: str, names: set[str]) -> str:
+    for literal in re.findall(r'"([^"]+)"', statement):
+        if literal in names:
+            return literal
+    match = re.match(r"\s*(\w+)\s*=", statement)
+    return match.group(1) if match else statement[:60]
+
+
+def _usage(ttnn: ModuleType, trace) -> tuple[int, int, int]:
+    usage = ttnn.graph.extract_resource_usage_per_core(trace)
+    return int(usage.peak_cb + usage.peak_dataflow_buffer), int(usage.peak_l1), int(usage.peak_total)
+
+
+class _Recorder:
+    """A stand-in for the `ttnn` global of a generated module: every call of a ttnn function runs
+    inside its own graph capture, so each op's real allocations are known by the line calling it."""
+
+    def __init__(self, ttnn: ModuleType, run_mode, module_file: str, names: set[str]):
+        self._ttnn, self._mode, self._file, self._names = ttnn, run_mode, module_file, names
+        self.statements = _statements(Path(module_file).read_text())
+        self.ops: list[OpUsage] = []
+        self.where: tuple[int, str] = (0, "")
+
+    def _caller_line(self) -> int:
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename != self._file:
+            frame = frame.f_back
+        if frame is None:
+            return 0
+        # conv2d layers are called through the module's `conv2d` method: report its caller's line
+        if frame.f_code.co_name == "conv2d" and frame.f_back is not None:
+            frame = frame.f_back
+        return frame.f_lineno
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._ttnn, name)
+        if isinstance(attr, type) or not callable(attr) or name in ("deallocate", "CoreCoord", "CoreRange"):
+            return attr
+
+        def call(*args, **kwargs):
+            line, statement = self.statements.get(self._caller_line(), (0, ""))
+            layer = _layer_of(statement, self._names)
+            self.where = (line, layer)
+            graph = self._ttnn.graph
+            graph.begin_graph_capture(self._mode)
+            try:
+                result = attr(*args, **kwargs)
+            finally:
+                trace = graph.end_graph_capture()
+            cb, l1, peak = _usage(self._ttnn, trace)
+            self.ops.append(OpUsage(line, name, layer, cb, l1, peak))
+            return result
+
+        return call
+
+
+def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, object]:
+    """Host tensors of the right shapes and dtypes (values do not matter: kernels never run)."""
+    import torch
+
+    params: dict[str, object] = {}
+    for name, layer in module.CONV2D.items():
+        weights_dtype = layer["conv_config"].weights_dtype
+        host = ttnn.bfloat16 if weights_dtype == ttnn.bfloat16 else ttnn.float32
+        torch_dtype = torch.bfloat16 if host == ttnn.bfloat16 else torch.float32
+        kh, kw = layer["kernel_size"]
+        shape = (layer["out_channels"], layer["in_channels"] // layer["groups"], kh, kw)
+        params[f"{name}.weight"] = ttnn.from_torch(torch.zeros(shape, dtype=torch_dtype), dtype=host)
+        params[f"{name}.bias"] = ttnn.from_torch(torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype),
+                                                 dtype=host)
+    for name, (shape, dtype) in module.DEVICE_CONSTANTS.items():
+        params[name] = ttnn.from_torch(torch.zeros(shape), dtype=getattr(ttnn, dtype), layout=ttnn.TILE_LAYOUT)
+    return params
+
+
+def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
+    """Child side: open the mock device, build the generated model, run forward once."""
+    import time
+
+    import torch
+
+    from runtime.backend import bind
+    from runtime.run import load_module, model_class, to_device_input
+
+    start = time.perf_counter()
+    module = load_module(module_path)
+    import ttnn
+
+    bind(module, ttnn)
+    result = CheckResult(str(module_path), target.name, mode, accepted=False)
+    device = ttnn.open_device(device_id=0, **module.DEVICE_PARAMS)
+    try:
+        grid = device.compute_with_storage_grid_size()
+        result.grid = (grid.x, grid.y)
+        result.l1_free_per_bank = int(ttnn.get_memory_view(device, ttnn.BufferType.L1).total_bytes_free_per_bank)
+        names = set(module.CONV2D) | set(getattr(module, "OUTPUT_MEMORY", {}))
+        run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
+        model = model_class(module)(device, _placeholder_params(ttnn, module))
+        x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
+        recorder = _Recorder(ttnn, run_mode, module.__file__, names)
+        bind(module, recorder)  # type: ignore[arg-type]
+        try:
+            model.forward(x)
+            result.accepted = True
+        except Exception as exc:  # ttnn raises RuntimeError for TT_FATAL/TT_THROW; report any failure
+            line, layer = recorder.where
+            result.error = condense(str(exc)) if isinstance(exc, RuntimeError) else \
+                f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=-1).splitlines()[-2].strip()})"
+            result.line, result.layer = line, layer
+            result.statement = recorder.statements.get(line, (0, ""))[1]
+        finally:
+            bind(module, ttnn)
+        result.ops = recorder.ops
+    finally:
+        ttnn.close_device(device)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The check (parent side)
+
+
+def run_child(target: Target, argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """`python argv...` in `cwd` with real ttnn set up to open `target` as a mock device."""
+    build_runtime_root()
+    env = {**os.environ, **mock_env(target)}
+    env.pop("PDL2TTNN_BACKEND", None)
+    project = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = project + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def check_module(module_path: Path, target: Target | str, mode: str = "normal",
+                 timeout: float = 1800.0) -> CheckResult:
+    """Run the generated module at `module_path` through real ttnn on a mock `target` device."""
+    target = get_target(target) if isinstance(target, str) else target
+    module_path = Path(module_path).resolve()
+    with tempfile.TemporaryDirectory(prefix="pdl2ttnn-ttnn-") as work:
+        out = Path(work) / "result.json"
+        proc = run_child(target, ["-m", "runtime.ttnn_mock", "check", str(module_path), "--target", target.name,
+                                  "--mode", mode, "--json", str(out)], cwd=Path(work), timeout=timeout)
+        if proc.returncode != 0 or not out.is_file():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            return CheckResult(str(module_path), target.name, mode, accepted=False,
+                               error=f"the real-ttnn check process failed (exit {proc.returncode}): {tail}")
+        raw = json.loads(out.read_text())
+    raw["ops"] = [OpUsage(**op) for op in raw["ops"]]
+    raw["grid"] = tuple(raw["grid"])
+    return CheckResult(**raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.ttnn_mock")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the mock runtime root (idempotent)")
+    check = sub.add_parser("check", help="run a generated module through real ttnn on a mock device")
+    check.add_argument("module", type=Path)
+    check.add_argument("--target", default="blackhole-20")
+    check.add_argument("--mode", choices=("normal", "no_dispatch"), default="normal")
+    check.add_argument("--json", type=Path, help="write the result here (child mode)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            print(build_runtime_root())
+            return 0
+        target = get_target(args.target)
+        if args.json is None:
+            result = check_module(args.module, target, args.mode)
+        else:
+            result = _run_check(args.module, target, args.mode)
+            args.json.write_text(json.dumps(asdict(result)))
+            return 0
+    except UserError as exc:
+        print(f"ttnn_mock: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json is None:
+        print(result.verdict())
+        if result.statement:
+            print(f"  {result.statement}")
+    return 0 if result.accepted else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
