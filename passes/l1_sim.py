@@ -229,28 +229,48 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     def halo(k: int) -> int:
         return cb_model.halo_bytes(**geo, channels=s.in_channels, dtype=x.dtype, num_slices=k)
 
-    sh, sw = par.shard_shape(s.in_rows, s.in_channels)
-    in_shard = staged_input_bytes(sh, sw, x.dtype)
+    return _conv_programs(n.name, s, x, par, cb, halo, out, out_allocs, target, cc)
+
+
+def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, cb, halo, out: TensorState,
+                   out_allocs, target: Target, cc) -> list[Step]:
+    """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
+    the input resharded into a temporary when it is not sharded as the conv runs (a DRAM slice
+    instead, per slice, when sliced); the halo op, which frees that temporary, then `ttnn::move`s its
+    output (free + allocate, so it lands as high as it fits); the conv (or, for 1x1 stride-1 convs,
+    the matmul) with its output always L1-sharded like the conv; a DRAM destination is a copy made
+    afterwards, the sharded output then freed."""
+    out_rows_slice = s.out_rows
+    sliced = cc.slice_type != "L1_FULL"
+    slices = cc.num_slices if sliced else 1
+    sh, sw = par.shard_shape(cdiv(s.in_rows, slices), s.in_channels)
+    in_copy = round_up(staged_input_bytes(sh, sw, x.dtype), 16)
+    needs_copy = sliced or Parallel.of(x.placement) != par
+    orows, ocols = par.shard_shape(cdiv(out_rows_slice, slices), s.out_channels)
+    out_elem = 1088 / 1024 if out.dtype == "bfloat8_b" else cb_model.TILE_BYTES[out.dtype] // (TILE * TILE)
+    conv_out = int(orows * ocols * out_elem)
+    to_dram = sliced or out.placement.buffer == "DRAM"
     config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
-    in_dram = x.placement.buffer == "DRAM"
-    if cc.slice_type == "L1_FULL" and not in_dram:
-        allocs = [config]
-        if Parallel.of(x.placement) != par:
-            allocs.append(Alloc("L1", round_up(in_shard, 16)))
-        if halo(0):
-            allocs.append(Alloc("L1", round_up(halo(0), 16)))
-        return [Program(tuple(allocs) + out_allocs, cb(0), "conv2d")]
-    out_elem = 1 if plan.dtype == "bfloat8_b" else cb_model.TILE_BYTES[plan.dtype] // (TILE * TILE)
-    requested = cc.num_slices if cc.slice_type != "L1_FULL" else 0
-
-    def working_set(k: int) -> Program:
-        orows, ocols = par.shard_shape(cdiv(s.out_rows, k), s.out_channels)
-        temps = [cdiv(in_shard, k), halo(k), orows * ocols * out_elem]
-        return Program((config,) + tuple(Alloc("L1", round_up(t, 16)) for t in temps if t), cb(k),
-                       f"conv2d[{k} slices]")
-
-    return [Program(out_allocs, 0, "conv2d output"),
-            Sliced(tuple(working_set(k) for k in _candidates(requested, s.output_hw[1])))]
+    k = slices if sliced else 0
+    steps: list[Step] = []
+    for _ in range(slices if sliced else 1):
+        tag = f"{name}.input"
+        if needs_copy:
+            steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d input slice" if sliced else "conv2d reshard"))
+        if halo(k):
+            steps += [Program((Alloc("L1", halo(k), f"{name}.halo"),), 0, "halo")]
+            if needs_copy:
+                steps.append(Free(tag))
+            steps += [Free(f"{name}.halo"), Program((Alloc("L1", halo(k), f"{name}.halo"),), 0, "halo move")]
+        result = (Alloc("L1", conv_out, f"{name}.out"),) if to_dram else out_allocs
+        steps.append(Program((config, *result), cb(k), f"conv2d[{k} slices]" if sliced else "conv2d"))
+        if halo(k):
+            steps.append(Free(f"{name}.halo"))
+        elif needs_copy:
+            steps.append(Free(tag))
+        if to_dram:
+            steps.append(Free(f"{name}.out"))
+    return steps
 
 
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
@@ -298,6 +318,7 @@ class L1Sim:
     l1: FreeList = field(init=False)
     small: FreeList = field(init=False)
     addr: dict[str, int] = field(default_factory=dict)
+    log: list[tuple[str, int, int]] | None = None  # ("+"|"-"|"cb", address, bytes) when given a list
     peak: int = 0  # most CB + L1 + L1_SMALL bytes any program needed
     op_peak: int = 0  # the same since the current op began (moves and reallocations included)
 
@@ -312,7 +333,7 @@ class L1Sim:
         new = L1Sim.__new__(L1Sim)
         new.target, new.l1_small_size, new.base = self.target, self.l1_small_size, self.base
         new.l1, new.small, new.addr, new.peak = self.l1.copy(), self.small.copy(), dict(self.addr), self.peak
-        new.op_peak = self.op_peak
+        new.op_peak, new.log = self.op_peak, None
         return new
 
     # --- buffers -------------------------------------------------------------------------------
@@ -323,7 +344,14 @@ class L1Sim:
             largest = max((length for _, length in free.free_blocks()), default=0)
             raise DoesNotFit(f"{what}: no free block of {size} B (largest {largest} B, "
                              f"allocated {free.allocated} B)")
+        if self.log is not None and free is self.l1:
+            self.log.append(("+", addr, size))
         return addr
+
+    def _release(self, free: FreeList, addr: int) -> None:
+        if self.log is not None and free is self.l1:
+            self.log.append(("-", addr, free.sizes[addr]))
+        free.release(addr)
 
     def alloc(self, name: str, size: int) -> None:
         """A tensor made by a data-movement program (a copy, a layout change): recorded like one."""
@@ -333,7 +361,7 @@ class L1Sim:
 
     def free(self, name: str) -> None:
         if name in self.addr:
-            self.l1.release(self.addr.pop(name))
+            self._release(self.l1, self.addr.pop(name))
 
     def move(self, name: str, size: int) -> None:
         """A move (to_memory_config, to_layout replacing its source): the new copy first, then the old freed."""
@@ -342,7 +370,7 @@ class L1Sim:
             self.addr[name] = self._alloc(self.l1, size, name)
         self._record(0)
         if old is not None:
-            self.l1.release(old)
+            self._release(self.l1, old)
 
     def reallocate(self, name: str) -> None:
         """ttnn.reallocate: free, then allocate again (top-down, so it lands as high as it fits)."""
@@ -382,6 +410,8 @@ class L1Sim:
                     except DoesNotFit as err:
                         failure = err
                         continue
+                    if self.log is not None:
+                        self.log.append(("sliced", program.label, 0))
                     self.l1, self.small, self.addr = trial.l1, trial.small, trial.addr
                     peak = max(peak, used)
                     break
@@ -405,8 +435,10 @@ class L1Sim:
         if end > self.target.l1_bytes_per_core or (lowest is not None and end > lowest):
             raise DoesNotFit(f"{p.label}: circular buffers end at {end}, L1 buffer at {lowest}")
         used = self._record(p.cb)
+        if self.log is not None:
+            self.log.append(("cb", end, p.cb))
         for free, addr in temps:
-            free.release(addr)
+            self._release(free, addr)
         return used
 
 

@@ -3,8 +3,10 @@
 Sources (ttnn 0.81.1 wheel data files, read offline; see shared/reference/ttnn-0.81.1-api-facts.md §3):
 - L1 per Tensix core: soc descriptors `worker_l1_size` (blackhole_140_arch.yaml 1572864 B,
   wormhole_b0_80_arch.yaml 1499136 B).
-- Allocatable ("unreserved") L1 per core: HAL `get_max_worker_l1_unreserved_size()` under the mock
-  cluster (Blackhole 1531776 B, Wormhole 1463968 B); the rest holds firmware and kernel config.
+- Allocatable L1 per core: the L1 bank of real ttnn's allocator on the mock device,
+  `ttnn.get_memory_view(device, ttnn.BufferType.L1).total_bytes_per_bank` with `l1_small_size=0`
+  (Blackhole 1461120 B, Wormhole 1393312 B; tests/test_ttnn_mock.py reads them again). The bank
+  ends at the top of L1 and circular buffers start at its bottom; L1_SMALL is carved from its top.
 - Compute grid: core descriptors `compute_with_storage_grid_range` (Blackhole unharvested with
   tensix dispatch 13x10; Wormhole n150 8x8). `blackhole-20` is the 5x4 sub-grid the hand-written
   tt-metal Panoptic-DeepLab was tuned on.
@@ -37,7 +39,7 @@ class Target:
     arch: str  # "blackhole" | "wormhole_b0"
     grid: tuple[int, int]  # compute grid (x, y)
     l1_bytes_per_core: int  # physical L1 per Tensix core
-    l1_unreserved_per_core: int  # what ttnn's allocator may hand out per core (before l1_small)
+    l1_unreserved_per_core: int  # the L1 bank ttnn's allocator hands out per core (before l1_small)
     dram_bytes: int
     dram_banks: int
     dram_bw_gbs: float  # GB/s, whole chip
@@ -61,11 +63,11 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("blackhole-20", "blackhole", (5, 4), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
+        Target("blackhole-20", "blackhole", (5, 4), 1572864, 1461120, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
                grid_override="4,3"),
-        Target("blackhole-p150", "blackhole", (11, 10), 1572864, 1531776, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
+        Target("blackhole-p150", "blackhole", (11, 10), 1572864, 1461120, 8 * 4278190080, 8, 512.0, 1.35, 16, 64,
                grid_override="10,9"),
-        Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1463968, 12 * 2**30, 12, 288.0, 1.0, 16, 32,
+        Target("wormhole-n150", "wormhole_b0", (8, 8), 1499136, 1393312, 12 * 2**30, 12, 288.0, 1.0, 16, 32,
                mock_cluster="wormhole-n150", noc_bytes_per_cycle=32, dram_bytes_per_cycle_per_core=22),
     )
 }

@@ -24,6 +24,7 @@ from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.report import PlanReport
+from runtime.ttnn_mock import CheckResult
 
 DEFAULT_OUT = Path("generated")
 PCC_FLOOR = 0.99
@@ -54,6 +55,7 @@ class Converted:
     report: PlanReport
     graph: Graph  # the planned graph (its nodes hold the weights the module reads)
     seconds: dict[str, float]  # wall time per step
+    check: CheckResult | None = None  # real ttnn's verdict on the module (runtime/ttnn_mock.py)
 
     def outputs(self) -> dict[str, bytes]:
         """Every file of this variant as bytes, by name."""
@@ -83,8 +85,9 @@ def variant_overrides(overrides: Overrides | None, variant: str) -> Overrides | 
 
 def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
             model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-            precision: str = "accurate") -> Converted:
-    """Trace, plan and render one variant: the module, its plan report and plots (nothing written)."""
+            precision: str = "accurate", ttnn_check: bool = False) -> Converted:
+    """Trace, plan and render one variant: the module, its plan report and plots (nothing written).
+    With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
     from converter.model import load_config
     from converter.trace import trace_model
     from passes.pipeline import plan_graph_timed
@@ -103,11 +106,26 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
         graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant), rules=PRECISIONS[precision])
     with progress.step(f"{variant}: rendering the TTNN module", seconds, "render"):
         module = render_module(graph, target)
+    check = None
+    if ttnn_check:
+        with progress.step(f"{variant}: real ttnn on a mock {target.name} device", seconds, "ttnn"):
+            check = check_text(variant, module, target)
     with progress.step(f"{variant}: plan report and plots", seconds, "report"):
-        report = build_report(graph, target)
+        report = build_report(graph, target, check=check)
         files = {f"{variant}.py": module, f"{variant}.plan.md": render_markdown(report)}
         plots = render_plots(report)
-    return Converted(variant, files, plots, report, graph, seconds)
+    return Converted(variant, files, plots, report, graph, seconds, check)
+
+
+def check_text(variant: str, module: str, target) -> CheckResult:
+    """Real ttnn's verdict on a module that exists only as text (written to a temporary file)."""
+    from converter.atomic import write_text
+    from runtime.ttnn_mock import check_module
+
+    with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
+        path = Path(tmp) / f"{variant}.py"
+        write_text(path, module)
+        return check_module(path, target)
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
@@ -227,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also run each generated module (on a device if one opens, else the host emulator) "
                         f"and Detectron2's fp32 forward on one seeded image; print PCC per head; exit 1 below "
                         f"{PCC_FLOOR}. Slow: about a minute at 512x1024")
+    p.add_argument("--ttnn-check", action=argparse.BooleanOptionalAction, default=True,
+                   help="run each generated module through the real ttnn 0.81.1 on a mock device of the target "
+                        "(its validation, allocator and circular-buffer checks; no numerics) and report the "
+                        "verdict and its L1 per op; exit 1 if ttnn rejects it (default: on; a few seconds)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
     return p
@@ -314,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         model = _load_model(args, size, progress, setup, Path(tmp))
         # Everything is rendered before anything is written: a failure leaves --out untouched.
         converted = [convert(v, args.target, size, model=model, overrides=overrides, progress=progress,
-                             precision=args.precision) for v in variants]
+                             precision=args.precision, ttnn_check=args.ttnn_check) for v in variants]
         status = EXIT_OK
         if args.check:
             for c in converted:
@@ -332,6 +354,13 @@ def run(args: argparse.Namespace) -> int:
         for c in converted:
             print(_summary(c, args.out, state, size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
+    for c in converted:
+        if c.check is not None:
+            print(f"{c.variant}: {c.check.verdict()}")
+            if not c.check.accepted:
+                if c.check.statement:
+                    print(f"  {c.check.statement}")
+                status = EXIT_FAILED
     for v in results:
         print(v.line())
         if not v.passed:

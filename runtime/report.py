@@ -27,6 +27,7 @@ from passes.plan import Placement
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
+from runtime.ttnn_mock import CheckResult
 
 # Detectron2 submodules whose nodes report to the head they feed (predictor convs belong to their head).
 _PREDICTOR_STAGE = {"predictor": "head", "center_predictor": "center_head", "offset_predictor": "offset_head"}
@@ -52,6 +53,7 @@ class LayerRow:
     l1_live_per_core: int  # live tensors in L1 while the op runs (inputs after moves + output)
     time_us: float  # cost model
     dram_bytes: int  # cost model (reshards and spills included)
+    l1_real_per_core: int | None = None  # real ttnn's peak for the op and its moves (None: not checked)
 
     @property
     def l1_transient_per_core(self) -> int:
@@ -83,6 +85,7 @@ class PlanReport:
     activation_bytes_in_l1: int
     spills: int
     cost: dict[str, float | int | str]  # cost_model.PlanCost.summary()
+    real_ttnn: str = "real ttnn: not checked"  # the verdict of runtime/ttnn_mock.py on this module
 
     @property
     def latency_ms(self) -> float:
@@ -139,8 +142,25 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
     return out
 
 
-def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> PlanReport:
-    """The report data of a planned graph (every node carries its OpPlan)."""
+def real_peaks(check: CheckResult, names: set[str]) -> dict[str, int]:
+    """Real ttnn's peak per planned op: each ttnn call joins the layer its statement names; the
+    moves and reallocations before an op (statements naming no layer) join that op."""
+    peaks: dict[str, int] = {}
+    pending = 0
+    for op in check.ops:
+        if op.layer in names:
+            peaks[op.layer] = max(peaks.get(op.layer, 0), pending, op.total_peak)
+            pending = 0
+        else:
+            pending = max(pending, op.total_peak)
+    return peaks
+
+
+def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
+                 check: CheckResult | None = None) -> PlanReport:
+    """The report data of a planned graph (every node carries its OpPlan), with real ttnn's verdict
+    and per-op peaks when the module was checked (runtime/ttnn_mock.py)."""
+    real = real_peaks(check, {n.name for n in graph}) if check is not None else {}
     summary = summarize(graph, target, l1_small_size)
     cost = cost_model.evaluate(graph, target)
     costs = {r.name: r.cost for r in cost.rows}
@@ -152,14 +172,16 @@ def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_S
             continue
         stage = stage_of(n.source) or stage
         c = costs[n.name]
-        layers.append(LayerRow(len(layers), stage, plan_rows[n.name], live[n.name], c.total_us, c.dram_bytes))
+        layers.append(LayerRow(len(layers), stage, plan_rows[n.name], live[n.name], c.total_us, c.dram_bytes,
+                               real.get(n.name) if check is not None else None))
     image = next(n for n in graph if n.op == "input").out.shape  # 1x3xHxW
     return PlanReport(
         variant=graph.meta.get("variant", ""), target=target.name, input_size=(image[2], image[3]),
         config=graph.meta.get("config", ""), budget_per_core=summary.budget_per_core, layers=tuple(layers),
         nodes=len(graph), convs=sum(n.op == "conv2d" for n in graph), l1_peak_per_core=summary.l1_peak_per_core,
         activation_bytes=summary.activation_bytes, activation_bytes_in_l1=summary.activation_bytes_in_l1,
-        spills=summary.spills, cost=cost.summary())
+        spills=summary.spills, cost=cost.summary(),
+        real_ttnn=check.verdict() if check is not None else "real ttnn: not checked")
 
 
 # --- plots -------------------------------------------------------------------------------------
@@ -294,7 +316,8 @@ def render_markdown(report: PlanReport) -> str:
         f"({100 * report.l1_peak_per_core / report.budget_per_core:.1f}%)",
         f"- activation bytes kept in L1: {report.activation_bytes_in_l1} of {report.activation_bytes} "
         f"({100 * report.activation_bytes_in_l1 / max(report.activation_bytes, 1):.1f}%)",
-        f"- DRAM traffic: {report.dram_bytes} B; spills to DRAM: {report.spills}", "",
+        f"- DRAM traffic: {report.dram_bytes} B; spills to DRAM: {report.spills}",
+        f"- {report.real_ttnn} (ttnn 0.81.1 on a mock device, NORMAL graph capture)", "",
     ]
     for key, name in plot_names(report.variant).items():
         lines += [f"## {_PLOT_TITLES[key]}", "", f"![{_PLOT_TITLES[key]}]({name})", ""]
@@ -306,13 +329,15 @@ def render_markdown(report: PlanReport) -> str:
     lines += ["", "## Layers", "",
               "L1 columns are bytes per core: live tensors while the op runs, the op's own working set "
               "(circular buffers, halo, move copies), and their sum, the peak the planner checked against "
-              "the budget.", ""]
+              "the budget; \"L1 real\" is real ttnn's peak for the op and its moves (live buffers and its "
+              "own allocations, L1 and L1_SMALL), \"-\" where the program was not checked or stopped before.", ""]
     lines += _table(
         ("#", "name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
-         "L1 live", "L1 CBs", "L1 peak", "DRAM bytes", "time (us)"),
+         "L1 live", "L1 CBs", "L1 peak", "L1 real", "DRAM bytes", "time (us)"),
         [(r.index, r.plan.name, r.plan.source, r.plan.op, r.plan.sharding, r.plan.slicing, r.plan.output_memory,
           r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
-          r.plan.l1_peak_per_core, r.dram_bytes, f"{r.time_us:.1f}") for r in report.layers])
+          r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
+          f"{r.time_us:.1f}") for r in report.layers])
     rungs = [(r.plan.name, r.plan.rung) for r in report.layers if r.plan.rung]
     if rungs:
         lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]

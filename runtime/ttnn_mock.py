@@ -162,6 +162,12 @@ class OpUsage:
     cb_per_core: int  # peak static circular-buffer bytes per core (dataflow buffers included)
     l1_per_core: int  # peak L1 buffer bytes per core the call allocated (outputs, halo, temporaries)
     peak_per_core: int  # ttnn's peak_total for the call
+    live_before: int  # L1 + L1_SMALL bytes per bank allocated when the call began
+
+    @property
+    def total_peak(self) -> int:
+        """What the call needed per core at its peak: what was live, plus its own peak."""
+        return self.live_before + self.peak_per_core
 
 
 @dataclass
@@ -230,8 +236,8 @@ class _Recorder:
     """A stand-in for the `ttnn` global of a generated module: every call of a ttnn function runs
     inside its own graph capture, so each op's real allocations are known by the line calling it."""
 
-    def __init__(self, ttnn: ModuleType, run_mode, module_file: str, names: set[str]):
-        self._ttnn, self._mode, self._file, self._names = ttnn, run_mode, module_file, names
+    def __init__(self, ttnn: ModuleType, device, run_mode, module_file: str, names: set[str]):
+        self._ttnn, self._device, self._mode, self._file, self._names = ttnn, device, run_mode, module_file, names
         self.statements = _statements(Path(module_file).read_text())
         self.ops: list[OpUsage] = []
         self.where: tuple[int, str] = (0, "")
@@ -256,14 +262,17 @@ class _Recorder:
             line, statement = self.statements.get(self._caller_line(), (0, ""))
             layer = _layer_of(statement, self._names)
             self.where = (line, layer)
-            graph = self._ttnn.graph
+            ttnn = self._ttnn
+            live = sum(int(ttnn.get_memory_view(self._device, kind).total_bytes_allocated_per_bank)
+                       for kind in (ttnn.BufferType.L1, ttnn.BufferType.L1_SMALL))
+            graph = ttnn.graph
             graph.begin_graph_capture(self._mode)
             try:
                 result = attr(*args, **kwargs)
             finally:
                 trace = graph.end_graph_capture()
             cb, l1, peak = _usage(self._ttnn, trace)
-            self.ops.append(OpUsage(line, name, layer, cb, l1, peak))
+            self.ops.append(OpUsage(line, name, layer, cb, l1, peak, live))
             return result
 
         return call
@@ -312,7 +321,7 @@ def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
         run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
         model = model_class(module)(device, _placeholder_params(ttnn, module))
         x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
-        recorder = _Recorder(ttnn, run_mode, module.__file__, names)
+        recorder = _Recorder(ttnn, device, run_mode, module.__file__, names)
         bind(module, recorder)  # type: ignore[arg-type]
         try:
             model.forward(x)

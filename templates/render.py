@@ -194,7 +194,9 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tup
         # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
         config += [("core_grid", f"cores(grid={tuple(cc.grid)}, count={cc.num_cores})"),
                    ("override_sharding_config", "True")]
-    slice_expr = "None" if cc.slice_type == "L1_FULL" else slice_config_expr(cc.slice_type, cc.num_slices)
+    # L1_FULL said explicitly: with None, ttnn slices a DRAM-input conv by its own estimate
+    slice_expr = "ttnn.Conv2dL1FullSliceConfig" if cc.slice_type == "L1_FULL" else \
+        slice_config_expr(cc.slice_type, cc.num_slices)
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
