@@ -51,8 +51,14 @@ def test_help_explains_every_option() -> None:
     result = pdl_convert("--help")
     assert result.returncode == 0
     for option in ("--config", "--weights", "--variant", "--target", "--input-size", "--overrides", "--precision", "--out",
-                   "--check", "--verify", "--quiet", "blackhole-20", "wormhole-n150", "exit status"):
+                   "--check", "--verify", "--ttnn-check", "--quiet", "blackhole-20", "wormhole-n150", "exit status"):
         assert option in result.stdout, option
+
+
+def test_real_ttnn_verdict_in_summary_and_report(converted) -> None:
+    out, result = converted
+    assert f"{DL3}: real ttnn: accepted" in result.stdout, result.stdout + result.stderr
+    assert "- real ttnn: accepted (ttnn 0.81.1 on a mock device" in (out / f"{DL3}.plan.md").read_text()
 
 
 def test_writes_module_report_and_plots(converted) -> None:
