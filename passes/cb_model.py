@@ -53,6 +53,14 @@ def conv_output_hw(input_hw: tuple[int, int], kernel_size: tuple[int, int], stri
     )
 
 
+def runs_as_matmul(kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                   dilation: tuple[int, int], groups: int) -> bool:
+    """ttnn.conv2d runs a 1x1, stride-1, unpadded dense conv as a matmul (conv2d.cpp's
+    use_matmul_for_1x1_conv): no halo, other circular buffers, and always a TILE output."""
+    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pair(padding) == (0, 0)
+            and _pair(dilation) == (1, 1) and groups == 1)
+
+
 def core_split(shard_layout: str, grid: tuple[int, int], num_cores: int) -> tuple[int, int]:
     """(cores along N*H*W, cores along channels) of a sharding."""
     if shard_layout == "HEIGHT_SHARDED":

@@ -289,7 +289,7 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
                                    **par.geometry())
 
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
-    slices = n.plan.pool_slices
+    slices = n.plan.slices
     sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
     if not sliced:
         temps = (Alloc("L1", round_up(halo(0), 16)),) if halo(0) else ()

@@ -6,7 +6,7 @@ the code generator emits exactly what is recorded here. The rules follow what tt
 - upsample reads ROW_MAJOR (its output keeps its input's layout);
 - elementwise ops (add, multiply, relu) read TILE; concat needs all inputs in one layout;
 - convs read either; a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
-  is an upsample or a concat, its dtype has a ROW_MAJOR form (no bfloat8_b), and its rows fill whole
+  is an upsample or a concat, it is not run as a matmul (1x1 convs ignore output_layout), its dtype has a ROW_MAJOR form (no bfloat8_b), and its rows fill whole
   tiles: a ROW_MAJOR tensor's physical height is its row count, and width/block shards must match it
   (a 1x1-spatial ASPP pooling output has 1 row, its shards 32);
 - pools and global average pooling write TILE; the model input is ROW_MAJOR when only convs read it.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-from passes.cb_model import TILE as TILE_ROWS, round_up
+from passes.cb_model import TILE as TILE_ROWS, round_up, runs_as_matmul
 from passes.plan import Placement
 from passes.shards import rows_cols
 
@@ -37,7 +37,9 @@ def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]
     if n.op == "conv2d":
         readers = [by_name[u].op for u in users[n.name]]
         rows, cols = rows_cols(n.out)
-        row_major = (readers and all(op in ("upsample", "concat") for op in readers)
+        a = n.attrs
+        matmul = runs_as_matmul(a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["groups"])
+        row_major = (readers and all(op in ("upsample", "concat") for op in readers) and not matmul
                      and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
                      and (n.plan.conv.shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
         return ROW_MAJOR if row_major else TILE

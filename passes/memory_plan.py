@@ -75,7 +75,7 @@ class Mode:
     wants: tuple[Placement | None, ...]  # per input; None = wherever it is
     output: Placement
     why: str
-    pool_slices: tuple[str, int] | None = None
+    slices: tuple[str, int] | None = None
 
 
 class _Planner:
@@ -135,8 +135,9 @@ class _Planner:
                     Mode((DRAM,), DRAM, "eltwise in DRAM")]
         if n.op == "upsample":
             p_in = self.height(ins[0])
-            why = "bilinear upsample needs HEIGHT_SHARDED L1 input" if n.attrs["mode"] == "bilinear" else "upsample"
-            return [Mode((p_in,), out_h, why), Mode((p_in,), DRAM, why + ", output to DRAM")]
+            if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
+                return [Mode((p_in,), out_h, "bilinear upsample on height shards")]
+            return [Mode((p_in,), out_h, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
         if n.op == "concat":
             return [Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
                     Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM")]
@@ -182,7 +183,7 @@ class _Planner:
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
         return dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
                                    reallocate_before=reallocs, deallocate_after=self._dead(i, n),
-                                   pool_slices=mode.pool_slices)
+                                   slices=mode.slices)
 
     def _simulate(self, n: Node, plan: OpPlan, spilled: set[str], reallocs: tuple[str, ...]) -> Trial | None:
         sim, live = self.sim.copy(), dict(self.live)
@@ -338,7 +339,7 @@ class _Planner:
         plan = dataclasses.replace(
             n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
             reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
-            pool_slices=mode.pool_slices,
+            slices=mode.slices,
             notes=n.plan.notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)
 

@@ -73,7 +73,7 @@ class OpPlan:
     spill_before: tuple[tuple[str, Placement], ...] = ()
     # Added by memory planning (additive): (slice type, num slices) when a max/avg pool runs with
     # `dram_slice_config` (input and output in DRAM), else None.
-    pool_slices: tuple[str, int] | None = None
+    slices: tuple[str, int] | None = None
     # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
     # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
     layout: str = "TILE"

@@ -51,8 +51,8 @@ def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMAL
         slicing = ""
         if c is not None:
             slicing = c.slice_type + (f" x{c.num_slices}" if c.num_slices else "")
-        elif p.pool_slices:
-            slicing = f"{p.pool_slices[0]} x{p.pool_slices[1]}"
+        elif p.slices:
+            slicing = f"{p.slices[0]} x{p.slices[1]}"
         rows.append(OpRow(n.name, n.source, n.op, c.shard_layout if c else p.output.layout, slicing,
                           c.rung if c else "", f"{p.output.buffer} {p.output.layout}", p.dtype,
                           p.weights_dtype or "", p.math_fidelity if c else "", p.l1_peak_per_core, p.dram_bytes))

@@ -366,8 +366,8 @@ class _Lowering:
             if plan.output.sharded and not self.input_placement(node).sharded:  # type: ignore[union-attr]
                 # an interleaved input is sharded by the pool itself, as planned for its output
                 kwargs.append(("applied_shard_scheme", f"ttnn.TensorMemoryLayout.{plan.output.layout}"))  # type: ignore[union-attr]
-            if plan.pool_slices is not None:
-                kwargs.append(("dram_slice_config", slice_config_expr(*plan.pool_slices)))
+            if plan.slices is not None:
+                kwargs.append(("dram_slice_config", slice_config_expr(*plan.slices)))
             kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
             op.args.update(x=x, kwargs=kwargs)
         elif node.op == "global_avg_pool2d":
@@ -440,6 +440,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
+    """A node's NCHW shape as the model defines it (passes/pad_channels.py may widen C on the device)."""
+    n, c, *hw = graph.node(name).out.shape
+    return (n, graph.meta.get("logical_channels", {}).get(name, c), *hw)
+
+
 def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
     """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
@@ -458,9 +464,9 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         input_layout=layout_expr(input_plan.layout),
         input_memory_config=memory_config_expr(input_plan.output),  # type: ignore[arg-type]
         device_params=device_params,
-        output_shapes={h: tuple(graph.node(n).out.shape) for h, n in graph.outputs.items()},
+        output_shapes={h: logical_shape(graph, n) for h, n in graph.outputs.items()},
         outputs=outputs,
-        taps={t: (n, tuple(graph.node(n).out.shape)) for t, n in sorted(dict(graph.meta.get("taps", {})).items())},
+        taps={t: (n, logical_shape(graph, n)) for t, n in sorted(dict(graph.meta.get("taps", {})).items())},
         conv_rows=lowering.conv_rows,
         memory_rows=lowering.memory_rows,
         constants=lowering.constants,
