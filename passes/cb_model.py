@@ -4,15 +4,12 @@ Pure functions of geometry and config, keyword-only, plain types (ints, tuples, 
 passes/plan.py). Shared by conv sharding, memory planning and the device emulator, so the planner
 and the emulator agree on what an op costs.
 
-Modelled on tt-metal's conv2d program factory (`get_cb_info` in conv2d_op_program_factory_common.cpp
-and `determine_per_core_conv_block_config` in conv2d_utils.cpp). Approximate but conservative:
-- Circular buffers that ttnn backs with a tensor's own buffer ("globally allocated": the sharded
-  input/halo output, the output, matmul partials when they share the output dtype, the reader
-  indices that live in L1_SMALL) are not counted here; the caller counts those tensors.
-- Every conv is assumed to have a bias; the split reader and ACT/ACT_TILIZED overlap optimisations
-  are ignored (both only shrink ttnn's real usage); input channels are padded to 32 per core.
-- The generated code must emit `packer_l1_acc=False` and `output_layout=TILE` (the defaults): then
-  matmul partials alias the output buffer, as this model assumes.
+conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
+exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
+layout the planner emits. DRAM-sliced convs are NOT exact yet (the per-slice geometry is the whole
+conv's divided by num_slices). Circular buffers that ttnn backs with a tensor's own buffer are not
+counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
+approximations.
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
@@ -331,3 +328,29 @@ def eltwise_cb_bytes(*, num_inputs: int, sharded: bool, dtype: str) -> int:
     if sharded:
         return 0
     return 2 * (num_inputs + 1) * TILE_BYTES[dtype]
+
+
+def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+                   kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                   dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+                   num_cores: int, act_block_h: int, act_block_w_div: int, output_dtype: str,
+                   num_slices: int, output_layout: str = "TILE", **_: object) -> str | None:
+    """Why ttnn 0.81.1 rejects (or crashes on) this conv config, or None. Rules seen while sampling
+    real ttnn (tests/test_l1_model_conv.py checks each rule only fires where real ttnn rejects)."""
+    if output_layout == "ROW_MAJOR" and output_dtype == "bfloat8_b":
+        return "a row-major output cannot be bfloat8_b (TILE only for BFLOAT8_B)"
+    if act_block_w_div > 1:
+        return "act_block_w_div > 1: ttnn 0.81.1 crashes (SIGFPE in to_weight_tile_layout) or rejects it"
+    matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                            shard_layout=shard_layout, groups=groups)
+    k_tiles = cdiv(in_channels, TILE)
+    if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0] and k_tiles < 2 * grid[0]:
+        return f"block-sharded 1x1 matmul: K {k_tiles} tiles over {grid[0]} cores does not match the weights' K"
+    if shard_layout == "WIDTH_SHARDED" and act_block_h > 0:
+        b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
+                        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                        shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=0,
+                        act_block_w_div=act_block_w_div, num_slices=num_slices)
+        if b.out_h_ntiles % (act_block_h // TILE):
+            return f"width sharding: act_block_h {act_block_h} must divide the output height ({b.out_h_ntiles} tiles)"
+    return None

@@ -217,17 +217,20 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     geo = dict(batch=s.batch, input_hw=s.input_hw, kernel_size=_pair(s.kernel_size), stride=_pair(s.stride),
                padding=_pair(s.padding), dilation=_pair(s.dilation), **par.geometry())
 
-    def cb(k: int) -> int:
-        return cb_model.conv2d_cb_bytes(
+    def l1(k: int) -> cb_model.ConvL1:
+        return cb_model.conv2d_l1(
             **geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
             act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
             weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
             enable_act_double_buffer=cc.enable_act_double_buffer,
             enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
-            num_slices=k)
+            num_slices=k, device_grid=target.grid, output_layout=plan.layout, slice_type=cc.slice_type)
+
+    def cb(k: int) -> int:
+        return l1(k).cb
 
     def halo(k: int) -> int:
-        return cb_model.halo_bytes(**geo, channels=s.in_channels, dtype=x.dtype, num_slices=k)
+        return l1(k).halo
 
     sh, sw = par.shard_shape(s.in_rows, s.in_channels)
     in_shard = staged_input_bytes(sh, sw, x.dtype)
@@ -240,12 +243,10 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
         if halo(0):
             allocs.append(Alloc("L1", round_up(halo(0), 16)))
         return [Program(tuple(allocs) + out_allocs, cb(0), "conv2d")]
-    out_elem = 1 if plan.dtype == "bfloat8_b" else cb_model.TILE_BYTES[plan.dtype] // (TILE * TILE)
     requested = cc.num_slices if cc.slice_type != "L1_FULL" else 0
 
     def working_set(k: int) -> Program:
-        orows, ocols = par.shard_shape(cdiv(s.out_rows, k), s.out_channels)
-        temps = [cdiv(in_shard, k), halo(k), orows * ocols * out_elem]
+        temps = [cdiv(in_shard, k), halo(k), l1(k).output]
         return Program((config,) + tuple(Alloc("L1", round_up(t, 16)) for t in temps if t), cb(k),
                        f"conv2d[{k} slices]")
 
