@@ -4,15 +4,12 @@ Pure functions of geometry and config, keyword-only, plain types (ints, tuples, 
 passes/plan.py). Shared by conv sharding, memory planning and the device emulator, so the planner
 and the emulator agree on what an op costs.
 
-Modelled on tt-metal's conv2d program factory (`get_cb_info` in conv2d_op_program_factory_common.cpp
-and `determine_per_core_conv_block_config` in conv2d_utils.cpp). Approximate but conservative:
-- Circular buffers that ttnn backs with a tensor's own buffer ("globally allocated": the sharded
-  input/halo output, the output, matmul partials when they share the output dtype, the reader
-  indices that live in L1_SMALL) are not counted here; the caller counts those tensors.
-- Every conv is assumed to have a bias; the split reader and ACT/ACT_TILIZED overlap optimisations
-  are ignored (both only shrink ttnn's real usage); input channels are padded to 32 per core.
-- The generated code must emit `packer_l1_acc=False` and `output_layout=TILE` (the defaults): then
-  matmul partials alias the output buffer, as this model assumes.
+conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
+exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
+layout the planner emits. DRAM-sliced convs are NOT exact yet (the per-slice geometry is the whole
+conv's divided by num_slices). Circular buffers that ttnn backs with a tensor's own buffer are not
+counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
+approximations.
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
@@ -82,22 +79,49 @@ class ConvBlocks:
     act_block_w_ntiles: int
     weight_h_ntiles: int  # rows of the whole weight matrix (C_in*kh*kw) / 32
     in_channels_per_core: int  # padded
+    cores_c_out: int  # cores across the output channels
+
+
+def divisor_with_padding(num: int, start: int) -> int:
+    """ttnn's find_closest_largest_divisor_with_num_padding: the largest d <= start that splits
+    `num` with less than one share of padding."""
+    d = start
+    while d > 1 and round_up(num, d) - num >= round_up(num, d) // d:
+        d -= 1
+    return d
+
+
+def output_cores_c(*, shard_layout: str, grid: tuple[int, int], num_cores: int, out_channels: int,
+                   device_grid: tuple[int, int], matmul: bool) -> int:
+    """Cores across the output channels: ttnn re-derives them from the device grid for block and
+    width sharded convs (determine_output_parallel_config), not from the conv's core grid."""
+    if matmul or shard_layout == "HEIGHT_SHARDED":
+        return core_split(shard_layout, grid, num_cores)[1]
+    if shard_layout == "BLOCK_SHARDED":
+        return divisor_with_padding(cdiv(out_channels, TILE), device_grid[0])
+    return divisor_with_padding(cdiv(out_channels, TILE), device_grid[0] * device_grid[1])
 
 
 def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
                 kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                 dilation: tuple[int, int], shard_layout: str, grid: tuple[int, int], num_cores: int,
-                act_block_h: int, act_block_w_div: int, num_slices: int) -> ConvBlocks:
+                act_block_h: int, act_block_w_div: int, num_slices: int,
+                device_grid: tuple[int, int] | None = None, matmul: bool = False) -> ConvBlocks:
+    """`device_grid` (the target's compute grid, default `grid`) decides the output channel split."""
     kh, kw = _pair(kernel_size)
     out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation))
     cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
+    cores_c_out = output_cores_c(shard_layout=shard_layout, grid=grid, num_cores=num_cores,
+                                 out_channels=out_channels, device_grid=device_grid or grid, matmul=matmul)
     out_nhw = cdiv(batch * out_h * out_w, max(num_slices, 1))
     out_h_ntiles = cdiv(cdiv(out_nhw, TILE), cores_nhw)
-    out_w_ntiles = cdiv(cdiv(out_channels, TILE), cores_c)
+    out_w_ntiles = cdiv(cdiv(out_channels, TILE), cores_c_out)
     padded_in = round_up(in_channels, TILE * cores_c)
     in_per_core = padded_in // cores_c
     if shard_layout == "WIDTH_SHARDED":
         act_block_w = round_up(cdiv(in_per_core * kh * kw, max(act_block_w_div, 1)), TILE)
+    elif matmul:  # a 1x1 conv as a matmul reads all of its (per-core) K at once
+        act_block_w = round_up(in_per_core, TILE) if shard_layout == "BLOCK_SHARDED" else round_up(in_channels, TILE)
     else:  # height and block sharding read one kernel row (C * kw) per block
         act_block_w = round_up(in_per_core * kw, TILE)
     abh = out_h_ntiles
@@ -112,29 +136,61 @@ def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_
         act_block_w_ntiles=act_block_w // TILE,
         weight_h_ntiles=cdiv(padded_in * kh * kw, TILE),
         in_channels_per_core=in_per_core,
+        cores_c_out=cores_c_out,
     )
 
 
-def conv2d_cb_bytes(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-                    kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                    dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
-                    num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str,
-                    weights_dtype: str, output_dtype: str, enable_act_double_buffer: bool,
-                    enable_weights_double_buffer: bool, fp32_dest_acc: bool, num_slices: int) -> int:
-    """Static circular-buffer bytes per core of one ttnn.conv2d (tensor-backed CBs excluded).
+@dataclass(frozen=True)
+class ConvL1:
+    """Per-core L1 bytes one ttnn.conv2d allocates besides its input tensor (largest DRAM slice)."""
 
-    `groups` > 1 is lowered by ttnn to a dense conv with block-diagonal weights, so the blocks are
-    those of the dense conv. `fp32_dest_acc` does not change CB sizes while packer_l1_acc is off.
-    """
-    del groups, fp32_dest_acc  # see docstring: neither changes the sizes under our assumptions
+    cb: int  # static circular buffers + dataflow buffers that no tensor backs
+    halo: int  # the halo op's output shard (0 when ttnn needs no halo)
+    output: int  # the conv's own L1-sharded output (the result, or a temporary when it goes to DRAM)
+
+
+def conv_is_matmul(*, kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                   dilation: tuple[int, int], shard_layout: str, groups: int) -> bool:
+    """ttnn runs 1x1 stride-1 unpadded convs that are not width-sharded as a plain matmul."""
+    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pair(padding) == (0, 0)
+            and groups == 1 and shard_layout != "WIDTH_SHARDED")
+
+
+def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+              kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+              dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+              num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
+              output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
+              fp32_dest_acc: bool, num_slices: int, device_grid: tuple[int, int],
+              output_layout: str = "TILE", slice_type: str = "L1_FULL") -> ConvL1:
+    """What one ttnn.conv2d (with a bias, packer_l1_acc = fp32_dest_acc) allocates per core in L1."""
+    kh, kw = _pair(kernel_size)
+    matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                            shard_layout=shard_layout, groups=groups)
     b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
                     kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
                     shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-                    act_block_w_div=act_block_w_div, num_slices=num_slices)
-    kh, _ = _pair(kernel_size)
-    # the halo output is row-major bf16 unless the input is fp32
+                    act_block_w_div=act_block_w_div, num_slices=num_slices, device_grid=device_grid,
+                    matmul=matmul)
+    out_tiles = b.out_h_ntiles * b.out_w_ntiles
+    w_tile, out_tile = TILE_BYTES[weights_dtype], TILE_BYTES[output_dtype]
+    # a row-major output shard has the tiled one's size (bf16); the matmul path writes tiles anyway
+    output = out_tiles * out_tile
+    if matmul:  # the matmul's own CBs (conv2d.cpp builds a 1D/2D mcast matmul program config)
+        k_tiles, in_tile = b.weight_h_ntiles, TILE_BYTES[input_dtype]
+        partials = b.out_h_ntiles * b.out_w_ntiles * TILE_BYTES["float32"] if fp32_dest_acc else 0
+        weights = b.act_block_w_ntiles * b.out_w_ntiles * w_tile
+        if shard_layout == "HEIGHT_SHARDED":  # in0 is the input shard; all of K per block
+            return ConvL1(cb=weights + partials + b.out_w_ntiles * w_tile, halo=0, output=output)
+        # block sharded: in0 is multicast along rows, K split over the channel cores, double
+        # buffered when there is more than one K block
+        k_blocks = k_tiles // b.act_block_w_ntiles
+        buffers = 2 if k_blocks > 1 else 1
+        act = b.out_h_ntiles * b.act_block_w_ntiles * in_tile
+        return ConvL1(cb=buffers * (act + weights) + partials + b.out_w_ntiles * w_tile, halo=0, output=output)
+    # the halo output (the conv's activation source) is row-major bf16 unless the input is fp32
     conv_in_dtype = "float32" if input_dtype == "float32" else "bfloat16"
-    in_tile, w_tile, out_tile = TILE_BYTES[conv_in_dtype], TILE_BYTES[weights_dtype], TILE_BYTES[output_dtype]
+    in_tile = TILE_BYTES[conv_in_dtype]
 
     weight_tiles = b.out_w_ntiles * b.act_block_w_ntiles
     num_blocks_act_h = b.out_h_ntiles // b.act_block_h_ntiles
@@ -142,6 +198,17 @@ def conv2d_cb_bytes(*, batch: int, input_hw: tuple[int, int], in_channels: int, 
         weight_tiles *= kh  # ttnn keeps all kernel rows of the weight block resident
     elif enable_weights_double_buffer:
         weight_tiles *= 2
+
+    # packer L1 accumulation (on with fp32_dest_acc in our configs) needs more than one inner block
+    # with a bias; the partials then live in their own CB instead of aliasing the output
+    in0_blocks_w = b.weight_h_ntiles // b.act_block_w_ntiles
+    if shard_layout == "BLOCK_SHARDED":
+        in0_blocks_w *= b.cores_c_out
+    packer_l1_acc = fp32_dest_acc and in0_blocks_w > 1
+    partial_dtype = ("float32" if fp32_dest_acc else "bfloat16") if packer_l1_acc else output_dtype
+    partials = 0
+    if output_layout == "ROW_MAJOR" or partial_dtype != output_dtype:
+        partials = b.act_block_h_ntiles * b.out_w_ntiles * TILE_BYTES[partial_dtype]  # one act block
 
     act_tiles = b.act_block_h_ntiles * b.act_block_w_ntiles
     act_cb_tiles = act_tiles * (2 if enable_act_double_buffer else 1)
@@ -153,12 +220,43 @@ def conv2d_cb_bytes(*, batch: int, input_hw: tuple[int, int], in_channels: int, 
     elif shard_layout == "BLOCK_SHARDED" and conv_in_dtype != output_dtype:
         row_major_tiles = act_cb_tiles  # otherwise it overlaps the ACT CB
 
-    return (weight_tiles * w_tile
-            + act_cb_tiles * act_cb_tile
-            + act_tiles * out_tile  # tilized activation block
-            + b.out_w_ntiles * w_tile  # bias
-            + row_major_tiles * in_tile
-            + L1_SCRATCHPAD_BYTES)
+    cb = (weight_tiles * w_tile
+          + partials
+          + act_cb_tiles * act_cb_tile
+          + act_tiles * out_tile  # tilized activation block
+          + b.out_w_ntiles * w_tile  # bias
+          + row_major_tiles * in_tile
+          + L1_SCRATCHPAD_BYTES)
+    halo = _conv_halo(batch, _pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation),
+                      core_split(shard_layout, grid, num_cores)[0], b.out_h_ntiles * TILE,
+                      b.in_channels_per_core * DATUM_BYTES[conv_in_dtype])
+    return ConvL1(cb=cb, halo=halo, output=output)
+
+
+def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+               padding: tuple[int, int], dilation: tuple[int, int], cores_nhw: int, rows_per_core: int,
+               stick_bytes: int) -> int:
+    """Halo output per core: each core holds the padded-input sticks from its first output pixel's
+    window to its last one's (ttnn's sliding-window shard boundaries), the largest core counts."""
+    (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = input_hw, kernel, stride, padding, dilation
+    out_h, out_w = conv_output_hw(input_hw, kernel, stride, padding, dilation)
+    hp, wp = ih + 2 * ph, iw + 2 * pw
+    total = batch * out_h * out_w
+
+    def stick(o: int) -> int:  # padded-input index of output pixel o's window origin
+        n, r = divmod(o, out_h * out_w)
+        y, x = divmod(r, out_w)
+        return n * hp * wp + y * sh * wp + x * sw
+
+    reach = dh * (kh - 1) * wp + dw * (kw - 1)
+    most = 0
+    for core in range(cores_nhw):
+        first = core * rows_per_core
+        if first >= total:
+            break
+        last = min(first + rows_per_core, total) - 1
+        most = max(most, stick(last) + reach - stick(first) + 1)
+    return most * round_up(stick_bytes, 16)
 
 
 def halo_bytes(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
@@ -238,3 +336,29 @@ def eltwise_cb_bytes(*, num_inputs: int, sharded: bool, dtype: str) -> int:
     if sharded:
         return 0
     return 2 * (num_inputs + 1) * TILE_BYTES[dtype]
+
+
+def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+                   kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                   dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+                   num_cores: int, act_block_h: int, act_block_w_div: int, output_dtype: str,
+                   num_slices: int, output_layout: str = "TILE", **_: object) -> str | None:
+    """Why ttnn 0.81.1 rejects (or crashes on) this conv config, or None. Rules seen while sampling
+    real ttnn (tests/test_l1_model_conv.py checks each rule only fires where real ttnn rejects)."""
+    if output_layout == "ROW_MAJOR" and output_dtype == "bfloat8_b":
+        return "a row-major output cannot be bfloat8_b (TILE only for BFLOAT8_B)"
+    if act_block_w_div > 1:
+        return "act_block_w_div > 1: ttnn 0.81.1 crashes (SIGFPE in to_weight_tile_layout) or rejects it"
+    matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                            shard_layout=shard_layout, groups=groups)
+    k_tiles = cdiv(in_channels, TILE)
+    if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0] and k_tiles < 2 * grid[0]:
+        return f"block-sharded 1x1 matmul: K {k_tiles} tiles over {grid[0]} cores does not match the weights' K"
+    if shard_layout == "WIDTH_SHARDED" and act_block_h > 0:
+        b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
+                        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                        shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=0,
+                        act_block_w_div=act_block_w_div, num_slices=num_slices)
+        if b.out_h_ntiles % (act_block_h // TILE):
+            return f"width sharding: act_block_h {act_block_h} must divide the output height ({b.out_h_ntiles} tiles)"
+    return None

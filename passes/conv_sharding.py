@@ -132,23 +132,22 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
     plan = node.plan
     in_dtype, out_dtype = input_dtype or plan.dtype, plan.dtype
-    cbs = cb_model.conv2d_cb_bytes(
+    l1 = cb_model.conv2d_l1(
         **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
         shard_layout=layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
         act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype,
         output_dtype=out_dtype, enable_act_double_buffer=double_buffer,
-        enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices)
-    halo = cb_model.halo_bytes(**s.geometry(), channels=s.in_channels, shard_layout=layout, grid=grid,
-                               num_cores=num_cores, dtype=in_dtype, num_slices=num_slices)
+        enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices,
+        device_grid=target.grid, slice_type=slice_type)
     k = max(num_slices, 1)
     p_in = activation_placement(layout, grid, num_cores, cdiv(s.in_rows, k), s.in_channels)
-    p_out = activation_placement(layout, grid, num_cores, cdiv(s.out_rows, k), s.out_channels)
     if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
         in_bytes = l1_bytes_per_core(p_in, s.in_rows, s.in_channels, in_dtype, target)
     else:  # a DRAM slice staged in L1
         in_bytes = staged_input_bytes(*p_in.shard_shape, in_dtype)
-    total = in_bytes + halo + l1_bytes_per_core(p_out, cdiv(s.out_rows, k), s.out_channels, out_dtype, target) + cbs
-    return total, cbs
+    # the output is ttnn's own L1 shard (also when the layer's output then goes to DRAM)
+    total = in_bytes + l1.halo + l1.output + l1.cb
+    return total, l1.cb
 
 
 def _act_block_hs(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> list[int]:

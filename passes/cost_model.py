@@ -189,11 +189,14 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     n, cin, ih, iw = src.shape
     kernel, stride = _pair(node.attrs["kernel_size"]), _pair(node.attrs["stride"])
     padding, dilation = _pair(node.attrs["padding"]), _pair(node.attrs["dilation"])
-    blocks = cb_model.conv_blocks(
+    geometry = dict(
         batch=n, input_hw=(ih, iw), in_channels=cin, out_channels=node.attrs["out_channels"],
         kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, shard_layout=layout,
         grid=grid, num_cores=cores, act_block_h=conv.act_block_h, act_block_w_div=conv.act_block_w_div,
-        num_slices=conv.num_slices if slices > 1 else 0)
+        num_slices=conv.num_slices if slices > 1 else 0, device_grid=target.grid)
+    blocks = cb_model.conv_blocks(**geometry, matmul=cb_model.conv_is_matmul(
+        kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, shard_layout=layout,
+        groups=node.attrs["groups"]))
     # Per-core tile matmuls: output rows x output channels x reduction, all in padded tiles. Every
     # core reduces over all input channels: a width-sharded core gets every activation by multicast,
     # a block-sharded core its row's channel blocks one after the other (ttnn's block-sharded conv
@@ -208,10 +211,12 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     out_bytes = tensor_bytes(node.out.shape, plan.dtype)
     w_bytes = shards.tensor_bytes(cin // node.attrs["groups"] * kernel[0] * kernel[1], node.attrs["out_channels"],
                                   plan.weights_dtype or "bfloat16")
-    halo = slices * cb_model.halo_bytes(
-        batch=n, input_hw=(ih, iw), channels=cin, kernel_size=kernel, stride=stride, padding=padding,
-        dilation=dilation, shard_layout=layout, grid=grid, num_cores=cores, dtype=src.dtype,
-        num_slices=conv.num_slices if slices > 1 else 0)
+    halo = slices * cb_model.conv2d_l1(
+        **geometry, groups=node.attrs["groups"], input_dtype=src.dtype,
+        weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
+        enable_act_double_buffer=conv.enable_act_double_buffer,
+        enable_weights_double_buffer=conv.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
+        output_layout=plan.layout, slice_type=conv.slice_type).halo
 
     # Prepared weights live in DRAM and are re-read for every slice.
     dram = float(w_bytes * slices)

@@ -217,38 +217,31 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     geo = dict(batch=s.batch, input_hw=s.input_hw, kernel_size=_pair(s.kernel_size), stride=_pair(s.stride),
                padding=_pair(s.padding), dilation=_pair(s.dilation), **par.geometry())
 
-    def cb(k: int) -> int:
-        return cb_model.conv2d_cb_bytes(
+    def l1(k: int) -> cb_model.ConvL1:
+        return cb_model.conv2d_l1(
             **geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
             act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
             weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
             enable_act_double_buffer=cc.enable_act_double_buffer,
             enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
-            num_slices=k)
+            num_slices=k, device_grid=target.grid, output_layout=plan.layout, slice_type=cc.slice_type)
 
-    def halo(k: int) -> int:
-        return cb_model.halo_bytes(**geo, channels=s.in_channels, dtype=x.dtype, num_slices=k)
-
-    return _conv_programs(n.name, s, x, par, cb, halo, out, out_allocs, target, cc)
+    return _conv_programs(n.name, s, x, par, l1, out, out_allocs, cc)
 
 
-def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, cb, halo, out: TensorState,
-                   out_allocs, target: Target, cc) -> list[Step]:
+def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, l1, out: TensorState,
+                   out_allocs, cc) -> list[Step]:
     """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
     the input resharded into a temporary when it is not sharded as the conv runs (a DRAM slice
     instead, per slice, when sliced); the halo op, which frees that temporary, then `ttnn::move`s its
     output (free + allocate, so it lands as high as it fits); the conv (or, for 1x1 stride-1 convs,
     the matmul) with its output always L1-sharded like the conv; a DRAM destination is a copy made
     afterwards, the sharded output then freed."""
-    out_rows_slice = s.out_rows
     sliced = cc.slice_type != "L1_FULL"
     slices = cc.num_slices if sliced else 1
     sh, sw = par.shard_shape(cdiv(s.in_rows, slices), s.in_channels)
     in_copy = round_up(staged_input_bytes(sh, sw, x.dtype), 16)
     needs_copy = sliced or Parallel.of(x.placement) != par
-    orows, ocols = par.shard_shape(cdiv(out_rows_slice, slices), s.out_channels)
-    out_elem = 1088 / 1024 if out.dtype == "bfloat8_b" else cb_model.TILE_BYTES[out.dtype] // (TILE * TILE)
-    conv_out = int(orows * ocols * out_elem)
     to_dram = sliced or out.placement.buffer == "DRAM"
     config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
     k = slices if sliced else 0
@@ -257,14 +250,15 @@ def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, cb, h
         tag = f"{name}.input"
         if needs_copy:
             steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d input slice" if sliced else "conv2d reshard"))
-        if halo(k):
-            steps += [Program((Alloc("L1", halo(k), f"{name}.halo"),), 0, "halo")]
+        sizes = l1(k)
+        if sizes.halo:
+            steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo")]
             if needs_copy:
                 steps.append(Free(tag))
-            steps += [Free(f"{name}.halo"), Program((Alloc("L1", halo(k), f"{name}.halo"),), 0, "halo move")]
-        result = (Alloc("L1", conv_out, f"{name}.out"),) if to_dram else out_allocs
-        steps.append(Program((config, *result), cb(k), f"conv2d[{k} slices]" if sliced else "conv2d"))
-        if halo(k):
+            steps += [Free(f"{name}.halo"), Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo move")]
+        result = (Alloc("L1", sizes.output, f"{name}.out"),) if to_dram else out_allocs
+        steps.append(Program((config, *result), sizes.cb, f"conv2d[{k} slices]" if sliced else "conv2d"))
+        if sizes.halo:
             steps.append(Free(f"{name}.halo"))
         elif needs_copy:
             steps.append(Free(tag))

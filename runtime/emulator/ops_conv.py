@@ -175,18 +175,21 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
                     shard_layout=parallel.layout, grid=parallel.grid, num_cores=parallel.num_cores)
     fp32_acc = bool(compute_config.fp32_dest_acc_en) if compute_config is not None else False
 
-    def cb_bytes(num_slices: int) -> int:
-        return cb_model.conv2d_cb_bytes(
+    def l1(num_slices: int) -> cb_model.ConvL1:
+        return cb_model.conv2d_l1(
             **geometry, in_channels=in_channels, out_channels=out_channels, groups=groups,
             act_block_h=cfg.act_block_h_override, act_block_w_div=cfg.act_block_w_div,
             input_dtype=plan_dtype(input_tensor.dtype), weights_dtype=plan_dtype(wdtype),
             output_dtype=plan_dtype(out_dtype), enable_act_double_buffer=cfg.enable_act_double_buffer,
             enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=fp32_acc,
-            num_slices=num_slices)
+            num_slices=num_slices, device_grid=device.target.grid,
+            output_layout="ROW_MAJOR" if out_layout == tt.ROW_MAJOR_LAYOUT else "TILE")
+
+    def cb_bytes(num_slices: int) -> int:
+        return l1(num_slices).cb
 
     def halo(num_slices: int) -> int:
-        return cb_model.halo_bytes(**geometry, channels=in_channels, dtype=plan_dtype(input_tensor.dtype),
-                                   num_slices=num_slices)
+        return l1(num_slices).halo
 
     math = fidelity.conv_math_config(compute_config, input_tensor.dtype.name, wdtype.name)
     interm_round = _interm_round(math, out_dtype)
