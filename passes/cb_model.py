@@ -50,14 +50,6 @@ def conv_output_hw(input_hw: tuple[int, int], kernel_size: tuple[int, int], stri
     )
 
 
-def runs_as_matmul(kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                   dilation: tuple[int, int], groups: int) -> bool:
-    """ttnn.conv2d runs a 1x1, stride-1, unpadded dense conv as a matmul (conv2d.cpp's
-    use_matmul_for_1x1_conv): no halo, other circular buffers, and always a TILE output."""
-    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pair(padding) == (0, 0)
-            and _pair(dilation) == (1, 1) and groups == 1)
-
-
 def core_split(shard_layout: str, grid: tuple[int, int], num_cores: int) -> tuple[int, int]:
     """(cores along N*H*W, cores along channels) of a sharding."""
     if shard_layout == "HEIGHT_SHARDED":
@@ -153,7 +145,7 @@ def conv_is_matmul(*, kernel_size: tuple[int, int], stride: tuple[int, int], pad
                    dilation: tuple[int, int], shard_layout: str, groups: int) -> bool:
     """ttnn runs 1x1 stride-1 unpadded convs that are not width-sharded as a plain matmul."""
     return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pair(padding) == (0, 0)
-            and groups == 1 and shard_layout != "WIDTH_SHARDED")
+            and _pair(dilation) == (1, 1) and groups == 1 and shard_layout != "WIDTH_SHARDED")
 
 
 def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
@@ -342,7 +334,8 @@ def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, o
                    kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                    dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
                    num_cores: int, act_block_h: int, act_block_w_div: int, output_dtype: str,
-                   num_slices: int, output_layout: str = "TILE", **_: object) -> str | None:
+                   num_slices: int, output_layout: str = "TILE", slice_type: str = "L1_FULL",
+                   **_: object) -> str | None:
     """Why ttnn 0.81.1 rejects (or crashes on) this conv config, or None. Rules seen while sampling
     real ttnn (tests/test_l1_model_conv.py checks each rule only fires where real ttnn rejects)."""
     if output_layout == "ROW_MAJOR" and output_dtype == "bfloat8_b":
@@ -354,6 +347,15 @@ def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, o
     k_tiles = cdiv(in_channels, TILE)
     if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0] and k_tiles < 2 * grid[0]:
         return f"block-sharded 1x1 matmul: K {k_tiles} tiles over {grid[0]} cores does not match the weights' K"
+    if num_slices > 1:  # op_slicing.cpp: slices align to tiles (TILE, width) or need a few columns each
+        out_h, out_w = conv_output_hw(_pair(input_hw), _pair(kernel_size), _pair(stride), _pair(padding),
+                                      _pair(dilation))
+        if slice_type == "DRAM_SLICE_WIDTH":
+            most = cdiv(out_w, TILE) if output_layout == "TILE" else out_w // 4
+        else:
+            most = out_h
+        if num_slices > most:
+            return f"{num_slices} slices exceed the {most} ttnn allows for this output {out_h}x{out_w} ({output_layout})"
     if shard_layout == "WIDTH_SHARDED" and act_block_h > 0:
         b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
                         kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,

@@ -205,6 +205,16 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                 abhs = _act_block_hs(s, layout, grid, cores, num_slices)
             smallest = 0
             for abh, dbl in ((a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))):
+                # the output layout is chosen later (layout_plan): TILE has the stricter slicing rule
+                illegal = cb_model.conv2d_illegal(
+                    **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
+                    shard_layout=layout, grid=grid, num_cores=cores, act_block_h=abh, act_block_w_div=1,
+                    output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type)
+                if illegal:
+                    if pin:
+                        raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {illegal}; "
+                                        "change or remove the override")
+                    continue
                 total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
                                          input_dtype=input_dtype)
                 if total <= budget:

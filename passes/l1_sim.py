@@ -168,19 +168,10 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         return _conv_steps(n, x, out, out_allocs, in_shapes[0], target)
     if n.op in ("max_pool2d", "avg_pool2d"):
         return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
+    if n.op == "upsample" and n.plan.slices is not None:
+        return _upsample_band_steps(n, x, in_shapes[0], target)
     if n.op == "upsample":
-        par = Parallel.of(x.placement)
-        geo = par.geometry() if par else dict(shard_layout="INTERLEAVED", grid=target.grid,
-                                              num_cores=target.num_cores)
-        b, c, h, w = in_shapes[0]
-        cb = cb_model.upsample_cb_bytes(channels=c, mode=n.attrs["mode"], dtype=x.dtype, **geo)
-        allocs: tuple[Alloc, ...] = ()
-        if n.attrs["mode"] == "bilinear":
-            allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
-                      Alloc("L1", cb_model.halo_bytes(batch=b, input_hw=(h, w), channels=c, kernel_size=(3, 3),
-                                                      stride=(1, 1), padding=(1, 1), dilation=(1, 1),
-                                                      dtype="bfloat16", num_slices=0, **geo)))
-        return [Program(allocs + out_allocs, cb, "upsample")]
+        return [_upsample_program(n, x, in_shapes[0], out_allocs, target)]
     if n.op == "concat":
         cb = cb_model.concat_cb_bytes(channels_out=out.cols, num_inputs=len(ins), sharded=x.placement.sharded,
                                       dtype=x.dtype)
@@ -203,6 +194,53 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=False, dtype=plan.dtype)
         return [Program(allocs + out_allocs, cb, "global_avg_pool2d")]
     raise ValueError(f"no L1 model for op {n.op!r} ({n.name})")
+
+
+def _upsample_program(n, x: TensorState, in_shape, out_allocs, target: Target) -> Program:
+    par = Parallel.of(x.placement)
+    geo = par.geometry() if par else dict(shard_layout="INTERLEAVED", grid=target.grid,
+                                          num_cores=target.num_cores)
+    b, c, h, w = in_shape
+    cb = cb_model.upsample_cb_bytes(channels=c, mode=n.attrs["mode"], dtype=x.dtype, **geo)
+    allocs: tuple[Alloc, ...] = ()
+    if n.attrs["mode"] == "bilinear":
+        allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
+                  Alloc("L1", cb_model.halo_bytes(batch=b, input_hw=(h, w), channels=c, kernel_size=(3, 3),
+                                                  stride=(1, 1), padding=(1, 1), dilation=(1, 1),
+                                                  dtype="bfloat16", num_slices=0, **geo)))
+    return Program(allocs + out_allocs, cb, "upsample")
+
+
+def upsample_bands(h: int, bands: int) -> list[tuple[int, int]]:
+    """Input rows [lo, hi) of each band of a banded bilinear upsample: its own rows plus one more on
+    each side (what bilinear interpolation reads across the cut)."""
+    rows = h // bands
+    return [(max(b * rows - 1, 0), min((b + 1) * rows + 1, h)) for b in range(bands)]
+
+
+def band_placement(rows: int, cols: int, target: Target) -> Placement:
+    """A band on every core of the target, ROW_MAJOR height shards (the generated upsample_bands)."""
+    return Placement("L1", "HEIGHT_SHARDED", target.grid, target.num_cores, (cdiv(rows, target.num_cores), cols))
+
+
+def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[Step]:
+    """A bilinear upsample whose output does not fit L1, in row bands (templates: upsample_bands):
+    per band, its input rows moved from DRAM to height shards, upsampled into height shards, the kept
+    rows written to DRAM; then the bands concatenated in DRAM."""
+    b, c, h, w = in_shape
+    sh, sw = _pair(n.attrs["scale_factor"])
+    steps: list[Step] = []
+    for lo, hi in upsample_bands(h, n.plan.slices[1]):
+        band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
+        p = band.placement
+        up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
+                         x.dtype, x.layout)
+        steps += [Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
+                  _upsample_program(n, band, (b, c, hi - lo, w),
+                                    (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),), target),
+                  Free(f"{n.name}.band"), Free(f"{n.name}.up")]
+    cb = cb_model.concat_cb_bytes(channels_out=c, num_inputs=n.plan.slices[1], sharded=False, dtype=x.dtype)
+    return steps + [Program((), cb, "concat of the bands")]
 
 
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-from passes.cb_model import TILE as TILE_ROWS, round_up, runs_as_matmul
+from passes.cb_model import TILE as TILE_ROWS, conv_is_matmul, round_up
 from passes.plan import Placement
 from passes.shards import rows_cols
 
@@ -38,7 +38,8 @@ def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]
         readers = [by_name[u].op for u in users[n.name]]
         rows, cols = rows_cols(n.out)
         a = n.attrs
-        matmul = runs_as_matmul(a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["groups"])
+        matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
+                                dilation=a["dilation"], shard_layout=n.plan.conv.shard_layout, groups=a["groups"])
         row_major = (readers and all(op in ("upsample", "concat") for op in readers) and not matmul
                      and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
                      and (n.plan.conv.shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))

@@ -136,7 +136,11 @@ class _Planner:
         if n.op == "upsample":
             p_in = self.height(ins[0])
             if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
-                return [Mode((p_in,), out_h, "bilinear upsample on height shards")]
+                h = self.nodes[ins[0]].out.shape[2]
+                bands = [k for k in (2, 4, 8, 16, 32, 64) if h % k == 0 and h // k >= 2]
+                return [Mode((p_in,), out_h, "bilinear upsample on height shards")] + [
+                    Mode((DRAM,), DRAM, f"bilinear upsample in {k} row bands (its output does not fit L1)",
+                         ("ROW_BANDS", k)) for k in bands]
             return [Mode((p_in,), out_h, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
         if n.op == "concat":
             return [Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),

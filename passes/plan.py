@@ -71,8 +71,8 @@ class OpPlan:
     # Added by memory planning (additive): spills (moves to DRAM) of live tensors that are not
     # inputs of this op, done before `reshard_inputs`. Every move replaces the tensor.
     spill_before: tuple[tuple[str, Placement], ...] = ()
-    # Added by memory planning (additive): (slice type, num slices) when a max/avg pool runs with
-    # `dram_slice_config` (input and output in DRAM), else None.
+    # Set by memory planning: (slice type, count) when a max/avg pool runs with `dram_slice_config`, or
+    # ("ROW_BANDS", count) when a bilinear upsample runs in row bands (input and output in DRAM).
     slices: tuple[str, int] | None = None
     # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
     # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.

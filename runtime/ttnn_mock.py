@@ -248,8 +248,9 @@ class _Recorder:
             frame = frame.f_back
         if frame is None:
             return 0
-        # conv2d layers are called through the module's `conv2d` method: report its caller's line
-        if frame.f_code.co_name == "conv2d" and frame.f_back is not None:
+        # layers called through the module's helper methods (conv2d, upsample_bands): their caller's line
+        while frame.f_code.co_name not in ("forward", "<module>") and frame.f_back is not None \
+                and frame.f_back.f_code.co_filename == self._file:
             frame = frame.f_back
         return frame.f_lineno
 

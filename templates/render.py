@@ -228,6 +228,7 @@ class _Lowering:
         self.conv_rows: list[tuple[str, list[tuple[str, Any]]]] = []
         self.memory_rows: list[tuple[str, str]] = []
         self.constants: dict[str, tuple[tuple[int, ...], str]] = {}
+        self.banded = False  # an upsample runs in row bands: the module gets upsample_bands()
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
         # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
@@ -352,6 +353,12 @@ class _Lowering:
             n, c, h, w = self.shape(node.inputs[0])
             op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"],
                            flat=self.flat_shape(node.name))
+            if plan.slices is not None:  # ("ROW_BANDS", count): passes/memory_plan.py
+                if n != 1:
+                    raise CodegenError(f"upsample {node.name!r}: row bands are lowered for a batch of 1 only")
+                op.kind = "upsample_bands"
+                op.args["bands"] = plan.slices[1]
+                self.banded = True
         elif node.op in ("max_pool2d", "avg_pool2d"):
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
@@ -470,6 +477,7 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         conv_rows=lowering.conv_rows,
         memory_rows=lowering.memory_rows,
         constants=lowering.constants,
+        banded=lowering.banded,
         ops=lowering.ops,
         input_var=lowering.var[input_node.name],
     )
