@@ -1,0 +1,32 @@
+"""ANALYSIS: configurations real ttnn 0.81.1 rejects for non-conv ops, as pure functions.
+
+Each function returns ttnn's reason (a short message) when ttnn would reject the configuration, or
+None. Checked against real ttnn on mock devices by tests/test_l1_model_ops.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operand:
+    """What ttnn's validation sees of one input tensor."""
+
+    layout: str  # TILE | ROW_MAJOR
+    dtype: str
+    sharded: bool
+
+
+def concat_illegal(inputs: list[Operand]) -> str | None:
+    """ttnn.concat (concat_device_operation.cpp validate): every input must share the first's layout
+    and dtype, and either all are sharded or none is."""
+    first = inputs[0]
+    for x in inputs[1:]:
+        if x.layout != first.layout:
+            return "All Tensors should have same layouts"
+        if x.dtype != first.dtype:
+            return "All Tensors should have same dtypes"
+        if x.sharded != first.sharded:
+            return "All tensors must be sharded or all must be interleaved"
+    return None
