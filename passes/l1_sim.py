@@ -169,14 +169,15 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
     if n.op in ("max_pool2d", "avg_pool2d"):
         return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
     if n.op == "upsample":
-        return _upsample_steps(n, x, out_allocs, in_shapes[0])
+        return _upsample_steps(n, x, out_allocs, in_shapes[0], target)
     if n.op == "concat":
         cb = cb_model.concat_cb_bytes(input_channels=[s[1] for s in in_shapes], layout=x.layout,
                                       sharded=x.placement.sharded, dtype=x.dtype)
         return [Program(out_allocs, cb, "concat")]
     if n.op in ("add", "mul_scalar", "relu", "batch_norm"):  # batch_norm: only the naive baseline keeps it
         dtype = x.dtype if n.op == "relu" else plan.dtype
-        alike = x.placement.sharded and all(t.placement == out.placement for t in ins)
+        alike = (x.placement.sharded and out.placement.sharded and all(t.placement == x.placement for t in ins)
+                 and out.placement.num_cores == x.placement.num_cores)
         dtypes = tuple(t.dtype for t in ins) + (dtype,) if n.op == "add" else (x.dtype, dtype)
         return [Program(out_allocs, cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike), n.op)]
     if n.op == "channel_affine":  # x * scale (a temporary), then + shift; scale and shift are one row
@@ -253,14 +254,15 @@ def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
     return round_up(cdiv(out_rows, cores_nhw), TILE)
 
 
-def _upsample_steps(n, x: TensorState, out_allocs, in_shape) -> list[Step]:
+def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
     """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample;
     modelled as one program holding both programs' buffers and the larger CB region (a bound)."""
     b, c, h, w = in_shape
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
     c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else x.placement.shard_shape[1]
-    cb = cb_model.upsample_cb_bytes(channels_per_core=c_core, mode=mode, layout=x.layout, sharded=par is not None)
+    cb = cb_model.upsample_cb_bytes(channels_per_core=c_core, mode=mode, layout=x.layout, sharded=par is not None,
+                                    rows=x.rows, num_cores=target.num_cores)
     allocs: tuple[Alloc, ...] = ()
     if mode == "bilinear":
         halo = cb_model.pool_halo_bytes(batch=b, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1),

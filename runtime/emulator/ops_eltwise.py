@@ -56,7 +56,8 @@ def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations
     result = compute(*[t.data for t in tensors])
     out_dtype = dtype or first.dtype
     mc = memory_config or first.memory_config()
-    alike = all(t.is_sharded() and t.memory_config() == mc for t in tensors) and mc.is_sharded()
+    alike = (mc.is_sharded() and all(t.is_sharded() and t.memory_config() == first.memory_config() for t in tensors)
+             and mc.shard_spec.grid.num_cores() == first.memory_config().shard_spec.grid.num_cores())
     dtypes = tuple(plan_dtype(t.dtype) for t in tensors) + (plan_dtype(out_dtype),)
     broadcast = len(tensors) == 2 and tuple(tensors[1].shape) != tuple(tensors[0].shape)
     cb = cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike, broadcast=broadcast)

@@ -62,7 +62,8 @@ def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, 
     parallel = parallel_of(mc)
     n, h, w, c = shape
     cb = cb_model.upsample_cb_bytes(channels_per_core=c, mode=mode, sharded=parallel is not None,
-                                    layout="TILE" if input_tensor.layout == tt.TILE_LAYOUT else "ROW_MAJOR")
+                                    layout="TILE" if input_tensor.layout == tt.TILE_LAYOUT else "ROW_MAJOR",
+                                    rows=n * h * w, num_cores=device.target.num_cores)
     if mode == "bilinear":
         cb = max(cb, cb_model.halo_cb_bytes(channels_per_core=c, tiled_input=False))
     with device.program("upsample", cb) as temps:
