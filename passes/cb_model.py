@@ -281,53 +281,123 @@ def halo_bytes(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_s
     return in_rows * padded_w * c_per_core * datum
 
 
-def pool2d_cb_bytes(*, channels: int, kernel_size: tuple[int, int], shard_layout: str,
-                    grid: tuple[int, int], num_cores: int, dtype: str) -> int:
-    """max_pool2d / avg_pool2d circular buffers per core (the halo is counted by `halo_bytes`).
+# ------------------------------------------------------------------ non-conv ops
+# Measured against real ttnn 0.81.1 on mock devices (runtime/ttnn_op_probe.py, tests/test_l1_model_ops.py):
+# each function gives one device program's static circular buffers that are not tensor-backed, per core.
+BF16_TILE = TILE_BYTES["bfloat16"]
+POOL_CHANNELS_PER_REDUCTION = 8 * TILE  # ttnn's pool reduces at most 8 channel tiles at a time
 
-    ttnn's pool reader fills a double-buffered CB of kernel windows (window rounded up to 16 sticks,
-    channels in tiles per core), reduces into a tile-sized scalar/output pair of CBs per channel
-    tile. Conservative: two window CBs, one output CB row and two scalar tiles.
+
+def channel_tiles(channels: int) -> int:
+    return cdiv(channels, TILE)
+
+
+def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple[int, int],
+                    stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+                    rows_per_core: int, channels_per_core: int) -> int:
+    """Per-core L1 of the halo output feeding a pool or a bilinear upsample (exact, measured).
+
+    Core i computes output pixels [i * rows_per_core, (i + 1) * rows_per_core) of the flat N*OH*OW
+    output; its halo shard holds every padded input stick from its first window's first to its last
+    window's last, as row-major bfloat16. The per-core size is the largest such span.
+    (A conv's halo is modelled by `halo_bytes`, owned by the conv model.)
     """
+    (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = input_hw, kernel_size, stride, padding, dilation
+    oh, ow = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    hp, wp = ih + 2 * ph, iw + 2 * pw
+    n = batch * oh * ow
+
+    def first_stick(i: int) -> int:
+        b, r = divmod(i, oh * ow)
+        y, x = divmod(r, ow)
+        return b * hp * wp + y * sh * wp + x * sw
+
+    # A bilinear upsample's halo (3x3, padding 1) is exact when every input shard holds whole image
+    # rows; with partial rows real ttnn's span differs (-14% to +12% measured), not modelled.
+    reach = dh * (kh - 1) * wp + dw * (kw - 1)
+    span = max(first_stick(min(n, start + rows_per_core) - 1) + reach - first_stick(start) + 1
+               for start in range(0, n, rows_per_core))
+    return span * channels_per_core * DATUM_BYTES["bfloat16"]
+
+
+def halo_cb_bytes(*, channels_per_core: int, tiled_input: bool) -> int:
+    """The halo program: two row-major staging sticks, plus a double-buffered row of bfloat16 tiles
+    when it untilizes a TILE input."""
+    sticks = 2 * channels_per_core * DATUM_BYTES["bfloat16"]
+    return sticks + (4 * channel_tiles(channels_per_core) * BF16_TILE if tiled_input else 0)
+
+
+def pool2d_cb_bytes(*, channels_per_core: int, kernel_size: tuple[int, int], output_dtype: str) -> int:
+    """The Pool2D program (max and avg alike): two readers' double-buffered pages of kernel windows
+    (at most 8 channel tiles; windows of more than 16 sticks are read 32 sticks at a time), a
+    bfloat16 tile row of output (also for a bfloat8_b output) and 6 KiB of scalar/index CBs."""
     kh, kw = _pair(kernel_size)
-    _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
-    c_tiles = cdiv(round_up(channels, TILE * cores_c) // cores_c, TILE)
-    window_sticks = round_up(kh * kw, 16)
-    tile = TILE_BYTES["float32" if dtype == "float32" else "bfloat16"]
-    in_cb = 2 * window_sticks * c_tiles * TILE * DATUM_BYTES["bfloat16"]
-    return in_cb + 2 * c_tiles * tile + 2 * tile
+    rows = kh * kw if kh * kw <= 16 else 32
+    channels = min(channel_tiles(channels_per_core) * TILE, POOL_CHANNELS_PER_REDUCTION)
+    page = round_up(channels * rows, TILE * TILE) * DATUM_BYTES["bfloat16"]
+    del output_dtype  # measured: the same for bfloat16 and bfloat8_b outputs
+    return 4 * page + channel_tiles(channels_per_core) * BF16_TILE + 2 * BF16_TILE + BF16_TILE
 
 
-def upsample_cb_bytes(*, channels: int, mode: str, shard_layout: str, grid: tuple[int, int],
-                      num_cores: int, dtype: str) -> int:
-    """ttnn.upsample circular buffers per core (input and output are tensor-backed when sharded).
+def upsample_cb_bytes(*, channels_per_core: int, mode: str, layout: str, sharded: bool, rows: int,
+                      num_cores: int) -> int:
+    """The upsample program (a bilinear one runs after its halo, see `halo_cb_bytes`).
 
-    Bilinear reads 4 neighbour sticks per output pixel into a double-buffered CB, tilizes and
-    reduces them; nearest copies sticks and only needs a small staging CB.
-    """
-    _, cores_c = core_split(shard_layout, grid, num_cores) if shard_layout != "INTERLEAVED" else (1, 1)
-    c = round_up(channels, TILE * cores_c) // cores_c
-    stick = c * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"]
+    Bilinear: input and output staging of 16 bytes per channel (input at most 256 channels at a
+    time) and two double-buffered bfloat16 scalar tiles. Nearest: sharded copies through
+    tensor-backed CBs; interleaved (`rows` input rows over `num_cores` cores) stages input and output
+    sticks (ROW_MAJOR: one CB) or tile rows (TILE: two CBs), double-buffered when a core gets more
+    than one."""
     if mode == "bilinear":
-        c_tiles = cdiv(c, TILE)
-        return 2 * 4 * TILE * stick + 2 * c_tiles * TILE_BYTES["bfloat16"] + 2 * TILE_BYTES["bfloat16"]
-    return 2 * stick
-
-
-def concat_cb_bytes(*, channels_out: int, num_inputs: int, sharded: bool, dtype: str) -> int:
-    """ttnn.concat: sharded concat writes through tensor-backed CBs; interleaved concat stages two
-    pages (a full output row) per input."""
+        return 16 * min(channels_per_core, POOL_CHANNELS_PER_REDUCTION) + 16 * channels_per_core + 4 * BF16_TILE
     if sharded:
         return 0
-    return 2 * num_inputs * round_up(channels_out, TILE) * DATUM_BYTES["float32" if dtype == "float32" else "bfloat16"] * TILE
+    if layout == "ROW_MAJOR":
+        return min(2, cdiv(rows, num_cores)) * channels_per_core * DATUM_BYTES["bfloat16"]
+    return 2 * min(2, cdiv(cdiv(rows, TILE), num_cores)) * channel_tiles(channels_per_core) * BF16_TILE
 
 
-def eltwise_cb_bytes(*, num_inputs: int, sharded: bool, dtype: str) -> int:
-    """Binary/unary eltwise: sharded operands are tensor-backed CBs; interleaved ones are streamed
-    through double-buffered one-tile CBs per operand and for the output."""
+def concat_cb_bytes(*, input_channels: list[int], layout: str, sharded: bool, dtype: str) -> int:
+    """ttnn.concat along channels. Two sharded TILE inputs are untilized into tile-row CBs
+    (bfloat16), concatenated and tilized back (one bfloat16 and one output-dtype tile row); other
+    sharded concats write through tensor-backed CBs. Interleaved: two pages of the output."""
+    out_tiles = channel_tiles(sum(input_channels))
+    if sharded:
+        if layout != "TILE" or len(input_channels) != 2:
+            return 0
+        return sum(channel_tiles(c) for c in input_channels) * BF16_TILE + out_tiles * (BF16_TILE + TILE_BYTES[dtype])
+    if layout == "TILE":
+        return 2 * TILE_BYTES[dtype]
+    return 2 * sum(input_channels) * DATUM_BYTES["bfloat16"]
+
+
+def eltwise_cb_bytes(*, dtypes: tuple[str, ...], sharded_alike: bool, broadcast: bool = False) -> int:
+    """ttnn's binary_ng (add, multiply) over (input a, input b, output) dtypes: when both inputs are
+    sharded alike and the output is sharded on as many cores (any shard layout, measured) every CB
+    is tensor-backed; otherwise each operand streams through a two-tile CB,
+    plus two tiles of b when b is broadcast (one row against many)."""
+    if sharded_alike:
+        return 0
+    return 2 * sum(TILE_BYTES[d] for d in dtypes) + (2 * TILE_BYTES[dtypes[1]] if broadcast else 0)
+
+
+def layout_cb_bytes(*, channels: int, to: str, sharded: bool, in_dtype: str, out_dtype: str) -> int:
+    """ttnn.to_layout: sharded tilize/untilize use tensor-backed CBs; interleaved untilize streams a
+    double-buffered tile row in and out, interleaved tilize one tile row in (bfloat16) and out."""
     if sharded:
         return 0
-    return 2 * (num_inputs + 1) * TILE_BYTES[dtype]
+    tiles = channel_tiles(channels)
+    if to == "ROW_MAJOR":
+        return 2 * tiles * (TILE_BYTES[in_dtype] + BF16_TILE)
+    return tiles * (BF16_TILE + TILE_BYTES[out_dtype])
+
+
+def reduce_cb_bytes(*, in_dtype: str, out_dtype: str) -> int:
+    """global_avg_pool2d's reduction over H*W of a [1, 1, H*W, C] tensor with at least as many
+    channel tiles as cores (one program): two input tiles, a bfloat16 scaler tile, two output
+    tiles. With fewer channel tiles ttnn reduces in two programs of up to 30 KiB of CBs (measured on
+    2048 rows; not modelled)."""
+    return 2 * TILE_BYTES[in_dtype] + BF16_TILE + 2 * TILE_BYTES[out_dtype]
 
 
 def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,

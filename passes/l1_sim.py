@@ -171,44 +171,36 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
     if n.op == "upsample" and n.plan.slices is not None:
         return _upsample_band_steps(n, x, in_shapes[0], target)
     if n.op == "upsample":
-        return [_upsample_program(n, x, in_shapes[0], out_allocs, target)]
+        return _upsample_steps(n, x, out_allocs, in_shapes[0], target)
     if n.op == "concat":
-        cb = cb_model.concat_cb_bytes(channels_out=out.cols, num_inputs=len(ins), sharded=x.placement.sharded,
-                                      dtype=x.dtype)
+        cb = cb_model.concat_cb_bytes(input_channels=[s[1] for s in in_shapes], layout=x.layout,
+                                      sharded=x.placement.sharded, dtype=x.dtype)
         return [Program(out_allocs, cb, "concat")]
     if n.op in ("add", "mul_scalar", "relu", "batch_norm"):  # batch_norm: only the naive baseline keeps it
-        sharded = any(t.placement.sharded for t in ins)
         dtype = x.dtype if n.op == "relu" else plan.dtype
-        return [Program(out_allocs, cb_model.eltwise_cb_bytes(num_inputs=len(ins) if n.op == "add" else 1,
-                                                              sharded=sharded, dtype=dtype), n.op)]
-    if n.op == "channel_affine":  # x * scale (a temporary), then + shift
-        cb = cb_model.eltwise_cb_bytes(num_inputs=2, sharded=x.placement.sharded, dtype=plan.dtype)
+        alike = (x.placement.sharded and out.placement.sharded and all(t.placement == x.placement for t in ins)
+                 and out.placement.num_cores == x.placement.num_cores)
+        dtypes = tuple(t.dtype for t in ins) + (dtype,) if n.op == "add" else (x.dtype, dtype)
+        return [Program(out_allocs, cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike), n.op)]
+    if n.op == "channel_affine":  # x * scale (a temporary), then + shift; scale and shift are one row
         scaled = Alloc("L1", out_alloc.size, n.name + ".scaled")
-        return [Program((scaled,) if scaled.size else (), cb, "multiply"), Program(out_allocs, cb, "add"),
+        mul = cb_model.eltwise_cb_bytes(dtypes=(x.dtype, plan.dtype, plan.dtype), sharded_alike=False, broadcast=True)
+        add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False, broadcast=True)
+        return [Program((scaled,) if scaled.size else (), mul, "multiply"), Program(out_allocs, add, "add"),
                 Free(n.name + ".scaled")]
-    if n.op == "global_avg_pool2d":  # a sharded input is copied to interleaved first
-        allocs = ()
-        if x.placement.sharded:
-            copy = TensorState(Placement(x.placement.buffer, "INTERLEAVED"), x.rows, x.cols, x.dtype, x.layout)
+    if n.op == "global_avg_pool2d":
+        # ttnn first makes the input interleaved in the output's buffer type (a copy program when the
+        # input is interleaved elsewhere, sharded_to_interleaved when sharded), then reduces
+        staged = Placement(out.placement.buffer, "INTERLEAVED")
+        allocs: tuple[Alloc, ...] = ()
+        cb = cb_model.reduce_cb_bytes(in_dtype=x.dtype, out_dtype=x.dtype)
+        if x.placement != staged:
+            copy = TensorState(staged, x.rows, x.cols, x.dtype, x.layout)
             allocs = (Alloc("L1", buffer_bytes(copy, target)),) if buffer_bytes(copy, target) else ()
-        cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=False, dtype=plan.dtype)
+            if not x.placement.sharded:
+                cb = max(cb, 2 * cb_model.TILE_BYTES[x.dtype])
         return [Program(allocs + out_allocs, cb, "global_avg_pool2d")]
     raise ValueError(f"no L1 model for op {n.op!r} ({n.name})")
-
-
-def _upsample_program(n, x: TensorState, in_shape, out_allocs, target: Target) -> Program:
-    par = Parallel.of(x.placement)
-    geo = par.geometry() if par else dict(shard_layout="INTERLEAVED", grid=target.grid,
-                                          num_cores=target.num_cores)
-    b, c, h, w = in_shape
-    cb = cb_model.upsample_cb_bytes(channels=c, mode=n.attrs["mode"], dtype=x.dtype, **geo)
-    allocs: tuple[Alloc, ...] = ()
-    if n.attrs["mode"] == "bilinear":
-        allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
-                  Alloc("L1", cb_model.halo_bytes(batch=b, input_hw=(h, w), channels=c, kernel_size=(3, 3),
-                                                  stride=(1, 1), padding=(1, 1), dilation=(1, 1),
-                                                  dtype="bfloat16", num_slices=0, **geo)))
-    return Program(allocs + out_allocs, cb, "upsample")
 
 
 def upsample_bands(h: int, bands: int) -> list[tuple[int, int]]:
@@ -236,10 +228,11 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
         up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
                          x.dtype, x.layout)
         steps += [Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
-                  _upsample_program(n, band, (b, c, hi - lo, w),
-                                    (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),), target),
+                  *_upsample_steps(n, band, (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),),
+                                   (b, c, hi - lo, w), target),
                   Free(f"{n.name}.band"), Free(f"{n.name}.up")]
-    cb = cb_model.concat_cb_bytes(channels_out=c, num_inputs=n.plan.slices[1], sharded=False, dtype=x.dtype)
+    cb = cb_model.concat_cb_bytes(input_channels=[c] * n.plan.slices[1], layout=x.layout, sharded=False,
+                                  dtype=x.dtype)
     return steps + [Program((), cb, "concat of the bands")]
 
 
@@ -305,27 +298,60 @@ def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, l1, o
     return steps
 
 
+def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
+    """Output rows per core of a pool or upsample: whole tiles."""
+    return round_up(cdiv(out_rows, cores_nhw), TILE)
+
+
+def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
+    """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample;
+    modelled as one program holding both programs' buffers and the larger CB region (a bound)."""
+    b, c, h, w = in_shape
+    mode = n.attrs["mode"]
+    par = Parallel.of(x.placement)
+    c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else x.placement.shard_shape[1]
+    cb = cb_model.upsample_cb_bytes(channels_per_core=c_core, mode=mode, layout=x.layout, sharded=par is not None,
+                                    rows=x.rows, num_cores=target.num_cores)
+    allocs: tuple[Alloc, ...] = ()
+    if mode == "bilinear":
+        halo = cb_model.pool_halo_bytes(batch=b, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1),
+                                        padding=(1, 1), dilation=(1, 1), rows_per_core=x.placement.shard_shape[0],
+                                        channels_per_core=c_core)
+        allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
+                  Alloc("L1", round_up(halo, 16)))
+        cb = max(cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False))
+    return [Program(allocs + out_allocs, cb, "upsample")]
+
+
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
+    """max/avg pool: halo, then Pool2D; modelled as one program holding both programs' buffers and the
+    larger CB region (a bound: the halo program does not yet hold the pool's output)."""
     a = n.attrs
     b, c, ih, iw = in_shape
     in_rows = b * ih * iw
     out_rows = n.out.shape[0] * n.out.shape[2] * n.out.shape[3]
     par = Parallel.of(x.placement) or Parallel.default(applied or "HEIGHT_SHARDED", target.grid, in_rows, c)
     kernel = _pair(a["kernel_size"])
-    cb = cb_model.pool2d_cb_bytes(channels=c, kernel_size=kernel, dtype=x.dtype, **par.geometry())
+    window = dict(kernel_size=kernel, stride=_pair(a["stride"]), padding=_pair(a["padding"]),
+                  dilation=_pair(a.get("dilation", (1, 1))))
+    cores_nhw, cores_c = cb_model.core_split(par.layout, par.grid, par.num_cores)
+    c_core = round_up(c, TILE * cores_c) // cores_c if cores_c > 1 else c
+    pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=n.plan.dtype)
 
     def halo(k: int) -> int:
-        return cb_model.halo_bytes(batch=b, input_hw=(ih, iw), channels=c, kernel_size=kernel,
-                                   stride=_pair(a["stride"]), padding=_pair(a["padding"]),
-                                   dilation=_pair(a.get("dilation", (1, 1))), dtype=x.dtype, num_slices=k,
-                                   **par.geometry())
+        return cb_model.halo_bytes(batch=b, input_hw=(ih, iw), channels=c, dtype=x.dtype, num_slices=k,
+                                   **window, **par.geometry())
 
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
     slices = n.plan.slices
     sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
     if not sliced:
-        temps = (Alloc("L1", round_up(halo(0), 16)),) if halo(0) else ()
-        return [Program((config,) + temps + out_allocs, cb, n.op)]
+        own = cb_model.pool_halo_bytes(batch=b, input_hw=(ih, iw), rows_per_core=_rows_per_core(out_rows, cores_nhw),
+                                       channels_per_core=c_core, **window)
+        cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=x.layout == "TILE"))
+        return [Program((config, Alloc("L1", round_up(own, 16))) + out_allocs, cb, n.op)]
+    # DRAM slicing: each slice is read row-major into L1 (halo without untilize)
+    cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False))
     elem = _elem(x.dtype)
     in_sh, _ = par.shard_shape(in_rows, c)
     out_sh, _ = par.shard_shape(out_rows, c)

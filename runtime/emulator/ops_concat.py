@@ -53,7 +53,8 @@ def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, 
 
     result = compute(*[t.data for t in tensors])
     sharded = first.is_sharded()
-    cb = cb_model.concat_cb_bytes(channels_out=result.shape[-1], num_inputs=len(tensors), sharded=sharded,
+    cb = cb_model.concat_cb_bytes(input_channels=[int(t.shape[-1]) for t in tensors],
+                                  layout="TILE" if first.layout == tt.TILE_LAYOUT else "ROW_MAJOR", sharded=sharded,
                                   dtype=plan_dtype(first.dtype))
     with device.program("concat", cb):
         out = device.new_tensor(result, first.dtype, first.layout, memory_config or _output_memory_config(tensors, dim))

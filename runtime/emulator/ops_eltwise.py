@@ -56,8 +56,11 @@ def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations
     result = compute(*[t.data for t in tensors])
     out_dtype = dtype or first.dtype
     mc = memory_config or first.memory_config()
-    sharded = any(t.is_sharded() for t in tensors)
-    cb = cb_model.eltwise_cb_bytes(num_inputs=len(tensors), sharded=sharded, dtype=plan_dtype(out_dtype))
+    alike = (mc.is_sharded() and all(t.is_sharded() and t.memory_config() == first.memory_config() for t in tensors)
+             and mc.shard_spec.grid.num_cores() == first.memory_config().shard_spec.grid.num_cores())
+    dtypes = tuple(plan_dtype(t.dtype) for t in tensors) + (plan_dtype(out_dtype),)
+    broadcast = len(tensors) == 2 and tuple(tensors[1].shape) != tuple(tensors[0].shape)
+    cb = cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike, broadcast=broadcast)
     with device.program(name, cb):
         if output_tensor is None:
             out = device.new_tensor(result, out_dtype, first.layout, mc)
@@ -87,7 +90,8 @@ def multiply(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=False,
 def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
     device = require_device_tensor("relu", input_tensor)
     compute = tt.get_golden_function(tt.relu)
-    cb = cb_model.eltwise_cb_bytes(num_inputs=1, sharded=input_tensor.is_sharded(), dtype=plan_dtype(input_tensor.dtype))
+    cb = cb_model.eltwise_cb_bytes(dtypes=(plan_dtype(input_tensor.dtype),) * 2, sharded_alike=input_tensor.is_sharded()
+                                   and memory_config in (None, input_tensor.memory_config()))
     with device.program("relu", cb):
         out = device.new_tensor(compute(input_tensor.data), input_tensor.dtype, input_tensor.layout,
                                 memory_config or input_tensor.memory_config())

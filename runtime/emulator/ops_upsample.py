@@ -5,7 +5,6 @@ from __future__ import annotations
 from passes import cb_model
 from runtime.emulator.allocator import align
 from runtime.emulator.device import require_device_tensor
-from runtime.emulator.ops_eltwise import plan_dtype
 from runtime.emulator.sharding import parallel_of
 from runtime.ttnn_host import import_ttnn
 
@@ -62,16 +61,17 @@ def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, 
     result = compute(input_tensor.data)
     parallel = parallel_of(mc)
     n, h, w, c = shape
-    layout = parallel.layout if parallel else "INTERLEAVED"
-    grid, cores = (parallel.grid, parallel.num_cores) if parallel else (device.target.grid, device.target.num_cores)
-    cb = cb_model.upsample_cb_bytes(channels=c, mode=mode, shard_layout=layout, grid=grid, num_cores=cores,
-                                    dtype=plan_dtype(input_tensor.dtype))
+    cb = cb_model.upsample_cb_bytes(channels_per_core=c, mode=mode, sharded=parallel is not None,
+                                    layout="TILE" if input_tensor.layout == tt.TILE_LAYOUT else "ROW_MAJOR",
+                                    rows=n * h * w, num_cores=device.target.num_cores)
+    if mode == "bilinear":
+        cb = max(cb, cb_model.halo_cb_bytes(channels_per_core=c, tiled_input=False))
     with device.program("upsample", cb) as temps:
         if mode == "bilinear":  # bilinear reads its 2x2 neighbourhoods through halo (config in L1_SMALL)
             device.temp(temps, "L1_SMALL", align(2 * (mc.shard_spec.shape[0] + 2 * w) + 64, 16))
-            device.temp(temps, "L1", cb_model.halo_bytes(
-                batch=n, input_hw=(h, w), channels=c, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1),
-                dilation=(1, 1), shard_layout=layout, grid=grid, num_cores=cores, dtype="bfloat16", num_slices=0))
+            device.temp(temps, "L1", cb_model.pool_halo_bytes(
+                batch=n, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1),
+                rows_per_core=mc.shard_spec.shape[0], channels_per_core=c))
         out_mc = memory_config or _output_memory_config(mc, int(sh), int(sw))
         out = device.new_tensor(result, input_tensor.dtype, input_tensor.layout, out_mc)
     device.record_step(compute, [input_tensor], [out])

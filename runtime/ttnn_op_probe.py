@@ -1,0 +1,238 @@
+"""What real ttnn 0.81.1 allocates for one non-conv op, on a mock device (see runtime/ttnn_mock.py).
+
+An op SPEC is plain JSON: {"op": ..., "inputs": [tensor, ...], "args": {...}} with a tensor
+{"shape": [...], "dtype": "bfloat16", "layout": "TILE" | "ROW_MAJOR", "mem": placement} and a
+placement as passes/plan.Placement's fields ({"buffer", "layout", "grid", "num_cores", "shard_shape"}).
+`run_spec` makes the inputs, then runs the op exactly as templates/ops.j2 emits it inside a NORMAL
+graph capture (real addresses; NO_DISPATCH rejects sharded pools on a mock device with "Global CB
+size mismatch"), and reports the programs it launched: per program its device operation, its static
+circular buffers that are not tensor-backed (per core, the most loaded core) and the op-owned L1 and
+L1_SMALL buffers live while it ran (bytes per bank). ttnn's error, if it rejects the op, is kept.
+
+`record_module` runs a generated module's forward with every conv replaced by a tensor of the conv's
+planned output (convs are not this probe's subject) and every other ttnn call probed as above, so the
+committed programs' non-conv ops are measured with the inputs they really get.
+
+Child side only: `python -m runtime.ttnn_op_probe specs IN.json OUT.json` or
+`... module GENERATED.py OUT.json`, run through runtime.ttnn_mock.run_child.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+import ttnn
+
+BUFFER_L1, BUFFER_L1_SMALL = 1, 3  # buffer_allocate's buffer_type
+# Ops that only view or wrap data: not probed
+_PASSTHROUGH = {"reshape", "deallocate", "from_torch", "to_torch", "to_device", "CoreCoord", "CoreRange",
+                "CoreRangeSet", "ShardSpec", "MemoryConfig", "UnaryWithParam", "Conv2dConfig",
+                "Conv2dSliceConfig", "WormholeComputeKernelConfig"}
+
+
+def cores(grid, count):
+    width = grid[0]
+    rows, rest = divmod(count, width)
+    ranges = []
+    if rows:
+        ranges.append(ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(width - 1, rows - 1)))
+    if rest:
+        ranges.append(ttnn.CoreRange(ttnn.CoreCoord(0, rows), ttnn.CoreCoord(rest - 1, rows)))
+    return ttnn.CoreRangeSet(ranges)
+
+
+def memory_config(p: dict | None):
+    if p is None:
+        return None
+    if p["layout"] == "INTERLEAVED":
+        return ttnn.DRAM_MEMORY_CONFIG if p["buffer"] == "DRAM" else ttnn.L1_MEMORY_CONFIG
+    spec = ttnn.ShardSpec(cores(p["grid"], p["num_cores"]), list(p["shard_shape"]), ttnn.ShardOrientation.ROW_MAJOR)
+    return ttnn.MemoryConfig(getattr(ttnn.TensorMemoryLayout, p["layout"]), ttnn.BufferType.L1, spec)
+
+
+def placement_of(mc) -> dict:
+    buffer = "DRAM" if mc.buffer_type == ttnn.BufferType.DRAM else "L1"
+    layout = mc.memory_layout.name
+    if not mc.is_sharded():
+        return {"buffer": buffer, "layout": "INTERLEAVED", "grid": None, "num_cores": None, "shard_shape": None}
+    spec = mc.shard_spec
+    box = spec.grid.bounding_box()
+    grid = [box.end.x - box.start.x + 1, box.end.y - box.start.y + 1]
+    return {"buffer": buffer, "layout": layout, "grid": grid, "num_cores": spec.grid.num_cores(),
+            "shard_shape": list(spec.shape)}
+
+
+def tensor_spec(t) -> dict:
+    return {"shape": list(t.shape), "dtype": t.dtype.name.lower(), "layout": "TILE" if t.layout == ttnn.TILE_LAYOUT
+            else "ROW_MAJOR", "mem": placement_of(t.memory_config())}
+
+
+def make_tensor(device, s: dict):
+    dtype = getattr(ttnn, s["dtype"])
+    layout = ttnn.TILE_LAYOUT if s["layout"] == "TILE" else ttnn.ROW_MAJOR_LAYOUT
+    return ttnn.from_torch(torch.zeros(s["shape"]), dtype=dtype, layout=layout, device=device,
+                           memory_config=memory_config(s["mem"]))
+
+
+# ------------------------------------------------------------------ reading a graph trace
+
+_RANGE = re.compile(r"\[(\d+)-(\d+) - (\d+)-(\d+)\]")
+
+
+def _core_set(text: str) -> list[tuple[int, int]]:
+    out = []
+    for x0, y0, x1, y1 in _RANGE.findall(text):
+        out += [(x, y) for x in range(int(x0), int(x1) + 1) for y in range(int(y0), int(y1) + 1)]
+    return out
+
+
+def programs_of(trace) -> list[dict]:
+    """The programs a captured call launched, with the op-owned buffers live while each ran.
+
+    A program cached by ttnn allocates no circular buffers again; the probe disables the cache.
+    NO_DISPATCH records every buffer at address 0, so buffers are matched by their parameters."""
+    device_op, launched = "", True
+    live: list[tuple[tuple, int]] = []  # (buffer parameters, per-bank size), in allocation order
+    programs: list[dict] = []
+    cb: dict[tuple[int, int], int] = {}
+    for node in trace:
+        kind, p = node["node_type"], node.get("params") or {}
+        if kind == "function_start":
+            name = p.get("name", "")
+            if not name.startswith(("tt::", "Tensor::", "ttnn::", "ttnn.")):
+                device_op, launched = name, False
+        elif kind in ("buffer_allocate", "buffer_deallocate") and int(p["buffer_type"]) in (BUFFER_L1, BUFFER_L1_SMALL):
+            key = tuple(sorted(p.items()))
+            if kind == "buffer_allocate":
+                live.append((key, int(p["max_size_per_bank"])))
+            else:
+                match = [i for i, (k, _) in enumerate(live) if k == key]
+                if match:
+                    live.pop(match[-1])
+        elif kind == "circular_buffer_deallocate_all" and not launched:  # (also sent after a program ran)
+            cb, launched = {}, True
+            small = [int(dict(k)["buffer_type"]) == BUFFER_L1_SMALL for k, _ in live]
+            programs.append({"name": device_op, "cb": 0, "cbs": [],
+                             "l1": [size for (_, size), s in zip(live, small) if not s],
+                             "l1_small": [size for (_, size), s in zip(live, small) if s]})
+        elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate") and programs and \
+                p.get("globally_allocated", p.get("borrows_memory")) == "0":
+            for core in _core_set(p["core_range_set"]):
+                cb[core] = cb.get(core, 0) + int(p["size"])
+            programs[-1]["cb"] = max(cb.values())
+            programs[-1]["cbs"].append(int(p["size"]))
+    return programs
+
+
+def _error(exc: Exception) -> str:
+    from runtime.ttnn_mock import condense
+
+    return condense(str(exc))
+
+
+def probe(device, fn, *args, mode=None, **kwargs) -> tuple[object, dict]:
+    graph = ttnn.graph
+    graph.begin_graph_capture(mode or graph.RunMode.NO_DISPATCH)
+    result, error = None, ""
+    try:
+        result = fn(*args, **kwargs)
+    except RuntimeError as exc:
+        error = _error(exc)
+    finally:
+        trace = graph.end_graph_capture()
+    return result, {"error": error, "programs": programs_of(trace)}
+
+
+# ------------------------------------------------------------------ one spec, as the generated code calls it
+
+def _slice_config(s):
+    if s is None:
+        return None
+    kind = {"DRAM_SLICE_HEIGHT": ttnn.Conv2dDRAMSliceHeight, "DRAM_SLICE_WIDTH": ttnn.Conv2dDRAMSliceWidth}[s[0]]
+    return ttnn.Conv2dSliceConfig(slice_type=kind, num_slices=s[1])
+
+
+def call(device, spec: dict, xs: list):
+    op, a = spec["op"], spec["args"]
+    mc = memory_config(a.get("memory"))
+    dtype = getattr(ttnn, a["dtype"]) if "dtype" in a else None
+    if op in ("max_pool2d", "avg_pool2d"):
+        kw = dict(batch_size=a["batch"], input_h=a["input_hw"][0], input_w=a["input_hw"][1], channels=a["channels"],
+                  kernel_size=tuple(a["kernel_size"]), stride=tuple(a["stride"]), padding=tuple(a["padding"]),
+                  ceil_mode=False, dtype=dtype, output_layout=ttnn.TILE_LAYOUT, memory_config=mc)
+        if op == "max_pool2d":
+            kw["dilation"] = (1, 1)
+        else:
+            kw["count_include_pad"] = True
+        if a.get("applied_shard_scheme"):
+            kw["applied_shard_scheme"] = getattr(ttnn.TensorMemoryLayout, a["applied_shard_scheme"])
+        if a.get("slices"):
+            kw["dram_slice_config"] = _slice_config(a["slices"])
+        return getattr(ttnn, op)(xs[0], **kw)
+    if op == "upsample":
+        return ttnn.upsample(ttnn.reshape(xs[0], tuple(a["nhwc"])), tuple(a["scale"]), mode=a["mode"],
+                             memory_config=mc)
+    if op == "concat":
+        return ttnn.concat(xs, dim=3, memory_config=mc)
+    if op == "add":
+        act = [ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)] if a.get("relu") else []
+        return ttnn.add(xs[0], xs[1], activations=act, dtype=dtype, memory_config=mc)
+    if op == "multiply":
+        return ttnn.multiply(xs[0], xs[1], dtype=dtype, memory_config=mc)
+    if op == "global_avg_pool2d":
+        return ttnn.global_avg_pool2d(xs[0], dtype=dtype, memory_config=mc)
+    if op == "to_memory_config":
+        return ttnn.to_memory_config(xs[0], mc)
+    if op == "to_layout":
+        layout = ttnn.TILE_LAYOUT if a["layout"] == "TILE" else ttnn.ROW_MAJOR_LAYOUT
+        kw = {"dtype": dtype} if dtype is not None else {}
+        if mc is not None:
+            kw["memory_config"] = mc
+        return ttnn.to_layout(xs[0], layout, **kw)
+    if op == "reallocate":
+        return ttnn.reallocate(xs[0])
+    raise ValueError(f"no probe for op {op!r}")
+
+
+def run_spec(device, spec: dict) -> dict:
+    try:
+        xs = [make_tensor(device, s) for s in spec["inputs"]]
+    except RuntimeError as exc:
+        return {"spec": spec, "error": "inputs: " + _error(exc), "programs": []}
+    result, record = probe(device, call, device, spec, xs)
+    if "Global CB size mismatch" in record["error"]:
+        # NO_DISPATCH allocates nothing, which sharded pools and halos reject: capture with real addresses
+        result, record = probe(device, call, device, spec, xs, mode=ttnn.graph.RunMode.NORMAL)
+    out = {"spec": spec, **record}
+    if result is not None:
+        out["output"] = tensor_spec(result)
+        ttnn.deallocate(result)
+    for x in xs:
+        if x.is_allocated():
+            ttnn.deallocate(x)
+    return out
+
+
+def run_specs(specs: list[dict]) -> list[dict]:
+    device = ttnn.open_device(device_id=0, l1_small_size=32768, trace_region_size=8388608)
+    device.disable_and_clear_program_cache()  # a cached program allocates no circular buffers
+    try:
+        return [run_spec(device, s) for s in specs]
+    finally:
+        ttnn.close_device(device)
+
+
+def main(argv: list[str]) -> int:
+    mode, src, dst = argv
+    if mode == "specs":
+        Path(dst).write_text(json.dumps(run_specs(json.loads(Path(src).read_text()))))
+        return 0
+    raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
