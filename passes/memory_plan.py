@@ -147,7 +147,9 @@ class _Planner:
                     Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM")]
         if n.op in ("max_pool2d", "avg_pool2d"):
             p_in = self.height(ins[0])
-            modes = [Mode((p_in,), out_h, "pool on height shards"), Mode((p_in,), DRAM, "pool, output to DRAM")]
+            # on the input's cores: ttnn writes a pool's output there, and copies it to any other spec
+            modes = [Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
+                     Mode((p_in,), DRAM, "pool, output to DRAM")]
             k = 2
             while k <= n.out.shape[3]:  # ttnn pools take dram_slice_config like convs: width slices
                 modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} width slices", ("DRAM_SLICE_WIDTH", k)))
