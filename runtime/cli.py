@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
             print(_summary(c, args.out, state, size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
     for c in converted:
-        if c.check is not None:
+        if c.check is not None and not (args.quiet and c.check.accepted):
             print(f"{c.variant}: {c.check.verdict()}")
             if not c.check.accepted:
                 if c.check.statement:
