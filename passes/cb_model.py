@@ -176,8 +176,8 @@ def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_ch
                 output_dtype=output_dtype, enable_act_double_buffer=enable_act_double_buffer,
                 enable_weights_double_buffer=enable_weights_double_buffer, fp32_dest_acc=fp32_dest_acc,
                 device_grid=device_grid)
-    if slice_type != "L1_FULL" and num_slices > 1:
-        parts = conv2d_slices(**args, output_layout=output_layout, slice_type=slice_type, num_slices=num_slices)
+    parts = conv2d_slices(**args, output_layout=output_layout, slice_type=slice_type, num_slices=num_slices)
+    if parts:
         return ConvL1(cb=max(p.cb for p in parts), halo=max(p.halo for p in parts),
                       output=max(p.output for p in parts))
     return _conv_l1(**args, output_layout=output_layout)
@@ -353,7 +353,13 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
                   slice_type: str) -> list[ConvSlice]:
     """Every slice of a DRAM-sliced ttnn.conv2d (num_slices > 1), in order. Each slice is an L1 conv
     of its own input rectangle, with the image's padding only at the image's edges and, for a TILE
-    output, its output width padded to whole tiles by padding on the right."""
+    output, its output width padded to whole tiles by padding on the right.
+    Empty when ttnn does not slice: L1_FULL, one slice, or a 1x1 matmul conv (measured: ttnn runs
+    it whole, from its DRAM input)."""
+    if slice_type == "L1_FULL" or num_slices <= 1 or conv_is_matmul(
+            kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+            shard_layout=shard_layout, groups=groups):
+        return []
     (ih, iw), (kh, kw), (sh, sw), (dh, dw) = _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(dilation)
     pt, pb, pl, pr = _pad4(padding)
     out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
