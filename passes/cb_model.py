@@ -386,8 +386,7 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
         same = (nhw, c) == (conv_nhw, conv_c) and (conv_box is None or conv_box == box)
         conv_c_width, reshard = slice_c, 0
         if not same:
-            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, 1 if width else TILE,
-                                                        align)
+            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE, align)
         conv = _conv_l1(batch=batch, input_hw=(h1 - h0, w1 - w0), in_channels=in_channels,
                         out_channels=out_channels, kernel_size=(kh, kw), stride=(sh, sw),
                         padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), groups=groups,
