@@ -6,15 +6,16 @@ and the emulator agree on what an op costs.
 
 conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
 exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
-layout the planner emits. DRAM-sliced convs are NOT exact yet (the per-slice geometry is the whole
-conv's divided by num_slices). Circular buffers that ttnn backs with a tensor's own buffer are not
+layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), exact on
+most sampled configs; not yet on a WIDTH-sharded ROW_MAJOR slice's result, BLOCK slices narrower
+than the kernel's reach or of channels that are not whole tiles. Circular buffers that ttnn backs with a tensor's own buffer are not
 counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
 approximations.
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
-WIDTH_SHARDED splits channels over `num_cores`. With DRAM slicing (`num_slices` > 0) ttnn runs the
-conv slice by slice, so the per-core sizes are those of one slice.
+WIDTH_SHARDED splits channels over `num_cores`. With DRAM slicing (`num_slices` > 1) ttnn runs the
+conv slice by slice, each an L1 conv of its own input rectangle.
 """
 
 from __future__ import annotations
