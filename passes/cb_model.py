@@ -6,19 +6,21 @@ and the emulator agree on what an op costs.
 
 conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
 exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
-layout the planner emits. DRAM-sliced convs are NOT exact yet (the per-slice geometry is the whole
-conv's divided by num_slices). Circular buffers that ttnn backs with a tensor's own buffer are not
+layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), exact on
+most sampled configs; not yet on a WIDTH-sharded ROW_MAJOR slice's result, BLOCK slices narrower
+than the kernel's reach or of channels that are not whole tiles. Circular buffers that ttnn backs with a tensor's own buffer are not
 counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
 approximations.
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
-WIDTH_SHARDED splits channels over `num_cores`. With DRAM slicing (`num_slices` > 0) ttnn runs the
-conv slice by slice, so the per-core sizes are those of one slice.
+WIDTH_SHARDED splits channels over `num_cores`. With DRAM slicing (`num_slices` > 1) ttnn runs the
+conv slice by slice, each an L1 conv of its own input rectangle.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 TILE = 32
@@ -41,11 +43,19 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
     return (int(v[0]), int(v[1]))
 
 
+def _pad4(padding: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a (h, w) or (top, bottom, left, right) padding."""
+    p = _pair(padding) if isinstance(padding, int) or len(padding) == 2 else tuple(int(v) for v in padding)
+    return (p[0], p[0], p[1], p[1]) if len(p) == 2 else p  # type: ignore[return-value]
+
+
 def conv_output_hw(input_hw: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
-                   padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """ttnn.get_conv_output_dim for both axes."""
+                   padding: tuple[int, ...], dilation: tuple[int, int]) -> tuple[int, int]:
+    """ttnn.get_conv_output_dim for both axes (padding (h, w) or (top, bottom, left, right))."""
+    pt, pb, pl, pr = _pad4(padding)
+    pads = (pt + pb, pl + pr)
     return tuple(  # type: ignore[return-value]
-        (input_hw[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
+        (input_hw[i] + pads[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
         for i in range(2)
     )
 
@@ -98,17 +108,20 @@ def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_
                 kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                 dilation: tuple[int, int], shard_layout: str, grid: tuple[int, int], num_cores: int,
                 act_block_h: int, act_block_w_div: int, num_slices: int,
-                device_grid: tuple[int, int] | None = None, matmul: bool = False) -> ConvBlocks:
-    """`device_grid` (the target's compute grid, default `grid`) decides the output channel split."""
+                device_grid: tuple[int, int] | None = None, matmul: bool = False,
+                channel_align: int = TILE) -> ConvBlocks:
+    """`device_grid` (the target's compute grid, default `grid`) decides the output channel split;
+    `channel_align`: the input channels per core are a multiple of it (a tile, or fewer when a
+    DRAM slice arrives as a row-major shard)."""
     kh, kw = _pair(kernel_size)
-    out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation))
+    out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), padding, _pair(dilation))
     cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
     cores_c_out = output_cores_c(shard_layout=shard_layout, grid=grid, num_cores=num_cores,
                                  out_channels=out_channels, device_grid=device_grid or grid, matmul=matmul)
     out_nhw = cdiv(batch * out_h * out_w, max(num_slices, 1))
     out_h_ntiles = cdiv(cdiv(out_nhw, TILE), cores_nhw)
     out_w_ntiles = cdiv(cdiv(out_channels, TILE), cores_c_out)
-    padded_in = round_up(in_channels, TILE * cores_c)
+    padded_in = round_up(in_channels, channel_align * cores_c)
     in_per_core = padded_in // cores_c
     if shard_layout == "WIDTH_SHARDED":
         act_block_w = round_up(cdiv(in_per_core * kh * kw, max(act_block_w_div, 1)), TILE)
@@ -144,7 +157,7 @@ class ConvL1:
 def conv_is_matmul(*, kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                    dilation: tuple[int, int], shard_layout: str, groups: int) -> bool:
     """ttnn runs 1x1 stride-1 unpadded convs that are not width-sharded as a plain matmul."""
-    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pair(padding) == (0, 0)
+    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pad4(padding) == (0, 0, 0, 0)
             and _pair(dilation) == (1, 1) and groups == 1 and shard_layout != "WIDTH_SHARDED")
 
 
@@ -155,15 +168,38 @@ def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_ch
               output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
               fp32_dest_acc: bool, num_slices: int, device_grid: tuple[int, int],
               output_layout: str = "TILE", slice_type: str = "L1_FULL") -> ConvL1:
-    """What one ttnn.conv2d (with a bias, packer_l1_acc = fp32_dest_acc) allocates per core in L1."""
+    """What one ttnn.conv2d (with a bias, packer_l1_acc = fp32_dest_acc) allocates per core in L1;
+    for a DRAM-sliced conv the largest of its slices' (see `conv2d_slices`)."""
+    args = dict(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
+                kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
+                act_block_w_div=act_block_w_div, input_dtype=input_dtype, weights_dtype=weights_dtype,
+                output_dtype=output_dtype, enable_act_double_buffer=enable_act_double_buffer,
+                enable_weights_double_buffer=enable_weights_double_buffer, fp32_dest_acc=fp32_dest_acc,
+                device_grid=device_grid)
+    parts = conv2d_slices(**args, output_layout=output_layout, slice_type=slice_type, num_slices=num_slices)
+    if parts:
+        return ConvL1(cb=max(p.cb for p in parts), halo=max(p.halo for p in parts),
+                      output=max(p.output for p in parts))
+    return _conv_l1(**args, output_layout=output_layout)
+
+
+def _conv_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+             kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, ...],
+             dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+             num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
+             output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
+             fp32_dest_acc: bool, device_grid: tuple[int, int], output_layout: str,
+             channel_align: int = TILE) -> ConvL1:
+    """One conv on L1-resident data (the whole conv, or one DRAM slice of it)."""
     kh, kw = _pair(kernel_size)
     matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
                             shard_layout=shard_layout, groups=groups)
     b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
                     kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
                     shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-                    act_block_w_div=act_block_w_div, num_slices=num_slices, device_grid=device_grid,
-                    matmul=matmul)
+                    act_block_w_div=act_block_w_div, num_slices=0, device_grid=device_grid,
+                    matmul=matmul, channel_align=channel_align)
     out_tiles = b.out_h_ntiles * b.out_w_ntiles
     w_tile, out_tile = TILE_BYTES[weights_dtype], TILE_BYTES[output_dtype]
     # a row-major output shard has the tiled one's size (bf16); the matmul path writes tiles anyway
@@ -219,20 +255,165 @@ def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_ch
           + b.out_w_ntiles * w_tile  # bias
           + row_major_tiles * in_tile
           + L1_SCRATCHPAD_BYTES)
-    halo = _conv_halo(batch, _pair(input_hw), (kh, kw), _pair(stride), _pair(padding), _pair(dilation),
+    halo = _conv_halo(batch, _pair(input_hw), (kh, kw), _pair(stride), _pad4(padding), _pair(dilation),
                       core_split(shard_layout, grid, num_cores)[0], b.out_h_ntiles * TILE,
                       b.in_channels_per_core * DATUM_BYTES[conv_in_dtype])
     return ConvL1(cb=cb, halo=halo, output=output)
 
 
+@dataclass(frozen=True)
+class ConvSlice:
+    """Per-core L1 bytes of one DRAM slice of a conv, in the order ttnn runs its programs
+    (op_slicing.cpp run_sliced_op): PaddedSlice copies the slice's input into an L1 shard (`input`,
+    with CBs `slice_cb`); when that sharding is not the conv's, a reshard into `reshard` (the input
+    is then freed and the copy moved); the halo (`halo`, CBs `halo_cb`) frees its input and is
+    moved; the conv writes `output` with CBs `cb` and the halo is freed; a ROW_MAJOR conv writes
+    tiles that an untilize copies into `untilize` (the tiles then freed); SliceWrite copies the
+    result to DRAM."""
+
+    input: int
+    slice_cb: int
+    reshard: int
+    halo: int
+    halo_cb: int
+    output: int
+    cb: int
+    untilize: int
+
+
+def _slice_ranges(extent: int, num_slices: int, rounding: int) -> list[tuple[int, int]]:
+    """op_slicing.cpp: output slices of whole `rounding` units, the first ones one unit larger."""
+    units = cdiv(extent, rounding)
+    out, start = [], 0
+    for i in range(num_slices):
+        size = rounding * (units // num_slices + (1 if i < units % num_slices else 0))
+        end = min(extent, start + size)
+        if end > start:
+            out.append((start, end))
+        start += size
+    return out
+
+
+def _input_range(o0: int, o1: int, out: int, inp: int, k: int, s: int, d: int, p0: int,
+                 p1: int) -> tuple[int, int, int, int]:
+    """Conv2dSliceAttr::run_L1_op along one axis: (input start, end, pad before, pad after) that an
+    output range [o0, o1) reads; the image's own padding only at its edges."""
+    start, end = o0 * s - p0, (o1 - 1) * s - p0 + d * (k - 1) + 1
+    pad0, pad1 = max(0, -start), max(0, end - inp)
+    start, end = max(0, start), min(inp, end)
+    if o0 == 0:
+        start, pad0 = 0, p0
+    if o1 == out:
+        end, pad1 = inp, p1
+    return start, end, pad0, pad1
+
+
+def _divisor_with_padding_and_mult(num: int, start: int, mult: int) -> int:
+    """ttnn's find_closest_largest_divisor_with_num_padding_and_mult."""
+    d = start
+    while d > 1 and round_up(num, d * mult) - num >= round_up(num, d * mult) // d:
+        d -= 1
+    return d
+
+
+def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int,
+                 in_channels: int) -> tuple[int, int, tuple[int, int]]:
+    """(cores along N*H*W, along channels, core box) of the L1 shard a DRAM slice is copied into:
+    determine_parallel_config over the whole device grid for the slice's output (channels padded)."""
+    ntiles = cdiv(out_nhw, TILE)
+    if shard_layout == "HEIGHT_SHARDED":
+        n = _divisor_with_padding_and_mult(ntiles, device_grid[0] * device_grid[1], 1)
+        rows, rest = divmod(n, device_grid[0])
+        return n, 1, (device_grid[0] if rows else rest, rows + (1 if rest else 0))
+    if shard_layout == "BLOCK_SHARDED":
+        n = _divisor_with_padding_and_mult(ntiles, device_grid[1], 1)
+        c = divisor_with_padding(cdiv(in_channels, SLICE_CHANNEL_ALIGN), device_grid[0])
+        return n, c, (c, n)
+    c = divisor_with_padding(cdiv(in_channels, TILE), device_grid[0] * device_grid[1])
+    rows, rest = divmod(c, device_grid[0])
+    return 1, c, (device_grid[0] if rows else rest, rows + (1 if rest else 0))
+
+
+SLICE_CHANNEL_ALIGN = 8  # a DRAM slice's row-major shard pads channels to 16 bytes of bfloat16
+
+
+def _row_major_shard(rows: int, channels: int, cores_nhw: int, cores_c: int, row_align: int,
+                     channel_align: int) -> tuple[int, int, int]:
+    """(rows, channels, bytes) per core of a row-major bfloat16 shard (determine_input_memory_config)."""
+    shard_rows = round_up(rows, cores_nhw * row_align) // cores_nhw
+    shard_c = round_up(channels, cores_c * channel_align) // cores_c
+    return shard_rows, shard_c, shard_rows * round_up(shard_c * DATUM_BYTES["bfloat16"], 16)
+
+
+def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
+                  kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                  dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
+                  num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
+                  output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
+                  fp32_dest_acc: bool, num_slices: int, device_grid: tuple[int, int], output_layout: str,
+                  slice_type: str) -> list[ConvSlice]:
+    """Every slice of a DRAM-sliced ttnn.conv2d (num_slices > 1), in order. Each slice is an L1 conv
+    of its own input rectangle, with the image's padding only at the image's edges and, for a TILE
+    output, its output width padded to whole tiles by padding on the right.
+    Empty when ttnn does not slice: L1_FULL, one slice, or a 1x1 matmul conv (measured: ttnn runs
+    it whole, from its DRAM input)."""
+    if slice_type == "L1_FULL" or num_slices <= 1 or conv_is_matmul(
+            kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+            shard_layout=shard_layout, groups=groups):
+        return []
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(dilation)
+    pt, pb, pl, pr = _pad4(padding)
+    out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
+    tile_out = output_layout == "TILE"
+    by_width = slice_type == "DRAM_SLICE_WIDTH"
+    ranges = _slice_ranges(out_w if by_width else out_h, num_slices, TILE if tile_out and by_width else 1)
+    parts = []
+    for o0, o1 in ranges:
+        oh = (o0, o1) if not by_width else (0, out_h)
+        ow = (o0, o1) if by_width else (0, out_w)
+        h0, h1, ptop, pbot = _input_range(*oh, out_h, ih, kh, sh, dh, pt, pb)
+        w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
+        slice_w = ow[1] - ow[0]
+        if tile_out and slice_w % TILE:  # the conv computes whole tiles of output width
+            prgt += (TILE - slice_w % TILE) * sw
+            slice_w = round_up(slice_w, TILE)
+        in_rows = batch * (h1 - h0) * (w1 - w0)
+        nhw, c, box = _slice_cores(shard_layout, device_grid, batch * (oh[1] - oh[0]) * slice_w, in_channels)
+        width = shard_layout == "WIDTH_SHARDED"
+        align = TILE if width else SLICE_CHANNEL_ALIGN
+        _, slice_c, input_bytes = _row_major_shard(in_rows, in_channels, nhw, c, TILE, align)
+        conv_nhw, conv_c = core_split(shard_layout, grid, num_cores)
+        conv_box = grid if shard_layout == "BLOCK_SHARDED" else None
+        same = (nhw, c) == (conv_nhw, conv_c) and (conv_box is None or conv_box == box)
+        conv_c_width, reshard = slice_c, 0
+        if not same:
+            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE, align)
+        conv = _conv_l1(batch=batch, input_hw=(h1 - h0, w1 - w0), in_channels=in_channels,
+                        out_channels=out_channels, kernel_size=(kh, kw), stride=(sh, sw),
+                        padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), groups=groups,
+                        shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
+                        act_block_w_div=act_block_w_div, input_dtype=input_dtype, weights_dtype=weights_dtype,
+                        output_dtype=output_dtype, enable_act_double_buffer=enable_act_double_buffer,
+                        enable_weights_double_buffer=enable_weights_double_buffer, fp32_dest_acc=fp32_dest_acc,
+                        device_grid=device_grid, output_layout="TILE",
+                        channel_align=math.gcd(conv_c_width, TILE))
+        in_tiles = max(cdiv((k + 1) * slice_c, TILE) - (k * slice_c) // TILE for k in range(c))
+        slice_cb = 4 * in_tiles * (TILE_BYTES[input_dtype] + TILE_BYTES["bfloat16"]) + slice_c * DATUM_BYTES["bfloat16"]
+        parts.append(ConvSlice(
+            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=conv.halo,
+            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if conv.halo else 0,
+            output=conv.output, cb=conv.cb, untilize=0 if tile_out else conv.output))
+    return parts
+
+
 def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-               padding: tuple[int, int], dilation: tuple[int, int], cores_nhw: int, rows_per_core: int,
+               padding: tuple[int, int, int, int], dilation: tuple[int, int], cores_nhw: int, rows_per_core: int,
                stick_bytes: int) -> int:
     """Halo output per core: each core holds the padded-input sticks from its first output pixel's
     window to its last one's (ttnn's sliding-window shard boundaries), the largest core counts."""
-    (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = input_hw, kernel, stride, padding, dilation
+    (ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw) = input_hw, kernel, stride, padding, dilation
     out_h, out_w = conv_output_hw(input_hw, kernel, stride, padding, dilation)
-    hp, wp = ih + 2 * ph, iw + 2 * pw
+    hp, wp = ih + pt + pb, iw + pl + pr
     total = batch * out_h * out_w
 
     def stick(o: int) -> int:  # padded-input index of output pixel o's window origin

@@ -248,53 +248,76 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     geo = dict(batch=s.batch, input_hw=s.input_hw, kernel_size=_pair(s.kernel_size), stride=_pair(s.stride),
                padding=_pair(s.padding), dilation=_pair(s.dilation), **par.geometry())
 
-    def l1(k: int) -> cb_model.ConvL1:
-        return cb_model.conv2d_l1(
-            **geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
-            act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
-            weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
-            enable_act_double_buffer=cc.enable_act_double_buffer,
-            enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
-            num_slices=k, device_grid=target.grid, output_layout=plan.layout, slice_type=cc.slice_type)
+    conv = dict(**geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
+                act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
+                weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
+                enable_act_double_buffer=cc.enable_act_double_buffer,
+                enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
+                num_slices=cc.num_slices, device_grid=target.grid, output_layout=plan.layout,
+                slice_type=cc.slice_type)
+    parts = cb_model.conv2d_slices(**conv)
+    if parts:
+        return _sliced_conv_programs(n.name, s, par, parts)
+    return _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs)
 
-    return _conv_programs(n.name, s, x, par, l1, out, out_allocs, cc)
 
-
-def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, l1, out: TensorState,
-                   out_allocs, cc) -> list[Step]:
-    """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
-    the input resharded into a temporary when it is not sharded as the conv runs (a DRAM slice
-    instead, per slice, when sliced); the halo op, which frees that temporary, then `ttnn::move`s its
-    output (free + allocate, so it lands as high as it fits); the conv (or, for 1x1 stride-1 convs,
-    the matmul) with its output always L1-sharded like the conv; a DRAM destination is a copy made
-    afterwards, the sharded output then freed."""
-    sliced = cc.slice_type != "L1_FULL"
-    slices = cc.num_slices if sliced else 1
-    sh, sw = par.shard_shape(cdiv(s.in_rows, slices), s.in_channels)
-    in_copy = round_up(staged_input_bytes(sh, sw, x.dtype), 16)
-    needs_copy = sliced or Parallel.of(x.placement) != par
-    to_dram = sliced or out.placement.buffer == "DRAM"
-    config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
-    k = slices if sliced else 0
+def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb_model.ConvSlice]) -> list[Step]:
+    """A DRAM-sliced ttnn.conv2d, slice after slice, in the order of real ttnn 0.81.1's graph traces
+    (see cb_model.ConvSlice); the result is written to DRAM by each slice's SliceWrite."""
+    inp, copy, halo, out, rm = (f"{name}.{t}" for t in ("input", "reshard", "halo", "out", "untilized"))
     steps: list[Step] = []
-    for _ in range(slices if sliced else 1):
-        tag = f"{name}.input"
+    for p in parts:
+        steps.append(Program((Alloc("L1", p.input, inp),), p.slice_cb, "conv2d input slice"))
+        src = inp
+        if p.reshard:  # reshard into a copy, the slice freed, the copy moved (ttnn::move)
+            steps += [Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard"), Free(inp),
+                      Free(copy), Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard move")]
+            src = copy
+        if p.halo:
+            steps += [Program((Alloc("L1", p.halo, halo),), p.halo_cb, "halo"), Free(src),
+                      Free(halo), Program((Alloc("L1", p.halo, halo),), 0, "halo move")]
+        config = Alloc("L1_SMALL", _config_bytes(cdiv(s.out_rows, len(parts)), par.num_cores))
+        steps.append(Program((config, Alloc("L1", p.output, out)), p.cb, f"conv2d[slice of {len(parts)}]"))
+        steps.append(Free(halo if p.halo else src))
+        if p.untilize:  # a ROW_MAJOR result: the conv's tiles untilized into a copy
+            steps += [Program((Alloc("L1", p.untilize, rm),), 0, "conv2d slice untilize"), Free(out)]
+            out_buffer = rm
+        else:
+            out_buffer = out
+        steps.append(Free(out_buffer))
+    return steps
+
+
+def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, sizes: cb_model.ConvL1,
+                   out: TensorState, out_allocs) -> list[Step]:
+    """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
+    the input resharded into a temporary when it is not sharded as the conv runs; the halo op,
+    which frees that temporary, then `ttnn::move`s its output (free + allocate, so it lands as high
+    as it fits); the conv (or, for 1x1 stride-1 convs, the matmul) with its output always
+    L1-sharded like the conv; a DRAM destination (also of a DRAM-sliced matmul conv, which ttnn runs
+    whole) is a copy made afterwards, the sharded output then freed."""
+    sh, sw = par.shard_shape(s.in_rows, s.in_channels)
+    in_copy = round_up(staged_input_bytes(sh, sw, x.dtype), 16)
+    needs_copy = Parallel.of(x.placement) != par
+    to_dram = out.placement.buffer == "DRAM"
+    config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
+    steps: list[Step] = []
+    tag = f"{name}.input"
+    if needs_copy:
+        steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d reshard"))
+    if sizes.halo:
+        steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo")]
         if needs_copy:
-            steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d input slice" if sliced else "conv2d reshard"))
-        sizes = l1(k)
-        if sizes.halo:
-            steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo")]
-            if needs_copy:
-                steps.append(Free(tag))
-            steps += [Free(f"{name}.halo"), Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo move")]
-        result = (Alloc("L1", sizes.output, f"{name}.out"),) if to_dram else out_allocs
-        steps.append(Program((config, *result), sizes.cb, f"conv2d[{k} slices]" if sliced else "conv2d"))
-        if sizes.halo:
-            steps.append(Free(f"{name}.halo"))
-        elif needs_copy:
             steps.append(Free(tag))
-        if to_dram:
-            steps.append(Free(f"{name}.out"))
+        steps += [Free(f"{name}.halo"), Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo move")]
+    result = (Alloc("L1", sizes.output, f"{name}.out"),) if to_dram else out_allocs
+    steps.append(Program((config, *result), sizes.cb, "conv2d"))
+    if sizes.halo:
+        steps.append(Free(f"{name}.halo"))
+    elif needs_copy:
+        steps.append(Free(tag))
+    if to_dram:
+        steps.append(Free(f"{name}.out"))
     return steps
 
 

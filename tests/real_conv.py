@@ -3,10 +3,11 @@ report what real ttnn allocated per core (see tests/test_l1_model_conv.py for th
 
     python tests/real_conv.py REQUEST.json RESULT.json
 
-REQUEST: {"configs": [conv, ...], "generated": [module path, ...]}; a conv is a dict of
+REQUEST: {"configs": [conv, ...], "generated": [module path, ...], "part": [k, n]}; a conv is a dict of
 passes/cb_model.conv2d_l1's keyword arguments plus "memory" ("L1" or "DRAM": the output's
-memory_config). Every CONV2D row of each generated module is measured too (the dict it became is in
-the result). RESULT: [{"config": conv, "cb": ..., "halo": ..., "output": ..., "error": ...}, ...].
+memory_config). Every distinct CONV2D row of each generated module is measured too (the dict it
+became is in the result); a conv given twice is measured once; with "part" only every n-th
+distinct conv from the k-th. RESULT: [{"config": conv, "cb": ..., "halo": ..., "output": ..., "error": ...}, ...].
 """
 
 from __future__ import annotations
@@ -82,7 +83,53 @@ def summarize(trace) -> dict:
                 halo = max(halo, size)
             elif conv_op:
                 output = max(output, size)
-    return {"cb": cb, "halo": halo, "output": output, "cb_sizes": cb_sizes, "matmul": matmul}
+    return {"cb": cb, "halo": halo, "output": output, "cb_sizes": cb_sizes, "matmul": matmul,
+            "slices": slices(trace)}
+
+
+SLICE_KEYS = {"PaddedSliceDeviceOperation": ("input", "slice_cb"), "HaloDeviceOperation": ("halo", "halo_cb"),
+              "ReshardDeviceOperation": ("reshard", "reshard_cb"), "UntilizeDeviceOperation": ("untilize", "untilize_cb")}
+
+
+def slices(trace) -> list[dict]:
+    """A DRAM-sliced conv's programs per slice (each starts at a PaddedSlice): the first L1 buffer and
+    the CBs no tensor backs of the padded slice, the reshard (its buffer is made before the program
+    starts), the halo, the conv ("output", "cb") and the untilize of a ROW_MAJOR result; any other
+    program's L1 under "other"."""
+    out, op, depth, op_depth = [], "", 0, 0
+    for node in trace:
+        kind, params = node["node_type"], node.get("params", {})
+        if kind == "function_start":
+            depth += 1
+            name = params.get("name", "")
+            if name.endswith("DeviceOperation"):
+                op, op_depth = name, depth
+                if name == "PaddedSliceDeviceOperation":
+                    out.append({"input": 0, "slice_cb": 0, "reshard": 0, "reshard_cb": 0, "halo": 0, "halo_cb": 0,
+                                "output": 0, "cb": 0, "untilize": 0, "untilize_cb": 0, "other": []})
+        elif kind == "function_end":
+            if depth == op_depth:
+                op, op_depth = "", 0
+            depth -= 1
+        if not out:
+            continue
+        s = out[-1]
+        buffer_key, cb_key = SLICE_KEYS.get(op, ("output", "cb") if op in CONV_OPS or "Matmul" in op else ("", ""))
+        if kind == "buffer_allocate" and params.get("type") == "L1" and int(params["buffer_type"]) == 1:
+            size = int(params["max_size_per_bank"])
+            if not op and not s["halo"]:  # the resharded copy, created before its program
+                buffer_key = "reshard"
+            if buffer_key and not s[buffer_key]:
+                s[buffer_key] = size
+            elif not buffer_key:
+                s["other"].append([op, size])
+        elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate"):
+            if params.get("globally_allocated", params.get("borrows_memory")) == "0":
+                if cb_key:
+                    s[cb_key] += int(params["size"])
+                else:
+                    s["other"].append([op + " cb", int(params["size"])])
+    return out
 
 
 def measure(device, c: dict, dump: bool = False) -> dict:
@@ -142,6 +189,9 @@ def main(request_path: str, result_path: str) -> None:
     configs = list(request.get("configs", []))
     for path in request.get("generated", []):
         configs += [from_generated(row) for row in load_module(Path(path)).CONV2D.values()]
+    configs = list({json.dumps(c, sort_keys=True): c for c in configs}.values())  # each distinct conv once
+    part, parts = request.get("part", (0, 1))  # this child's share, when several measure side by side
+    configs = configs[part::parts]
     device = ttnn.open_device(device_id=0, l1_small_size=32768, trace_region_size=8388608)
     try:
         results = []

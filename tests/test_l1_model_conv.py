@@ -7,6 +7,7 @@ the expected numbers are what real ttnn allocated, never the model's.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import json
 import random
 import tempfile
@@ -21,11 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATED = [ROOT / "generated" / "panoptic_deeplab.py", ROOT / "generated" / "deeplab_v3_plus.py"]
 SIZES = [8, 12, 16, 20, 25, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256]
 CHANNELS = [3, 16, 32, 48, 64, 96, 128, 192, 256, 304, 512, 1024, 2048]
-SAMPLES = {"blackhole-20": 110, "blackhole-p150": 50}  # random configs per target (plus generated rows)
+SAMPLES = {"blackhole-20": 100, "blackhole-p150": 40}  # random configs per target (plus generated rows)
+SLICED = {"blackhole-20": 24, "blackhole-p150": 8}
+CHILDREN = {"blackhole-20": 2, "blackhole-p150": 1}  # blackhole-20 also measures the generated rows  # of them DRAM-sliced (each slice is compared)
 NUMBERS = ("cb", "halo", "output")
+SLICE_NUMBERS = ("input", "slice_cb", "reshard", "halo", "halo_cb", "output", "cb", "untilize")
 
 
-def sample(rng: random.Random, grid: tuple[int, int]) -> dict:
+def sample(rng: random.Random, grid: tuple[int, int], sliced: bool) -> dict:
     """A random conv the planner could emit (act_block_w_div stays 1: ttnn crashes on most others)."""
     k = rng.choice([1, 1, 3, 3, 3])
     d = 1 if k == 1 else rng.choice([1, 1, 1, 2, 6, 12, 18])
@@ -35,7 +39,6 @@ def sample(rng: random.Random, grid: tuple[int, int]) -> dict:
         cores = box[0] * box[1]
     else:
         box, cores = grid, rng.randint(1, grid[0] * grid[1])
-    sliced = rng.random() < 0.25
     return dict(batch=1, input_hw=(rng.choice(SIZES), rng.choice(SIZES)), in_channels=rng.choice(CHANNELS),
                 out_channels=rng.choice(CHANNELS[1:]), kernel_size=(k, k), stride=(s := rng.choice([1, 1, 1, 2]), s),
                 padding=(d * (k // 2),) * 2, dilation=(d, d), groups=1, shard_layout=layout, grid=box,
@@ -45,7 +48,7 @@ def sample(rng: random.Random, grid: tuple[int, int]) -> dict:
                 enable_weights_double_buffer=rng.random() < 0.4, fp32_dest_acc=rng.random() < 0.4,
                 output_layout="ROW_MAJOR" if rng.random() < 0.2 else "TILE",
                 slice_type=rng.choice(["DRAM_SLICE_WIDTH", "DRAM_SLICE_HEIGHT"]) if sliced else "L1_FULL",
-                num_slices=rng.choice([2, 4, 8]) if sliced else 0,
+                num_slices=rng.choice([2, 3, 4, 8]) if sliced else 0,
                 memory="DRAM" if sliced or rng.random() < 0.3 else "L1")
 
 
@@ -53,12 +56,12 @@ def _args(config: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k != "memory"}
 
 
-def _measure(target_name: str, configs: list[dict], generated: list[Path]) -> list[dict]:
+def _measure(target_name: str, configs: list[dict], generated: list[Path], part: tuple[int, int]) -> list[dict]:
     from runtime.ttnn_mock import run_child
 
     with tempfile.TemporaryDirectory(prefix="pdl2ttnn-conv-l1-") as work:
         request, result = Path(work) / "request.json", Path(work) / "result.json"
-        request.write_text(json.dumps({"configs": configs, "generated": [str(p) for p in generated]}))
+        request.write_text(json.dumps({"configs": configs, "generated": [str(p) for p in generated], "part": part}))
         proc = run_child(get_target(target_name), [str(ROOT / "tests" / "real_conv.py"), str(request), str(result)],
                          cwd=Path(work), timeout=600)
         assert proc.returncode == 0 and result.is_file(), proc.stderr[-3000:]
@@ -72,14 +75,20 @@ def measured() -> dict[str, list[dict]]:
 
     if binutils_missing():
         pytest.skip(binutils_missing())
-    out = {}
+    jobs = {}
     for i, (name, count) in enumerate(SAMPLES.items()):
         rng = random.Random(1000 + i)
         grid = get_target(name).grid
         # configs the model already calls illegal are not sent: some of them crash ttnn (SIGFPE)
-        configs = [c for c in (sample(rng, grid) for _ in range(count))
+        configs = [c for c in (sample(rng, grid, k < SLICED[name]) for k in range(count))
                    if cb_model.conv2d_illegal(**_args(c)) is None]
-        out[name] = _measure(name, configs, GENERATED if name == "blackhole-20" else [])
+        jobs[name] = (configs, GENERATED if name == "blackhole-20" else [])
+    # children side by side, CHILDREN[name] per target, each measuring its share of the distinct convs
+    with concurrent.futures.ThreadPoolExecutor(sum(CHILDREN.values())) as pool:
+        futures = {name: [pool.submit(_measure, name, *jobs[name], (k, CHILDREN[name])) for k in range(CHILDREN[name])]
+                   for name in jobs}
+        out = {name: [r for f in fs for r in f.result()] for name, fs in futures.items()}
+    assert sum(len(results) for results in out.values()) >= 150
     return out
 
 
@@ -91,13 +100,20 @@ def _compare(measured: dict[str, list[dict]], sliced: bool) -> tuple[collections
             c = r["config"]
             if (c["slice_type"] != "L1_FULL") != sliced or r["error"]:
                 continue
-            model = cb_model.conv2d_l1(**_args(c), device_grid=grid)
             category = f"{name} {'matmul' if r['matmul'] else 'conv'} {c['shard_layout']}"
-            for key in NUMBERS:
-                ok = getattr(model, key) == r[key]
-                tally[(category, key, ok)] += 1
-                if not ok:
-                    misses.append(f"{category} {key}: real {r[key]} model {getattr(model, key)} {c}")
+            parts = cb_model.conv2d_slices(**_args(c), device_grid=grid)
+            if sliced and not r["matmul"]:  # every slice's programs (ttnn runs matmul convs unsliced)
+                category += f" {c['slice_type']} {c['output_layout']}"
+                pairs = [(f"slice {i} {key}", real[key], getattr(model, key)) for i, (real, model)
+                         in enumerate(zip(r["slices"], parts)) for key in SLICE_NUMBERS]
+                pairs.append(("slices", len(r["slices"]), len(parts)))
+            else:
+                model = cb_model.conv2d_l1(**_args(c), device_grid=grid)
+                pairs = [(key, r[key], getattr(model, key)) for key in NUMBERS]
+            for key, real, model in pairs:
+                tally[(category, key.split()[-1], real == model)] += 1
+                if real != model:
+                    misses.append(f"{category} {key}: real {real} model {model} {c}")
     return tally, misses
 
 
@@ -109,13 +125,16 @@ def _summary(tally: collections.Counter) -> str:
 
 def test_conv_l1_equals_real_ttnn(measured):
     tally, misses = _compare(measured, sliced=False)
-    assert sum(tally.values()) >= 3 * 150
+    assert sum(tally.values()) >= 3 * 120
     assert not misses, _summary(tally) + "\n" + "\n".join(misses[:20])
 
 
-@pytest.mark.xfail(strict=True, reason="per-slice geometry of DRAM-sliced convs is not modelled yet")
+@pytest.mark.xfail(strict=True, reason="not yet exact: a WIDTH-sharded ROW_MAJOR slice's result (no untilize "
+                   "copy is made), BLOCK slices of inputs narrower than the kernel's reach and of channels that "
+                   "are not whole tiles, some strided height slices with large dilation")
 def test_dram_sliced_conv_l1_equals_real_ttnn(measured):
     tally, misses = _compare(measured, sliced=True)
+    assert sum(tally.values()) >= 200
     assert not misses, _summary(tally) + "\n" + "\n".join(misses[:20])
 
 

@@ -175,15 +175,18 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
                     shard_layout=parallel.layout, grid=parallel.grid, num_cores=parallel.num_cores)
     fp32_acc = bool(compute_config.fp32_dest_acc_en) if compute_config is not None else False
 
+    by_height = slice_type == tt.Op2DSliceConfig.SliceTypeEnum.DRAMSliceHeight
+    conv_args = dict(
+        **geometry, in_channels=in_channels, out_channels=out_channels, groups=groups,
+        act_block_h=cfg.act_block_h_override, act_block_w_div=cfg.act_block_w_div,
+        input_dtype=plan_dtype(input_tensor.dtype), weights_dtype=plan_dtype(wdtype),
+        output_dtype=plan_dtype(out_dtype), enable_act_double_buffer=cfg.enable_act_double_buffer,
+        enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=fp32_acc,
+        device_grid=device.target.grid, output_layout="ROW_MAJOR" if out_layout == tt.ROW_MAJOR_LAYOUT else "TILE",
+        slice_type="DRAM_SLICE_HEIGHT" if by_height else "DRAM_SLICE_WIDTH")
+
     def l1(num_slices: int) -> cb_model.ConvL1:
-        return cb_model.conv2d_l1(
-            **geometry, in_channels=in_channels, out_channels=out_channels, groups=groups,
-            act_block_h=cfg.act_block_h_override, act_block_w_div=cfg.act_block_w_div,
-            input_dtype=plan_dtype(input_tensor.dtype), weights_dtype=plan_dtype(wdtype),
-            output_dtype=plan_dtype(out_dtype), enable_act_double_buffer=cfg.enable_act_double_buffer,
-            enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=fp32_acc,
-            num_slices=num_slices, device_grid=device.target.grid,
-            output_layout="ROW_MAJOR" if out_layout == tt.ROW_MAJOR_LAYOUT else "TILE")
+        return cb_model.conv2d_l1(**conv_args, num_slices=num_slices)
 
     def cb_bytes(num_slices: int) -> int:
         return l1(num_slices).cb
@@ -230,6 +233,15 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
                     device.temp(temps, "L1", halo(0))
                 mc = memory_config or parallel.memory_config(out_nhw, out_channels, out_layout == tt.TILE_LAYOUT)
                 out = device.new_tensor(result, out_dtype, out_layout, mc)
+        elif slice_config is not None and (parts := cb_model.conv2d_slices(**conv_args,
+                                                                           num_slices=slice_config.num_slices)):
+            out = device.new_tensor(result, out_dtype, out_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+            config_bytes = align(2 * cdiv(cdiv(out_nhw, len(parts)), parallel.num_cores) + 64, 16)
+            try:
+                _run_slices(device, parts, config_kind, config_bytes)
+            except DeviceMemoryError:
+                device.memory.release(out._buffer)
+                raise
         else:
             out = _run_sliced(device, slice_config, out_w, out_nhw, parallel, cb_bytes, halo, in_shard_bytes,
                               config_kind, config_bytes, out_dtype, out_channels, result, out_layout, memory_config)
@@ -247,6 +259,44 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
     if return_weights_and_bias:
         extras.append((weights_dev, bias_dev))
     return out if len(extras) == 1 else tuple(extras)
+
+
+def _run_slices(device, parts: list[cb_model.ConvSlice], config_kind: str, config_bytes: int) -> None:
+    """A DRAM-sliced conv's programs, slice after slice, as real ttnn runs them (cb_model.ConvSlice;
+    the same sequence as passes/l1_sim)."""
+    banks = device.target.num_cores
+
+    def alloc(size: int):
+        return device.memory.allocate("L1", size * banks, size, banks)
+
+    def move(buf, size: int):  # ttnn::move: free, then allocate again
+        device.memory.release(buf)
+        return alloc(size)
+
+    for p in parts:
+        with device.program("conv2d input slice", p.slice_cb):
+            src = alloc(p.input)
+        if p.reshard:
+            with device.program("conv2d slice reshard"):
+                copy = alloc(p.reshard)
+            device.memory.release(src)
+            src = move(copy, p.reshard)
+        halo = None
+        if p.halo:
+            with device.program("halo", p.halo_cb):
+                halo = alloc(p.halo)
+            device.memory.release(src)
+            halo = move(halo, p.halo)
+        with device.program("conv2d slice", p.cb) as temps:
+            device.temp(temps, config_kind, config_bytes)
+            out = alloc(p.output)
+        device.memory.release(halo if halo is not None else src)
+        if p.untilize:
+            with device.program("conv2d slice untilize"):
+                untilized = alloc(p.untilize)
+            device.memory.release(out)
+            out = untilized
+        device.memory.release(out)
 
 
 def _run_sliced(device, slice_config, out_w, out_nhw, parallel, cb_bytes, halo, in_shard_bytes, config_kind,
