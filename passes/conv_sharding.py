@@ -34,6 +34,7 @@ from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
 from passes.cost_model import Operand, op_cost
 from passes.dtype_policy import stored_dtype
+from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement
 from passes.cb_model import cdiv
@@ -126,7 +127,8 @@ def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
 
 def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,
                 slice_type: str, num_slices: int, act_block_h: int, double_buffer: bool,
-                act_block_w_div: int = 1, input_dtype: str | None = None) -> tuple[int, int]:
+                act_block_w_div: int = 1, input_dtype: str | None = None,
+                output_layout: str = "TILE") -> tuple[int, int]:
     """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs.
     `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
@@ -138,7 +140,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
         act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype,
         output_dtype=out_dtype, enable_act_double_buffer=double_buffer,
         enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices,
-        device_grid=target.grid, slice_type=slice_type)
+        device_grid=target.grid, slice_type=slice_type, output_layout=output_layout)
     k = max(num_slices, 1)
     p_in = activation_placement(layout, grid, num_cores, cdiv(s.in_rows, k), s.in_channels)
     if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
@@ -177,10 +179,11 @@ def _describe(c: ConvConfig) -> str:
 
 
 def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, budget: int,
-                  pin: LayerOverride | None = None) -> tuple[list[ConvConfig], str]:
+                  pin: LayerOverride | None = None, reader_ops: tuple[str, ...] = ()) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
     blocking that fits, in ladder order; and why L1_FULL did not fit ("" if it did).
-    `input_dtype`: the dtype of the tensor the conv reads.
+    `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
+    (they decide its layout, and ttnn's slicing limits depend on it).
 
     More slices of the same type never model faster (each slice re-reads the weights, adds its
     halo reach, device programs and tile padding), so the fewest that fit stand for their type.
@@ -205,18 +208,19 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                 abhs = _act_block_hs(s, layout, grid, cores, num_slices)
             smallest = 0
             for abh, dbl in ((a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))):
-                # the output layout is chosen later (layout_plan): TILE has the stricter slicing rule
+                out_layout = conv_output_layout(node, list(reader_ops), layout)
                 illegal = cb_model.conv2d_illegal(
                     **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
                     shard_layout=layout, grid=grid, num_cores=cores, act_block_h=abh, act_block_w_div=1,
-                    output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type)
+                    output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type,
+                    output_layout=out_layout)
                 if illegal:
                     if pin:
                         raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {illegal}; "
                                         "change or remove the override")
                     continue
                 total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
-                                         input_dtype=input_dtype)
+                                         input_dtype=input_dtype, output_layout=out_layout)
                 if total <= budget:
                     found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs,
                                             f"preferred {preferred} ({why})" if layout == preferred else "",
@@ -254,10 +258,11 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
 
 
 def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrives: Placement | None,
-                       target: Target, budget: int, pin: LayerOverride | None = None) -> ConvConfig:
+                       target: Target, budget: int, pin: LayerOverride | None = None,
+                       reader_ops: tuple[str, ...] = ()) -> ConvConfig:
     """The cheapest legal config (module docstring), with the reasons in its `rung`."""
     s = ConvShape.of(node, source.shape)
-    configs, miss = legal_configs(node, s, source_dtype, target, budget, pin)
+    configs, miss = legal_configs(node, s, source_dtype, target, budget, pin, reader_ops)
     if not configs:
         pinned = f" with the pinned {pin}" if pin else ""
         raise UserError(f"conv {node.name!r} ({node.source}) cannot fit L1{pinned}: remove or relax its override")
@@ -292,6 +297,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
     budget = target.l1_budget(l1_small_size)
     by_name = {n.name: n for n in graph.nodes}
     chosen: dict[str, Placement] = {}  # conv -> where it leaves its output
+    users = graph.users()
     nodes = []
     for n in graph.nodes:
         if n.op == "conv2d":
@@ -300,7 +306,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
             x = by_name[n.inputs[0]]
             pin = overrides.for_node(n) if overrides else None
             conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
-                                      target, budget, pin)
+                                      target, budget, pin, tuple(by_name[u].op for u in users[n.name]))
             plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"

@@ -29,21 +29,26 @@ LAYOUTS = (TILE, ROW_MAJOR)
 _READS = {"upsample": ROW_MAJOR, "add": TILE, "relu": TILE, "mul_scalar": TILE, "channel_affine": TILE}
 
 
+def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str:
+    """The layout a conv writes, given its readers' ops and its sharding (conv sharding asks this
+    before choosing: ttnn allows more width slices for a ROW_MAJOR output)."""
+    rows, cols = rows_cols(n.out)
+    a = n.attrs
+    matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
+                            dilation=a["dilation"], shard_layout=shard_layout, groups=a["groups"])
+    row_major = (reader_ops and all(op in ("upsample", "concat") for op in reader_ops) and not matmul
+                 and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
+                 and (shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
+    return ROW_MAJOR if row_major else TILE
+
+
 def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str],
                    reads: dict[str, str]) -> str:
     if n.op == "input":
         readers = [by_name[u].op for u in users[n.name]]
         return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE
     if n.op == "conv2d":
-        readers = [by_name[u].op for u in users[n.name]]
-        rows, cols = rows_cols(n.out)
-        a = n.attrs
-        matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
-                                dilation=a["dilation"], shard_layout=n.plan.conv.shard_layout, groups=a["groups"])
-        row_major = (readers and all(op in ("upsample", "concat") for op in readers) and not matmul
-                     and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
-                     and (n.plan.conv.shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
-        return ROW_MAJOR if row_major else TILE
+        return conv_output_layout(n, [by_name[u].op for u in users[n.name]], n.plan.conv.shard_layout)
     if n.op == "upsample":
         return ROW_MAJOR
     if n.op == "concat":

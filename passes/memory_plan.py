@@ -135,13 +135,15 @@ class _Planner:
                     Mode((DRAM,), DRAM, "eltwise in DRAM")]
         if n.op == "upsample":
             p_in = self.height(ins[0])
+            # on the input's cores, as ttnn writes it (any other spec costs a copy; nearest rejects it)
+            out_like = placement_like(p_in, rows, cols)
             if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
                 h = self.nodes[ins[0]].out.shape[2]
                 bands = [k for k in (2, 4, 8, 16, 32, 64) if h % k == 0 and h // k >= 2]
-                return [Mode((p_in,), out_h, "bilinear upsample on height shards")] + [
+                return [Mode((p_in,), out_like, "bilinear upsample on height shards")] + [
                     Mode((DRAM,), DRAM, f"bilinear upsample in {k} row bands (its output does not fit L1)",
                          ("ROW_BANDS", k)) for k in bands]
-            return [Mode((p_in,), out_h, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
+            return [Mode((p_in,), out_like, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
         if n.op == "concat":
             return [Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
                     Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM")]
@@ -276,7 +278,8 @@ class _Planner:
         if best is None and n.op == "conv2d":
             source = self.nodes[n.inputs[0]]
             source_dtype = self.live[source.name].dtype
-            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin)
+            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin,
+                                       tuple(self.g.nodes[u].op for u in self.uses[n.name]))
             for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
                 if conv == n.plan.conv:
                     continue

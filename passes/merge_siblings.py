@@ -203,8 +203,9 @@ def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int)
     (infinite if nothing fits)."""
     x = nodes[n.inputs[0]]
     dtype = stored_dtype(x.name, nodes)
+    readers = tuple(r.op for r in nodes.values() if n.name in r.inputs)
     try:
-        conv = choose_conv_config(n, x.out, dtype, None, target, budget)
+        conv = choose_conv_config(n, x.out, dtype, None, target, budget, reader_ops=readers)
     except UserError:
         return math.inf
     planned = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
