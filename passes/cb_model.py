@@ -596,7 +596,7 @@ def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, o
     matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
                             shard_layout=shard_layout, groups=groups)
     k_tiles = cdiv(in_channels, TILE)
-    if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0] and k_tiles < 2 * grid[0]:
+    if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0]:
         return f"block-sharded 1x1 matmul: K {k_tiles} tiles over {grid[0]} cores does not match the weights' K"
     if num_slices > 1:  # op_slicing.cpp: slices align to tiles (TILE, width) or need a few columns each
         out_h, out_w = conv_output_hw(_pair(input_hw), _pair(kernel_size), _pair(stride), _pair(padding),

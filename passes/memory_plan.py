@@ -140,7 +140,9 @@ class _Planner:
             if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
                 h = self.nodes[ins[0]].out.shape[2]
                 bands = [k for k in (2, 4, 8, 16, 32, 64) if h % k == 0 and h // k >= 2]
-                return [Mode((p_in,), out_like, "bilinear upsample on height shards")] + [
+                # a 1-row input (ASPP image pooling) on its one core would leave the whole output there
+                spread = [Mode((p_in,), out_h, "bilinear broadcast onto more cores")] if p_in.num_cores == 1 else []
+                return [Mode((p_in,), out_like, "bilinear upsample on height shards"), *spread] + [
                     Mode((DRAM,), DRAM, f"bilinear upsample in {k} row bands (its output does not fit L1)",
                          ("ROW_BANDS", k)) for k in bands]
             return [Mode((p_in,), out_like, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
