@@ -21,10 +21,12 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from converter.errors import UserError
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
@@ -73,13 +75,18 @@ def runner_dir(runner: str) -> str:
 
 def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[str, Runner],
              model_input_size: tuple[int, int], *, fusion: FusionParams) -> list[ImageReport]:
-    """Run every image through every runner, write the visualisations, compare the runners."""
+    """Run every image through every runner, write the visualisations, compare the runners (an image
+    that cannot be decoded is skipped with a line on stderr)."""
     if not runners:
         raise ValueError("run_demo needs at least one runner")
     output_dir = Path(output_dir)
     reports = []
     for source in inputs:
-        image = resize_to_model(source.image, model_input_size)
+        try:
+            image = source.load(model_input_size)  # decoded now: one input image in memory at a time
+        except ValueError as e:  # its header read, its pixels do not (e.g. truncated): skip it
+            print(f"skipped {source.name}: {e}", file=sys.stderr)
+            continue
         x = to_model_input(image)
         results: dict[str, RunnerResult] = {}
         semantics: list[np.ndarray] = []
@@ -193,10 +200,14 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
         pytorch_only=a.pytorch_only, target=a.target, precision=a.precision, trace=a.trace, weight_cache=a.weight_cache)
 
 
+def _scene(seed: int, size: tuple[int, int]) -> Image.Image:
+    h, w = SCENE_SIZE
+    return resize_to_model(street_scene(w, h, seed=seed), size)
+
+
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
     if inputs == SCENES_TOKEN:
-        h, w = SCENE_SIZE
-        return [SourceImage(f"scene_{s}", street_scene(w, h, seed=s)) for s in SCENE_SEEDS], []
+        return [SourceImage(f"scene_{s}", partial(_scene, s)) for s in SCENE_SEEDS], []
     collected = collect_images(Path(inputs))
     return collected.images, collected.skipped
 

@@ -40,7 +40,8 @@ def model(cfg, checkpoint):
 
 def _scenes(n=2):
     # Not the model size: run_demo must resize (2x here).
-    return [SourceImage(f"scene_{s}", street_scene(512, 256, seed=s)) for s in range(n)]
+    return [SourceImage(f"scene_{s}", lambda size, s=s: resize_to_model(street_scene(512, 256, seed=s), size))
+            for s in range(n)]
 
 
 def _fixed_runner(left_class: int):
@@ -90,7 +91,7 @@ def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_pa
         assert report.runners["pytorch"].files == [f"pytorch_output/{source.name}_original.jpg",
                                                    f"pytorch_output/{source.name}_panoptic.jpg"]
         # Detectron2's full forward (its own post-processing) on the same resized image.
-        image = torch.from_numpy(np.array(source.image.resize((256, 128), Image.Resampling.BILINEAR)))
+        image = torch.from_numpy(np.array(street_scene(512, 256, seed=0).resize((256, 128), Image.Resampling.BILINEAR)))
         x = image.permute(2, 0, 1).float()
         with torch.no_grad():
             d2 = model([{"image": x, "height": 128, "width": 256}])[0]
@@ -152,8 +153,8 @@ def test_cli_semantic_variant_on_a_directory(tmp_path, capsys):
 def test_scenes_token_gives_the_builtin_cityscapes_sized_scenes():
     images, skipped = load_inputs(":scenes")
     assert skipped == [] and [s.name for s in images] == ["scene_0", "scene_1", "scene_2"]
-    assert all(s.image.size == (2048, 1024) and s.image.mode == "RGB" for s in images)
-    assert np.array_equal(np.asarray(images[1].image), np.asarray(street_scene(2048, 1024, seed=1)))
+    assert all(s.load(SIZE).size == (256, 128) and s.load(SIZE).mode == "RGB" for s in images)
+    assert np.array_equal(np.asarray(images[1].load((1024, 2048))), np.asarray(street_scene(2048, 1024, seed=1)))
 
 
 def test_ttnn_runner_runs_the_generated_module_with_cached_weights(tmp_path, cfg, model, checkpoint, params):
