@@ -7,6 +7,9 @@ Writes `--count` synthetic street photos of `--photo` HxW pixels and a seeded ch
 each in its own process, and prints each run's peak resident memory (from wait4). What the
 images cost is the difference between the runs: with every photo decoded at once it grows with
 `--count`; decoded one at a time it does not.
+
+This process only launches: Linux counts a parent's resident memory at fork in its child's peak, so
+the photos and the checkpoint are made by a child of their own.
 """
 
 from __future__ import annotations
@@ -18,9 +21,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from converter.checkpoint import write_random_checkpoint
-from converter.model import load_config
-from runtime.scenes import street_scene
+
+def prepare(directory: Path, count: int, height: int, width: int, fmt: str) -> None:
+    from converter.checkpoint import write_random_checkpoint
+    from converter.model import load_config
+    from runtime.scenes import street_scene
+
+    for name in ("one", "many"):
+        (directory / name).mkdir()
+    for i in range(count):
+        path = directory / "many" / f"photo_{i}.{fmt}"
+        street_scene(width, height, seed=i).save(path, format=fmt.upper())
+        if i == 0:
+            (directory / "one" / path.name).write_bytes(path.read_bytes())
+    write_random_checkpoint(load_config(), directory / "weights.pkl")
 
 
 def peak_rss_mb(args: list[str]) -> float:
@@ -38,24 +52,20 @@ def main() -> None:
     p.add_argument("--count", type=int, default=6)
     p.add_argument("--photo", default="4000x6000", help="HxW of each photo")
     p.add_argument("--format", choices=("jpeg", "png"), default="jpeg")
+    p.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # the child's job: write the inputs there
     a = p.parse_args()
     height, width = (int(v) for v in a.photo.split("x"))
+    if a.prepare:
+        prepare(a.prepare, a.count, height, width, a.format)
+        return
     with tempfile.TemporaryDirectory(prefix="demo-memory-") as tmp:
-        one, many = Path(tmp) / "one", Path(tmp) / "many"
-        one.mkdir()
-        many.mkdir()
-        for i in range(a.count):
-            path = many / f"photo_{i}.{a.format}"
-            street_scene(width, height, seed=i).save(path, format=a.format.upper())
-            if i == 0:
-                (one / path.name).write_bytes(path.read_bytes())
-        size_mb = path.stat().st_size / 1e6
-        weights = write_random_checkpoint(load_config(), Path(tmp) / "weights.pkl")
-        rss = {d.name: peak_rss_mb([str(d), str(weights), str(Path(tmp) / f"out-{d.name}"), "--pytorch-only",
-                                    "--input-size", "128x256"]) for d in (one, many)}
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--prepare", tmp], check=True)
+        size_mb = (Path(tmp) / "one" / f"photo_0.{a.format}").stat().st_size / 1e6
+        rss = {d: peak_rss_mb([str(Path(tmp) / d), str(Path(tmp) / "weights.pkl"), str(Path(tmp) / f"out-{d}"),
+                               "--pytorch-only", "--input-size", "128x256"]) for d in ("one", "many")}
     print(f"{a.count} {a.format} photos of {height}x{width} ({size_mb:.1f} MB each on disk): peak RSS "
           f"{rss['one']:.0f} MB with 1 photo, {rss['many']:.0f} MB with {a.count} "
-          f"(+{rss['many'] - rss['one']:.0f} MB)")
+          f"({rss['many'] - rss['one']:+.0f} MB)")
 
 
 if __name__ == "__main__":

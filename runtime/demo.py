@@ -33,7 +33,7 @@ from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
-from converter.atomic import write_text
+from converter.atomic import locked, write_text
 from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
@@ -271,7 +271,9 @@ def _main(argv: list[str]) -> int:
             runners["ttnn"] = ttnn_runner(model, weights, args.variant, size, args, Path(tmp))
         print(f"{len(images)} image(s) at {size[0]}x{size[1]}, variant {args.variant}, "
               f"runners: {', '.join(runners)}")
-        reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
+            reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
     for report in reports:
         print(report.line())
     print(f"wrote {', '.join(runner_dir(r) + '/' for r in runners)} and summary.json in {args.output_dir}")

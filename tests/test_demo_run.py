@@ -74,6 +74,17 @@ def test_files_and_comparison_with_two_runners(tmp_path, params):
     assert summary["images"][1]["semantic_agreement"] == 75.0
 
 
+def test_an_image_that_fails_to_decode_is_skipped_and_the_rest_still_run(tmp_path, params, capsys):
+    def undecodable(size):
+        raise ValueError("cannot be read as an image (image file is truncated)")
+
+    inputs = [SourceImage("broken", undecodable), *_scenes(1)]
+    reports = run_demo(inputs, tmp_path, {"pytorch": _fixed_runner(2)}, SIZE, fusion=params)
+    assert [r.name for r in reports] == ["scene_0"]
+    assert capsys.readouterr().err == "skipped broken: cannot be read as an image (image file is truncated)\n"
+    assert json.loads((tmp_path / "summary.json").read_text())["images"][0]["name"] == "scene_0"
+
+
 def test_rerun_writes_identical_bytes(tmp_path, model, params):
     run = {"pytorch": pytorch_runner(model, "panoptic_deeplab")}
     run_demo(_scenes(1), tmp_path / "a", run, SIZE, fusion=params)
@@ -182,3 +193,18 @@ def test_ttnn_runner_agrees_with_the_reference_at_the_model_size(tmp_path, check
     assert decided.float().mean() > 0.5  # the criterion keeps most of the image
     agree = (ref.argmax(1) == got.argmax(1))[decided].float().mean().item()
     assert agree >= 0.99, f"{agree:.4f} of decided pixels agree"
+
+
+def test_cli_refuses_an_output_directory_another_run_is_writing(tmp_path, checkpoint, capsys):
+    from converter.atomic import locked
+
+    street_scene(300, 150, seed=5).save(tmp_path / "street.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    with locked(out, exclusive=True):
+        status = main([str(tmp_path / "street.png"), str(checkpoint), str(out), "--pytorch-only",
+                       "--input-size", "128x256"])
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (f"pdl-demo: error: another process is writing to {out}; "
+                                                        "wait for it to finish, or write to another directory")
+    assert list(out.iterdir()) == []
