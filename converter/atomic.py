@@ -9,7 +9,7 @@ directory, every new file is first written in full beside its destination as `.<
 synced, and so is the journal naming the set; renaming the journal into place is the commit point.
 The staged files are then renamed into place and the journal removed. A process killed before the commit
 leaves only staged files, which the next call deletes (the old set stands); killed after it, the
-journal lets the next call (or `recover`) finish the renames (the new set stands).
+journal lets the next call finish the renames (the new set stands).
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ JOURNAL = ".pdl2ttnn-journal.json"
 _STAGED = ".staged"
 
 
-def _write_new(path: Path, write: Callable[[IO[bytes]], None], exclusive: bool) -> None:
+def _write_new(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Create `path` (mode 0666 less the umask, as open() gives), fill it by `write` and sync it."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    with os.fdopen(os.open(path, flags, 0o666), "wb") as f:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
@@ -54,7 +53,7 @@ def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # unique: writers may race
     try:
-        _write_new(tmp, write, exclusive=True)
+        _write_new(tmp, write)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -101,6 +100,8 @@ def _recover(directory: Path) -> None:
     journal = directory / JOURNAL
     if journal.exists():
         for name in json.loads(journal.read_text(encoding="utf-8")):
+            if Path(name).name != name:
+                raise UserError(f"{journal} names {name!r}, not a file of {directory}; delete the journal")
             if _staged(directory, name).exists():  # else it was renamed before the interruption
                 os.replace(_staged(directory, name), directory / name)
         _sync_directory(directory)
@@ -108,12 +109,6 @@ def _recover(directory: Path) -> None:
     for leftover in directory.glob(f".*{_STAGED}"):
         leftover.unlink()
     _sync_directory(directory)
-
-
-def recover(directory: Path) -> None:
-    """Complete or undo what an interrupted `replace_files` left in `directory`."""
-    with locked(directory, exclusive=True):
-        _recover(directory)
 
 
 def interrupted(directory: Path) -> bool:
@@ -131,7 +126,7 @@ def replace_files(directory: Path, files: Mapping[str, bytes]) -> None:
         staged = {**files, JOURNAL: json.dumps(sorted(files)).encode()}
         try:
             for name, data in staged.items():
-                _write_new(_staged(directory, name), lambda f, data=data: f.write(data), exclusive=False)
+                _write_new(_staged(directory, name), lambda f, data=data: f.write(data))
             _sync_directory(directory)
         except BaseException:
             for name in staged:

@@ -66,7 +66,7 @@ def test_killed_at_any_step_the_set_is_all_old_or_all_new(tmp_path):
         # Before recovery: the old set untouched, or the new one complete, or committed (journal) midway.
         seen = _visible(directory)
         assert seen in (old, new) or atomic.interrupted(directory), (step, seen)
-        atomic.recover(directory)
+        atomic.replace_files(directory, {})  # the next run's recovery, with nothing new to write
         after = _visible(directory)
         assert after in (old, new), (step, after)
         assert not [p.name for p in directory.iterdir() if p.name.startswith(".")]  # nothing staged left
@@ -128,3 +128,12 @@ def test_the_lock_holds_across_processes(tmp_path):
         holder.communicate("")
     atomic.replace_files(directory, NEW)
     assert _visible(directory) == {**NEW, **UNRELATED}
+
+
+def test_a_journal_naming_a_path_outside_the_directory_is_refused(tmp_path):
+    directory = tmp_path / "out"
+    _populate(directory)
+    (directory / atomic.JOURNAL).write_text('["../victim"]')
+    with pytest.raises(UserError, match=r"names '\.\./victim', not a file of"):
+        atomic.replace_files(directory, NEW)
+    assert _visible(directory) == {**OLD, **UNRELATED}
