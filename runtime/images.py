@@ -74,22 +74,21 @@ def _open(path: Path) -> Image.Image:
         return Image.open(path, formats=FORMATS)
 
 
-def _reason(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+def _unreadable(e: Exception) -> str:
+    return f"cannot be read as an image ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
 
 
-def load_rgb(path: Path, size: tuple[int, int] | None = None) -> Image.Image:
-    """The file's first frame as an RGB image, resized to `size` = (H, W) if given; ValueError with a
-    short reason if it cannot be decoded."""
+def load_rgb(path: Path, size: tuple[int, int]) -> Image.Image:
+    """The file's first frame as an RGB image resized to `size` = (H, W); ValueError with a short
+    reason if it cannot be decoded."""
     try:
         with _open(path) as img:
-            if size is not None:
-                img.draft("RGB", (size[1], size[0]))  # JPEG: decode at the smallest DCT scale >= size
+            img.draft("RGB", (size[1], size[0]))  # JPEG: decode at the smallest DCT scale >= size
             img.load()
             rgb = img.convert("RGB")
     except _DECODE_ERRORS as e:
-        raise ValueError(f"cannot be read as an image ({_reason(e)})") from e
-    return rgb if size is None else resize_to_model(rgb, size)
+        raise ValueError(_unreadable(e)) from e
+    return resize_to_model(rgb, size)
 
 
 def collect_images(path: Path) -> Collected:
@@ -102,7 +101,7 @@ def collect_images(path: Path) -> Collected:
             _open(file).close()
             readable.append(file)
         except _DECODE_ERRORS as e:
-            skipped.append(f"skipped {file.name}: cannot be read as an image ({_reason(e)})")
+            skipped.append(f"skipped {file.name}: {_unreadable(e)}")
     if not readable:
         raise UserError(f"no readable image at {path}: pass a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} "
                         "file or a directory holding some")

@@ -44,14 +44,14 @@ def test_images_load_as_rgb_uint8_whatever_the_file_mode(tmp_path):
     for image in collect_images(tmp_path).images:
         loaded = image.load((32, 64))
         assert loaded.mode == "RGB" and loaded.size == (64, 32)
-    gray = np.asarray(load_rgb(tmp_path / "c.tiff"))
+    gray = np.asarray(load_rgb(tmp_path / "c.tiff", (32, 64)))
     assert gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 2]).all()
 
 
 def test_png_pixels_are_loaded_exactly(tmp_path):
     scene = street_scene(64, 32, seed=1)
     scene.save(tmp_path / "x.png")
-    assert np.array_equal(np.asarray(load_rgb(tmp_path / "x.png")), np.asarray(scene))
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "x.png", (32, 64))), np.asarray(scene))
 
 
 def test_same_stem_in_two_formats_gets_two_output_names(tmp_path):
