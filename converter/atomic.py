@@ -1,36 +1,62 @@
-"""Atomic file writes: a reader never sees a half-written file, even if the writer dies midway.
+"""Atomic file writes: a reader never sees a half-written file, and a set of files is replaced as one.
 
-Each write goes to a temporary file in the destination's own directory (so the final `os.replace`
-is a same-filesystem rename, which POSIX makes atomic) and is then renamed over the destination.
+One file: it is written to a temporary file in the destination's own directory (so the final
+`os.replace` is a same-filesystem rename, which POSIX makes atomic) and then renamed over it.
+
+A set of files (`replace_files`, pdl-convert's output): renaming several files is not atomic, so the
+set goes through a journal, as a database commits a transaction. Under an exclusive lock on the
+directory, every new file is first written in full beside its destination as `.<name>.staged` and
+synced, and so is the journal naming the set; renaming the journal into place is the commit point.
+The staged files are then renamed into place and the journal removed. A process killed before the commit
+leaves only staged files, which the next call deletes (the old set stands); killed after it, the
+journal lets the next call finish the renames (the new set stands).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from PIL import Image
 
+from converter.errors import UserError
+
+JOURNAL = ".pdl2ttnn-journal.json"
+_STAGED = ".staged"
+
+
+def _write_new(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Create `path` (mode 0666 less the umask, as open() gives), fill it by `write` and sync it."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames and deletions in `directory` durable (a file's fsync does not cover its name)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # unique: writers may race
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the permissions an ordinary open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        _write_new(tmp, write)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -45,3 +71,67 @@ def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
 def save_image(path: Path, image: Image.Image, format: str, **options) -> None:
     """`image.save` with an explicit format (the temp file's suffix says nothing about it)."""
     _write_atomically(path, lambda f: image.save(f, format=format, **options))
+
+
+# --- sets of files ---------------------------------------------------------------------------
+
+@contextmanager
+def locked(directory: Path, exclusive: bool) -> Iterator[None]:
+    """Hold a lock on `directory` itself (no lock file to leave behind): exclusive to replace files,
+    shared to read them. A UserError if another process holds it in a conflicting mode."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another process is writing to {directory}; wait for it to finish, "
+                            "or write to another directory") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _staged(directory: Path, name: str) -> Path:
+    return directory / f".{name}{_STAGED}"
+
+
+def _recover(directory: Path) -> None:
+    """With the lock held: finish a committed set, then delete what an uncommitted one staged."""
+    journal = directory / JOURNAL
+    if journal.exists():
+        for name in json.loads(journal.read_text(encoding="utf-8")):
+            if Path(name).name != name:
+                raise UserError(f"{journal} names {name!r}, not a file of {directory}; delete the journal")
+            if _staged(directory, name).exists():  # else it was renamed before the interruption
+                os.replace(_staged(directory, name), directory / name)
+        _sync_directory(directory)
+        journal.unlink()
+    for leftover in directory.glob(f".*{_STAGED}"):
+        leftover.unlink()
+    _sync_directory(directory)
+
+
+def interrupted(directory: Path) -> bool:
+    """Whether a `replace_files` into `directory` was interrupted after its commit point."""
+    return (Path(directory) / JOURNAL).exists()
+
+
+def replace_files(directory: Path, files: Mapping[str, bytes]) -> None:
+    """Replace `files` (name -> bytes) in `directory`, all or none of them, even if killed midway."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with locked(directory, exclusive=True):
+        _recover(directory)
+        # The journal is staged too, so a kill while writing it leaves nothing but staged files.
+        staged = {**files, JOURNAL: json.dumps(sorted(files)).encode()}
+        try:
+            for name, data in staged.items():
+                _write_new(_staged(directory, name), lambda f, data=data: f.write(data))
+            _sync_directory(directory)
+        except BaseException:
+            for name in staged:
+                _staged(directory, name).unlink(missing_ok=True)
+            raise
+        os.replace(_staged(directory, JOURNAL), directory / JOURNAL)  # the commit point
+        _sync_directory(directory)
+        _recover(directory)  # the renames, as after an interruption

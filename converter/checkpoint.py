@@ -2,8 +2,14 @@
 
 The released weights (model_final_bd324a.pkl) cannot be downloaded here, so tests use checkpoints in
 the same format ({"model": {state-dict name: numpy array}, "__author__": ...}, a plain pickle) made
-from seeded random weights. Loading goes through Detectron2's own DetectionCheckpointer; because
-that only *warns* about missing, unexpected or mis-shaped keys, we check them ourselves first.
+from seeded random weights.
+
+A checkpoint is a file the user passes, so it is data: `pickle.load` would run whatever callable the
+file names. `read_checkpoint` unpickles with an allow-list of the few globals a model-zoo file needs
+to rebuild numpy arrays, and nothing else; Detectron2's DetectionCheckpointer is not used because it
+unpickles the file again without one. Loading then does what that checkpointer does for a model-zoo
+file (arrays to tensors, non-strict `load_state_dict`), after `check_state` has checked every key and
+shape (the checkpointer would only warn).
 """
 
 from __future__ import annotations
@@ -19,8 +25,7 @@ from converter.atomic import write_bytes
 from converter.errors import UserError
 from converter.model import build_model, with_crop_size
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402  (after model.py's compat install)
-from detectron2.config import CfgNode  # noqa: E402
+from detectron2.config import CfgNode  # noqa: E402  (after model.py's compat install)
 
 _PICKLE_PROTOCOL = 4  # fixed, so the bytes do not depend on the Python version's default
 # BN statistics are calibrated at the released model's inference size: ASPP's 6/12/18-dilated convs
@@ -36,6 +41,27 @@ _CALIBRATION_SIZE = (512, 1024)
 # a network about as well-conditioned as a trained one, so PCC tests measure the compiler, not chaos.
 _RESIDUAL_BRANCH_GAIN = 0.1
 _FIX = "use a Detectron2 model-zoo .pkl such as model_final_bd324a.pkl"
+# Everything a model-zoo pickle may name: numpy's array/scalar rebuilders (numpy 1.x and 2.x module
+# paths), OrderedDict, and `_codecs.encode`, which protocol-2 pickles use for bytes. None of them runs
+# code of the file's choosing.
+_ALLOWED_GLOBALS = frozenset({
+    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"), ("_codecs", "encode"),
+})
+
+
+class _UnsafeGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild dicts of numpy arrays and refuses any other global."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise _UnsafeGlobal(f"{module}.{name}")
+        return super().find_class(module, name)
 
 
 def _expected_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -105,13 +131,20 @@ def read_checkpoint(path: Path) -> dict[str, object]:
         raise UserError(f"checkpoint {path} is not a .pkl file; {_FIX}")
     try:
         with path.open("rb") as f:
-            data = pickle.load(f, encoding="latin1")
-    except Exception as e:  # truncated, not a pickle, or a pickle of unimportable classes
+            data = _ArrayUnpickler(f, encoding="latin1").load()
+    except _UnsafeGlobal as e:
+        raise UserError(f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
+                        f"not loaded (unpickling it could run code); {_FIX}") from None
+    except Exception as e:  # truncated, not a pickle, a malformed array
         raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a dict; {_FIX}")
     if not isinstance(data.get("model"), dict) or "__author__" not in data:
         raise UserError(f"checkpoint {path} lacks the model-zoo keys 'model' (a dict) and '__author__'; {_FIX}")
+    for k, v in data["model"].items():
+        if not (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
+            what = f"an array of dtype {v.dtype}" if isinstance(v, np.ndarray) else f"a {type(v).__name__}"
+            raise UserError(f"checkpoint {path}: entry {k!r} is {what}, not a numeric array; {_FIX}")
     return data
 
 
@@ -130,8 +163,9 @@ def check_state(model: nn.Module, state: dict[str, object], path: Path) -> None:
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load a model-zoo `.pkl` into `model` through Detectron2's DetectionCheckpointer."""
+    """Load a model-zoo `.pkl` into `model`, as Detectron2's DetectionCheckpointer would (see the top)."""
     path = Path(path)
-    check_state(model, read_checkpoint(path)["model"], path)
-    DetectionCheckpointer(model).load(str(path))
+    state = read_checkpoint(path)["model"]
+    check_state(model, state, path)
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
     return model

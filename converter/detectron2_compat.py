@@ -1,4 +1,5 @@
-"""Make Detectron2 0.6 importable as published, without its compiled extension or panopticapi.
+"""Make Detectron2 0.6 importable as published, without its compiled extension or panopticapi, and
+with a Pillow that has its security fixes.
 
 Two modules that Detectron2 imports at import time are absent here, and Panoptic-DeepLab inference
 never calls into either:
@@ -6,6 +7,10 @@ never calls into either:
 - `panopticapi.utils.rgb2id`: used only by the training dataset mapper; not on the registry.
 We register stand-ins for exactly those, and each stand-in raises a clear error if it is ever used,
 so nothing silently computes the wrong thing. Detectron2's own files are not edited.
+
+Detectron2 0.6 also reads `PIL.Image.LINEAR` at import time (a default argument in
+`detectron2.data.transforms`), a name Pillow 10 removed; the Pillow versions without known
+vulnerabilities are all 10 or later. It is restored as the alias of BILINEAR it always was.
 """
 
 import sys
@@ -35,7 +40,12 @@ class _Absent(types.ModuleType):
 
 def install() -> None:
     """Idempotent; call before the first `import detectron2...`."""
+    from PIL import Image
+
     import detectron2
+
+    if not hasattr(Image, "LINEAR"):
+        Image.LINEAR = Image.Resampling.BILINEAR
 
     if not hasattr(detectron2, "_C") and "detectron2._C" not in sys.modules:
         c_ext = _Absent("detectron2._C", "Detectron2's compiled extension is not installed "

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 import converter.detectron2_compat as _compat
@@ -59,6 +60,17 @@ def check_variant(variant: str) -> None:
         raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 
+class _LocalConfig(CfgNode):
+    """Detectron2's CfgNode, except that its YAML files (the config and its `_BASE_` chain) must be
+    local: Detectron2's own opener also fetches http(s):// and detectron2:// URLs."""
+
+    @classmethod
+    def _open_cfg(cls, filename: str):
+        if "://" in filename:
+            raise UserError(f"config {filename} is a URL; download it and pass (or name as _BASE_) the local file")
+        return open(filename, encoding="utf-8")
+
+
 def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> CfgNode:
     """Read a Panoptic-DeepLab YAML (None = our Cityscapes R-52 config) and check `input_size` fits it."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
@@ -67,8 +79,15 @@ def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_
                         f"(or omit --config for {DEFAULT_CONFIG.name})")
     cfg = get_cfg()
     add_panoptic_deeplab_config(cfg)  # also adds the DeepLab keys
+    cfg = _LocalConfig(cfg)
     try:
-        cfg.merge_from_file(str(path))
+        # A config is data: Detectron2 defaults to yaml.unsafe_load, which runs python/object tags.
+        cfg.merge_from_file(str(path), allow_unsafe=False)
+    except UserError:
+        raise
+    except yaml.constructor.ConstructorError as e:
+        raise UserError(f"config {path} has a YAML tag that would construct Python objects ({e.problem}); "
+                        "pdl2ttnn reads configs as plain data: remove the tag") from None
     except Exception as e:  # yaml errors, unknown keys, type mismatches: all "unreadable"
         reason = " ".join(str(e).split())
         raise UserError(f"cannot read config {path}: {type(e).__name__}: {reason}; "

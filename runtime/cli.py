@@ -2,7 +2,9 @@
 
 For each variant it writes <out>/<variant>.py (the TTNN module), <out>/<variant>.plan.md (the plan
 report) and the report's plots <out>/<variant>.{l1,dram,stages}.png. Every file of a run is rendered
-before any is replaced, so a failing run leaves the previous output as it was.
+before any is replaced, and they are replaced as one set (converter/atomic.py): a failing run leaves
+the previous output as it was; a killed one leaves either that or a committed new set, which the next
+run completes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from runtime.ttnn_mock import CheckResult
 DEFAULT_OUT = Path("generated")
 PCC_FLOOR = 0.99
 RANDOM_WEIGHTS_SEED = 0
-EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pdl-convert", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
                     "exit status: 0 ok; 1 --check found stale files or --verify failed (PCC below "
-                    f"{PCC_FLOOR} or the module did not run); 2 user error (one line on stderr).\n"
+                    f"{PCC_FLOOR} or the module did not run); 2 user error (one line on stderr); 130 interrupted.\n"
                     "Same inputs give byte-identical files. With the defaults the result equals the "
                     "committed generated/."))
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
@@ -311,17 +313,30 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
 
 
 def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
-    """Replace every output file (each atomically); called only once all of them are rendered."""
-    from converter.atomic import write_bytes
+    """Replace the run's output files as one set (all or none, even if killed: converter.atomic);
+    called only once all of them are rendered."""
+    from converter.atomic import replace_files
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory; pass a directory")
-    for c in converted:
-        for name, data in c.outputs().items():
-            try:
-                write_bytes(out / name, data)
-            except OSError as e:
-                raise UserError(f"cannot write {out / name}: {e.strerror}; pass a writable --out") from None
+    try:
+        replace_files(out, {name: data for c in converted for name, data in c.outputs().items()})
+    except OSError as e:  # no permission, disk full, ...: nothing was replaced
+        raise UserError(f"cannot write {e.filename or out}: {e.strerror}; pass a writable --out with free space, "
+                        "its previous files are unchanged") from None
+
+
+def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
+    """One line per problem --check finds in `out` (read under a shared lock: no writer midway)."""
+    from contextlib import nullcontext
+
+    from converter.atomic import interrupted, locked
+
+    with locked(out, exclusive=False) if out.is_dir() else nullcontext():
+        lines = [f"pdl-convert: {out} holds an interrupted update: run pdl-convert with the same options "
+                 "to finish it"] if interrupted(out) else []
+        return lines + [f"pdl-convert: {out / name} is stale (missing or differs from a fresh conversion): "
+                        "run pdl-convert with the same options" for c in converted for name in stale_files(out, c)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -339,11 +354,9 @@ def run(args: argparse.Namespace) -> int:
                              precision=args.precision, ttnn_check=args.ttnn_check) for v in variants]
         status = EXIT_OK
         if args.check:
-            for c in converted:
-                for name in stale_files(args.out, c):
-                    print(f"pdl-convert: {args.out / name} is stale (missing or differs from a fresh "
-                          "conversion): run pdl-convert with the same options", file=sys.stderr)
-                    status = EXIT_FAILED
+            for line in check_outputs(args.out, converted):
+                print(line, file=sys.stderr)
+                status = EXIT_FAILED
         else:
             with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
                                "write"):
@@ -375,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"pdl-convert: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # not a bug: no traceback (the output set is all or nothing regardless)
+        print("pdl-convert: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

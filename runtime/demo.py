@@ -21,17 +21,19 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from converter.errors import UserError
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
-from converter.atomic import write_text
+from converter.atomic import locked, write_text
 from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
@@ -73,13 +75,18 @@ def runner_dir(runner: str) -> str:
 
 def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[str, Runner],
              model_input_size: tuple[int, int], *, fusion: FusionParams) -> list[ImageReport]:
-    """Run every image through every runner, write the visualisations, compare the runners."""
+    """Run every image through every runner, write the visualisations, compare the runners (an image
+    that cannot be decoded is skipped with a line on stderr)."""
     if not runners:
         raise ValueError("run_demo needs at least one runner")
     output_dir = Path(output_dir)
     reports = []
     for source in inputs:
-        image = resize_to_model(source.image, model_input_size)
+        try:
+            image = source.load(model_input_size)  # decoded now: one input image in memory at a time
+        except ValueError as e:  # its header read, its pixels do not (e.g. truncated): skip it
+            print(f"skipped {source.name}: {e}", file=sys.stderr)
+            continue
         x = to_model_input(image)
         results: dict[str, RunnerResult] = {}
         semantics: list[np.ndarray] = []
@@ -193,10 +200,14 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
         pytorch_only=a.pytorch_only, target=a.target, precision=a.precision, trace=a.trace, weight_cache=a.weight_cache)
 
 
+def _scene(seed: int, size: tuple[int, int]) -> Image.Image:
+    h, w = SCENE_SIZE
+    return resize_to_model(street_scene(w, h, seed=seed), size)
+
+
 def load_inputs(inputs: str) -> tuple[list[SourceImage], list[str]]:
     if inputs == SCENES_TOKEN:
-        h, w = SCENE_SIZE
-        return [SourceImage(f"scene_{s}", street_scene(w, h, seed=s)) for s in SCENE_SEEDS], []
+        return [SourceImage(f"scene_{s}", partial(_scene, s)) for s in SCENE_SEEDS], []
     collected = collect_images(Path(inputs))
     return collected.images, collected.skipped
 
@@ -260,7 +271,9 @@ def _main(argv: list[str]) -> int:
             runners["ttnn"] = ttnn_runner(model, weights, args.variant, size, args, Path(tmp))
         print(f"{len(images)} image(s) at {size[0]}x{size[1]}, variant {args.variant}, "
               f"runners: {', '.join(runners)}")
-        reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
+            reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
     for report in reports:
         print(report.line())
     print(f"wrote {', '.join(runner_dir(r) + '/' for r in runners)} and summary.json in {args.output_dir}")

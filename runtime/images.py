@@ -1,5 +1,11 @@
 """Demo inputs: find image files, load them as RGB, resize them to the model's input size.
 
+Image files are data from anywhere: only the decoders of the formats we accept (JPEG, PNG, BMP,
+TIFF, by content, whatever the suffix) are ever used, and an image above PIL's decompression-bomb
+limit (89 megapixels) is skipped rather than decoded. Files are checked when collected (headers
+only) but decoded one at a time when the demo reaches them, straight to the model size (a JPEG at
+a reduced DCT scale), so memory does not grow with the number or the size of the photos.
+
 Loading keeps pixels as stored: EXIF orientation is NOT applied, so a result depends only on the
 pixel data (the same file gives the same input everywhere). Resizing ignores the aspect ratio,
 like the hand-written TTNN demo ("all images are resized to 512x1024"), and uses PIL's bilinear
@@ -10,7 +16,10 @@ normalisation (PIXEL_MEAN/STD) left to the model.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +29,17 @@ from PIL import Image
 from converter.errors import UserError
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+FORMATS = ("BMP", "JPEG", "PNG", "TIFF")  # the only PIL decoders a file can reach
 RESAMPLE = Image.Resampling.BILINEAR
 # What PIL raises for a file it cannot decode (truncated, not an image, too large, ...).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+                  Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)
 class SourceImage:
     name: str  # output file stem, unique within one run
-    image: Image.Image  # RGB, original size
+    load: Callable[[tuple[int, int]], Image.Image]  # (H, W) -> RGB image of that size; decodes on each call
 
 
 @dataclass(frozen=True)
@@ -56,37 +67,52 @@ def find_images(path: Path) -> tuple[list[Path], list[str]]:
     return found, skipped
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """The file's first frame as an RGB image; ValueError with a short reason if it cannot be decoded."""
+def _open(path: Path) -> Image.Image:
+    """The file, opened (header read, pixels not decoded) by one of FORMATS' decoders."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit: refuse, not warn
+        return Image.open(path, formats=FORMATS)
+
+
+def _unreadable(e: Exception) -> str:
+    return f"cannot be read as an image ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+
+
+def load_rgb(path: Path, size: tuple[int, int]) -> Image.Image:
+    """The file's first frame as an RGB image resized to `size` = (H, W); ValueError with a short
+    reason if it cannot be decoded."""
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
+            img.draft("RGB", (size[1], size[0]))  # JPEG: decode at the smallest DCT scale >= size
             img.load()
-            return img.convert("RGB")
+            rgb = img.convert("RGB")
     except _DECODE_ERRORS as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"cannot be read as an image ({reason})") from e
+        raise ValueError(_unreadable(e)) from e
+    return resize_to_model(rgb, size)
 
 
 def collect_images(path: Path) -> Collected:
-    """All readable images at `path`; unreadable ones are listed in `skipped`, not fatal."""
+    """The images at `path` whose headers read as an accepted format (decoded later, by `load`);
+    the others are listed in `skipped`, not fatal."""
     candidates, skipped = find_images(path)
-    loaded: list[tuple[Path, Image.Image]] = []
+    readable: list[Path] = []
     for file in candidates:
         try:
-            loaded.append((file, load_rgb(file)))
-        except ValueError as e:
-            skipped.append(f"skipped {file.name}: {e}")
-    if not loaded:
+            _open(file).close()
+            readable.append(file)
+        except _DECODE_ERRORS as e:
+            skipped.append(f"skipped {file.name}: {_unreadable(e)}")
+    if not readable:
         raise UserError(f"no readable image at {path}: pass a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} "
                         "file or a directory holding some")
-    return Collected(_named(loaded), skipped)
+    return Collected(_named(readable), skipped)
 
 
-def _named(loaded: list[tuple[Path, Image.Image]]) -> list[SourceImage]:
+def _named(files: list[Path]) -> list[SourceImage]:
     # Output names are file stems; "a.jpg" and "a.png" in one directory keep their suffix apart.
-    stems = [file.stem for file, _ in loaded]
-    return [SourceImage(file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_"), img)
-            for file, img in loaded]
+    stems = [file.stem for file in files]
+    return [SourceImage(file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_"),
+                        partial(load_rgb, file)) for file in files]
 
 
 def resize_to_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:

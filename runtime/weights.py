@@ -9,7 +9,9 @@ op's dtype.
 
 The cache holds these tensors (torch, host dtype) in one file per key; the key is the checkpoint's
 hash plus the generated module's hash (which spells out the whole plan), so a warm load needs
-neither tracing nor the passes. Files are written atomically.
+neither tracing nor the passes. Files are written atomically and read with torch's weights-only
+unpickler (the cache directory is the user's: its files are data); an entry that does not read back
+as such tensors (damaged, or not ours) is rebuilt and replaced.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class WeightsReport:
 
 
 _TORCH_DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+_HOST_DTYPES = ("float32", "bfloat16", "bfloat8_b")  # ttnn dtype names a host tensor is made in
+_LAYOUTS = ("ROW_MAJOR", "TILE")
 
 
 def _conv_host_dtype(weights_dtype: str | None) -> str:
@@ -95,15 +99,25 @@ def _serialize(weights: dict[str, HostTensor]) -> bytes:
     return buf.getvalue()
 
 
-def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple[dict[str, HostTensor], WeightsReport]:
-    """The host weights under `key`: from the cache when present, else from `build()` (then cached)."""
-    start = time.perf_counter()
-    path = Path(cache_dir) / f"weights-{key}.pt"
-    warm = path.exists()
-    if warm:
+def _deserialize(path: Path) -> dict[str, HostTensor] | None:
+    """The cached weights at `path`, or None if there are none there or they do not read back."""
+    try:
         raw = torch.load(path, weights_only=True)
         weights = {name: HostTensor(data, dtype, layout) for name, (data, dtype, layout) in raw.items()}
-    else:
+    except Exception:  # missing, truncated, not a torch file, or holding more than weights-only loads
+        return None
+    valid = all(isinstance(w.data, torch.Tensor) and w.dtype in _HOST_DTYPES and w.layout in _LAYOUTS
+                for w in weights.values())
+    return weights if valid else None
+
+
+def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple[dict[str, HostTensor], WeightsReport]:
+    """The host weights under `key`: from the cache when they read back, else from `build()` (then cached)."""
+    start = time.perf_counter()
+    path = Path(cache_dir) / f"weights-{key}.pt"
+    weights = _deserialize(path)
+    warm = weights is not None
+    if not warm:
         weights = host_weights(build())
         write_bytes(path, _serialize(weights))
     report = WeightsReport(key, path, warm, time.perf_counter() - start, len(weights),

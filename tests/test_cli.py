@@ -6,7 +6,10 @@ inherits it and sets INPUT.CROP.SIZE to 128x256 (Detectron2's `_BASE_`), exactly
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,13 +166,18 @@ def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path)
 @pytest.mark.parametrize("case", ["missing weights", "corrupt pkl", "unknown target", "size not HxW",
                                   "size zero", "size not a stride multiple", "size not tiling the pool window",
                                   "overrides not YAML", "overrides unknown field", "missing config",
-                                  "unknown variant", "out is a file"])
+                                  "unknown variant", "out is a file", "pkl that would run code",
+                                  "config that would run code"])
 def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.pkl"
     corrupt.write_bytes(b"\x80\x04this is not a pickle")
     bad_yaml, bad_field = tmp_path / "bad.yaml", tmp_path / "field.yaml"
     bad_yaml.write_text("layers: [unclosed\n")
     bad_field.write_text("layers:\n  backbone.stem.conv1:\n    colour: red\n")
+    evil_pkl, evil_yaml = tmp_path / "evil.pkl", tmp_path / "evil.yaml"
+    evil_pkl.write_bytes(pickle.dumps({"model": {}, "__author__": _RunsCode(tmp_path / "pwned")}))
+    evil_yaml.write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
+                         f"['{tmp_path / 'pwned'}']\n")
     args, expected = {
         "missing weights": (["--weights", tmp_path / "nope.pkl"], "checkpoint"),
         "corrupt pkl": (["--weights", corrupt], "not a readable pickle"),
@@ -185,6 +193,8 @@ def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_p
         "unknown variant": (["--variant", "mask_rcnn"], "invalid choice: 'mask_rcnn'"),
         "out is a file": (["--config", small_config, "--input-size", SMALL, "--variant", DL3, "--out", corrupt],
                           "is a file, not a directory"),
+        "pkl that would run code": (["--weights", evil_pkl], "refers to posix.mkdir"),
+        "config that would run code": (["--config", evil_yaml], "YAML tag that would construct Python objects"),
     }[case]
     result = pdl_convert("--out", tmp_path / "out", *args, timeout=300)  # a later --out wins
     assert result.returncode == 2, result.stderr
@@ -193,7 +203,33 @@ def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_p
     errors = [line for line in result.stderr.splitlines() if not (line.startswith("!!") or line.endswith(" ..."))]
     assert len(errors) == 1 and errors[0].startswith("pdl-convert: error: "), result.stderr
     assert expected in errors[0]
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "pwned").exists()
+
+
+class _RunsCode:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.path),)
+
+
+def test_a_second_writer_is_refused_and_check_names_an_interrupted_update(converted, small_config, tmp_path) -> None:
+    from converter.atomic import JOURNAL, locked
+
+    out, _ = converted
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    with locked(copy, exclusive=True):  # another pdl-convert writing there
+        busy = small_run(small_config, copy, "--quiet")
+    assert busy.returncode == 2
+    assert busy.stderr.splitlines()[-1] == (f"pdl-convert: error: another process is writing to {copy}; "
+                                            "wait for it to finish, or write to another directory")
+    assert read_all(copy) == read_all(out)
+    (copy / JOURNAL).write_text("[]")  # what a run killed between its commit and its last rename leaves
+    check = small_run(small_config, copy, "--check", "--quiet")
+    assert check.returncode == 1
+    assert f"pdl-convert: {copy} holds an interrupted update: run pdl-convert" in check.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
-"""Seeded model-zoo checkpoints and their loading through Detectron2's DetectionCheckpointer."""
+"""Seeded model-zoo checkpoints, and loading them without letting the file run code."""
 
 from __future__ import annotations
 
+import collections
+import os
 import pickle
 from pathlib import Path
 
@@ -80,3 +82,43 @@ def test_mismatched_keys_and_shapes_are_named(small_cfg, checkpoint_path, tmp_pa
     assert "\n" not in message
     for key in ("backbone.stem.conv1.weight", "sem_seg_head.predictor.weight", "extra.layer.weight"):
         assert key in message
+
+
+class _MakesDirectory:
+    """Unpickling this calls os.mkdir: what a hostile checkpoint would do with os.system."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.path),)
+
+
+@pytest.mark.parametrize("where", ["top level", "inside model"])
+def test_a_pickle_that_would_run_code_is_refused_without_running_it(small_cfg, tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = _MakesDirectory(marker)
+    obj = payload if where == "top level" else {"model": {"w": payload}, "__author__": "x"}
+    path = _write_pickle(tmp_path / "evil.pkl", obj)
+    with pytest.raises(UserError, match=r"refers to posix\.mkdir, which a model-zoo checkpoint never does") as e:
+        load_checkpoint(build_model(small_cfg), path)
+    assert "\n" not in str(e.value)
+    assert not marker.exists()
+    pickle.loads(path.read_bytes())  # the plain unpickler would have run it
+    assert marker.is_dir()
+
+
+def test_non_numeric_entries_are_refused(small_cfg, tmp_path):
+    path = _write_pickle(tmp_path / "obj.pkl", {"model": {"w": np.array([1, "x"], dtype=object)}, "__author__": "x"})
+    with pytest.raises(UserError, match="entry 'w' is an array of dtype object, not a numeric array"):
+        load_checkpoint(build_model(small_cfg), path)
+
+
+def test_protocol_2_ordered_dict_checkpoints_load(small_cfg, checkpoint_path, tmp_path):
+    # Older model-zoo files: protocol 2 (bytes via _codecs.encode), an OrderedDict of arrays.
+    state = collections.OrderedDict(_file_state(checkpoint_path))
+    path = tmp_path / "p2.pkl"
+    path.write_bytes(pickle.dumps({"model": state, "__author__": "old"}, protocol=2))
+    model = load_checkpoint(build_model(small_cfg), path)
+    assert torch.equal(model.state_dict()["backbone.stem.conv1.weight"],
+                       torch.from_numpy(state["backbone.stem.conv1.weight"]))

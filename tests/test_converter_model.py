@@ -61,3 +61,25 @@ def test_input_size_must_fit_the_aspp_pooling_window(size):
 
 def test_multiples_of_the_crop_are_accepted():
     assert load_config(input_size=(1024, 2048)).MODEL.META_ARCHITECTURE == "PanopticDeepLab"
+
+
+def test_a_yaml_tag_that_would_run_code_is_refused_without_running_it(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir ['{marker}']\n")
+    with pytest.raises(UserError, match="YAML tag that would construct Python objects .*python/object/apply:os.mkdir"):
+        load_config(path)
+    assert not marker.exists()
+
+
+def test_bases_must_be_local_files_and_may_be_relative(tmp_path: Path):
+    url = tmp_path / "url.yaml"
+    url.write_text("_BASE_: https://example.com/base.yaml\n")
+    with pytest.raises(UserError, match="config https://example.com/base.yaml is a URL; download it"):
+        load_config(url)
+    (tmp_path / "base.yaml").write_text(DEFAULT_CONFIG.read_text())
+    child = tmp_path / "sub" / "child.yaml"
+    child.parent.mkdir()
+    child.write_text("_BASE_: ../base.yaml\nMODEL:\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 7\n")
+    cfg = load_config(child)
+    assert cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == 7 and cfg.MODEL.RESNETS.DEPTH == load_config().MODEL.RESNETS.DEPTH

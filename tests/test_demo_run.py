@@ -40,7 +40,8 @@ def model(cfg, checkpoint):
 
 def _scenes(n=2):
     # Not the model size: run_demo must resize (2x here).
-    return [SourceImage(f"scene_{s}", street_scene(512, 256, seed=s)) for s in range(n)]
+    return [SourceImage(f"scene_{s}", lambda size, s=s: resize_to_model(street_scene(512, 256, seed=s), size))
+            for s in range(n)]
 
 
 def _fixed_runner(left_class: int):
@@ -73,6 +74,17 @@ def test_files_and_comparison_with_two_runners(tmp_path, params):
     assert summary["images"][1]["semantic_agreement"] == 75.0
 
 
+def test_an_image_that_fails_to_decode_is_skipped_and_the_rest_still_run(tmp_path, params, capsys):
+    def undecodable(size):
+        raise ValueError("cannot be read as an image (image file is truncated)")
+
+    inputs = [SourceImage("broken", undecodable), *_scenes(1)]
+    reports = run_demo(inputs, tmp_path, {"pytorch": _fixed_runner(2)}, SIZE, fusion=params)
+    assert [r.name for r in reports] == ["scene_0"]
+    assert capsys.readouterr().err == "skipped broken: cannot be read as an image (image file is truncated)\n"
+    assert json.loads((tmp_path / "summary.json").read_text())["images"][0]["name"] == "scene_0"
+
+
 def test_rerun_writes_identical_bytes(tmp_path, model, params):
     run = {"pytorch": pytorch_runner(model, "panoptic_deeplab")}
     run_demo(_scenes(1), tmp_path / "a", run, SIZE, fusion=params)
@@ -90,7 +102,7 @@ def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_pa
         assert report.runners["pytorch"].files == [f"pytorch_output/{source.name}_original.jpg",
                                                    f"pytorch_output/{source.name}_panoptic.jpg"]
         # Detectron2's full forward (its own post-processing) on the same resized image.
-        image = torch.from_numpy(np.array(source.image.resize((256, 128), Image.Resampling.BILINEAR)))
+        image = torch.from_numpy(np.array(street_scene(512, 256, seed=0).resize((256, 128), Image.Resampling.BILINEAR)))
         x = image.permute(2, 0, 1).float()
         with torch.no_grad():
             d2 = model([{"image": x, "height": 128, "width": 256}])[0]
@@ -152,8 +164,8 @@ def test_cli_semantic_variant_on_a_directory(tmp_path, capsys):
 def test_scenes_token_gives_the_builtin_cityscapes_sized_scenes():
     images, skipped = load_inputs(":scenes")
     assert skipped == [] and [s.name for s in images] == ["scene_0", "scene_1", "scene_2"]
-    assert all(s.image.size == (2048, 1024) and s.image.mode == "RGB" for s in images)
-    assert np.array_equal(np.asarray(images[1].image), np.asarray(street_scene(2048, 1024, seed=1)))
+    assert all(s.load(SIZE).size == (256, 128) and s.load(SIZE).mode == "RGB" for s in images)
+    assert np.array_equal(np.asarray(images[1].load((1024, 2048))), np.asarray(street_scene(2048, 1024, seed=1)))
 
 
 def test_ttnn_runner_runs_the_generated_module_with_cached_weights(tmp_path, cfg, model, checkpoint, params):
@@ -181,3 +193,18 @@ def test_ttnn_runner_agrees_with_the_reference_at_the_model_size(tmp_path, check
     assert decided.float().mean() > 0.5  # the criterion keeps most of the image
     agree = (ref.argmax(1) == got.argmax(1))[decided].float().mean().item()
     assert agree >= 0.99, f"{agree:.4f} of decided pixels agree"
+
+
+def test_cli_refuses_an_output_directory_another_run_is_writing(tmp_path, checkpoint, capsys):
+    from converter.atomic import locked
+
+    street_scene(300, 150, seed=5).save(tmp_path / "street.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    with locked(out, exclusive=True):
+        status = main([str(tmp_path / "street.png"), str(checkpoint), str(out), "--pytorch-only",
+                       "--input-size", "128x256"])
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (f"pdl-demo: error: another process is writing to {out}; "
+                                                        "wait for it to finish, or write to another directory")
+    assert list(out.iterdir()) == []

@@ -1,9 +1,11 @@
 """Finding, loading and resizing demo inputs."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from converter.errors import UserError
 from runtime.images import collect_images, find_images, load_rgb, resize_to_model, to_model_input
@@ -40,15 +42,16 @@ def test_unreadable_file_is_skipped_with_one_line_and_the_rest_loaded(tmp_path):
 def test_images_load_as_rgb_uint8_whatever_the_file_mode(tmp_path):
     _write_images(tmp_path)
     for image in collect_images(tmp_path).images:
-        assert image.image.mode == "RGB" and image.image.size == (64, 32)
-    gray = np.asarray(load_rgb(tmp_path / "c.tiff"))
+        loaded = image.load((32, 64))
+        assert loaded.mode == "RGB" and loaded.size == (64, 32)
+    gray = np.asarray(load_rgb(tmp_path / "c.tiff", (32, 64)))
     assert gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 2]).all()
 
 
 def test_png_pixels_are_loaded_exactly(tmp_path):
     scene = street_scene(64, 32, seed=1)
     scene.save(tmp_path / "x.png")
-    assert np.array_equal(np.asarray(load_rgb(tmp_path / "x.png")), np.asarray(scene))
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "x.png", (32, 64))), np.asarray(scene))
 
 
 def test_same_stem_in_two_formats_gets_two_output_names(tmp_path):
@@ -79,3 +82,58 @@ def test_resize_averages_when_shrinking():
     board = (np.indices((64, 128)).sum(axis=0) % 2 * 255).astype(np.uint8)
     small = np.asarray(resize_to_model(Image.fromarray(board).convert("RGB"), (16, 32)))
     assert np.abs(small[2:-2, 2:-2].astype(int) - 128).max() <= 2
+
+
+def test_only_the_accepted_decoders_are_reachable(tmp_path):
+    # A GIF named .png: PIL would decode it by content; anything outside JPEG/PNG/BMP/TIFF is refused.
+    street_scene(64, 32, seed=1).save(tmp_path / "disguised.png", format="GIF")
+    street_scene(64, 32, seed=2).save(tmp_path / "real.png")
+    collected = collect_images(tmp_path)
+    assert [s.name for s in collected.images] == ["real"]
+    assert collected.skipped == ["skipped disguised.png: cannot be read as an image "
+                                 "(cannot identify image file '" + str(tmp_path / "disguised.png") + "')"]
+
+
+def test_images_above_the_decompression_bomb_limit_are_skipped_not_decoded(tmp_path, monkeypatch):
+    street_scene(40, 30, seed=1).save(tmp_path / "big.png")  # 1200 pixels
+    street_scene(20, 20, seed=2).save(tmp_path / "small.png")  # 400 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL alone would only warn below 2000
+    collected = collect_images(tmp_path)
+    assert [s.name for s in collected.images] == ["small"]
+    assert collected.skipped[0].startswith("skipped big.png: cannot be read as an image (Image size (1200 pixels) "
+                                           "exceeds limit of 1000 pixels")
+
+
+def test_a_file_that_fails_only_when_decoded_is_skipped_when_reached(tmp_path):
+    street_scene(640, 320, seed=1).save(tmp_path / "a.jpg", quality=90)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 3])  # the header is intact, the scan is cut
+    street_scene(64, 32, seed=2).save(tmp_path / "b.png")
+    collected = collect_images(tmp_path)
+    assert [s.name for s in collected.images] == ["a", "b"] and collected.skipped == []  # headers read
+    with pytest.raises(ValueError, match=r"cannot be read as an image \(image file is truncated"):
+        collected.images[0].load((32, 64))
+    assert collected.images[1].load((32, 64)).size == (64, 32)
+
+
+def test_photos_are_decoded_one_at_a_time_and_jpegs_at_a_reduced_scale(tmp_path, monkeypatch):
+    # Six 4000x6000 photos are 432 MB as RGB. Collecting them reads headers only; each is decoded when
+    # loaded, a JPEG at the smallest DCT scale still >= the model size (1/8 here: 750x500).
+    # benchmarks/demo_memory.py measures what this saves.
+    street_scene(600, 400, seed=0).resize((6000, 4000)).save(tmp_path / "photo_0.jpg", quality=90)
+    for i in range(1, 6):
+        shutil.copy(tmp_path / "photo_0.jpg", tmp_path / f"photo_{i}.jpg")
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):
+        if self.tile:  # pixels still to decode (later calls return the decoded ones)
+            decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    images = collect_images(tmp_path).images
+    assert len(images) == 6 and decoded == []
+    for i, source in enumerate(images):
+        assert source.load((128, 256)).size == (256, 128)
+        assert decoded == [(750, 500)] * (i + 1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+
 import torch
 
 from runtime.weights import cache_key, host_weights, load_weights, to_ttnn
@@ -62,3 +65,26 @@ def test_real_ttnn_host_tensors() -> None:
     assert tuple(stem.shape) == (32, 3, 3, 3)
     scale = tensors["normalize.scale"]
     assert (scale.dtype, scale.layout) == (ttnn.bfloat16, ttnn.TILE_LAYOUT)
+
+
+def test_a_damaged_or_foreign_cache_entry_is_rebuilt_not_trusted(tmp_path) -> None:
+    key = cache_key("ckpt-digest", "module text")
+    cold, _ = load_weights(tmp_path, key, tiny_graph)
+    path = tmp_path / f"weights-{key}.pt"
+    good = path.read_bytes()
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"x": (torch.zeros(1), "open_device", "TILE")}, foreign)  # not a dtype the runtime makes
+    for damaged in (good[: len(good) // 2], b"", foreign.read_bytes(), pickle.dumps({"x": _Pwn(tmp_path / "pwned")})):
+        path.write_bytes(damaged)
+        weights, report = load_weights(tmp_path, key, tiny_graph)
+        assert not report.warm and weights.keys() == cold.keys()
+        assert path.read_bytes() == good  # replaced by a good entry
+    assert not (tmp_path / "pwned").exists()
+
+
+class _Pwn:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.path),)
