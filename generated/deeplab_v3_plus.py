@@ -10,6 +10,7 @@ Activations live on the device as [1, 1, N*H*W, C]. Do not edit: regenerate with
 import ttnn
 
 TARGET = "blackhole-20"
+GRID, CORES = (5, 4), 20  # the compute grid (x, y) and its core count
 INPUT_SHAPE = (1, 3, 512, 1024)  # NCHW
 # How forward() expects the input tensor: [1, 1, N*H*W, C] on the device.
 INPUT_DTYPE = ttnn.bfloat16
@@ -71,7 +72,7 @@ CONV2D = {
         stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -84,7 +85,7 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -97,7 +98,7 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -110,12 +111,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.0.conv2": dict(
@@ -128,42 +129,44 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.0.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res2.0.shortcut": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0,
+            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=4), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.1.conv1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.1.conv2": dict(
@@ -171,24 +174,24 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.1.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res2.2.conv1": dict(
@@ -196,12 +199,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.2.conv2": dict(
@@ -209,24 +212,24 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.2.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res3.0.conv1": dict(
@@ -234,12 +237,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
     ),
     "backbone.res3.0.conv2": dict(
@@ -252,7 +255,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res3.0.conv3": dict(
@@ -264,7 +267,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.0.shortcut": dict(
@@ -276,7 +279,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=2),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res3.1.conv1": dict(
@@ -284,12 +287,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.1.conv2": dict(
@@ -302,7 +305,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.1.conv3": dict(
@@ -314,7 +317,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.2.conv1": dict(
@@ -322,12 +325,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.2.conv2": dict(
@@ -340,7 +343,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.2.conv3": dict(
@@ -352,7 +355,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.3.conv1": dict(
@@ -360,12 +363,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.3.conv2": dict(
@@ -378,7 +381,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.3.conv3": dict(
@@ -390,7 +393,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res4.0.conv1": dict(
@@ -398,12 +401,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "backbone.res4.0.conv2": dict(
@@ -416,7 +419,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.0.conv3": dict(
@@ -428,19 +431,19 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.0.shortcut": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=1024, kernel_size=(1, 1),
         stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res4.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256, kernel_size=(1, 1),
@@ -452,7 +455,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.1.conv2": dict(
@@ -465,7 +468,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.1.conv3": dict(
@@ -477,7 +480,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.2.conv1": dict(
@@ -490,7 +493,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.2.conv2": dict(
@@ -503,7 +506,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.2.conv3": dict(
@@ -515,7 +518,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.3.conv1": dict(
@@ -528,7 +531,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.3.conv2": dict(
@@ -541,7 +544,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.3.conv3": dict(
@@ -553,7 +556,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.4.conv1": dict(
@@ -566,7 +569,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.4.conv2": dict(
@@ -579,7 +582,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.4.conv3": dict(
@@ -591,7 +594,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.5.conv1": dict(
@@ -604,7 +607,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.5.conv2": dict(
@@ -617,7 +620,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.5.conv3": dict(
@@ -629,7 +632,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res5.0.conv1": dict(
@@ -642,7 +645,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
     ),
     "backbone.res5.0.conv2": dict(
@@ -650,12 +653,12 @@ CONV2D = {
         stride=(1, 1), padding=(2, 2), dilation=(2, 2), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
     ),
     "backbone.res5.0.conv3": dict(
@@ -667,45 +670,46 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "backbone.res5.0.shortcut": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=2048, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=1024,
+            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
     ),
     "backbone.res5.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.1.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512, kernel_size=(3, 3),
         stride=(1, 1), padding=(4, 4), dilation=(4, 4), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512, act_block_w_div=1,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.1.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048, kernel_size=(1, 1),
@@ -716,7 +720,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "backbone.res5.2.conv1": dict(
@@ -724,26 +728,26 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.2.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512, kernel_size=(3, 3),
         stride=(1, 1), padding=(8, 8), dilation=(8, 8), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.2.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048, kernel_size=(1, 1),
@@ -754,7 +758,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.0": dict(
@@ -762,12 +766,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.1": dict(
@@ -788,12 +792,12 @@ CONV2D = {
         stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32, act_block_w_div=1,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=16),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.3": dict(
@@ -801,12 +805,12 @@ CONV2D = {
         stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32, act_block_w_div=1,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
@@ -814,25 +818,25 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 1), count=4),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 1), count=4, shard=(32, 64)),
     ),
     "sem_seg_head.decoder.res5.project_conv.project": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1280, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res3.project_conv": dict(
@@ -840,12 +844,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
     ),
     "sem_seg_head.decoder.res3.fuse_conv.0": dict(
@@ -853,9 +857,9 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -871,7 +875,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
@@ -879,12 +883,13 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "sem_seg_head.decoder.res2.fuse_conv.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=288, out_channels=256, kernel_size=(3, 3),
@@ -939,16 +944,16 @@ CONV2D = {
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.predictor": dict(
-        batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=19, kernel_size=(1, 1),
+        batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 19)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
 }
 
@@ -963,7 +968,7 @@ OUTPUT_MEMORY = {
     "backbone.res3.1.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     "backbone.res3.2.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     "backbone.res3.3.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
-    "backbone.res4.0.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+    "backbone.res4.0.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res4.1.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.2.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.3.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
@@ -975,7 +980,7 @@ OUTPUT_MEMORY = {
     "sem_seg_head.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
     "sem_seg_head.decoder.res5.project_conv.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     "sem_seg_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1280)),
-    "sem_seg_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+    "sem_seg_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(512, 256)),
     "sem_seg_head.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 320)),
     "sem_seg_head.upsample_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.concat_1": ttnn.DRAM_MEMORY_CONFIG,
@@ -1021,6 +1026,34 @@ class DeeplabV3Plus:
         self.params[name + ".weight"], self.params[name + ".bias"] = weight, bias
         return y
 
+    def upsample_bands(self, x, nhwc, scale, bands, memory_config):
+        """Bilinear upsample of the ROW_MAJOR DRAM tensor `x` ([1, 1, H*W, C]) whose output does not fit
+        L1: in `bands` row bands, each read with one more input row on each side (bilinear reads
+        across the cut), upsampled on height shards of every core; each band's own output rows go to
+        `memory_config` (DRAM), where the bands are concatenated."""
+        _, h, w, c = nhwc
+        sh, sw = scale
+        rows = h // bands
+        parts = []
+        for b in range(bands):
+            lo, hi = max(b * rows - 1, 0), min((b + 1) * rows + 1, h)
+            band = move(ttnn.slice(x, [0, 0, lo * w, 0], [1, 1, hi * w, c]),
+                        sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, GRID, CORES, (-(-(hi - lo) * w // CORES), c)))
+            # the output shards ttnn's upsample makes itself (any other spec costs a reshard)
+            out_rows = -(-(hi - lo) * w * sh * sw // CORES)
+            up = ttnn.upsample(
+                ttnn.reshape(band, (1, hi - lo, w, c)), scale, mode="bilinear",
+                memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, GRID, CORES, (out_rows, c)),
+            )
+            ttnn.deallocate(band)
+            keep = [0, (b * rows - lo) * sh, 0, 0], [1, ((b + 1) * rows - lo) * sh, w * sw, c]
+            parts.append(ttnn.slice(up, *keep, memory_config=memory_config))
+            ttnn.deallocate(up)
+        out = ttnn.concat(parts, dim=1, memory_config=memory_config)
+        for part in parts:
+            ttnn.deallocate(part)
+        return ttnn.reshape(out, (1, 1, h * sh * w * sw, c))
+
     def forward(self, x, taps=None):
         """Runs the network on `x` (see INPUT_*); returns {head: device tensor}, see OUTPUTS.
 
@@ -1060,21 +1093,15 @@ class DeeplabV3Plus:
             stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
         )
         res2_0_conv1 = self.conv2d("backbone.res2.0.conv1", stem_max_pool2d)  # 128->64 1x1, relu on 128x256
+        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
         res2_0_conv2 = self.conv2d("backbone.res2.0.conv2", res2_0_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_0_conv1)
-        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
-        res2_0_conv2 = move(
-            res2_0_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
-        )
+        res2_0_conv2 = ttnn.reallocate(res2_0_conv2)
         res2_0_conv3 = self.conv2d("backbone.res2.0.conv3", res2_0_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_0_conv2)
-        res2_0_conv3 = ttnn.reallocate(res2_0_conv3)
-        stem_max_pool2d = move(
-            stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
-        )
+        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res2_0_shortcut = self.conv2d("backbone.res2.0.shortcut", stem_max_pool2d)  # 128->256 1x1 on 128x256
         ttnn.deallocate(stem_max_pool2d)
-        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res2.0
         res2_0_add = ttnn.add(
             res2_0_conv3, res2_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1087,9 +1114,12 @@ class DeeplabV3Plus:
         )
         res2_1_conv1 = self.conv2d("backbone.res2.1.conv1", res2_0_add)  # 256->64 1x1, relu on 128x256
         res2_0_add = move(res2_0_add, ttnn.DRAM_MEMORY_CONFIG)
+        res2_1_conv1 = move(res2_1_conv1, ttnn.DRAM_MEMORY_CONFIG)
         res2_1_conv2 = self.conv2d("backbone.res2.1.conv2", res2_1_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_1_conv1)
-        res2_1_conv2 = ttnn.reallocate(res2_1_conv2)
+        res2_1_conv2 = move(
+            res2_1_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        )
         res2_1_conv3 = self.conv2d("backbone.res2.1.conv3", res2_1_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_1_conv2)
         res2_1_conv3 = move(res2_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1105,9 +1135,12 @@ class DeeplabV3Plus:
         )
         res2_2_conv1 = self.conv2d("backbone.res2.2.conv1", res2_1_add)  # 256->64 1x1, relu on 128x256
         res2_1_add = move(res2_1_add, ttnn.DRAM_MEMORY_CONFIG)
+        res2_2_conv1 = move(res2_2_conv1, ttnn.DRAM_MEMORY_CONFIG)
         res2_2_conv2 = self.conv2d("backbone.res2.2.conv2", res2_2_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_2_conv1)
-        res2_2_conv2 = ttnn.reallocate(res2_2_conv2)
+        res2_2_conv2 = move(
+            res2_2_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        )
         res2_2_conv3 = self.conv2d("backbone.res2.2.conv3", res2_2_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_2_conv2)
         res2_2_conv3 = move(res2_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1158,6 +1191,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(res3_1_conv1)
         res3_1_conv3 = self.conv2d("backbone.res3.1.conv3", res3_1_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_1_conv2)
+        res3_1_conv3 = ttnn.reallocate(res3_1_conv3)
         res3_0_add = move(
             res3_0_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1168,7 +1202,6 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res3_1_conv3)
         ttnn.deallocate(res3_0_add)
-        res3_1_add = ttnn.reallocate(res3_1_add)
         res3_2_conv1 = self.conv2d("backbone.res3.2.conv1", res3_1_add)  # 512->128 1x1, relu on 64x128
         res3_1_add = move(res3_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res3_2_conv2 = self.conv2d("backbone.res3.2.conv2", res3_2_conv1)  # 128->128 3x3, relu on 64x128
@@ -1192,6 +1225,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(res3_3_conv1)
         res3_3_conv3 = self.conv2d("backbone.res3.3.conv3", res3_3_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_3_conv2)
+        res3_3_conv3 = ttnn.reallocate(res3_3_conv3)
         res3_2_add = move(
             res3_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1216,13 +1250,11 @@ class DeeplabV3Plus:
         ttnn.deallocate(res4_0_conv1)
         res4_0_conv3 = self.conv2d("backbone.res4.0.conv3", res4_0_conv2)  # 256->1024 1x1 on 32x64
         ttnn.deallocate(res4_0_conv2)
+        res4_0_conv3 = move(res4_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res3_3_add = move(
-            res3_3_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(8192, 32)),
+            res3_3_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
         )
         res4_0_shortcut = self.conv2d("backbone.res4.0.shortcut", res3_3_add)  # 512->1024 1x1/2 on 64x128
-        res4_0_shortcut = move(
-            res4_0_shortcut, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
-        )
         # backbone.res4.0
         res4_0_add = ttnn.add(
             res4_0_conv3, res4_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1230,8 +1262,10 @@ class DeeplabV3Plus:
         )
         ttnn.deallocate(res4_0_conv3)
         ttnn.deallocate(res4_0_shortcut)
-        res4_0_add = ttnn.reallocate(res4_0_add)
         res3_3_add = move(res3_3_add, ttnn.DRAM_MEMORY_CONFIG)
+        res4_0_add = move(
+            res4_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+        )
         res4_1_conv1 = self.conv2d("backbone.res4.1.conv1", res4_0_add)  # 1024->256 1x1, relu on 32x64
         res4_1_conv2 = self.conv2d("backbone.res4.1.conv2", res4_1_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_1_conv1)
@@ -1300,18 +1334,18 @@ class DeeplabV3Plus:
         # ---- backbone.res5 ----
         res4_5_add = ttnn.reallocate(res4_5_add)
         res5_0_conv1 = self.conv2d("backbone.res5.0.conv1", res4_5_add)  # 1024->512 1x1, relu on 32x64
-        res4_5_add = move(res4_5_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_0_conv2 = self.conv2d("backbone.res5.0.conv2", res5_0_conv1)  # 512->512 3x3 dilation 2, relu on 32x64
         ttnn.deallocate(res5_0_conv1)
         res5_0_conv2 = ttnn.reallocate(res5_0_conv2)
         res5_0_conv3 = self.conv2d("backbone.res5.0.conv3", res5_0_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_0_conv2)
+        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res4_5_add = move(
-            res4_5_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+            res4_5_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 64)),
         )
         res5_0_shortcut = self.conv2d("backbone.res5.0.shortcut", res4_5_add)  # 1024->2048 1x1 on 32x64
         ttnn.deallocate(res4_5_add)
-        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res5_0_shortcut = move(res5_0_shortcut, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res5.0
         res5_0_add = ttnn.add(
             res5_0_conv3, res5_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1320,13 +1354,16 @@ class DeeplabV3Plus:
         ttnn.deallocate(res5_0_conv3)
         ttnn.deallocate(res5_0_shortcut)
         res5_0_add = move(
-            res5_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+            res5_0_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
         )
         res5_1_conv1 = self.conv2d("backbone.res5.1.conv1", res5_0_add)  # 2048->512 1x1, relu on 32x64
+        res5_1_conv1 = ttnn.reallocate(res5_1_conv1)
         res5_0_add = move(res5_0_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_1_conv2 = self.conv2d("backbone.res5.1.conv2", res5_1_conv1)  # 512->512 3x3 dilation 4, relu on 32x64
         ttnn.deallocate(res5_1_conv1)
-        res5_1_conv2 = ttnn.reallocate(res5_1_conv2)
+        res5_1_conv2 = move(
+            res5_1_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        )
         res5_1_conv3 = self.conv2d("backbone.res5.1.conv3", res5_1_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_1_conv2)
         res5_1_conv3 = move(res5_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1338,12 +1375,16 @@ class DeeplabV3Plus:
         ttnn.deallocate(res5_1_conv3)
         ttnn.deallocate(res5_0_add)
         res5_1_add = move(
-            res5_1_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+            res5_1_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
         )
         res5_2_conv1 = self.conv2d("backbone.res5.2.conv1", res5_1_add)  # 2048->512 1x1, relu on 32x64
+        res5_2_conv1 = ttnn.reallocate(res5_2_conv1)
         res5_1_add = move(res5_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_2_conv2 = self.conv2d("backbone.res5.2.conv2", res5_2_conv1)  # 512->512 3x3 dilation 8, relu on 32x64
         ttnn.deallocate(res5_2_conv1)
+        res5_2_conv2 = move(
+            res5_2_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        )
         res5_2_conv3 = self.conv2d("backbone.res5.2.conv3", res5_2_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_2_conv2)
         res5_2_conv3 = move(res5_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1387,7 +1428,7 @@ class DeeplabV3Plus:
         ttnn.deallocate(res5_2_add)
         sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
             sem_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
-            sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 128)),
+            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 1), count=4, shard=(32, 512)),
         )
         # 2048->256 1x1, relu on 1x1
         sem_decoder_res5_project_conv_convs_4_1 = self.conv2d(
@@ -1426,17 +1467,32 @@ class DeeplabV3Plus:
             sem_decoder_res5_project_conv_convs_3,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
         )
+        sem_decoder_res5_project_conv_convs_1_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_convs_1, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1)
+        sem_decoder_res5_project_conv_convs_2_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_convs_2, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_2)
+        sem_decoder_res5_project_conv_convs_3_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_convs_3, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_3)
+        sem_decoder_res5_project_conv_upsample_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_upsample, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
         # sem_seg_head.decoder.res5.project_conv (channels)
         sem_decoder_res5_project_conv_concat = ttnn.concat(
-            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1, sem_decoder_res5_project_conv_convs_2, sem_decoder_res5_project_conv_convs_3, sem_decoder_res5_project_conv_upsample],
+            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1_tiled, sem_decoder_res5_project_conv_convs_2_tiled, sem_decoder_res5_project_conv_convs_3_tiled, sem_decoder_res5_project_conv_upsample_tiled],
             dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.concat"],
         )
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_0)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_2)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_3)
-        ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
-        sem_decoder_res5_project_conv_concat = ttnn.reallocate(sem_decoder_res5_project_conv_concat)
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1_tiled)
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_2_tiled)
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_3_tiled)
+        ttnn.deallocate(sem_decoder_res5_project_conv_upsample_tiled)
         # 1280->256 1x1, relu on 32x64
         sem_decoder_res5_project_conv_project = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.project", sem_decoder_res5_project_conv_concat,
@@ -1446,7 +1502,6 @@ class DeeplabV3Plus:
         ttnn.deallocate(sem_decoder_res5_project_conv_concat)
 
         # ---- sem_seg_head.decoder.res3 ----
-        sem_decoder_res5_project_conv_project = ttnn.reallocate(sem_decoder_res5_project_conv_project)
         res3_3_add = move(
             res3_3_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1466,12 +1521,18 @@ class DeeplabV3Plus:
         )
         sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 256))
         ttnn.deallocate(sem_decoder_res5_project_conv_project_rm)
+        sem_upsample = move(
+            sem_upsample, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+        )
+        sem_upsample_tiled = ttnn.to_layout(sem_upsample, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(sem_upsample)
         # sem_seg_head (channels)
         sem_concat = ttnn.concat(
-            [sem_decoder_res3_project_conv, sem_upsample], dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
+            [sem_decoder_res3_project_conv, sem_upsample_tiled], dim=3,
+            memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
         )
         ttnn.deallocate(sem_decoder_res3_project_conv)
-        ttnn.deallocate(sem_upsample)
+        ttnn.deallocate(sem_upsample_tiled)
 
         # ---- sem_seg_head.decoder.res3 ----
         sem_concat = move(sem_concat, ttnn.DRAM_MEMORY_CONFIG)
@@ -1498,24 +1559,27 @@ class DeeplabV3Plus:
         ttnn.deallocate(res2_2_add)
 
         # ---- sem_seg_head ----
+        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
         sem_decoder_res3_fuse_conv_1_rm = ttnn.to_layout(
             sem_decoder_res3_fuse_conv_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
         ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
-        # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
-        sem_upsample_1 = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256)), (2, 2), mode="bilinear",
+        # sem_seg_head: bilinear x2x2 in 2 row bands, output in DRAM
+        sem_upsample_1 = self.upsample_bands(
+            sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256), (2, 2), 2,
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_1"],
         )
-        sem_upsample_1 = ttnn.reshape(sem_upsample_1, (1, 1, 32768, 256))
         ttnn.deallocate(sem_decoder_res3_fuse_conv_1_rm)
+        sem_decoder_res2_project_conv = move(sem_decoder_res2_project_conv, ttnn.DRAM_MEMORY_CONFIG)
+        sem_upsample_1_tiled = ttnn.to_layout(sem_upsample_1, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(sem_upsample_1)
         # sem_seg_head (channels)
         sem_concat_1 = ttnn.concat(
-            [sem_decoder_res2_project_conv, sem_upsample_1], dim=3,
+            [sem_decoder_res2_project_conv, sem_upsample_1_tiled], dim=3,
             memory_config=OUTPUT_MEMORY["sem_seg_head.concat_1"],
         )
         ttnn.deallocate(sem_decoder_res2_project_conv)
-        ttnn.deallocate(sem_upsample_1)
+        ttnn.deallocate(sem_upsample_1_tiled)
 
         # ---- sem_seg_head.decoder.res2 ----
         # 288->256 3x3, relu on 128x256
@@ -1537,19 +1601,20 @@ class DeeplabV3Plus:
         sem_head_1 = move(
             sem_head_1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
-        sem_predictor = self.conv2d("sem_seg_head.predictor", sem_head_1)  # 256->19 1x1 on 128x256
+        sem_predictor = self.conv2d("sem_seg_head.predictor", sem_head_1)  # 256->32 1x1 on 128x256
         if taps is not None:
             taps["sem_seg_head.logits"] = ttnn.to_memory_config(sem_predictor, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(sem_head_1)
 
         # ---- sem_seg_head ----
-        # sem_seg_head: bilinear x4x4 on an [N, H, W, C] view
-        sem_upsample_2 = ttnn.upsample(
-            ttnn.reshape(sem_predictor, (1, 128, 256, 19)), (4, 4), mode="bilinear",
-            memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_2"],
-        )
-        sem_upsample_2 = ttnn.reshape(sem_upsample_2, (1, 1, 524288, 19))
+        sem_predictor = move(sem_predictor, ttnn.DRAM_MEMORY_CONFIG)
+        sem_predictor_rm = ttnn.to_layout(sem_predictor, ttnn.ROW_MAJOR_LAYOUT)
         ttnn.deallocate(sem_predictor)
+        # sem_seg_head: bilinear x4x4 in 2 row bands, output in DRAM
+        sem_upsample_2 = self.upsample_bands(
+            sem_predictor_rm, (1, 128, 256, 32), (4, 4), 2, memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_2"],
+        )
+        ttnn.deallocate(sem_predictor_rm)
 
         return {
             "sem_seg": sem_upsample_2,

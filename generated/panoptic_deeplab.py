@@ -10,6 +10,7 @@ Activations live on the device as [1, 1, N*H*W, C]. Do not edit: regenerate with
 import ttnn
 
 TARGET = "blackhole-20"
+GRID, CORES = (5, 4), 20  # the compute grid (x, y) and its core count
 INPUT_SHAPE = (1, 3, 512, 1024)  # NCHW
 # How forward() expects the input tensor: [1, 1, N*H*W, C] on the device.
 INPUT_DTYPE = ttnn.bfloat16
@@ -76,7 +77,7 @@ CONV2D = {
         stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -89,7 +90,7 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -102,7 +103,7 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
@@ -115,12 +116,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.0.conv2": dict(
@@ -133,42 +134,44 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.0.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res2.0.shortcut": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0,
+            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=4), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.1.conv1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.1.conv2": dict(
@@ -176,24 +179,24 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.1.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res2.2.conv1": dict(
@@ -201,12 +204,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
     ),
     "backbone.res2.2.conv2": dict(
@@ -214,24 +217,24 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res2.2.conv3": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=64, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
     ),
     "backbone.res3.0.conv1": dict(
@@ -239,12 +242,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
     ),
     "backbone.res3.0.conv2": dict(
@@ -257,7 +260,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res3.0.conv3": dict(
@@ -269,7 +272,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.0.shortcut": dict(
@@ -281,7 +284,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=2),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res3.1.conv1": dict(
@@ -289,12 +292,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.1.conv2": dict(
@@ -307,7 +310,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.1.conv3": dict(
@@ -319,7 +322,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.2.conv1": dict(
@@ -327,12 +330,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.2.conv2": dict(
@@ -345,7 +348,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.2.conv3": dict(
@@ -357,7 +360,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res3.3.conv1": dict(
@@ -365,12 +368,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.3.conv2": dict(
@@ -383,7 +386,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "backbone.res3.3.conv3": dict(
@@ -395,7 +398,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     ),
     "backbone.res4.0.conv1": dict(
@@ -403,12 +406,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "backbone.res4.0.conv2": dict(
@@ -421,7 +424,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.0.conv3": dict(
@@ -433,19 +436,19 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.0.shortcut": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=1024, kernel_size=(1, 1),
         stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig, memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res4.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256, kernel_size=(1, 1),
@@ -457,7 +460,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.1.conv2": dict(
@@ -470,7 +473,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.1.conv3": dict(
@@ -482,7 +485,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.2.conv1": dict(
@@ -495,7 +498,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.2.conv2": dict(
@@ -508,7 +511,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.2.conv3": dict(
@@ -520,7 +523,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.3.conv1": dict(
@@ -533,7 +536,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.3.conv2": dict(
@@ -546,7 +549,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.3.conv3": dict(
@@ -558,7 +561,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.4.conv1": dict(
@@ -571,7 +574,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.4.conv2": dict(
@@ -584,7 +587,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.4.conv3": dict(
@@ -596,7 +599,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res4.5.conv1": dict(
@@ -609,7 +612,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.5.conv2": dict(
@@ -622,7 +625,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
     ),
     "backbone.res4.5.conv3": dict(
@@ -634,7 +637,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     ),
     "backbone.res5.0.conv1": dict(
@@ -647,7 +650,7 @@ CONV2D = {
             override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
     ),
     "backbone.res5.0.conv2": dict(
@@ -655,12 +658,12 @@ CONV2D = {
         stride=(1, 1), padding=(2, 2), dilation=(2, 2), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
     ),
     "backbone.res5.0.conv3": dict(
@@ -672,45 +675,46 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "backbone.res5.0.shortcut": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=2048, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=1024,
+            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
     ),
     "backbone.res5.1.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.1.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512, kernel_size=(3, 3),
         stride=(1, 1), padding=(4, 4), dilation=(4, 4), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512, act_block_w_div=1,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.1.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048, kernel_size=(1, 1),
@@ -721,7 +725,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "backbone.res5.2.conv1": dict(
@@ -729,26 +733,26 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.2.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512, kernel_size=(3, 3),
         stride=(1, 1), padding=(8, 8), dilation=(8, 8), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 32)),
     ),
     "backbone.res5.2.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048, kernel_size=(1, 1),
@@ -759,7 +763,7 @@ CONV2D = {
             core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.0": dict(
@@ -767,12 +771,12 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.1": dict(
@@ -793,12 +797,12 @@ CONV2D = {
         stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "merged.decoder.res5.project_conv.convs.3": dict(
@@ -806,12 +810,12 @@ CONV2D = {
         stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32, act_block_w_div=1,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64, act_block_w_div=1,
             enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
@@ -819,38 +823,38 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 1), count=4),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 1), count=4, shard=(32, 64)),
     ),
     "sem_seg_head.decoder.res5.project_conv.project": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 64)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "sem_seg_head.decoder.res3.project_conv": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
     ),
     "sem_seg_head.decoder.res3.fuse_conv.0": dict(
@@ -858,9 +862,9 @@ CONV2D = {
         stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -876,7 +880,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
     ),
     "sem_seg_head.decoder.res2.project_conv": dict(
@@ -884,12 +888,13 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.LoFi, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "sem_seg_head.decoder.res2.fuse_conv.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=288, out_channels=256, kernel_size=(3, 3),
@@ -944,28 +949,28 @@ CONV2D = {
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.predictor": dict(
-        batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=19, kernel_size=(1, 1),
+        batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 19)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.decoder.res5.project_conv.convs.0": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "ins_embed_head.decoder.res5.project_conv.convs.1": dict(
@@ -986,25 +991,25 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0, act_block_w_div=1,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 1), count=4),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 32)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 1), count=4, shard=(32, 64)),
     ),
     "ins_embed_head.decoder.res5.project_conv.project": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=32,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     ),
     "ins_embed_head.decoder.res3.project_conv": dict(
@@ -1012,12 +1017,13 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
     ),
     "ins_embed_head.decoder.res3.fuse_conv.0": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=320, out_channels=128, kernel_size=(3, 3),
@@ -1042,7 +1048,7 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 128)),
     ),
     "ins_embed_head.decoder.res2.project_conv": dict(
@@ -1050,12 +1056,13 @@ CONV2D = {
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.decoder.res2.fuse_conv.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=160, out_channels=128, kernel_size=(3, 3),
@@ -1106,20 +1113,20 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.center_predictor": dict(
-        batch_size=1, input_height=128, input_width=256, in_channels=32, out_channels=1, kernel_size=(1, 1),
+        batch_size=1, input_height=128, input_width=256, in_channels=32, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 1)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.offset_head.0": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=128, out_channels=128, kernel_size=(3, 3),
@@ -1144,20 +1151,20 @@ CONV2D = {
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
-        slice_config=None,
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
     "ins_embed_head.offset_predictor": dict(
-        batch_size=1, input_height=128, input_width=256, in_channels=32, out_channels=2, kernel_size=(1, 1),
+        batch_size=1, input_height=128, input_width=256, in_channels=32, out_channels=32, kernel_size=(1, 1),
         stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            enable_act_double_buffer=True, enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
             core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
-        slice_config=None,
-        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 2)),
+        slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
     ),
 }
 
@@ -1172,7 +1179,7 @@ OUTPUT_MEMORY = {
     "backbone.res3.1.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     "backbone.res3.2.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
     "backbone.res3.3.add": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
-    "backbone.res4.0.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+    "backbone.res4.0.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res4.1.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.2.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
     "backbone.res4.3.add": sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
@@ -1184,14 +1191,14 @@ OUTPUT_MEMORY = {
     "merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
     "sem_seg_head.decoder.res5.project_conv.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     "sem_seg_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1792)),
-    "sem_seg_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+    "sem_seg_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(512, 256)),
     "sem_seg_head.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 320)),
     "sem_seg_head.upsample_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.concat_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.upsample_2": ttnn.DRAM_MEMORY_CONFIG,
     "ins_embed_head.decoder.res5.project_conv.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
     "ins_embed_head.decoder.res5.project_conv.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 1792)),
-    "ins_embed_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+    "ins_embed_head.upsample": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(512, 256)),
     "ins_embed_head.concat": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 320)),
     "ins_embed_head.upsample_1": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
     "ins_embed_head.concat_1": sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 160)),
@@ -1238,6 +1245,34 @@ class PanopticDeeplab:
         self.params[name + ".weight"], self.params[name + ".bias"] = weight, bias
         return y
 
+    def upsample_bands(self, x, nhwc, scale, bands, memory_config):
+        """Bilinear upsample of the ROW_MAJOR DRAM tensor `x` ([1, 1, H*W, C]) whose output does not fit
+        L1: in `bands` row bands, each read with one more input row on each side (bilinear reads
+        across the cut), upsampled on height shards of every core; each band's own output rows go to
+        `memory_config` (DRAM), where the bands are concatenated."""
+        _, h, w, c = nhwc
+        sh, sw = scale
+        rows = h // bands
+        parts = []
+        for b in range(bands):
+            lo, hi = max(b * rows - 1, 0), min((b + 1) * rows + 1, h)
+            band = move(ttnn.slice(x, [0, 0, lo * w, 0], [1, 1, hi * w, c]),
+                        sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, GRID, CORES, (-(-(hi - lo) * w // CORES), c)))
+            # the output shards ttnn's upsample makes itself (any other spec costs a reshard)
+            out_rows = -(-(hi - lo) * w * sh * sw // CORES)
+            up = ttnn.upsample(
+                ttnn.reshape(band, (1, hi - lo, w, c)), scale, mode="bilinear",
+                memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, GRID, CORES, (out_rows, c)),
+            )
+            ttnn.deallocate(band)
+            keep = [0, (b * rows - lo) * sh, 0, 0], [1, ((b + 1) * rows - lo) * sh, w * sw, c]
+            parts.append(ttnn.slice(up, *keep, memory_config=memory_config))
+            ttnn.deallocate(up)
+        out = ttnn.concat(parts, dim=1, memory_config=memory_config)
+        for part in parts:
+            ttnn.deallocate(part)
+        return ttnn.reshape(out, (1, 1, h * sh * w * sw, c))
+
     def forward(self, x, taps=None):
         """Runs the network on `x` (see INPUT_*); returns {head: device tensor}, see OUTPUTS.
 
@@ -1277,21 +1312,15 @@ class PanopticDeeplab:
             stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
         )
         res2_0_conv1 = self.conv2d("backbone.res2.0.conv1", stem_max_pool2d)  # 128->64 1x1, relu on 128x256
+        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
         res2_0_conv2 = self.conv2d("backbone.res2.0.conv2", res2_0_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_0_conv1)
-        stem_max_pool2d = move(stem_max_pool2d, ttnn.DRAM_MEMORY_CONFIG)
-        res2_0_conv2 = move(
-            res2_0_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
-        )
+        res2_0_conv2 = ttnn.reallocate(res2_0_conv2)
         res2_0_conv3 = self.conv2d("backbone.res2.0.conv3", res2_0_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_0_conv2)
-        res2_0_conv3 = ttnn.reallocate(res2_0_conv3)
-        stem_max_pool2d = move(
-            stem_max_pool2d, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
-        )
+        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res2_0_shortcut = self.conv2d("backbone.res2.0.shortcut", stem_max_pool2d)  # 128->256 1x1 on 128x256
         ttnn.deallocate(stem_max_pool2d)
-        res2_0_conv3 = move(res2_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res2.0
         res2_0_add = ttnn.add(
             res2_0_conv3, res2_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1304,9 +1333,12 @@ class PanopticDeeplab:
         )
         res2_1_conv1 = self.conv2d("backbone.res2.1.conv1", res2_0_add)  # 256->64 1x1, relu on 128x256
         res2_0_add = move(res2_0_add, ttnn.DRAM_MEMORY_CONFIG)
+        res2_1_conv1 = move(res2_1_conv1, ttnn.DRAM_MEMORY_CONFIG)
         res2_1_conv2 = self.conv2d("backbone.res2.1.conv2", res2_1_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_1_conv1)
-        res2_1_conv2 = ttnn.reallocate(res2_1_conv2)
+        res2_1_conv2 = move(
+            res2_1_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        )
         res2_1_conv3 = self.conv2d("backbone.res2.1.conv3", res2_1_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_1_conv2)
         res2_1_conv3 = move(res2_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1322,9 +1354,12 @@ class PanopticDeeplab:
         )
         res2_2_conv1 = self.conv2d("backbone.res2.2.conv1", res2_1_add)  # 256->64 1x1, relu on 128x256
         res2_1_add = move(res2_1_add, ttnn.DRAM_MEMORY_CONFIG)
+        res2_2_conv1 = move(res2_2_conv1, ttnn.DRAM_MEMORY_CONFIG)
         res2_2_conv2 = self.conv2d("backbone.res2.2.conv2", res2_2_conv1)  # 64->64 3x3, relu on 128x256
         ttnn.deallocate(res2_2_conv1)
-        res2_2_conv2 = ttnn.reallocate(res2_2_conv2)
+        res2_2_conv2 = move(
+            res2_2_conv2, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 64)),
+        )
         res2_2_conv3 = self.conv2d("backbone.res2.2.conv3", res2_2_conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(res2_2_conv2)
         res2_2_conv3 = move(res2_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1375,6 +1410,7 @@ class PanopticDeeplab:
         ttnn.deallocate(res3_1_conv1)
         res3_1_conv3 = self.conv2d("backbone.res3.1.conv3", res3_1_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_1_conv2)
+        res3_1_conv3 = ttnn.reallocate(res3_1_conv3)
         res3_0_add = move(
             res3_0_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1385,7 +1421,6 @@ class PanopticDeeplab:
         )
         ttnn.deallocate(res3_1_conv3)
         ttnn.deallocate(res3_0_add)
-        res3_1_add = ttnn.reallocate(res3_1_add)
         res3_2_conv1 = self.conv2d("backbone.res3.2.conv1", res3_1_add)  # 512->128 1x1, relu on 64x128
         res3_1_add = move(res3_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res3_2_conv2 = self.conv2d("backbone.res3.2.conv2", res3_2_conv1)  # 128->128 3x3, relu on 64x128
@@ -1409,6 +1444,7 @@ class PanopticDeeplab:
         ttnn.deallocate(res3_3_conv1)
         res3_3_conv3 = self.conv2d("backbone.res3.3.conv3", res3_3_conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(res3_3_conv2)
+        res3_3_conv3 = ttnn.reallocate(res3_3_conv3)
         res3_2_add = move(
             res3_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 512)),
         )
@@ -1433,13 +1469,11 @@ class PanopticDeeplab:
         ttnn.deallocate(res4_0_conv1)
         res4_0_conv3 = self.conv2d("backbone.res4.0.conv3", res4_0_conv2)  # 256->1024 1x1 on 32x64
         ttnn.deallocate(res4_0_conv2)
+        res4_0_conv3 = move(res4_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res3_3_add = move(
-            res3_3_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(8192, 32)),
+            res3_3_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(2048, 128)),
         )
         res4_0_shortcut = self.conv2d("backbone.res4.0.shortcut", res3_3_add)  # 512->1024 1x1/2 on 64x128
-        res4_0_shortcut = move(
-            res4_0_shortcut, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
-        )
         # backbone.res4.0
         res4_0_add = ttnn.add(
             res4_0_conv3, res4_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1447,8 +1481,10 @@ class PanopticDeeplab:
         )
         ttnn.deallocate(res4_0_conv3)
         ttnn.deallocate(res4_0_shortcut)
-        res4_0_add = ttnn.reallocate(res4_0_add)
         res3_3_add = move(res3_3_add, ttnn.DRAM_MEMORY_CONFIG)
+        res4_0_add = move(
+            res4_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+        )
         res4_1_conv1 = self.conv2d("backbone.res4.1.conv1", res4_0_add)  # 1024->256 1x1, relu on 32x64
         res4_1_conv2 = self.conv2d("backbone.res4.1.conv2", res4_1_conv1)  # 256->256 3x3, relu on 32x64
         ttnn.deallocate(res4_1_conv1)
@@ -1517,18 +1553,18 @@ class PanopticDeeplab:
         # ---- backbone.res5 ----
         res4_5_add = ttnn.reallocate(res4_5_add)
         res5_0_conv1 = self.conv2d("backbone.res5.0.conv1", res4_5_add)  # 1024->512 1x1, relu on 32x64
-        res4_5_add = move(res4_5_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_0_conv2 = self.conv2d("backbone.res5.0.conv2", res5_0_conv1)  # 512->512 3x3 dilation 2, relu on 32x64
         ttnn.deallocate(res5_0_conv1)
         res5_0_conv2 = ttnn.reallocate(res5_0_conv2)
         res5_0_conv3 = self.conv2d("backbone.res5.0.conv3", res5_0_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_0_conv2)
+        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
         res4_5_add = move(
-            res4_5_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 256)),
+            res4_5_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 64)),
         )
         res5_0_shortcut = self.conv2d("backbone.res5.0.shortcut", res4_5_add)  # 1024->2048 1x1 on 32x64
         ttnn.deallocate(res4_5_add)
-        res5_0_conv3 = move(res5_0_conv3, ttnn.DRAM_MEMORY_CONFIG)
+        res5_0_shortcut = move(res5_0_shortcut, ttnn.DRAM_MEMORY_CONFIG)
         # backbone.res5.0
         res5_0_add = ttnn.add(
             res5_0_conv3, res5_0_shortcut, activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
@@ -1537,13 +1573,16 @@ class PanopticDeeplab:
         ttnn.deallocate(res5_0_conv3)
         ttnn.deallocate(res5_0_shortcut)
         res5_0_add = move(
-            res5_0_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+            res5_0_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
         )
         res5_1_conv1 = self.conv2d("backbone.res5.1.conv1", res5_0_add)  # 2048->512 1x1, relu on 32x64
+        res5_1_conv1 = ttnn.reallocate(res5_1_conv1)
         res5_0_add = move(res5_0_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_1_conv2 = self.conv2d("backbone.res5.1.conv2", res5_1_conv1)  # 512->512 3x3 dilation 4, relu on 32x64
         ttnn.deallocate(res5_1_conv1)
-        res5_1_conv2 = ttnn.reallocate(res5_1_conv2)
+        res5_1_conv2 = move(
+            res5_1_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        )
         res5_1_conv3 = self.conv2d("backbone.res5.1.conv3", res5_1_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_1_conv2)
         res5_1_conv3 = move(res5_1_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1555,12 +1594,16 @@ class PanopticDeeplab:
         ttnn.deallocate(res5_1_conv3)
         ttnn.deallocate(res5_0_add)
         res5_1_add = move(
-            res5_1_add, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 512)),
+            res5_1_add, sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(2048, 128)),
         )
         res5_2_conv1 = self.conv2d("backbone.res5.2.conv1", res5_1_add)  # 2048->512 1x1, relu on 32x64
+        res5_2_conv1 = ttnn.reallocate(res5_2_conv1)
         res5_1_add = move(res5_1_add, ttnn.DRAM_MEMORY_CONFIG)
         res5_2_conv2 = self.conv2d("backbone.res5.2.conv2", res5_2_conv1)  # 512->512 3x3 dilation 8, relu on 32x64
         ttnn.deallocate(res5_2_conv1)
+        res5_2_conv2 = move(
+            res5_2_conv2, sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 128)),
+        )
         res5_2_conv3 = self.conv2d("backbone.res5.2.conv3", res5_2_conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(res5_2_conv2)
         res5_2_conv3 = move(res5_2_conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1599,7 +1642,7 @@ class PanopticDeeplab:
         )
         merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = move(
             merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
-            sharded(ttnn.TensorMemoryLayout.WIDTH_SHARDED, grid=(5, 4), count=16, shard=(32, 128)),
+            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 1), count=4, shard=(32, 512)),
         )
         # 2048->256 1x1, relu on 1x1
         sem_decoder_res5_project_conv_convs_4_1 = self.conv2d(
@@ -1637,24 +1680,33 @@ class PanopticDeeplab:
             merged_decoder_res5_project_conv_convs_3,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
+        sem_decoder_res5_project_conv_convs_1_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_convs_1, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1)
+        merged_decoder_res5_project_conv_convs_2_tiled = ttnn.to_layout(
+            merged_decoder_res5_project_conv_convs_2, ttnn.TILE_LAYOUT,
+        )
+        merged_decoder_res5_project_conv_convs_3_tiled = ttnn.to_layout(
+            merged_decoder_res5_project_conv_convs_3, ttnn.TILE_LAYOUT,
+        )
+        sem_decoder_res5_project_conv_upsample_tiled = ttnn.to_layout(
+            sem_decoder_res5_project_conv_upsample, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
         # sem_seg_head.decoder.res5.project_conv (channels)
         sem_decoder_res5_project_conv_concat = ttnn.concat(
-            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1, merged_decoder_res5_project_conv_convs_2, merged_decoder_res5_project_conv_convs_3, sem_decoder_res5_project_conv_upsample],
+            [sem_decoder_res5_project_conv_convs_0, sem_decoder_res5_project_conv_convs_1_tiled, merged_decoder_res5_project_conv_convs_2_tiled, merged_decoder_res5_project_conv_convs_3_tiled, sem_decoder_res5_project_conv_upsample_tiled],
             dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.decoder.res5.project_conv.concat"],
         )
         ttnn.deallocate(sem_decoder_res5_project_conv_convs_0)
-        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1)
-        ttnn.deallocate(sem_decoder_res5_project_conv_upsample)
-        merged_decoder_res5_project_conv_convs_2 = move(
-            merged_decoder_res5_project_conv_convs_2, ttnn.DRAM_MEMORY_CONFIG,
-        )
-        merged_decoder_res5_project_conv_convs_3 = move(
-            merged_decoder_res5_project_conv_convs_3, ttnn.DRAM_MEMORY_CONFIG,
-        )
-        sem_decoder_res5_project_conv_concat = move(
-            sem_decoder_res5_project_conv_concat,
-            sharded(ttnn.TensorMemoryLayout.BLOCK_SHARDED, grid=(4, 4), count=16, shard=(512, 448)),
-        )
+        ttnn.deallocate(sem_decoder_res5_project_conv_convs_1_tiled)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_2_tiled)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_3_tiled)
+        ttnn.deallocate(sem_decoder_res5_project_conv_upsample_tiled)
+        merged_decoder_res5_project_conv_convs_2 = ttnn.reallocate(merged_decoder_res5_project_conv_convs_2)
+        merged_decoder_res5_project_conv_convs_3 = ttnn.reallocate(merged_decoder_res5_project_conv_convs_3)
+        sem_decoder_res5_project_conv_concat = ttnn.reallocate(sem_decoder_res5_project_conv_concat)
         # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
         sem_decoder_res5_project_conv_project = self.conv2d(
             "sem_seg_head.decoder.res5.project_conv.project", sem_decoder_res5_project_conv_concat,
@@ -1671,10 +1723,6 @@ class PanopticDeeplab:
         sem_decoder_res3_project_conv = self.conv2d("sem_seg_head.decoder.res3.project_conv", res3_3_add)
 
         # ---- sem_seg_head ----
-        sem_decoder_res5_project_conv_project = move(
-            sem_decoder_res5_project_conv_project,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 256)),
-        )
         sem_decoder_res5_project_conv_project_rm = ttnn.to_layout(
             sem_decoder_res5_project_conv_project, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
@@ -1686,19 +1734,33 @@ class PanopticDeeplab:
         )
         sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 256))
         ttnn.deallocate(sem_decoder_res5_project_conv_project_rm)
+        sem_decoder_res3_project_conv = ttnn.reallocate(sem_decoder_res3_project_conv)
+        sem_upsample = ttnn.reallocate(sem_upsample)
+        sem_upsample = move(
+            sem_upsample, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
+        )
+        sem_upsample_tiled = ttnn.to_layout(sem_upsample, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(sem_upsample)
         # sem_seg_head (channels)
         sem_concat = ttnn.concat(
-            [sem_decoder_res3_project_conv, sem_upsample], dim=3, memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
+            [sem_decoder_res3_project_conv, sem_upsample_tiled], dim=3,
+            memory_config=OUTPUT_MEMORY["sem_seg_head.concat"],
         )
         ttnn.deallocate(sem_decoder_res3_project_conv)
-        ttnn.deallocate(sem_upsample)
+        ttnn.deallocate(sem_upsample_tiled)
 
         # ---- sem_seg_head.decoder.res3 ----
         res3_3_add = move(res3_3_add, ttnn.DRAM_MEMORY_CONFIG)
+        merged_decoder_res5_project_conv_convs_2 = move(
+            merged_decoder_res5_project_conv_convs_2, ttnn.DRAM_MEMORY_CONFIG,
+        )
         sem_concat = move(sem_concat, ttnn.DRAM_MEMORY_CONFIG)
         # 320->256 3x3, relu on 64x128
         sem_decoder_res3_fuse_conv_0 = self.conv2d("sem_seg_head.decoder.res3.fuse_conv.0", sem_concat)
         ttnn.deallocate(sem_concat)
+        merged_decoder_res5_project_conv_convs_3 = move(
+            merged_decoder_res5_project_conv_convs_3, ttnn.DRAM_MEMORY_CONFIG,
+        )
         sem_decoder_res3_fuse_conv_0 = move(
             sem_decoder_res3_fuse_conv_0,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
@@ -1710,9 +1772,6 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_decoder_res3_fuse_conv_0)
 
         # ---- sem_seg_head.decoder.res2 ----
-        merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d = ttnn.reallocate(
-            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
-        )
         sem_decoder_res3_fuse_conv_1 = ttnn.reallocate(sem_decoder_res3_fuse_conv_1)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
@@ -1721,27 +1780,30 @@ class PanopticDeeplab:
         sem_decoder_res2_project_conv = self.conv2d("sem_seg_head.decoder.res2.project_conv", res2_2_add)
 
         # ---- sem_seg_head ----
-        res2_2_add = move(res2_2_add, ttnn.DRAM_MEMORY_CONFIG)
+        sem_decoder_res3_fuse_conv_1 = move(sem_decoder_res3_fuse_conv_1, ttnn.DRAM_MEMORY_CONFIG)
         sem_decoder_res3_fuse_conv_1_rm = ttnn.to_layout(
             sem_decoder_res3_fuse_conv_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16,
         )
         ttnn.deallocate(sem_decoder_res3_fuse_conv_1)
-        # sem_seg_head: bilinear x2x2 on an [N, H, W, C] view
-        sem_upsample_1 = ttnn.upsample(
-            ttnn.reshape(sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256)), (2, 2), mode="bilinear",
+        # sem_seg_head: bilinear x2x2 in 8 row bands, output in DRAM
+        sem_upsample_1 = self.upsample_bands(
+            sem_decoder_res3_fuse_conv_1_rm, (1, 64, 128, 256), (2, 2), 8,
             memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_1"],
         )
-        sem_upsample_1 = ttnn.reshape(sem_upsample_1, (1, 1, 32768, 256))
         ttnn.deallocate(sem_decoder_res3_fuse_conv_1_rm)
+        sem_decoder_res2_project_conv = move(sem_decoder_res2_project_conv, ttnn.DRAM_MEMORY_CONFIG)
+        sem_upsample_1_tiled = ttnn.to_layout(sem_upsample_1, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(sem_upsample_1)
         # sem_seg_head (channels)
         sem_concat_1 = ttnn.concat(
-            [sem_decoder_res2_project_conv, sem_upsample_1], dim=3,
+            [sem_decoder_res2_project_conv, sem_upsample_1_tiled], dim=3,
             memory_config=OUTPUT_MEMORY["sem_seg_head.concat_1"],
         )
         ttnn.deallocate(sem_decoder_res2_project_conv)
-        ttnn.deallocate(sem_upsample_1)
+        ttnn.deallocate(sem_upsample_1_tiled)
 
         # ---- sem_seg_head.decoder.res2 ----
+        res2_2_add = move(res2_2_add, ttnn.DRAM_MEMORY_CONFIG)
         # 288->256 3x3, relu on 128x256
         sem_decoder_res2_fuse_conv_0 = self.conv2d("sem_seg_head.decoder.res2.fuse_conv.0", sem_concat_1)
         ttnn.deallocate(sem_concat_1)
@@ -1761,19 +1823,20 @@ class PanopticDeeplab:
         sem_head_1 = move(
             sem_head_1, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
-        sem_predictor = self.conv2d("sem_seg_head.predictor", sem_head_1)  # 256->19 1x1 on 128x256
+        sem_predictor = self.conv2d("sem_seg_head.predictor", sem_head_1)  # 256->32 1x1 on 128x256
         if taps is not None:
             taps["sem_seg_head.logits"] = ttnn.to_memory_config(sem_predictor, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(sem_head_1)
 
         # ---- sem_seg_head ----
-        # sem_seg_head: bilinear x4x4 on an [N, H, W, C] view
-        sem_upsample_2 = ttnn.upsample(
-            ttnn.reshape(sem_predictor, (1, 128, 256, 19)), (4, 4), mode="bilinear",
-            memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_2"],
-        )
-        sem_upsample_2 = ttnn.reshape(sem_upsample_2, (1, 1, 524288, 19))
+        sem_predictor = move(sem_predictor, ttnn.DRAM_MEMORY_CONFIG)
+        sem_predictor_rm = ttnn.to_layout(sem_predictor, ttnn.ROW_MAJOR_LAYOUT)
         ttnn.deallocate(sem_predictor)
+        # sem_seg_head: bilinear x4x4 in 2 row bands, output in DRAM
+        sem_upsample_2 = self.upsample_bands(
+            sem_predictor_rm, (1, 128, 256, 32), (4, 4), 2, memory_config=OUTPUT_MEMORY["sem_seg_head.upsample_2"],
+        )
+        ttnn.deallocate(sem_predictor_rm)
 
         # ---- ins_embed_head.decoder.res5 ----
         res5_2_add = move(
@@ -1827,16 +1890,32 @@ class PanopticDeeplab:
             merged_decoder_res5_project_conv_convs_3,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=16, shard=(128, 512)),
         )
+        ins_decoder_res5_project_conv_convs_1_tiled = ttnn.to_layout(
+            ins_decoder_res5_project_conv_convs_1, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(ins_decoder_res5_project_conv_convs_1)
+        merged_decoder_res5_project_conv_convs_2_tiled = ttnn.to_layout(
+            merged_decoder_res5_project_conv_convs_2, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_2)
+        merged_decoder_res5_project_conv_convs_3_tiled = ttnn.to_layout(
+            merged_decoder_res5_project_conv_convs_3, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_3)
+        ins_decoder_res5_project_conv_upsample_tiled = ttnn.to_layout(
+            ins_decoder_res5_project_conv_upsample, ttnn.TILE_LAYOUT,
+        )
+        ttnn.deallocate(ins_decoder_res5_project_conv_upsample)
         # ins_embed_head.decoder.res5.project_conv (channels)
         ins_decoder_res5_project_conv_concat = ttnn.concat(
-            [ins_decoder_res5_project_conv_convs_0, ins_decoder_res5_project_conv_convs_1, merged_decoder_res5_project_conv_convs_2, merged_decoder_res5_project_conv_convs_3, ins_decoder_res5_project_conv_upsample],
+            [ins_decoder_res5_project_conv_convs_0, ins_decoder_res5_project_conv_convs_1_tiled, merged_decoder_res5_project_conv_convs_2_tiled, merged_decoder_res5_project_conv_convs_3_tiled, ins_decoder_res5_project_conv_upsample_tiled],
             dim=3, memory_config=OUTPUT_MEMORY["ins_embed_head.decoder.res5.project_conv.concat"],
         )
         ttnn.deallocate(ins_decoder_res5_project_conv_convs_0)
-        ttnn.deallocate(ins_decoder_res5_project_conv_convs_1)
-        ttnn.deallocate(merged_decoder_res5_project_conv_convs_2)
-        ttnn.deallocate(merged_decoder_res5_project_conv_convs_3)
-        ttnn.deallocate(ins_decoder_res5_project_conv_upsample)
+        ttnn.deallocate(ins_decoder_res5_project_conv_convs_1_tiled)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_2_tiled)
+        ttnn.deallocate(merged_decoder_res5_project_conv_convs_3_tiled)
+        ttnn.deallocate(ins_decoder_res5_project_conv_upsample_tiled)
         ins_decoder_res5_project_conv_concat = ttnn.reallocate(ins_decoder_res5_project_conv_concat)
         # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
         ins_decoder_res5_project_conv_project = self.conv2d(
@@ -1855,23 +1934,29 @@ class PanopticDeeplab:
         ttnn.deallocate(res3_3_add)
 
         # ---- ins_embed_head ----
+        ins_decoder_res5_project_conv_project_rm = ttnn.to_layout(
+            ins_decoder_res5_project_conv_project, ttnn.ROW_MAJOR_LAYOUT,
+        )
+        ttnn.deallocate(ins_decoder_res5_project_conv_project)
         # ins_embed_head: bilinear x2x2 on an [N, H, W, C] view
         ins_upsample = ttnn.upsample(
-            ttnn.reshape(ins_decoder_res5_project_conv_project, (1, 32, 64, 256)), (2, 2), mode="bilinear",
+            ttnn.reshape(ins_decoder_res5_project_conv_project_rm, (1, 32, 64, 256)), (2, 2), mode="bilinear",
             memory_config=OUTPUT_MEMORY["ins_embed_head.upsample"],
         )
         ins_upsample = ttnn.reshape(ins_upsample, (1, 1, 8192, 256))
-        ttnn.deallocate(ins_decoder_res5_project_conv_project)
-        ins_decoder_res3_project_conv = move(
-            ins_decoder_res3_project_conv,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 64)),
+        ttnn.deallocate(ins_decoder_res5_project_conv_project_rm)
+        ins_upsample = move(
+            ins_upsample, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(416, 256)),
         )
+        ins_upsample_tiled = ttnn.to_layout(ins_upsample, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(ins_upsample)
         # ins_embed_head (channels)
         ins_concat = ttnn.concat(
-            [ins_decoder_res3_project_conv, ins_upsample], dim=3, memory_config=OUTPUT_MEMORY["ins_embed_head.concat"],
+            [ins_decoder_res3_project_conv, ins_upsample_tiled], dim=3,
+            memory_config=OUTPUT_MEMORY["ins_embed_head.concat"],
         )
         ttnn.deallocate(ins_decoder_res3_project_conv)
-        ttnn.deallocate(ins_upsample)
+        ttnn.deallocate(ins_upsample_tiled)
 
         # ---- ins_embed_head.decoder.res3 ----
         ins_concat = move(ins_concat, ttnn.DRAM_MEMORY_CONFIG)
@@ -1889,7 +1974,6 @@ class PanopticDeeplab:
         ttnn.deallocate(ins_decoder_res3_fuse_conv_0)
 
         # ---- ins_embed_head.decoder.res2 ----
-        ins_decoder_res3_fuse_conv_1 = ttnn.reallocate(ins_decoder_res3_fuse_conv_1)
         res2_2_add = move(
             res2_2_add, sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 256)),
         )
@@ -1905,17 +1989,15 @@ class PanopticDeeplab:
         )
         ins_upsample_1 = ttnn.reshape(ins_upsample_1, (1, 1, 32768, 128))
         ttnn.deallocate(ins_decoder_res3_fuse_conv_1)
-        ins_decoder_res2_project_conv = move(
-            ins_decoder_res2_project_conv,
-            sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 32)),
-        )
+        ins_upsample_1_tiled = ttnn.to_layout(ins_upsample_1, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(ins_upsample_1)
         # ins_embed_head (channels)
         ins_concat_1 = ttnn.concat(
-            [ins_decoder_res2_project_conv, ins_upsample_1], dim=3,
+            [ins_decoder_res2_project_conv, ins_upsample_1_tiled], dim=3,
             memory_config=OUTPUT_MEMORY["ins_embed_head.concat_1"],
         )
         ttnn.deallocate(ins_decoder_res2_project_conv)
-        ttnn.deallocate(ins_upsample_1)
+        ttnn.deallocate(ins_upsample_1_tiled)
 
         # ---- ins_embed_head.decoder.res2 ----
         ins_concat_1 = move(ins_concat_1, ttnn.DRAM_MEMORY_CONFIG)
@@ -1940,8 +2022,8 @@ class PanopticDeeplab:
         ttnn.deallocate(ins_center_head_0)
 
         # ---- ins_embed_head.center_predictor ----
-        ins_center_head_1 = ttnn.reallocate(ins_center_head_1)
-        ins_center_predictor = self.conv2d("ins_embed_head.center_predictor", ins_center_head_1)  # 32->1 1x1 on 128x256
+        # 32->32 1x1 on 128x256
+        ins_center_predictor = self.conv2d("ins_embed_head.center_predictor", ins_center_head_1)
         if taps is not None:
             taps["ins_embed_head.center"] = ttnn.to_memory_config(ins_center_predictor, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(ins_center_head_1)
@@ -1950,6 +2032,7 @@ class PanopticDeeplab:
         # 128->128 3x3, relu on 128x256
         ins_offset_head_0 = self.conv2d("ins_embed_head.offset_head.0", ins_decoder_res2_fuse_conv_1)
         ttnn.deallocate(ins_decoder_res2_fuse_conv_1)
+        ins_center_predictor = move(ins_center_predictor, ttnn.DRAM_MEMORY_CONFIG)
         ins_offset_head_0 = move(
             ins_offset_head_0,
             sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=(5, 4), count=20, shard=(1664, 128)),
@@ -1959,26 +2042,30 @@ class PanopticDeeplab:
         ttnn.deallocate(ins_offset_head_0)
 
         # ---- ins_embed_head.offset_predictor ----
-        ins_offset_predictor = self.conv2d("ins_embed_head.offset_predictor", ins_offset_head_1)  # 32->2 1x1 on 128x256
+        # 32->32 1x1 on 128x256
+        ins_offset_predictor = self.conv2d("ins_embed_head.offset_predictor", ins_offset_head_1)
         if taps is not None:
             taps["ins_embed_head.offset"] = ttnn.to_memory_config(ins_offset_predictor, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(ins_offset_head_1)
 
         # ---- ins_embed_head ----
-        # ins_embed_head: bilinear x4x4 on an [N, H, W, C] view
-        ins_upsample_2 = ttnn.upsample(
-            ttnn.reshape(ins_center_predictor, (1, 128, 256, 1)), (4, 4), mode="bilinear",
+        ins_center_predictor_rm = ttnn.to_layout(ins_center_predictor, ttnn.ROW_MAJOR_LAYOUT)
+        ttnn.deallocate(ins_center_predictor)
+        # ins_embed_head: bilinear x4x4 in 2 row bands, output in DRAM
+        ins_upsample_2 = self.upsample_bands(
+            ins_center_predictor_rm, (1, 128, 256, 32), (4, 4), 2,
             memory_config=OUTPUT_MEMORY["ins_embed_head.upsample_2"],
         )
-        ins_upsample_2 = ttnn.reshape(ins_upsample_2, (1, 1, 524288, 1))
-        ttnn.deallocate(ins_center_predictor)
-        # ins_embed_head: bilinear x4x4 on an [N, H, W, C] view
-        ins_upsample_3 = ttnn.upsample(
-            ttnn.reshape(ins_offset_predictor, (1, 128, 256, 2)), (4, 4), mode="bilinear",
+        ttnn.deallocate(ins_center_predictor_rm)
+        ins_offset_predictor = move(ins_offset_predictor, ttnn.DRAM_MEMORY_CONFIG)
+        ins_offset_predictor_rm = ttnn.to_layout(ins_offset_predictor, ttnn.ROW_MAJOR_LAYOUT)
+        ttnn.deallocate(ins_offset_predictor)
+        # ins_embed_head: bilinear x4x4 in 2 row bands, output in DRAM
+        ins_upsample_3 = self.upsample_bands(
+            ins_offset_predictor_rm, (1, 128, 256, 32), (4, 4), 2,
             memory_config=OUTPUT_MEMORY["ins_embed_head.upsample_3"],
         )
-        ins_upsample_3 = ttnn.reshape(ins_upsample_3, (1, 1, 524288, 2))
-        ttnn.deallocate(ins_offset_predictor)
+        ttnn.deallocate(ins_offset_predictor_rm)
 
         return {
             "sem_seg": sem_upsample_2,

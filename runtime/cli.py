@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ class Progress:
         start = time.perf_counter()
         yield
         seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
+
+    def note(self, what: str) -> None:
+        if not self.quiet:
+            print(f"pdl-convert: {what}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -85,16 +90,23 @@ def variant_overrides(overrides: Overrides | None, variant: str) -> Overrides | 
     return Overrides({k: v for k, v in overrides.layers.items() if k.split(".")[0] not in omitted})
 
 
-def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
-            model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-            precision: str = "accurate", ttnn_check: bool = False) -> Converted:
-    """Trace, plan and render one variant: the module, its plan report and plots (nothing written).
-    With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
+@dataclass(frozen=True)
+class Planned:
+    """One variant traced, planned and rendered: what the real-ttnn check and the report need."""
+
+    variant: str
+    graph: Graph
+    module: str
+    seconds: dict[str, float]
+
+
+def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
+                 model=None, overrides: Overrides | None = None, progress: Progress | None = None,
+                 precision: str = "accurate") -> Planned:
     from converter.model import load_config
     from converter.trace import trace_model
     from passes.pipeline import plan_graph_timed
     from passes.targets import get_target
-    from runtime.report import build_report, render_markdown, render_plots
     from templates.render import render_module
 
     progress = progress or Progress()
@@ -108,15 +120,35 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
         graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant), rules=PRECISIONS[precision])
     with progress.step(f"{variant}: rendering the TTNN module", seconds, "render"):
         module = render_module(graph, target)
-    check = None
-    if ttnn_check:
-        with progress.step(f"{variant}: real ttnn on a mock {target.name} device", seconds, "ttnn"):
-            check = check_text(variant, module, target)
-    with progress.step(f"{variant}: plan report and plots", seconds, "report"):
-        report = build_report(graph, target, check=check)
-        files = {f"{variant}.py": module, f"{variant}.plan.md": render_markdown(report)}
+    return Planned(variant, graph, module, seconds)
+
+
+def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
+           progress: Progress | None = None) -> Converted:
+    """The plan report and plots of a planned variant, with real ttnn's verdict when it was checked."""
+    from passes.targets import get_target
+    from runtime.report import build_report, render_markdown, render_plots
+
+    progress = progress or Progress()
+    seconds = dict(planned.seconds)
+    if check is not None:
+        seconds["ttnn"] = check.seconds
+    with progress.step(f"{planned.variant}: plan report and plots", seconds, "report"):
+        report = build_report(planned.graph, get_target(target_name), check=check)
+        files = {f"{planned.variant}.py": planned.module, f"{planned.variant}.plan.md": render_markdown(report)}
         plots = render_plots(report)
-    return Converted(variant, files, plots, report, graph, seconds, check)
+    return Converted(planned.variant, files, plots, report, planned.graph, seconds, check)
+
+
+def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
+            model=None, overrides: Overrides | None = None, progress: Progress | None = None,
+            precision: str = "accurate", ttnn_check: bool = False) -> Converted:
+    """Trace, plan and render one variant: the module, its plan report and plots (nothing written).
+    With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
+    planned = plan_variant(variant, target_name, input_size, model=model, overrides=overrides, progress=progress,
+                           precision=precision)
+    check = check_text(variant, planned.module, target_name) if ttnn_check else None
+    return finish(planned, target_name, check, progress)
 
 
 def check_text(variant: str, module: str, target) -> CheckResult:
@@ -247,10 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also run each generated module (on a device if one opens, else the host emulator) "
                         f"and Detectron2's fp32 forward on one seeded image; print PCC per head; exit 1 below "
                         f"{PCC_FLOOR}. Slow: about a minute at 512x1024")
-    p.add_argument("--ttnn-check", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--ttnn-check", action="store_true",
                    help="run each generated module through the real ttnn 0.81.1 on a mock device of the target "
-                        "(its validation, allocator and circular-buffer checks; no numerics) and report the "
-                        "verdict and its L1 per op; exit 1 if ttnn rejects it (default: on; a few seconds)")
+                        "(its validation, allocator and circular-buffer checks; no numerics); the summary and "
+                        "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it. "
+                        "About 30 s per module at 512x1024; on with --verify. generated/ is written with it")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
     return p
@@ -345,13 +378,23 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet)
     size = args.input_size
     variants = list(dict.fromkeys(args.variant or VARIANTS))
+    ttnn_check = args.ttnn_check or args.verify
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
         model = _load_model(args, size, progress, setup, Path(tmp))
         # Everything is rendered before anything is written: a failure leaves --out untouched.
-        converted = [convert(v, args.target, size, model=model, overrides=overrides, progress=progress,
-                             precision=args.precision, ttnn_check=args.ttnn_check) for v in variants]
+        # each variant's real-ttnn check (a child process) runs while the next variant is planned
+        with ThreadPoolExecutor(max_workers=len(variants)) as pool:
+            planned, checks = [], []
+            for v in variants:
+                p = plan_variant(v, args.target, size, model=model, overrides=overrides, progress=progress,
+                                 precision=args.precision)
+                if ttnn_check:
+                    progress.note(f"{v}: real ttnn on a mock {args.target} device (in the background)")
+                checks.append(pool.submit(check_text, v, p.module, args.target) if ttnn_check else None)
+                planned.append(p)
+            converted = [finish(p, args.target, c.result() if c else None, progress) for p, c in zip(planned, checks)]
         status = EXIT_OK
         if args.check:
             for line in check_outputs(args.out, converted):
