@@ -87,7 +87,7 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
 
 EMULATED_BY_MODULE = {
     ops_tensor.__name__: ("from_torch", "to_torch", "to_device", "from_device", "to_layout", "to_memory_config",
-                          "interleaved_to_sharded", "sharded_to_interleaved", "reshape", "permute", "deallocate",
+                          "interleaved_to_sharded", "sharded_to_interleaved", "reshape", "slice", "permute", "deallocate",
                           "reallocate", "copy_host_to_device_tensor"),
     ops_conv.__name__: ("conv2d", "prepare_conv_weights", "prepare_conv_bias"),
     ops_eltwise.__name__: ("add", "multiply", "relu"),

@@ -5,6 +5,8 @@ Signatures are those of ttnn 0.81.1 (tests/test_emulator_signatures.py compares 
 
 from __future__ import annotations
 
+import builtins
+
 import torch
 
 from runtime.emulator import dtypes
@@ -202,6 +204,19 @@ def reshape(input_tensor, shape, *args, memory_config=None, pad_value=None, resh
             out = device.new_tensor(new_data, input_tensor.dtype, input_tensor.layout, mc)
     device.record_step(lambda x: x.reshape(new_shape), [input_tensor], [out])
     return out
+
+
+def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None, output_tensor=None,
+          pad_value=None, sub_core_grids=None):
+    """Rows [start, end) (step) of each dim; the output is interleaved in the input's buffer unless told."""
+    device = require_device_tensor("slice", input_tensor)
+    steps = slice_step or [1] * len(slice_start)
+    index = tuple(builtins.slice(int(a), int(b), int(c)) for a, b, c in zip(slice_start, slice_end, steps))
+    mc = memory_config or input_tensor.memory_config()
+    if mc.is_sharded() and memory_config is None:
+        mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)
+    return _unary_step(device, "slice", input_tensor, input_tensor.data[index].contiguous(), input_tensor.dtype,
+                       input_tensor.layout, mc, lambda x: x[index].contiguous())
 
 
 def permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
