@@ -132,3 +132,12 @@ def test_bf8_output_conv_reading_the_bf16_image_is_sized_by_its_input_and_fits()
     planned = plan_graph(graph, target, overrides=pins)
     assert planned.node("stem").plan.dtype == "bfloat8_b"
     assert all(n.plan.l1_peak_per_core <= target.l1_budget() for n in planned.nodes if n.plan)
+
+
+def test_override_real_ttnn_would_reject_is_a_one_line_user_error():
+    """16 width slices of a 64-wide TILE output: ttnn 0.81.1 allows at most ceil(64 / 32) = 2
+    (op_slicing.cpp), so the pin is refused at plan time, naming the layer and ttnn's limit."""
+    o = parse_overrides({"layers": {"c": {"slicing": {"type": "DRAM_SLICE_WIDTH", "num_slices": 16}}}})
+    with pytest.raises(UserError, match=r"override of conv 'c': real ttnn rejects it: 16 slices exceed the 2") as e:
+        _plan_one((1, 64, 64, 64), 64, overrides=o)
+    assert "\n" not in str(e.value)
