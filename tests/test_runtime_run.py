@@ -37,7 +37,6 @@ def test_outputs_and_taps_match_the_fp32_graph(tiny) -> None:
     for name, got in {**result.outputs, **result.taps}.items():
         assert got.shape == ref[name].shape and got.dtype == torch.float32
         assert pcc(got, ref[name]) > 0.999, name
-    assert 0 < result.peak_l1_per_core < 1_531_776
 
 
 def test_trace_replay_gives_the_eager_outputs(tiny) -> None:
