@@ -126,6 +126,8 @@ def test_upsample_nearest_and_bilinear(device):
     ref = F.interpolate(x.bfloat16().float(), scale_factor=4, mode="bilinear", align_corners=False)
     assert torch.allclose(ttnn.to_torch(bil).float().permute(0, 3, 1, 2), ref, atol=0.05)
     assert bil.memory_config().shard_spec.shape == [32 * 16, 32]
+    with pytest.raises(RuntimeError, match="sharded output"):
+        ttnn.upsample(sharded, 2, mode="bilinear", memory_config=ttnn.DRAM_MEMORY_CONFIG)
     narrow = ttnn.to_memory_config(ttnn.from_torch(nhwc[..., :8], dtype=ttnn.bfloat16, device=device),
                                    height_sharded(device, 16 * 32, 8, 16))
     with pytest.raises(RuntimeError, match="in_channels % 32 == 0"):

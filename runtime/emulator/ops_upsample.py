@@ -47,6 +47,8 @@ def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, 
             raise RuntimeError("TT_FATAL: Bilinear upsample requires BFLOAT16 input")
         if shape[-1] % 32:
             raise RuntimeError(f"TT_FATAL: in_channels % 32 == 0 (bilinear upsample of {shape[-1]} channels)")
+        if memory_config is not None and not memory_config.is_sharded():  # real ttnn: "bad optional access"
+            raise RuntimeError("TT_FATAL: bilinear upsample writes a sharded output: memory_config must be sharded")
         if compute_kernel_config is not None and compute_kernel_config.fp32_dest_acc_en:
             raise RuntimeError("TT_FATAL: fp32_dest_acc_en as true not supported for upsample bilinear")
     elif input_tensor.layout != tt.ROW_MAJOR_LAYOUT:
