@@ -175,6 +175,21 @@ def test_layouts_reshape_permute_and_host_moves(device):
     assert torch.equal(ttnn.to_torch(ttnn.from_device(ttnn.to_layout(dev, ttnn.TILE_LAYOUT))), t)
 
 
+def test_slice_takes_a_box_and_checks_its_bounds(device):
+    t = torch.randn(1, 1, 96, 64, generator=torch.Generator().manual_seed(6))
+    x = ttnn.from_torch(t, dtype=ttnn.float32, layout=ttnn.TILE_LAYOUT, device=device)
+    band = ttnn.slice(x, [0, 0, 32, 0], [1, 1, 96, 64])
+    assert torch.equal(ttnn.to_torch(band), t[:, :, 32:96])
+    sharded = ttnn.to_memory_config(x, height_sharded(device, 96, 64, 3))
+    kept = ttnn.slice(sharded, [0, 0, 0, 0], [1, 1, 64, 64], memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    assert torch.equal(ttnn.to_torch(kept), t[:, :, :64]) and not kept.is_sharded()
+    with pytest.raises(RuntimeError, match="out of range"):
+        ttnn.slice(x, [0, 0, 0, 0], [1, 1, 97, 64])
+    bf8 = ttnn.from_torch(t, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, device=device)
+    with pytest.raises(RuntimeError, match="strided slicing is not supported for bfloat8_b"):
+        ttnn.slice(bf8, [0, 0, 0, 0], [1, 1, 96, 64], [1, 1, 2, 1])
+
+
 def test_trace_replays_recorded_ops_on_the_same_buffers(device):
     x0, x1 = torch.randn(1, 1, 32, 32), torch.randn(1, 1, 32, 32)
     inp = ttnn.from_torch(x0, dtype=ttnn.float32, layout=ttnn.TILE_LAYOUT, device=device)

@@ -205,8 +205,18 @@ def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_confi
           pad_value=None, sub_core_grids=None):
     """Rows [start, end) (step) of each dim; the output is interleaved in the input's buffer unless told."""
     device = require_device_tensor("slice", input_tensor)
-    steps = slice_step or [1] * len(slice_start)
-    index = tuple(builtins.slice(int(a), int(b), int(c)) for a, b, c in zip(slice_start, slice_end, steps))
+    shape = tuple(input_tensor.shape)
+    starts, ends = [int(v) for v in slice_start], [int(v) for v in slice_end]
+    steps = [1] * len(shape) if slice_step is None else [int(v) for v in slice_step]
+    if not len(starts) == len(ends) == len(steps) == len(shape):
+        raise RuntimeError(f"TT_FATAL: slice: starts {starts}, ends {ends} and steps {steps} must each have one "
+                           f"entry per dim of {list(shape)}")
+    for d, (lo, hi, st, n) in enumerate(zip(starts, ends, steps, shape)):
+        if not (0 <= lo < n and lo < hi <= n and st >= 1):
+            raise RuntimeError(f"TT_FATAL: slice: dim {d} of size {n}: start {lo}, end {hi}, step {st} out of range")
+    if input_tensor.dtype == tt.bfloat8_b and any(st != 1 for st in steps):
+        raise RuntimeError("TT_FATAL: slice: strided slicing is not supported for bfloat8_b tensors")
+    index = tuple(builtins.slice(lo, hi, st) for lo, hi, st in zip(starts, ends, steps))
     mc = memory_config or input_tensor.memory_config()
     if mc.is_sharded() and memory_config is None:
         mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)
