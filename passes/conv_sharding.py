@@ -215,7 +215,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                     output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type,
                     output_layout=out_layout)
                 if illegal:
-                    if pin:
+                    if pin and pin.sharding and pin.slice_type and pin.act_block_h is not None:  # all pinned
                         raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {illegal}; "
                                         "change or remove the override")
                     continue

@@ -29,7 +29,6 @@ class RunResult:
     outputs: dict[str, torch.Tensor]  # head -> NCHW float32
     taps: dict[str, torch.Tensor] = field(default_factory=dict)  # tap -> NCHW float32
     backend: str = ""
-    peak_l1_per_core: int | None = None  # bytes, when the backend can tell (emulator)
     seconds: dict[str, float] = field(default_factory=dict)  # open, build, first run, replay
 
 
@@ -109,8 +108,6 @@ def run_module(module: ModuleType, weights: dict[str, HostTensor], image: torch.
         if trace:
             result.outputs = _traced_outputs(ttnn, module, model, image, device)
             seconds["replay"] = time.perf_counter() - start - seconds["first_run"]
-        peak = getattr(device, "peak_l1_per_core", None)
-        result.peak_l1_per_core = peak() if callable(peak) else None
         result.seconds = seconds
         return result
     finally:

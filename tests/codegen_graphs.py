@@ -2,7 +2,9 @@
 
 They stand in for the front end and the passes: a tiny network with one of each op the generator
 lowers (affine, conv with and without ReLU, max pool, residual add, concat, bilinear upsample,
-global average pool, scalar multiply), with an OpPlan on every node.
+global average pool, scalar multiply), with an OpPlan on every node. The plans are legal for real
+ttnn: e.g. the 4-class predictor is widened to 32 channels (passes/pad_channels.py) because ttnn's
+bilinear upsample needs channels % 32 == 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 
 from converter.ir import Graph, Node, TensorInfo
 from passes.layout_plan import layout_plan
+from passes.pad_channels import pad_channels
 from passes.plan import ConvConfig, OpPlan, Placement
 
 DRAM = Placement("DRAM", "INTERLEAVED")
@@ -49,8 +52,10 @@ def _conv(name, src, cin, cout, hw, k=3, stride=1, dilation=1, relu=True, seed=0
                 params={"weight": weight, "bias": bias}, plan=p)
 
 
-def tiny_graph(h: int = 64, w: int = 128) -> Graph:
-    """input -> affine -> stem conv -> max pool -> bottleneck-ish block -> ASPP-ish pool branch -> head."""
+def tiny_graph(h: int = 64, w: int = 128, predictor_kernel: int = 1) -> Graph:
+    """input -> affine -> stem conv -> max pool -> bottleneck-ish block -> ASPP-ish pool branch -> head.
+
+    The semantic predictor is a 1x1 conv (run by ttnn as a matmul) unless `predictor_kernel` says otherwise."""
     mean = torch.tensor([123.675, 116.28, 103.53])
     std = torch.tensor([58.395, 57.12, 57.375])
     h2, w2 = h // 2, w // 2
@@ -87,22 +92,25 @@ def tiny_graph(h: int = 64, w: int = 128) -> Graph:
              ("sem_seg_head.decoder.res5.project_conv.pool_conv",), TensorInfo((1, 32, h4, w4)),
              "sem_seg_head.decoder.res5.project_conv.convs.4",
              attrs=dict(scale_factor=(h4, w4), mode="bilinear", align_corners=False),
-             plan=plan(output=DRAM, deallocate_after=("sem_seg_head.decoder.res5.project_conv.pool_conv",))),
+             plan=plan(output=height_sharded(32, 32, cores=rows4 // 32),  # bilinear writes height shards
+                       deallocate_after=("sem_seg_head.decoder.res5.project_conv.pool_conv",))),
         Node("sem_seg_head.decoder.res5.project_conv.cat", "concat",
              ("backbone.res2.0.add", "sem_seg_head.decoder.res5.project_conv.pool_up"),
              TensorInfo((1, 64, h4, w4)), "sem_seg_head.decoder.res5.project_conv", attrs=dict(dim=1),
-             plan=plan(output=DRAM, reshard_inputs=(("backbone.res2.0.add", DRAM),),
+             plan=plan(output=DRAM, reshard_inputs=(("backbone.res2.0.add", DRAM),
+                                                    ("sem_seg_head.decoder.res5.project_conv.pool_up", DRAM)),
                        deallocate_after=("sem_seg_head.decoder.res5.project_conv.pool_up",))),
-        _conv("sem_seg_head.predictor", "sem_seg_head.decoder.res5.project_conv.cat", 64, 4, (h4, w4), k=1,
-              relu=False, seed=5, output=height_sharded(rows4 // 8, 4), weights_dtype="float32",
+        _conv("sem_seg_head.predictor", "sem_seg_head.decoder.res5.project_conv.cat", 64, 4, (h4, w4),
+              k=predictor_kernel, relu=False, seed=5, output=height_sharded(rows4 // 8, 32), weights_dtype="float32",
               math_fidelity="HiFi4", fp32_dest_acc=True,
               deallocate_after=("sem_seg_head.decoder.res5.project_conv.cat",)),
         Node("sem_seg_head.upsample", "upsample", ("sem_seg_head.predictor",), TensorInfo((1, 4, h, w)),
              "sem_seg_head", attrs=dict(scale_factor=(4, 4), mode="bilinear", align_corners=False),
-             plan=plan(output=DRAM, deallocate_after=("sem_seg_head.predictor",))),
+             plan=plan(output=height_sharded(-(-h * w // (32 * 20)) * 32, 32, cores=20),
+                       deallocate_after=("sem_seg_head.predictor",))),
         Node("ins_embed_head.offset_scale", "mul_scalar", ("backbone.res2.0.add",), TensorInfo((1, 32, h4, w4)),
              "ins_embed_head", attrs=dict(scalar=4), plan=plan(output=DRAM, deallocate_after=("backbone.res2.0.add",))),
     ]
     graph = Graph(tuple(nodes), outputs={"sem_seg": "sem_seg_head.upsample", "offset": "ins_embed_head.offset_scale"},
                   meta={"variant": "tiny_net", "taps": {"res2": "backbone.res2.0.add"}})
-    return layout_plan(graph)  # tensor layouts and conversions, as the passes plan them
+    return layout_plan(pad_channels(graph))  # channels and tensor layouts, as the passes plan them

@@ -37,6 +37,10 @@ def _name(enum_value) -> str:
     return str(enum_value).split(".")[-1]
 
 
+# ttnn's slice types by enum name; the generated code says L1Full explicitly (Conv2dL1FullSliceConfig)
+_SLICE_TYPES = {"L1Full": "L1_FULL", "DRAMSliceWidth": "DRAM_SLICE_WIDTH", "DRAMSliceHeight": "DRAM_SLICE_HEIGHT"}
+
+
 def from_generated(row: dict) -> dict:
     """A generated CONV2D row as conv2d_l1 keyword arguments (its input dtype taken as its output's)."""
     cfg, cc, sc = row["conv_config"], row["compute_config"], row["slice_config"]
@@ -55,7 +59,7 @@ def from_generated(row: dict) -> dict:
         enable_act_double_buffer=cfg.enable_act_double_buffer,
         enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=cc.fp32_dest_acc_en,
         output_layout="ROW_MAJOR" if cfg.output_layout == ttnn.ROW_MAJOR_LAYOUT else "TILE",
-        slice_type="L1_FULL" if sc is None else ("DRAM_SLICE_WIDTH" if "Width" in str(sc.slice_type) else "DRAM_SLICE_HEIGHT"),
+        slice_type=_SLICE_TYPES[_name(sc.slice_type) if sc is not None else "L1Full"],
         num_slices=0 if sc is None else sc.num_slices,
         memory="DRAM" if mem is not None and mem.buffer_type == ttnn.BufferType.DRAM else "L1")
 

@@ -58,10 +58,12 @@ def test_help_explains_every_option() -> None:
         assert option in result.stdout, option
 
 
-def test_real_ttnn_verdict_in_summary_and_report(converted) -> None:
-    out, result = converted
+def test_real_ttnn_verdict_in_summary_and_report(converted, small_config: Path, tmp_path: Path) -> None:
+    _, plain = converted
+    assert "real ttnn" not in plain.stdout  # the check is opt-in (--ttnn-check, or --verify)
+    result = small_run(small_config, tmp_path, "--ttnn-check")
     assert f"{DL3}: real ttnn: accepted" in result.stdout, result.stdout + result.stderr
-    assert "- real ttnn: accepted (ttnn 0.81.1 on a mock device" in (out / f"{DL3}.plan.md").read_text()
+    assert "- real ttnn: accepted (ttnn 0.81.1 on a mock device" in (tmp_path / f"{DL3}.plan.md").read_text()
 
 
 def test_writes_module_report_and_plots(converted) -> None:

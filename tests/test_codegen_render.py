@@ -46,7 +46,8 @@ def test_conv_is_one_call_reading_its_table_row(text: str) -> None:
     # a conv without a fused activation gets none
     row2 = text[text.index('    "backbone.res2.0.conv2": dict('):text.index('    "sem_seg_head.decoder')]
     assert "activation=" not in row2
-    assert "slice_config=None" in row2
+    # an L1 conv says so: with slice_config=None ttnn would slice a DRAM input by its own estimate
+    assert "slice_config=ttnn.Conv2dL1FullSliceConfig," in row2
 
 
 def test_planned_spill_and_reshard_replace_the_tensor(text: str) -> None:
@@ -74,12 +75,24 @@ def test_add_fuses_relu_after_the_planned_reshard_and_frees_at_last_use(text: st
 def test_upsample_uses_an_integer_scale_on_an_nhwc_view(text: str) -> None:
     lines = _forward(text)
     up = _index(lines, "sem_upsample = ttnn.upsample(")
-    assert lines[up + 1] == ('ttnn.reshape(sem_predictor, (1, 16, 32, 4)), (4, 4), mode="bilinear",')
-    assert "sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 4))" in lines
-    # the predictor feeds only the upsample: it writes ROW_MAJOR itself, no conversion is emitted
+    # the 4-class predictor was widened to 32 channels (bilinear needs channels % 32 == 0)
+    assert lines[up + 1] == ('ttnn.reshape(sem_predictor_rm, (1, 16, 32, 32)), (4, 4), mode="bilinear",')
+    assert "sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 32))" in lines
+    assert '"sem_seg": (1, 4, 64, 128),' in text  # OUTPUTS: the real channels, read from the first 4
+    # a 1x1 conv runs as a matmul, which writes TILE whatever output_layout says: a conversion is emitted
+    assert _index(lines, "sem_predictor_rm = ttnn.to_layout(sem_predictor, ttnn.ROW_MAJOR_LAYOUT)") < up
+    row = text[text.index('    "sem_seg_head.predictor": dict('):text.index("OUTPUT_MEMORY = {")]
+    assert "output_layout=ttnn.TILE_LAYOUT" in row and "fp32_dest_acc_en=True" in row
+
+
+def test_a_conv_feeding_only_an_upsample_writes_row_major_itself() -> None:
+    text = render_module(tiny_graph(predictor_kernel=3), "blackhole-20")
+    lines = _forward(text)
+    up = _index(lines, "sem_upsample = ttnn.upsample(")
+    assert lines[up + 1] == ('ttnn.reshape(sem_predictor, (1, 16, 32, 32)), (4, 4), mode="bilinear",')
     assert not any(line.startswith("sem_predictor_rm") for line in lines)
     row = text[text.index('    "sem_seg_head.predictor": dict('):text.index("OUTPUT_MEMORY = {")]
-    assert "output_layout=ttnn.ROW_MAJOR_LAYOUT" in row and "fp32_dest_acc_en=True" in row
+    assert "output_layout=ttnn.ROW_MAJOR_LAYOUT" in row
 
 
 def test_concat_of_mixed_layouts_tilizes_the_row_major_input(text: str) -> None:

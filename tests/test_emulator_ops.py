@@ -78,10 +78,18 @@ def test_conv2d_is_keyword_only_and_validates(device):
                   input_height=8, input_width=8, kernel_size=(3, 3), padding=(1, 1))
     with pytest.raises(RuntimeError, match="act_block_h_override \\(33\\) must be a multiple of 32"):
         ttnn.conv2d(**common, conv_config=ttnn.Conv2dConfig(act_block_h_override=33))
-    no_small = ttnn.open_device(device_id=0)
-    xs = ttnn.from_torch(torch.zeros(1, 1, 64, 8), dtype=ttnn.bfloat16, device=no_small)
-    with pytest.raises(RuntimeError, match="L1_SMALL"):
-        ttnn.conv2d(**(common | dict(input_tensor=xs, device=no_small)))
+
+
+def test_a_1x1_stride_1_conv_runs_as_a_matmul_and_writes_tile(device):
+    x = ttnn.from_torch(torch.randn(1, 1, 64, 32), dtype=ttnn.bfloat16, device=device,
+                        memory_config=ttnn.L1_MEMORY_CONFIG)
+    row_major = ttnn.Conv2dConfig(weights_dtype=ttnn.bfloat16, output_layout=ttnn.ROW_MAJOR_LAYOUT)
+    common = dict(input_tensor=x, device=device, in_channels=32, out_channels=32, batch_size=1, input_height=8,
+                  input_width=8, conv_config=row_major)
+    one = ttnn.conv2d(**common, weight_tensor=ttnn.from_torch(torch.randn(32, 32, 1, 1)), kernel_size=(1, 1))
+    three = ttnn.conv2d(**common, weight_tensor=ttnn.from_torch(torch.randn(32, 32, 3, 3)), kernel_size=(3, 3),
+                        padding=(1, 1))
+    assert (one.layout, three.layout) == (ttnn.TILE_LAYOUT, ttnn.ROW_MAJOR_LAYOUT)
 
 
 def test_pools_match_torch(device):
@@ -96,14 +104,14 @@ def test_pools_match_torch(device):
     assert torch.allclose(ttnn.to_torch(g).reshape(-1), x.mean(dim=(2, 3)).reshape(-1), atol=1e-5)
 
 
-def height_sharded(rows: int, channels: int, cores: int):
-    grid = ttnn.num_cores_to_corerangeset(cores, ttnn.CoreCoord(13, 10), True)
+def height_sharded(device, rows: int, channels: int, cores: int):
+    grid = ttnn.num_cores_to_corerangeset(cores, device.compute_with_storage_grid_size(), True)
     spec = ttnn.ShardSpec(grid, [-(-rows // cores), channels], ttnn.ShardOrientation.ROW_MAJOR)
     return ttnn.MemoryConfig(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, ttnn.BufferType.L1, spec)
 
 
 def test_upsample_nearest_and_bilinear(device):
-    x = torch.randn(1, 8, 16, 32, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(1, 32, 16, 32, generator=torch.Generator().manual_seed(3))
     nhwc = x.permute(0, 2, 3, 1)
     xt = ttnn.from_torch(nhwc, dtype=ttnn.bfloat16, device=device)
     near = ttnn.upsample(xt, 2)
@@ -111,13 +119,33 @@ def test_upsample_nearest_and_bilinear(device):
                        F.interpolate(x.bfloat16().float(), scale_factor=2, mode="nearest"))
     with pytest.raises(RuntimeError, match="Bilinear upsample requires sharded input tensor"):
         ttnn.upsample(xt, 2, mode="bilinear")
-    sharded = ttnn.to_memory_config(xt, height_sharded(16 * 32, 8, 16))
+    sharded = ttnn.to_memory_config(xt, height_sharded(device, 16 * 32, 32, 16))
     with pytest.raises(RuntimeError, match="integer scale factors"):
         ttnn.upsample(sharded, 1.5, mode="bilinear")
     bil = ttnn.upsample(sharded, 4, mode="bilinear")
     ref = F.interpolate(x.bfloat16().float(), scale_factor=4, mode="bilinear", align_corners=False)
     assert torch.allclose(ttnn.to_torch(bil).float().permute(0, 3, 1, 2), ref, atol=0.05)
-    assert bil.memory_config().shard_spec.shape == [32 * 16, 8]
+    assert bil.memory_config().shard_spec.shape == [32 * 16, 32]
+    with pytest.raises(RuntimeError, match="sharded output"):
+        ttnn.upsample(sharded, 2, mode="bilinear", memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    narrow = ttnn.to_memory_config(ttnn.from_torch(nhwc[..., :8], dtype=ttnn.bfloat16, device=device),
+                                   height_sharded(device, 16 * 32, 8, 16))
+    with pytest.raises(RuntimeError, match="in_channels % 32 == 0"):
+        ttnn.upsample(narrow, 2, mode="bilinear")
+
+
+def test_use_after_deallocate_is_an_error_also_through_views(device):
+    a = ttnn.from_torch(torch.zeros(1, 1, 64, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device)
+    view = ttnn.reshape(a, (1, 2, 32, 32))
+    ttnn.deallocate(a)
+    assert not a.is_allocated() and not view.is_allocated()
+    with pytest.raises(RuntimeError, match="deallocated"):
+        ttnn.relu(view)
+    with pytest.raises(RuntimeError, match="deallocated"):
+        ttnn.to_torch(a)
+    b = ttnn.from_torch(torch.ones(1, 1, 32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device)
+    moved = ttnn.reallocate(b)  # the input is gone, its values live on in the new tensor
+    assert not b.is_allocated() and torch.equal(ttnn.to_torch(moved).float(), torch.ones(1, 1, 32, 32))
 
 
 def test_add_multiply_relu_concat(device):
@@ -145,6 +173,21 @@ def test_layouts_reshape_permute_and_host_moves(device):
     assert torch.equal(ttnn.to_torch(ttnn.permute(dev, (0, 2, 3, 1))), t.permute(0, 2, 3, 1))
     assert torch.equal(ttnn.to_torch(ttnn.reshape(dev, (6, 40, 33))), t.reshape(6, 40, 33))
     assert torch.equal(ttnn.to_torch(ttnn.from_device(ttnn.to_layout(dev, ttnn.TILE_LAYOUT))), t)
+
+
+def test_slice_takes_a_box_and_checks_its_bounds(device):
+    t = torch.randn(1, 1, 96, 64, generator=torch.Generator().manual_seed(6))
+    x = ttnn.from_torch(t, dtype=ttnn.float32, layout=ttnn.TILE_LAYOUT, device=device)
+    band = ttnn.slice(x, [0, 0, 32, 0], [1, 1, 96, 64])
+    assert torch.equal(ttnn.to_torch(band), t[:, :, 32:96])
+    sharded = ttnn.to_memory_config(x, height_sharded(device, 96, 64, 3))
+    kept = ttnn.slice(sharded, [0, 0, 0, 0], [1, 1, 64, 64], memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    assert torch.equal(ttnn.to_torch(kept), t[:, :, :64]) and not kept.is_sharded()
+    with pytest.raises(RuntimeError, match="out of range"):
+        ttnn.slice(x, [0, 0, 0, 0], [1, 1, 97, 64])
+    bf8 = ttnn.from_torch(t, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, device=device)
+    with pytest.raises(RuntimeError, match="strided slicing is not supported for bfloat8_b"):
+        ttnn.slice(bf8, [0, 0, 0, 0], [1, 1, 96, 64], [1, 1, 2, 1])
 
 
 def test_trace_replays_recorded_ops_on_the_same_buffers(device):

@@ -1,7 +1,8 @@
 """The generated model at 512x1024 against Detectron2 fp32, per head and per component (taps).
 
 Runs on the emulator here; with `-m device` on a machine with a Tenstorrent device, the same checks
-run on the device. Floor: PCC 0.99 for every head and tap; peak L1 per core within the target budget.
+run on the device. Floor: PCC 0.99 for every head and tap. Memory (L1) is judged by real ttnn on a mock
+device (tests/test_ttnn_mock.py), not here.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ def _check(full_model, tmp_path, variant: str, target: str, backend: str) -> Non
     scores = {k: pcc(v, ref[k]) for k, v in {**result.outputs, **result.taps}.items()}
     assert set(result.outputs) | set(result.taps) == set(ref)
     assert all(s >= PCC_FLOOR for s in scores.values()), scores
-    if result.peak_l1_per_core is not None:
-        assert result.peak_l1_per_core <= get_target(target).l1_budget()
 
 
 @pytest.mark.slow

@@ -1,4 +1,7 @@
-"""cb_model: hand-computed circular-buffer sizes for small conv geometries."""
+"""cb_model: properties and hand-computed halo and block sizes for small conv geometries.
+
+The conv's circular-buffer bytes are checked against real ttnn, not by hand: tests/test_l1_model_conv.py.
+"""
 
 from passes import cb_model
 
@@ -9,33 +12,11 @@ BASE = dict(batch=1, input_hw=(64, 64), in_channels=64, out_channels=64, kernel_
             enable_weights_double_buffer=False, fp32_dest_acc=False, num_slices=0)
 
 
-def test_height_sharded_3x3_by_hand():
-    # 4096 output rows = 128 tiles over 64 cores -> 2 tiles/core; 64 out ch -> 2 tiles.
-    # act block: 2 x (64*3/32=6) = 12 tiles; weights 2 x 6 = 12 tiles; bias 2 tiles; +64 scratch.
-    bf16 = 2048
-    assert cb_model.conv2d_cb_bytes(**BASE) == 12 * bf16 + 12 * bf16 + 12 * bf16 + 2 * bf16 + 64
-
-
-def test_bf8_weights_use_1088_byte_tiles():
-    got = cb_model.conv2d_cb_bytes(**{**BASE, "weights_dtype": "bfloat8_b"})
-    assert got == 12 * 1088 + 12 * 2048 + 12 * 2048 + 2 * 1088 + 64
-
-
-def test_smaller_act_block_keeps_all_kernel_rows_of_weights():
-    # act_block_h 32 -> 1 tile, 2 blocks along h -> ttnn buffers kh=3 weight blocks.
-    got = cb_model.conv2d_cb_bytes(**{**BASE, "act_block_h": 32})
-    assert got == 36 * 2048 + 6 * 2048 + 6 * 2048 + 2 * 2048 + 64
-
-
-def test_double_buffering_doubles_act_block():
-    single = cb_model.conv2d_cb_bytes(**BASE)
-    double = cb_model.conv2d_cb_bytes(**{**BASE, "enable_act_double_buffer": True})
-    assert double - single == 12 * 2048
-
-
-def test_slicing_shrinks_cbs_and_halo():
-    big = dict(BASE, input_hw=(256, 256), num_cores=20, grid=(5, 4))
-    assert cb_model.conv2d_cb_bytes(**{**big, "num_slices": 4}) < cb_model.conv2d_cb_bytes(**big)
+def test_slicing_shrinks_each_slices_cbs_halo_and_output():
+    big = dict(BASE, input_hw=(256, 256), num_cores=20, grid=(5, 4), device_grid=(5, 4))
+    whole = cb_model.conv2d_l1(**big)
+    quarter = cb_model.conv2d_l1(**{**big, "num_slices": 4, "slice_type": "DRAM_SLICE_WIDTH"})
+    assert quarter.cb < whole.cb and quarter.halo < whole.halo and quarter.output < whole.output
     halo_args = dict(batch=1, input_hw=(256, 256), channels=64, kernel_size=(3, 3), stride=(1, 1),
                      padding=(1, 1), dilation=(1, 1), shard_layout="HEIGHT_SHARDED", grid=(5, 4),
                      num_cores=20, dtype="bfloat16")

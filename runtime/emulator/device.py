@@ -1,18 +1,22 @@
-"""The emulated device: a target's core grid and memory, the tensors on it, programs and traces."""
+"""The emulated device: a target's core grid, the tensors on it and traces.
+
+Numerics only: no L1 allocator, circular buffers or out-of-memory checks (real ttnn on a mock device,
+runtime/ttnn_mock.py, judges memory). What real ttnn also rejects and the values depend on is checked:
+closed devices, deallocated inputs, shard specs that do not fit the tensor or the grid, bfloat8_b
+outside TILE layout.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from passes.targets import Target
 from runtime.emulator import dtypes
-from runtime.emulator.allocator import Buffer, DeviceMemory, DeviceMemoryError, OpMemory
-from runtime.emulator.tensor import TILE, Tensor, buffer_size, padded_shape
+from runtime.emulator.tensor import TILE, Buffer, Tensor, padded_shape
 
 
 @dataclass
@@ -33,18 +37,12 @@ class Trace:
 class EmuDevice:
     """What `ttnn.open_device` returns in the emulator."""
 
-    def __init__(self, ttnn, target: Target, *, device_id: int, l1_small_size: int, trace_region_size: int,
-                 num_command_queues: int) -> None:
+    def __init__(self, ttnn, target: Target, *, device_id: int, trace_region_size: int, num_command_queues: int) -> None:
         self._ttnn = ttnn
         self.target = target
         self.device_id = device_id
-        self.l1_small_size = l1_small_size
         self.trace_region_size = trace_region_size
         self.num_command_queues = num_command_queues
-        self.memory = DeviceMemory(
-            l1_bytes=target.l1_bytes_per_core, l1_unreserved=target.l1_unreserved_per_core,
-            num_cores=target.num_cores, l1_small_size=l1_small_size, dram_bytes=target.dram_bytes,
-            dram_banks=target.dram_banks, l1_alignment=target.l1_alignment, dram_alignment=target.dram_alignment)
         self.closed = False
         self._traces: dict[int, Trace] = {}
         self._capturing: int | None = None
@@ -73,43 +71,20 @@ class EmuDevice:
     def clear_program_cache(self) -> None:
         pass
 
-    # --- what the emulator reports --------------------------------------------------------------------
-    def peak_l1_per_core(self) -> int:
-        """Most L1 bytes (circular buffers + L1 buffers + L1_SMALL) any op needed on one core."""
-        return self.memory.peak_l1_per_core()
-
-    @property
-    def op_log(self) -> list[OpMemory]:
-        return self.memory.op_log
-
-    def core_range_str(self) -> str:
-        x, y = self.target.grid
-        return f"{{[(x=0,y=0) - (x={x - 1},y={y - 1})]}}"
-
     # --- tensors ----------------------------------------------------------------------------------
     def check_open(self) -> None:
         if self.closed:
             raise RuntimeError("Device is closed: open it again with ttnn.open_device before using it")
 
-    def new_tensor(self, data: torch.Tensor, dtype, layout, memory_config,
-                   stored_shape: tuple[int, ...] | None = None, rounded: bool = False) -> Tensor:
-        """Allocate a device tensor holding `data` rounded to `dtype`.
-
-        `stored_shape` sizes the buffer when the device stores another shape than the values'
-        (prepared conv weights are a [K, N] matrix on the device); `rounded` says `data` already
-        holds `dtype` values.
-        """
+    def new_tensor(self, data: torch.Tensor, dtype, layout, memory_config, rounded: bool = False) -> Tensor:
+        """A device tensor holding `data` rounded to `dtype` (`rounded`: `data` already holds `dtype` values)."""
         self.check_open()
         ttnn = self._ttnn
         if dtype == ttnn.bfloat8_b and layout != ttnn.TILE_LAYOUT:
             raise RuntimeError("TT_FATAL: Layout must be Layout::TILE for bfloat8_b or bfloat4_b!")
-        shape = stored_shape or tuple(data.shape)
-        self.validate_memory_config(shape, layout, memory_config)
-        size = buffer_size(ttnn, shape, dtype, layout, memory_config, self.target.dram_banks, self.target.num_cores,
-                           self.target.l1_alignment, self.target.dram_alignment)
-        kind = "DRAM" if memory_config.buffer_type == ttnn.BufferType.DRAM else "L1"
-        buf = self.memory.allocate(kind, size.total_bytes, size.bytes_per_bank, size.num_banks)
-        return Tensor(ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self, buf)
+        self.validate_memory_config(tuple(data.shape), layout, memory_config)
+        return Tensor(ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self,
+                      Buffer())
 
     def view(self, tensor: Tensor, data: torch.Tensor, memory_config=None) -> Tensor:
         """A tensor sharing `tensor`'s buffer (reshape views)."""
@@ -118,7 +93,7 @@ class EmuDevice:
 
     def _deallocate(self, tensor: Tensor) -> None:
         if tensor._buffer is not None:
-            self.memory.release(tensor._buffer)
+            tensor._buffer.allocated = False
 
     def validate_memory_config(self, shape: tuple[int, ...], layout, memory_config) -> None:
         """Reject shard specs that the real tensor constructor rejects (shape, tile alignment, grid)."""
@@ -163,30 +138,6 @@ class EmuDevice:
             if sh * ny < height or sw * nx < width:
                 raise RuntimeError(
                     f"TT_FATAL: block shards {[sh, sw]} on a {nx}x{ny} grid cannot hold physical shape [{height}, {width}]")
-
-    # --- programs ---------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def program(self, name: str, cb_bytes: int = 0) -> Iterator[list[Buffer]]:
-        """Run one op: allocations made inside (outputs, temporaries) live while the CBs are checked.
-
-        Temporaries appended to the yielded list are freed when the op ends, like halo outputs and
-        config tensors. The CB check runs after the outputs exist, as tt-metal checks at enqueue time.
-        """
-        self.check_open()
-        temps: list[Buffer] = []
-        try:
-            yield temps
-            self.memory.check_circular_buffers(name, cb_bytes, self.core_range_str())
-            self.memory.record(name, cb_bytes)
-        finally:
-            for buf in temps:
-                self.memory.release(buf)
-
-    def temp(self, temps: list[Buffer], kind: str, bytes_per_bank: int, num_banks: int | None = None) -> Buffer:
-        banks = num_banks or self.target.num_cores
-        buf = self.memory.allocate(kind, bytes_per_bank * banks, bytes_per_bank, banks)
-        temps.append(buf)
-        return buf
 
     # --- traces -----------------------------------------------------------------------------------
     def record_step(self, compute, inputs: list[Tensor], outputs: list[Tensor]) -> None:
@@ -250,4 +201,4 @@ def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
     return device
 
 
-__all__ = ["EmuDevice", "DeviceMemoryError", "require_device_tensor"]
+__all__ = ["EmuDevice", "require_device_tensor"]

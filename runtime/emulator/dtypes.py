@@ -17,10 +17,6 @@ import torch
 
 BFP_GROUP = 16  # values sharing one exponent (a face row of a 32x32 tile)
 
-# bytes per 32x32 tile (Tile.get_tile_size under the mock cluster, api facts §3)
-TILE_BYTES = {"FLOAT32": 4096, "BFLOAT16": 2048, "BFLOAT8_B": 1088, "UINT32": 4096}
-ELEMENT_BYTES = {"FLOAT32": 4, "BFLOAT16": 2, "UINT32": 4}
-
 
 def dtype_name(dtype) -> str:
     """'BFLOAT16' etc. for a ttnn.DataType."""

@@ -67,8 +67,8 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
 
     def open_device(*, device_id=0, l1_small_size=0, trace_region_size=0, dispatch_core_config=None,
                     worker_l1_size=0, num_command_queues=1):
-        return EmuDevice(tt, target, device_id=device_id, l1_small_size=l1_small_size,
-                         trace_region_size=trace_region_size, num_command_queues=num_command_queues)
+        return EmuDevice(tt, target, device_id=device_id, trace_region_size=trace_region_size,
+                         num_command_queues=num_command_queues)
 
     def close_device(device):
         device.close()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from passes import cb_model
 from runtime.emulator.device import require_device_tensor
-from runtime.emulator.ops_eltwise import plan_dtype
 from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
@@ -52,11 +50,6 @@ def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, 
         return golden(list(datas), dim, groups=groups)
 
     result = compute(*[t.data for t in tensors])
-    sharded = first.is_sharded()
-    cb = cb_model.concat_cb_bytes(input_channels=[int(t.shape[-1]) for t in tensors],
-                                  layout="TILE" if first.layout == tt.TILE_LAYOUT else "ROW_MAJOR", sharded=sharded,
-                                  dtype=plan_dtype(first.dtype))
-    with device.program("concat", cb):
-        out = device.new_tensor(result, first.dtype, first.layout, memory_config or _output_memory_config(tensors, dim))
+    out = device.new_tensor(result, first.dtype, first.layout, memory_config or _output_memory_config(tensors, dim))
     device.record_step(compute, tensors, [out])
     return out

@@ -1,17 +1,15 @@
-"""conv2d, prepare_conv_weights, prepare_conv_bias: ttnn 0.81.1 semantics and L1 footprint.
+"""conv2d, prepare_conv_weights, prepare_conv_bias: ttnn 0.81.1 semantics and numerics.
 
 Values: the stored (already rounded) input and the weights rounded to `weights_dtype` as the device
 stores them, multiplied as the matrix engine does under the compute_config (math-fidelity phases, bf16
 or fp32 Dst accumulation per K block: runtime/emulator/fidelity.py), then the fused activation (ttnn's
 golden) and the rounding to the output dtype.
 
-Memory, per core, while the conv runs (lock-step over the grid):
-- L1_FULL: the input resharded to the conv's sharding if it is not already (a temporary), the halo
-  output (passes/cb_model.halo_bytes), the output, the circular buffers (cb_model.conv2d_cb_bytes)
-  and the reader config tensor in L1_SMALL (or DRAM with config_tensors_in_dram).
-- DRAM slicing (slice_config DRAM*, or None with a DRAM input): per slice the input slice shard,
-  its halo and the output slice shard live in L1 with the slice's CBs; the output stays in DRAM.
-  With num_slices=0 the smallest power-of-two slice count that fits is used, as ttnn's auto slicing.
+Output layout as ttnn's: `output_layout`, except that 1x1 stride-1 unpadded convs that are not
+width-sharded run as a matmul and write TILE whatever `output_layout` says.
+Output placement as ttnn's: sharded by the conv's sharding in L1 (or `memory_config`), in DRAM when the
+conv is DRAM-sliced (slice_config DRAM*, or None with a DRAM input). Memory is not modelled: real ttnn
+on a mock device judges L1 (runtime/ttnn_mock.py).
 """
 
 from __future__ import annotations
@@ -19,13 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from passes import cb_model
 from runtime.emulator import dtypes, fidelity
-from runtime.emulator.allocator import DeviceMemoryError, align
 from runtime.emulator.device import EmuDevice
-from runtime.emulator.ops_eltwise import plan_dtype
-from runtime.emulator.slicing import fit_slices
-from runtime.emulator.sharding import Parallel, cdiv, default_parallel, heuristic_layout, parallel_of
+from runtime.emulator.sharding import Parallel, default_parallel, heuristic_layout, parallel_of
 from runtime.emulator.tensor import TILE, Tensor
 from runtime.ttnn_host import import_ttnn
 
@@ -72,13 +66,7 @@ def _interm_round(math: fidelity.MathConfig, out_dtype):
     return lambda t: dtypes.round_to(t.permute(0, 2, 3, 1), out_dtype).permute(0, 3, 1, 2)
 
 
-def _weight_matrix_shape(in_channels: int, out_channels: int, kernel: tuple[int, int]) -> tuple[int, int]:
-    # grouped convs are run as dense convs with block-diagonal weights
-    return kernel[0] * kernel[1] * align(in_channels, TILE), align(out_channels, TILE)
-
-
-def _device_weights(device: EmuDevice, weight_tensor: Tensor, wdtype, in_channels: int, out_channels: int,
-                    kernel: tuple[int, int]) -> Tensor:
+def _device_weights(device: EmuDevice, weight_tensor: Tensor, wdtype) -> Tensor:
     if weight_tensor._device is not None:
         if not weight_tensor.is_allocated():
             raise RuntimeError("TT_FATAL: conv2d: weight tensor was deallocated")
@@ -94,11 +82,10 @@ def _device_weights(device: EmuDevice, weight_tensor: Tensor, wdtype, in_channel
     if version != values._version:
         rounded = round_weights(values, wdtype)
         cache[wdtype.name] = (values._version, rounded)
-    return device.new_tensor(rounded, wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG,
-                             stored_shape=_weight_matrix_shape(in_channels, out_channels, kernel), rounded=True)
+    return device.new_tensor(rounded, wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG, rounded=True)
 
 
-def _device_bias(device: EmuDevice, bias_tensor: Tensor | None, wdtype, out_channels: int) -> Tensor | None:
+def _device_bias(device: EmuDevice, bias_tensor: Tensor | None, wdtype) -> Tensor | None:
     if bias_tensor is None or bias_tensor._device is not None:
         return bias_tensor
     data = bias_tensor.data.reshape(1, 1, 1, -1)
@@ -162,38 +149,15 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
     out_nhw = batch_size * out_h * out_w
     wdtype = _weights_dtype(cfg, weight_tensor)
     out_dtype = dtype or input_tensor.dtype
-    out_layout = cfg.output_layout
+    parallel = _choose_parallel(device, cfg, input_tensor, out_nhw, out_channels)
+    matmul = (kernel == (1, 1) and strd == (1, 1) and pads == (0, 0, 0, 0) and dil == (1, 1) and groups == 1
+              and parallel.layout != "WIDTH_SHARDED")
+    out_layout = tt.TILE_LAYOUT if matmul else cfg.output_layout
 
     in_dram = input_tensor._device is None or input_tensor.memory_config().buffer_type == tt.BufferType.DRAM
     slice_type = slice_config.slice_type if slice_config is not None else None
     sliced = (slice_type is not None and slice_type != tt.Op2DSliceConfig.SliceTypeEnum.L1Full) or (
         slice_type is None and in_dram)
-    parallel = _choose_parallel(device, cfg, input_tensor, out_nhw, out_channels)
-
-    geometry = dict(batch=batch_size, input_hw=(input_height, input_width), kernel_size=kernel, stride=strd,
-                    padding=(max(pads[0], pads[1]), max(pads[2], pads[3])), dilation=dil,
-                    shard_layout=parallel.layout, grid=parallel.grid, num_cores=parallel.num_cores)
-    fp32_acc = bool(compute_config.fp32_dest_acc_en) if compute_config is not None else False
-
-    by_height = slice_type == tt.Op2DSliceConfig.SliceTypeEnum.DRAMSliceHeight
-    conv_args = dict(
-        **geometry, in_channels=in_channels, out_channels=out_channels, groups=groups,
-        act_block_h=cfg.act_block_h_override, act_block_w_div=cfg.act_block_w_div,
-        input_dtype=plan_dtype(input_tensor.dtype), weights_dtype=plan_dtype(wdtype),
-        output_dtype=plan_dtype(out_dtype), enable_act_double_buffer=cfg.enable_act_double_buffer,
-        enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=fp32_acc,
-        device_grid=device.target.grid, output_layout="ROW_MAJOR" if out_layout == tt.ROW_MAJOR_LAYOUT else "TILE",
-        slice_type="DRAM_SLICE_HEIGHT" if by_height else "DRAM_SLICE_WIDTH")
-
-    def l1(num_slices: int) -> cb_model.ConvL1:
-        return cb_model.conv2d_l1(**conv_args, num_slices=num_slices)
-
-    def cb_bytes(num_slices: int) -> int:
-        return l1(num_slices).cb
-
-    def halo(num_slices: int) -> int:
-        return l1(num_slices).halo
-
     math = fidelity.conv_math_config(compute_config, input_tensor.dtype.name, wdtype.name)
     interm_round = _interm_round(math, out_dtype)
     operands_bf16 = {input_tensor.dtype.name, wdtype.name} <= fidelity.BF16_EXACT
@@ -212,43 +176,16 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
         n, c, h, wd = y.shape
         return y.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c)
 
-    weights_dev = _device_weights(device, weight_tensor, wdtype, in_channels, out_channels, kernel)
-    bias_dev = _device_bias(device, bias_tensor, wdtype, out_channels)
-    owned = [t for t, given in ((weights_dev, weight_tensor), (bias_dev, bias_tensor)) if t is not None and t is not given]
+    weights_dev = _device_weights(device, weight_tensor, wdtype)
+    bias_dev = _device_bias(device, bias_tensor, wdtype)
     inputs = [input_tensor, weights_dev] + ([bias_dev] if bias_dev is not None else [])
     result = compute(*[t._data if t is not input_tensor else t.data for t in inputs])
 
-    in_rows_shard = parallel.shard_shape(batch_size * input_height * input_width, in_channels)
-    in_elem = 4 if input_tensor.dtype.name == "FLOAT32" else 2
-    in_shard_bytes = in_rows_shard[0] * in_rows_shard[1] * in_elem
-    config_bytes = align(2 * cdiv(out_nhw, parallel.num_cores) + 64, 16)
-    config_kind = "DRAM" if cfg.config_tensors_in_dram else "L1_SMALL"
-    try:
-        if not sliced:
-            with device.program("conv2d", cb_bytes(0)) as temps:
-                device.temp(temps, config_kind, config_bytes)
-                if parallel_of(input_tensor.memory_config()) != parallel or in_dram:
-                    device.temp(temps, "L1", in_shard_bytes)  # resharded input
-                if halo(0):
-                    device.temp(temps, "L1", halo(0))
-                mc = memory_config or parallel.memory_config(out_nhw, out_channels, out_layout == tt.TILE_LAYOUT)
-                out = device.new_tensor(result, out_dtype, out_layout, mc)
-        elif slice_config is not None and (parts := cb_model.conv2d_slices(**conv_args,
-                                                                           num_slices=slice_config.num_slices)):
-            out = device.new_tensor(result, out_dtype, out_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
-            config_bytes = align(2 * cdiv(cdiv(out_nhw, len(parts)), parallel.num_cores) + 64, 16)
-            try:
-                _run_slices(device, parts, config_kind, config_bytes)
-            except DeviceMemoryError:
-                device.memory.release(out._buffer)
-                raise
-        else:
-            out = _run_sliced(device, slice_config, out_w, out_nhw, parallel, cb_bytes, halo, in_shard_bytes,
-                              config_kind, config_bytes, out_dtype, out_channels, result, out_layout, memory_config)
-    finally:
-        if not return_weights_and_bias:
-            for t in owned:
-                device.memory.release(t._buffer)
+    if sliced:
+        out = device.new_tensor(result, out_dtype, out_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+    else:
+        mc = memory_config or parallel.memory_config(out_nhw, out_channels, out_layout == tt.TILE_LAYOUT)
+        out = device.new_tensor(result, out_dtype, out_layout, mc)
     if cfg.deallocate_activation and input_tensor._device is not None and not in_dram:
         input_tensor.deallocate()
     device.record_step(compute, inputs, [out])
@@ -261,63 +198,6 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
     return out if len(extras) == 1 else tuple(extras)
 
 
-def _run_slices(device, parts: list[cb_model.ConvSlice], config_kind: str, config_bytes: int) -> None:
-    """A DRAM-sliced conv's programs, slice after slice, as real ttnn runs them (cb_model.ConvSlice;
-    the same sequence as passes/l1_sim)."""
-    banks = device.target.num_cores
-
-    def alloc(size: int):
-        return device.memory.allocate("L1", size * banks, size, banks)
-
-    def move(buf, size: int):  # ttnn::move: free, then allocate again
-        device.memory.release(buf)
-        return alloc(size)
-
-    for p in parts:
-        with device.program("conv2d input slice", p.slice_cb):
-            src = alloc(p.input)
-        if p.reshard:
-            with device.program("conv2d slice reshard"):
-                copy = alloc(p.reshard)
-            device.memory.release(src)
-            src = move(copy, p.reshard)
-        halo = None
-        if p.halo:
-            with device.program("halo", p.halo_cb):
-                halo = alloc(p.halo)
-            device.memory.release(src)
-            halo = move(halo, p.halo)
-        with device.program("conv2d slice", p.cb) as temps:
-            device.temp(temps, config_kind, config_bytes)
-            out = alloc(p.output)
-        device.memory.release(halo if halo is not None else src)
-        if p.untilize:
-            with device.program("conv2d slice untilize"):
-                untilized = alloc(p.untilize)
-            device.memory.release(out)
-            out = untilized
-        device.memory.release(out)
-
-
-def _run_sliced(device, slice_config, out_w, out_nhw, parallel, cb_bytes, halo, in_shard_bytes, config_kind,
-                config_bytes, out_dtype, out_channels, result, out_layout, memory_config) -> Tensor:
-    """DRAM-sliced conv: output in DRAM; per slice the L1 working set must fit."""
-    out = device.new_tensor(result, out_dtype, out_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
-    out_elem = 1 if out_dtype.name == "BFLOAT8_B" else dtypes.TILE_BYTES[out_dtype.name] // (TILE * TILE)
-
-    def working_set(n: int):
-        out_shard = parallel.shard_shape(cdiv(out_nhw, n), out_channels)
-        return (cb_bytes(n), [cdiv(in_shard_bytes, n), halo(n), out_shard[0] * out_shard[1] * out_elem],
-                [(config_kind, config_bytes)])
-
-    try:
-        fit_slices(device, "conv2d", slice_config.num_slices if slice_config is not None else 0, out_w, working_set)
-    except DeviceMemoryError:
-        device.memory.release(out._buffer)
-        raise
-    return out
-
-
 def prepare_conv_weights(*, weight_tensor, input_memory_config, input_layout, weights_format, in_channels, out_channels,
                          batch_size, input_height, input_width, kernel_size, stride, padding, dilation, has_bias, groups,
                          device, input_dtype, output_dtype=None, conv_config=None, compute_config=None,
@@ -326,8 +206,7 @@ def prepare_conv_weights(*, weight_tensor, input_memory_config, input_layout, we
         raise RuntimeError(f"TT_FATAL: prepare_conv_weights: weights_format {weights_format!r} is not supported (OIHW)")
     cfg = conv_config or tt.Conv2dConfig()
     wdtype = _weights_dtype(cfg, weight_tensor)
-    with device.program("prepare_conv_weights"):
-        return _device_weights(device, weight_tensor, wdtype, in_channels, out_channels, _pair(kernel_size))
+    return _device_weights(device, weight_tensor, wdtype)
 
 
 def prepare_conv_bias(*, bias_tensor, input_memory_config, input_layout, in_channels, out_channels, batch_size,
@@ -335,5 +214,4 @@ def prepare_conv_bias(*, bias_tensor, input_memory_config, input_layout, in_chan
                       output_dtype=None, conv_config=None, compute_config=None, slice_config=None):
     cfg = conv_config or tt.Conv2dConfig()
     wdtype = _weights_dtype(cfg, bias_tensor)
-    with device.program("prepare_conv_bias"):
-        return _device_bias(device, bias_tensor, wdtype, out_channels)
+    return _device_bias(device, bias_tensor, wdtype)

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from passes import cb_model
 from runtime.emulator import dtypes
 from runtime.emulator.device import require_device_tensor
 from runtime.emulator.tensor import Tensor
 from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
-
-
-def plan_dtype(dtype) -> str:
-    """ttnn.DataType -> the lowercase names passes/cb_model.py uses."""
-    return {"BFLOAT16": "bfloat16", "FLOAT32": "float32", "BFLOAT8_B": "bfloat8_b", "UINT32": "float32"}[dtype.name]
 
 
 def activation_list(name: str, acts) -> list:
@@ -55,18 +49,11 @@ def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations
 
     result = compute(*[t.data for t in tensors])
     out_dtype = dtype or first.dtype
-    mc = memory_config or first.memory_config()
-    alike = (mc.is_sharded() and all(t.is_sharded() and t.memory_config() == first.memory_config() for t in tensors)
-             and mc.shard_spec.grid.num_cores() == first.memory_config().shard_spec.grid.num_cores())
-    dtypes = tuple(plan_dtype(t.dtype) for t in tensors) + (plan_dtype(out_dtype),)
-    broadcast = len(tensors) == 2 and tuple(tensors[1].shape) != tuple(tensors[0].shape)
-    cb = cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike, broadcast=broadcast)
-    with device.program(name, cb):
-        if output_tensor is None:
-            out = device.new_tensor(result, out_dtype, first.layout, mc)
-        else:  # written in place: no new buffer
-            out = output_tensor
-            out._data = dtypes.round_to(result, out.dtype)
+    if output_tensor is None:
+        out = device.new_tensor(result, out_dtype, first.layout, memory_config or first.memory_config())
+    else:  # written in place: no new tensor
+        out = output_tensor
+        out._data = dtypes.round_to(result, out.dtype)
     device.record_step(compute, tensors, [out])
     return out
 
@@ -90,10 +77,7 @@ def multiply(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=False,
 def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
     device = require_device_tensor("relu", input_tensor)
     compute = tt.get_golden_function(tt.relu)
-    cb = cb_model.eltwise_cb_bytes(dtypes=(plan_dtype(input_tensor.dtype),) * 2, sharded_alike=input_tensor.is_sharded()
-                                   and memory_config in (None, input_tensor.memory_config()))
-    with device.program("relu", cb):
-        out = device.new_tensor(compute(input_tensor.data), input_tensor.dtype, input_tensor.layout,
-                                memory_config or input_tensor.memory_config())
+    out = device.new_tensor(compute(input_tensor.data), input_tensor.dtype, input_tensor.layout,
+                            memory_config or input_tensor.memory_config())
     device.record_step(compute, [input_tensor], [out])
     return out

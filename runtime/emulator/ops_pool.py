@@ -2,22 +2,17 @@
 
 Values follow ttnn's pool goldens (their helper module is not shipped in the wheel, so the torch
 calls are made here the same way: NHWC flat input, -inf / 0 padding, flat NHWC output).
-Memory: DRAM inputs (or a DRAM dram_slice_config) run slice by slice like conv2d (slicing.py);
-sliding-window pools go through halo (passes/cb_model.pool_halo_bytes) with their reader config
-in L1_SMALL (or DRAM with config_tensor_in_dram); global_avg_pool2d first makes its input
-interleaved in the output's buffer type and runs a reduction without halo, as real ttnn does.
+Output placement as ttnn's: a DRAM input (or a DRAM dram_slice_config) writes a DRAM output, else the
+output is sharded like the input (or by applied_shard_scheme); global_avg_pool2d writes interleaved
+in the input's buffer type unless told otherwise.
 """
 
 from __future__ import annotations
 
 import torch
 
-from passes import cb_model
-from runtime.emulator.allocator import align
 from runtime.emulator.device import require_device_tensor
-from runtime.emulator.ops_eltwise import plan_dtype
-from runtime.emulator.slicing import fit_slices
-from runtime.emulator.sharding import cdiv, default_parallel, parallel_of
+from runtime.emulator.sharding import default_parallel, parallel_of
 from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
@@ -38,8 +33,7 @@ def _flat_nhwc(y: torch.Tensor) -> torch.Tensor:
 
 
 def _pool(name: str, input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, dilation,
-          ceil_mode, *, memory_config, dram_slice_config, applied_shard_scheme, dtype, output_layout,
-          config_tensor_in_dram, torch_pool):
+          ceil_mode, *, memory_config, dram_slice_config, applied_shard_scheme, dtype, output_layout, torch_pool):
     device = require_device_tensor(name, input_tensor)
     shape = tuple(input_tensor.shape)
     if shape[0] * shape[1] * shape[2] != batch_size * input_h * input_w or shape[-1] < channels:
@@ -58,45 +52,14 @@ def _pool(name: str, input_tensor, batch_size, input_h, input_w, channels, kerne
     if parallel is None:
         scheme = applied_shard_scheme.name if applied_shard_scheme is not None else "HEIGHT_SHARDED"
         parallel = default_parallel(scheme, device.target.grid, batch_size * input_h * input_w, channels)
-    geometry = dict(kernel_size=kernel, shard_layout=parallel.layout, grid=parallel.grid, num_cores=parallel.num_cores)
-    window = dict(kernel_size=kernel, stride=strd, padding=(max(pads[:2]), max(pads[2:])), dilation=dil)
-    cores_nhw, cores_c = cb_model.core_split(parallel.layout, parallel.grid, parallel.num_cores)
-    c_core = cb_model.round_up(channels, 32 * cores_c) // cores_c if cores_c > 1 else channels
-    pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=plan_dtype(dtype))
-    tiled = input_tensor.layout == tt.TILE_LAYOUT
-    cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=tiled))
-    halo = cb_model.pool_halo_bytes(batch=batch_size, input_hw=(input_h, input_w),
-                                    rows_per_core=cb_model.round_up(cdiv(out_nhw, cores_nhw), 32),
-                                    channels_per_core=c_core, **window)
-    config = ("DRAM" if config_tensor_in_dram else "L1_SMALL", align(2 * cdiv(out_nhw, parallel.num_cores) + 64, 16))
     in_dram = input_tensor.memory_config().buffer_type == tt.BufferType.DRAM
     slice_type = dram_slice_config.slice_type if dram_slice_config is not None else None
     if (slice_type is not None and slice_type != tt.Op2DSliceConfig.SliceTypeEnum.L1Full) or (
             slice_type is None and in_dram):
-        cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False))
         out = device.new_tensor(result, dtype, output_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
-        in_rows, _ = parallel.shard_shape(batch_size * input_h * input_w, channels)
-        elem = 4 if input_tensor.dtype.name == "FLOAT32" else 2
-        out_rows, _ = parallel.shard_shape(out_nhw, channels)
-
-        def working_set(n: int):
-            h = cb_model.halo_bytes(batch=batch_size, input_hw=(input_h, input_w), channels=channels,
-                                    dtype=plan_dtype(input_tensor.dtype), num_slices=n, **window,
-                                    **{k: v for k, v in geometry.items() if k != "kernel_size"})
-            return cb, [cdiv(in_rows, n) * channels * elem, h, cdiv(out_rows, n) * channels * elem], [config]
-
-        try:
-            fit_slices(device, name, dram_slice_config.num_slices if dram_slice_config is not None else 0,
-                       result.shape[2], working_set)
-        except Exception:
-            device.memory.release(out._buffer)
-            raise
     else:
-        with device.program(name, cb) as temps:
-            device.temp(temps, *config)
-            device.temp(temps, "L1", halo)
-            mc = memory_config or parallel.memory_config(out_nhw, channels, output_layout == tt.TILE_LAYOUT)
-            out = device.new_tensor(result, dtype, output_layout, mc)
+        mc = memory_config or parallel.memory_config(out_nhw, channels, output_layout == tt.TILE_LAYOUT)
+        out = device.new_tensor(result, dtype, output_layout, mc)
     device.record_step(compute, [input_tensor], [out])
     return out
 
@@ -115,7 +78,7 @@ def max_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size
     out = _pool("max_pool2d", input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
                 dilation, ceil_mode, memory_config=memory_config, dram_slice_config=dram_slice_config,
                 applied_shard_scheme=applied_shard_scheme, dtype=dtype, output_layout=output_layout,
-                config_tensor_in_dram=config_tensor_in_dram, torch_pool=_torch_max)
+                torch_pool=_torch_max)
     if deallocate_input:
         input_tensor.deallocate()
     return out
@@ -136,7 +99,7 @@ def avg_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size
     out = _pool("avg_pool2d", input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
                 (1, 1), ceil_mode, memory_config=memory_config, dram_slice_config=dram_slice_config,
                 applied_shard_scheme=applied_shard_scheme, dtype=dtype, output_layout=output_layout,
-                config_tensor_in_dram=config_tensor_in_dram, torch_pool=torch_avg)
+                torch_pool=torch_avg)
     if deallocate_input:
         input_tensor.deallocate()
     return out
@@ -157,15 +120,6 @@ def global_avg_pool2d(input_tensor, *, memory_config=None, dtype=None):
     in_mc = input_tensor.memory_config()
     interleaved = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, in_mc.buffer_type)
     out_mc = memory_config or interleaved
-    staged = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, out_mc.buffer_type)
-    in_dtype = plan_dtype(input_tensor.dtype)
-    cb = cb_model.reduce_cb_bytes(in_dtype=in_dtype, out_dtype=in_dtype)
-    if in_mc != staged and not in_mc.is_sharded():  # a copy program stages it, two tiles at a time
-        cb = max(cb, 2 * cb_model.TILE_BYTES[in_dtype])
-    with device.program("global_avg_pool2d", cb) as temps:
-        if in_mc != staged:  # ttnn makes the input interleaved in the output's buffer type first
-            copy = device.new_tensor(input_tensor.data, input_tensor.dtype, input_tensor.layout, staged)
-            temps.append(copy._buffer)
-        out = device.new_tensor(compute(input_tensor.data), out_dtype, tt.TILE_LAYOUT, out_mc)
+    out = device.new_tensor(compute(input_tensor.data), out_dtype, tt.TILE_LAYOUT, out_mc)
     device.record_step(compute, [input_tensor], [out])
     return out

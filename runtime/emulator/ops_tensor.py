@@ -32,9 +32,8 @@ def _holds(src: Tensor, dtype) -> bool:
 
 def _unary_step(device: EmuDevice, name: str, src: Tensor, data: torch.Tensor, dtype, layout, memory_config,
                 compute) -> Tensor:
-    """A data-movement op: one input, one new output buffer, no circular buffers worth modelling."""
-    with device.program(name):
-        out = device.new_tensor(data, dtype, layout, memory_config, rounded=_holds(src, dtype))
+    """A data-movement op: one input, one new output tensor."""
+    out = device.new_tensor(data, dtype, layout, memory_config, rounded=_holds(src, dtype))
     device.record_step(compute, [src], [out])
     return out
 
@@ -55,8 +54,7 @@ def from_torch(tensor, dtype=None, *, spec=None, tile=None, pad_value=None, layo
         return _host(data, dtype, layout, memory_config)
     if device.capturing:
         raise RuntimeError("TT_FATAL: writing a host tensor to the device is not allowed during trace capture")
-    with device.program("from_torch"):
-        return device.new_tensor(data, dtype, layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+    return device.new_tensor(data, dtype, layout, memory_config or tt.DRAM_MEMORY_CONFIG)
 
 
 def to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=None, cq_id=None):
@@ -78,8 +76,7 @@ def to_device(tensor, device, memory_config=None, *, queue_id=None):
         raise TypeError("to_device(): incompatible function arguments: device must be an emulated ttnn device")
     if device.capturing:
         raise RuntimeError("TT_FATAL: writing a host tensor to the device is not allowed during trace capture")
-    with device.program("to_device"):
-        return device.new_tensor(tensor.data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
+    return device.new_tensor(tensor.data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
 
 
 def from_device(tensor, blocking=True, *, queue_id=None):
@@ -105,13 +102,12 @@ def deallocate(tensor, force=True):
 
 
 def reallocate(tensor, memory_config=None):
-    """Free, then allocate again: top-down allocation moves the tensor as high as it fits (defragments)."""
+    """A new tensor with the same values; the input is deallocated (on a device this defragments L1)."""
     device = require_device_tensor("reallocate", tensor)
     data = tensor.data
-    device.memory.release(tensor._buffer)
-    with device.program("reallocate"):
-        out = device.new_tensor(data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(),
-                                rounded=_holds(tensor, tensor.dtype))
+    tensor.deallocate()
+    out = device.new_tensor(data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(),
+                            rounded=_holds(tensor, tensor.dtype))
     device.record_step(lambda x: x, [tensor], [out])
     return out
 
@@ -200,8 +196,7 @@ def reshape(input_tensor, shape, *args, memory_config=None, pad_value=None, resh
         mc = memory_config or input_tensor.memory_config()
         if mc.is_sharded() and memory_config is None:
             mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)
-        with device.program("reshape"):
-            out = device.new_tensor(new_data, input_tensor.dtype, input_tensor.layout, mc)
+        out = device.new_tensor(new_data, input_tensor.dtype, input_tensor.layout, mc)
     device.record_step(lambda x: x.reshape(new_shape), [input_tensor], [out])
     return out
 
@@ -210,8 +205,18 @@ def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_confi
           pad_value=None, sub_core_grids=None):
     """Rows [start, end) (step) of each dim; the output is interleaved in the input's buffer unless told."""
     device = require_device_tensor("slice", input_tensor)
-    steps = slice_step or [1] * len(slice_start)
-    index = tuple(builtins.slice(int(a), int(b), int(c)) for a, b, c in zip(slice_start, slice_end, steps))
+    shape = tuple(input_tensor.shape)
+    starts, ends = [int(v) for v in slice_start], [int(v) for v in slice_end]
+    steps = [1] * len(shape) if slice_step is None else [int(v) for v in slice_step]
+    if not len(starts) == len(ends) == len(steps) == len(shape):
+        raise RuntimeError(f"TT_FATAL: slice: starts {starts}, ends {ends} and steps {steps} must each have one "
+                           f"entry per dim of {list(shape)}")
+    for d, (lo, hi, st, n) in enumerate(zip(starts, ends, steps, shape)):
+        if not (0 <= lo < n and lo < hi <= n and st >= 1):
+            raise RuntimeError(f"TT_FATAL: slice: dim {d} of size {n}: start {lo}, end {hi}, step {st} out of range")
+    if input_tensor.dtype == tt.bfloat8_b and any(st != 1 for st in steps):
+        raise RuntimeError("TT_FATAL: slice: strided slicing is not supported for bfloat8_b tensors")
+    index = tuple(builtins.slice(lo, hi, st) for lo, hi, st in zip(starts, ends, steps))
     mc = memory_config or input_tensor.memory_config()
     if mc.is_sharded() and memory_config is None:
         mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from passes import cb_model
-from runtime.emulator.allocator import align
 from runtime.emulator.device import require_device_tensor
-from runtime.emulator.sharding import parallel_of
 from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
@@ -48,6 +45,10 @@ def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, 
             raise RuntimeError("TT_FATAL: Bilinear upsample requires HEIGHT_SHARDED input tensor")
         if input_tensor.dtype != tt.bfloat16:
             raise RuntimeError("TT_FATAL: Bilinear upsample requires BFLOAT16 input")
+        if shape[-1] % 32:
+            raise RuntimeError(f"TT_FATAL: in_channels % 32 == 0 (bilinear upsample of {shape[-1]} channels)")
+        if memory_config is not None and not memory_config.is_sharded():  # real ttnn: "bad optional access"
+            raise RuntimeError("TT_FATAL: bilinear upsample writes a sharded output: memory_config must be sharded")
         if compute_kernel_config is not None and compute_kernel_config.fp32_dest_acc_en:
             raise RuntimeError("TT_FATAL: fp32_dest_acc_en as true not supported for upsample bilinear")
     elif input_tensor.layout != tt.ROW_MAJOR_LAYOUT:
@@ -59,20 +60,7 @@ def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, 
         return golden(x, scale, mode=mode)
 
     result = compute(input_tensor.data)
-    parallel = parallel_of(mc)
-    n, h, w, c = shape
-    cb = cb_model.upsample_cb_bytes(channels_per_core=c, mode=mode, sharded=parallel is not None,
-                                    layout="TILE" if input_tensor.layout == tt.TILE_LAYOUT else "ROW_MAJOR",
-                                    rows=n * h * w, num_cores=device.target.num_cores)
-    if mode == "bilinear":
-        cb = max(cb, cb_model.halo_cb_bytes(channels_per_core=c, tiled_input=False))
-    with device.program("upsample", cb) as temps:
-        if mode == "bilinear":  # bilinear reads its 2x2 neighbourhoods through halo (config in L1_SMALL)
-            device.temp(temps, "L1_SMALL", align(2 * (mc.shard_spec.shape[0] + 2 * w) + 64, 16))
-            device.temp(temps, "L1", cb_model.pool_halo_bytes(
-                batch=n, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1),
-                rows_per_core=mc.shard_spec.shape[0], channels_per_core=c))
-        out_mc = memory_config or _output_memory_config(mc, int(sh), int(sw))
-        out = device.new_tensor(result, input_tensor.dtype, input_tensor.layout, out_mc)
+    out_mc = memory_config or _output_memory_config(mc, int(sh), int(sw))
+    out = device.new_tensor(result, input_tensor.dtype, input_tensor.layout, out_mc)
     device.record_step(compute, [input_tensor], [out])
     return out

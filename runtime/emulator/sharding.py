@@ -1,8 +1,6 @@
-"""How sliding-window ops (conv2d, pools, upsample) shard their [1, 1, N*H*W, C] activations.
-
-Follows passes/cb_model.py's conventions (the planner and the emulator must agree): HEIGHT splits
-N*H*W over `num_cores` (row-major over the grid), BLOCK splits N*H*W over grid y and channels over
-grid x, WIDTH splits channels over all cores. Shards are whole tiles.
+"""How sliding-window ops (conv2d, pools) shard their [1, 1, N*H*W, C] outputs when no memory_config
+is given: HEIGHT splits N*H*W over `num_cores` (row-major over the grid), BLOCK splits N*H*W over
+grid y and channels over grid x, WIDTH splits channels over all cores. Shards are whole tiles.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The emulated ttnn.Tensor: torch values plus what the device knows about them.
 
 Values are a torch tensor of the logical shape, already rounded to the tensor's dtype (see dtypes.py).
-Layout, padded shape, storage and memory config decide the bytes the tensor takes on the device
-(`buffer_bytes`), which is what the allocator sees.
+The emulator models numerics, not device memory: a device tensor's `Buffer` only says whether it is
+still allocated (real ttnn on a mock device judges L1, see runtime/ttnn_mock.py).
 """
 
 from __future__ import annotations
@@ -12,25 +12,27 @@ from dataclasses import dataclass
 
 import torch
 
-from runtime.emulator import dtypes
-from runtime.emulator.allocator import Buffer, align, bytes_per_bank_interleaved
-
 TILE = 32
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def padded_shape(shape: tuple[int, ...], tile_layout: bool) -> tuple[int, ...]:
     if not tile_layout:
         return tuple(shape)
     s = list(shape) if len(shape) >= 2 else [1] * (2 - len(shape)) + list(shape)
-    s[-1], s[-2] = align(s[-1], TILE), align(s[-2], TILE)
+    s[-1], s[-2] = round_up(s[-1], TILE), round_up(s[-2], TILE)
     return tuple(s)
 
 
-@dataclass(frozen=True)
-class BufferSize:
-    total_bytes: int
-    bytes_per_bank: int
-    num_banks: int
+@dataclass
+class Buffer:
+    """The device allocation behind a tensor, shared by its views (reshapes): deallocating one
+    deallocates all of them."""
+
+    allocated: bool = True
 
 
 class Tensor:
@@ -120,29 +122,3 @@ class Tensor:
             raise RuntimeError("Tensor is not allocated (it was deallocated): cannot use it as an op input")
         return self._data
 
-
-def buffer_size(ttnn, shape: tuple[int, ...], dtype, layout, memory_config, num_dram_banks: int, num_l1_banks: int,
-                l1_alignment: int, dram_alignment: int) -> BufferSize:
-    """Bytes of a device buffer holding a tensor, total and per bank, as tt-metal's Buffer computes them."""
-    tile = layout == ttnn.TILE_LAYOUT
-    name = dtypes.dtype_name(dtype)
-    pshape = padded_shape(shape, tile)
-    width = pshape[-1] if pshape else 1
-    height = math.prod(pshape[:-1]) if len(pshape) > 1 else 1
-    dram = memory_config.buffer_type == ttnn.BufferType.DRAM
-    alignment = dram_alignment if dram else l1_alignment
-    if not memory_config.is_sharded():
-        banks = num_dram_banks if dram else num_l1_banks
-        if tile:
-            page, pages = dtypes.TILE_BYTES[name], height * width // (TILE * TILE)
-        else:
-            page, pages = width * dtypes.ELEMENT_BYTES[name], height
-        return BufferSize(page * pages, bytes_per_bank_interleaved(pages, page, banks, alignment), banks)
-    spec = memory_config.shard_spec
-    sh, sw = spec.shape
-    cores = spec.grid.num_cores()
-    if tile:
-        per_bank = (align(sh, TILE) // TILE) * (align(sw, TILE) // TILE) * dtypes.TILE_BYTES[name]
-    else:
-        per_bank = sh * align(sw * dtypes.ELEMENT_BYTES[name], alignment)
-    return BufferSize(per_bank * cores, per_bank, cores)
