@@ -1,8 +1,8 @@
 """ANALYSIS: per-core L1 bytes that ttnn 0.81.1 allocates for an op's circular buffers (and halo).
 
 Pure functions of geometry and config, keyword-only, plain types (ints, tuples, the string names of
-passes/plan.py). Shared by conv sharding, memory planning and the device emulator, so the planner
-and the emulator agree on what an op costs.
+passes/plan.py), used by conv sharding, memory planning (through l1_sim) and the cost model; real
+ttnn on a mock device checks them (tests/test_l1_model_*.py), not the emulator, which models no memory.
 
 conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
 exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output

@@ -121,7 +121,7 @@ def conv_output_placement(node: Node, s: ConvShape) -> Placement:
 
 def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
     """A conv's input shard as ttnn stages it in L1 (a resharded temporary, a DRAM slice): row-major,
-    so bfloat8_b arrives unpacked to 2-byte elements (the emulator's in_shard_bytes)."""
+    so bfloat8_b arrives unpacked to 2-byte elements."""
     return shard_rows * shard_cols * (4 if dtype == "float32" else 2)
 
 

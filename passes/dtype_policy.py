@@ -156,7 +156,7 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
 def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
     """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
     first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
-    (as l1_sim.output_dtype and the emulator do)."""
+    (as l1_sim.output_dtype does, and ttnn)."""
     n = nodes[name]
     if n.op in ("relu", "concat"):
         return stored_dtype(n.inputs[0], nodes)

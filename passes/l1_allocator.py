@@ -1,10 +1,10 @@
-"""ANALYSIS: the address-level model of tt-metal's bank allocator, shared by the planner and the emulator.
+"""ANALYSIS: the address-level model of tt-metal's bank allocator, for the planner (passes/l1_sim.py).
 
 tt-metal hands out memory in lock-step over all banks of a kind, first fit over address-ordered free
 blocks (its FreeList policy), L1 from the top down and DRAM from the bottom up; an op's circular buffers
 grow from the bottom of L1 and must end below the lowest L1 buffer. So whether a tensor fits depends on
-where the live ones sit, not only on how many bytes are free: the planner simulates the same free list
-the emulator (runtime/emulator/allocator.py) enforces, instead of summing live bytes.
+where the live ones sit, not only on how many bytes are free: the planner simulates the free list
+instead of summing live bytes (real ttnn on a mock device is the check: tests/test_ttnn_mock.py).
 """
 
 from __future__ import annotations

@@ -1,17 +1,16 @@
 """ANALYSIS: the program's L1 at address level, op by op, in the order the generated code allocates.
 
 Memory planning asks "does this op fit?" here instead of summing bytes: L1 is tt-metal's lock-step,
-top-down, first-fit bank allocator (passes/l1_allocator.FreeList, the same model the emulator runs),
+top-down, first-fit bank allocator (passes/l1_allocator.FreeList),
 so a buffer fits only in a free *block* big enough, and an op's circular buffers (growing from the
 bottom of L1) must end below the lowest live L1 buffer. `L1Sim` holds the free lists of L1 and
 L1_SMALL with the address of every live tensor; `op_steps` spells out what one op allocates, in the
-emulator's order (runtime/emulator/ops_*.py): e.g. an L1 conv allocates its reader config in
-L1_SMALL, a resharded-input temporary when its input is not sharded as the conv runs, the halo
-output and its output, then checks its CBs and frees the temporaries; a DRAM-sliced conv allocates
-its output first and then runs its slices' working sets one at a time.
+order real ttnn 0.81.1 runs its programs (read from its graph traces on a mock device): e.g. a conv
+reshards its input into a temporary when it is not sharded as the conv runs, runs the halo, moves the
+halo output, allocates its output and checks its CBs; a DRAM-sliced conv runs slice by slice.
 
-Every size is the bytes the emulator's buffer allocation asks one bank for (`buffer_bytes`).
-A failed allocation or CB clash raises `DoesNotFit` with the message the device would give.
+Every size is the bytes ttnn's allocator asks one bank for (`buffer_bytes`). A failed allocation or
+CB clash raises `DoesNotFit` with the message the device would give.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
 
 
 class DoesNotFit(RuntimeError):
-    """An allocation or a circular-buffer region that the emulated device would reject."""
+    """An allocation or a circular-buffer region that the device would reject."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class TensorState:
 
 
 def buffer_bytes(t: TensorState, target: Target) -> int:
-    """Bytes per bank of the tensor's buffer (0 in DRAM), as the emulator's `buffer_size` computes them."""
+    """Bytes per bank of the tensor's buffer (0 in DRAM), as ttnn's allocator asks for them."""
     p = t.placement
     if p.buffer == "DRAM":
         return 0
@@ -84,7 +83,7 @@ class Program:
 
 @dataclass(frozen=True)
 class Sliced:
-    """DRAM slicing: the first slice count whose working set fits runs (the emulator's fit_slices)."""
+    """DRAM slicing with ttnn's automatic count: the first slice count whose working set fits runs."""
 
     candidates: tuple[Program, ...]
 
@@ -107,7 +106,7 @@ def core_box(grid: tuple[int, int], count: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Parallel:
-    """A sharding as the emulator reads it back from a memory config: layout, core extent, cores."""
+    """A sharding as ttnn reads it back from a memory config: layout, core extent, cores."""
 
     layout: str
     grid: tuple[int, int]

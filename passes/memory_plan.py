@@ -5,7 +5,7 @@ Walks the program in order with the set of live tensors and where each one curre
    inputs and its output placement. E.g. a conv wants its input sharded as conv sharding chose (or
    in DRAM when sliced); bilinear upsample wants a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires
    it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py.
-2. A mode fits when the op, run at address level (passes/l1_sim.py: the emulator's first-fit
+2. A mode fits when the op, run at address level (passes/l1_sim.py: ttnn's first-fit
    top-down L1 with every live tensor at its address, the op's moves, layout conversions,
    temporaries, output and circular buffers in the generated code's order), allocates everything
    and its CBs end below the lowest L1 buffer, with a peak (CBs + L1 + L1_SMALL) within the budget.
@@ -16,7 +16,7 @@ Walks the program in order with the set of live tensors and where each one curre
    and spills, plus the moves the choice forces later (spilled tensors coming back, the output
    moving to where its first reader wants it). Ties go to the earlier mode and to Belady. A conv
    none of whose modes fits falls back to conv sharding's other legal configs (DRAM slicing).
-   `l1_peak_per_core` is the simulated peak: the emulator reports the same number.
+   `l1_peak_per_core` is the simulated peak (the plan report puts real ttnn's beside it).
 3. Inputs not where the op wants them are moved (`reshard_inputs`); a move *replaces* the tensor,
    so later readers see the new placement. Graph outputs are written to DRAM; the model input
    arrives DRAM-interleaved; an `output` node moves its head tensor to DRAM if it is not written

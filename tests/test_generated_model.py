@@ -1,8 +1,8 @@
 """The generated model at 512x1024 against Detectron2 fp32, per head and per component (taps).
 
 Runs on the emulator here; with `-m device` on a machine with a Tenstorrent device, the same checks
-run on the device. Floor: PCC 0.99 for every head and tap. Memory (L1) is judged by real ttnn on a mock
-device (tests/test_ttnn_mock.py), not here.
+run on the device. Floor: PCC 0.99 for every head and tap. Every program is first run through real
+ttnn on a mock device of its target (legality, allocator, circular-buffer clashes): it must accept it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from passes.targets import get_target
 from runtime.images import to_model_input
 from runtime.run import load_module, run_module
 from runtime.ttnn_host import tt_device_present
+from runtime.ttnn_mock import check_module
 from runtime.weights import host_weights
 from templates.render import render_module
 from runtime.scenes import street_scene
@@ -41,6 +42,8 @@ def _check(full_model, tmp_path, variant: str, target: str, backend: str) -> Non
     graph = plan_graph(trace_model(full_model, variant, SIZE), get_target(target))
     path = tmp_path / f"{variant}.py"
     path.write_text(render_module(graph, target))
+    verdict = check_module(path, target)  # real ttnn on a mock device: legality, allocator, CB clashes
+    assert verdict.accepted, verdict.verdict()
     image = to_model_input(street_scene(SIZE[1], SIZE[0], seed=1))
     result = run_module(load_module(path), host_weights(graph), image, backend=backend, taps=True)
     ref = reference_outputs(full_model, variant, image, taps=True)
