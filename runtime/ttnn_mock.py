@@ -162,7 +162,8 @@ class OpUsage:
     cb_per_core: int  # peak static circular-buffer bytes per core (dataflow buffers included)
     l1_per_core: int  # peak L1 buffer bytes per core the call allocated (outputs, halo, temporaries)
     peak_per_core: int  # ttnn's peak_total for the call
-    live_before: int  # L1 + L1_SMALL bytes per bank allocated when the call began
+    live_before: int  # L1 + L1_SMALL bytes per bank allocated when the call began (NORMAL mode only:
+    # NO_DISPATCH records allocations without placing them)
 
     @property
     def total_peak(self) -> int:
@@ -256,7 +257,7 @@ class _Recorder:
 
     def __getattr__(self, name: str):
         attr = getattr(self._ttnn, name)
-        if isinstance(attr, type) or not callable(attr) or name in ("deallocate", "CoreCoord", "CoreRange"):
+        if isinstance(attr, type) or not callable(attr) or name == "deallocate":  # config classes, no device op
             return attr
 
         def call(*args, **kwargs):
