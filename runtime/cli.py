@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
                    help=f"Detectron2 Panoptic-DeepLab config (default: the embedded {DEFAULT_CONFIG.name})")
     p.add_argument("--weights", type=Path, default=None, metavar="PKL",
-                   help="Detectron2 model-zoo checkpoint (.pkl), checked against the config. The generated "
+                   help="Detectron2 checkpoint: a model-zoo .pkl or a .pth its trainer saved (read as data, "
+                        "never executed), checked against the config. The generated "
                         "code does not depend on weight values; --verify runs with them. Default: seeded "
                         "random weights (a warning says so)")
     p.add_argument("--variant", action="append", choices=VARIANTS, default=None,

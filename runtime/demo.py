@@ -146,7 +146,7 @@ config, size and --target, run on a Tenstorrent device when one opens, else on t
 
 IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
 files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes.
-WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
+WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl) or a .pth its trainer saved,
 or pass --random-weights instead of it for seeded random weights.
 """
 
