@@ -11,6 +11,7 @@ nothing here changes a user's config behind their back.
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import torch
@@ -95,11 +96,39 @@ def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_
     if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
         raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}; "
                         "pdl2ttnn compiles only 'PanopticDeepLab' configs")
+    check_model_keys(cfg, path)
     cfg.MODEL.DEVICE = "cpu"
     check_input_size(cfg, input_size)
     # Carried so traced graphs can say which config they came from (see build_model).
     cfg.PDL2TTNN_CONFIG_NAME = path.stem
     return cfg
+
+
+# Channel counts Detectron2 builds layers of without checking them (0 fails only in the forward pass).
+_CHANNEL_KEYS = ("SEM_SEG_HEAD.NUM_CLASSES", "SEM_SEG_HEAD.CONVS_DIM", "SEM_SEG_HEAD.HEAD_CHANNELS",
+                 "SEM_SEG_HEAD.ASPP_CHANNELS", "INS_EMBED_HEAD.CONVS_DIM", "INS_EMBED_HEAD.HEAD_CHANNELS",
+                 "INS_EMBED_HEAD.ASPP_CHANNELS", "RESNETS.STEM_OUT_CHANNELS", "RESNETS.RES2_OUT_CHANNELS")
+_DEPTHS = (50, 101, 152)  # the block counts Detectron2's DeepLab ResNet knows
+
+
+def check_model_keys(cfg: CfgNode, path: Path) -> None:
+    """The MODEL values Detectron2 would reject with a bare assert, a KeyError or a failing forward."""
+    depth = cfg.MODEL.RESNETS.DEPTH
+    if depth not in _DEPTHS:
+        raise UserError(f"config {path} has MODEL.RESNETS.DEPTH {depth}; Detectron2's DeepLab backbone is built "
+                        f"for depth {', '.join(map(str, _DEPTHS))} only: use one of them")
+    for key in _CHANNEL_KEYS:
+        value = cfg.MODEL
+        for part in key.split("."):
+            value = value[part]
+        if not (isinstance(value, int) and value >= 1):
+            raise UserError(f"config {path} has MODEL.{key} {value!r}; it is a channel count: use a positive integer")
+    sem, pdl = (cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
+                cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV)
+    if sem != pdl:  # PanopticDeepLab asserts it: the instance head follows PANOPTIC_DEEPLAB's flag
+        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV {sem} but "
+                        f"MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV {pdl}; Detectron2 needs both the same: "
+                        "set both")
 
 
 def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
@@ -151,7 +180,14 @@ def build_model(cfg: CfgNode) -> nn.Module:
     """Detectron2's model for `cfg`, in eval mode on the CPU (weights: Detectron2's random init)."""
     cfg = cfg.clone()
     cfg.MODEL.DEVICE = "cpu"
-    model = _d2_build_model(cfg)
+    try:
+        model = _d2_build_model(cfg)
+    except (AssertionError, KeyError, ValueError, IndexError, TypeError) as e:
+        # Detectron2 checks configs with bare asserts and dict lookups: name the line that refused it.
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        raise UserError(f"Detectron2 cannot build a model from config {cfg.get('PDL2TTNN_CONFIG_NAME', '')!r}: "
+                        f"{type(e).__name__} {' '.join(str(e).split())} at {Path(frame.filename).name}:{frame.lineno} "
+                        f"({frame.line}); fix that config value") from None
     model.eval()
     # Detectron2's meta-architectures name their input channel order `input_format`; this one does not.
     model.input_format = cfg.INPUT.FORMAT
