@@ -27,39 +27,8 @@ from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
 from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
 
 from converter.errors import UserError  # noqa: E402
-
-VARIANTS = ("panoptic_deeplab", "deeplab_v3_plus")
-# What each variant's traced core returns (deeplab_v3_plus = the semantic branch only).
-VARIANT_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "panoptic_deeplab": ("sem_seg", "center", "offset"),
-    "deeplab_v3_plus": ("sem_seg",),
-}
-# Per-component check points: tap name -> the Detectron2 module whose output it is.
-TAP_MODULES: dict[str, str] = {
-    "backbone.res2": "backbone.res2",
-    "backbone.res3": "backbone.res3",
-    "backbone.res5": "backbone.res5",
-    "sem_seg_head.aspp": "sem_seg_head.decoder.res5.project_conv",
-    "sem_seg_head.logits": "sem_seg_head.predictor",
-    "ins_embed_head.aspp": "ins_embed_head.decoder.res5.project_conv",
-    "ins_embed_head.center": "ins_embed_head.center_predictor",
-    "ins_embed_head.offset": "ins_embed_head.offset_predictor",
-}
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "panoptic_deeplab_R_52_os16_mg124_cityscapes.yaml"
-DEFAULT_INPUT_SIZE = (512, 1024)
-
-
-def taps_for(variant: str) -> dict[str, str]:
-    check_variant(variant)
-    keep = ("backbone.", "sem_seg_head.") if variant == "deeplab_v3_plus" else ("",)
-    return {t: m for t, m in TAP_MODULES.items() if t.startswith(keep)}
-
-
-def check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-
+from converter.choices import (  # noqa: E402,F401  (re-exported: the model's names, by their old home)
+    DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANT_OUTPUTS, VARIANTS, check_variant, parse_size, taps_for)
 
 class _LocalConfig(CfgNode):
     """Detectron2's CfgNode, except that its YAML files (the config and its `_BASE_` chain) must be
@@ -193,14 +162,6 @@ def build_model(cfg: CfgNode) -> nn.Module:
     model.input_format = cfg.INPUT.FORMAT
     model.config_name = cfg.get("PDL2TTNN_CONFIG_NAME", "")
     return model
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x1024' -> (512, 1024); anything else is a user error."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"input size {text!r} is not HxW with positive integers; write it like 512x1024")
-    return int(parts[0]), int(parts[1])
 
 
 def example_input(input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
