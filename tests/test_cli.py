@@ -322,3 +322,19 @@ def test_verify_prints_pcc_per_head_and_exits_by_the_floor(verified) -> None:
 def test_verify_meets_the_pcc_floor(verified) -> None:
     result, scores = verified
     assert result.returncode == 0 and min(scores.values()) >= 0.99, scores
+
+
+def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "panoptic_deeplab.py").write_text("previous module")
+    before = _snapshot(out)
+    # fast precision is below the PCC floor on seeded weights (README, "Accuracy policy")
+    result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", "panoptic_deeplab",
+                         "--weights", checkpoint_path, "--precision", "fast", "--verify", "--quiet", "--out", out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "BELOW FLOOR" in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        f"pdl-convert: panoptic_deeplab failed the real-ttnn check or --verify: nothing written, {out} keeps its "
+        "previous files (without --verify and --ttnn-check the files are written, to inspect them)")
+    assert _snapshot(out) == before
