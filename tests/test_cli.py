@@ -329,11 +329,12 @@ def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path)
     out.mkdir()
     (out / "panoptic_deeplab.py").write_text("previous module")
     before = _snapshot(out)
-    # fast precision is below the PCC floor on seeded weights (README, "Accuracy policy")
+    # fast precision is below the PCC floor on seeded weights (README, "Accuracy policy"); an emulator
+    # that cannot run the module fails it too: either way the verdict is a failure
     result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", "panoptic_deeplab",
                          "--weights", checkpoint_path, "--precision", "fast", "--verify", "--quiet", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "BELOW FLOOR" in result.stdout
+    assert re.search(r"^verify panoptic_deeplab.*(BELOW FLOOR|FAILED)", result.stdout, re.M), result.stdout
     assert result.stderr.splitlines()[-1] == (
         f"pdl-convert: panoptic_deeplab failed the real-ttnn check or --verify: nothing written, {out} keeps its "
         "previous files (without --verify and --ttnn-check the files are written, to inspect them)")
