@@ -91,6 +91,22 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def check_writable_directory(directory: Path, what: str) -> None:
+    """UserError unless `directory` is, or can be made as, a directory this process may write in:
+    checked before a run's expensive work, so a wrong path costs nothing."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{what} {directory} is a file, not a directory; pass a directory")
+    existing = directory
+    while not existing.exists():  # the deepest part that exists decides whether it can be created
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {directory} cannot be created: {existing} is a file; pass another directory")
+    if not os.access(existing, os.W_OK | os.X_OK):  # also EROFS on a read-only mount, for root too
+        made = "" if existing == directory else f" ({existing} is not writable)"
+        raise UserError(f"{what} {directory} is not writable{made}; pass a directory you can write to")
+
+
 def _staged(directory: Path, name: str) -> Path:
     return directory / f".{name}{_STAGED}"
 

@@ -1,13 +1,15 @@
-"""Detectron2 model-zoo checkpoints (`.pkl`): loading them, and writing seeded stand-ins for tests.
+"""Detectron2 checkpoints: loading them, and writing seeded stand-ins (`.pkl`) for tests.
 
 The released weights (model_final_bd324a.pkl) cannot be downloaded here, so tests use checkpoints in
 the same format ({"model": {state-dict name: numpy array}, "__author__": ...}, a plain pickle) made
 from seeded random weights.
 
 A checkpoint is a file the user passes, so it is data: `pickle.load` would run whatever callable the
-file names. `read_checkpoint` unpickles with an allow-list of the few globals a model-zoo file needs
-to rebuild numpy arrays, and nothing else; Detectron2's DetectionCheckpointer is not used because it
-unpickles the file again without one. Loading then does what that checkpointer does for a model-zoo
+file names. `read_checkpoint` tells the two formats apart by content, not suffix: a model-zoo pickle is
+unpickled with an allow-list of the few globals needed to rebuild numpy arrays, and nothing else; a
+torch file (what Detectron2's trainer saves, `{"model": state dict of tensors, "optimizer": ...}`) goes
+through `torch.load(weights_only=True)`, torch's own allow-list. Detectron2's DetectionCheckpointer is
+not used because it unpickles the file again without one (and nothing here reads MODEL.WEIGHTS). Loading then does what that checkpointer does for a model-zoo
 file (arrays to tensors, non-strict `load_state_dict`), after `check_state` has checked every key and
 shape (the checkpointer would only warn).
 """
@@ -15,6 +17,7 @@ shape (the checkpointer would only warn).
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +43,12 @@ _CALIBRATION_SIZE = (512, 1024)
 # every activation gives center-head PCC 0.979 / 0.990 / 0.996 with gain 0.3 / 0.2 / 0.1: we take 0.1,
 # a network about as well-conditioned as a trained one, so PCC tests measure the compiler, not chaos.
 _RESIDUAL_BRANCH_GAIN = 0.1
-_FIX = "use a Detectron2 model-zoo .pkl such as model_final_bd324a.pkl"
+_FIX = "use a Detectron2 model-zoo .pkl such as model_final_bd324a.pkl, or a .pth its trainer saved"
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+# What a legacy (pre-1.6) torch.save file unpickles to first; torch.load reads the rest.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# What torch's weights-only unpickler names when it refuses a global.
+_TORCH_REFUSED = re.compile(r"GLOBAL (\S+)")
 # Everything a model-zoo pickle may name: numpy's array/scalar rebuilders (numpy 1.x and 2.x module
 # paths), OrderedDict, and `_codecs.encode`, which protocol-2 pickles use for bytes. None of them runs
 # code of the file's choosing.
@@ -122,28 +130,58 @@ def write_random_checkpoint(cfg: CfgNode, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def read_checkpoint(path: Path) -> dict[str, object]:
-    """The checkpoint's {"model": ...} dict, or a UserError saying what is wrong with the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found; {_FIX}")
-    if path.suffix != ".pkl":
-        raise UserError(f"checkpoint {path} is not a .pkl file; {_FIX}")
+def _unpickle_arrays(path: Path) -> object:
     try:
         with path.open("rb") as f:
-            data = _ArrayUnpickler(f, encoding="latin1").load()
+            return _ArrayUnpickler(f, encoding="latin1").load()
     except _UnsafeGlobal as e:
         raise UserError(f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
                         f"not loaded (unpickling it could run code); {_FIX}") from None
     except Exception as e:  # truncated, not a pickle, a malformed array
         raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = _TORCH_REFUSED.search(str(e))
+        if refused:
+            raise UserError(f"checkpoint {path} refers to {refused.group(1)}, which a checkpoint of weights never "
+                            f"does, so it was not loaded (unpickling it could run code); {_FIX}") from None
+        raise UserError(f"checkpoint {path} is not a readable torch file (UnpicklingError); {_FIX}") from None
+    except Exception as e:  # truncated zip, missing records, ...
+        raise UserError(f"checkpoint {path} is not a readable torch file ({type(e).__name__}); {_FIX}") from None
+
+
+def _is_numeric(v: object) -> bool:
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "biuf"
+    return isinstance(v, torch.Tensor) and not (v.is_complex() or v.is_quantized)
+
+
+def read_checkpoint(path: Path) -> dict[str, object]:
+    """The checkpoint's dict, whose "model" maps state-dict names to numeric numpy arrays (model-zoo
+    pickle) or tensors (torch file); or a UserError saying what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found; {_FIX}")
+    with path.open("rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    torch_file = head == _ZIP_MAGIC
+    data = _torch_load(path) if torch_file else _unpickle_arrays(path)
+    if not torch_file and isinstance(data, int) and data == _TORCH_LEGACY_MAGIC:
+        torch_file, data = True, _torch_load(path)
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a dict; {_FIX}")
-    if not isinstance(data.get("model"), dict) or "__author__" not in data:
-        raise UserError(f"checkpoint {path} lacks the model-zoo keys 'model' (a dict) and '__author__'; {_FIX}")
+    # Model-zoo pickles carry "__author__"; the trainer's torch files carry "iteration" etc. instead.
+    if not isinstance(data.get("model"), dict) or not (torch_file or "__author__" in data):
+        keys = "'model' (a dict)" if torch_file else "'model' (a dict) and '__author__'"
+        raise UserError(f"checkpoint {path} lacks the key(s) {keys}; {_FIX}")
     for k, v in data["model"].items():
-        if not (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
-            what = f"an array of dtype {v.dtype}" if isinstance(v, np.ndarray) else f"a {type(v).__name__}"
+        if not _is_numeric(v):
+            what = (f"an array of dtype {v.dtype}" if isinstance(v, (np.ndarray, torch.Tensor))
+                    else f"a {type(v).__name__}")
             raise UserError(f"checkpoint {path}: entry {k!r} is {what}, not a numeric array; {_FIX}")
     return data
 
@@ -163,7 +201,7 @@ def check_state(model: nn.Module, state: dict[str, object], path: Path) -> None:
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load a model-zoo `.pkl` into `model`, as Detectron2's DetectionCheckpointer would (see the top)."""
+    """Load a checkpoint into `model`, as Detectron2's DetectionCheckpointer would (see the top)."""
     path = Path(path)
     state = read_checkpoint(path)["model"]
     check_state(model, state, path)

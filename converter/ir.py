@@ -16,9 +16,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
+if TYPE_CHECKING:  # torch only for annotations: importing the IR stays cheap (the CLI's parser needs it)
+    import torch
 
-if TYPE_CHECKING:
     from passes.plan import OpPlan
 
 # Every op the IR knows, with the attributes each one requires. The front end rejects anything

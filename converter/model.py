@@ -11,6 +11,7 @@ nothing here changes a user's config behind their back.
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import torch
@@ -26,39 +27,8 @@ from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
 from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
 
 from converter.errors import UserError  # noqa: E402
-
-VARIANTS = ("panoptic_deeplab", "deeplab_v3_plus")
-# What each variant's traced core returns (deeplab_v3_plus = the semantic branch only).
-VARIANT_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "panoptic_deeplab": ("sem_seg", "center", "offset"),
-    "deeplab_v3_plus": ("sem_seg",),
-}
-# Per-component check points: tap name -> the Detectron2 module whose output it is.
-TAP_MODULES: dict[str, str] = {
-    "backbone.res2": "backbone.res2",
-    "backbone.res3": "backbone.res3",
-    "backbone.res5": "backbone.res5",
-    "sem_seg_head.aspp": "sem_seg_head.decoder.res5.project_conv",
-    "sem_seg_head.logits": "sem_seg_head.predictor",
-    "ins_embed_head.aspp": "ins_embed_head.decoder.res5.project_conv",
-    "ins_embed_head.center": "ins_embed_head.center_predictor",
-    "ins_embed_head.offset": "ins_embed_head.offset_predictor",
-}
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "panoptic_deeplab_R_52_os16_mg124_cityscapes.yaml"
-DEFAULT_INPUT_SIZE = (512, 1024)
-
-
-def taps_for(variant: str) -> dict[str, str]:
-    check_variant(variant)
-    keep = ("backbone.", "sem_seg_head.") if variant == "deeplab_v3_plus" else ("",)
-    return {t: m for t, m in TAP_MODULES.items() if t.startswith(keep)}
-
-
-def check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-
+from converter.choices import (  # noqa: E402,F401  (re-exported: the model's names, by their old home)
+    DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANT_OUTPUTS, VARIANTS, check_variant, parse_size, taps_for)
 
 class _LocalConfig(CfgNode):
     """Detectron2's CfgNode, except that its YAML files (the config and its `_BASE_` chain) must be
@@ -95,11 +65,39 @@ def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_
     if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
         raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}; "
                         "pdl2ttnn compiles only 'PanopticDeepLab' configs")
+    check_model_keys(cfg, path)
     cfg.MODEL.DEVICE = "cpu"
     check_input_size(cfg, input_size)
     # Carried so traced graphs can say which config they came from (see build_model).
     cfg.PDL2TTNN_CONFIG_NAME = path.stem
     return cfg
+
+
+# Channel counts Detectron2 builds layers of without checking them (0 fails only in the forward pass).
+_CHANNEL_KEYS = ("SEM_SEG_HEAD.NUM_CLASSES", "SEM_SEG_HEAD.CONVS_DIM", "SEM_SEG_HEAD.HEAD_CHANNELS",
+                 "SEM_SEG_HEAD.ASPP_CHANNELS", "INS_EMBED_HEAD.CONVS_DIM", "INS_EMBED_HEAD.HEAD_CHANNELS",
+                 "INS_EMBED_HEAD.ASPP_CHANNELS", "RESNETS.STEM_OUT_CHANNELS", "RESNETS.RES2_OUT_CHANNELS")
+_DEPTHS = (50, 101, 152)  # the block counts Detectron2's DeepLab ResNet knows
+
+
+def check_model_keys(cfg: CfgNode, path: Path) -> None:
+    """The MODEL values Detectron2 would reject with a bare assert, a KeyError or a failing forward."""
+    depth = cfg.MODEL.RESNETS.DEPTH
+    if depth not in _DEPTHS:
+        raise UserError(f"config {path} has MODEL.RESNETS.DEPTH {depth}; Detectron2's DeepLab backbone is built "
+                        f"for depth {', '.join(map(str, _DEPTHS))} only: use one of them")
+    for key in _CHANNEL_KEYS:
+        value = cfg.MODEL
+        for part in key.split("."):
+            value = value[part]
+        if not (isinstance(value, int) and value >= 1):
+            raise UserError(f"config {path} has MODEL.{key} {value!r}; it is a channel count: use a positive integer")
+    sem, pdl = (cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
+                cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV)
+    if sem != pdl:  # PanopticDeepLab asserts it: the instance head follows PANOPTIC_DEEPLAB's flag
+        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV {sem} but "
+                        f"MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV {pdl}; Detectron2 needs both the same: "
+                        "set both")
 
 
 def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
@@ -151,20 +149,19 @@ def build_model(cfg: CfgNode) -> nn.Module:
     """Detectron2's model for `cfg`, in eval mode on the CPU (weights: Detectron2's random init)."""
     cfg = cfg.clone()
     cfg.MODEL.DEVICE = "cpu"
-    model = _d2_build_model(cfg)
+    try:
+        model = _d2_build_model(cfg)
+    except (AssertionError, KeyError, ValueError, IndexError, TypeError) as e:
+        # Detectron2 checks configs with bare asserts and dict lookups: name the line that refused it.
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        raise UserError(f"Detectron2 cannot build a model from config {cfg.get('PDL2TTNN_CONFIG_NAME', '')!r}: "
+                        f"{type(e).__name__} {' '.join(str(e).split())} at {Path(frame.filename).name}:{frame.lineno} "
+                        f"({frame.line}); fix that config value") from None
     model.eval()
     # Detectron2's meta-architectures name their input channel order `input_format`; this one does not.
     model.input_format = cfg.INPUT.FORMAT
     model.config_name = cfg.get("PDL2TTNN_CONFIG_NAME", "")
     return model
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x1024' -> (512, 1024); anything else is a user error."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"input size {text!r} is not HxW with positive integers; write it like 512x1024")
-    return int(parts[0]), int(parts[1])
 
 
 def example_input(input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:

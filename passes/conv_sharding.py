@@ -196,6 +196,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
     if pin and pin.slice_type:
         slicings = [(pin.slice_type, pin.num_slices)]
     found, miss = [], ""
+    least: tuple[int, str] | None = None  # the smallest working set that did not fit, for the error
     fitted: set[tuple[str, str]] = set()  # (slice type, layout) pairs that already fit
     for slice_type, num_slices in slicings:
         for layout in layouts:
@@ -228,9 +229,14 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                     fitted.add((slice_type, layout))
                     break
                 smallest = total
+                if least is None or total < least[0]:
+                    least = (total, f"{slice_type}{f' x{num_slices}' if num_slices else ''} {layout}"
+                                    f" with act_block_h {abh or 'max'}")
             else:
                 if not miss and slice_type == "L1_FULL":
                     miss = f"L1_FULL {layout} needs {smallest} B > budget {budget} B"
+    if not found and least:  # no rung will quote `miss`: say what came closest
+        miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
     return found, miss
 
 
@@ -264,8 +270,12 @@ def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrive
     s = ConvShape.of(node, source.shape)
     configs, miss = legal_configs(node, s, source_dtype, target, budget, pin, reader_ops)
     if not configs:
-        pinned = f" with the pinned {pin}" if pin else ""
-        raise UserError(f"conv {node.name!r} ({node.source}) cannot fit L1{pinned}: remove or relax its override")
+        where = f"conv {node.name!r} ({node.source}) cannot fit L1 on {target.name}"
+        if pin:
+            pins = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(pin).items() if v is not None)
+            raise UserError(f"{where} with its override ({pins}): {miss}; relax or remove the override")
+        raise UserError(f"{where} in any sharding or DRAM slicing: {miss}; use a smaller input size, a target "
+                        "with more L1 or fewer channels in the config")
     ranked = rank_configs(node, configs, source, source_dtype, arrives, target, pin.memory if pin else None)
     (best_us, best), rest = ranked[0], ranked[1:]
     rung = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"

@@ -67,7 +67,7 @@ class Trial:
 
 
 class PlanError(RuntimeError):
-    """The planner found no placement that fits (a compiler bug: the ladder should prevent it)."""
+    """The planner met an op it does not know (a compiler bug)."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,10 @@ class _Planner:
                     n = alt
                     break
         if best is None:
-            raise PlanError(f"no placement of {n.name} ({n.op}) fits {self.budget} B per core at address level")
+            # The model is too large for this device at this size: the user's choice, not a bug.
+            raise UserError(f"no placement of {n.name} ({n.op}, {n.source}) fits the {self.budget} B of L1 per core "
+                            f"of {self.t.name} at address level, with every conv config and spill tried; use a "
+                            "smaller input size or a target with more L1")
         (us, _), mode, trial, order, count = best
         why = "farthest next use first" if order == "belady" else "largest first, cheaper than Belady here"
         notes += [f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"

@@ -2,9 +2,9 @@
 
 For each variant it writes <out>/<variant>.py (the TTNN module), <out>/<variant>.plan.md (the plan
 report) and the report's plots <out>/<variant>.{l1,dram,stages}.png. Every file of a run is rendered
-before any is replaced, and they are replaced as one set (converter/atomic.py): a failing run leaves
-the previous output as it was; a killed one leaves either that or a committed new set, which the next
-run completes.
+before any is replaced, and they are replaced as one set (converter/atomic.py): a failing run (a user
+error, or a module that real ttnn or --verify rejects) leaves the previous output as it was; a killed
+one leaves either that or a committed new set, which the next run completes.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+# Only modules without torch, Detectron2 or matplotlib here: --help and a bad option answer at once.
+from converter.choices import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, parse_size, taps_for
 from converter.errors import UserError
 from converter.ir import Graph
-from converter.model import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, parse_size, taps_for
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
 from passes.targets import DEFAULT_TARGET, TARGETS
-from runtime.report import PlanReport
-from runtime.ttnn_mock import CheckResult
+
+if TYPE_CHECKING:
+    from runtime.report import PlanReport
+    from runtime.ttnn_mock import CheckResult
 
 DEFAULT_OUT = Path("generated")
 PCC_FLOOR = 0.99
@@ -253,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
                    help=f"Detectron2 Panoptic-DeepLab config (default: the embedded {DEFAULT_CONFIG.name})")
     p.add_argument("--weights", type=Path, default=None, metavar="PKL",
-                   help="Detectron2 model-zoo checkpoint (.pkl), checked against the config. The generated "
+                   help="Detectron2 checkpoint: a model-zoo .pkl or a .pth its trainer saved (read as data, "
+                        "never executed), checked against the config. The generated "
                         "code does not depend on weight values; --verify runs with them. Default: seeded "
                         "random weights (a warning says so)")
     p.add_argument("--variant", action="append", choices=VARIANTS, default=None,
@@ -278,11 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help=f"also run each generated module (on a device if one opens, else the host emulator) "
                         f"and Detectron2's fp32 forward on one seeded image; print PCC per head; exit 1 below "
-                        f"{PCC_FLOOR}. Slow: about a minute at 512x1024")
+                        f"{PCC_FLOOR}, and then nothing is written. Slow: about a minute at 512x1024")
     p.add_argument("--ttnn-check", action="store_true",
                    help="run each generated module through the real ttnn 0.81.1 on a mock device of the target "
                         "(its validation, allocator and circular-buffer checks; no numerics); the summary and "
-                        "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it. "
+                        "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it, and then nothing is "
+                        "written. "
                         "About 30 s per module at 512x1024; on with --verify. generated/ is written with it")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
@@ -350,8 +355,6 @@ def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
     called only once all of them are rendered."""
     from converter.atomic import replace_files
 
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory; pass a directory")
     try:
         replace_files(out, {name: data for c in converted for name, data in c.outputs().items()})
     except OSError as e:  # no permission, disk full, ...: nothing was replaced
@@ -372,9 +375,25 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
                         "run pdl-convert with the same options" for c in converted for name in stale_files(out, c)]
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The mistakes visible without a model, before the imports and the conversion that take minutes."""
+    from converter.atomic import check_writable_directory
+
+    if args.check:  # reads --out only
+        if args.out.exists() and not args.out.is_dir():
+            raise UserError(f"--out {args.out} is a file, not a directory; pass a directory")
+    else:
+        check_writable_directory(args.out, "--out")
+    for option, path in (("--config", args.config), ("--weights", args.weights), ("--overrides", args.overrides)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{option} {path} {'is not a file' if path.exists() else 'not found'}; "
+                            "pass an existing file")
+
+
 def run(args: argparse.Namespace) -> int:
     from passes.overrides import load_overrides
 
+    check_paths(args)
     progress = Progress(quiet=args.quiet)
     size = args.input_size
     variants = list(dict.fromkeys(args.variant or VARIANTS))
@@ -395,18 +414,22 @@ def run(args: argparse.Namespace) -> int:
                 checks.append(pool.submit(check_text, v, p.module, args.target) if ttnn_check else None)
                 planned.append(p)
             converted = [finish(p, args.target, c.result() if c else None, progress) for p, c in zip(planned, checks)]
+        # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
+        results = [verify(c, model, size, progress) for c in converted] if args.verify else []
+        rejected = [c.variant for c in converted if c.check is not None and not c.check.accepted]
+        rejected += [v.variant for v in results if not v.passed and v.variant not in rejected]
         status = EXIT_OK
         if args.check:
             for line in check_outputs(args.out, converted):
                 print(line, file=sys.stderr)
                 status = EXIT_FAILED
-        else:
+        elif not rejected:
             with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
                                "write"):
                 write_outputs(args.out, converted)
-        results = [verify(c, model, size, progress) for c in converted] if args.verify else []
     if not args.quiet:
-        state = ("up to date" if status == EXIT_OK else "stale") if args.check else "written"
+        state = ("up to date" if status == EXIT_OK else "stale") if args.check else \
+            "not written" if rejected else "written"
         for c in converted:
             print(_summary(c, args.out, state, size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
@@ -421,6 +444,10 @@ def run(args: argparse.Namespace) -> int:
         print(v.line())
         if not v.passed:
             status = EXIT_FAILED
+    if rejected and not args.check:
+        print(f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "
+              "keeps its previous files (without --verify and --ttnn-check the files are written, to inspect them)",
+              file=sys.stderr)
     return status
 
 

@@ -33,7 +33,7 @@ from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
-from converter.atomic import locked, write_text
+from converter.atomic import check_writable_directory, locked, write_text
 from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
@@ -146,7 +146,7 @@ config, size and --target, run on a Tenstorrent device when one opens, else on t
 
 IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
 files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes.
-WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl),
+WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl) or a .pth its trainer saved,
 or pass --random-weights instead of it for seeded random weights.
 """
 
@@ -253,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # Mistakes in paths cost nothing to find: before the model is built and the images are run.
+    check_writable_directory(args.output_dir, "OUTPUT_DIR")
+    if args.weight_cache is not None:
+        check_writable_directory(args.weight_cache, "--weight-cache")
+    if args.weights is not None and not args.weights.is_file():
+        raise UserError(f"WEIGHTS {args.weights} is not a file; pass a Detectron2 checkpoint (.pkl or .pth)")
     cfg = load_config()
     size = args.input_size or DEFAULT_INPUT_SIZE
     if args.input_size:

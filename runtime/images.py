@@ -85,10 +85,23 @@ def load_rgb(path: Path, size: tuple[int, int]) -> Image.Image:
         with _open(path) as img:
             img.draft("RGB", (size[1], size[0]))  # JPEG: decode at the smallest DCT scale >= size
             img.load()
-            rgb = img.convert("RGB")
+            rgb = _to_rgb(img)
     except _DECODE_ERRORS as e:
         raise ValueError(_unreadable(e)) from e
     return resize_to_model(rgb, size)
+
+
+# Modes whose samples span 16 bits (PNG/TIFF 16-bit grayscale; "I" is how PIL widens them).
+_16_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, 8 bits a sample. PIL's convert clips 16-bit samples to 255 (a 16-bit photo came out
+    white); they are scaled instead, exactly inverting the 8 -> 16 bit widening (v * 257)."""
+    if img.mode in _16_BIT_MODES:
+        samples = np.asarray(img, dtype=np.int64)
+        img = Image.fromarray(np.clip((samples + 128) // 257, 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
 
 
 def collect_images(path: Path) -> Collected:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,9 @@ def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple
     path = Path(cache_dir) / f"weights-{key}.pt"
     weights = _deserialize(path)
     warm = weights is not None
+    if not warm and path.exists():
+        print(f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it",
+              file=sys.stderr)
     if not warm:
         weights = host_weights(build())
         write_bytes(path, _serialize(weights))

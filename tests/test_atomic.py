@@ -137,3 +137,34 @@ def test_a_journal_naming_a_path_outside_the_directory_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"names '\.\./victim', not a file of"):
         atomic.replace_files(directory, NEW)
     assert _visible(directory) == {**OLD, **UNRELATED}
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from converter import atomic
+from converter.errors import UserError
+
+tag = sys.argv[2]
+try:
+    for _ in range(20):
+        atomic.replace_files(Path(sys.argv[1]), {name: f"{tag} {name}".encode() * 5000 for name in ("a.py", "b.md", "c.png")})
+except UserError as e:
+    print(e)
+    sys.exit(2)
+"""
+
+
+def test_two_concurrent_writers_leave_one_complete_set(tmp_path):
+    directory = tmp_path / "out"
+    _populate(directory)
+    for _ in range(5):
+        writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(directory), tag], stdout=subprocess.PIPE,
+                                    text=True) for tag in ("first", "second")]
+        codes = [(w.wait(), w.stdout.read()) for w in writers]
+        assert all(code == 0 or (code == 2 and "another process is writing" in text) for code, text in codes), codes
+        assert any(code == 0 for code, _ in codes)
+        seen = _visible(directory)
+        tags = {data.split(b" ")[0] for name, data in seen.items() if name != "keep.txt"}
+        assert len(tags) == 1 and seen["keep.txt"] == UNRELATED["keep.txt"], tags  # one writer's whole set
+        assert not [p.name for p in directory.iterdir() if p.name.startswith(".")] and not atomic.interrupted(directory)

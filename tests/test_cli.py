@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from converter.model import DEFAULT_CONFIG
@@ -165,47 +166,116 @@ def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path)
     assert read_all(out) == previous  # same files, same bytes, no temporaries left
 
 
-@pytest.mark.parametrize("case", ["missing weights", "corrupt pkl", "unknown target", "size not HxW",
-                                  "size zero", "size not a stride multiple", "size not tiling the pool window",
-                                  "overrides not YAML", "overrides unknown field", "missing config",
-                                  "unknown variant", "out is a file", "pkl that would run code",
-                                  "config that would run code"])
-def test_user_mistakes_exit_2_with_one_line(case: str, small_config: Path, tmp_path: Path) -> None:
-    corrupt = tmp_path / "corrupt.pkl"
-    corrupt.write_bytes(b"\x80\x04this is not a pickle")
-    bad_yaml, bad_field = tmp_path / "bad.yaml", tmp_path / "field.yaml"
-    bad_yaml.write_text("layers: [unclosed\n")
-    bad_field.write_text("layers:\n  backbone.stem.conv1:\n    colour: red\n")
-    evil_pkl, evil_yaml = tmp_path / "evil.pkl", tmp_path / "evil.yaml"
-    evil_pkl.write_bytes(pickle.dumps({"model": {}, "__author__": _RunsCode(tmp_path / "pwned")}))
-    evil_yaml.write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
-                         f"['{tmp_path / 'pwned'}']\n")
-    args, expected = {
-        "missing weights": (["--weights", tmp_path / "nope.pkl"], "checkpoint"),
-        "corrupt pkl": (["--weights", corrupt], "not a readable pickle"),
-        "unknown target": (["--target", "grayskull"], "invalid choice: 'grayskull'"),
-        "size not HxW": (["--input-size", "128by256"], "is not HxW"),
-        "size zero": (["--input-size", "0x256"], "is not HxW"),
-        "size not a stride multiple": (["--config", small_config, "--input-size", "120x256"],
-                                       "not a multiple of the encoder stride 16"),
-        "size not tiling the pool window": (["--input-size", SMALL], "ASPP pooling window"),
-        "overrides not YAML": (["--overrides", bad_yaml], "is not valid YAML"),
-        "overrides unknown field": (["--overrides", bad_field], "unknown field(s) colour"),
-        "missing config": (["--config", tmp_path / "nope.yaml"], "config file"),
-        "unknown variant": (["--variant", "mask_rcnn"], "invalid choice: 'mask_rcnn'"),
-        "out is a file": (["--config", small_config, "--input-size", SMALL, "--variant", DL3, "--out", corrupt],
-                          "is a file, not a directory"),
-        "pkl that would run code": (["--weights", evil_pkl], "refers to posix.mkdir"),
-        "config that would run code": (["--config", evil_yaml], "YAML tag that would construct Python objects"),
-    }[case]
-    result = pdl_convert("--out", tmp_path / "out", *args, timeout=300)  # a later --out wins
+def _snapshot(path: Path) -> dict[str, bytes] | bytes | None:
+    """Every file under `path` (hidden ones too) by relative name, or a file's bytes, or None."""
+    if path.is_dir():
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return path.read_bytes() if path.exists() else None
+
+
+def _model_yaml(path: Path, model: str) -> Path:
+    path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\nMODEL:\n  {model}\n")
+    return path
+
+
+def _non_numeric_checkpoint(checkpoint: Path, path: Path) -> Path:
+    """The session checkpoint with one entry of the right shape turned into strings."""
+    data = pickle.loads(checkpoint.read_bytes())
+    name = "backbone.stem.conv1.weight"
+    data["model"][name] = data["model"][name].astype(str)
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
+_AS_ROOT = os.geteuid() == 0
+# case -> (command, its arguments, what the one line says). Paths are filled in by the test; OUT is the
+# previous output directory (five files), which every case must leave exactly as it was.
+BAD_INPUTS = {
+    "missing weights": ("convert", ["--weights", "{tmp}/nope.pkl"], "--weights {tmp}/nope.pkl not found"),
+    "corrupt pkl": ("convert", ["--weights", "{corrupt}"], "not a readable pickle"),
+    "pkl that would run code": ("convert", ["--weights", "{evil_pkl}"], "refers to posix.mkdir"),
+    "pth that would run code": ("convert", ["--weights", "{evil_pth}"], "refers to posix.mkdir"),
+    "right shapes, non-numeric dtype": ("convert", ["--weights", "{strings}"],
+                                        "entry 'backbone.stem.conv1.weight' is an array of dtype <U"),
+    "config that would run code": ("convert", ["--config", "{evil_yaml}"], "YAML tag that would construct Python"),
+    "_BASE_ that would run code": ("convert", ["--config", "{evil_child}"], "YAML tag that would construct Python"),
+    "missing config": ("convert", ["--config", "{tmp}/nope.yaml"], "--config {tmp}/nope.yaml not found"),
+    "DEPTH 18": ("convert", ["--config", "{depth18}"], "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone"),
+    "NUM_CLASSES 0": ("convert", ["--config", "{classes0}"], "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel"),
+    "inconsistent DSConv flags": ("convert", ["--config", "{dsconv}"], "Detectron2 needs both the same"),
+    "unknown target": ("convert", ["--target", "grayskull"], "invalid choice: 'grayskull'"),
+    "unknown variant": ("convert", ["--variant", "mask_rcnn"], "invalid choice: 'mask_rcnn'"),
+    "unknown option": ("convert", ["--colour"], "unrecognized arguments: --colour"),
+    "size not HxW": ("convert", ["--input-size", "128by256"], "is not HxW"),
+    "size zero": ("convert", ["--input-size", "0x256"], "is not HxW"),
+    "size not a stride multiple": ("convert", ["--input-size", "120x256"], "not a multiple of the encoder stride 16"),
+    "size not tiling the pool window": ("convert", ["--config", str(DEFAULT_CONFIG)], "ASPP pooling window"),
+    "overrides not YAML": ("convert", ["--overrides", "{bad_yaml}"], "is not valid YAML"),
+    "overrides unknown field": ("convert", ["--overrides", "{bad_field}"], "unknown field(s) colour"),
+    "out is a file": ("convert", ["--out", "{corrupt}"], "--out {corrupt} is a file, not a directory"),
+    "out under a file": ("convert", ["--out", "{corrupt}/out"], "cannot be created: {corrupt} is a file"),
+    "out read-only": ("convert", ["--out", "{readonly}/out"], "is not writable ({readonly} is not writable)"),
+    "a plan that fits nowhere": ("convert", ["--config", "{big}", "--input-size", "1024x2048", "--weights", "{ckpt}"],
+                                 "cannot fit L1 on blackhole-20 in any sharding or DRAM slicing"),
+    "demo output dir is a file": ("demo", [":scenes", "{corrupt}", "--random-weights"],
+                                  "OUTPUT_DIR {corrupt} is a file, not a directory"),
+    "demo output dir read-only": ("demo", [":scenes", "{readonly}/demo", "--random-weights"],
+                                  "OUTPUT_DIR {readonly}/demo is not writable"),
+    "demo missing weights": ("demo", [":scenes", "{tmp}/nope.pkl", "{out}"], "WEIGHTS {tmp}/nope.pkl is not a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, small_config: Path, tmp_path: Path,
+                                                                 request: pytest.FixtureRequest) -> None:
+    command, args, expected = BAD_INPUTS[case]
+    if "read-only" in case and _AS_ROOT:
+        pytest.skip("root may write to a read-only directory (only a read-only mount would stop it)")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in FILES:
+        (out / name).write_bytes(f"previous {name}".encode())
+    paths = {"tmp": tmp_path, "out": out, "corrupt": tmp_path / "corrupt.pkl", "evil_pkl": tmp_path / "evil.pkl",
+             "evil_pth": tmp_path / "evil.pth", "evil_yaml": tmp_path / "evil.yaml",
+             "evil_child": tmp_path / "child.yaml", "bad_yaml": tmp_path / "bad.yaml",
+             "bad_field": tmp_path / "field.yaml", "readonly": tmp_path / "readonly"}
+    paths["corrupt"].write_bytes(b"\x80\x04this is not a pickle")
+    canary = tmp_path / "pwned"
+    paths["evil_pkl"].write_bytes(pickle.dumps({"model": {}, "__author__": _RunsCode(canary)}))
+    torch.save({"model": {}, "optimizer": _RunsCode(canary)}, paths["evil_pth"])
+    paths["evil_yaml"].write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
+                                  f"['{canary}']\n")
+    paths["evil_child"].write_text("_BASE_: evil.yaml\n")
+    paths["bad_yaml"].write_text("layers: [unclosed\n")
+    paths["bad_field"].write_text("layers:\n  backbone.stem.conv1:\n    colour: red\n")
+    paths["readonly"].mkdir(mode=0o555)
+    paths["depth18"] = _model_yaml(tmp_path / "depth18.yaml", "RESNETS:\n    DEPTH: 18")
+    paths["classes0"] = _model_yaml(tmp_path / "classes0.yaml", "SEM_SEG_HEAD:\n    NUM_CLASSES: 0")
+    paths["dsconv"] = _model_yaml(tmp_path / "dsconv.yaml", "SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True")
+    if "{strings}" in args or "{ckpt}" in args:  # the session checkpoint only where needed (~10 s once)
+        paths["ckpt"] = request.getfixturevalue("checkpoint_path")
+        if "{strings}" in args:
+            paths["strings"] = _non_numeric_checkpoint(paths["ckpt"], tmp_path / "strings.pkl")
+    paths["big"] = tmp_path / "crop_1024x2048.yaml"
+    paths["big"].write_text(f"_BASE_: {DEFAULT_CONFIG}\nINPUT:\n  CROP:\n    SIZE: (1024, 2048)\n")
+    fill = lambda text: text.format(**paths)  # noqa: E731
+    if command == "convert":
+        argv = ["-m", "runtime.cli", "--config", small_config, "--input-size", SMALL, "--variant", DL3, "--quiet",
+                "--out", out, *map(fill, args)]  # a later option wins
+        target = Path(fill(args[args.index("--out") + 1])) if "--out" in args else out
+    else:
+        argv = ["-m", "runtime.demo", *map(fill, args)]
+        target = Path(fill([a for a in args if not a.startswith("--")][-1]))  # OUTPUT_DIR
+    before = {p: _snapshot(p) for p in (out, target)}
+    result = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    # Besides the error: progress lines ("... ...") and the random-weights banner ("!! ...").
-    errors = [line for line in result.stderr.splitlines() if not (line.startswith("!!") or line.endswith(" ..."))]
-    assert len(errors) == 1 and errors[0].startswith("pdl-convert: error: "), result.stderr
-    assert expected in errors[0]
-    assert not (tmp_path / "out").exists() and not (tmp_path / "pwned").exists()
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    prog = "pdl-convert" if command == "convert" else "pdl-demo"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), result.stderr
+    assert fill(expected) in lines[0]
+    assert {p: _snapshot(p) for p in before} == before  # --out (and a file passed as it) unchanged
+    assert not canary.exists()
 
 
 class _RunsCode:
@@ -254,3 +324,20 @@ def test_verify_prints_pcc_per_head_and_exits_by_the_floor(verified) -> None:
 def test_verify_meets_the_pcc_floor(verified) -> None:
     result, scores = verified
     assert result.returncode == 0 and min(scores.values()) >= 0.99, scores
+
+
+def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "panoptic_deeplab.py").write_text("previous module")
+    before = _snapshot(out)
+    # fast precision is below the PCC floor on seeded weights (README, "Accuracy policy"); an emulator
+    # that cannot run the module fails it too: either way the verdict is a failure
+    result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", "panoptic_deeplab",
+                         "--weights", checkpoint_path, "--precision", "fast", "--verify", "--quiet", "--out", out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^verify panoptic_deeplab.*(BELOW FLOOR|FAILED)", result.stdout, re.M), result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        f"pdl-convert: panoptic_deeplab failed the real-ttnn check or --verify: nothing written, {out} keeps its "
+        "previous files (without --verify and --ttnn-check the files are written, to inspect them)")
+    assert _snapshot(out) == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,62 @@ def test_protocol_2_ordered_dict_checkpoints_load(small_cfg, checkpoint_path, tm
     model = load_checkpoint(build_model(small_cfg), path)
     assert torch.equal(model.state_dict()["backbone.stem.conv1.weight"],
                        torch.from_numpy(state["backbone.stem.conv1.weight"]))
+
+
+def _trainer_checkpoint(state: dict[str, np.ndarray], path: Path, zipped: bool = True, **extra) -> Path:
+    """What Detectron2's trainer saves: torch.save of {"model": tensors, "iteration": ..., ...}."""
+    torch.save({"model": {k: torch.from_numpy(v) for k, v in state.items()}, "iteration": 89999, **extra}, path,
+               _use_new_zipfile_serialization=zipped)
+    return path
+
+
+@pytest.mark.parametrize("name, zipped", [("model_final.pth", True), ("named_like_a_pickle.pkl", True),
+                                          ("before_torch_1_6.pth", False)])
+def test_torch_checkpoints_load_by_content_whatever_their_suffix(small_cfg, checkpoint_path, tmp_path, name, zipped):
+    state = _file_state(checkpoint_path)
+    path = _trainer_checkpoint(state, tmp_path / name, zipped,
+                               optimizer={"state": {0: {"momentum_buffer": torch.ones(2)}}})
+    model = load_checkpoint(build_model(small_cfg), path)
+    assert torch.equal(model.state_dict()["backbone.stem.conv1.weight"],
+                       torch.from_numpy(state["backbone.stem.conv1.weight"]))
+    # and a model-zoo pickle named .pth is read as the pickle it is
+    renamed = tmp_path / "zoo.pth"
+    renamed.write_bytes(checkpoint_path.read_bytes())
+    load_checkpoint(build_model(small_cfg), renamed)
+
+
+@pytest.mark.parametrize("where", ["top level", "inside model"])
+def test_a_torch_file_that_would_run_code_is_refused_without_running_it(small_cfg, tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = _MakesDirectory(marker)
+    obj = payload if where == "top level" else {"model": {"w": torch.zeros(2)}, "optimizer": payload}
+    path = tmp_path / "evil.pth"
+    torch.save(obj, path)
+    with pytest.raises(UserError, match=r"refers to posix\.mkdir, which a checkpoint of weights never does") as e:
+        load_checkpoint(build_model(small_cfg), path)
+    assert "\n" not in str(e.value)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the unrestricted loader would have run it
+    assert marker.is_dir()
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: (p.write_bytes(b"PK\x03\x04 a truncated zip"), p)[1], "not a readable torch file"),
+    (lambda p: (torch.save([torch.zeros(1)], p), p)[1], "holds a list, not a dict"),
+    (lambda p: (torch.save({"model": {"w": torch.zeros(2, dtype=torch.complex64)}}, p), p)[1],
+     "entry 'w' is an array of dtype torch.complex64, not a numeric array"),
+    (lambda p: (torch.save({"state_dict": {}}, p), p)[1], "lacks the key(s) 'model' (a dict)"),
+])
+def test_unusable_torch_files_are_user_errors(small_cfg, tmp_path, make, expected):
+    path = make(tmp_path / "ckpt.pth")
+    with pytest.raises(UserError, match=re.escape(expected)) as e:
+        load_checkpoint(build_model(small_cfg), path)
+    assert "\n" not in str(e.value) and "ckpt.pth" in str(e.value)
+
+
+def test_right_shapes_with_a_non_numeric_dtype_are_refused(small_cfg, checkpoint_path, tmp_path):
+    state = dict(_file_state(checkpoint_path))
+    state["backbone.stem.conv1.weight"] = state["backbone.stem.conv1.weight"].astype(str)  # same shape
+    path = _write_pickle(tmp_path / "strings.pkl", {"model": state, "__author__": "x"})
+    with pytest.raises(UserError, match=r"entry 'backbone\.stem\.conv1\.weight' is an array of dtype <U"):
+        load_checkpoint(build_model(small_cfg), path)

@@ -83,3 +83,32 @@ def test_bases_must_be_local_files_and_may_be_relative(tmp_path: Path):
     child.write_text("_BASE_: ../base.yaml\nMODEL:\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 7\n")
     cfg = load_config(child)
     assert cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == 7 and cfg.MODEL.RESNETS.DEPTH == load_config().MODEL.RESNETS.DEPTH
+
+
+def test_a_yaml_tag_in_a_base_file_is_refused_without_running_it(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "base.yaml").write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
+                                        f"['{marker}']\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_BASE_: base.yaml\n")
+    with pytest.raises(UserError, match="YAML tag that would construct Python objects") as e:
+        load_config(child)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
+@pytest.mark.parametrize("model_yaml, expected", [
+    ("RESNETS:\n    DEPTH: 18", "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone is built for depth 50, 101, 152"),
+    ("SEM_SEG_HEAD:\n    NUM_CLASSES: 0", "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel count"),
+    ("INS_EMBED_HEAD:\n    HEAD_CHANNELS: -4", "MODEL.INS_EMBED_HEAD.HEAD_CHANNELS -4; it is a channel count"),
+    ("SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True",
+     "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV True but MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV False"),
+    # what the checks above stand for: any value Detectron2's constructors assert on
+    ("RESNETS:\n    RES5_DILATION: 3", "Detectron2 cannot build a model from config 'bad': AssertionError res5_dilation "
+                                       "cannot be 3. at resnet.py"),
+])
+def test_model_values_detectron2_cannot_build_are_user_errors(tmp_path: Path, model_yaml: str, expected: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  {model_yaml}\n")
+    with pytest.raises(UserError) as e:
+        build_model(load_config(path))
+    assert "\n" not in str(e.value) and expected in str(e.value)

@@ -137,3 +137,21 @@ def test_photos_are_decoded_one_at_a_time_and_jpegs_at_a_reduced_scale(tmp_path,
     for i, source in enumerate(images):
         assert source.load((128, 256)).size == (256, 128)
         assert decoded == [(750, 500)] * (i + 1)
+
+
+def test_16_bit_and_deflate_tiff_images_give_the_same_input_as_their_8_bit_png(tmp_path):
+    # A street scene's luminance (gray: PIL writes 16-bit PNG/TIFF as one channel) and its RGB.
+    rgb = street_scene(256, 128, seed=1)
+    gray = np.asarray(rgb.convert("L"))
+    Image.fromarray(gray, "L").save(tmp_path / "gray8.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "gray16.png")  # 8 -> 16 bit: v * 257
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "gray16.tif", compression="tiff_adobe_deflate")
+    rgb.save(tmp_path / "rgb8.png")
+    rgb.save(tmp_path / "rgb8.tif", compression="tiff_adobe_deflate")
+    with Image.open(tmp_path / "gray16.png") as img, Image.open(tmp_path / "rgb8.tif") as tif:
+        assert img.mode == "I;16" and tif.info["compression"] == "tiff_adobe_deflate"  # what is tested
+    size = (64, 128)  # resized too, as the demo does
+    for name, like in (("gray16.png", "gray8.png"), ("gray16.tif", "gray8.png"), ("rgb8.tif", "rgb8.png")):
+        got, want = (np.asarray(load_rgb(tmp_path / n, size)) for n in (name, like))
+        assert np.array_equal(got, want), name
+    assert 20 < np.asarray(load_rgb(tmp_path / "gray16.png", size)).mean() < 235  # not clipped to white

@@ -63,10 +63,22 @@ def test_override_pins_sharding_and_slicing():
     assert (c.shard_layout, c.slice_type, c.num_slices) == ("BLOCK_SHARDED", "DRAM_SLICE_WIDTH", 4)
 
 
-def test_impossible_override_is_a_user_error_naming_the_layer():
+def test_impossible_override_is_a_user_error_naming_the_layer_the_pin_and_its_bytes():
     o = parse_overrides({"layers": {"c": {"slicing": {"type": "L1_FULL"}}}})
-    with pytest.raises(UserError, match="'c'"):
+    with pytest.raises(UserError) as e:
         _plan_one((1, 3, 512, 1024), 64, stride=2, overrides=o)
+    assert str(e.value).startswith(f"conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
+                                   f"num_slices 0): the least it needs is ")
+    assert f"B > budget {BH20.l1_budget()} B (L1_FULL " in str(e.value) and "relax or remove the override" in str(e.value)
+
+
+def test_a_conv_that_fits_nowhere_without_an_override_does_not_blame_one():
+    with pytest.raises(UserError) as e:
+        _plan_one((1, 8192, 2, 2), 8192)  # 8192x8192x3x3 weights: no sharding or slicing holds them
+    message = str(e.value)
+    assert message.startswith("conv 'c' (c) cannot fit L1 on blackhole-20 in any sharding or DRAM slicing: the least "
+                              "it needs is ")
+    assert "override" not in message and "use a smaller input size, a target with more L1" in message
 
 
 def _every_fitting_config_cost(node, input_shape, target):

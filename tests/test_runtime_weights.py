@@ -67,9 +67,10 @@ def test_real_ttnn_host_tensors() -> None:
     assert (scale.dtype, scale.layout) == (ttnn.bfloat16, ttnn.TILE_LAYOUT)
 
 
-def test_a_damaged_or_foreign_cache_entry_is_rebuilt_not_trusted(tmp_path) -> None:
+def test_a_damaged_or_foreign_cache_entry_is_rebuilt_not_trusted(tmp_path, capsys) -> None:
     key = cache_key("ckpt-digest", "module text")
     cold, _ = load_weights(tmp_path, key, tiny_graph)
+    assert capsys.readouterr().err == ""  # a missing entry is no news
     path = tmp_path / f"weights-{key}.pt"
     good = path.read_bytes()
     foreign = tmp_path / "foreign.pt"
@@ -79,6 +80,8 @@ def test_a_damaged_or_foreign_cache_entry_is_rebuilt_not_trusted(tmp_path) -> No
         weights, report = load_weights(tmp_path, key, tiny_graph)
         assert not report.warm and weights.keys() == cold.keys()
         assert path.read_bytes() == good  # replaced by a good entry
+        assert capsys.readouterr().err == (f"weight cache entry {path} does not read back as host weights "
+                                           "(damaged, or not ours): rebuilding it\n")
     assert not (tmp_path / "pwned").exists()
 
 
