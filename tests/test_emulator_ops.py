@@ -210,3 +210,15 @@ def test_unemulated_real_ops_are_refused_but_config_classes_forward():
         ttnn.softmax  # noqa: B018
     assert ttnn.Conv2dConfig().act_block_w_div == 1
     assert ttnn.TILE_LAYOUT.name == "TILE"
+
+
+def test_a_loop_that_drops_its_l1_tensors_never_runs_out(device):
+    """Tensors Python drops cost the emulator nothing (it models no memory: real ttnn on a mock device
+    judges L1): 200 rounds of L1 tensors (1 MiB per core, with the relu's output) never deallocated by hand;
+    they used to hit a false out-of-memory within a few rounds."""
+    rows = 20 * 512  # 512 rows of 512 bf16 channels per core on the 20-core grid: 512 KiB per core
+    for _ in range(200):
+        t = ttnn.from_torch(torch.zeros(1, 1, rows, 512), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                            device=device, memory_config=ttnn.L1_MEMORY_CONFIG)
+        y = ttnn.relu(t)
+        del t, y
