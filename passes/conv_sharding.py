@@ -197,6 +197,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
         slicings = [(pin.slice_type, pin.num_slices)]
     found, miss = [], ""
     least: tuple[int, str] | None = None  # the smallest working set that did not fit, for the error
+    rejected = ""  # why real ttnn would reject the first candidate it rejects
     fitted: set[tuple[str, str]] = set()  # (slice type, layout) pairs that already fit
     for slice_type, num_slices in slicings:
         for layout in layouts:
@@ -216,9 +217,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                     output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type,
                     output_layout=out_layout)
                 if illegal:
-                    if pin and pin.sharding and pin.slice_type and pin.act_block_h is not None:  # all pinned
-                        raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {illegal}; "
-                                        "change or remove the override")
+                    rejected = rejected or illegal
                     continue
                 total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
                                          input_dtype=input_dtype, output_layout=out_layout)
@@ -235,6 +234,9 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
             else:
                 if not miss and slice_type == "L1_FULL":
                     miss = f"L1_FULL {layout} needs {smallest} B > budget {budget} B"
+    if pin and not found and least is None and rejected:  # the pin leaves ttnn nothing it accepts
+        raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {rejected}; "
+                        "change or remove the override")
     if not found and least:  # no rung will quote `miss`: say what came closest
         miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
     return found, miss

@@ -58,13 +58,13 @@ def test_small_programs_pass_real_ttnn(small_graphs, tmp_path: Path, target: str
 
 
 def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> None:
-    """A conv whose output shard cannot hold its rows: ttnn's own validation rejects it, and the
-    check names the layer, the generated line and ttnn's message (no C++ backtrace)."""
+    """A conv whose act_block_h_override is not a multiple of 32: ttnn's own validation rejects it,
+    and the check names the layer, the generated line and ttnn's message (no C++ backtrace)."""
     path = COMMITTED[0]
     text = path.read_text()
-    first = re.search(r'^    "([^"]+)": dict\(\n(.*?)\n    \),$', text, re.M | re.S)
-    bad = re.sub(r"memory_config=.*\n", "memory_config=sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, "
-                 "grid=(1, 1), count=1, shard=(32, 32)),\n", first.group(2), count=1)
+    first = next(m for m in re.finditer(r'^    "([^"]+)": dict\(\n(.*?)\n    \),$', text, re.M | re.S)
+                 if "Conv2dL1FullSliceConfig" in m.group(2))
+    bad = re.sub(r"act_block_h_override=\d+", "act_block_h_override=48", first.group(2), count=1)
     broken = tmp_path / path.name
     broken.write_text(text.replace(first.group(2), bad))
     result = check_module(broken, re.search(r'^TARGET = "([^"]+)"', text, re.M).group(1))
@@ -73,6 +73,7 @@ def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> N
     assert f'"{first.group(1)}"' in result.statement
     assert broken.read_text().splitlines()[result.line - 1].strip().startswith(result.statement.split("(")[0])
     assert result.error.startswith(("TT_FATAL", "TT_THROW")) and "backtrace" not in result.error
+    assert "act_block_h" in result.error
 
 
 def test_condense_keeps_the_message_and_drops_the_backtrace() -> None:
