@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from converter.trace import trace_model
     from passes.pipeline import plan_graph
     from passes.targets import get_target
-    from runtime.cli import pcc
+    from runtime.quality import pcc
     from runtime.images import to_model_input
     from runtime.run import load_module, run_module
     from runtime.scenes import street_scene

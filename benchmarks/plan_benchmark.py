@@ -127,7 +127,7 @@ def emulated_outputs(graph: Graph, image: torch.Tensor) -> dict[str, torch.Tenso
 def emulated_pcc(planned: dict[str, Graph], variant: str, model, image: torch.Tensor) -> dict[str, dict[str, float]]:
     """plan name -> head -> PCC of the plan's generated module on the emulator vs Detectron2 fp32."""
     from converter.reference import reference_outputs
-    from runtime.cli import pcc
+    from runtime.quality import pcc
 
     ref = reference_outputs(model, variant, image)
     out = {}

@@ -26,7 +26,7 @@ from passes.fuse import fuse
 from passes.overrides import LayerOverride, Overrides
 from passes.pipeline import plan_graph
 from passes.targets import get_target
-from runtime.cli import pcc
+from runtime.quality import pcc
 from runtime.images import to_model_input
 from runtime.scenes import street_scene
 

@@ -4,9 +4,10 @@ Mirrors Tenstorrent's hand-written `run_panoptic_deeplab.py <image_or_dir> <weig
 every image is resized to the model input size and run through each runner (`ttnn`: the generated
 TTNN code, `pytorch`: Detectron2 itself); each runner's `{runner}_output/` directory gets
 `{name}_original.jpg` (the resized input) and `{name}_panoptic.jpg` (`{name}_semantic.jpg` for the
-semantic-only DeepLabV3+ variant). Beyond it: both runners' results are compared per image (semantic
-agreement, instance counts), and `summary.json` records the comparison (no timings, so reruns give
-identical files).
+semantic-only DeepLabV3+ variant). Beyond it: both runners' results are compared per image (instance
+counts, and against the `pytorch` runner as reference, runtime/quality.py's metrics: panoptic quality,
+semantic agreement, per-head PCC, gain, bias and error), and `summary.json` records the comparison (no
+timings, so reruns give identical files).
 
 A runner is any `Callable[[Tensor 1x3xHxW RGB 0-255], dict of head outputs]`, so this module does
 not care how a model is run; `main` (the `pdl-demo` console script) builds the real ones.
@@ -37,12 +38,14 @@ from converter.atomic import check_writable_directory, locked, write_text
 from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
+from runtime.quality import compare
 from runtime.visualize import overlay, save_jpeg
 
 Runner = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 SCENES_TOKEN = ":scenes"  # image_or_dir value for the built-in synthetic street scenes
 SCENE_SIZE = (1024, 2048)  # (H, W) of a Cityscapes frame, so the demo resizes them like real photos
 SCENE_SEEDS = (0, 1, 2)
+REFERENCE_RUNNER = "pytorch"  # the other runner's result is judged against it
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ImageReport:
     name: str
     runners: dict[str, RunnerResult]
     semantic_agreement: float | None  # % of pixels where the two runners' class maps agree
+    quality: dict | None = None  # runtime/quality.py's Quality.as_dict() of the other runner vs the reference
 
     def line(self) -> str:
         parts = []
@@ -66,6 +70,8 @@ class ImageReport:
             parts.append(f"{runner} {what} ({r.seconds:.2f} s)")
         if self.semantic_agreement is not None:
             parts.append(f"semantic agreement {self.semantic_agreement:.2f}%")
+        if self.quality is not None and self.quality["pq"] is not None:
+            parts.append(f"PQ {self.quality['pq']:.3f}")
         return f"{self.name}: " + ", ".join(parts)
 
 
@@ -89,23 +95,26 @@ def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[s
             continue
         x = to_model_input(image)
         results: dict[str, RunnerResult] = {}
-        semantics: list[np.ndarray] = []
+        heads: dict[str, Mapping[str, torch.Tensor]] = {}
+        segs: dict[str, Segmentation] = {}
         for runner, run in runners.items():
             start = time.perf_counter()
-            outputs = run(x)
+            outputs = heads[runner] = run(x)
             seconds = time.perf_counter() - start
-            seg = fuse(outputs, fusion)
-            semantics.append(seg.semantic)
+            seg = segs[runner] = fuse(outputs, fusion)
             results[runner] = RunnerResult(
                 instances=None if seg.panoptic is None else len(seg.instances),
                 classes=sorted(int(c) for c in np.unique(seg.semantic)),
                 files=_write_images(output_dir, runner, source.name, image, seg),
                 seconds=seconds,
             )
-        agreement = None
-        if len(semantics) == 2:
-            agreement = float((semantics[0] == semantics[1]).mean() * 100.0)
-        reports.append(ImageReport(source.name, results, agreement))
+        agreement = quality = None
+        if len(runners) == 2 and REFERENCE_RUNNER in runners:
+            (other,) = (r for r in runners if r != REFERENCE_RUNNER)
+            q = compare(heads[other], heads[REFERENCE_RUNNER], fusion,
+                        segmentations=(segs[other], segs[REFERENCE_RUNNER]))
+            agreement, quality = q.semantic_agreement * 100.0, q.as_dict()
+        reports.append(ImageReport(source.name, results, agreement, quality))
     write_text(output_dir / "summary.json", summary_json(reports))
     return reports
 

@@ -313,11 +313,17 @@ def verified(small_config, checkpoint_path, tmp_path_factory) -> tuple[subproces
     return result, {head: float(v) for head, v in re.findall(r"(\w+) PCC (-?[0-9.]+)", lines[0])}
 
 
-def test_verify_prints_pcc_per_head_and_exits_by_the_floor(verified) -> None:
+def test_verify_prints_the_metrics_and_exits_by_the_pcc_floor(verified) -> None:
     result, scores = verified
     assert set(scores) == {"sem_seg", "center", "offset"}, result.stdout
     assert all(-1.0 <= v <= 1.0 for v in scores.values())
-    assert result.returncode == (0 if min(scores.values()) >= 0.99 else 1)
+    lines = result.stdout.splitlines()
+    metrics = lines[lines.index(next(line for line in lines if line.startswith("verify panoptic_deeplab"))) + 1]
+    assert re.match(r"  PQ [0-9.]+ \(SQ [0-9.]+, RQ [0-9.]+\), instances \d+/\d+, semantic agreement", metrics)
+    assert all(f"{h} gain " in metrics for h in scores)
+    below_floor = min(scores.values()) < 0.99
+    assert result.returncode == (1 if below_floor else 0)
+    assert ("BELOW FLOOR" in result.stdout) == below_floor
     assert "running the generated module" in result.stderr and "Detectron2 fp32 reference" in result.stderr
 
 
@@ -341,3 +347,10 @@ def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path)
         f"pdl-convert: panoptic_deeplab failed the real-ttnn check or --verify: nothing written, {out} keeps its "
         "previous files (without --verify and --ttnn-check the files are written, to inspect them)")
     assert _snapshot(out) == before
+
+
+@pytest.mark.xfail(strict=True, reason="issue #15: the default precision breaks the result bounds (PQ ~0.5, "
+                                       "1.3-1.9x the instances, semantic gain 0.83 at 128x256); remove once fixed")
+def test_verify_keeps_the_result_bounds(verified) -> None:
+    result, _ = verified
+    assert "outside a result bound" not in result.stdout, result.stdout

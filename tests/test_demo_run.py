@@ -168,14 +168,45 @@ def test_scenes_token_gives_the_builtin_cityscapes_sized_scenes():
     assert np.array_equal(np.asarray(images[1].load((1024, 2048))), np.asarray(street_scene(2048, 1024, seed=1)))
 
 
-def test_ttnn_runner_runs_the_generated_module_with_cached_weights(tmp_path, cfg, model, checkpoint, params):
-    args = parse_args([":scenes", str(tmp_path / "out"), "--random-weights", "--weight-cache", str(tmp_path / "cache")])
+@pytest.fixture(scope="module")
+def ttnn_demo(tmp_path_factory, model, checkpoint, params):
+    """One demo run of both runners on one scene: (output dir, weight cache dir, report)."""
+    tmp = tmp_path_factory.mktemp("ttnn_demo")
+    args = parse_args([":scenes", str(tmp / "out"), "--random-weights", "--weight-cache", str(tmp / "cache")])
     runners = {"pytorch": pytorch_runner(model, "panoptic_deeplab"),
-               "ttnn": ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp_path)}
-    (report,) = run_demo(_scenes(1), tmp_path / "out", runners, SIZE, fusion=params)
-    assert len(list((tmp_path / "cache").iterdir())) == 1  # the prepared weights were cached
-    assert (tmp_path / "out" / "ttnn_output" / "scene_0_panoptic.jpg").is_file()
+               "ttnn": ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp)}
+    (report,) = run_demo(_scenes(1), tmp / "out", runners, SIZE, fusion=params)
+    return tmp / "out", tmp / "cache", report
+
+
+def test_ttnn_runner_runs_the_generated_module_with_cached_weights(ttnn_demo):
+    out, cache, report = ttnn_demo
+    assert len(list(cache.iterdir())) == 1  # the prepared weights were cached
+    assert (out / "ttnn_output" / "scene_0_panoptic.jpg").is_file()
     assert report.semantic_agreement > 50
+
+
+def test_summary_reports_the_result_metrics_of_ttnn_against_pytorch(ttnn_demo):
+    out, _, report = ttnn_demo
+    (image,) = json.loads((out / "summary.json").read_text())["images"]
+    q = image["quality"]
+    assert (q["instances"], q["reference_instances"]) == (report.runners["ttnn"].instances,
+                                                          report.runners["pytorch"].instances)
+    assert q["instance_ratio"] == round(q["instances"] / q["reference_instances"], 6)
+    assert 0 < q["pq"] <= 1 and 0 < q["sq"] <= 1 and 0 < q["rq"] <= 1
+    assert q["semantic_agreement"] * 100 == pytest.approx(image["semantic_agreement"], abs=1e-4)
+    assert q["confident_agreement"] >= q["semantic_agreement"]
+    assert set(q["heads"]) == {"sem_seg", "center", "offset"}
+    for head in q["heads"].values():
+        assert set(head) == {"pcc", "gain", "bias", "max_abs_error"} and head["max_abs_error"] > 0
+    assert f"PQ {q['pq']:.3f}" in report.line()
+
+
+@pytest.mark.xfail(strict=True, reason="issue #15: the default precision breaks the result bounds (PQ ~0.5, "
+                                       "1.3-1.9x the instances, semantic gain 0.83 at 128x256); remove once fixed")
+def test_ttnn_result_keeps_the_accuracy_bounds(ttnn_demo):
+    _, _, report = ttnn_demo
+    assert report.quality["violations"] == []
 
 
 def test_ttnn_runner_agrees_with_the_reference_at_the_model_size(tmp_path, checkpoint_path):
