@@ -58,8 +58,9 @@ NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", 
 
 def naive_plan(graph: Graph, target) -> Graph:
     """The untuned plan (module docstring): dtype policy, conv sharding and memory planning only,
-    every output pinned to DRAM."""
-    dram = Overrides({n.name: LayerOverride(memory="DRAM") for n in graph if n.op not in cost_model.HOST_OPS})
+    every output pinned to DRAM but bilinear upsamples' (ttnn writes those only to L1 shards)."""
+    dram = Overrides({n.name: LayerOverride(memory="DRAM") for n in graph if n.op not in cost_model.HOST_OPS
+                      and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")})
     g = dtype_policy(graph, NAIVE_RULES)
     g = conv_sharding(g, target, overrides=dram)
     return memory_plan(g, target, overrides=dram)
