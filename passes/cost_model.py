@@ -70,15 +70,12 @@ OVERLAP_LOSS = 0.4
 DEVICE_OP_US = 12.0
 
 CALIBRATION = (
-    "MATMUL_EFFICIENCY=0.22, OVERLAP_LOSS=0.4, DEVICE_OP_US=12: the point of benchmarks/calibrate.py's grid "
+    "MATMUL_EFFICIENCY=0.22, OVERLAP_LOSS=0.4, DEVICE_OP_US=12: a point of benchmarks/calibrate.py's grid "
     "(efficiency 0.18-0.24, 8-14 us per device program, overlap 0.3-0.5; the hand-tuned-style plans of "
-    "benchmarks/handtuned-blackhole-20.yaml re-planned and costed on blackhole-20 at every point) nearest the "
-    "previous 0.2/12/0.4 among those that put both device perf anchors within +-25% (tt-metal "
-    "models/experimental/panoptic_deeplab/tests/test_device_perf_pdl.py @ 043da2c7: PANOPTIC_DEEPLAB 51.75 ms, "
-    "DEEPLAB_V3_PLUS 23.65 ms): modeled/anchor PDL 0.77 (40.0 ms), DLv3+ 1.23 (29.2 ms); the grid's best point "
-    "(0.24/14/0.5) does 0.77/1.22. No point fits both closely: the anchors' PDL/DLv3+ ratio is 2.19, the "
-    "model's about 1.37 (the newest hand-written figures, 31.04/22.15 ms, have ratio 1.40), and the PDL "
-    "anchor belongs to a test case the same file skips as unsupported."
+    "benchmarks/handtuned-blackhole-20.yaml re-planned and costed on blackhole-20 at every point). With the "
+    "L1 model calibrated on real ttnn the hand-tuned plans model at 0.87x / 0.98x Tenstorrent's measured "
+    "51.75 / 34.39 ms (PANOPTIC_DEEPLAB / DEEPLAB_V3_PLUS, both measured on tt-metal 3d736fd9; "
+    "tests/test_cost_model.py keeps both within +-25%). Not yet fitted to the rest of the measured history."
 )
 
 # Ops that are not device programs (host input upload and host readback are outside device time).
