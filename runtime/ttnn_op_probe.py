@@ -35,14 +35,8 @@ _PASSTHROUGH = {"reshape", "deallocate", "from_torch", "to_torch", "to_device", 
 
 
 def cores(grid, count):
-    width = grid[0]
-    rows, rest = divmod(count, width)
-    ranges = []
-    if rows:
-        ranges.append(ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(width - 1, rows - 1)))
-    if rest:
-        ranges.append(ttnn.CoreRange(ttnn.CoreCoord(0, rows), ttnn.CoreCoord(rest - 1, rows)))
-    return ttnn.CoreRangeSet(ranges)
+    """The first `count` cores of `grid`, row by row (what the generated modules' `cores()` builds)."""
+    return ttnn.num_cores_to_corerangeset(count, ttnn.CoreCoord(*grid), True)
 
 
 def memory_config(p: dict | None):
