@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from passes import cb_model
+from passes import cb_model, legality
 from passes.conv_sharding import ConvShape, staged_input_bytes
 from passes.l1_allocator import FreeList
 from passes.layout_plan import physical
@@ -30,7 +30,7 @@ ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
 
 
 class DoesNotFit(RuntimeError):
-    """An allocation or a circular-buffer region that the device would reject."""
+    """An allocation, a circular-buffer region or an op configuration that the device would reject."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,13 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
     if n.op == "upsample" and n.plan.slices is not None:
         return _upsample_band_steps(n, x, in_shapes[0], target)
     if n.op == "upsample":
+        cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
+        if reason := legality.upsample_illegal(mode=n.attrs["mode"], input_cores=cores[0], output_cores=cores[1]):
+            raise DoesNotFit(f"upsample: ttnn rejects it: {reason}")
         return _upsample_steps(n, x, out_allocs, in_shapes[0], target)
     if n.op == "concat":
+        if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
+            raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
         cb = cb_model.concat_cb_bytes(input_channels=[s[1] for s in in_shapes], layout=x.layout,
                                       sharded=x.placement.sharded, dtype=x.dtype)
         return [Program(out_allocs, cb, "concat")]
