@@ -294,7 +294,7 @@ def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, objec
         params[f"{name}.weight"] = ttnn.from_torch(torch.zeros(shape, dtype=torch_dtype), dtype=host)
         params[f"{name}.bias"] = ttnn.from_torch(torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype),
                                                  dtype=host)
-    for name, (shape, dtype) in module.DEVICE_CONSTANTS.items():
+    for name, (shape, dtype) in getattr(module, "DEVICE_CONSTANTS", {}).items():  # absent: no constants
         params[name] = ttnn.from_torch(torch.zeros(shape), dtype=getattr(ttnn, dtype), layout=ttnn.TILE_LAYOUT)
     return params
 
