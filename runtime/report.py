@@ -330,7 +330,9 @@ def render_markdown(report: PlanReport) -> str:
               "L1 columns are bytes per core: live tensors while the op runs, the op's own working set "
               "(circular buffers, halo, move copies), and their sum, the peak the planner checked against "
               "the budget; \"L1 real\" is real ttnn's peak for the op and its moves (live buffers and its "
-              "own allocations, L1 and L1_SMALL), \"-\" where the program was not checked or stopped before.", ""]
+              "own allocations, L1 and L1_SMALL; NORMAL graph capture records no dataflow buffers, so for 1x1 "
+              "convs run as matmuls it leaves those out), \"-\" where the program was not checked or stopped "
+              "before.", ""]
     lines += _table(
         ("#", "name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
          "L1 live", "L1 CBs", "L1 peak", "L1 real", "DRAM bytes", "time (us)"),
