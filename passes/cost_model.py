@@ -103,6 +103,7 @@ class OpCost:
     flops: int  # real FLOPs (no padding)
     dram_bytes: int  # bytes read from and written to DRAM, reshards included
     device_ops: int
+    cores: int = 0  # cores the op itself runs on
 
     @property
     def data_us(self) -> float:
@@ -251,6 +252,7 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
         flops=conv_flops(node, src.shape),
         dram_bytes=int(dram),
         device_ops=device_ops,
+        cores=cores,
     )
 
 
@@ -330,6 +332,7 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
         flops=int(flops),
         dram_bytes=int(dram),
         device_ops=device_ops,
+        cores=cores,
     )
 
 
@@ -349,6 +352,7 @@ def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placemen
         flops=0,
         dram_bytes=int(dram),
         device_ops=1,
+        cores=cores,
     )
 
 
@@ -390,9 +394,10 @@ def _dtype(node: Node) -> str:
     return node.plan.dtype if node.plan is not None else "bfloat16"
 
 
-def _walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost]]:
+def walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost, list[Operand]]]:
     """Cost every device op in program order, tracking where each tensor lives as moves happen
-    (a spill or reshard replaces the tensor for every later reader)."""
+    (a spill or reshard replaces the tensor for every later reader); with each op, its operands
+    as it reads them (after its moves)."""
     where: dict[str, Operand] = {}
     out = []
     for node in graph:
@@ -402,9 +407,10 @@ def _walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost]]:
                 raise ValueError(f"node {node.name!r} has no plan: run the planner before the cost model")
             inputs = [where[i] for i in node.inputs]
             spilled = [where[name] for name, _ in plan.spill_before]
-            out.append((node, op_cost(node, plan, target, inputs, spilled)))
+            cost = op_cost(node, plan, target, inputs, spilled)
             for name, dst in plan.spill_before + plan.reshard_inputs:
                 where[name] = dataclasses.replace(where[name], placement=dst)
+            out.append((node, cost, [where[i] for i in node.inputs]))
         placement = plan.output if plan is not None and plan.output is not None else HOST_INPUT
         where[node.name] = Operand(node.out.shape, _dtype(node), placement)
     return out
@@ -461,7 +467,7 @@ def evaluate(graph: Graph, target: Target) -> PlanCost:
     """Cost every op of a planned graph (every non-host node must carry an OpPlan)."""
     rows = []
     act = l1_act = peak = 0
-    for node, cost in _walk(graph, target):
+    for node, cost, _ in walk(graph, target):
         rows.append(OpRow(node.name, node.op, cost))
         nbytes = tensor_bytes(node.out.shape, node.plan.dtype)
         act += nbytes
@@ -473,7 +479,7 @@ def evaluate(graph: Graph, target: Target) -> PlanCost:
 
 def annotate(graph: Graph, target: Target) -> Graph:
     """The graph with every plan's `est_time_us` and `dram_bytes` filled in by this model."""
-    costs = {node.name: cost for node, cost in _walk(graph, target)}
+    costs = {node.name: cost for node, cost, _ in walk(graph, target)}
     nodes = []
     for node in graph:
         if node.name in costs:

@@ -1,10 +1,13 @@
 """`pdl-convert`: Detectron2 Panoptic-DeepLab -> generated TTNN module(s) with plan reports.
 
 For each variant it writes <out>/<variant>.py (the TTNN module), <out>/<variant>.plan.md (the plan
-report) and the report's plots <out>/<variant>.{l1,dram,stages}.png. Every file of a run is rendered
-before any is replaced, and they are replaced as one set (converter/atomic.py): a failing run (a user
-error, or a module that real ttnn or --verify rejects) leaves the previous output as it was; a killed
-one leaves either that or a committed new set, which the next run completes.
+report), the report's plots <out>/<variant>.{l1,dram,stages}.png and the modeled per-op times as a
+tt-perf-report CSV <out>/<variant>.ops_perf_modeled.csv (runtime/perf_csv.py); with --ttnn-report DIR,
+also ttnn's own report of the module run on a mock device, DIR/<variant>/ (what ttnn-visualizer opens).
+Every file of a run is rendered before any is replaced, and they are replaced as one set
+(converter/atomic.py): a failing run (a user error, or a module that real ttnn or --verify rejects)
+leaves the previous output as it was; a killed one leaves either that or a committed new set, which
+the next run completes.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Converted:
     graph: Graph  # the planned graph (its nodes hold the weights the module reads)
     seconds: dict[str, float]  # wall time per step
     check: CheckResult | None = None  # real ttnn's verdict on the module (runtime/ttnn_mock.py)
+    ttnn_report: dict[str, bytes] | None = None  # ttnn's own report of the checked run, by file name
 
     def outputs(self) -> dict[str, bytes]:
         """Every file of this variant as bytes, by name."""
@@ -131,9 +135,11 @@ def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = D
 
 
 def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
-           progress: Progress | None = None) -> Converted:
-    """The plan report and plots of a planned variant, with real ttnn's verdict when it was checked."""
+           progress: Progress | None = None, ttnn_report: dict[str, bytes] | None = None) -> Converted:
+    """The plan report, plots and modeled per-op CSV of a planned variant, with real ttnn's verdict
+    when it was checked."""
     from passes.targets import get_target
+    from runtime.perf_csv import csv_name, modeled_csv
     from runtime.report import build_report, render_markdown, render_plots
 
     progress = progress or Progress()
@@ -142,9 +148,10 @@ def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
         seconds["ttnn"] = check.seconds
     with progress.step(f"{planned.variant}: plan report and plots", seconds, "report"):
         report = build_report(planned.graph, get_target(target_name), check=check)
-        files = {f"{planned.variant}.py": planned.module, f"{planned.variant}.plan.md": render_markdown(report)}
+        files = {f"{planned.variant}.py": planned.module, f"{planned.variant}.plan.md": render_markdown(report),
+                 csv_name(planned.variant): modeled_csv(planned.graph, get_target(target_name))}
         plots = render_plots(report)
-    return Converted(planned.variant, files, plots, report, planned.graph, seconds, check)
+    return Converted(planned.variant, files, plots, report, planned.graph, seconds, check, ttnn_report)
 
 
 def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
@@ -154,19 +161,25 @@ def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAUL
     With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
     planned = plan_variant(variant, target_name, input_size, model=model, overrides=overrides, progress=progress,
                            precision=precision)
-    check = check_text(variant, planned.module, target_name) if ttnn_check else None
+    check = check_text(variant, planned.module, target_name)[0] if ttnn_check else None
     return finish(planned, target_name, check, progress)
 
 
-def check_text(variant: str, module: str, target) -> CheckResult:
-    """Real ttnn's verdict on a module that exists only as text (written to a temporary file)."""
+def check_text(variant: str, module: str, target, report: bool = False
+               ) -> tuple[CheckResult, dict[str, bytes] | None]:
+    """Real ttnn's verdict on a module that exists only as text (written to a temporary file); with
+    `report`, also ttnn's own report of the run (its files by name, read back into memory)."""
     from converter.atomic import write_text
     from runtime.ttnn_mock import check_module
 
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
         path = Path(tmp) / f"{variant}.py"
         write_text(path, module)
-        return check_module(path, target)
+        directory = Path(tmp) / "ttnn-report" if report else None
+        result = check_module(path, target, report=directory)
+        files = {f.name: f.read_bytes() for f in sorted(directory.iterdir()) if f.is_file()} \
+            if directory is not None and directory.is_dir() else None
+        return result, files
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
@@ -294,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it, and then nothing is "
                         "written. "
                         "About 30 s per module at 512x1024; on with --verify. generated/ is written with it")
+    p.add_argument("--ttnn-report", type=Path, default=None, metavar="DIR",
+                   help="also --ttnn-check, with ttnn's own reporting on (TTNN_CONFIG_OVERRIDES: graph report, "
+                        "detailed buffers): leaves DIR/<variant>/ (db.sqlite, config.json), the report "
+                        "ttnn-visualizer opens (operations, tensors, L1 buffers per core over the program). "
+                        "Written with --out, only when real ttnn accepts every module. About 1.5x the check's time")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
     return p
@@ -367,6 +385,19 @@ def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
                         "its previous files are unchanged") from None
 
 
+def write_ttnn_reports(directory: Path, converted: Sequence[Converted]) -> None:
+    """Each variant's ttnn report into directory/<variant>/, each directory replaced as one set
+    (the visualizer opens one directory per report)."""
+    from converter.atomic import replace_files
+
+    for c in converted:
+        try:
+            replace_files(directory / c.variant, c.ttnn_report or {})
+        except OSError as e:
+            raise UserError(f"cannot write {e.filename or directory}: {e.strerror}; pass a writable --ttnn-report "
+                            "with free space") from None
+
+
 def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
     """One line per problem --check finds in `out` (read under a shared lock: no writer midway)."""
     from contextlib import nullcontext
@@ -387,8 +418,12 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.check:  # reads --out only
         if args.out.exists() and not args.out.is_dir():
             raise UserError(f"--out {args.out} is a file, not a directory; pass a directory")
+        if args.ttnn_report is not None:
+            raise UserError("--check writes nothing, --ttnn-report writes a report; pass one of them")
     else:
         check_writable_directory(args.out, "--out")
+        if args.ttnn_report is not None:
+            check_writable_directory(args.ttnn_report, "--ttnn-report")
     for option, path in (("--config", args.config), ("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
             raise UserError(f"{option} {path} {'is not a file' if path.exists() else 'not found'}; "
@@ -402,7 +437,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet)
     size = args.input_size
     variants = list(dict.fromkeys(args.variant or VARIANTS))
-    ttnn_check = args.ttnn_check or args.verify
+    ttnn_check = args.ttnn_check or args.verify or args.ttnn_report is not None
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
@@ -416,9 +451,13 @@ def run(args: argparse.Namespace) -> int:
                                  precision=args.precision)
                 if ttnn_check:
                     progress.note(f"{v}: real ttnn on a mock {args.target} device (in the background)")
-                checks.append(pool.submit(check_text, v, p.module, args.target) if ttnn_check else None)
+                checks.append(pool.submit(check_text, v, p.module, args.target, args.ttnn_report is not None)
+                              if ttnn_check else None)
                 planned.append(p)
-            converted = [finish(p, args.target, c.result() if c else None, progress) for p, c in zip(planned, checks)]
+            converted = []
+            for p, c in zip(planned, checks):
+                check, report = c.result() if c else (None, None)
+                converted.append(finish(p, args.target, check, progress, report))
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
         results = []
         if args.verify:
@@ -438,6 +477,8 @@ def run(args: argparse.Namespace) -> int:
             with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
                                "write"):
                 write_outputs(args.out, converted)
+                if args.ttnn_report is not None:
+                    write_ttnn_reports(args.ttnn_report, converted)
     if not args.quiet:
         state = ("up to date" if status == EXIT_OK else "stale") if args.check else \
             "not written" if rejected else "written"

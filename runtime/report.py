@@ -27,6 +27,7 @@ from passes.plan import Placement
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
+from runtime.perf_csv import csv_name
 from runtime.ttnn_mock import CheckResult
 
 # Detectron2 submodules whose nodes report to the head they feed (predictor convs belong to their head).
@@ -317,7 +318,9 @@ def render_markdown(report: PlanReport) -> str:
         f"- activation bytes kept in L1: {report.activation_bytes_in_l1} of {report.activation_bytes} "
         f"({100 * report.activation_bytes_in_l1 / max(report.activation_bytes, 1):.1f}%)",
         f"- DRAM traffic: {report.dram_bytes} B; spills to DRAM: {report.spills}",
-        f"- {report.real_ttnn} (ttnn 0.81.1 on a mock device, NORMAL graph capture)", "",
+        f"- {report.real_ttnn} (ttnn 0.81.1 on a mock device, NORMAL graph capture)",
+        f"- modeled time per op in tt-metal's profiler CSV format, for `tt-perf-report --ignore-signposts`: "
+        f"[{csv_name(report.variant)}]({csv_name(report.variant)})", "",
     ]
     for key, name in plot_names(report.variant).items():
         lines += [f"## {_PLOT_TITLES[key]}", "", f"![{_PLOT_TITLES[key]}]({name})", ""]

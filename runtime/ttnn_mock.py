@@ -299,8 +299,11 @@ def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, objec
     return params
 
 
-def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
-    """Child side: open the mock device, build the generated model, run forward once."""
+def _run_check(module_path: Path, target: Target, mode: str, report: Path | None = None) -> CheckResult:
+    """Child side: open the mock device, build the generated model, run forward once. With `report`,
+    the whole run (weights to device and forward) is also captured into ttnn's own report database
+    there (`db.sqlite` + `config.json`, what ttnn-visualizer opens); ttnn's config comes from
+    TTNN_CONFIG_OVERRIDES (`report_overrides`)."""
     import time
 
     import torch
@@ -321,6 +324,9 @@ def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
         result.l1_free_per_bank = int(ttnn.get_memory_view(device, ttnn.BufferType.L1).total_bytes_free_per_bank)
         names = set(module.CONV2D) | set(getattr(module, "OUTPUT_MEMORY", {}))
         run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
+        if report is not None:  # the outermost capture: the recorder's per-op captures nest inside it
+            ttnn.graph.enable_detailed_buffer_tracing()
+            ttnn.graph.begin_graph_capture(run_mode)
         model = model_class(module)(device, _placeholder_params(ttnn, module))
         x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
         recorder = _Recorder(ttnn, device, run_mode, module.__file__, names)
@@ -337,20 +343,45 @@ def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
         finally:
             bind(module, ttnn)
         result.ops = recorder.ops
+        if report is not None:
+            _write_report(ttnn, report)
     finally:
         ttnn.close_device(device)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
 
+def _write_report(ttnn: ModuleType, report: Path) -> None:
+    """End the outermost capture and import it the way ttnn's own pytest report fixture does
+    (ttnn/graph_report.py): graph JSON -> SQLite database, plus the config the visualizer shows."""
+    report.mkdir(parents=True, exist_ok=True)
+    capture = report / "graph_capture.json"
+    ttnn.graph.end_graph_capture_to_file(str(capture))
+    ttnn.graph.disable_detailed_buffer_tracing()
+    ttnn.graph.import_report(capture, report)
+    for sidecar in report.glob("graph_capture*.json"):
+        sidecar.unlink()
+    ttnn.save_config_to_json_file(str(report / "config.json"))
+
+
+def report_overrides(name: str) -> str:
+    """TTNN_CONFIG_OVERRIDES for a reported run: the slow runtime path, which records every op's
+    arguments and tensors (fast runtime mode records no per-op graphs), and detailed buffers (L1 per
+    core). ttnn's pytest fixture would import the capture under root_report_path/report_name; we
+    import it into the report directory ourselves, so report_name only names it in config.json."""
+    return json.dumps({"enable_fast_runtime_mode": False, "enable_logging": True, "enable_graph_report": True,
+                       "enable_detailed_buffer_report": True, "report_name": name})
+
+
 # ---------------------------------------------------------------------------------------------
 # The check (parent side)
 
 
-def run_child(target: Target, argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+def run_child(target: Target, argv: list[str], cwd: Path, timeout: float,
+              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python argv...` in `cwd` with real ttnn set up to open `target` as a mock device."""
     build_runtime_root()
-    env = {**os.environ, **mock_env(target)}
+    env = {**os.environ, **mock_env(target), **(extra_env or {})}
     env.pop("PDL2TTNN_BACKEND", None)
     project = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = project + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -359,14 +390,21 @@ def run_child(target: Target, argv: list[str], cwd: Path, timeout: float) -> sub
 
 
 def check_module(module_path: Path, target: Target | str, mode: str = "normal",
-                 timeout: float = 1800.0) -> CheckResult:
-    """Run the generated module at `module_path` through real ttnn on a mock `target` device."""
+                 timeout: float = 1800.0, report: Path | None = None) -> CheckResult:
+    """Run the generated module at `module_path` through real ttnn on a mock `target` device; with
+    `report`, leave ttnn's own report of the run in that directory (see `_run_check`)."""
     target = get_target(target) if isinstance(target, str) else target
     module_path = Path(module_path).resolve()
     with tempfile.TemporaryDirectory(prefix="pdl2ttnn-ttnn-") as work:
         out = Path(work) / "result.json"
-        proc = run_child(target, ["-m", "runtime.ttnn_mock", "check", str(module_path), "--target", target.name,
-                                  "--mode", mode, "--json", str(out)], cwd=Path(work), timeout=timeout)
+        argv = ["-m", "runtime.ttnn_mock", "check", str(module_path), "--target", target.name, "--mode", mode,
+                "--json", str(out)]
+        extra = None
+        if report is not None:
+            report = Path(report).resolve()
+            argv += ["--report", str(report)]
+            extra = {"TTNN_CONFIG_OVERRIDES": report_overrides(module_path.stem)}
+        proc = run_child(target, argv, cwd=Path(work), timeout=timeout, extra_env=extra)
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
             return CheckResult(str(module_path), target.name, mode, accepted=False,
@@ -386,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--target", default="blackhole-20")
     check.add_argument("--mode", choices=("normal", "no_dispatch"), default="normal")
     check.add_argument("--json", type=Path, help="write the result here (child mode)")
+    check.add_argument("--report", type=Path, help="also leave ttnn's own report (ttnn-visualizer) here")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -393,9 +432,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         target = get_target(args.target)
         if args.json is None:
-            result = check_module(args.module, target, args.mode)
+            result = check_module(args.module, target, args.mode, report=args.report)
         else:
-            result = _run_check(args.module, target, args.mode)
+            result = _run_check(args.module, target, args.mode, args.report)
             args.json.write_text(json.dumps(asdict(result)))
             return 0
     except UserError as exc:
