@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,30 +120,41 @@ def _int(cell: str | None) -> int:
         return 0
 
 
-def layer_times(rows: Iterable[dict[str, str]]) -> list[LayerTime]:
-    """Device rows grouped by the signpost before them (rows before the first signpost, and host
-    ops, are left out: they belong to no layer)."""
+def layer_times(rows: Iterable[dict[str, str]], names: Collection[str] | None = None) -> list[LayerTime]:
+    """Device rows grouped by the signpost before them; a signpost repeating the one before (a layer's
+    several ttnn calls) continues its layer. With `names` (the plan's layers), a signpost naming no
+    layer (a move or reallocation statement) starts rows that join the next named layer, as the plan
+    costs moves with the op they precede. Rows before the first signpost, and host ops, belong to no
+    layer."""
     layers: list[LayerTime] = []
-    current: list[dict[str, str]] | None = None
-    name = ""
+    group: list[dict[str, str]] | None = None  # rows of the open group; None before the first signpost
+    name: str | None = None  # its layer; None while its rows wait for the next named layer
 
     def close() -> None:
-        if current is not None:
-            layers.append(LayerTime(name, tuple(r["OP CODE"] for r in current),
-                                    sum(_int(r.get("DEVICE KERNEL DURATION [ns]")) for r in current),
-                                    sum(_int(r.get("OP TO OP LATENCY [ns]")) for r in current)))
+        if group is not None and name is not None:
+            layers.append(LayerTime(name, tuple(r["OP CODE"] for r in group),
+                                    sum(_int(r.get("DEVICE KERNEL DURATION [ns]")) for r in group),
+                                    sum(_int(r.get("OP TO OP LATENCY [ns]")) for r in group)))
 
     for r in rows:
         if r.get("OP TYPE") == SIGNPOST:
-            close()
-            current, name = [], r["OP CODE"]
-        elif r.get("OP TYPE") == DEVICE and current is not None:
-            current.append(r)
+            label = r["OP CODE"]
+            if names is not None and label not in names:
+                if group is None or name is not None:
+                    close()
+                    group, name = [], None
+            elif label != name:
+                if name is not None:
+                    close()
+                    group = []
+                group, name = group if group is not None else [], label
+        elif r.get("OP TYPE") == DEVICE and group is not None:
+            group.append(r)
     close()
     return layers
 
 
-def read_layer_times(path: Path) -> list[LayerTime]:
-    """A profiler CSV (or ours) read back per layer."""
+def read_layer_times(path: Path, names: Collection[str] | None = None) -> list[LayerTime]:
+    """A profiler CSV (or ours) read back per layer (see `layer_times`)."""
     with open(path, newline="") as f:
-        return layer_times(csv.DictReader(f))
+        return layer_times(csv.DictReader(f), names)

@@ -237,8 +237,9 @@ class _Recorder:
     """A stand-in for the `ttnn` global of a generated module: every call of a ttnn function runs
     inside its own graph capture, so each op's real allocations are known by the line calling it."""
 
-    def __init__(self, ttnn: ModuleType, device, run_mode, module_file: str, names: set[str]):
+    def __init__(self, ttnn: ModuleType, device, run_mode, module_file: str, names: set[str], signpost=None):
         self._ttnn, self._device, self._mode, self._file, self._names = ttnn, device, run_mode, module_file, names
+        self._signpost = signpost  # tracy.signpost on a profiled device run: the layer before each call
         self.statements = _statements(Path(module_file).read_text())
         self.ops: list[OpUsage] = []
         self.where: tuple[int, str] = (0, "")
@@ -264,6 +265,8 @@ class _Recorder:
             line, statement = self.statements.get(self._caller_line(), (0, ""))
             layer = _layer_of(statement, self._names)
             self.where = (line, layer)
+            if self._signpost is not None:
+                self._signpost(layer)
             ttnn = self._ttnn
             live = sum(int(ttnn.get_memory_view(self._device, kind).total_bytes_allocated_per_bank)
                        for kind in (ttnn.BufferType.L1, ttnn.BufferType.L1_SMALL))
@@ -299,11 +302,15 @@ def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, objec
     return params
 
 
-def _run_check(module_path: Path, target: Target, mode: str, report: Path | None = None) -> CheckResult:
+def _run_check(module_path: Path, target: Target, mode: str, report: Path | None = None,
+               signposts: bool = False) -> CheckResult:
     """Child side: open the mock device, build the generated model, run forward once. With `report`,
     the whole run (weights to device and forward) is also captured into ttnn's own report database
     there (`db.sqlite` + `config.json`, what ttnn-visualizer opens); ttnn's config comes from
-    TTNN_CONFIG_OVERRIDES (`report_overrides`)."""
+    TTNN_CONFIG_OVERRIDES (`report_overrides`). With `signposts`, a tracy signpost names the layer
+    before each ttnn call: run under tt-metal's profiler on a device (`python -m tracy -r -p -m
+    runtime.ttnn_mock check ... --json X --signposts`, no mock environment), the per-op CSV then reads
+    back per layer (runtime/perf_csv.py)."""
     import time
 
     import torch
@@ -329,7 +336,12 @@ def _run_check(module_path: Path, target: Target, mode: str, report: Path | None
             ttnn.graph.begin_graph_capture(run_mode)
         model = model_class(module)(device, _placeholder_params(ttnn, module))
         x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
-        recorder = _Recorder(ttnn, device, run_mode, module.__file__, names)
+        signpost = None
+        if signposts:
+            import tracy
+
+            signpost = tracy.signpost
+        recorder = _Recorder(ttnn, device, run_mode, module.__file__, names, signpost)
         bind(module, recorder)  # type: ignore[arg-type]
         try:
             model.forward(x)
@@ -425,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--mode", choices=("normal", "no_dispatch"), default="normal")
     check.add_argument("--json", type=Path, help="write the result here (child mode)")
     check.add_argument("--report", type=Path, help="also leave ttnn's own report (ttnn-visualizer) here")
+    check.add_argument("--signposts", action="store_true",
+                       help="a tracy signpost per ttnn call, naming its layer (child mode, for a profiled run)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -434,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json is None:
             result = check_module(args.module, target, args.mode, report=args.report)
         else:
-            result = _run_check(args.module, target, args.mode, args.report)
+            result = _run_check(args.module, target, args.mode, args.report, args.signposts)
             args.json.write_text(json.dumps(asdict(result)))
             return 0
     except UserError as exc:

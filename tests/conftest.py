@@ -14,7 +14,7 @@ from torch import nn
 
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.ir import Graph
-from converter.model import VARIANTS, build_model, load_config, with_crop_size
+from converter.model import DEFAULT_CONFIG, VARIANTS, build_model, load_config, with_crop_size
 
 SMALL_SIZE = (128, 256)
 
@@ -23,6 +23,14 @@ SMALL_SIZE = (128, 256)
 def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded (seed 0) model-zoo-format .pkl for our Cityscapes R-52 config (~240 MB, ~10 s)."""
     return write_random_checkpoint(load_config(), tmp_path_factory.mktemp("ckpt") / "random_seed0.pkl")
+
+
+@pytest.fixture(scope="session")
+def small_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's config file for 128x256: inherits the embedded one (`_BASE_`), sets INPUT.CROP.SIZE."""
+    path = tmp_path_factory.mktemp("cfg") / "cityscapes_128x256.yaml"
+    path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n")
+    return path
 
 
 @pytest.fixture(scope="session")

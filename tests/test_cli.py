@@ -22,19 +22,13 @@ from converter.model import DEFAULT_CONFIG
 
 SMALL = "128x256"
 DL3 = "deeplab_v3_plus"
-FILES = tuple(f"{DL3}{suffix}" for suffix in (".py", ".plan.md", ".l1.png", ".dram.png", ".stages.png"))
+FILES = tuple(f"{DL3}{suffix}" for suffix in (".py", ".plan.md", ".l1.png", ".dram.png", ".stages.png",
+                                              ".ops_perf_modeled.csv"))
 
 
 def pdl_convert(*args: str | Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def small_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "cityscapes_128x256.yaml"
-    path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n")
-    return path
 
 
 def small_run(config: Path, out: Path, *args: str | Path) -> subprocess.CompletedProcess:
@@ -72,7 +66,7 @@ def test_writes_module_report_and_plots(converted) -> None:
     assert result.returncode == 0, result.stderr
     assert sorted(read_all(out)) == sorted(FILES)
     report = (out / f"{DL3}.plan.md").read_text()
-    for png in FILES[2:]:
+    for png in FILES[2:5]:
         assert f"]({png})" in report  # linked by relative name, no absolute path
         with Image.open(out / png) as image:
             assert image.format == "PNG" and image.width >= 800 and image.height >= 300
@@ -81,7 +75,7 @@ def test_writes_module_report_and_plots(converted) -> None:
     # The summary: variant, target, size, nodes/convs, L1 vs budget, latency, files, stage times.
     assert f"{DL3} on blackhole-20 at {SMALL}" in result.stdout
     for key in ("nodes / convs      98 / 70", "L1 peak per core", "B budget", "activations in L1",
-                "modeled latency", "5 written in", "stage times        trace"):
+                "modeled latency", "6 written in", "stage times        trace"):
         assert key in result.stdout, key
     assert "SEEDED RANDOM WEIGHTS" in result.stderr  # no --weights: loud notice
     assert f"pdl-convert: {DL3}: tracing at {SMALL}" in result.stderr  # progress
@@ -95,7 +89,7 @@ def test_same_inputs_give_identical_bytes_and_check_names_stale_files(converted,
 
     clean = small_run(small_config, again, "--check")
     assert clean.returncode == 0, clean.stderr
-    assert "5 up to date" in clean.stdout
+    assert "6 up to date" in clean.stdout
 
     (again / f"{DL3}.l1.png").write_bytes(b"not the plot")
     (again / f"{DL3}.plan.md").unlink()
