@@ -332,7 +332,8 @@ def _run_check(module_path: Path, target: Target, mode: str, report: Path | None
         names = set(module.CONV2D) | set(getattr(module, "OUTPUT_MEMORY", {}))
         run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
         if report is not None:  # the outermost capture: the recorder's per-op captures nest inside it
-            ttnn.graph.enable_detailed_buffer_tracing()
+            if ttnn.CONFIG.enable_detailed_buffer_report:
+                ttnn.graph.enable_detailed_buffer_tracing()
             ttnn.graph.begin_graph_capture(run_mode)
         model = model_class(module)(device, _placeholder_params(ttnn, module))
         x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
@@ -369,7 +370,8 @@ def _write_report(ttnn: ModuleType, report: Path) -> None:
     report.mkdir(parents=True, exist_ok=True)
     capture = report / "graph_capture.json"
     ttnn.graph.end_graph_capture_to_file(str(capture))
-    ttnn.graph.disable_detailed_buffer_tracing()
+    if ttnn.CONFIG.enable_detailed_buffer_report:
+        ttnn.graph.disable_detailed_buffer_tracing()
     ttnn.graph.import_report(capture, report)
     for sidecar in report.glob("graph_capture*.json"):
         sidecar.unlink()
@@ -419,6 +421,9 @@ def check_module(module_path: Path, target: Target | str, mode: str = "normal",
         proc = run_child(target, argv, cwd=Path(work), timeout=timeout, extra_env=extra)
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            if proc.returncode == -9:  # SIGKILL: the kernel's OOM killer, as a rule
+                tail = "killed, most likely out of memory" + (" (ttnn's detailed report of a 512x1024 module "
+                                                               "needs over 14 GB)" if report is not None else "")
             return CheckResult(str(module_path), target.name, mode, accepted=False,
                                error=f"the real-ttnn check process failed (exit {proc.returncode}): {tail}")
         raw = json.loads(out.read_text())
