@@ -6,11 +6,12 @@ ttnn on a mock device checks them (tests/test_l1_model_*.py), not the emulator, 
 
 conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
 exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
-layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), exact on
-most sampled configs; not yet on a WIDTH-sharded ROW_MAJOR slice's result, BLOCK slices narrower
-than the kernel's reach or of channels that are not whole tiles. Circular buffers that ttnn backs with a tensor's own buffer are not
-counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
-approximations.
+layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), every
+program of every slice exact on the sampled and the committed programs' sliced convs (the
+interleaved untilize of a WIDTH-sharded ROW_MAJOR slice and SliceWrite's CBs measured on
+blackhole-20 only). Circular buffers that ttnn backs with a tensor's own buffer are not counted in
+`cb`; every conv is assumed to have a bias. The other ops' functions are measured the same way
+(tests/test_l1_model_ops.py).
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
@@ -268,8 +269,10 @@ class ConvSlice:
     with CBs `slice_cb`); when that sharding is not the conv's, a reshard into `reshard` (the input
     is then freed and the copy moved); the halo (`halo`, CBs `halo_cb`) frees its input and is
     moved; the conv writes `output` with CBs `cb` and the halo is freed; a ROW_MAJOR conv writes
-    tiles that an untilize copies into `untilize` (the tiles then freed); SliceWrite copies the
-    result to DRAM."""
+    tiles that an untilize copies into `untilize` (the tiles then freed). A WIDTH-sharded ROW_MAJOR
+    result is first copied to an L1-interleaved tensor (`interleaved`, the tiles then freed) that an
+    interleaved untilize (CBs `untilize_cb`) copies into `untilize`, which SliceWrite reads through
+    CBs `write_cb`. SliceWrite copies the result to DRAM."""
 
     input: int
     slice_cb: int
@@ -279,6 +282,9 @@ class ConvSlice:
     output: int
     cb: int
     untilize: int
+    interleaved: int = 0
+    untilize_cb: int = 0
+    write_cb: int = 0
 
 
 def _slice_ranges(extent: int, num_slices: int, rounding: int) -> list[tuple[int, int]]:
@@ -316,8 +322,8 @@ def _divisor_with_padding_and_mult(num: int, start: int, mult: int) -> int:
     return d
 
 
-def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int,
-                 in_channels: int) -> tuple[int, int, tuple[int, int]]:
+def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int, in_channels: int,
+                 channel_align: int) -> tuple[int, int, tuple[int, int]]:
     """(cores along N*H*W, along channels, core box) of the L1 shard a DRAM slice is copied into:
     determine_parallel_config over the whole device grid for the slice's output (channels padded)."""
     ntiles = cdiv(out_nhw, TILE)
@@ -327,7 +333,7 @@ def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int,
         return n, 1, (device_grid[0] if rows else rest, rows + (1 if rest else 0))
     if shard_layout == "BLOCK_SHARDED":
         n = _divisor_with_padding_and_mult(ntiles, device_grid[1], 1)
-        c = divisor_with_padding(cdiv(in_channels, SLICE_CHANNEL_ALIGN), device_grid[0])
+        c = divisor_with_padding(cdiv(in_channels, channel_align), device_grid[0])
         return n, c, (c, n)
     c = divisor_with_padding(cdiv(in_channels, TILE), device_grid[0] * device_grid[1])
     rows, rest = divmod(c, device_grid[0])
@@ -374,20 +380,24 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
         h0, h1, ptop, pbot = _input_range(*oh, out_h, ih, kh, sh, dh, pt, pb)
         w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
         slice_w = ow[1] - ow[0]
-        if tile_out and slice_w % TILE:  # the conv computes whole tiles of output width
+        # measured: a slice that reads the whole input is run as an unsliced conv of it would be:
+        # no padding to whole tiles of output width, channels in whole tiles per core
+        whole = (h0, h1, w0, w1) == (0, ih, 0, iw)
+        if tile_out and slice_w % TILE and not whole:  # the conv computes whole tiles of output width
             prgt += (TILE - slice_w % TILE) * sw
             slice_w = round_up(slice_w, TILE)
         in_rows = batch * (h1 - h0) * (w1 - w0)
-        nhw, c, box = _slice_cores(shard_layout, device_grid, batch * (oh[1] - oh[0]) * slice_w, in_channels)
         width = shard_layout == "WIDTH_SHARDED"
-        align = TILE if width else SLICE_CHANNEL_ALIGN
+        align = TILE if width or whole else SLICE_CHANNEL_ALIGN
+        nhw, c, box = _slice_cores(shard_layout, device_grid, batch * (oh[1] - oh[0]) * slice_w, in_channels, align)
         _, slice_c, input_bytes = _row_major_shard(in_rows, in_channels, nhw, c, TILE, align)
         conv_nhw, conv_c = core_split(shard_layout, grid, num_cores)
         conv_box = grid if shard_layout == "BLOCK_SHARDED" else None
         same = (nhw, c) == (conv_nhw, conv_c) and (conv_box is None or conv_box == box)
         conv_c_width, reshard = slice_c, 0
         if not same:
-            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE, align)
+            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE,
+                                                        TILE if width else SLICE_CHANNEL_ALIGN)
         conv = _conv_l1(batch=batch, input_hw=(h1 - h0, w1 - w0), in_channels=in_channels,
                         out_channels=out_channels, kernel_size=(kh, kw), stride=(sh, sw),
                         padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), groups=groups,
@@ -399,11 +409,30 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
                         channel_align=math.gcd(conv_c_width, TILE))
         in_tiles = max(cdiv((k + 1) * slice_c, TILE) - (k * slice_c) // TILE for k in range(c))
         slice_cb = 4 * in_tiles * (TILE_BYTES[input_dtype] + TILE_BYTES["bfloat16"]) + slice_c * DATUM_BYTES["bfloat16"]
+        # conv2d's bypass_halo: a width-sharded row-major slice without padding is read as it is
+        halo = 0 if width and (ptop, pbot, plft, prgt) == (0, 0, 0, 0) else conv.halo
+        rm = dict(untilize=0 if tile_out else conv.output)
+        if width and not tile_out:
+            rm = _interleaved_untilize(batch * (oh[1] - oh[0]) * (ow[1] - ow[0]), out_channels, output_dtype,
+                                       device_grid[0] * device_grid[1])
         parts.append(ConvSlice(
-            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=conv.halo,
-            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if conv.halo else 0,
-            output=conv.output, cb=conv.cb, untilize=0 if tile_out else conv.output))
+            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=halo,
+            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if halo else 0,
+            output=conv.output, cb=conv.cb, **rm))
     return parts
+
+
+def _interleaved_untilize(rows: int, channels: int, dtype: str, banks: int) -> dict[str, int]:
+    """A WIDTH-sharded ROW_MAJOR slice result (op_slicing.cpp: slice_write reads row-major results
+    only height or block sharded): sharded_to_interleaved into L1 tiles, an interleaved untilize
+    (input and output CBs of one tile row, double-buffered when the rows are not whole tiles or
+    there are more tile rows than half the banks: measured on blackhole-20), then slice_write with
+    8 KiB of CBs (measured for 64 to 512 channels)."""
+    tile_rows, tiles = cdiv(rows, TILE), channel_tiles(channels)
+    depth = 1 if rows % TILE == 0 and 2 * tile_rows <= banks else 2
+    stick = round_up(channels * DATUM_BYTES["bfloat16"], 16)
+    return dict(interleaved=cdiv(tile_rows * tiles, banks) * TILE_BYTES[dtype], untilize=cdiv(rows, banks) * stick,
+                untilize_cb=depth * tiles * (TILE_BYTES[dtype] + BF16_TILE), write_cb=4 * BF16_TILE)
 
 
 def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],

@@ -283,11 +283,17 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
         config = Alloc("L1_SMALL", _config_bytes(cdiv(s.out_rows, len(parts)), par.num_cores))
         steps.append(Program((config, Alloc("L1", p.output, out)), p.cb, f"conv2d[slice of {len(parts)}]"))
         steps.append(Free(halo if p.halo else src))
+        out_buffer = out
+        if p.interleaved:  # a WIDTH-sharded ROW_MAJOR result: to L1-interleaved tiles first
+            steps += [Program((Alloc("L1", p.interleaved, f"{name}.interleaved"),), 0, "conv2d slice to interleaved"),
+                      Free(out)]
+            out_buffer = f"{name}.interleaved"
         if p.untilize:  # a ROW_MAJOR result: the conv's tiles untilized into a copy
-            steps += [Program((Alloc("L1", p.untilize, rm),), 0, "conv2d slice untilize"), Free(out)]
+            steps += [Program((Alloc("L1", p.untilize, rm),), p.untilize_cb, "conv2d slice untilize"),
+                      Free(out_buffer)]
             out_buffer = rm
-        else:
-            out_buffer = out
+        if p.write_cb:
+            steps.append(Program((), p.write_cb, "conv2d slice write"))
         steps.append(Free(out_buffer))
     return steps
 
