@@ -503,7 +503,7 @@ def channel_tiles(channels: int) -> int:
 
 
 def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple[int, int],
-                    stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+                    stride: tuple[int, int], padding: tuple[int, ...], dilation: tuple[int, int],
                     rows_per_core: int, channels_per_core: int) -> int:
     """Per-core L1 of the halo output feeding a pool or a bilinear upsample (exact, measured).
 
@@ -512,9 +512,10 @@ def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple
     window's last, as row-major bfloat16. The per-core size is the largest such span.
     (A conv's halo is modelled by `halo_bytes`, owned by the conv model.)
     """
-    (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = input_hw, kernel_size, stride, padding, dilation
-    oh, ow = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
-    hp, wp = ih + 2 * ph, iw + 2 * pw
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = input_hw, kernel_size, stride, dilation
+    pt, pb, pl, pr = _pad4(padding)
+    oh, ow = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
+    hp, wp = ih + pt + pb, iw + pl + pr
     n = batch * oh * ow
 
     def first_stick(i: int) -> int:
@@ -522,12 +523,39 @@ def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple
         y, x = divmod(r, ow)
         return b * hp * wp + y * sh * wp + x * sw
 
-    # A bilinear upsample's halo (3x3, padding 1) is exact when every input shard holds whole image
-    # rows; with partial rows real ttnn's span differs (-14% to +12% measured), not modelled.
     reach = dh * (kh - 1) * wp + dw * (kw - 1)
     span = max(first_stick(min(n, start + rows_per_core) - 1) + reach - first_stick(start) + 1
                for start in range(0, n, rows_per_core))
     return span * channels_per_core * DATUM_BYTES["bfloat16"]
+
+
+def bilinear_halo_bytes(*, batch: int, input_hw: tuple[int, int], scale: tuple[int, int], num_cores: int,
+                        channels_per_core: int) -> int:
+    """Per-core L1 of the halo output feeding a bilinear upsample (measured exact, whole or partial
+    image rows per shard): the output sticks are split evenly over the input's cores, and each core
+    holds the padded (by 1) input sticks from the top-left neighbour of its first output pixel's
+    source to the bottom-right neighbour of its last one's, as row-major bfloat16."""
+    (h, w), (sh, sw) = input_hw, scale
+    oh, ow = h * sh, w * sw
+    total = batch * oh * ow
+    per = cdiv(total, num_cores)
+    wp = w + 2
+
+    def top_left(o: int) -> int:  # padded index of the top-left source of output pixel o
+        n, r = divmod(o, oh * ow)
+        oy, ox = divmod(r, ow)
+        return n * (h + 2) * wp + ((2 * oy + 1 - sh) // (2 * sh) + 1) * wp + (2 * ox + 1 - sw) // (2 * sw) + 1
+
+    most = 0
+    for start in range(0, total, per):
+        last = min(total, start + per) - 1
+        # the extremes sit at the range's ends or where an output row starts (sources move back left)
+        first_row_end = (start // ow + 1) * ow
+        lo = min(top_left(start), top_left(first_row_end) if first_row_end <= last else top_left(start))
+        last_row_start = last // ow * ow
+        hi = max(top_left(last), top_left(last_row_start - 1) if last_row_start - 1 >= start else top_left(last))
+        most = max(most, hi + wp + 1 - lo + 1)
+    return most * channels_per_core * DATUM_BYTES["bfloat16"]
 
 
 def halo_cb_bytes(*, channels_per_core: int, tiled_input: bool) -> int:
@@ -547,6 +575,56 @@ def pool2d_cb_bytes(*, channels_per_core: int, kernel_size: tuple[int, int], out
     page = round_up(channels * rows, TILE * TILE) * DATUM_BYTES["bfloat16"]
     del output_dtype  # measured: the same for bfloat16 and bfloat8_b outputs
     return 4 * page + channel_tiles(channels_per_core) * BF16_TILE + 2 * BF16_TILE + BF16_TILE
+
+
+@dataclass(frozen=True)
+class PoolSlice:
+    """Per-core L1 bytes of one DRAM slice of a pool, in the order ttnn runs its programs: PaddedSlice
+    copies the slice's input into row-major height shards (`input`, CBs `slice_cb`), the halo
+    (`halo`, CBs `halo_cb`) frees it, Pool2D writes `output` (CBs `cb`) and frees the halo, then
+    SliceWrite copies the output to DRAM."""
+
+    input: int
+    slice_cb: int
+    halo: int
+    halo_cb: int
+    output: int
+    cb: int
+
+
+def pool_slices(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
+                stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], slice_type: str,
+                num_slices: int, num_cores: int, input_dtype: str, output_dtype: str) -> list[PoolSlice]:
+    """Every slice of a DRAM-sliced max/avg pool with a TILE output (op_slicing.cpp, as for convs:
+    each slice an L1 pool of its input rectangle, the image's padding at its edges only), each slice
+    height sharded on as many of the `num_cores` cores as its output's tiles split onto evenly
+    (measured exact for width slices; ttnn may block-shard height slices of many channels, which
+    then need less: a bound)."""
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(dilation)
+    pt, pb, pl, pr = _pad4(padding)
+    out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
+    by_width = slice_type == "DRAM_SLICE_WIDTH"
+    parts = []
+    for o0, o1 in _slice_ranges(out_w if by_width else out_h, num_slices, TILE if by_width else 1):
+        oh, ow = ((0, out_h), (o0, o1)) if by_width else ((o0, o1), (0, out_w))
+        h0, h1, ptop, pbot = _input_range(*oh, out_h, ih, kh, sh, dh, pt, pb)
+        w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
+        out_px = batch * (oh[1] - oh[0]) * (ow[1] - ow[0])
+        cores = _divisor_with_padding_and_mult(cdiv(out_px, TILE), num_cores, 1)  # determine_parallel_config
+        _, _, input_bytes = _row_major_shard(batch * (h1 - h0) * (w1 - w0), channels, cores, 1, TILE,
+                                             SLICE_CHANNEL_ALIGN)
+        rows_out = round_up(out_px, cores * TILE) // cores
+        halo = pool_halo_bytes(batch=batch, input_hw=(h1 - h0, w1 - w0), kernel_size=(kh, kw), stride=(sh, sw),
+                               padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), rows_per_core=rows_out,
+                               channels_per_core=channels)
+        tiles = channel_tiles(channels)
+        parts.append(PoolSlice(
+            input=input_bytes,
+            slice_cb=4 * tiles * (TILE_BYTES[input_dtype] + BF16_TILE) + channels * DATUM_BYTES["bfloat16"],
+            halo=round_up(halo, 16), halo_cb=halo_cb_bytes(channels_per_core=channels, tiled_input=False),
+            output=rows_out // TILE * tiles * TILE_BYTES[output_dtype],
+            cb=pool2d_cb_bytes(channels_per_core=channels, kernel_size=(kh, kw), output_dtype=output_dtype)))
+    return parts
 
 
 def upsample_cb_bytes(*, channels_per_core: int, mode: str, layout: str, sharded: bool, rows: int,
@@ -603,11 +681,21 @@ def layout_cb_bytes(*, channels: int, to: str, sharded: bool, in_dtype: str, out
 
 
 def reduce_cb_bytes(*, in_dtype: str, out_dtype: str) -> int:
-    """global_avg_pool2d's reduction over H*W of a [1, 1, H*W, C] tensor with at least as many
-    channel tiles as cores (one program): two input tiles, a bfloat16 scaler tile, two output
-    tiles. With fewer channel tiles ttnn reduces in two programs of up to 30 KiB of CBs (measured on
-    2048 rows; not modelled)."""
+    """global_avg_pool2d's reduction over H*W of a [1, 1, H*W, C] tensor in one program: two input
+    tiles, a bfloat16 scaler tile, two output tiles."""
     return 2 * TILE_BYTES[in_dtype] + BF16_TILE + 2 * TILE_BYTES[out_dtype]
+
+
+def reduce_programs(*, rows: int, channels: int, num_cores: int, in_dtype: str,
+                    out_dtype: str) -> list[tuple[int, int]]:
+    """global_avg_pool2d's reduction programs as (intermediate L1 bytes per bank it leaves for the
+    next program, CB bytes). Few channel tiles (at most half the cores) over at least 32 row tiles
+    reduce in two programs: partial sums into an intermediate of 128 B per channel tile, then the
+    final reduction (measured bfloat16 constants, blackhole-20: 1 to 8 channel tiles, 64 to 256 row
+    tiles)."""
+    if 2 * channel_tiles(channels) <= num_cores and cdiv(rows, TILE) >= TILE:
+        return [(128 * channel_tiles(channels), 13 * BF16_TILE), (0, 15 * BF16_TILE)]
+    return [(0, reduce_cb_bytes(in_dtype=in_dtype, out_dtype=out_dtype))]
 
 
 def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
