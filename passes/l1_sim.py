@@ -169,7 +169,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
         if reason := legality.upsample_illegal(mode=n.attrs["mode"], input_cores=cores[0], output_cores=cores[1]):
             raise DoesNotFit(f"upsample: ttnn rejects it: {reason}")
-        return _upsample_steps(n, x, out_allocs, in_shapes[0], target)
+        return _upsample_steps(n, x, out_allocs, in_shapes[0], target, out)
     if n.op == "concat":
         if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
             raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
@@ -336,9 +336,11 @@ def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
     return round_up(cdiv(out_rows, cores_nhw), TILE)
 
 
-def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
-    """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample,
-    which frees the halo's output after it ran."""
+def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
+                    out: TensorState | None = None) -> list[Step]:
+    """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample
+    into its own height shards (the output rows split evenly over the input's cores), which a
+    reshard copies to `out`'s shards when they differ (measured); the halo's output is freed last."""
     b, c, h, w = in_shape
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
@@ -350,9 +352,16 @@ def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target) -> 
     halo = cb_model.bilinear_halo_bytes(batch=b, input_hw=(h, w), scale=_pair(n.attrs["scale_factor"]),
                                         num_cores=x.placement.num_cores, channels_per_core=c_core)
     config = Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16))
-    return [Program((config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
-                    cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False), "halo"),
-            Program(out_allocs, cb, "upsample"), Free(f"{n.name}.halo")]
+    steps: list[Step] = [Program((config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
+                                 cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False), "halo")]
+    sh, sw = _pair(n.attrs["scale_factor"])
+    own_rows = cdiv(b * h * w * sh * sw, x.placement.num_cores)
+    p = out.placement if out is not None else None
+    if p is not None and p.sharded and (p.shard_shape[0], p.num_cores) != (own_rows, x.placement.num_cores):
+        own = own_rows * round_up(c * ELEMENT_BYTES["bfloat16"], target.l1_alignment)
+        return steps + [Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
+                        Program(out_allocs, 0, "upsample reshard"), Free(f"{n.name}.own"), Free(f"{n.name}.halo")]
+    return steps + [Program(out_allocs, cb, "upsample"), Free(f"{n.name}.halo")]
 
 
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
