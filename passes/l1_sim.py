@@ -339,8 +339,8 @@ def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
 def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
                     out: TensorState | None = None) -> list[Step]:
     """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample
-    into its own height shards (the output rows split evenly over the input's cores), which a
-    reshard copies to `out`'s shards when they differ (measured); the halo's output is freed last."""
+    into its own height shards (the output rows split evenly over `out`'s cores), which a reshard
+    copies to `out`'s shards when their heights differ (measured); the halo's output is freed last."""
     b, c, h, w = in_shape
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
@@ -355,9 +355,9 @@ def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
     steps: list[Step] = [Program((config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
                                  cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False), "halo")]
     sh, sw = _pair(n.attrs["scale_factor"])
-    own_rows = cdiv(b * h * w * sh * sw, x.placement.num_cores)
     p = out.placement if out is not None else None
-    if p is not None and p.sharded and (p.shard_shape[0], p.num_cores) != (own_rows, x.placement.num_cores):
+    own_rows = cdiv(b * h * w * sh * sw, p.num_cores) if p is not None and p.sharded else 0
+    if own_rows and p.shard_shape[0] != own_rows:
         own = own_rows * round_up(c * ELEMENT_BYTES["bfloat16"], target.l1_alignment)
         return steps + [Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
                         Program(out_allocs, 0, "upsample reshard"), Free(f"{n.name}.own"), Free(f"{n.name}.halo")]
