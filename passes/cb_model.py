@@ -6,11 +6,12 @@ ttnn on a mock device checks them (tests/test_l1_model_*.py), not the emulator, 
 
 conv2d_l1 is calibrated against the real ttnn 0.81.1 on mock devices (tests/test_l1_model_conv.py):
 exact for L1_FULL convs, conv and 1x1-matmul paths, every sharding, dtype, packer_l1_acc and output
-layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), exact on
-most sampled configs; not yet on a WIDTH-sharded ROW_MAJOR slice's result, BLOCK slices narrower
-than the kernel's reach or of channels that are not whole tiles. Circular buffers that ttnn backs with a tensor's own buffer are not
-counted in `cb`; every conv is assumed to have a bias. The other ops' functions are older, hand-made
-approximations.
+layout the planner emits. DRAM-sliced convs are modelled slice by slice (`conv2d_slices`), every
+program of every slice exact on the sampled and the committed programs' sliced convs (the
+interleaved untilize of a WIDTH-sharded ROW_MAJOR slice and SliceWrite's CBs measured on
+blackhole-20 only). Circular buffers that ttnn backs with a tensor's own buffer are not counted in
+`cb`; every conv is assumed to have a bias. The other ops' functions are measured the same way
+(tests/test_l1_model_ops.py).
 
 Conv geometry conventions (as in plan.py): HEIGHT_SHARDED splits N*H*W over `num_cores`;
 BLOCK_SHARDED (ROW_MAJOR orientation) splits N*H*W over grid y and channels over grid x;
@@ -268,8 +269,10 @@ class ConvSlice:
     with CBs `slice_cb`); when that sharding is not the conv's, a reshard into `reshard` (the input
     is then freed and the copy moved); the halo (`halo`, CBs `halo_cb`) frees its input and is
     moved; the conv writes `output` with CBs `cb` and the halo is freed; a ROW_MAJOR conv writes
-    tiles that an untilize copies into `untilize` (the tiles then freed); SliceWrite copies the
-    result to DRAM."""
+    tiles that an untilize copies into `untilize` (the tiles then freed). A WIDTH-sharded ROW_MAJOR
+    result is first copied to an L1-interleaved tensor (`interleaved`, the tiles then freed) that an
+    interleaved untilize (CBs `untilize_cb`) copies into `untilize`, which SliceWrite reads through
+    CBs `write_cb`. SliceWrite copies the result to DRAM."""
 
     input: int
     slice_cb: int
@@ -279,6 +282,9 @@ class ConvSlice:
     output: int
     cb: int
     untilize: int
+    interleaved: int = 0
+    untilize_cb: int = 0
+    write_cb: int = 0
 
 
 def _slice_ranges(extent: int, num_slices: int, rounding: int) -> list[tuple[int, int]]:
@@ -316,8 +322,8 @@ def _divisor_with_padding_and_mult(num: int, start: int, mult: int) -> int:
     return d
 
 
-def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int,
-                 in_channels: int) -> tuple[int, int, tuple[int, int]]:
+def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int, in_channels: int,
+                 channel_align: int) -> tuple[int, int, tuple[int, int]]:
     """(cores along N*H*W, along channels, core box) of the L1 shard a DRAM slice is copied into:
     determine_parallel_config over the whole device grid for the slice's output (channels padded)."""
     ntiles = cdiv(out_nhw, TILE)
@@ -327,7 +333,7 @@ def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int,
         return n, 1, (device_grid[0] if rows else rest, rows + (1 if rest else 0))
     if shard_layout == "BLOCK_SHARDED":
         n = _divisor_with_padding_and_mult(ntiles, device_grid[1], 1)
-        c = divisor_with_padding(cdiv(in_channels, SLICE_CHANNEL_ALIGN), device_grid[0])
+        c = divisor_with_padding(cdiv(in_channels, channel_align), device_grid[0])
         return n, c, (c, n)
     c = divisor_with_padding(cdiv(in_channels, TILE), device_grid[0] * device_grid[1])
     rows, rest = divmod(c, device_grid[0])
@@ -374,20 +380,24 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
         h0, h1, ptop, pbot = _input_range(*oh, out_h, ih, kh, sh, dh, pt, pb)
         w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
         slice_w = ow[1] - ow[0]
-        if tile_out and slice_w % TILE:  # the conv computes whole tiles of output width
+        # measured: a slice that reads the whole input is run as an unsliced conv of it would be:
+        # no padding to whole tiles of output width, channels in whole tiles per core
+        whole = (h0, h1, w0, w1) == (0, ih, 0, iw)
+        if tile_out and slice_w % TILE and not whole:  # the conv computes whole tiles of output width
             prgt += (TILE - slice_w % TILE) * sw
             slice_w = round_up(slice_w, TILE)
         in_rows = batch * (h1 - h0) * (w1 - w0)
-        nhw, c, box = _slice_cores(shard_layout, device_grid, batch * (oh[1] - oh[0]) * slice_w, in_channels)
         width = shard_layout == "WIDTH_SHARDED"
-        align = TILE if width else SLICE_CHANNEL_ALIGN
+        align = TILE if width or whole else SLICE_CHANNEL_ALIGN
+        nhw, c, box = _slice_cores(shard_layout, device_grid, batch * (oh[1] - oh[0]) * slice_w, in_channels, align)
         _, slice_c, input_bytes = _row_major_shard(in_rows, in_channels, nhw, c, TILE, align)
         conv_nhw, conv_c = core_split(shard_layout, grid, num_cores)
         conv_box = grid if shard_layout == "BLOCK_SHARDED" else None
         same = (nhw, c) == (conv_nhw, conv_c) and (conv_box is None or conv_box == box)
         conv_c_width, reshard = slice_c, 0
         if not same:
-            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE, align)
+            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE,
+                                                        TILE if width else SLICE_CHANNEL_ALIGN)
         conv = _conv_l1(batch=batch, input_hw=(h1 - h0, w1 - w0), in_channels=in_channels,
                         out_channels=out_channels, kernel_size=(kh, kw), stride=(sh, sw),
                         padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), groups=groups,
@@ -399,11 +409,30 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
                         channel_align=math.gcd(conv_c_width, TILE))
         in_tiles = max(cdiv((k + 1) * slice_c, TILE) - (k * slice_c) // TILE for k in range(c))
         slice_cb = 4 * in_tiles * (TILE_BYTES[input_dtype] + TILE_BYTES["bfloat16"]) + slice_c * DATUM_BYTES["bfloat16"]
+        # conv2d's bypass_halo: a width-sharded row-major slice without padding is read as it is
+        halo = 0 if width and (ptop, pbot, plft, prgt) == (0, 0, 0, 0) else conv.halo
+        rm = dict(untilize=0 if tile_out else conv.output)
+        if width and not tile_out:
+            rm = _interleaved_untilize(batch * (oh[1] - oh[0]) * (ow[1] - ow[0]), out_channels, output_dtype,
+                                       device_grid[0] * device_grid[1])
         parts.append(ConvSlice(
-            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=conv.halo,
-            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if conv.halo else 0,
-            output=conv.output, cb=conv.cb, untilize=0 if tile_out else conv.output))
+            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=halo,
+            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if halo else 0,
+            output=conv.output, cb=conv.cb, **rm))
     return parts
+
+
+def _interleaved_untilize(rows: int, channels: int, dtype: str, banks: int) -> dict[str, int]:
+    """A WIDTH-sharded ROW_MAJOR slice result (op_slicing.cpp: slice_write reads row-major results
+    only height or block sharded): sharded_to_interleaved into L1 tiles, an interleaved untilize
+    (input and output CBs of one tile row, double-buffered when the rows are not whole tiles or
+    there are more tile rows than half the banks: measured on blackhole-20), then slice_write with
+    8 KiB of CBs (measured for 64 to 512 channels)."""
+    tile_rows, tiles = cdiv(rows, TILE), channel_tiles(channels)
+    depth = 1 if rows % TILE == 0 and 2 * tile_rows <= banks else 2
+    stick = round_up(channels * DATUM_BYTES["bfloat16"], 16)
+    return dict(interleaved=cdiv(tile_rows * tiles, banks) * TILE_BYTES[dtype], untilize=cdiv(rows, banks) * stick,
+                untilize_cb=depth * tiles * (TILE_BYTES[dtype] + BF16_TILE), write_cb=4 * BF16_TILE)
 
 
 def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
@@ -474,7 +503,7 @@ def channel_tiles(channels: int) -> int:
 
 
 def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple[int, int],
-                    stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+                    stride: tuple[int, int], padding: tuple[int, ...], dilation: tuple[int, int],
                     rows_per_core: int, channels_per_core: int) -> int:
     """Per-core L1 of the halo output feeding a pool or a bilinear upsample (exact, measured).
 
@@ -483,9 +512,10 @@ def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple
     window's last, as row-major bfloat16. The per-core size is the largest such span.
     (A conv's halo is modelled by `halo_bytes`, owned by the conv model.)
     """
-    (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = input_hw, kernel_size, stride, padding, dilation
-    oh, ow = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
-    hp, wp = ih + 2 * ph, iw + 2 * pw
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = input_hw, kernel_size, stride, dilation
+    pt, pb, pl, pr = _pad4(padding)
+    oh, ow = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
+    hp, wp = ih + pt + pb, iw + pl + pr
     n = batch * oh * ow
 
     def first_stick(i: int) -> int:
@@ -493,12 +523,39 @@ def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple
         y, x = divmod(r, ow)
         return b * hp * wp + y * sh * wp + x * sw
 
-    # A bilinear upsample's halo (3x3, padding 1) is exact when every input shard holds whole image
-    # rows; with partial rows real ttnn's span differs (-14% to +12% measured), not modelled.
     reach = dh * (kh - 1) * wp + dw * (kw - 1)
     span = max(first_stick(min(n, start + rows_per_core) - 1) + reach - first_stick(start) + 1
                for start in range(0, n, rows_per_core))
     return span * channels_per_core * DATUM_BYTES["bfloat16"]
+
+
+def bilinear_halo_bytes(*, batch: int, input_hw: tuple[int, int], scale: tuple[int, int], num_cores: int,
+                        channels_per_core: int) -> int:
+    """Per-core L1 of the halo output feeding a bilinear upsample (measured exact, whole or partial
+    image rows per shard): the output sticks are split evenly over the input's cores, and each core
+    holds the padded (by 1) input sticks from the top-left neighbour of its first output pixel's
+    source to the bottom-right neighbour of its last one's, as row-major bfloat16."""
+    (h, w), (sh, sw) = input_hw, scale
+    oh, ow = h * sh, w * sw
+    total = batch * oh * ow
+    per = cdiv(total, num_cores)
+    wp = w + 2
+
+    def top_left(o: int) -> int:  # padded index of the top-left source of output pixel o
+        n, r = divmod(o, oh * ow)
+        oy, ox = divmod(r, ow)
+        return n * (h + 2) * wp + ((2 * oy + 1 - sh) // (2 * sh) + 1) * wp + (2 * ox + 1 - sw) // (2 * sw) + 1
+
+    most = 0
+    for start in range(0, total, per):
+        last = min(total, start + per) - 1
+        # the extremes sit at the range's ends or where an output row starts (sources move back left)
+        first_row_end = (start // ow + 1) * ow
+        lo = min(top_left(start), top_left(first_row_end) if first_row_end <= last else top_left(start))
+        last_row_start = last // ow * ow
+        hi = max(top_left(last), top_left(last_row_start - 1) if last_row_start - 1 >= start else top_left(last))
+        most = max(most, hi + wp + 1 - lo + 1)
+    return most * channels_per_core * DATUM_BYTES["bfloat16"]
 
 
 def halo_cb_bytes(*, channels_per_core: int, tiled_input: bool) -> int:
@@ -518,6 +575,56 @@ def pool2d_cb_bytes(*, channels_per_core: int, kernel_size: tuple[int, int], out
     page = round_up(channels * rows, TILE * TILE) * DATUM_BYTES["bfloat16"]
     del output_dtype  # measured: the same for bfloat16 and bfloat8_b outputs
     return 4 * page + channel_tiles(channels_per_core) * BF16_TILE + 2 * BF16_TILE + BF16_TILE
+
+
+@dataclass(frozen=True)
+class PoolSlice:
+    """Per-core L1 bytes of one DRAM slice of a pool, in the order ttnn runs its programs: PaddedSlice
+    copies the slice's input into row-major height shards (`input`, CBs `slice_cb`), the halo
+    (`halo`, CBs `halo_cb`) frees it, Pool2D writes `output` (CBs `cb`) and frees the halo, then
+    SliceWrite copies the output to DRAM."""
+
+    input: int
+    slice_cb: int
+    halo: int
+    halo_cb: int
+    output: int
+    cb: int
+
+
+def pool_slices(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
+                stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], slice_type: str,
+                num_slices: int, num_cores: int, input_dtype: str, output_dtype: str) -> list[PoolSlice]:
+    """Every slice of a DRAM-sliced max/avg pool with a TILE output (op_slicing.cpp, as for convs:
+    each slice an L1 pool of its input rectangle, the image's padding at its edges only), each slice
+    height sharded on as many of the `num_cores` cores as its output's tiles split onto evenly
+    (measured exact for width slices; ttnn may block-shard height slices of many channels, which
+    then need less: a bound)."""
+    (ih, iw), (kh, kw), (sh, sw), (dh, dw) = _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(dilation)
+    pt, pb, pl, pr = _pad4(padding)
+    out_h, out_w = conv_output_hw((ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw))
+    by_width = slice_type == "DRAM_SLICE_WIDTH"
+    parts = []
+    for o0, o1 in _slice_ranges(out_w if by_width else out_h, num_slices, TILE if by_width else 1):
+        oh, ow = ((0, out_h), (o0, o1)) if by_width else ((o0, o1), (0, out_w))
+        h0, h1, ptop, pbot = _input_range(*oh, out_h, ih, kh, sh, dh, pt, pb)
+        w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
+        out_px = batch * (oh[1] - oh[0]) * (ow[1] - ow[0])
+        cores = _divisor_with_padding_and_mult(cdiv(out_px, TILE), num_cores, 1)  # determine_parallel_config
+        _, _, input_bytes = _row_major_shard(batch * (h1 - h0) * (w1 - w0), channels, cores, 1, TILE,
+                                             SLICE_CHANNEL_ALIGN)
+        rows_out = round_up(out_px, cores * TILE) // cores
+        halo = pool_halo_bytes(batch=batch, input_hw=(h1 - h0, w1 - w0), kernel_size=(kh, kw), stride=(sh, sw),
+                               padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), rows_per_core=rows_out,
+                               channels_per_core=channels)
+        tiles = channel_tiles(channels)
+        parts.append(PoolSlice(
+            input=input_bytes,
+            slice_cb=4 * tiles * (TILE_BYTES[input_dtype] + BF16_TILE) + channels * DATUM_BYTES["bfloat16"],
+            halo=round_up(halo, 16), halo_cb=halo_cb_bytes(channels_per_core=channels, tiled_input=False),
+            output=rows_out // TILE * tiles * TILE_BYTES[output_dtype],
+            cb=pool2d_cb_bytes(channels_per_core=channels, kernel_size=(kh, kw), output_dtype=output_dtype)))
+    return parts
 
 
 def upsample_cb_bytes(*, channels_per_core: int, mode: str, layout: str, sharded: bool, rows: int,
@@ -574,11 +681,21 @@ def layout_cb_bytes(*, channels: int, to: str, sharded: bool, in_dtype: str, out
 
 
 def reduce_cb_bytes(*, in_dtype: str, out_dtype: str) -> int:
-    """global_avg_pool2d's reduction over H*W of a [1, 1, H*W, C] tensor with at least as many
-    channel tiles as cores (one program): two input tiles, a bfloat16 scaler tile, two output
-    tiles. With fewer channel tiles ttnn reduces in two programs of up to 30 KiB of CBs (measured on
-    2048 rows; not modelled)."""
+    """global_avg_pool2d's reduction over H*W of a [1, 1, H*W, C] tensor in one program: two input
+    tiles, a bfloat16 scaler tile, two output tiles."""
     return 2 * TILE_BYTES[in_dtype] + BF16_TILE + 2 * TILE_BYTES[out_dtype]
+
+
+def reduce_programs(*, rows: int, channels: int, num_cores: int, in_dtype: str,
+                    out_dtype: str) -> list[tuple[int, int]]:
+    """global_avg_pool2d's reduction programs as (intermediate L1 bytes per bank it leaves for the
+    next program, CB bytes). Few channel tiles (at most half the cores) over at least 32 row tiles
+    reduce in two programs: partial sums into an intermediate of 128 B per channel tile, then the
+    final reduction (measured bfloat16 constants, blackhole-20: 1 to 8 channel tiles, 64 to 256 row
+    tiles)."""
+    if 2 * channel_tiles(channels) <= num_cores and cdiv(rows, TILE) >= TILE:
+        return [(128 * channel_tiles(channels), 13 * BF16_TILE), (0, 15 * BF16_TILE)]
+    return [(0, reduce_cb_bytes(in_dtype=in_dtype, out_dtype=out_dtype))]
 
 
 def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,

@@ -143,10 +143,6 @@ def _config_bytes(out_rows: int, num_cores: int) -> int:
     return round_up(2 * cdiv(out_rows, num_cores) + 64, 16)
 
 
-def _elem(dtype: str) -> int:
-    return 4 if dtype == "float32" else 2
-
-
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -173,7 +169,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
         if reason := legality.upsample_illegal(mode=n.attrs["mode"], input_cores=cores[0], output_cores=cores[1]):
             raise DoesNotFit(f"upsample: ttnn rejects it: {reason}")
-        return _upsample_steps(n, x, out_allocs, in_shapes[0], target)
+        return _upsample_steps(n, x, out_allocs, in_shapes[0], target, out)
     if n.op == "concat":
         if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
             raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
@@ -196,14 +192,17 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         # ttnn first makes the input interleaved in the output's buffer type (a copy program when the
         # input is interleaved elsewhere, sharded_to_interleaved when sharded), then reduces
         staged = Placement(out.placement.buffer, "INTERLEAVED")
-        allocs: tuple[Alloc, ...] = ()
-        cb = cb_model.reduce_cb_bytes(in_dtype=x.dtype, out_dtype=x.dtype)
+        steps: list[Step] = []
         if x.placement != staged:
-            copy = TensorState(staged, x.rows, x.cols, x.dtype, x.layout)
-            allocs = (Alloc("L1", buffer_bytes(copy, target)),) if buffer_bytes(copy, target) else ()
-            if not x.placement.sharded:
-                cb = max(cb, 2 * cb_model.TILE_BYTES[x.dtype])
-        return [Program(allocs + out_allocs, cb, "global_avg_pool2d")]
+            copy = buffer_bytes(TensorState(staged, x.rows, x.cols, x.dtype, x.layout), target)
+            steps.append(Program((Alloc("L1", copy, f"{n.name}.staged"),) if copy else (),
+                                 0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype], "copy"))
+        reduce = cb_model.reduce_programs(rows=x.rows, channels=x.cols, num_cores=target.num_cores,
+                                          in_dtype=x.dtype, out_dtype=x.dtype)
+        for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True]):
+            allocs = out_allocs if last else (Alloc("L1", partial, f"{n.name}.partial"),)
+            steps.append(Program(allocs, cb, "global_avg_pool2d"))
+        return steps + [Free(f"{n.name}.staged"), Free(f"{n.name}.partial")]
     raise ValueError(f"no L1 model for op {n.op!r} ({n.name})")
 
 
@@ -221,23 +220,24 @@ def band_placement(rows: int, cols: int, target: Target) -> Placement:
 
 def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[Step]:
     """A bilinear upsample whose output does not fit L1, in row bands (templates: upsample_bands):
-    per band, its input rows moved from DRAM to height shards, upsampled into height shards, the kept
-    rows written to DRAM; then the bands concatenated in DRAM."""
+    per band, its input rows sliced out of DRAM and moved to height shards, upsampled into height
+    shards, the kept rows sliced to DRAM; then the bands concatenated (along H) in DRAM. A row-major
+    slice between DRAM tensors streams through 8 KiB of CBs, the concat through two output sticks
+    (measured)."""
     b, c, h, w = in_shape
     sh, sw = _pair(n.attrs["scale_factor"])
+    slice_cb = 4 * cb_model.BF16_TILE
     steps: list[Step] = []
     for lo, hi in upsample_bands(h, n.plan.slices[1]):
         band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
-        p = band.placement
         up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
                          x.dtype, x.layout)
-        steps += [Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
+        steps += [Program((), slice_cb, "slice of the band"),
+                  Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
                   *_upsample_steps(n, band, (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),),
                                    (b, c, hi - lo, w), target),
-                  Free(f"{n.name}.band"), Free(f"{n.name}.up")]
-    cb = cb_model.concat_cb_bytes(input_channels=[c] * n.plan.slices[1], layout=x.layout, sharded=False,
-                                  dtype=x.dtype)
-    return steps + [Program((), cb, "concat of the bands")]
+                  Free(f"{n.name}.band"), Program((), slice_cb, "slice of the kept rows"), Free(f"{n.name}.up")]
+    return steps + [Program((), 2 * c * cb_model.DATUM_BYTES["bfloat16"], "concat of the bands")]
 
 
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
@@ -283,11 +283,17 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
         config = Alloc("L1_SMALL", _config_bytes(cdiv(s.out_rows, len(parts)), par.num_cores))
         steps.append(Program((config, Alloc("L1", p.output, out)), p.cb, f"conv2d[slice of {len(parts)}]"))
         steps.append(Free(halo if p.halo else src))
+        out_buffer = out
+        if p.interleaved:  # a WIDTH-sharded ROW_MAJOR result: to L1-interleaved tiles first
+            steps += [Program((Alloc("L1", p.interleaved, f"{name}.interleaved"),), 0, "conv2d slice to interleaved"),
+                      Free(out)]
+            out_buffer = f"{name}.interleaved"
         if p.untilize:  # a ROW_MAJOR result: the conv's tiles untilized into a copy
-            steps += [Program((Alloc("L1", p.untilize, rm),), 0, "conv2d slice untilize"), Free(out)]
+            steps += [Program((Alloc("L1", p.untilize, rm),), p.untilize_cb, "conv2d slice untilize"),
+                      Free(out_buffer)]
             out_buffer = rm
-        else:
-            out_buffer = out
+        if p.write_cb:
+            steps.append(Program((), p.write_cb, "conv2d slice write"))
         steps.append(Free(out_buffer))
     return steps
 
@@ -330,29 +336,38 @@ def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
     return round_up(cdiv(out_rows, cores_nhw), TILE)
 
 
-def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
-    """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample;
-    modelled as one program holding both programs' buffers and the larger CB region (a bound)."""
+def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
+                    out: TensorState | None = None) -> list[Step]:
+    """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample
+    into its own height shards (the output rows split evenly over `out`'s cores), which a reshard
+    copies to `out`'s shards when their heights differ (measured); the halo's output is freed last."""
     b, c, h, w = in_shape
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
     c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else x.placement.shard_shape[1]
     cb = cb_model.upsample_cb_bytes(channels_per_core=c_core, mode=mode, layout=x.layout, sharded=par is not None,
                                     rows=x.rows, num_cores=target.num_cores)
-    allocs: tuple[Alloc, ...] = ()
-    if mode == "bilinear":
-        halo = cb_model.pool_halo_bytes(batch=b, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1),
-                                        padding=(1, 1), dilation=(1, 1), rows_per_core=x.placement.shard_shape[0],
-                                        channels_per_core=c_core)
-        allocs = (Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16)),
-                  Alloc("L1", round_up(halo, 16)))
-        cb = max(cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False))
-    return [Program(allocs + out_allocs, cb, "upsample")]
+    if mode != "bilinear":
+        return [Program(out_allocs, cb, "upsample")]
+    halo = cb_model.bilinear_halo_bytes(batch=b, input_hw=(h, w), scale=_pair(n.attrs["scale_factor"]),
+                                        num_cores=x.placement.num_cores, channels_per_core=c_core)
+    config = Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16))
+    steps: list[Step] = [Program((config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
+                                 cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False), "halo")]
+    sh, sw = _pair(n.attrs["scale_factor"])
+    p = out.placement if out is not None else None
+    own_rows = cdiv(b * h * w * sh * sw, p.num_cores) if p is not None and p.sharded else 0
+    if own_rows and p.shard_shape[0] != own_rows:
+        own = own_rows * round_up(c * ELEMENT_BYTES["bfloat16"], target.l1_alignment)
+        return steps + [Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
+                        Program(out_allocs, 0, "upsample reshard"), Free(f"{n.name}.own"), Free(f"{n.name}.halo")]
+    return steps + [Program(out_allocs, cb, "upsample"), Free(f"{n.name}.halo")]
 
 
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
-    """max/avg pool: halo, then Pool2D; modelled as one program holding both programs' buffers and the
-    larger CB region (a bound: the halo program does not yet hold the pool's output)."""
+    """max/avg pool as ttnn runs it: an interleaved input is first sharded into a copy; the halo
+    (which frees that copy), then Pool2D (which frees the halo's output). With DRAM slicing, slice by
+    slice (cb_model.pool_slices); the output, written slice by slice, is in DRAM."""
     a = n.attrs
     b, c, ih, iw = in_shape
     in_rows = b * ih * iw
@@ -363,32 +378,52 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
                   dilation=_pair(a.get("dilation", (1, 1))))
     cores_nhw, cores_c = cb_model.core_split(par.layout, par.grid, par.num_cores)
     c_core = round_up(c, TILE * cores_c) // cores_c if cores_c > 1 else c
-    pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=n.plan.dtype)
-
-    def halo(k: int) -> int:
-        return cb_model.halo_bytes(batch=b, input_hw=(ih, iw), channels=c, dtype=x.dtype, num_slices=k,
-                                   **window, **par.geometry())
-
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
     slices = n.plan.slices
     sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
     if not sliced:
+        steps: list[Step] = []
+        if not x.placement.sharded:
+            sh, sw = par.shard_shape(in_rows, c)
+            copy = TensorState(Placement("L1", par.layout, par.grid, par.num_cores, (sh, sw)), in_rows, c, x.dtype,
+                               x.layout)
+            steps.append(Program((Alloc("L1", buffer_bytes(copy, target), f"{n.name}.sharded"),), 0,
+                                 "interleaved_to_sharded"))
         own = cb_model.pool_halo_bytes(batch=b, input_hw=(ih, iw), rows_per_core=_rows_per_core(out_rows, cores_nhw),
                                        channels_per_core=c_core, **window)
-        cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=x.layout == "TILE"))
-        return [Program((config, Alloc("L1", round_up(own, 16))) + out_allocs, cb, n.op)]
-    # DRAM slicing: each slice is read row-major into L1 (halo without untilize)
-    cb = max(pool_cb, cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False))
-    elem = _elem(x.dtype)
-    in_sh, _ = par.shard_shape(in_rows, c)
-    out_sh, _ = par.shard_shape(out_rows, c)
+        halo_cb = cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=x.layout == "TILE")
+        pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=n.plan.dtype)
+        return steps + [Program((config, Alloc("L1", round_up(own, 16), f"{n.name}.halo")), halo_cb, "halo"),
+                        Free(f"{n.name}.sharded"), Program(out_allocs, pool_cb, n.op), Free(f"{n.name}.halo")]
 
-    def working_set(k: int) -> Program:
-        temps = [cdiv(in_sh, k) * c * elem, halo(k), cdiv(out_sh, k) * c * elem]
-        return Program((config,) + tuple(Alloc("L1", round_up(t, 16)) for t in temps if t), cb, f"{n.op}[{k} slices]")
+    def programs(kind: str, k: int) -> list[Step]:
+        parts = cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
+                                     num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
+                                     output_dtype=n.plan.dtype)
+        inp, halo, out = (f"{n.name}.{t}" for t in ("input", "halo", "out"))
+        steps: list[Step] = []
+        for p in parts:
+            steps += [Program((Alloc("L1", p.input, inp),), p.slice_cb, f"{n.op} input slice"),
+                      Program((config, Alloc("L1", p.halo, halo)), p.halo_cb, "halo"), Free(inp),
+                      Program((Alloc("L1", p.output, out),), p.cb, f"{n.op}[slice of {len(parts)}]"), Free(halo),
+                      Free(out)]
+        return steps
 
-    return [Program(out_allocs, 0, f"{n.op} output"),
-            Sliced(tuple(working_set(k) for k in _candidates(slices[1] if slices else 0, out_rows)))]
+    output = [Program(out_allocs, 0, f"{n.op} output")] if out_allocs else []  # (made before the slices run)
+    if slices is not None and slices[1] > 0:
+        return output + programs(slices[0], slices[1])
+    # ttnn's automatic count: the first whose largest slice fits (its programs' working set as one
+    # bound), along the dimension op_slicing.cpp's best_guess_slice_type picks for a TILE output
+    kind = "DRAM_SLICE_HEIGHT" if iw < 200 or ih > iw else "DRAM_SLICE_WIDTH"
+
+    def largest(k: int) -> Program:
+        p = max(cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
+                                     num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
+                                     output_dtype=n.plan.dtype), key=lambda p: p.input + p.halo + p.output)
+        return Program((config, Alloc("L1", p.input), Alloc("L1", p.halo), Alloc("L1", p.output)),
+                       max(p.slice_cb, p.halo_cb, p.cb), f"{n.op}[{k} slices]")
+
+    return output + [Sliced(tuple(largest(k) for k in _candidates(0, out_rows)))]
 
 
 # ------------------------------------------------------------------ the simulated memory
@@ -406,6 +441,10 @@ class L1Sim:
     log: list[tuple[str, int, int]] | None = None  # ("+"|"-"|"cb", address, bytes) when given a list
     peak: int = 0  # most CB + L1 + L1_SMALL bytes any program needed
     op_peak: int = 0  # the same since the current op began (moves and reallocations included)
+    # when a list: each program `run` launches, as (label, CB bytes, L1 and L1_SMALL bytes of the
+    # buffers allocated since `own()` that are live while it runs), for comparing with real ttnn
+    programs: list[tuple[str, int, int, int]] | None = None
+    owned: dict[tuple[bool, int], int] = field(default_factory=dict)  # (small, address) -> bytes
 
     def __post_init__(self) -> None:
         t = self.target
@@ -419,7 +458,12 @@ class L1Sim:
         new.target, new.l1_small_size, new.base = self.target, self.l1_small_size, self.base
         new.l1, new.small, new.addr, new.peak = self.l1.copy(), self.small.copy(), dict(self.addr), self.peak
         new.op_peak, new.log = self.op_peak, None
+        new.programs, new.owned = (None if self.programs is None else []), dict(self.owned)
         return new
+
+    def own(self) -> None:
+        """Programs recorded from here on count the buffers allocated from here on as their own."""
+        self.owned = {}
 
     # --- buffers -------------------------------------------------------------------------------
     def _alloc(self, free: FreeList, size: int, what: str) -> int:
@@ -431,11 +475,14 @@ class L1Sim:
                              f"allocated {free.allocated} B)")
         if self.log is not None and free is self.l1:
             self.log.append(("+", addr, size))
+        if self.programs is not None:
+            self.owned[(free is self.small, addr)] = size
         return addr
 
     def _release(self, free: FreeList, addr: int) -> None:
         if self.log is not None and free is self.l1:
             self.log.append(("-", addr, free.sizes[addr]))
+        self.owned.pop((free is self.small, addr), None)
         free.release(addr)
 
     def alloc(self, name: str, size: int) -> None:
@@ -497,7 +544,9 @@ class L1Sim:
                         continue
                     if self.log is not None:
                         self.log.append(("sliced", program.label, 0))
-                    self.l1, self.small, self.addr = trial.l1, trial.small, trial.addr
+                    if self.programs is not None:
+                        self.programs += trial.programs
+                    self.l1, self.small, self.addr, self.owned = trial.l1, trial.small, trial.addr, trial.owned
                     peak = max(peak, used)
                     break
                 else:
@@ -522,6 +571,9 @@ class L1Sim:
         used = self._record(p.cb)
         if self.log is not None:
             self.log.append(("cb", end, p.cb))
+        if self.programs is not None:
+            self.programs.append((p.label, p.cb, sum(v for (small, _), v in self.owned.items() if not small),
+                                  sum(v for (small, _), v in self.owned.items() if small)))
         for free, addr in temps:
             self._release(free, addr)
         return used
@@ -569,6 +621,9 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     out = TensorState(plan.output, rows, cols, output_dtype(n, ins), plan.layout)
     applied = plan.output.layout if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded \
         and not ins[0].placement.sharded else None
+    sim.own()
+    if sim.programs is not None:
+        sim.programs.clear()
     sim.run(op_steps(n, ins, out, [shapes[x] for x in n.inputs], target, applied))
     live[n.name] = out
     for x, layout in plan.layout_inputs:
@@ -577,3 +632,21 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
         sim.free(x)
         live.pop(x, None)
     return sim.op_peak
+
+
+def op_programs(graph, target: Target, l1_small_size: int) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Replay a planned graph as the generated code runs it; per device op, the programs its own ttnn
+    call launches (not its moves or layout conversions) as `L1Sim.programs` records them."""
+    sim = L1Sim(target, l1_small_size, programs=[])
+    live: dict[str, TensorState] = {}
+    shapes = {n.name: tuple(n.out.shape) for n in graph.nodes}
+    out = {}
+    for n in graph.nodes:
+        if n.op == "input":
+            rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
+            live[n.name] = TensorState(n.plan.output, rows, cols, n.plan.dtype, n.plan.layout)
+            continue
+        simulate_op(sim, live, n, shapes, target)
+        if n.op != "output":
+            out[n.name] = list(sim.programs)
+    return out

@@ -154,10 +154,13 @@ class _Planner:
             # on the input's cores: ttnn writes a pool's output there, and copies it to any other spec
             modes = [Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
                      Mode((p_in,), DRAM, "pool, output to DRAM")]
-            k = 2
-            while k <= n.out.shape[3]:  # ttnn pools take dram_slice_config like convs: width slices
-                modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} width slices", ("DRAM_SLICE_WIDTH", k)))
-                k *= 2
+            # ttnn pools take dram_slice_config like convs; a TILE output's width slices are whole tiles
+            for kind, most in (("width", cb_model.cdiv(n.out.shape[3], cb_model.TILE)), ("height", n.out.shape[2])):
+                k = 2
+                while k <= most:
+                    modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices",
+                                      (f"DRAM_SLICE_{kind.upper()}", k)))
+                    k *= 2
             return modes
         if n.op == "global_avg_pool2d":
             return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]

@@ -149,6 +149,8 @@ def real_peaks(check: CheckResult, names: set[str]) -> dict[str, int]:
     peaks: dict[str, int] = {}
     pending = 0
     for op in check.ops:
+        if op.op == "deallocate":  # (recorded for the frees it makes; it needs nothing)
+            continue
         if op.layer in names:
             peaks[op.layer] = max(peaks.get(op.layer, 0), pending, op.total_peak)
             pending = 0

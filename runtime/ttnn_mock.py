@@ -33,6 +33,7 @@ from types import ModuleType
 
 from converter.errors import UserError
 from passes.targets import Target, get_target
+from runtime import ttnn_trace
 
 ROOT_FORMAT = 1  # bump when the runtime root's content changes
 BINUTILS_PACKAGE = "binutils-riscv64-unknown-elf"
@@ -164,6 +165,7 @@ class OpUsage:
     peak_per_core: int  # ttnn's peak_total for the call
     live_before: int  # L1 + L1_SMALL bytes per bank allocated when the call began (NORMAL mode only:
     # NO_DISPATCH records allocations without placing them)
+    events: list = field(default_factory=list)  # the call's L1 facts (runtime/ttnn_trace.events)
 
     @property
     def total_peak(self) -> int:
@@ -258,7 +260,7 @@ class _Recorder:
 
     def __getattr__(self, name: str):
         attr = getattr(self._ttnn, name)
-        if isinstance(attr, type) or not callable(attr) or name == "deallocate":  # config classes, no device op
+        if isinstance(attr, type) or not callable(attr):  # config classes
             return attr
 
         def call(*args, **kwargs):
@@ -277,7 +279,7 @@ class _Recorder:
             finally:
                 trace = graph.end_graph_capture()
             cb, l1, peak = _usage(self._ttnn, trace)
-            self.ops.append(OpUsage(line, name, layer, cb, l1, peak, live))
+            self.ops.append(OpUsage(line, name, layer, cb, l1, peak, live, ttnn_trace.events(trace)))
             return result
 
         return call
@@ -325,6 +327,8 @@ def _run_check(module_path: Path, target: Target, mode: str, report: Path | None
     bind(module, ttnn)
     result = CheckResult(str(module_path), target.name, mode, accepted=False)
     device = ttnn.open_device(device_id=0, **module.DEVICE_PARAMS)
+    if mode == "no_dispatch":  # a cached program allocates no circular buffers: each op measured in full
+        device.disable_and_clear_program_cache()
     try:
         grid = device.compute_with_storage_grid_size()
         result.grid = (grid.x, grid.y)

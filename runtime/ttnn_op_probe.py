@@ -9,25 +9,24 @@ size mismatch"), and reports the programs it launched: per program its device op
 circular buffers that are not tensor-backed (per core, the most loaded core) and the op-owned L1 and
 L1_SMALL buffers live while it ran (bytes per bank). ttnn's error, if it rejects the op, is kept.
 
-`record_module` runs a generated module's forward with every conv replaced by a tensor of the conv's
-planned output (convs are not this probe's subject) and every other ttnn call probed as above, so the
-committed programs' non-conv ops are measured with the inputs they really get.
+(runtime/ttnn_trace.py reads the traces.) The committed programs' ops are measured as they run, by
+runtime/ttnn_mock.py's NO_DISPATCH check (tests/test_l1_model_programs.py).
 
-Child side only: `python -m runtime.ttnn_op_probe specs IN.json OUT.json` or
-`... module GENERATED.py OUT.json`, run through runtime.ttnn_mock.run_child.
+Child side only: `python -m runtime.ttnn_op_probe specs IN.json OUT.json`, run through
+runtime.ttnn_mock.run_child.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import torch
 import ttnn
 
-BUFFER_L1, BUFFER_L1_SMALL = 1, 3  # buffer_allocate's buffer_type
+from runtime import ttnn_trace
+
 # Ops that only view or wrap data: not probed
 _PASSTHROUGH = {"reshape", "deallocate", "from_torch", "to_torch", "to_device", "CoreCoord", "CoreRange",
                 "CoreRangeSet", "ShardSpec", "MemoryConfig", "UnaryWithParam", "Conv2dConfig",
@@ -72,56 +71,6 @@ def make_tensor(device, s: dict):
                            memory_config=memory_config(s["mem"]))
 
 
-# ------------------------------------------------------------------ reading a graph trace
-
-_RANGE = re.compile(r"\[(\d+)-(\d+) - (\d+)-(\d+)\]")
-
-
-def _core_set(text: str) -> list[tuple[int, int]]:
-    out = []
-    for x0, y0, x1, y1 in _RANGE.findall(text):
-        out += [(x, y) for x in range(int(x0), int(x1) + 1) for y in range(int(y0), int(y1) + 1)]
-    return out
-
-
-def programs_of(trace) -> list[dict]:
-    """The programs a captured call launched, with the op-owned buffers live while each ran.
-
-    A program cached by ttnn allocates no circular buffers again; the probe disables the cache.
-    NO_DISPATCH records every buffer at address 0, so buffers are matched by their parameters."""
-    device_op, launched = "", True
-    live: list[tuple[tuple, int]] = []  # (buffer parameters, per-bank size), in allocation order
-    programs: list[dict] = []
-    cb: dict[tuple[int, int], int] = {}
-    for node in trace:
-        kind, p = node["node_type"], node.get("params") or {}
-        if kind == "function_start":
-            name = p.get("name", "")
-            if not name.startswith(("tt::", "Tensor::", "ttnn::", "ttnn.")):
-                device_op, launched = name, False
-        elif kind in ("buffer_allocate", "buffer_deallocate") and int(p["buffer_type"]) in (BUFFER_L1, BUFFER_L1_SMALL):
-            key = tuple(sorted(p.items()))
-            if kind == "buffer_allocate":
-                live.append((key, int(p["max_size_per_bank"])))
-            else:
-                match = [i for i, (k, _) in enumerate(live) if k == key]
-                if match:
-                    live.pop(match[-1])
-        elif kind == "circular_buffer_deallocate_all" and not launched:  # (also sent after a program ran)
-            cb, launched = {}, True
-            small = [int(dict(k)["buffer_type"]) == BUFFER_L1_SMALL for k, _ in live]
-            programs.append({"name": device_op, "cb": 0, "cbs": [],
-                             "l1": [size for (_, size), s in zip(live, small) if not s],
-                             "l1_small": [size for (_, size), s in zip(live, small) if s]})
-        elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate") and programs and \
-                p.get("globally_allocated", p.get("borrows_memory")) == "0":
-            for core in _core_set(p["core_range_set"]):
-                cb[core] = cb.get(core, 0) + int(p["size"])
-            programs[-1]["cb"] = max(cb.values())
-            programs[-1]["cbs"].append(int(p["size"]))
-    return programs
-
-
 def _error(exc: Exception) -> str:
     from runtime.ttnn_mock import condense
 
@@ -138,7 +87,7 @@ def probe(device, fn, *args, mode=None, **kwargs) -> tuple[object, dict]:
         error = _error(exc)
     finally:
         trace = graph.end_graph_capture()
-    return result, {"error": error, "programs": programs_of(trace)}
+    return result, {"error": error, "programs": ttnn_trace.programs(ttnn_trace.events(trace))}
 
 
 # ------------------------------------------------------------------ one spec, as the generated code calls it

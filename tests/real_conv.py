@@ -92,13 +92,16 @@ def summarize(trace) -> dict:
 
 
 SLICE_KEYS = {"PaddedSliceDeviceOperation": ("input", "slice_cb"), "HaloDeviceOperation": ("halo", "halo_cb"),
-              "ReshardDeviceOperation": ("reshard", "reshard_cb"), "UntilizeDeviceOperation": ("untilize", "untilize_cb")}
+              "ReshardDeviceOperation": ("reshard", "reshard_cb"), "UntilizeDeviceOperation": ("untilize", "untilize_cb"),
+              "ShardedToInterleavedDeviceOperation": ("interleaved", "interleaved_cb"),
+              "UntilizeCodegenDeviceOperation": ("untilize", "untilize_cb"), "SliceWriteDeviceOperation": ("", "write_cb")}
 
 
 def slices(trace) -> list[dict]:
     """A DRAM-sliced conv's programs per slice (each starts at a PaddedSlice): the first L1 buffer and
     the CBs no tensor backs of the padded slice, the reshard (its buffer is made before the program
-    starts), the halo, the conv ("output", "cb") and the untilize of a ROW_MAJOR result; any other
+    starts), the halo, the conv ("output", "cb"), the untilize of a ROW_MAJOR result (of a WIDTH-sharded
+    one after its copy to L1-interleaved, "interleaved"), SliceWrite's CBs ("write_cb"); any other
     program's L1 under "other"."""
     out, op, depth, op_depth = [], "", 0, 0
     for node in trace:
@@ -110,7 +113,8 @@ def slices(trace) -> list[dict]:
                 op, op_depth = name, depth
                 if name == "PaddedSliceDeviceOperation":
                     out.append({"input": 0, "slice_cb": 0, "reshard": 0, "reshard_cb": 0, "halo": 0, "halo_cb": 0,
-                                "output": 0, "cb": 0, "untilize": 0, "untilize_cb": 0, "other": []})
+                                "output": 0, "cb": 0, "untilize": 0, "untilize_cb": 0, "interleaved": 0,
+                                "interleaved_cb": 0, "write_cb": 0, "other": []})
         elif kind == "function_end":
             if depth == op_depth:
                 op, op_depth = "", 0

@@ -86,11 +86,15 @@ def _specs(target) -> list[dict]:
         rows = h * w
         mode = rnd.choice(("bilinear", "bilinear", "nearest"))
         if mode == "bilinear" or rnd.random() < 0.5:
-            # bilinear halos are modelled for shards of whole image rows only (see pool_halo_bytes)
+            # shards of whole image rows, or of any number of rows (upsample_bands' shards)
             cores = rnd.choice([n for n in range(1, gx * gy + 1) if h % n == 0 and w * h // n % 32 == 0] or [1])
             mem = _height((gx, gy), rows, c, cores)
             out_rows = rows * scale[0] * scale[1]
             out = _height((gx, gy), out_rows, c, mem["num_cores"]) if h > 1 else _height((gx, gy), out_rows, c, 16)
+            if mode == "bilinear" and h > 1 and rnd.random() < 0.5:  # as upsample_bands shards a band
+                shard = cdiv(rows, gx * gy)
+                mem = {**mem, "num_cores": cdiv(rows, shard), "shard_shape": [shard, c]}
+                out = {**out, "num_cores": mem["num_cores"], "shard_shape": [cdiv(out_rows, mem["num_cores"]), c]}
             layout = "ROW_MAJOR"
         else:  # (a TILE input must be whole tiles wide in its [N, H, W, C] view)
             mem, out, layout = DRAM, DRAM, rnd.choice(("ROW_MAJOR", "TILE")) if w % 32 == 0 else "ROW_MAJOR"
@@ -134,9 +138,15 @@ def _specs(target) -> list[dict]:
         src = "TILE" if to == "ROW_MAJOR" else "ROW_MAJOR"
         specs.append({"op": "to_layout", "inputs": [_tensor(rows, c, mem, layout=src)],
                       "args": {"layout": to, "dtype": "bfloat16"}})
-    for rows in (512, 2048):  # global average pooling as the ASPP pooling branch emits it (see reduce_cb_bytes)
-        specs.append({"op": "global_avg_pool2d", "inputs": [_tensor(rows, 2048, DRAM)],
+    # global average pooling as the ASPP pooling branch emits it, and over few channel tiles (see reduce_programs)
+    for rows, c in ((512, 2048), (2048, 2048), (512, 256), (2048, 256), (8192, 32), (2048, 512)):
+        specs.append({"op": "global_avg_pool2d", "inputs": [_tensor(rows, c, DRAM)],
                       "args": {"dtype": "bfloat16", "memory": {**DRAM, "buffer": "L1"}}})
+    for (h, w), c, k in (((64, 128), 64, 2), ((32, 256), 32, 4), ((128, 256), 128, 4)):  # DRAM-sliced pools
+        specs.append({"op": rnd.choice(("max_pool2d", "avg_pool2d")), "inputs": [_tensor(h * w, c, DRAM)],
+                      "args": {"batch": 1, "input_hw": [h, w], "channels": c, "kernel_size": [3, 3], "stride": [2, 2],
+                               "padding": [1, 1], "dtype": "bfloat16", "memory": DRAM,
+                               "slices": ["DRAM_SLICE_WIDTH", k]}})
     return specs
 
 
@@ -155,6 +165,14 @@ def _expected(spec: dict, result: dict, target) -> dict[str, int]:
     op, a, x = spec["op"], spec["args"], spec["inputs"][0]
     m = x["mem"]
     out = result["output"]
+    if op in ("max_pool2d", "avg_pool2d") and a.get("slices"):  # each slice's programs alike: the first's
+        parts = cb_model.pool_slices(batch=1, input_hw=tuple(a["input_hw"]), channels=a["channels"],
+                                     kernel_size=tuple(a["kernel_size"]), stride=tuple(a["stride"]),
+                                     padding=tuple(a["padding"]), dilation=(1, 1), slice_type=a["slices"][0],
+                                     num_slices=a["slices"][1], num_cores=target.num_cores, input_dtype=x["dtype"],
+                                     output_dtype=a["dtype"])
+        return {"PaddedSliceDeviceOperation": parts[0].slice_cb, "HaloDeviceOperation": parts[0].halo_cb,
+                "Pool2D": parts[0].cb, "halo": parts[0].halo, "output": parts[-1].output}
     if op in ("max_pool2d", "avg_pool2d"):
         kernel, c = tuple(a["kernel_size"]), a["channels"]
         cores_c = m["grid"][0] if m["layout"] == "BLOCK_SHARDED" else 1
@@ -177,9 +195,8 @@ def _expected(spec: dict, result: dict, target) -> dict[str, int]:
         if a["mode"] == "bilinear":
             n, h, w, _ = a["nhwc"]
             want["HaloDeviceOperation"] = cb_model.halo_cb_bytes(channels_per_core=c, tiled_input=False)
-            want["halo"] = cb_model.pool_halo_bytes(batch=n, input_hw=(h, w), kernel_size=(3, 3), stride=(1, 1),
-                                                    padding=(1, 1), dilation=(1, 1),
-                                                    rows_per_core=m["shard_shape"][0], channels_per_core=c)
+            want["halo"] = cb_model.bilinear_halo_bytes(batch=n, input_hw=(h, w), scale=tuple(a["scale"]),
+                                                        num_cores=m["num_cores"], channels_per_core=c)
         return want
     if op == "concat":
         return {"ConcatDeviceOperation": cb_model.concat_cb_bytes(
@@ -201,8 +218,9 @@ def _expected(spec: dict, result: dict, target) -> dict[str, int]:
                                                sharded=m["layout"] != "INTERLEAVED", in_dtype=x["dtype"],
                                                out_dtype=a["dtype"]), "output": _bytes(out, target)}
     if op == "global_avg_pool2d":
-        return {"CopyDeviceOperation": 2 * cb_model.TILE_BYTES[x["dtype"]],
-                "ReduceDeviceOperation": cb_model.reduce_cb_bytes(in_dtype=x["dtype"], out_dtype=x["dtype"]),
+        reduce = cb_model.reduce_programs(rows=x["shape"][2], channels=x["shape"][3], num_cores=target.num_cores,
+                                          in_dtype=x["dtype"], out_dtype=x["dtype"])
+        return {"CopyDeviceOperation": 2 * cb_model.TILE_BYTES[x["dtype"]], "ReduceDeviceOperation": reduce[0][1],
                 "output": _bytes(out, target)}
     raise AssertionError(op)
 
