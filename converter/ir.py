@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 if TYPE_CHECKING:  # torch only for annotations: importing the IR stays cheap (the CLI's parser needs it)
     import torch
 
-    from passes.plan import OpPlan
 
 # Every op the IR knows, with the attributes each one requires. The front end rejects anything
 # else by name (with the source module), so no operation is ever dropped silently.
@@ -74,7 +73,9 @@ class Node:
     source: str  # Detectron2 module path it came from, e.g. "sem_seg_head.decoder.res3.fuse_conv.0"
     attrs: dict[str, Any] = field(default_factory=dict)  # plain values: int, float, str, bool, tuples
     params: dict[str, torch.Tensor] = field(default_factory=dict)  # fp32 tensors it owns
-    plan: OpPlan | None = None  # every device decision for this op, set by the passes
+    # every device decision for this op, set by the passes: a passes.plan.OpPlan (read through
+    # passes.plan.plan_of), typed there because the IR sits below the passes
+    plan: object | None = None
 
 
 class IRError(ValueError):

@@ -36,7 +36,7 @@ from passes.cost_model import Operand, op_cost
 from passes.dtype_policy import stored_dtype
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
-from passes.plan import ConvConfig, Placement
+from passes.plan import ConvConfig, Placement, conv_of, plan_of
 from passes.cb_model import cdiv
 from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
@@ -106,16 +106,18 @@ def activation_placement(layout: str, grid: tuple[int, int], num_cores: int, row
 
 def conv_input_placement(node: Node, s: ConvShape) -> Placement:
     """Where the conv wants its input: sharded like the conv in L1, or DRAM when sliced."""
-    c = node.plan.conv
+    c = conv_of(node)
     if c.slice_type != "L1_FULL":
         return Placement("DRAM", "INTERLEAVED")
+    assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.in_rows, s.in_channels)
 
 
 def conv_output_placement(node: Node, s: ConvShape) -> Placement:
-    c = node.plan.conv
+    c = conv_of(node)
     if c.slice_type != "L1_FULL":
         return Placement("DRAM", "INTERLEAVED")
+    assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
 
 
@@ -132,7 +134,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs.
     `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
-    plan = node.plan
+    plan = plan_of(node)
     in_dtype, out_dtype = input_dtype or plan.dtype, plan.dtype
     l1 = cb_model.conv2d_l1(
         **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
@@ -146,6 +148,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
         in_bytes = l1_bytes_per_core(p_in, s.in_rows, s.in_channels, in_dtype, target)
     else:  # a DRAM slice staged in L1
+        assert p_in.shard_shape is not None, "a conv's input is sharded"
         in_bytes = staged_input_bytes(*p_in.shard_shape, in_dtype)
     # the output is ttnn's own L1 shard (also when the layer's output then goes to DRAM)
     total = in_bytes + l1.halo + l1.output + l1.cb
@@ -214,7 +217,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                 illegal = cb_model.conv2d_illegal(
                     **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
                     shard_layout=layout, grid=grid, num_cores=cores, act_block_h=abh, act_block_w_div=1,
-                    output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type,
+                    output_dtype=plan_of(node).dtype, num_slices=num_slices, slice_type=slice_type,
                     output_layout=out_layout)
                 if illegal:
                     rejected = rejected or illegal
@@ -254,12 +257,12 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
     s = ConvShape.of(node, source.shape)
     scored = []
     for i, c in enumerate(configs):
-        planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=c))
+        planned = dataclasses.replace(node, plan=dataclasses.replace(plan_of(node), conv=c))
         want = conv_input_placement(planned, s)
         out = conv_output_placement(planned, s) if output_memory != "DRAM" else DRAM
         have = arrives or want
         moves = ((node.inputs[0], want),) if want != have else ()
-        plan = dataclasses.replace(planned.plan, output=out, reshard_inputs=moves)
+        plan = dataclasses.replace(plan_of(planned), output=out, reshard_inputs=moves)
         scored.append((op_cost(node, plan, target, [Operand(source.shape, source_dtype, have)]).total_us, i, c))
     scored.sort(key=lambda x: (x[0], x[1]))
     return [(cost, c) for cost, _, c in scored]
@@ -319,7 +322,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
             pin = overrides.for_node(n) if overrides else None
             conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
                                       target, budget, pin, tuple(by_name[u].op for u in users[n.name]))
-            plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
+            plan = dataclasses.replace(plan_of(n), conv=conv, notes=plan_of(n).notes + (f"conv: {conv.rung}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"
             chosen[n.name] = DRAM if pinned_dram else conv_output_placement(n, ConvShape.of(n, x.out.shape))

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from converter.ir import Graph, Node
 from passes.overrides import Overrides
-from passes.plan import OpPlan
+from passes.plan import OpPlan, plan_of
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
     if n.op == "upsample":
         d = stored_dtype(n.inputs[0], nodes)
         return "bfloat16" if d == "bfloat8_b" else d
-    return n.plan.dtype
+    return plan_of(n).dtype
 
 
 def one_dtype_per_concat(graph: Graph) -> Graph:
@@ -180,8 +180,8 @@ def one_dtype_per_concat(graph: Graph) -> Graph:
             continue
         for i in cat.inputs:
             p = producer(i)
-            if p.plan.dtype == "bfloat8_b" and p.op != "upsample":
+            if plan_of(p).dtype == "bfloat8_b" and p.op != "upsample":
                 note = f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 (ttnn.concat needs one dtype)"
                 by_name[p.name] = dataclasses.replace(p, plan=dataclasses.replace(
-                    p.plan, dtype="bfloat16", notes=p.plan.notes + (note,)))
+                    plan_of(p), dtype="bfloat16", notes=plan_of(p).notes + (note,)))
     return graph.replace_nodes([by_name[n.name] for n in graph.nodes])

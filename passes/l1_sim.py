@@ -21,7 +21,7 @@ from passes import cb_model, legality
 from passes.conv_sharding import ConvShape, staged_input_bytes
 from passes.l1_allocator import FreeList
 from passes.layout_plan import physical
-from passes.plan import Placement
+from passes.plan import Placement, conv_of, plan_of
 from passes.cb_model import cdiv, round_up
 from passes.targets import Target
 
@@ -167,7 +167,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         return _conv_steps(n, x, out, out_allocs, in_shapes[0], target)
     if n.op in ("max_pool2d", "avg_pool2d"):
         return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
-    if n.op == "upsample" and n.plan.slices is not None:
+    if n.op == "upsample" and plan_of(n).slices is not None:
         return _upsample_band_steps(n, x, in_shapes[0], target)
     if n.op == "upsample":
         cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
@@ -226,7 +226,7 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
     b, c, h, w = in_shape
     sh, sw = _pair(n.attrs["scale_factor"])
     steps: list[Step] = []
-    for lo, hi in upsample_bands(h, n.plan.slices[1]):
+    for lo, hi in upsample_bands(h, plan_of(n).slices[1]):
         band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
         p = band.placement
         up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
@@ -235,13 +235,13 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
                   *_upsample_steps(n, band, (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),),
                                    (b, c, hi - lo, w), target),
                   Free(f"{n.name}.band"), Free(f"{n.name}.up")]
-    cb = cb_model.concat_cb_bytes(input_channels=[c] * n.plan.slices[1], layout=x.layout, sharded=False,
+    cb = cb_model.concat_cb_bytes(input_channels=[c] * plan_of(n).slices[1], layout=x.layout, sharded=False,
                                   dtype=x.dtype)
     return steps + [Program((), cb, "concat of the bands")]
 
 
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
-    plan, cc = n.plan, n.plan.conv
+    plan, cc = plan_of(n), conv_of(n)
     s = ConvShape.of(n, in_shape)
     if cc.grid is not None and cc.num_cores:
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
@@ -363,14 +363,14 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
                   dilation=_pair(a.get("dilation", (1, 1))))
     cores_nhw, cores_c = cb_model.core_split(par.layout, par.grid, par.num_cores)
     c_core = round_up(c, TILE * cores_c) // cores_c if cores_c > 1 else c
-    pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=n.plan.dtype)
+    pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=plan_of(n).dtype)
 
     def halo(k: int) -> int:
         return cb_model.halo_bytes(batch=b, input_hw=(ih, iw), channels=c, dtype=x.dtype, num_slices=k,
                                    **window, **par.geometry())
 
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
-    slices = n.plan.slices
+    slices = plan_of(n).slices
     sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
     if not sliced:
         own = cb_model.pool_halo_bytes(batch=b, input_hw=(ih, iw), rows_per_core=_rows_per_core(out_rows, cores_nhw),
@@ -537,7 +537,7 @@ def read_dtype(dtype: str, layout: str) -> str:
 
 def output_dtype(n, ins: list[TensorState]) -> str:
     """The dtype the op's output really has: ops without a dtype argument keep their input's."""
-    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else n.plan.dtype
+    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else plan_of(n).dtype
 
 
 def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]],

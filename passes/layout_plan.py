@@ -20,7 +20,7 @@ import dataclasses
 
 from converter.ir import Graph, Node
 from passes.cb_model import TILE as TILE_ROWS, conv_is_matmul, round_up
-from passes.plan import Placement
+from passes.plan import Placement, conv_of, plan_of
 from passes.shards import rows_cols
 
 TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
@@ -37,7 +37,7 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str
     matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
                             dilation=a["dilation"], shard_layout=shard_layout, groups=a["groups"])
     row_major = (reader_ops and all(op in ("upsample", "concat") for op in reader_ops) and not matmul
-                 and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
+                 and plan_of(n).dtype != "bfloat8_b" and rows % TILE_ROWS == 0
                  and (shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
     return ROW_MAJOR if row_major else TILE
 
@@ -48,7 +48,7 @@ def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]
         readers = [by_name[u].op for u in users[n.name]]
         return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE
     if n.op == "conv2d":
-        return conv_output_layout(n, [by_name[u].op for u in users[n.name]], n.plan.conv.shard_layout)
+        return conv_output_layout(n, [by_name[u].op for u in users[n.name]], conv_of(n).shard_layout)
     if n.op == "upsample":
         return ROW_MAJOR
     if n.op == "concat":
@@ -84,6 +84,6 @@ def layout_plan(graph: Graph) -> Graph:
         layout[n.name] = _output_layout(n, by_name, users, layout, reads)
         want = reads.get(n.name)
         conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))
-        out.append(dataclasses.replace(n, plan=dataclasses.replace(n.plan, layout=layout[n.name],
+        out.append(dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), layout=layout[n.name],
                                                                    layout_inputs=conversions)))
     return graph.replace_nodes(out)

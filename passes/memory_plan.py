@@ -45,7 +45,7 @@ from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
 from passes.layout_plan import layout_plan, physical
 from passes.overrides import Overrides
-from passes.plan import OpPlan, Placement
+from passes.plan import OpPlan, Placement, plan_of
 from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
@@ -118,7 +118,7 @@ class _Planner:
         cur = [self.loc[x] for x in ins]
         if n.op == "conv2d":
             s = ConvShape.of(n, self.nodes[ins[0]].out.shape)
-            c = n.plan.conv
+            c = plan_of(n).conv
             out = conv_output_placement(n, s)
             p_in = conv_input_placement(n, s)
             modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
@@ -187,11 +187,11 @@ class _Planner:
         """The mode's placements as shard specs of the tensors' layouts (ROW_MAJOR: unpadded widths)."""
         wants = tuple(None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
                       for x, p in zip(n.inputs, mode.wants))
-        return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], n.plan.layout))
+        return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], plan_of(n).layout))
 
     def _plan_of(self, i: int, n: Node, mode: Mode, spilled: set[str], reallocs: tuple[str, ...] = ()) -> OpPlan:
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        return dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
+        return dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
                                    reallocate_before=reallocs, deallocate_after=self._dead(i, n),
                                    slices=mode.slices)
 
@@ -256,7 +256,7 @@ class _Planner:
         the moves it forces later: each spilled tensor comes back for its next reader, and the
         output moves to where its first reader wants it (back to L1 when that is unknown)."""
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        plan = dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
+        plan = dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
         us = op_cost(n, plan, self.t, [self.operand(x) for x in n.inputs], [self.operand(x) for x, _ in spills]).total_us
         for x, _ in spills:
             us += reshard_cost(self.nodes[x].out.shape, self.dtype(x), DRAM, self.loc[x], self.t).total_us
@@ -264,7 +264,7 @@ class _Planner:
         if want is None and mode.output.buffer == "DRAM" and self.uses[n.name]:
             want = self.height(n.name)
         if want is not None and want != mode.output:
-            us += reshard_cost(n.out.shape, n.plan.dtype, mode.output, want, self.t).total_us
+            us += reshard_cost(n.out.shape, plan_of(n).dtype, mode.output, want, self.t).total_us
         return us
 
     def operand(self, name: str) -> Operand:
@@ -283,13 +283,13 @@ class _Planner:
             configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin,
                                        tuple(self.g.nodes[u].op for u in self.uses[n.name]))
             for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
-                if conv == n.plan.conv:
+                if conv == plan_of(n).conv:
                     continue
-                alt = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
+                alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
                 best = self._best(i, alt, pin)
                 if best is not None:
                     notes.append(f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
-                                 f"{n.plan.conv.slice_type} {n.plan.conv.shard_layout}, which does not fit L1 here")
+                                 f"{plan_of(n).conv.slice_type} {plan_of(n).conv.shard_layout}, which does not fit L1 here")
                     n = alt
                     break
         if best is None:
@@ -345,7 +345,7 @@ class _Planner:
             dram += self.full_bytes(n.name)
         if n.op == "conv2d":
             w = n.params["weight"]
-            dram += w.numel() * (1088 / 1024 if n.plan.weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[n.plan.weights_dtype])
+            dram += w.numel() * (1088 / 1024 if plan_of(n).weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[plan_of(n).weights_dtype])
         self.loc[n.name] = mode.output
         dead = self._dead(i, n)
         for x in dead:
@@ -354,7 +354,7 @@ class _Planner:
             n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
             reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
             slices=mode.slices,
-            notes=n.plan.notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
+            notes=plan_of(n).notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)
 
     def run(self) -> Graph:
@@ -362,19 +362,19 @@ class _Planner:
         for i, n in enumerate(self.g.nodes):
             if n.op == "input":
                 self.loc[n.name] = DRAM
-                self.live[n.name] = TensorState(DRAM, *self.shape(n.name), n.plan.dtype, n.plan.layout)
-                plan = dataclasses.replace(n.plan, output=DRAM, dram_bytes=self.full_bytes(n.name),
-                                           notes=n.plan.notes + ("memory: model input arrives DRAM-interleaved",))
+                self.live[n.name] = TensorState(DRAM, *self.shape(n.name), plan_of(n).dtype, plan_of(n).layout)
+                plan = dataclasses.replace(plan_of(n), output=DRAM, dram_bytes=self.full_bytes(n.name),
+                                           notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",))
                 out.append(dataclasses.replace(n, plan=plan))
             elif n.op == "output":  # no device op: the head tensor, moved to DRAM if it is not there
                 x = n.inputs[0]
                 moves = () if self.loc[x] == DRAM else ((x, DRAM),)
                 self.loc[x] = DRAM
-                plan = dataclasses.replace(n.plan, reshard_inputs=moves)
+                plan = dataclasses.replace(plan_of(n), reshard_inputs=moves)
                 simulate_op(self.sim, self.live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
-                plan = dataclasses.replace(n.plan, output=DRAM, reshard_inputs=moves,
+                plan = dataclasses.replace(plan_of(n), output=DRAM, reshard_inputs=moves,
                                            dram_bytes=self.full_bytes(x) if moves else 0,
-                                           notes=n.plan.notes + ("memory: head output in DRAM",))
+                                           notes=plan_of(n).notes + ("memory: head output in DRAM",))
                 out.append(dataclasses.replace(n, plan=plan))
             else:
                 out.append(self.place(i, n))

@@ -9,6 +9,10 @@ can emit them verbatim (`ttnn.TensorMemoryLayout.HEIGHT_SHARDED`, `ttnn.MathFide
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from converter.ir import Node
 
 BUFFERS = ("L1", "DRAM")
 MEMORY_LAYOUTS = ("INTERLEAVED", "HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
@@ -85,3 +89,22 @@ class OpPlan:
     dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
     est_time_us: float = 0.0  # cost model estimate
     notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
+
+
+class MissingPlanError(AssertionError):
+    """A pass read a decision that an earlier pass should have taken (a pipeline-order bug)."""
+
+
+def plan_of(node: Node) -> OpPlan:
+    """`node.plan`, which the dtype policy sets for every node (the IR does not know the plan's type)."""
+    if not isinstance(node.plan, OpPlan):
+        raise MissingPlanError(f"{node.name} has no plan yet: run the dtype policy first")
+    return node.plan
+
+
+def conv_of(node: Node) -> ConvConfig:
+    """The conv config conv sharding set on a conv2d node."""
+    conv = plan_of(node).conv
+    if conv is None:
+        raise MissingPlanError(f"{node.name} has no conv config yet: run conv sharding first")
+    return conv

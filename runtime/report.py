@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from converter.ir import Graph, Node
 from passes import cost_model
-from passes.plan import Placement
+from passes.plan import Placement, plan_of
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
@@ -58,7 +58,7 @@ class LayerRow:
     @property
     def l1_transient_per_core(self) -> int:
         """The rest of the op's peak: its circular buffers, halo and move copies."""
-        return max(0, self.plan.l1_peak_per_core - self.l1_live_per_core)
+        return max(0, plan_of(self).l1_peak_per_core - self.l1_live_per_core)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class PlanReport:
         order: dict[str, list[LayerRow]] = {}
         for r in self.layers:
             order.setdefault(r.stage, []).append(r)
-        return tuple(StageRow(s, len(rs), sum(r.plan.op == "conv2d" for r in rs), sum(r.time_us for r in rs),
+        return tuple(StageRow(s, len(rs), sum(plan_of(r).op == "conv2d" for r in rs), sum(r.time_us for r in rs),
                               sum(r.dram_bytes for r in rs)) for s, rs in order.items())
 
 
@@ -126,7 +126,7 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
 
     def l1(name: str, p: Placement) -> int:
         n = nodes[name]
-        return l1_bytes_per_core(p, *rows_cols(n.out), n.plan.dtype, target)
+        return l1_bytes_per_core(p, *rows_cols(n.out), plan_of(n).dtype, target)
 
     where: dict[str, Placement] = {}
     out: dict[str, int] = {}
@@ -247,13 +247,13 @@ def plot_dram(report: PlanReport) -> bytes:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(15, 5))
         ax = fig.add_subplot()
-        colors = [_LIVE_COLOR if r.plan.op == "conv2d" else "#8C8C8C" for r in layers]
+        colors = [_LIVE_COLOR if plan_of(r).op == "conv2d" else "#8C8C8C" for r in layers]
         ax.bar([r.index for r in layers], mb, width=0.8, color=colors)
         top = sorted(layers, key=lambda r: (-r.dram_bytes, r.index))[:8]
         for rank, r in enumerate(top, 1):
             ax.text(r.index, r.dram_bytes / 1e6, str(rank), ha="center", va="bottom", fontsize=7)
         fig.text(0.755, 0.80, "largest DRAM traffic\n" + "\n".join(
-            f"{rank}. {r.plan.name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
+            f"{rank}. {plan_of(r).name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
             va="top", ha="left", fontsize=7.5, family="DejaVu Sans Mono", linespacing=1.5)
         _stage_bands(ax, layers)
         ax.set_ylim(0, max(mb + [1e-3]) * 1.15)
@@ -336,11 +336,11 @@ def render_markdown(report: PlanReport) -> str:
     lines += _table(
         ("#", "name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
          "L1 live", "L1 CBs", "L1 peak", "L1 real", "DRAM bytes", "time (us)"),
-        [(r.index, r.plan.name, r.plan.source, r.plan.op, r.plan.sharding, r.plan.slicing, r.plan.output_memory,
-          r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
-          r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
+        [(r.index, plan_of(r).name, plan_of(r).source, plan_of(r).op, plan_of(r).sharding, plan_of(r).slicing, plan_of(r).output_memory,
+          plan_of(r).dtype, plan_of(r).weights_dtype, plan_of(r).fidelity, r.l1_live_per_core, r.l1_transient_per_core,
+          plan_of(r).l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
           f"{r.time_us:.1f}") for r in report.layers])
-    rungs = [(r.plan.name, r.plan.rung) for r in report.layers if r.plan.rung]
+    rungs = [(plan_of(r).name, plan_of(r).rung) for r in report.layers if plan_of(r).rung]
     if rungs:
         lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ import jinja2
 
 from converter.ir import Graph, Node
 from passes.layout_plan import ROW_MAJOR, TILE, physical
-from passes.plan import OpPlan, Placement
+from passes.plan import OpPlan, Placement, plan_of
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
@@ -104,7 +104,7 @@ def python_names(graph: Graph) -> dict[str, str]:
 
 
 def _plan(node: Node) -> OpPlan:
-    if node.plan is None or node.plan.output is None:
+    if node.plan is None or plan_of(node).output is None:
         raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
     return node.plan
 
