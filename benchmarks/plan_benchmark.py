@@ -24,17 +24,15 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from converter import model as model_lib
+from converter.atomic import write_text
 from converter.errors import UserError
 from converter.ir import Graph
 from converter.trace import trace_model
-from runtime.images import to_model_input
-from runtime.scenes import street_scene
 from passes import cost_model
 from passes.conv_sharding import conv_sharding
 from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
@@ -42,7 +40,8 @@ from passes.memory_plan import memory_plan
 from passes.overrides import LayerOverride, Overrides, load_overrides
 from passes.pipeline import plan_graph_timed
 from passes.targets import TARGETS, get_target
-from converter.atomic import write_text
+from runtime.images import to_model_input
+from runtime.scenes import street_scene
 
 HERE = Path(__file__).parent
 HANDTUNED = HERE / "handtuned-blackhole-20.yaml"

@@ -13,8 +13,9 @@ is a lowering concern decided by the passes and the code generator, not by the I
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch only for annotations: importing the IR stays cheap (the CLI's parser needs it)
     import torch

@@ -26,18 +26,18 @@ Preferred sharding from the conv's shape (only a tie-break now):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
+from passes.cb_model import cdiv
 from passes.cost_model import Operand, op_cost
 from passes.dtype_policy import stored_dtype
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement, conv_of, plan_of
-from passes.cb_model import cdiv
 from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
@@ -139,7 +139,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     l1 = cb_model.conv2d_l1(
         **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
         shard_layout=layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-        act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype,
+        act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype or "bfloat16",
         output_dtype=out_dtype, enable_act_double_buffer=double_buffer,
         enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices,
         device_grid=target.grid, slice_type=slice_type, output_layout=output_layout)
@@ -197,7 +197,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
         layouts = [pin.sharding]
     slicings = list(_slicings(s))
     if pin and pin.slice_type:
-        slicings = [(pin.slice_type, pin.num_slices)]
+        slicings = [(pin.slice_type, pin.num_slices or 0)]
     found, miss = [], ""
     least: tuple[int, str] | None = None  # the smallest working set that did not fit, for the error
     rejected = ""  # why real ttnn would reject the first candidate it rejects

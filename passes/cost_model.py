@@ -23,8 +23,8 @@ the DST tiles per sub-block), NoC congestion and hop latency, DRAM bank conflict
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from converter.ir import Graph, Node
 from passes import cb_model, shards

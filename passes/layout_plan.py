@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-from passes.cb_model import TILE as TILE_ROWS, conv_is_matmul, round_up
+from passes.cb_model import TILE as TILE_ROWS
+from passes.cb_model import conv_is_matmul, round_up
 from passes.plan import Placement, conv_of, plan_of
 from passes.shards import rows_cols
 
@@ -64,6 +65,7 @@ def physical(p: Placement, cols: int, layout: str) -> Placement:
     if not p.sharded or p.layout != "HEIGHT_SHARDED":
         return p
     width = cols if layout == ROW_MAJOR else round_up(cols, TILE_ROWS)
+    assert p.shard_shape is not None, "a sharded placement has a shard shape"
     return p if p.shard_shape[1] == width else dataclasses.replace(p, shard_shape=(p.shard_shape[0], width))
 
 

@@ -45,7 +45,7 @@ from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
 from passes.layout_plan import layout_plan, physical
 from passes.overrides import Overrides
-from passes.plan import OpPlan, Placement, plan_of
+from passes.plan import OpPlan, Placement, conv_of, plan_of
 from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
@@ -99,7 +99,7 @@ class _Planner:
         return rows_cols(self.nodes[name].out)
 
     def dtype(self, name: str) -> str:
-        return self.nodes[name].plan.dtype
+        return plan_of(self.nodes[name]).dtype
 
     def l1(self, name: str, p: Placement) -> int:
         return l1_bytes_per_core(p, *self.shape(name), self.dtype(name), self.t)
@@ -118,7 +118,7 @@ class _Planner:
         cur = [self.loc[x] for x in ins]
         if n.op == "conv2d":
             s = ConvShape.of(n, self.nodes[ins[0]].out.shape)
-            c = plan_of(n).conv
+            c = conv_of(n)
             out = conv_output_placement(n, s)
             p_in = conv_input_placement(n, s)
             modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
@@ -171,10 +171,9 @@ class _Planner:
         """The fewest live tensors the op does not read, spilled in `order`, that make `mode` fit
         (`_trial`, with L1 compaction when it helps); None if it cannot. "belady": farthest next use
         first; "largest": most L1 per core first."""
-        if order == "belady":
-            key = lambda x: (-self._next_use(x, i), x)  # noqa: E731
-        else:
-            key = lambda x: (-self.l1(x, self.loc[x]), x)  # noqa: E731
+        def key(x: str) -> tuple[int, str]:
+            return (-self._next_use(x, i), x) if order == "belady" else (-self.l1(x, self.loc[x]), x)
+
         candidates = sorted((x for x, p in self.loc.items() if p.buffer == "L1" and x not in n.inputs), key=key)
         spilled: set[str] = set()
         while True:
@@ -289,7 +288,7 @@ class _Planner:
                 best = self._best(i, alt, pin)
                 if best is not None:
                     notes.append(f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
-                                 f"{plan_of(n).conv.slice_type} {plan_of(n).conv.shard_layout}, which does not fit L1 here")
+                                 f"{conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here")
                     n = alt
                     break
         if best is None:
@@ -330,7 +329,7 @@ class _Planner:
 
     def _commit(self, i: int, n: Node, mode: Mode, trial: Trial, notes: list[str]) -> Node:
         self.sim, self.live = trial.sim, trial.live
-        dram = 0
+        dram = 0.0
         spills = tuple((x, DRAM) for x in sorted(trial.spilled, key=lambda x: self.order[x]))
         for x, _ in spills:
             self.loc[x] = DRAM
@@ -344,14 +343,14 @@ class _Planner:
         if mode.output.buffer == "DRAM":
             dram += self.full_bytes(n.name)
         if n.op == "conv2d":
-            w = n.params["weight"]
-            dram += w.numel() * (1088 / 1024 if plan_of(n).weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[plan_of(n).weights_dtype])
+            w, weights_dtype = n.params["weight"], plan_of(n).weights_dtype or "bfloat16"
+            dram += w.numel() * (1088 / 1024 if weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[weights_dtype])
         self.loc[n.name] = mode.output
         dead = self._dead(i, n)
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
-            n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
+            plan_of(n), output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
             reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
             slices=mode.slices,
             notes=plan_of(n).notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))

@@ -10,12 +10,12 @@ model conv sharding and memory planning ranked their choices with.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from converter.ir import Graph
 from passes import cost_model
 from passes.conv_sharding import conv_sharding
-from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
 from passes.fold_batchnorm import fold_batchnorm
 from passes.fuse import fuse
 from passes.memory_plan import memory_plan
@@ -30,7 +30,7 @@ PASS_ORDER = ("fold_batchnorm", "fuse", "pad_channels", "dtype_policy", "merge_s
 
 def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
                      l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                     rules: DtypeRules = DtypeRules()) -> tuple[Graph, dict[str, float]]:
+                     rules: DtypeRules = PRECISIONS["accurate"]) -> tuple[Graph, dict[str, float]]:
     """The planned graph and the seconds each pass took (in PASS_ORDER)."""
     steps: dict[str, Callable[[Graph], Graph]] = {
         "fold_batchnorm": fold_batchnorm,
@@ -53,5 +53,5 @@ def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None =
 
 
 def plan_graph(graph: Graph, target: Target, overrides: Overrides | None = None,
-               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = DtypeRules()) -> Graph:
+               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = PRECISIONS["accurate"]) -> Graph:
     return plan_graph_timed(graph, target, overrides, l1_small_size, rules)[0]

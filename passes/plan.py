@@ -108,3 +108,11 @@ def conv_of(node: Node) -> ConvConfig:
     if conv is None:
         raise MissingPlanError(f"{node.name} has no conv config yet: run conv sharding first")
     return conv
+
+
+def output_of(node: Node) -> Placement:
+    """Where memory planning put the node's output."""
+    output = plan_of(node).output
+    if output is None:
+        raise MissingPlanError(f"{node.name} has no output placement yet: run memory planning first")
+    return output

@@ -51,6 +51,7 @@ def placement_like(p: Placement, rows: int, cols: int) -> Placement:
     """The same sharding as `p` for a tensor of another shape (e.g. an eltwise output)."""
     if not p.sharded:
         return p
+    assert p.grid is not None and p.num_cores is not None, "a sharded placement names its cores"
     return Placement(p.buffer, p.layout, p.grid, p.num_cores, shard_shape(p.layout, rows, cols, p.grid, p.num_cores))
 
 
@@ -68,6 +69,7 @@ def l1_bytes_per_core(p: Placement, rows: int, cols: int, dtype: str, target: Ta
     if p.buffer == "DRAM":
         return 0
     if p.sharded:
+        assert p.shard_shape is not None, "a sharded placement has a shard shape"
         return _bytes(p.shard_shape[0] * p.shard_shape[1], dtype)
     # interleaved: tile pages round-robin over the L1 banks (conservatively: the target's cores)
     pages = cdiv(rows, TILE) * cdiv(cols, TILE)

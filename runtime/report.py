@@ -14,16 +14,16 @@ time. Output is deterministic: no dates or paths, fixed figure size and dpi, and
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from converter.ir import Graph, Node
+from converter.ir import Graph
 from passes import cost_model
-from passes.plan import Placement, plan_of
+from passes.plan import Placement, output_of, plan_of
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
@@ -58,7 +58,7 @@ class LayerRow:
     @property
     def l1_transient_per_core(self) -> int:
         """The rest of the op's peak: its circular buffers, halo and move copies."""
-        return max(0, plan_of(self).l1_peak_per_core - self.l1_live_per_core)
+        return max(0, self.plan.l1_peak_per_core - self.l1_live_per_core)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class PlanReport:
         order: dict[str, list[LayerRow]] = {}
         for r in self.layers:
             order.setdefault(r.stage, []).append(r)
-        return tuple(StageRow(s, len(rs), sum(plan_of(r).op == "conv2d" for r in rs), sum(r.time_us for r in rs),
+        return tuple(StageRow(s, len(rs), sum(r.plan.op == "conv2d" for r in rs), sum(r.time_us for r in rs),
                               sum(r.dram_bytes for r in rs)) for s, rs in order.items())
 
 
@@ -131,12 +131,12 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
     where: dict[str, Placement] = {}
     out: dict[str, int] = {}
     for n in graph:
-        p = n.plan
+        p = plan_of(n)
         for name, dst in p.spill_before + p.reshard_inputs:
             where[name] = dst
         if n.op not in cost_model.HOST_OPS:
-            out[n.name] = sum(l1(x, q) for x, q in where.items()) + l1(n.name, p.output)
-        where[n.name] = p.output
+            out[n.name] = sum(l1(x, q) for x, q in where.items()) + l1(n.name, output_of(n))
+        where[n.name] = output_of(n)
         for name in p.deallocate_after:
             where.pop(name, None)
     return out
@@ -166,7 +166,8 @@ def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_S
     costs = {r.name: r.cost for r in cost.rows}
     live = _live_l1(graph, target)
     plan_rows = {r.name: r for r in summary.rows}
-    layers, stage = [], _INPUT_STAGE
+    layers: list[LayerRow] = []
+    stage = _INPUT_STAGE
     for n in graph:
         if n.op in cost_model.HOST_OPS:
             continue
@@ -247,13 +248,13 @@ def plot_dram(report: PlanReport) -> bytes:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(15, 5))
         ax = fig.add_subplot()
-        colors = [_LIVE_COLOR if plan_of(r).op == "conv2d" else "#8C8C8C" for r in layers]
+        colors = [_LIVE_COLOR if r.plan.op == "conv2d" else "#8C8C8C" for r in layers]
         ax.bar([r.index for r in layers], mb, width=0.8, color=colors)
         top = sorted(layers, key=lambda r: (-r.dram_bytes, r.index))[:8]
         for rank, r in enumerate(top, 1):
             ax.text(r.index, r.dram_bytes / 1e6, str(rank), ha="center", va="bottom", fontsize=7)
         fig.text(0.755, 0.80, "largest DRAM traffic\n" + "\n".join(
-            f"{rank}. {plan_of(r).name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
+            f"{rank}. {r.plan.name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
             va="top", ha="left", fontsize=7.5, family="DejaVu Sans Mono", linespacing=1.5)
         _stage_bands(ax, layers)
         ax.set_ylim(0, max(mb + [1e-3]) * 1.15)
@@ -275,7 +276,7 @@ def plot_stages(report: PlanReport) -> bytes:
         y = list(range(len(stages)))[::-1]
         ms = [s.time_us / 1e3 for s in stages]
         ax.barh(y, ms, color=_LIVE_COLOR, height=0.7)
-        for yi, s, v in zip(y, stages, ms):
+        for yi, v in zip(y, ms, strict=True):
             ax.text(v, yi, f" {v:.2f} ms ({100 * v / total_ms:.0f}%)", va="center", fontsize=8)
         ax.set_yticks(y, [s.stage for s in stages])
         ax.set_xlim(0, max(ms + [1e-3]) * 1.25)
@@ -336,11 +337,11 @@ def render_markdown(report: PlanReport) -> str:
     lines += _table(
         ("#", "name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
          "L1 live", "L1 CBs", "L1 peak", "L1 real", "DRAM bytes", "time (us)"),
-        [(r.index, plan_of(r).name, plan_of(r).source, plan_of(r).op, plan_of(r).sharding, plan_of(r).slicing, plan_of(r).output_memory,
-          plan_of(r).dtype, plan_of(r).weights_dtype, plan_of(r).fidelity, r.l1_live_per_core, r.l1_transient_per_core,
-          plan_of(r).l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
+        [(r.index, r.plan.name, r.plan.source, r.plan.op, r.plan.sharding, r.plan.slicing, r.plan.output_memory,
+          r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
+          r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
           f"{r.time_us:.1f}") for r in report.layers])
-    rungs = [(plan_of(r).name, plan_of(r).rung) for r in report.layers if plan_of(r).rung]
+    rungs = [(r.plan.name, r.plan.rung) for r in report.layers if r.plan.rung]
     if rungs:
         lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
     return "\n".join(lines) + "\n"

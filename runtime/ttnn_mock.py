@@ -29,7 +29,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 
 from converter.errors import UserError
 from passes.targets import Target, get_target
@@ -202,7 +202,7 @@ def condense(message: str) -> str:
         if _FATAL.search(ln):
             info = []
             for x in lines[i + 1:]:
-                if x.startswith("backtrace:") or x.startswith("---"):
+                if x.startswith(("backtrace:", "---")):
                     break
                 info.append(x)
             return " ".join([ln, *info])
@@ -244,7 +244,7 @@ class _Recorder:
         self.where: tuple[int, str] = (0, "")
 
     def _caller_line(self) -> int:
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename != self._file:
             frame = frame.f_back
         if frame is None:
@@ -323,7 +323,7 @@ def _run_check(module_path: Path, target: Target, mode: str) -> CheckResult:
         run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
         model = model_class(module)(device, _placeholder_params(ttnn, module))
         x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
-        recorder = _Recorder(ttnn, device, run_mode, module.__file__, names)
+        recorder = _Recorder(ttnn, device, run_mode, str(module.__file__), names)
         bind(module, recorder)  # type: ignore[arg-type]
         try:
             model.forward(x)

@@ -27,8 +27,8 @@ from types import ModuleType
 
 import torch
 
-from converter.ir import Graph
 from converter.atomic import write_bytes
+from converter.ir import Graph
 from passes.plan import plan_of
 
 CACHE_FORMAT = 1  # bump when the cached content changes meaning
@@ -122,7 +122,7 @@ def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple
     if not warm and path.exists():
         print(f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it",
               file=sys.stderr)
-    if not warm:
+    if weights is None:
         weights = host_weights(build())
         write_bytes(path, _serialize(weights))
     report = WeightsReport(key, path, warm, time.perf_counter() - start, len(weights),

@@ -24,7 +24,7 @@ import jinja2
 
 from converter.ir import Graph, Node
 from passes.layout_plan import ROW_MAJOR, TILE, physical
-from passes.plan import OpPlan, Placement, plan_of
+from passes.plan import OpPlan, Placement
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
@@ -73,7 +73,10 @@ def bool_expr(value: bool) -> str:
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+    if isinstance(v, int):
+        return v, v
+    h, w = v
+    return h, w
 
 
 # ---------------------------------------------------------------- names and layouts
@@ -104,7 +107,7 @@ def python_names(graph: Graph) -> dict[str, str]:
 
 
 def _plan(node: Node) -> OpPlan:
-    if node.plan is None or plan_of(node).output is None:
+    if not isinstance(node.plan, OpPlan) or node.plan.output is None:
         raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
     return node.plan
 
@@ -209,7 +212,7 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tup
         ("dilation", str(_pair(a["dilation"]))),
         ("groups", str(a["groups"])),
         ("dtype", dtype_expr(plan.dtype)),
-        ("conv_config", config),  # type: ignore[list-item]
+        ("conv_config", config),
         ("compute_config", f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{plan.math_fidelity}, "
                            f"math_approx_mode=False, fp32_dest_acc_en={bool_expr(plan.fp32_dest_acc)}, "
                            f"packer_l1_acc={bool_expr(plan.fp32_dest_acc)})"),
@@ -288,7 +291,7 @@ class _Lowering:
             want = converted.get(name)
             if want is not None:
                 # ROW_MAJOR has no bfloat8_b
-                cast = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
+                cast: tuple[str, ...] = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
                 # ROW_MAJOR height shards are exactly as wide as the channels, TILE ones whole tiles
                 src = self.placement[name]
                 converted_placement = physical(src, self.shape(name)[1], want)

@@ -58,7 +58,6 @@ def tiny_graph(h: int = 64, w: int = 128, predictor_kernel: int = 1) -> Graph:
     The semantic predictor is a 1x1 conv (run by ttnn as a matmul) unless `predictor_kernel` says otherwise."""
     mean = torch.tensor([123.675, 116.28, 103.53])
     std = torch.tensor([58.395, 57.12, 57.375])
-    h2, w2 = h // 2, w // 2
     h4, w4 = h // 4, w // 4
     rows4 = h4 * w4
     nodes = [

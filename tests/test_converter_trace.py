@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import SMALL_SIZE
 from converter.errors import UserError
 from converter.model import build_model, load_config, with_crop_size
 from converter.trace import trace_model
+from tests.conftest import SMALL_SIZE
 
 # Op counts of the exported ATen graph at 512x1024 (measured independently, shared/NOTES):
 # 88 conv2d, 83 batch_norm, 81 relu, 16 add, 9 upsample, 6 cat, 2 pools, 2 dropout, 1 max_pool, 1 mul,

@@ -6,8 +6,15 @@ import pytest
 
 from converter.errors import UserError
 from passes import cost_model
-from passes.conv_sharding import (LAYOUTS, ConvShape, conv_cores, conv_input_placement, conv_output_placement,
-                                  conv_sharding, working_set)
+from passes.conv_sharding import (
+    LAYOUTS,
+    ConvShape,
+    conv_cores,
+    conv_input_placement,
+    conv_output_placement,
+    conv_sharding,
+    working_set,
+)
 from passes.dtype_policy import dtype_policy
 from passes.overrides import parse_overrides
 from passes.plan import ConvConfig, Placement
@@ -67,8 +74,8 @@ def test_impossible_override_is_a_user_error_naming_the_layer_the_pin_and_its_by
     o = parse_overrides({"layers": {"c": {"slicing": {"type": "L1_FULL"}}}})
     with pytest.raises(UserError) as e:
         _plan_one((1, 3, 512, 1024), 64, stride=2, overrides=o)
-    assert str(e.value).startswith(f"conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
-                                   f"num_slices 0): the least it needs is ")
+    assert str(e.value).startswith("conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
+                                   "num_slices 0): the least it needs is ")
     assert f"B > budget {BH20.l1_budget()} B (L1_FULL " in str(e.value) and "relax or remove the override" in str(e.value)
 
 

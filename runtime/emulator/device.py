@@ -197,6 +197,8 @@ def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
         if not t.is_allocated():
             raise RuntimeError(f"TT_FATAL: {name}: input tensor is not allocated (it was deallocated)")
         device = t._device
+    if device is None:
+        raise TypeError(f"{name}: called without a device tensor")
     device.check_open()
     return device
 
