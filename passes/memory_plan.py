@@ -185,7 +185,7 @@ class _Planner:
     def _physical(self, n: Node, mode: Mode) -> Mode:
         """The mode's placements as shard specs of the tensors' layouts (ROW_MAJOR: unpadded widths)."""
         wants = tuple(None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
-                      for x, p in zip(n.inputs, mode.wants))
+                      for x, p in zip(n.inputs, mode.wants, strict=True))
         return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], plan_of(n).layout))
 
     def _plan_of(self, i: int, n: Node, mode: Mode, spilled: set[str], reallocs: tuple[str, ...] = ()) -> OpPlan:
@@ -232,7 +232,7 @@ class _Planner:
 
     def _moves(self, n: Node, mode: Mode) -> tuple[tuple[str, Placement], ...]:
         moves: list[tuple[str, Placement]] = []
-        for x, want in zip(n.inputs, mode.wants):
+        for x, want in zip(n.inputs, mode.wants, strict=True):
             if want is not None and want != self.loc[x] and x not in dict(moves):
                 moves.append((x, want))
         return tuple(moves)

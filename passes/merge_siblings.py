@@ -61,7 +61,7 @@ def merged_name(names: list[str], taken: frozenset[str] | set[str] = frozenset()
     all the names when they share none; numbered if a node of `taken` already has that name."""
     parts = [n.split(".") for n in names]
     common: list[str] = []
-    for segs in zip(*(reversed(p) for p in parts)):
+    for segs in zip(*(reversed(p) for p in parts), strict=False):
         if len(set(segs)) > 1:
             break
         common.insert(0, segs[0])

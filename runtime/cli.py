@@ -418,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
                     progress.note(f"{v}: real ttnn on a mock {args.target} device (in the background)")
                 checks.append(pool.submit(check_text, v, p.module, args.target) if ttnn_check else None)
                 planned.append(p)
-            converted = [finish(p, args.target, c.result() if c else None, progress) for p, c in zip(planned, checks)]
+            converted = [finish(p, args.target, c.result() if c else None, progress) for p, c in zip(planned, checks, strict=True)]
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
         results = []
         if args.verify:

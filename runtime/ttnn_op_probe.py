@@ -111,8 +111,8 @@ def programs_of(trace) -> list[dict]:
             cb, launched = {}, True
             small = [int(dict(k)["buffer_type"]) == BUFFER_L1_SMALL for k, _ in live]
             programs.append({"name": device_op, "cb": 0, "cbs": [],
-                             "l1": [size for (_, size), s in zip(live, small) if not s],
-                             "l1_small": [size for (_, size), s in zip(live, small) if s]})
+                             "l1": [size for (_, size), s in zip(live, small, strict=True) if not s],
+                             "l1_small": [size for (_, size), s in zip(live, small, strict=True) if s]})
         elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate") and programs and \
                 p.get("globally_allocated", p.get("borrows_memory")) == "0":
             for core in _core_set(p["core_range_set"]):

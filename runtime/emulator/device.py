@@ -174,7 +174,7 @@ class EmuDevice:
         for step in trace.steps:
             result = step.compute(*[t._data for t in step.inputs])
             results = result if isinstance(result, (tuple, list)) else (result,)
-            for out, value in zip(step.outputs, results):
+            for out, value in zip(step.outputs, results, strict=True):
                 out._data = dtypes.round_to(value, out.dtype)
 
     def release_trace(self, tid: int) -> None:
