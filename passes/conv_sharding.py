@@ -13,9 +13,9 @@ larger block fits a smaller one can only be slower on the device.
 
 Transform: rank the candidates by `passes.cost_model.op_cost` (the conv with its input arriving
 where its producer put it, moved if the conv wants it elsewhere, and its output where the conv
-writes it) and pick the cheapest; ties go to ladder order: preferred sharding first (the shape
+writes it) and pick the cheapest; ties go to candidate order: preferred sharding first (the shape
 rule below, like ttnn's auto-shard heuristic), L1 before DRAM slicing, fewer slices first.
-ConvConfig.rung records the choice, its modeled time, the runner-up and why L1_FULL was not used.
+ConvConfig.why records the choice, its modeled time, the runner-up and why L1_FULL was not used.
 
 Preferred sharding from the conv's shape (only a tie-break now):
 - HEIGHT when output pixels dominate channels: N*H*W / max(C_in, C_out) >= number of cores;
@@ -34,10 +34,9 @@ from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
 from passes.cb_model import cdiv
 from passes.cost_model import Operand, op_cost
-from passes.dtype_policy import stored_dtype
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
-from passes.plan import ConvConfig, Placement, conv_of, plan_of
+from passes.plan import ConvConfig, Placement, conv_of, plan_of, stored_dtype
 from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
@@ -151,8 +150,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
         assert p_in.shard_shape is not None, "a conv's input is sharded"
         in_bytes = staged_input_bytes(*p_in.shard_shape, in_dtype)
     # the output is ttnn's own L1 shard (also when the layer's output then goes to DRAM)
-    total = in_bytes + l1.halo + l1.output + l1.cb
-    return total, l1.cb
+    return in_bytes + l1.halo + l1.output + l1.cb
 
 
 def _act_block_hs(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> list[int]:
@@ -184,7 +182,7 @@ def _describe(c: ConvConfig) -> str:
 def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, budget: int,
                   pin: LayerOverride | None = None, reader_ops: tuple[str, ...] = ()) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
-    blocking that fits, in ladder order; and why L1_FULL did not fit ("" if it did).
+    blocking that fits, in candidate order; and why L1_FULL did not fit ("" if it did).
     `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
     (they decide its layout, and ttnn's slicing limits depend on it).
 
@@ -222,10 +220,10 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                 if illegal:
                     rejected = rejected or illegal
                     continue
-                total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
-                                         input_dtype=input_dtype, output_layout=out_layout)
+                total = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
+                                    input_dtype=input_dtype, output_layout=out_layout)
                 if total <= budget:
-                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs,
+                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl,
                                             f"preferred {preferred} ({why})" if layout == preferred else "",
                                             grid, cores, total))
                     fitted.add((slice_type, layout))
@@ -240,7 +238,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
     if pin and not found and least is None and rejected:  # the pin leaves ttnn nothing it accepts
         raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {rejected}; "
                         "change or remove the override")
-    if not found and least:  # no rung will quote `miss`: say what came closest
+    if not found and least:  # no candidate will quote `miss`: say what came closest
         miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
     return found, miss
 
@@ -248,7 +246,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
 def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, source_dtype: str,
                  arrives: Placement | None, target: Target, output_memory: str | None = None
                  ) -> list[tuple[float, ConvConfig]]:
-    """(modeled us, config), cheapest first; ties keep the given (ladder) order.
+    """(modeled us, config), cheapest first; ties keep the given (candidate) order.
 
     `arrives` is where the conv's input is when the conv runs (None: where each config wants it);
     a config that wants it elsewhere pays the move. The output is costed where the config writes
@@ -271,7 +269,7 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
 def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrives: Placement | None,
                        target: Target, budget: int, pin: LayerOverride | None = None,
                        reader_ops: tuple[str, ...] = ()) -> ConvConfig:
-    """The cheapest legal config (module docstring), with the reasons in its `rung`."""
+    """The cheapest legal config (module docstring), with the reasons in its `why`."""
     s = ConvShape.of(node, source.shape)
     configs, miss = legal_configs(node, s, source_dtype, target, budget, pin, reader_ops)
     if not configs:
@@ -283,16 +281,16 @@ def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrive
                         "with more L1 or fewer channels in the config")
     ranked = rank_configs(node, configs, source, source_dtype, arrives, target, pin.memory if pin else None)
     (best_us, best), rest = ranked[0], ranked[1:]
-    rung = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
+    why = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
     if pin and (pin.sharding or pin.slice_type or pin.act_block_h is not None):
-        rung += " the override"
+        why += " the override"
     if rest:
-        rung += f"; runner-up {_describe(rest[0][1])}: {rest[0][0]:.1f} us"
+        why += f"; runner-up {_describe(rest[0][1])}: {rest[0][0]:.1f} us"
     if miss:
-        rung += f"; {miss}"
-    if best.rung:
-        rung += f"; {best.rung}"
-    return dataclasses.replace(best, rung=rung)
+        why += f"; {miss}"
+    if best.why:
+        why += f"; {best.why}"
+    return dataclasses.replace(best, why=why)
 
 
 def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placement]) -> Placement | None:
@@ -322,7 +320,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
             pin = overrides.for_node(n) if overrides else None
             conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
                                       target, budget, pin, tuple(by_name[u].op for u in users[n.name]))
-            plan = dataclasses.replace(plan_of(n), conv=conv, notes=plan_of(n).notes + (f"conv: {conv.rung}",))
+            plan = dataclasses.replace(plan_of(n), conv=conv, notes=plan_of(n).notes + (f"conv: {conv.why}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"
             chosen[n.name] = DRAM if pinned_dram else conv_output_placement(n, ConvShape.of(n, x.out.shape))

@@ -471,15 +471,3 @@ def evaluate(graph: Graph, target: Target) -> PlanCost:
         peak = max(peak, plan_of(node).l1_peak_per_core)
     return PlanCost(target.name, tuple(rows), act, l1_act, peak)
 
-
-def annotate(graph: Graph, target: Target) -> Graph:
-    """The graph with every plan's `est_time_us` and `dram_bytes` filled in by this model."""
-    costs = {node.name: cost for node, cost in _walk(graph, target)}
-    nodes = []
-    for node in graph:
-        if node.name in costs:
-            c = costs[node.name]
-            node = dataclasses.replace(node, plan=dataclasses.replace(
-                plan_of(node), est_time_us=round(c.total_us, 3), dram_bytes=c.dram_bytes))
-        nodes.append(node)
-    return graph.replace_nodes(nodes)

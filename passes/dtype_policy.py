@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from converter.ir import Graph, Node
 from passes.overrides import Overrides
-from passes.plan import OpPlan, plan_of
+from passes.plan import OpPlan, plan_of, stored_dtype
 
 
 @dataclass(frozen=True)
@@ -150,20 +150,7 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
             plan = dataclasses.replace(plan, fp32_dest_acc=False)
             why += "; fp32 acc off (ttnn bilinear upsample rejects it)"
         nodes.append(dataclasses.replace(n, plan=dataclasses.replace(plan, notes=plan.notes + (f"dtype: {why}",))))
-    return one_dtype_per_concat(graph.replace_nodes(nodes))
-
-
-def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
-    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
-    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
-    (as l1_sim.output_dtype does, and ttnn)."""
-    n = nodes[name]
-    if n.op in ("relu", "concat"):
-        return stored_dtype(n.inputs[0], nodes)
-    if n.op == "upsample":
-        d = stored_dtype(n.inputs[0], nodes)
-        return "bfloat16" if d == "bfloat8_b" else d
-    return plan_of(n).dtype
+    return graph.replace_nodes(nodes)
 
 
 def one_dtype_per_concat(graph: Graph) -> Graph:

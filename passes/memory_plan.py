@@ -4,7 +4,7 @@ Walks the program in order with the set of live tensors and where each one curre
 1. Each op offers placement *modes* in preference order (`_modes`): the placements it wants for its
    inputs and its output placement. E.g. a conv wants its input sharded as conv sharding chose (or
    in DRAM when sliced); bilinear upsample wants a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires
-   it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py.
+   it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py (run before).
 2. A mode fits when the op, run at address level (passes/l1_sim.py: ttnn's first-fit
    top-down L1 with every live tensor at its address, the op's moves, layout conversions,
    temporaries, output and circular buffers in the generated code's order), allocates everything
@@ -39,14 +39,13 @@ from dataclasses import dataclass
 
 from converter.errors import UserError
 from converter.ir import Graph, Node
-from passes import cb_model
 from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
-from passes.layout_plan import layout_plan, physical
+from passes.layout_plan import physical
 from passes.overrides import Overrides
 from passes.plan import OpPlan, Placement, conv_of, plan_of
-from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
+from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 DRAM = Placement("DRAM", "INTERLEAVED")
@@ -103,9 +102,6 @@ class _Planner:
 
     def l1(self, name: str, p: Placement) -> int:
         return l1_bytes_per_core(p, *self.shape(name), self.dtype(name), self.t)
-
-    def full_bytes(self, name: str) -> int:
-        return tensor_bytes(*self.shape(name), self.dtype(name))
 
     def height(self, name: str) -> Placement:
         return height_placement(*self.shape(name), self.t)
@@ -329,29 +325,19 @@ class _Planner:
 
     def _commit(self, i: int, n: Node, mode: Mode, trial: Trial, notes: list[str]) -> Node:
         self.sim, self.live = trial.sim, trial.live
-        dram = 0.0
         spills = tuple((x, DRAM) for x in sorted(trial.spilled, key=lambda x: self.order[x]))
         for x, _ in spills:
             self.loc[x] = DRAM
-            dram += self.full_bytes(x)
         moves = self._moves(n, mode)
         for x, want in moves:
-            if "DRAM" in (want.buffer, self.loc[x].buffer):
-                dram += self.full_bytes(x)
             self.loc[x] = want
-        dram += sum(self.full_bytes(x) for x in set(n.inputs) if self.loc[x].buffer == "DRAM")
-        if mode.output.buffer == "DRAM":
-            dram += self.full_bytes(n.name)
-        if n.op == "conv2d":
-            w, weights_dtype = n.params["weight"], plan_of(n).weights_dtype or "bfloat16"
-            dram += w.numel() * (1088 / 1024 if weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[weights_dtype])
         self.loc[n.name] = mode.output
         dead = self._dead(i, n)
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
             plan_of(n), output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
-            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
+            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak,
             slices=mode.slices,
             notes=plan_of(n).notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)
@@ -362,7 +348,7 @@ class _Planner:
             if n.op == "input":
                 self.loc[n.name] = DRAM
                 self.live[n.name] = TensorState(DRAM, *self.shape(n.name), plan_of(n).dtype, plan_of(n).layout)
-                plan = dataclasses.replace(plan_of(n), output=DRAM, dram_bytes=self.full_bytes(n.name),
+                plan = dataclasses.replace(plan_of(n), output=DRAM,
                                            notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",))
                 out.append(dataclasses.replace(n, plan=plan))
             elif n.op == "output":  # no device op: the head tensor, moved to DRAM if it is not there
@@ -372,7 +358,6 @@ class _Planner:
                 plan = dataclasses.replace(plan_of(n), reshard_inputs=moves)
                 simulate_op(self.sim, self.live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
                 plan = dataclasses.replace(plan_of(n), output=DRAM, reshard_inputs=moves,
-                                           dram_bytes=self.full_bytes(x) if moves else 0,
                                            notes=plan_of(n).notes + ("memory: head output in DRAM",))
                 out.append(dataclasses.replace(n, plan=plan))
             else:
@@ -382,5 +367,4 @@ class _Planner:
 
 def memory_plan(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                 overrides: Overrides | None = None) -> Graph:
-    graph = layout_plan(graph)
     return _Planner(graph, target, target.l1_budget(l1_small_size), l1_small_size, overrides).run()

@@ -30,11 +30,12 @@ import torch
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
+from passes.contracts import cse_key
 from passes.conv_sharding import ConvShape, choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
-from passes.dtype_policy import one_dtype_per_concat, stored_dtype
+from passes.dtype_policy import one_dtype_per_concat
 from passes.overrides import Overrides
-from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan, plan_of
+from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan, plan_of, stored_dtype
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 _CHANNELWISE = ("relu", "upsample")
@@ -150,12 +151,6 @@ def _widen(n: Node, inputs: tuple[str, ...], channels: int) -> Node:
                                                                 n.out.dtype))
 
 
-def _key(n: Node) -> tuple:
-    p = n.plan if isinstance(n.plan, OpPlan) else None
-    precision = (p.dtype, p.weights_dtype, p.math_fidelity, p.fp32_dest_acc) if p else None
-    return (n.op, n.inputs, tuple(sorted(n.attrs.items())), precision)
-
-
 def eliminate_common(graph: Graph) -> Graph:
     """Nodes without parameters that repeat an earlier node (op, inputs, attributes, precision) read
     that node instead; a survivor standing for nodes of several modules is renamed for all of them."""
@@ -164,7 +159,7 @@ def eliminate_common(graph: Graph) -> Graph:
     for n in graph.nodes:
         if n.params or n.op in ("input", "output"):
             continue
-        k = _key(n)
+        k = cse_key(n)
         if k in first:
             dupes[first[k].name].append(n)
         else:
@@ -216,7 +211,6 @@ def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int)
 def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                    overrides: Overrides | None = None) -> Graph:
     budget = target.l1_budget(l1_small_size)
-    graph = eliminate_common(graph)
     merged = 0
     decisions: list[str] = []
     while True:

@@ -43,7 +43,7 @@ class Placement:
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """What conv sharding chose for one conv2d (a rung of the fallback ladder)."""
+    """What conv sharding chose for one conv2d, and why."""
 
     shard_layout: str  # HEIGHT_SHARDED | BLOCK_SHARDED | WIDTH_SHARDED (always explicit)
     slice_type: str  # SLICE_TYPES
@@ -52,8 +52,7 @@ class ConvConfig:
     act_block_w_div: int  # > 1 only for width sharding
     enable_act_double_buffer: bool
     enable_weights_double_buffer: bool
-    cb_bytes_per_core: int  # estimated circular-buffer L1 of this conv, per core
-    rung: str  # which rung of the ladder was used and why, for the plan report
+    why: str  # its modeled time, the runner-up and why L1_FULL was not used, for the plan report
     # Added by conv sharding (additive): the cores the conv runs on, as in Placement
     # (Conv2dConfig.core_grid + override_sharding_config when emitted), and its own working set.
     grid: tuple[int, int] | None = None
@@ -86,8 +85,6 @@ class OpPlan:
     # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
     reallocate_before: tuple[str, ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
-    dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
-    est_time_us: float = 0.0  # cost model estimate
     notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
 
 
@@ -116,3 +113,17 @@ def output_of(node: Node) -> Placement:
     if output is None:
         raise MissingPlanError(f"{node.name} has no output placement yet: run memory planning first")
     return output
+
+
+def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
+    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
+    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
+    (as ttnn does)."""
+    n = nodes[name]
+    if n.op in ("relu", "concat"):
+        return stored_dtype(n.inputs[0], nodes)
+    if n.op == "upsample":
+        d = stored_dtype(n.inputs[0], nodes)
+        return "bfloat16" if d == "bfloat8_b" else d
+    return plan_of(n).dtype
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from converter.ir import Graph
+from passes import cost_model
 from passes.plan import OpPlan, plan_of
 from passes.shards import rows_cols, tensor_bytes
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
@@ -17,13 +18,13 @@ class OpRow:
     op: str
     sharding: str  # conv shard layout, or the output's memory layout
     slicing: str  # "L1_FULL", "DRAM_SLICE_WIDTH x4", ...; "" for ops without slicing
-    rung: str
     output_memory: str  # "L1 HEIGHT_SHARDED", "DRAM INTERLEAVED"
     dtype: str
     weights_dtype: str
     fidelity: str
     l1_peak_per_core: int
-    dram_bytes: int
+    dram_bytes: int  # cost model: reads and writes of DRAM, moves included
+    notes: tuple[str, ...]  # why each decision was taken ("pass: reason"), in pass order
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class PlanSummary:
 
 def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> PlanSummary:
     rows, act, act_l1 = [], 0, 0
+    dram = {r.name: r.cost.dram_bytes for r in cost_model.evaluate(graph, target).rows}
     for n in graph.nodes:
         p = n.plan
         if not isinstance(p, OpPlan) or p.output is None:
@@ -56,8 +58,8 @@ def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMAL
             slicing = f"{p.slices[0]} x{p.slices[1]}"
         out = p.output
         rows.append(OpRow(n.name, n.source, n.op, c.shard_layout if c else out.layout, slicing,
-                          c.rung if c else "", f"{out.buffer} {out.layout}", p.dtype,
-                          p.weights_dtype or "", p.math_fidelity if c else "", p.l1_peak_per_core, p.dram_bytes))
+                          f"{out.buffer} {out.layout}", p.dtype, p.weights_dtype or "", p.math_fidelity if c else "",
+                          p.l1_peak_per_core, dram.get(n.name, 0), p.notes))
         if n.op not in ("input", "output"):
             b = tensor_bytes(*rows_cols(n.out), p.dtype)
             act += b

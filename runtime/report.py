@@ -341,9 +341,8 @@ def render_markdown(report: PlanReport) -> str:
           r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
           r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
           f"{r.time_us:.1f}") for r in report.layers])
-    rungs = [(r.plan.name, r.plan.rung) for r in report.layers if r.plan.rung]
-    if rungs:
-        lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
+    lines += ["", "## Why each decision", "", "Each pass's reason, in pass order (dtype, conv, memory).", ""]
+    lines += [f"- `{r.plan.name}`: " + "; ".join(r.plan.notes) for r in report.layers if r.plan.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,7 @@ def conv_config(layout: str = "HEIGHT_SHARDED", slice_type: str = "L1_FULL", num
                 act_block_h: int = 0) -> ConvConfig:
     return ConvConfig(shard_layout=layout, slice_type=slice_type, num_slices=num_slices, act_block_h=act_block_h,
                       act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-                      cb_bytes_per_core=0, rung="test")
+                      why="test")
 
 
 def _conv(name, src, cin, cout, hw, k=3, stride=1, dilation=1, relu=True, seed=0, **plan_kw) -> Node:
