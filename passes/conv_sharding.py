@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
@@ -37,44 +36,18 @@ from passes.cost_model import Operand, op_cost
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
 from passes.plan import ConvConfig, Placement, conv_of, plan_of, stored_dtype
-from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
+from passes.shards import (
+    ConvShape,
+    cores_with_padding,
+    l1_bytes_per_core,
+    largest_divisor,
+    shard_shape,
+    staged_input_bytes,
+)
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
 DRAM = Placement("DRAM", "INTERLEAVED")
-
-
-@dataclass(frozen=True)
-class ConvShape:
-    batch: int
-    input_hw: tuple[int, int]
-    output_hw: tuple[int, int]
-    in_channels: int
-    out_channels: int
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    groups: int
-
-    @classmethod
-    def of(cls, node: Node, input_shape: tuple[int, ...]) -> ConvShape:
-        a = node.attrs
-        return cls(input_shape[0], (input_shape[2], input_shape[3]), (node.out.shape[2], node.out.shape[3]),
-                   a["in_channels"], a["out_channels"], tuple(a["kernel_size"]), tuple(a["stride"]),
-                   tuple(a["padding"]), tuple(a["dilation"]), a["groups"])
-
-    @property
-    def in_rows(self) -> int:
-        return self.batch * self.input_hw[0] * self.input_hw[1]
-
-    @property
-    def out_rows(self) -> int:
-        return self.batch * self.output_hw[0] * self.output_hw[1]
-
-    def geometry(self) -> dict:
-        return dict(batch=self.batch, input_hw=self.input_hw, kernel_size=self.kernel_size, stride=self.stride,
-                    padding=self.padding, dilation=self.dilation)
 
 
 def preferred_layout(s: ConvShape, target: Target) -> tuple[str, str]:
@@ -118,12 +91,6 @@ def conv_output_placement(node: Node, s: ConvShape) -> Placement:
         return Placement("DRAM", "INTERLEAVED")
     assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
-
-
-def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
-    """A conv's input shard as ttnn stages it in L1 (a resharded temporary, a DRAM slice): row-major,
-    so bfloat8_b arrives unpacked to 2-byte elements."""
-    return shard_rows * shard_cols * (4 if dtype == "float32" else 2)
 
 
 def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,

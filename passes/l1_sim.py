@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 
 from passes import cb_model, legality
 from passes.cb_model import cdiv, round_up
-from passes.conv_sharding import ConvShape, staged_input_bytes
 from passes.l1_allocator import FreeList
-from passes.layout_plan import physical
 from passes.plan import Placement, conv_of, plan_of
-from passes.targets import Target
+from passes.shards import ConvShape, physical, staged_input_bytes
+from passes.targets import TILE, Target
 
-TILE = cb_model.TILE
 ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
 
 

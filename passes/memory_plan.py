@@ -39,13 +39,12 @@ from dataclasses import dataclass
 
 from converter.errors import UserError
 from converter.ir import Graph, Node
-from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement, legal_configs, rank_configs
+from passes.conv_sharding import conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
-from passes.layout_plan import physical
 from passes.overrides import Overrides
 from passes.plan import OpPlan, Placement, conv_of, plan_of
-from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols
+from passes.shards import ConvShape, height_placement, l1_bytes_per_core, physical, placement_like, rows_cols
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 DRAM = Placement("DRAM", "INTERLEAVED")

@@ -31,11 +31,12 @@ import torch
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from passes.contracts import cse_key
-from passes.conv_sharding import ConvShape, choose_conv_config, conv_input_placement
+from passes.conv_sharding import choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
 from passes.dtype_policy import one_dtype_per_concat
 from passes.overrides import Overrides
 from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan, plan_of, stored_dtype
+from passes.shards import ConvShape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 _CHANNELWISE = ("relu", "upsample")

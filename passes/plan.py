@@ -19,6 +19,8 @@ MEMORY_LAYOUTS = ("INTERLEAVED", "HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARD
 SLICE_TYPES = ("L1_FULL", "DRAM_SLICE_HEIGHT", "DRAM_SLICE_WIDTH")
 DTYPES = ("float32", "bfloat16", "bfloat8_b")
 MATH_FIDELITIES = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
+TILE_LAYOUT, ROW_MAJOR = "TILE", "ROW_MAJOR"  # ttnn tensor layouts (TILE the layout, not the 32-wide tile)
+TENSOR_LAYOUTS = (TILE_LAYOUT, ROW_MAJOR)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class OpPlan:
     slices: tuple[str, int] | None = None
     # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
     # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
-    layout: str = "TILE"
+    layout: str = TILE_LAYOUT
     layout_inputs: tuple[tuple[str, str], ...] = ()
     # Added by memory planning (additive): live L1 tensors moved to the top of L1 with
     # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.

@@ -23,8 +23,8 @@ from typing import Any
 import jinja2
 
 from converter.ir import Graph, Node
-from passes.layout_plan import ROW_MAJOR, TILE, physical
-from passes.plan import OpPlan, Placement
+from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
+from passes.shards import physical
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
@@ -48,7 +48,7 @@ def dtype_expr(dtype: str) -> str:
 
 
 def layout_expr(layout: str) -> str:
-    return "ttnn.TILE_LAYOUT" if layout == TILE else "ttnn.ROW_MAJOR_LAYOUT"
+    return "ttnn.TILE_LAYOUT" if layout == TILE_LAYOUT else "ttnn.ROW_MAJOR_LAYOUT"
 
 
 def memory_config_expr(p: Placement) -> str:

@@ -8,13 +8,12 @@ the live L1 never exceeds the op's recorded peak nor the budget, and the heads e
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from passes.conv_sharding import ConvShape, conv_input_placement
+from passes.conv_sharding import conv_input_placement
 from passes.cost_model import evaluate
 from passes.l1_sim import TensorState, buffer_bytes
-from passes.layout_plan import physical
 from passes.overrides import parse_overrides
 from passes.pipeline import plan_graph
-from passes.shards import rows_cols
+from passes.shards import ConvShape, physical, rows_cols
 from passes.targets import Target, get_target
 from tests.pass_graphs import GraphBuilder
 
