@@ -96,8 +96,8 @@ def conv_output_placement(node: Node, s: ConvShape) -> Placement:
 def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,
                 slice_type: str, num_slices: int, act_block_h: int, double_buffer: bool,
                 act_block_w_div: int = 1, input_dtype: str | None = None,
-                output_layout: str = "TILE") -> tuple[int, int]:
-    """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs.
+                output_layout: str = "TILE") -> int:
+    """The conv's per-core L1: input shard + halo + output shard + CBs.
     `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
     plan = plan_of(node)
