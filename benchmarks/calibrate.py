@@ -16,8 +16,8 @@ import itertools
 import sys
 
 import torch
-
 from plan_benchmark import ANCHOR_MS, ANCHOR_TARGET, HANDTUNED, for_graph
+
 from converter import model as model_lib
 from converter.trace import trace_model
 from passes import cost_model

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from converter.trace import trace_model
     from passes.pipeline import plan_graph
     from passes.targets import get_target
-    from runtime.quality import pcc
     from runtime.images import to_model_input
+    from runtime.quality import pcc
     from runtime.run import load_module, run_module
     from runtime.scenes import street_scene
     from runtime.weights import host_weights

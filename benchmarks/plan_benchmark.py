@@ -4,7 +4,7 @@
 Plans, all costed by passes/cost_model.py:
 - naive: what ttnn gives with no tuning. No BatchNorm folding, no relu fusion (separate ops),
   bfloat16 activations and weights, HiFi4 (ttnn's conv default), every tensor DRAM interleaved
-  (each conv then DRAM-slices by itself: conv sharding's ladder picks the slices).
+  (each conv then DRAM-slices by itself: conv sharding picks the slices).
 - handtuned: the hand-written tt-metal model's per-layer choices, benchmarks/handtuned-blackhole-20.yaml
   (its 20-core choices, applied on every target).
 - ours: `passes.pipeline.plan_graph` with its defaults (precision "accurate").
@@ -24,31 +24,28 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from converter import model as model_lib
+from converter.atomic import write_text
 from converter.errors import UserError
 from converter.ir import Graph
 from converter.trace import trace_model
+from passes import cost_model
+from passes.dtype_policy import PRECISIONS, DtypeRules
+from passes.overrides import LayerOverride, Overrides, load_overrides
+from passes.pipeline import Context, plan_graph_timed, run_passes
+from passes.targets import TARGETS, get_target
 from runtime.images import to_model_input
 from runtime.scenes import street_scene
-from passes import cost_model
-from passes.conv_sharding import conv_sharding
-from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
-from passes.memory_plan import memory_plan
-from passes.overrides import LayerOverride, Overrides, load_overrides
-from passes.pipeline import plan_graph_timed
-from passes.targets import TARGETS, get_target
-from converter.atomic import write_text
 
 HERE = Path(__file__).parent
 HANDTUNED = HERE / "handtuned-blackhole-20.yaml"
 # Hand-written model's device perf test (sum of device kernel durations, batch 1, 512x1024, Blackhole
 # 5x4 grid), both measured on ONE code state, tt-metal 3d736fd9 (2025-11-05; the pair used before,
-# 51.75 / 23.65, mixed two code states: shared/reference/handwritten-pdl-measured-history.md).
+# 51.75 / 23.65, mixed two code states: d615fab9 measured 32.66 / 23.65; Tenstorrent device perf CI, "P150 BH").
 ANCHOR_MS = {"panoptic_deeplab": 51.749520, "deeplab_v3_plus": 34.387871}
 ANCHOR_TARGET = "blackhole-20"
 NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", high_res_weights_dtype="bfloat16",
@@ -61,9 +58,8 @@ def naive_plan(graph: Graph, target) -> Graph:
     every output pinned to DRAM but bilinear upsamples' (ttnn writes those only to L1 shards)."""
     dram = Overrides({n.name: LayerOverride(memory="DRAM") for n in graph if n.op not in cost_model.HOST_OPS
                       and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")})
-    g = dtype_policy(graph, NAIVE_RULES)
-    g = conv_sharding(g, target, overrides=dram)
-    return memory_plan(g, target, overrides=dram)
+    passes = ("dtype_policy", "one_dtype_per_concat", "conv_sharding", "layout_plan", "memory_plan")
+    return run_passes(graph, passes, Context(target, dram, rules=NAIVE_RULES))[0]
 
 
 def for_graph(overrides: Overrides, graph: Graph) -> Overrides:

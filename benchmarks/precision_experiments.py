@@ -13,7 +13,6 @@ import dataclasses
 import sys
 
 import torch
-
 from plan_benchmark import ANCHOR_TARGET, emulated_outputs, seeded_model
 
 from converter import model as model_lib
@@ -26,8 +25,8 @@ from passes.fuse import fuse
 from passes.overrides import LayerOverride, Overrides
 from passes.pipeline import plan_graph
 from passes.targets import get_target
-from runtime.quality import pcc
 from runtime.images import to_model_input
+from runtime.quality import pcc
 from runtime.scenes import street_scene
 
 LOFI = {"math_fidelity": "LoFi"}

@@ -15,6 +15,7 @@ journal lets the next call finish the renames (the new set stands).
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -31,7 +32,7 @@ JOURNAL = ".pdl2ttnn-journal.json"
 _STAGED = ".staged"
 
 
-def _write_new(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _write_new(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Create `path` (mode 0666 less the umask, as open() gives), fill it by `write` and sync it."""
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
         write(f)
@@ -48,7 +49,7 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # unique: writers may race
@@ -58,6 +59,10 @@ def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_all(f: IO[bytes], data: bytes) -> None:
+    f.write(data)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -142,7 +147,7 @@ def replace_files(directory: Path, files: Mapping[str, bytes]) -> None:
         staged = {**files, JOURNAL: json.dumps(sorted(files)).encode()}
         try:
             for name, data in staged.items():
-                _write_new(_staged(directory, name), lambda f, data=data: f.write(data))
+                _write_new(_staged(directory, name), functools.partial(_write_all, data=data))
             _sync_directory(directory)
         except BaseException:
             for name in staged:

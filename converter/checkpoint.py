@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from detectron2.config import CfgNode
 from torch import nn
 
 from converter.atomic import write_bytes
 from converter.errors import UserError
 from converter.model import build_model, with_crop_size
-
-from detectron2.config import CfgNode  # noqa: E402  (after model.py's compat install)
 
 _PICKLE_PROTOCOL = 4  # fixed, so the bytes do not depend on the Python version's default
 # BN statistics are calibrated at the released model's inference size: ASPP's 6/12/18-dilated convs

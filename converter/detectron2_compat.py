@@ -40,12 +40,11 @@ class _Absent(types.ModuleType):
 
 def install() -> None:
     """Idempotent; call before the first `import detectron2...`."""
+    import detectron2
     from PIL import Image
 
-    import detectron2
-
     if not hasattr(Image, "LINEAR"):
-        Image.LINEAR = Image.Resampling.BILINEAR
+        setattr(Image, "LINEAR", Image.Resampling.BILINEAR)  # noqa: B010 (Pillow 10 removed the name; it is not in its stubs)
 
     if not hasattr(detectron2, "_C") and "detectron2._C" not in sys.modules:
         c_ext = _Absent("detectron2._C", "Detectron2's compiled extension is not installed "
@@ -60,4 +59,5 @@ def install() -> None:
             pkg = _Absent("panopticapi", why)
             pkg.__path__ = []
             sys.modules["panopticapi"] = pkg
-            sys.modules["panopticapi.utils"] = pkg.utils = _Absent("panopticapi.utils", why)
+            sys.modules["panopticapi.utils"] = utils = _Absent("panopticapi.utils", why)
+            setattr(pkg, "utils", utils)  # noqa: B010 (a submodule attribute, as the import system sets it)

@@ -7,7 +7,7 @@ nothing but the IR's own op semantics (converter/ir.py: OP_ATTRS).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -13,13 +13,13 @@ is a lowering concern decided by the passes and the code generator, not by the I
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch only for annotations: importing the IR stays cheap (the CLI's parser needs it)
     import torch
 
-    from passes.plan import OpPlan
 
 # Every op the IR knows, with the attributes each one requires. The front end rejects anything
 # else by name (with the source module), so no operation is ever dropped silently.
@@ -74,7 +74,9 @@ class Node:
     source: str  # Detectron2 module path it came from, e.g. "sem_seg_head.decoder.res3.fuse_conv.0"
     attrs: dict[str, Any] = field(default_factory=dict)  # plain values: int, float, str, bool, tuples
     params: dict[str, torch.Tensor] = field(default_factory=dict)  # fp32 tensors it owns
-    plan: OpPlan | None = None  # every device decision for this op, set by the passes
+    # every device decision for this op, set by the passes: a passes.plan.OpPlan (read through
+    # passes.plan.plan_of), typed there because the IR sits below the passes
+    plan: object | None = None
 
 
 class IRError(ValueError):

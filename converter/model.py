@@ -26,9 +26,18 @@ from detectron2.config import CfgNode, get_cfg  # noqa: E402
 from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
 from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
 
-from converter.errors import UserError  # noqa: E402
 from converter.choices import (  # noqa: E402,F401  (re-exported: the model's names, by their old home)
-    DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANT_OUTPUTS, VARIANTS, check_variant, parse_size, taps_for)
+    DEFAULT_CONFIG,
+    DEFAULT_INPUT_SIZE,
+    TAP_MODULES,
+    VARIANT_OUTPUTS,
+    VARIANTS,
+    check_variant,
+    parse_size,
+    taps_for,
+)
+from converter.errors import UserError  # noqa: E402
+
 
 class _LocalConfig(CfgNode):
     """Detectron2's CfgNode, except that its YAML files (the config and its `_BASE_` chain) must be

@@ -8,18 +8,19 @@ forward hooks on Detectron2's own modules.
 
 from __future__ import annotations
 
+from typing import Any  # a Detectron2 meta-architecture: attributes set by its config
+
 import torch
-from torch import nn
 
 from converter.model import VARIANT_OUTPUTS, taps_for
 
 
-def _first_tensor(out: object) -> torch.Tensor:
+def _first_tensor(out: torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
 @torch.no_grad()
-def reference_outputs(model: nn.Module, variant: str, x: torch.Tensor,
+def reference_outputs(model: Any, variant: str, x: torch.Tensor,
                       taps: bool = False) -> dict[str, torch.Tensor]:
     """Head outputs by name (and tap outputs if `taps`) of Detectron2's forward on a 1x3xHxW image."""
     captured: dict[str, torch.Tensor] = {}

@@ -17,8 +17,9 @@ panoptic fusion) stays on the host and is described in `graph.meta`.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import fx, nn

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-TILE = 32
+from passes.targets import TILE
+
 TILE_BYTES = {"bfloat16": 2048, "float32": 4096, "bfloat8_b": 1088}
 DATUM_BYTES = {"bfloat16": 2, "float32": 4, "bfloat8_b": 1}
 L1_SCRATCHPAD_BYTES = 64  # ttnn's l1_scratchpad_CB_size

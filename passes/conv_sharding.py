@@ -13,9 +13,9 @@ larger block fits a smaller one can only be slower on the device.
 
 Transform: rank the candidates by `passes.cost_model.op_cost` (the conv with its input arriving
 where its producer put it, moved if the conv wants it elsewhere, and its output where the conv
-writes it) and pick the cheapest; ties go to ladder order: preferred sharding first (the shape
+writes it) and pick the cheapest; ties go to candidate order: preferred sharding first (the shape
 rule below, like ttnn's auto-shard heuristic), L1 before DRAM slicing, fewer slices first.
-ConvConfig.rung records the choice, its modeled time, the runner-up and why L1_FULL was not used.
+ConvConfig.why records the choice, its modeled time, the runner-up and why L1_FULL was not used.
 
 Preferred sharding from the conv's shape (only a tie-break now):
 - HEIGHT when output pixels dominate channels: N*H*W / max(C_in, C_out) >= number of cores;
@@ -26,56 +26,28 @@ Preferred sharding from the conv's shape (only a tie-break now):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from passes import cb_model
+from passes.cb_model import cdiv
 from passes.cost_model import Operand, op_cost
-from passes.dtype_policy import stored_dtype
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
-from passes.plan import ConvConfig, Placement
-from passes.cb_model import cdiv
-from passes.shards import cores_with_padding, l1_bytes_per_core, largest_divisor, shard_shape
+from passes.plan import ConvConfig, Placement, conv_of, plan_of, stored_dtype
+from passes.shards import (
+    ConvShape,
+    cores_with_padding,
+    l1_bytes_per_core,
+    largest_divisor,
+    shard_shape,
+    staged_input_bytes,
+)
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
 DRAM = Placement("DRAM", "INTERLEAVED")
-
-
-@dataclass(frozen=True)
-class ConvShape:
-    batch: int
-    input_hw: tuple[int, int]
-    output_hw: tuple[int, int]
-    in_channels: int
-    out_channels: int
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    groups: int
-
-    @classmethod
-    def of(cls, node: Node, input_shape: tuple[int, ...]) -> ConvShape:
-        a = node.attrs
-        return cls(input_shape[0], (input_shape[2], input_shape[3]), (node.out.shape[2], node.out.shape[3]),
-                   a["in_channels"], a["out_channels"], tuple(a["kernel_size"]), tuple(a["stride"]),
-                   tuple(a["padding"]), tuple(a["dilation"]), a["groups"])
-
-    @property
-    def in_rows(self) -> int:
-        return self.batch * self.input_hw[0] * self.input_hw[1]
-
-    @property
-    def out_rows(self) -> int:
-        return self.batch * self.output_hw[0] * self.output_hw[1]
-
-    def geometry(self) -> dict:
-        return dict(batch=self.batch, input_hw=self.input_hw, kernel_size=self.kernel_size, stride=self.stride,
-                    padding=self.padding, dilation=self.dilation)
 
 
 def preferred_layout(s: ConvShape, target: Target) -> tuple[str, str]:
@@ -106,38 +78,34 @@ def activation_placement(layout: str, grid: tuple[int, int], num_cores: int, row
 
 def conv_input_placement(node: Node, s: ConvShape) -> Placement:
     """Where the conv wants its input: sharded like the conv in L1, or DRAM when sliced."""
-    c = node.plan.conv
+    c = conv_of(node)
     if c.slice_type != "L1_FULL":
         return Placement("DRAM", "INTERLEAVED")
+    assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.in_rows, s.in_channels)
 
 
 def conv_output_placement(node: Node, s: ConvShape) -> Placement:
-    c = node.plan.conv
+    c = conv_of(node)
     if c.slice_type != "L1_FULL":
         return Placement("DRAM", "INTERLEAVED")
+    assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
-
-
-def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
-    """A conv's input shard as ttnn stages it in L1 (a resharded temporary, a DRAM slice): row-major,
-    so bfloat8_b arrives unpacked to 2-byte elements."""
-    return shard_rows * shard_cols * (4 if dtype == "float32" else 2)
 
 
 def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,
                 slice_type: str, num_slices: int, act_block_h: int, double_buffer: bool,
                 act_block_w_div: int = 1, input_dtype: str | None = None,
-                output_layout: str = "TILE") -> tuple[int, int]:
-    """(total per-core L1 of the conv, its CB part): input shard + halo + output shard + CBs.
+                output_layout: str = "TILE") -> int:
+    """The conv's per-core L1: input shard + halo + output shard + CBs.
     `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
-    plan = node.plan
+    plan = plan_of(node)
     in_dtype, out_dtype = input_dtype or plan.dtype, plan.dtype
     l1 = cb_model.conv2d_l1(
         **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
         shard_layout=layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-        act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype,
+        act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype or "bfloat16",
         output_dtype=out_dtype, enable_act_double_buffer=double_buffer,
         enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices,
         device_grid=target.grid, slice_type=slice_type, output_layout=output_layout)
@@ -146,10 +114,10 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
     if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
         in_bytes = l1_bytes_per_core(p_in, s.in_rows, s.in_channels, in_dtype, target)
     else:  # a DRAM slice staged in L1
+        assert p_in.shard_shape is not None, "a conv's input is sharded"
         in_bytes = staged_input_bytes(*p_in.shard_shape, in_dtype)
     # the output is ttnn's own L1 shard (also when the layer's output then goes to DRAM)
-    total = in_bytes + l1.halo + l1.output + l1.cb
-    return total, l1.cb
+    return in_bytes + l1.halo + l1.output + l1.cb
 
 
 def _act_block_hs(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> list[int]:
@@ -181,7 +149,7 @@ def _describe(c: ConvConfig) -> str:
 def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, budget: int,
                   pin: LayerOverride | None = None, reader_ops: tuple[str, ...] = ()) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
-    blocking that fits, in ladder order; and why L1_FULL did not fit ("" if it did).
+    blocking that fits, in candidate order; and why L1_FULL did not fit ("" if it did).
     `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
     (they decide its layout, and ttnn's slicing limits depend on it).
 
@@ -194,7 +162,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
         layouts = [pin.sharding]
     slicings = list(_slicings(s))
     if pin and pin.slice_type:
-        slicings = [(pin.slice_type, pin.num_slices)]
+        slicings = [(pin.slice_type, pin.num_slices or 0)]
     found, miss = [], ""
     least: tuple[int, str] | None = None  # the smallest working set that did not fit, for the error
     rejected = ""  # why real ttnn would reject the first candidate it rejects
@@ -214,15 +182,15 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
                 illegal = cb_model.conv2d_illegal(
                     **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
                     shard_layout=layout, grid=grid, num_cores=cores, act_block_h=abh, act_block_w_div=1,
-                    output_dtype=node.plan.dtype, num_slices=num_slices, slice_type=slice_type,
+                    output_dtype=plan_of(node).dtype, num_slices=num_slices, slice_type=slice_type,
                     output_layout=out_layout)
                 if illegal:
                     rejected = rejected or illegal
                     continue
-                total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
-                                         input_dtype=input_dtype, output_layout=out_layout)
+                total = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
+                                    input_dtype=input_dtype, output_layout=out_layout)
                 if total <= budget:
-                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl, cbs,
+                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl,
                                             f"preferred {preferred} ({why})" if layout == preferred else "",
                                             grid, cores, total))
                     fitted.add((slice_type, layout))
@@ -237,7 +205,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
     if pin and not found and least is None and rejected:  # the pin leaves ttnn nothing it accepts
         raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {rejected}; "
                         "change or remove the override")
-    if not found and least:  # no rung will quote `miss`: say what came closest
+    if not found and least:  # no candidate will quote `miss`: say what came closest
         miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
     return found, miss
 
@@ -245,7 +213,7 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
 def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, source_dtype: str,
                  arrives: Placement | None, target: Target, output_memory: str | None = None
                  ) -> list[tuple[float, ConvConfig]]:
-    """(modeled us, config), cheapest first; ties keep the given (ladder) order.
+    """(modeled us, config), cheapest first; ties keep the given (candidate) order.
 
     `arrives` is where the conv's input is when the conv runs (None: where each config wants it);
     a config that wants it elsewhere pays the move. The output is costed where the config writes
@@ -254,12 +222,12 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
     s = ConvShape.of(node, source.shape)
     scored = []
     for i, c in enumerate(configs):
-        planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=c))
+        planned = dataclasses.replace(node, plan=dataclasses.replace(plan_of(node), conv=c))
         want = conv_input_placement(planned, s)
         out = conv_output_placement(planned, s) if output_memory != "DRAM" else DRAM
         have = arrives or want
         moves = ((node.inputs[0], want),) if want != have else ()
-        plan = dataclasses.replace(planned.plan, output=out, reshard_inputs=moves)
+        plan = dataclasses.replace(plan_of(planned), output=out, reshard_inputs=moves)
         scored.append((op_cost(node, plan, target, [Operand(source.shape, source_dtype, have)]).total_us, i, c))
     scored.sort(key=lambda x: (x[0], x[1]))
     return [(cost, c) for cost, _, c in scored]
@@ -268,7 +236,7 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
 def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrives: Placement | None,
                        target: Target, budget: int, pin: LayerOverride | None = None,
                        reader_ops: tuple[str, ...] = ()) -> ConvConfig:
-    """The cheapest legal config (module docstring), with the reasons in its `rung`."""
+    """The cheapest legal config (module docstring), with the reasons in its `why`."""
     s = ConvShape.of(node, source.shape)
     configs, miss = legal_configs(node, s, source_dtype, target, budget, pin, reader_ops)
     if not configs:
@@ -280,16 +248,16 @@ def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrive
                         "with more L1 or fewer channels in the config")
     ranked = rank_configs(node, configs, source, source_dtype, arrives, target, pin.memory if pin else None)
     (best_us, best), rest = ranked[0], ranked[1:]
-    rung = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
+    why = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
     if pin and (pin.sharding or pin.slice_type or pin.act_block_h is not None):
-        rung += " the override"
+        why += " the override"
     if rest:
-        rung += f"; runner-up {_describe(rest[0][1])}: {rest[0][0]:.1f} us"
+        why += f"; runner-up {_describe(rest[0][1])}: {rest[0][0]:.1f} us"
     if miss:
-        rung += f"; {miss}"
-    if best.rung:
-        rung += f"; {best.rung}"
-    return dataclasses.replace(best, rung=rung)
+        why += f"; {miss}"
+    if best.why:
+        why += f"; {best.why}"
+    return dataclasses.replace(best, why=why)
 
 
 def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placement]) -> Placement | None:
@@ -319,7 +287,7 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
             pin = overrides.for_node(n) if overrides else None
             conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
                                       target, budget, pin, tuple(by_name[u].op for u in users[n.name]))
-            plan = dataclasses.replace(n.plan, conv=conv, notes=n.plan.notes + (f"conv: {conv.rung}",))
+            plan = dataclasses.replace(plan_of(n), conv=conv, notes=plan_of(n).notes + (f"conv: {conv.why}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"
             chosen[n.name] = DRAM if pinned_dram else conv_output_placement(n, ConvShape.of(n, x.out.shape))

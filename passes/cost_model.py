@@ -23,13 +23,13 @@ the DST tiles per sub-block), NoC congestion and hop latency, DRAM bank conflict
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from converter.ir import Graph, Node
 from passes import cb_model, shards
 from passes.cb_model import cdiv
-from passes.plan import OpPlan, Placement
+from passes.plan import OpPlan, Placement, plan_of
 from passes.targets import TILE, Target
 
 # --- Hardware constants (cited) ---------------------------------------------------------------
@@ -391,7 +391,7 @@ HOST_INPUT = Placement(buffer="DRAM", layout="INTERLEAVED")  # where ttnn.from_t
 
 
 def _dtype(node: Node) -> str:
-    return node.plan.dtype if node.plan is not None else "bfloat16"
+    return plan_of(node).dtype if node.plan is not None else "bfloat16"
 
 
 def walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost, list[Operand]]]:
@@ -401,7 +401,7 @@ def walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost, list[Operand]
     where: dict[str, Operand] = {}
     out = []
     for node in graph:
-        plan = node.plan
+        plan = node.plan if isinstance(node.plan, OpPlan) else None
         if node.op not in HOST_OPS:
             if plan is None:
                 raise ValueError(f"node {node.name!r} has no plan: run the planner before the cost model")
@@ -469,22 +469,11 @@ def evaluate(graph: Graph, target: Target) -> PlanCost:
     act = l1_act = peak = 0
     for node, cost, _ in walk(graph, target):
         rows.append(OpRow(node.name, node.op, cost))
-        nbytes = tensor_bytes(node.out.shape, node.plan.dtype)
+        nbytes = tensor_bytes(node.out.shape, plan_of(node).dtype)
         act += nbytes
-        if node.plan.output is not None and node.plan.output.buffer == "L1":
+        output = plan_of(node).output
+        if output is not None and output.buffer == "L1":
             l1_act += nbytes
-        peak = max(peak, node.plan.l1_peak_per_core)
+        peak = max(peak, plan_of(node).l1_peak_per_core)
     return PlanCost(target.name, tuple(rows), act, l1_act, peak)
 
-
-def annotate(graph: Graph, target: Target) -> Graph:
-    """The graph with every plan's `est_time_us` and `dram_bytes` filled in by this model."""
-    costs = {node.name: cost for node, cost, _ in walk(graph, target)}
-    nodes = []
-    for node in graph:
-        if node.name in costs:
-            c = costs[node.name]
-            node = dataclasses.replace(node, plan=dataclasses.replace(
-                node.plan, est_time_us=round(c.total_us, 3), dram_bytes=c.dram_bytes))
-        nodes.append(node)
-    return graph.replace_nodes(nodes)

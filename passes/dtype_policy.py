@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from converter.ir import Graph, Node
 from passes.overrides import Overrides
-from passes.plan import OpPlan
+from passes.plan import OpPlan, plan_of, stored_dtype
 
 
 @dataclass(frozen=True)
@@ -150,20 +150,7 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
             plan = dataclasses.replace(plan, fp32_dest_acc=False)
             why += "; fp32 acc off (ttnn bilinear upsample rejects it)"
         nodes.append(dataclasses.replace(n, plan=dataclasses.replace(plan, notes=plan.notes + (f"dtype: {why}",))))
-    return one_dtype_per_concat(graph.replace_nodes(nodes))
-
-
-def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
-    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
-    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
-    (as l1_sim.output_dtype does, and ttnn)."""
-    n = nodes[name]
-    if n.op in ("relu", "concat"):
-        return stored_dtype(n.inputs[0], nodes)
-    if n.op == "upsample":
-        d = stored_dtype(n.inputs[0], nodes)
-        return "bfloat16" if d == "bfloat8_b" else d
-    return n.plan.dtype
+    return graph.replace_nodes(nodes)
 
 
 def one_dtype_per_concat(graph: Graph) -> Graph:
@@ -180,8 +167,8 @@ def one_dtype_per_concat(graph: Graph) -> Graph:
             continue
         for i in cat.inputs:
             p = producer(i)
-            if p.plan.dtype == "bfloat8_b" and p.op != "upsample":
+            if plan_of(p).dtype == "bfloat8_b" and p.op != "upsample":
                 note = f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 (ttnn.concat needs one dtype)"
                 by_name[p.name] = dataclasses.replace(p, plan=dataclasses.replace(
-                    p.plan, dtype="bfloat16", notes=p.plan.notes + (note,)))
+                    plan_of(p), dtype="bfloat16", notes=plan_of(p).notes + (note,)))
     return graph.replace_nodes([by_name[n.name] for n in graph.nodes])

@@ -49,7 +49,7 @@ def _fold_output_scale(graph: Graph) -> tuple[Graph, int]:
             chain.append(by_name[chain[0].inputs[0]])
         conv = chain[-1]
         if (conv.op != "conv2d" or conv.attrs.get("activation") is not None
-                or any(users[c.name] != [u] for c, u in zip(chain, [mul.name] + [c.name for c in chain]))
+                or any(users[c.name] != [u] for c, u in zip(chain, [mul.name] + [c.name for c in chain], strict=False))
                 or any(c.name in heads for c in chain)):
             continue
         k = float(mul.attrs["scalar"])

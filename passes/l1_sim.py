@@ -18,14 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from passes import cb_model, legality
-from passes.conv_sharding import ConvShape, staged_input_bytes
-from passes.l1_allocator import FreeList
-from passes.layout_plan import physical
-from passes.plan import Placement
 from passes.cb_model import cdiv, round_up
-from passes.targets import Target
+from passes.l1_allocator import FreeList
+from passes.plan import Placement, conv_of, output_of, plan_of
+from passes.shards import ConvShape, physical, staged_input_bytes
+from passes.targets import TILE, Target
 
-TILE = cb_model.TILE
 ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
 
 
@@ -155,7 +153,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
              applied_shard_scheme: str | None = None) -> list[Step]:
     """The programs one op runs, with its output named `n.name`. `ins` are its inputs as the op reads
     them (after moves and layout conversions); `in_shapes` their logical NCHW shapes."""
-    plan = n.plan
+    plan = plan_of(n)
     out_alloc = Alloc("L1", buffer_bytes(out, target), n.name)
     out_allocs = (out_alloc,) if out_alloc.size else ()
     x = ins[0]
@@ -163,7 +161,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         return _conv_steps(n, x, out, out_allocs, in_shapes[0], target)
     if n.op in ("max_pool2d", "avg_pool2d"):
         return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
-    if n.op == "upsample" and n.plan.slices is not None:
+    if n.op == "upsample" and plan_of(n).slices is not None:
         return _upsample_band_steps(n, x, in_shapes[0], target)
     if n.op == "upsample":
         cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
@@ -199,7 +197,7 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
                                  0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype], "copy"))
         reduce = cb_model.reduce_programs(rows=x.rows, channels=x.cols, num_cores=target.num_cores,
                                           in_dtype=x.dtype, out_dtype=x.dtype)
-        for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True]):
+        for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True], strict=True):
             allocs = out_allocs if last else (Alloc("L1", partial, f"{n.name}.partial"),)
             steps.append(Program(allocs, cb, "global_avg_pool2d"))
         return steps + [Free(f"{n.name}.staged"), Free(f"{n.name}.partial")]
@@ -228,7 +226,7 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
     sh, sw = _pair(n.attrs["scale_factor"])
     slice_cb = 4 * cb_model.BF16_TILE
     steps: list[Step] = []
-    for lo, hi in upsample_bands(h, n.plan.slices[1]):
+    for lo, hi in upsample_bands(h, plan_of(n).slices[1]):
         band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
         up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
                          x.dtype, x.layout)
@@ -241,7 +239,7 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
 
 
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
-    plan, cc = n.plan, n.plan.conv
+    plan, cc = plan_of(n), conv_of(n)
     s = ConvShape.of(n, in_shape)
     if cc.grid is not None and cc.num_cores:
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
@@ -379,7 +377,7 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
     cores_nhw, cores_c = cb_model.core_split(par.layout, par.grid, par.num_cores)
     c_core = round_up(c, TILE * cores_c) // cores_c if cores_c > 1 else c
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
-    slices = n.plan.slices
+    slices = plan_of(n).slices
     sliced = (slices is not None and slices[0] != "L1_FULL") or (slices is None and x.placement.buffer == "DRAM")
     if not sliced:
         steps: list[Step] = []
@@ -392,14 +390,14 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
         own = cb_model.pool_halo_bytes(batch=b, input_hw=(ih, iw), rows_per_core=_rows_per_core(out_rows, cores_nhw),
                                        channels_per_core=c_core, **window)
         halo_cb = cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=x.layout == "TILE")
-        pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=n.plan.dtype)
+        pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=plan_of(n).dtype)
         return steps + [Program((config, Alloc("L1", round_up(own, 16), f"{n.name}.halo")), halo_cb, "halo"),
                         Free(f"{n.name}.sharded"), Program(out_allocs, pool_cb, n.op), Free(f"{n.name}.halo")]
 
     def programs(kind: str, k: int) -> list[Step]:
         parts = cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
                                      num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
-                                     output_dtype=n.plan.dtype)
+                                     output_dtype=plan_of(n).dtype)
         inp, halo, out = (f"{n.name}.{t}" for t in ("input", "halo", "out"))
         steps: list[Step] = []
         for p in parts:
@@ -419,7 +417,7 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
     def largest(k: int) -> Program:
         p = max(cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
                                      num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
-                                     output_dtype=n.plan.dtype), key=lambda p: p.input + p.halo + p.output)
+                                     output_dtype=plan_of(n).dtype), key=lambda p: p.input + p.halo + p.output)
         return Program((config, Alloc("L1", p.input), Alloc("L1", p.halo), Alloc("L1", p.output)),
                        max(p.slice_cb, p.halo_cb, p.cb), f"{n.op}[{k} slices]")
 
@@ -589,7 +587,7 @@ def read_dtype(dtype: str, layout: str) -> str:
 
 def output_dtype(n, ins: list[TensorState]) -> str:
     """The dtype the op's output really has: ops without a dtype argument keep their input's."""
-    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else n.plan.dtype
+    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else plan_of(n).dtype
 
 
 def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]],
@@ -598,7 +596,7 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     reallocations, moves (spills, reshards), layout conversions, the op, then deallocations.
     (The caller's input, which the code never frees, is in DRAM; a move of it makes a copy the code
     owns and frees.) Returns the op's peak bytes, the moments its moves hold two copies included."""
-    plan = n.plan
+    plan = plan_of(n)
     sim.op_peak = 0
     for x in plan.reallocate_before:
         sim.reallocate(x)
@@ -644,7 +642,7 @@ def op_programs(graph, target: Target, l1_small_size: int) -> dict[str, list[tup
     for n in graph.nodes:
         if n.op == "input":
             rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
-            live[n.name] = TensorState(n.plan.output, rows, cols, n.plan.dtype, n.plan.layout)
+            live[n.name] = TensorState(output_of(n), rows, cols, plan_of(n).dtype, plan_of(n).layout)
             continue
         simulate_op(sim, live, n, shapes, target)
         if n.op != "output":

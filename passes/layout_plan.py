@@ -11,7 +11,7 @@ the code generator emits exactly what is recorded here. The rules follow what tt
   (a 1x1-spatial ASPP pooling output has 1 row, its shards 32);
 - pools and global average pooling write TILE; the model input is ROW_MAJOR when only convs read it.
 A ROW_MAJOR tensor's width is its channel count, unpadded: its height shards are exactly that wide
-(`physical`), while TILE shards are padded to whole tiles.
+(`shards.physical`), while TILE shards are padded to whole tiles.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-from passes.cb_model import TILE as TILE_ROWS, conv_is_matmul, round_up
-from passes.plan import Placement
+from passes.cb_model import conv_is_matmul
+from passes.plan import ROW_MAJOR, TILE_LAYOUT, conv_of, plan_of
 from passes.shards import rows_cols
+from passes.targets import TILE
 
-TILE, ROW_MAJOR = "TILE", "ROW_MAJOR"
-LAYOUTS = (TILE, ROW_MAJOR)
 # what layout an op reads its inputs in (None: any)
-_READS = {"upsample": ROW_MAJOR, "add": TILE, "relu": TILE, "mul_scalar": TILE, "channel_affine": TILE}
+_READS = {"upsample": ROW_MAJOR, "add": TILE_LAYOUT, "relu": TILE_LAYOUT, "mul_scalar": TILE_LAYOUT,
+          "channel_affine": TILE_LAYOUT}
 
 
 def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str:
@@ -37,34 +37,25 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str
     matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
                             dilation=a["dilation"], shard_layout=shard_layout, groups=a["groups"])
     row_major = (reader_ops and all(op in ("upsample", "concat") for op in reader_ops) and not matmul
-                 and n.plan.dtype != "bfloat8_b" and rows % TILE_ROWS == 0
-                 and (shard_layout == "HEIGHT_SHARDED" or cols % TILE_ROWS == 0))
-    return ROW_MAJOR if row_major else TILE
+                 and plan_of(n).dtype != "bfloat8_b" and rows % TILE == 0
+                 and (shard_layout == "HEIGHT_SHARDED" or cols % TILE == 0))
+    return ROW_MAJOR if row_major else TILE_LAYOUT
 
 
 def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str],
                    reads: dict[str, str]) -> str:
     if n.op == "input":
         readers = [by_name[u].op for u in users[n.name]]
-        return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE
+        return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE_LAYOUT
     if n.op == "conv2d":
-        return conv_output_layout(n, [by_name[u].op for u in users[n.name]], n.plan.conv.shard_layout)
+        return conv_output_layout(n, [by_name[u].op for u in users[n.name]], conv_of(n).shard_layout)
     if n.op == "upsample":
         return ROW_MAJOR
     if n.op == "concat":
         return reads[n.name]
     if n.op == "output":
         return layout[n.inputs[0]]
-    return TILE
-
-
-def physical(p: Placement, cols: int, layout: str) -> Placement:
-    """`p` for a tensor of `cols` channels in `layout`: height shards are `cols` wide in ROW_MAJOR
-    (the physical width ttnn checks them against) and whole tiles wide in TILE."""
-    if not p.sharded or p.layout != "HEIGHT_SHARDED":
-        return p
-    width = cols if layout == ROW_MAJOR else round_up(cols, TILE_ROWS)
-    return p if p.shard_shape[1] == width else dataclasses.replace(p, shard_shape=(p.shard_shape[0], width))
+    return TILE_LAYOUT
 
 
 def layout_plan(graph: Graph) -> Graph:
@@ -76,7 +67,7 @@ def layout_plan(graph: Graph) -> Graph:
     for n in graph:
         if n.op == "concat":
             ins = {layout[i] for i in n.inputs}
-            reads[n.name] = ins.pop() if len(ins) == 1 else TILE
+            reads[n.name] = ins.pop() if len(ins) == 1 else TILE_LAYOUT
         else:
             want = _READS.get(n.op)
             if want is not None:
@@ -84,6 +75,6 @@ def layout_plan(graph: Graph) -> Graph:
         layout[n.name] = _output_layout(n, by_name, users, layout, reads)
         want = reads.get(n.name)
         conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))
-        out.append(dataclasses.replace(n, plan=dataclasses.replace(n.plan, layout=layout[n.name],
+        out.append(dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), layout=layout[n.name],
                                                                    layout_inputs=conversions)))
     return graph.replace_nodes(out)

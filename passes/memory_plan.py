@@ -4,7 +4,7 @@ Walks the program in order with the set of live tensors and where each one curre
 1. Each op offers placement *modes* in preference order (`_modes`): the placements it wants for its
    inputs and its output placement. E.g. a conv wants its input sharded as conv sharding chose (or
    in DRAM when sliced); bilinear upsample wants a HEIGHT_SHARDED L1 input (ttnn 0.81.1 requires
-   it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py.
+   it); an add wants both operands sharded alike. Tensor layouts come from passes/layout_plan.py (run before).
 2. A mode fits when the op, run at address level (passes/l1_sim.py: ttnn's first-fit
    top-down L1 with every live tensor at its address, the op's moves, layout conversions,
    temporaries, output and circular buffers in the generated code's order), allocates everything
@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from converter.errors import UserError
 from converter.ir import Graph, Node
 from passes import cb_model
-from passes.conv_sharding import ConvShape, conv_input_placement, conv_output_placement, legal_configs, rank_configs
+from passes.conv_sharding import conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
-from passes.layout_plan import layout_plan, physical
 from passes.overrides import Overrides
-from passes.plan import OpPlan, Placement
-from passes.shards import height_placement, l1_bytes_per_core, placement_like, rows_cols, tensor_bytes
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
+from passes.plan import OpPlan, Placement, conv_of, plan_of
+from passes.shards import ConvShape, height_placement, l1_bytes_per_core, physical, placement_like, rows_cols
+from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 DRAM = Placement("DRAM", "INTERLEAVED")
 L1_INTERLEAVED = Placement("L1", "INTERLEAVED")
@@ -99,13 +98,10 @@ class _Planner:
         return rows_cols(self.nodes[name].out)
 
     def dtype(self, name: str) -> str:
-        return self.nodes[name].plan.dtype
+        return plan_of(self.nodes[name]).dtype
 
     def l1(self, name: str, p: Placement) -> int:
         return l1_bytes_per_core(p, *self.shape(name), self.dtype(name), self.t)
-
-    def full_bytes(self, name: str) -> int:
-        return tensor_bytes(*self.shape(name), self.dtype(name))
 
     def height(self, name: str) -> Placement:
         return height_placement(*self.shape(name), self.t)
@@ -118,7 +114,7 @@ class _Planner:
         cur = [self.loc[x] for x in ins]
         if n.op == "conv2d":
             s = ConvShape.of(n, self.nodes[ins[0]].out.shape)
-            c = n.plan.conv
+            c = conv_of(n)
             out = conv_output_placement(n, s)
             p_in = conv_input_placement(n, s)
             modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
@@ -155,7 +151,7 @@ class _Planner:
             modes = [Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
                      Mode((p_in,), DRAM, "pool, output to DRAM")]
             # ttnn pools take dram_slice_config like convs; a TILE output's width slices are whole tiles
-            for kind, most in (("width", cb_model.cdiv(n.out.shape[3], cb_model.TILE)), ("height", n.out.shape[2])):
+            for kind, most in (("width", cb_model.cdiv(n.out.shape[3], TILE)), ("height", n.out.shape[2])):
                 k = 2
                 while k <= most:
                     modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices",
@@ -174,10 +170,9 @@ class _Planner:
         """The fewest live tensors the op does not read, spilled in `order`, that make `mode` fit
         (`_trial`, with L1 compaction when it helps); None if it cannot. "belady": farthest next use
         first; "largest": most L1 per core first."""
-        if order == "belady":
-            key = lambda x: (-self._next_use(x, i), x)  # noqa: E731
-        else:
-            key = lambda x: (-self.l1(x, self.loc[x]), x)  # noqa: E731
+        def key(x: str) -> tuple[int, str]:
+            return (-self._next_use(x, i), x) if order == "belady" else (-self.l1(x, self.loc[x]), x)
+
         candidates = sorted((x for x, p in self.loc.items() if p.buffer == "L1" and x not in n.inputs), key=key)
         spilled: set[str] = set()
         while True:
@@ -189,12 +184,12 @@ class _Planner:
     def _physical(self, n: Node, mode: Mode) -> Mode:
         """The mode's placements as shard specs of the tensors' layouts (ROW_MAJOR: unpadded widths)."""
         wants = tuple(None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
-                      for x, p in zip(n.inputs, mode.wants))
-        return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], n.plan.layout))
+                      for x, p in zip(n.inputs, mode.wants, strict=True))
+        return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], plan_of(n).layout))
 
     def _plan_of(self, i: int, n: Node, mode: Mode, spilled: set[str], reallocs: tuple[str, ...] = ()) -> OpPlan:
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        return dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
+        return dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
                                    reallocate_before=reallocs, deallocate_after=self._dead(i, n),
                                    slices=mode.slices)
 
@@ -236,7 +231,7 @@ class _Planner:
 
     def _moves(self, n: Node, mode: Mode) -> tuple[tuple[str, Placement], ...]:
         moves: list[tuple[str, Placement]] = []
-        for x, want in zip(n.inputs, mode.wants):
+        for x, want in zip(n.inputs, mode.wants, strict=True):
             if want is not None and want != self.loc[x] and x not in dict(moves):
                 moves.append((x, want))
         return tuple(moves)
@@ -259,7 +254,7 @@ class _Planner:
         the moves it forces later: each spilled tensor comes back for its next reader, and the
         output moves to where its first reader wants it (back to L1 when that is unknown)."""
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        plan = dataclasses.replace(n.plan, output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
+        plan = dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
         us = op_cost(n, plan, self.t, [self.operand(x) for x in n.inputs], [self.operand(x) for x, _ in spills]).total_us
         for x, _ in spills:
             us += reshard_cost(self.nodes[x].out.shape, self.dtype(x), DRAM, self.loc[x], self.t).total_us
@@ -267,7 +262,7 @@ class _Planner:
         if want is None and mode.output.buffer == "DRAM" and self.uses[n.name]:
             want = self.height(n.name)
         if want is not None and want != mode.output:
-            us += reshard_cost(n.out.shape, n.plan.dtype, mode.output, want, self.t).total_us
+            us += reshard_cost(n.out.shape, plan_of(n).dtype, mode.output, want, self.t).total_us
         return us
 
     def operand(self, name: str) -> Operand:
@@ -286,13 +281,13 @@ class _Planner:
             configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin,
                                        tuple(self.g.nodes[u].op for u in self.uses[n.name]))
             for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
-                if conv == n.plan.conv:
+                if conv == plan_of(n).conv:
                     continue
-                alt = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
+                alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
                 best = self._best(i, alt, pin)
                 if best is not None:
                     notes.append(f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
-                                 f"{n.plan.conv.slice_type} {n.plan.conv.shard_layout}, which does not fit L1 here")
+                                 f"{conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here")
                     n = alt
                     break
         if best is None:
@@ -333,31 +328,21 @@ class _Planner:
 
     def _commit(self, i: int, n: Node, mode: Mode, trial: Trial, notes: list[str]) -> Node:
         self.sim, self.live = trial.sim, trial.live
-        dram = 0
         spills = tuple((x, DRAM) for x in sorted(trial.spilled, key=lambda x: self.order[x]))
         for x, _ in spills:
             self.loc[x] = DRAM
-            dram += self.full_bytes(x)
         moves = self._moves(n, mode)
         for x, want in moves:
-            if "DRAM" in (want.buffer, self.loc[x].buffer):
-                dram += self.full_bytes(x)
             self.loc[x] = want
-        dram += sum(self.full_bytes(x) for x in set(n.inputs) if self.loc[x].buffer == "DRAM")
-        if mode.output.buffer == "DRAM":
-            dram += self.full_bytes(n.name)
-        if n.op == "conv2d":
-            w = n.params["weight"]
-            dram += w.numel() * (1088 / 1024 if n.plan.weights_dtype == "bfloat8_b" else cb_model.DATUM_BYTES[n.plan.weights_dtype])
         self.loc[n.name] = mode.output
         dead = self._dead(i, n)
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
-            n.plan, output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
-            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak, dram_bytes=int(dram),
+            plan_of(n), output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
+            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak,
             slices=mode.slices,
-            notes=n.plan.notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
+            notes=plan_of(n).notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
         return dataclasses.replace(n, plan=plan)
 
     def run(self) -> Graph:
@@ -365,19 +350,18 @@ class _Planner:
         for i, n in enumerate(self.g.nodes):
             if n.op == "input":
                 self.loc[n.name] = DRAM
-                self.live[n.name] = TensorState(DRAM, *self.shape(n.name), n.plan.dtype, n.plan.layout)
-                plan = dataclasses.replace(n.plan, output=DRAM, dram_bytes=self.full_bytes(n.name),
-                                           notes=n.plan.notes + ("memory: model input arrives DRAM-interleaved",))
+                self.live[n.name] = TensorState(DRAM, *self.shape(n.name), plan_of(n).dtype, plan_of(n).layout)
+                plan = dataclasses.replace(plan_of(n), output=DRAM,
+                                           notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",))
                 out.append(dataclasses.replace(n, plan=plan))
             elif n.op == "output":  # no device op: the head tensor, moved to DRAM if it is not there
                 x = n.inputs[0]
                 moves = () if self.loc[x] == DRAM else ((x, DRAM),)
                 self.loc[x] = DRAM
-                plan = dataclasses.replace(n.plan, reshard_inputs=moves)
+                plan = dataclasses.replace(plan_of(n), reshard_inputs=moves)
                 simulate_op(self.sim, self.live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
-                plan = dataclasses.replace(n.plan, output=DRAM, reshard_inputs=moves,
-                                           dram_bytes=self.full_bytes(x) if moves else 0,
-                                           notes=n.plan.notes + ("memory: head output in DRAM",))
+                plan = dataclasses.replace(plan_of(n), output=DRAM, reshard_inputs=moves,
+                                           notes=plan_of(n).notes + ("memory: head output in DRAM",))
                 out.append(dataclasses.replace(n, plan=plan))
             else:
                 out.append(self.place(i, n))
@@ -386,5 +370,4 @@ class _Planner:
 
 def memory_plan(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                 overrides: Overrides | None = None) -> Graph:
-    graph = layout_plan(graph)
     return _Planner(graph, target, target.l1_budget(l1_small_size), l1_small_size, overrides).run()

@@ -30,11 +30,13 @@ import torch
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
-from passes.conv_sharding import ConvShape, choose_conv_config, conv_input_placement
+from passes.contracts import cse_key
+from passes.conv_sharding import choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
-from passes.dtype_policy import one_dtype_per_concat, stored_dtype
+from passes.dtype_policy import one_dtype_per_concat
 from passes.overrides import Overrides
-from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan
+from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan, plan_of, stored_dtype
+from passes.shards import ConvShape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 _CHANNELWISE = ("relu", "upsample")
@@ -50,18 +52,18 @@ def _geometry(n: Node) -> tuple:
 def _strictest(plans: list[OpPlan]) -> OpPlan:
     return OpPlan(
         dtype=max((p.dtype for p in plans), key=_WIDTH.__getitem__),
-        weights_dtype=max((p.weights_dtype for p in plans), key=_WIDTH.__getitem__),
+        weights_dtype=max((p.weights_dtype or "bfloat8_b" for p in plans), key=_WIDTH.__getitem__),
         math_fidelity=max((p.math_fidelity for p in plans), key=MATH_FIDELITIES.index),
         fp32_dest_acc=any(p.fp32_dest_acc for p in plans),
         notes=("dtype: strictest of the merged convs",))
 
 
-def merged_name(names: list[str], taken: set[str] = frozenset()) -> str:
+def merged_name(names: list[str], taken: frozenset[str] | set[str] = frozenset()) -> str:
     """'merged.' + the dotted suffix the names share (e.g. merged.decoder.res5.project_conv.convs.3), or
     all the names when they share none; numbered if a node of `taken` already has that name."""
     parts = [n.split(".") for n in names]
     common: list[str] = []
-    for segs in zip(*(reversed(p) for p in parts)):
+    for segs in zip(*(reversed(p) for p in parts), strict=False):
         if len(set(segs)) > 1:
             break
         common.insert(0, segs[0])
@@ -90,7 +92,7 @@ class _Rewrite:
         params = {k: torch.cat([n.params[k] for n in m]) for k in m[0].params}
         attrs = {**m[0].attrs, "out_channels": sum(n.attrs["out_channels"] for n in m)}
         shape = (*m[0].out.shape[:1], attrs["out_channels"], *m[0].out.shape[2:])
-        plan = _strictest([n.plan for n in m])
+        plan = _strictest([plan_of(n) for n in m])
         taken = set(self.by_name) - {n.name for n in m}
         return Node(merged_name([n.name for n in m], taken), "conv2d", m[0].inputs, TensorInfo(shape, m[0].out.dtype),
                     " + ".join(n.source for n in m), attrs, params, plan)
@@ -150,12 +152,6 @@ def _widen(n: Node, inputs: tuple[str, ...], channels: int) -> Node:
                                                                 n.out.dtype))
 
 
-def _key(n: Node) -> tuple:
-    p = n.plan
-    precision = (p.dtype, p.weights_dtype, p.math_fidelity, p.fp32_dest_acc) if p else None
-    return (n.op, n.inputs, tuple(sorted(n.attrs.items())), precision)
-
-
 def eliminate_common(graph: Graph) -> Graph:
     """Nodes without parameters that repeat an earlier node (op, inputs, attributes, precision) read
     that node instead; a survivor standing for nodes of several modules is renamed for all of them."""
@@ -164,7 +160,7 @@ def eliminate_common(graph: Graph) -> Graph:
     for n in graph.nodes:
         if n.params or n.op in ("input", "output"):
             continue
-        k = _key(n)
+        k = cse_key(n)
         if k in first:
             dupes[first[k].name].append(n)
         else:
@@ -208,15 +204,14 @@ def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int)
         conv = choose_conv_config(n, x.out, dtype, None, target, budget, reader_ops=readers)
     except UserError:
         return math.inf
-    planned = dataclasses.replace(n, plan=dataclasses.replace(n.plan, conv=conv))
-    wants = conv_input_placement(planned, ConvShape.of(n, x.out.shape))
-    return op_cost(n, planned.plan, target, [Operand(x.out.shape, dtype, wants)]).total_us
+    plan = dataclasses.replace(plan_of(n), conv=conv)
+    wants = conv_input_placement(dataclasses.replace(n, plan=plan), ConvShape.of(n, x.out.shape))
+    return op_cost(n, plan, target, [Operand(x.out.shape, dtype, wants)]).total_us
 
 
 def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
                    overrides: Overrides | None = None) -> Graph:
     budget = target.l1_budget(l1_small_size)
-    graph = eliminate_common(graph)
     merged = 0
     decisions: list[str] = []
     while True:

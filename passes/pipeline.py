@@ -1,57 +1,98 @@
-"""The lowering pipeline: every pass in order, with per-pass wall time for callers.
+"""The lowering pipeline: every pass, in order, each with what it requires and what it ensures.
 
-Order: fold_batchnorm -> fuse -> pad_channels -> dtype_policy -> merge_siblings -> conv_sharding -> memory_plan ->
-cost_model. Overrides
-are checked against the graph after fusion (the names the plan report shows). The last step is an
-analysis: it fills every OpPlan's est_time_us and dram_bytes from passes/cost_model.py, the same
-model conv sharding and memory planning ranked their choices with.
+`PASSES` is the whole pipeline; nothing runs a pass that is not listed here (merge_siblings re-applies
+one_dtype_per_concat and eliminate_common after each merge, to keep what they ensured). Before a
+pass runs, `run_passes` checks its `requires`; after, its `ensures` (passes/contracts.py): a broken
+contract is a compiler bug and fails at the pass that broke it. Overrides are checked against the graph
+after fusion (the names the plan report shows). The cost model (passes/cost_model.py) is an analysis
+the passes and the plan report call; it is not a pass.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from converter.ir import Graph
-from passes import cost_model
+from passes import contracts as c
+from passes.contracts import Condition
 from passes.conv_sharding import conv_sharding
-from passes.dtype_policy import DtypeRules, dtype_policy
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy, one_dtype_per_concat
 from passes.fold_batchnorm import fold_batchnorm
 from passes.fuse import fuse
+from passes.layout_plan import layout_plan
 from passes.memory_plan import memory_plan
-from passes.merge_siblings import merge_siblings
+from passes.merge_siblings import eliminate_common, merge_siblings
 from passes.overrides import Overrides
 from passes.pad_channels import pad_channels
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
-PASS_ORDER = ("fold_batchnorm", "fuse", "pad_channels", "dtype_policy", "merge_siblings", "conv_sharding", "memory_plan",
-              "cost_model")
+
+@dataclass(frozen=True)
+class Context:
+    """What passes read besides the graph."""
+
+    target: Target
+    overrides: Overrides | None = None
+    l1_small_size: int = DEFAULT_L1_SMALL_SIZE
+    rules: DtypeRules = PRECISIONS["accurate"]
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[Graph, Context], Graph]
+    requires: tuple[Condition, ...] = ()
+    ensures: tuple[Condition, ...] = ()
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("fold_batchnorm", lambda g, _: fold_batchnorm(g), ensures=(c.BATCHNORM_FOLDED,)),
+    Pass("fuse", lambda g, _: fuse(g), requires=(c.BATCHNORM_FOLDED,), ensures=(c.RELU_FUSED,)),
+    # ensures no condition of its own: it widens the predictors a bilinear upsample reads where it can
+    Pass("pad_channels", lambda g, _: pad_channels(g), requires=(c.BATCHNORM_FOLDED,)),
+    Pass("dtype_policy", lambda g, x: dtype_policy(g, x.rules, x.overrides), ensures=(c.PLANNED,)),
+    Pass("one_dtype_per_concat", lambda g, _: one_dtype_per_concat(g), requires=(c.PLANNED,),
+         ensures=(c.ONE_DTYPE_PER_CONCAT,)),
+    Pass("eliminate_common", lambda g, _: eliminate_common(g), requires=(c.PLANNED,),
+         ensures=(c.NO_COMMON_SUBEXPRESSIONS,)),
+    Pass("merge_siblings", lambda g, x: merge_siblings(g, x.target, x.l1_small_size, x.overrides),
+         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS),
+         ensures=(c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS)),
+    Pass("conv_sharding", lambda g, x: conv_sharding(g, x.target, x.l1_small_size, x.overrides),
+         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT), ensures=(c.CONVS_CONFIGURED,)),
+    Pass("layout_plan", lambda g, _: layout_plan(g), requires=(c.CONVS_CONFIGURED,),
+         ensures=(c.CONCAT_LAYOUTS_AGREE,)),
+    Pass("memory_plan", lambda g, x: memory_plan(g, x.target, x.l1_small_size, x.overrides),
+         requires=(c.CONVS_CONFIGURED, c.CONCAT_LAYOUTS_AGREE), ensures=(c.PLACED,)),
+)
+PASS_ORDER = tuple(p.name for p in PASSES)
+_BY_NAME = {p.name: p for p in PASSES}
+
+
+def run_passes(graph: Graph, names: Sequence[str], ctx: Context) -> tuple[Graph, dict[str, float]]:
+    """`graph` through the named passes (in the given order, each checked), and the seconds each took."""
+    timings: dict[str, float] = {}
+    for name in names:
+        p = _BY_NAME[name]
+        c.check(p.requires, graph, f"before {name}")
+        start = time.perf_counter()
+        graph = p.run(graph, ctx)
+        timings[name] = time.perf_counter() - start
+        c.check(p.ensures, graph, f"after {name}")
+        if name == "fuse" and ctx.overrides is not None:
+            ctx.overrides.check_against(graph)
+    return graph, timings
 
 
 def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
                      l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                     rules: DtypeRules = DtypeRules()) -> tuple[Graph, dict[str, float]]:
+                     rules: DtypeRules = PRECISIONS["accurate"]) -> tuple[Graph, dict[str, float]]:
     """The planned graph and the seconds each pass took (in PASS_ORDER)."""
-    steps: dict[str, Callable[[Graph], Graph]] = {
-        "fold_batchnorm": fold_batchnorm,
-        "fuse": fuse,
-        "pad_channels": pad_channels,
-        "dtype_policy": lambda g: dtype_policy(g, rules, overrides),
-        "merge_siblings": lambda g: merge_siblings(g, target, l1_small_size, overrides),
-        "conv_sharding": lambda g: conv_sharding(g, target, l1_small_size, overrides),
-        "memory_plan": lambda g: memory_plan(g, target, l1_small_size, overrides),
-        "cost_model": lambda g: cost_model.annotate(g, target),
-    }
-    timings: dict[str, float] = {}
-    for name in PASS_ORDER:
-        start = time.perf_counter()
-        graph = steps[name](graph)
-        timings[name] = time.perf_counter() - start
-        if name == "fuse" and overrides is not None:
-            overrides.check_against(graph)
-    return graph, timings
+    return run_passes(graph, PASS_ORDER, Context(target, overrides, l1_small_size, rules))
 
 
 def plan_graph(graph: Graph, target: Target, overrides: Overrides | None = None,
-               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = DtypeRules()) -> Graph:
+               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = PRECISIONS["accurate"]) -> Graph:
     return plan_graph_timed(graph, target, overrides, l1_small_size, rules)[0]

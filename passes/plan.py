@@ -9,12 +9,18 @@ can emit them verbatim (`ttnn.TensorMemoryLayout.HEIGHT_SHARDED`, `ttnn.MathFide
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from converter.ir import Node
 
 BUFFERS = ("L1", "DRAM")
 MEMORY_LAYOUTS = ("INTERLEAVED", "HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
 SLICE_TYPES = ("L1_FULL", "DRAM_SLICE_HEIGHT", "DRAM_SLICE_WIDTH")
 DTYPES = ("float32", "bfloat16", "bfloat8_b")
 MATH_FIDELITIES = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
+TILE_LAYOUT, ROW_MAJOR = "TILE", "ROW_MAJOR"  # ttnn tensor layouts (TILE the layout, not the 32-wide tile)
+TENSOR_LAYOUTS = (TILE_LAYOUT, ROW_MAJOR)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Placement:
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """What conv sharding chose for one conv2d (a rung of the fallback ladder)."""
+    """What conv sharding chose for one conv2d, and why."""
 
     shard_layout: str  # HEIGHT_SHARDED | BLOCK_SHARDED | WIDTH_SHARDED (always explicit)
     slice_type: str  # SLICE_TYPES
@@ -48,8 +54,7 @@ class ConvConfig:
     act_block_w_div: int  # > 1 only for width sharding
     enable_act_double_buffer: bool
     enable_weights_double_buffer: bool
-    cb_bytes_per_core: int  # estimated circular-buffer L1 of this conv, per core
-    rung: str  # which rung of the ladder was used and why, for the plan report
+    why: str  # its modeled time, the runner-up and why L1_FULL was not used, for the plan report
     # Added by conv sharding (additive): the cores the conv runs on, as in Placement
     # (Conv2dConfig.core_grid + override_sharding_config when emitted), and its own working set.
     grid: tuple[int, int] | None = None
@@ -76,12 +81,51 @@ class OpPlan:
     slices: tuple[str, int] | None = None
     # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
     # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
-    layout: str = "TILE"
+    layout: str = TILE_LAYOUT
     layout_inputs: tuple[tuple[str, str], ...] = ()
     # Added by memory planning (additive): live L1 tensors moved to the top of L1 with
     # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
     reallocate_before: tuple[str, ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
-    dram_bytes: int = 0  # bytes this op reads from and writes to DRAM
-    est_time_us: float = 0.0  # cost model estimate
     notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
+
+
+class MissingPlanError(AssertionError):
+    """A pass read a decision that an earlier pass should have taken (a pipeline-order bug)."""
+
+
+def plan_of(node: Node) -> OpPlan:
+    """`node.plan`, which the dtype policy sets for every node (the IR does not know the plan's type)."""
+    if not isinstance(node.plan, OpPlan):
+        raise MissingPlanError(f"{node.name} has no plan yet: run the dtype policy first")
+    return node.plan
+
+
+def conv_of(node: Node) -> ConvConfig:
+    """The conv config conv sharding set on a conv2d node."""
+    conv = plan_of(node).conv
+    if conv is None:
+        raise MissingPlanError(f"{node.name} has no conv config yet: run conv sharding first")
+    return conv
+
+
+def output_of(node: Node) -> Placement:
+    """Where memory planning put the node's output."""
+    output = plan_of(node).output
+    if output is None:
+        raise MissingPlanError(f"{node.name} has no output placement yet: run memory planning first")
+    return output
+
+
+def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
+    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
+    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
+    (as ttnn does)."""
+    n = nodes[name]
+    if n.op in ("relu", "concat"):
+        return stored_dtype(n.inputs[0], nodes)
+    if n.op == "upsample":
+        d = stored_dtype(n.inputs[0], nodes)
+        return "bfloat16" if d == "bfloat8_b" else d
+    return plan_of(n).dtype
+

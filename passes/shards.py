@@ -7,10 +7,13 @@ Shapes follow ttnn's sharded memory configs: rows are split in whole tiles, chan
 
 from __future__ import annotations
 
-from converter.ir import TensorInfo
-from passes.cb_model import TILE, TILE_BYTES, cdiv, round_up
-from passes.plan import Placement
-from passes.targets import Target
+import dataclasses
+from dataclasses import dataclass
+
+from converter.ir import Node, TensorInfo
+from passes.cb_model import TILE_BYTES, cdiv, round_up
+from passes.plan import ROW_MAJOR, Placement
+from passes.targets import TILE, Target
 
 
 def rows_cols(info: TensorInfo) -> tuple[int, int]:
@@ -51,6 +54,7 @@ def placement_like(p: Placement, rows: int, cols: int) -> Placement:
     """The same sharding as `p` for a tensor of another shape (e.g. an eltwise output)."""
     if not p.sharded:
         return p
+    assert p.grid is not None and p.num_cores is not None, "a sharded placement names its cores"
     return Placement(p.buffer, p.layout, p.grid, p.num_cores, shard_shape(p.layout, rows, cols, p.grid, p.num_cores))
 
 
@@ -68,7 +72,57 @@ def l1_bytes_per_core(p: Placement, rows: int, cols: int, dtype: str, target: Ta
     if p.buffer == "DRAM":
         return 0
     if p.sharded:
+        assert p.shard_shape is not None, "a sharded placement has a shard shape"
         return _bytes(p.shard_shape[0] * p.shard_shape[1], dtype)
     # interleaved: tile pages round-robin over the L1 banks (conservatively: the target's cores)
     pages = cdiv(rows, TILE) * cdiv(cols, TILE)
     return cdiv(pages, target.num_cores) * TILE_BYTES[dtype]
+
+
+def physical(p: Placement, cols: int, layout: str) -> Placement:
+    """`p` for a tensor of `cols` channels in `layout`: height shards are `cols` wide in ROW_MAJOR
+    (the physical width ttnn checks them against) and whole tiles wide in TILE."""
+    if not p.sharded or p.layout != "HEIGHT_SHARDED":
+        return p
+    width = cols if layout == ROW_MAJOR else round_up(cols, TILE)
+    assert p.shard_shape is not None, "a sharded placement has a shard shape"
+    return p if p.shard_shape[1] == width else dataclasses.replace(p, shard_shape=(p.shard_shape[0], width))
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    batch: int
+    input_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+    @classmethod
+    def of(cls, node: Node, input_shape: tuple[int, ...]) -> ConvShape:
+        a = node.attrs
+        return cls(input_shape[0], (input_shape[2], input_shape[3]), (node.out.shape[2], node.out.shape[3]),
+                   a["in_channels"], a["out_channels"], tuple(a["kernel_size"]), tuple(a["stride"]),
+                   tuple(a["padding"]), tuple(a["dilation"]), a["groups"])
+
+    @property
+    def in_rows(self) -> int:
+        return self.batch * self.input_hw[0] * self.input_hw[1]
+
+    @property
+    def out_rows(self) -> int:
+        return self.batch * self.output_hw[0] * self.output_hw[1]
+
+    def geometry(self) -> dict:
+        return dict(batch=self.batch, input_hw=self.input_hw, kernel_size=self.kernel_size, stride=self.stride,
+                    padding=self.padding, dilation=self.dilation)
+
+
+def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:
+    """A conv's input shard as ttnn stages it in L1 (a resharded temporary, a DRAM slice): row-major,
+    so bfloat8_b arrives unpacked to 2-byte elements."""
+    return shard_rows * shard_cols * (4 if dtype == "float32" else 2)

@@ -1,6 +1,6 @@
 """Tenstorrent targets as data: compute grid, L1 per core, DRAM. Chosen by name (`--target`).
 
-Sources (ttnn 0.81.1 wheel data files, read offline; see shared/reference/ttnn-0.81.1-api-facts.md §3):
+Sources (ttnn 0.81.1 wheel data files, read offline: ttnn/tt_metal/soc_descriptors/):
 - L1 per Tensix core: soc descriptors `worker_l1_size` (blackhole_140_arch.yaml 1572864 B,
   wormhole_b0_80_arch.yaml 1499136 B).
 - Allocatable L1 per core: the L1 bank of real ttnn's allocator on the mock device,

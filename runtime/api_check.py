@@ -67,8 +67,17 @@ class Overload:
         return None
 
 
+def _keyword(k: ast.keyword) -> str:
+    """A literal call's keyword name; a `**mapping` argument makes the call not a literal."""
+    if k.arg is None:
+        raise _NotLiteral
+    return k.arg
+
+
 def _split_top(text: str) -> list[str]:
-    parts, depth, cur, quote = [], 0, [], None
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, None
     for ch in text:
         if quote:
             cur.append(ch)
@@ -201,7 +210,7 @@ class Checker(ast.NodeVisitor):
         self.filename = filename
         self.problems: set[tuple[int, str]] = set()
 
-    def report(self, node: ast.AST, message: str) -> None:
+    def report(self, node: ast.expr | ast.stmt, message: str) -> None:
         self.problems.add((node.lineno, message))
 
     @staticmethod
@@ -253,7 +262,7 @@ class Checker(ast.NodeVisitor):
         if names[-1] in CONSTRUCTORS:
             try:
                 args = [self.evaluate(a) for a in node.args]
-                kwargs = {k.arg: self.evaluate(k.value) for k in node.keywords}
+                kwargs = {_keyword(k): self.evaluate(k.value) for k in node.keywords}
             except _NotLiteral:
                 return
             try:
@@ -282,7 +291,7 @@ class Checker(ast.NodeVisitor):
                 if missing is None:
                     try:
                         return obj(*[self.evaluate(a) for a in node.args],
-                                   **{k.arg: self.evaluate(k.value) for k in node.keywords})
+                                   **{_keyword(k): self.evaluate(k.value) for k in node.keywords})
                     except _NotLiteral:
                         raise
                     except Exception:

@@ -61,5 +61,5 @@ def ttnn_module(backend: str, target: Target) -> ModuleType:
 
 def bind(module: ModuleType, ttnn_like: ModuleType) -> ModuleType:
     """Point a loaded generated module's global `ttnn` at `ttnn_like`; returns the module."""
-    module.ttnn = ttnn_like
+    setattr(module, "ttnn", ttnn_like)  # noqa: B010 (a generated module's global, unknown to the type checker)
     return module

@@ -217,10 +217,10 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
            fusion: FusionParams) -> Verification:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on one
     synthetic street scene, and compare the heads and the panoptic results (runtime/quality.py)."""
-    from converter.reference import reference_outputs
-    from runtime.quality import compare
     from converter.atomic import write_text
+    from converter.reference import reference_outputs
     from runtime.images import to_model_input
+    from runtime.quality import compare
     from runtime.run import load_module, run_module
     from runtime.scenes import street_scene
     from runtime.weights import host_weights
@@ -457,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
                               if ttnn_check else None)
                 planned.append(p)
             converted = []
-            for p, c in zip(planned, checks):
+            for p, c in zip(planned, checks, strict=True):
                 check, report = c.result() if c else (None, None)
                 converted.append(finish(p, args.target, check, progress, report))
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.

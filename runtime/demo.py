@@ -29,16 +29,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from converter.errors import UserError
+from converter.atomic import check_writable_directory, locked, write_text
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
+from converter.errors import UserError
 from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
-from converter.atomic import check_writable_directory, locked, write_text
-from runtime.scenes import street_scene
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
 from runtime.quality import compare
+from runtime.scenes import street_scene
 from runtime.visualize import overlay, save_jpeg
 
 Runner = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]

@@ -59,7 +59,7 @@ class Quality:
 
     @property
     def instance_ratio(self) -> float | None:
-        if self.instances is None:
+        if self.instances is None or self.reference_instances is None:
             return None
         if self.reference_instances == 0:
             return 1.0 if self.instances == 0 else math.inf
@@ -173,7 +173,7 @@ def compare(outputs: Mapping[str, torch.Tensor], reference: Mapping[str, torch.T
         confident_agreement=float(agree[confident].mean()) if confident.any() else math.nan,
         confident_fraction=float(confident.mean()),
     )
-    if ref.panoptic is None:
+    if ref.panoptic is None or got.panoptic is None:
         return quality
     pq, sq, rq = panoptic_quality(got.panoptic, ref.panoptic, fusion.thing_ids, logits.shape[1], fusion.label_divisor)
     return replace(quality, pq=pq, sq=sq, rq=rq, instances=len(got.instances), reference_instances=len(ref.instances))

@@ -14,16 +14,16 @@ time. Output is deterministic: no dates or paths, fixed figure size and dpi, and
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from converter.ir import Graph, Node
+from converter.ir import Graph
 from passes import cost_model
-from passes.plan import Placement
+from passes.plan import Placement, output_of, plan_of
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
@@ -127,17 +127,17 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
 
     def l1(name: str, p: Placement) -> int:
         n = nodes[name]
-        return l1_bytes_per_core(p, *rows_cols(n.out), n.plan.dtype, target)
+        return l1_bytes_per_core(p, *rows_cols(n.out), plan_of(n).dtype, target)
 
     where: dict[str, Placement] = {}
     out: dict[str, int] = {}
     for n in graph:
-        p = n.plan
+        p = plan_of(n)
         for name, dst in p.spill_before + p.reshard_inputs:
             where[name] = dst
         if n.op not in cost_model.HOST_OPS:
-            out[n.name] = sum(l1(x, q) for x, q in where.items()) + l1(n.name, p.output)
-        where[n.name] = p.output
+            out[n.name] = sum(l1(x, q) for x, q in where.items()) + l1(n.name, output_of(n))
+        where[n.name] = output_of(n)
         for name in p.deallocate_after:
             where.pop(name, None)
     return out
@@ -169,7 +169,8 @@ def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_S
     costs = {r.name: r.cost for r in cost.rows}
     live = _live_l1(graph, target)
     plan_rows = {r.name: r for r in summary.rows}
-    layers, stage = [], _INPUT_STAGE
+    layers: list[LayerRow] = []
+    stage = _INPUT_STAGE
     for n in graph:
         if n.op in cost_model.HOST_OPS:
             continue
@@ -278,7 +279,7 @@ def plot_stages(report: PlanReport) -> bytes:
         y = list(range(len(stages)))[::-1]
         ms = [s.time_us / 1e3 for s in stages]
         ax.barh(y, ms, color=_LIVE_COLOR, height=0.7)
-        for yi, s, v in zip(y, stages, ms):
+        for yi, v in zip(y, ms, strict=True):
             ax.text(v, yi, f" {v:.2f} ms ({100 * v / total_ms:.0f}%)", va="center", fontsize=8)
         ax.set_yticks(y, [s.stage for s in stages])
         ax.set_xlim(0, max(ms + [1e-3]) * 1.25)
@@ -345,9 +346,8 @@ def render_markdown(report: PlanReport) -> str:
           r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
           r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
           f"{r.time_us:.1f}") for r in report.layers])
-    rungs = [(r.plan.name, r.plan.rung) for r in report.layers if r.plan.rung]
-    if rungs:
-        lines += ["", "## Conv ladder rungs", ""] + [f"- `{name}`: {rung}" for name, rung in rungs]
+    lines += ["", "## Why each decision", "", "Each pass's reason, in pass order (dtype, conv, memory).", ""]
+    lines += [f"- `{r.plan.name}`: " + "; ".join(r.plan.notes) for r in report.layers if r.plan.notes]
     return "\n".join(lines) + "\n"
 
 

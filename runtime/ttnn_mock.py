@@ -29,7 +29,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 
 from converter.errors import UserError
 from passes.targets import Target, get_target
@@ -204,7 +204,7 @@ def condense(message: str) -> str:
         if _FATAL.search(ln):
             info = []
             for x in lines[i + 1:]:
-                if x.startswith("backtrace:") or x.startswith("---"):
+                if x.startswith(("backtrace:", "---")):
                     break
                 info.append(x)
             return " ".join([ln, *info])
@@ -247,7 +247,7 @@ class _Recorder:
         self.where: tuple[int, str] = (0, "")
 
     def _caller_line(self) -> int:
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename != self._file:
             frame = frame.f_back
         if frame is None:
@@ -346,7 +346,7 @@ def _run_check(module_path: Path, target: Target, mode: str, report: Path | None
             import tracy
 
             signpost = tracy.signpost
-        recorder = _Recorder(ttnn, device, run_mode, module.__file__, names, signpost)
+        recorder = _Recorder(ttnn, device, run_mode, str(module.__file__), names, signpost)
         bind(module, recorder)  # type: ignore[arg-type]
         try:
             model.forward(x)

@@ -41,7 +41,8 @@ def instance_color(class_id: int, instance: int) -> tuple[int, int, int]:
     base = class_colors()[class_id].astype(np.float64)
     shade = INSTANCE_SHADES[(instance - 1) % len(INSTANCE_SHADES)]
     target = 255.0 if shade > 0 else 0.0
-    return tuple(int(v) for v in np.rint(base + (target - base) * abs(shade)))
+    r, g, b = (int(v) for v in np.rint(base + (target - base) * abs(shade)))
+    return r, g, b
 
 
 def color_layer(seg: Segmentation) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +81,7 @@ def overlay(image: Image.Image, seg: Segmentation) -> Image.Image:
     colors, covered = color_layer(seg)
     blended = (pixels * (256 - ALPHA_256) + colors.astype(np.uint16) * ALPHA_256 + 128) >> 8
     out = np.where(covered[..., None], blended, pixels).astype(np.uint8)
-    if seg.instances:
+    if seg.instances and seg.panoptic is not None:
         things = np.isin(seg.panoptic, [i.panoptic_id for i in seg.instances])
         out[inner_boundary(seg.panoptic) & things] = BOUNDARY
     return Image.fromarray(out, "RGB")

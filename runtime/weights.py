@@ -27,8 +27,9 @@ from types import ModuleType
 
 import torch
 
-from converter.ir import Graph
 from converter.atomic import write_bytes
+from converter.ir import Graph
+from passes.plan import plan_of
 
 CACHE_FORMAT = 1  # bump when the cached content changes meaning
 
@@ -66,14 +67,14 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
         if node.op == "conv2d":
             if node.plan is None:
                 raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
-            dtype = _conv_host_dtype(node.plan.weights_dtype)
+            dtype = _conv_host_dtype(plan_of(node).weights_dtype)
             out[f"{node.name}.weight"] = HostTensor(node.params["weight"].to(_TORCH_DTYPE[dtype]).contiguous(),
                                                     dtype, "ROW_MAJOR")
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)
                 out[f"{node.name}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
         elif node.op == "channel_affine":
-            dtype = node.plan.dtype if node.plan is not None else "float32"
+            dtype = plan_of(node).dtype if node.plan is not None else "float32"
             for key in ("scale", "shift"):
                 t = node.params[key].reshape(1, 1, 1, -1).to(torch.float32)
                 out[f"{node.name}.{key}"] = HostTensor(t, dtype, "TILE")
@@ -121,7 +122,7 @@ def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple
     if not warm and path.exists():
         print(f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it",
               file=sys.stderr)
-    if not warm:
+    if weights is None:
         weights = host_weights(build())
         write_bytes(path, _serialize(weights))
     report = WeightsReport(key, path, warm, time.perf_counter() - start, len(weights),

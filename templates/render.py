@@ -14,8 +14,12 @@ the templates decide how statements and tables read. Same graph + plan -> byte-i
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -23,9 +27,10 @@ from typing import Any
 import jinja2
 
 from converter.ir import Graph, Node
-from passes.layout_plan import ROW_MAJOR, TILE, physical
-from passes.plan import OpPlan, Placement
+from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
+from passes.shards import physical
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
+from templates.methods import Block, split
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
 TRACE_REGION_SIZE = 8 * 2**20
@@ -48,19 +53,48 @@ def dtype_expr(dtype: str) -> str:
 
 
 def layout_expr(layout: str) -> str:
-    return "ttnn.TILE_LAYOUT" if layout == TILE else "ttnn.ROW_MAJOR_LAYOUT"
+    return "ttnn.TILE_LAYOUT" if layout == TILE_LAYOUT else "ttnn.ROW_MAJOR_LAYOUT"
 
 
-def memory_config_expr(p: Placement) -> str:
-    if not p.sharded:
-        return f"ttnn.{p.buffer}_MEMORY_CONFIG"
-    if p.buffer != "L1":
-        raise CodegenError(f"sharded placement in {p.buffer}: only L1 shards are supported")
-    if p.grid is None or p.shard_shape is None:
-        raise CodegenError(f"sharded placement without grid or shard shape: {p}")
-    cores = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
-    return (f"sharded(ttnn.TensorMemoryLayout.{p.layout}, grid={tuple(p.grid)}, count={cores}, "
-            f"shard={tuple(p.shard_shape)})")
+class Declared:
+    """Configs the module declares once, by name, in first-use order: expression -> name."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.names: dict[str, str] = {}
+
+    def _declare(self, expr: str, name: str) -> str:
+        if expr not in self.names:
+            taken, base, i = set(self.names.values()), name, 2
+            while name in taken:
+                name, i = f"{base}_{i}", i + 1
+            self.names[expr] = name
+        return self.names[expr]
+
+    def memory(self, p: Placement) -> str:
+        """A memory config: ttnn's own for DRAM and interleaved L1, else a named L1 shard spec."""
+        if not p.sharded:
+            return f"ttnn.{p.buffer}_MEMORY_CONFIG"
+        if p.buffer != "L1":
+            raise CodegenError(f"sharded placement in {p.buffer}: only L1 shards are supported")
+        if p.grid is None or p.shard_shape is None:
+            raise CodegenError(f"sharded placement without grid or shard shape: {p}")
+        cores = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
+        (rows, cols), kind = p.shard_shape, p.layout.removesuffix("_SHARDED")
+        grid = "" if tuple(p.grid) == tuple(self.target.grid) else f"_GRID{p.grid[0]}x{p.grid[1]}"
+        return self._declare(f"sharded({kind}, {tuple(p.grid)}, {cores}, {(rows, cols)})",
+                             f"{kind}_{cores}CORES_{rows}x{cols}{grid}")
+
+    def compute(self, fidelity: str, fp32_acc: bool) -> str:
+        """A compute kernel config; fp32 accumulation comes with packer_l1_acc (as the planner's L1 model
+        assumes)."""
+        flag = bool_expr(fp32_acc)
+        expr = (f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{fidelity}, "
+                f"math_approx_mode=False, fp32_dest_acc_en={flag}, packer_l1_acc={flag})")
+        return self._declare(expr, f"COMPUTE_{fidelity.upper()}{'_FP32_ACC' if fp32_acc else ''}")
+
+    def of_kind(self, prefix: str) -> list[tuple[str, str]]:
+        return [(name, expr) for expr, name in self.names.items() if expr.startswith(prefix)]
 
 
 def slice_config_expr(slice_type: str, num_slices: int) -> str:
@@ -73,7 +107,10 @@ def bool_expr(value: bool) -> str:
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+    if isinstance(v, int):
+        return v, v
+    h, w = v
+    return h, w
 
 
 # ---------------------------------------------------------------- names and layouts
@@ -104,7 +141,7 @@ def python_names(graph: Graph) -> dict[str, str]:
 
 
 def _plan(node: Node) -> OpPlan:
-    if node.plan is None or node.plan.output is None:
+    if not isinstance(node.plan, OpPlan) or node.plan.output is None:
         raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
     return node.plan
 
@@ -134,19 +171,35 @@ class Op:
     moves: list[Move] = field(default_factory=list)  # reshards and layout changes before the op
     frees: list[str] = field(default_factory=list)  # vars deallocated after the op
     taps: list[str] = field(default_factory=list)  # tap names stored from this op's output
-    section: str | None = None  # a comment line opening a new network component
+    block: tuple[str, str, str] = ("", "", "")  # (role, Detectron2 module, method name) it runs in
 
 
-def _section(node: Node) -> str:
-    """The component an op belongs to, for the forward's section comments (e.g. 'backbone.res2')."""
-    parts = (node.source or "model (top level)").split(".")
+_HEADS = {"sem_seg_head": "sem", "ins_embed_head": "ins"}
+
+
+def _block(node: Node, previous: tuple[str, str, str] | None) -> tuple[str, str, str]:
+    """(role, module, method name) of the Detectron2 module whose forward method runs the op: the stem,
+    a bottleneck, a decoder stage, a head's convs and predictors; an op a head runs itself (upsample,
+    concat) joins the stage before it."""
+    source = node.source.split(" + ")[0]
+    parts = source.split(".") if source else []
+    if not parts:
+        return "normalize", "the pixel normalization", "normalize"
     if parts[0] == "backbone" and len(parts) > 1:
-        return ".".join(parts[:2])
-    if parts[0] in ("sem_seg_head", "ins_embed_head") and len(parts) > 1:
-        if parts[1] == "decoder" and len(parts) > 2:
-            return ".".join(parts[:3])
-        return ".".join(parts[:2])
-    return parts[0]
+        if parts[1].startswith("res") and len(parts) > 2:
+            return "bottleneck", ".".join(parts[:3]), f"{parts[1]}_{parts[2]}"
+        return parts[1], ".".join(parts[:2]), parts[1]
+    if parts[0] in _HEADS:
+        head = _HEADS[parts[0]]
+        if len(parts) > 3 and parts[1] == "decoder" and parts[3] == "project_conv":  # the ASPP
+            return "aspp", ".".join(parts[:4]), f"{head}_aspp"
+        if len(parts) > 2 and parts[1] == "decoder":
+            return f"decoder_{parts[2]}", ".".join(parts[:3]), f"{head}_decoder_{parts[2]}"
+        if len(parts) == 1 and previous is not None and previous[1].startswith(parts[0]):
+            return previous
+        return "head", parts[0], f"{head}_head"
+    name = re.sub(r"\W+", "_", parts[0])
+    return name, parts[0], name
 
 
 def _conv_summary(a: dict[str, Any], h: int, w: int) -> str:
@@ -165,7 +218,7 @@ def _conv_summary(a: dict[str, Any], h: int, w: int) -> str:
     return text
 
 
-def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tuple[str, Any]]:
+def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: Declared) -> list[tuple[str, Any]]:
     plan = _plan(node)
     if plan.conv is None:
         raise CodegenError(f"conv {node.name!r} has no ConvConfig: run conv sharding first")
@@ -209,20 +262,30 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str) -> list[tup
         ("dilation", str(_pair(a["dilation"]))),
         ("groups", str(a["groups"])),
         ("dtype", dtype_expr(plan.dtype)),
-        ("conv_config", config),  # type: ignore[list-item]
-        ("compute_config", f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{plan.math_fidelity}, "
-                           f"math_approx_mode=False, fp32_dest_acc_en={bool_expr(plan.fp32_dest_acc)}, "
-                           f"packer_l1_acc={bool_expr(plan.fp32_dest_acc)})"),
+        ("conv_config", config),
+        ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
         ("slice_config", slice_expr),
-        ("memory_config", memory_config_expr(out)),
+        ("memory_config", declared.memory(out)),
     ]
+
+
+def _module_prefixes(module: str) -> tuple[str, ...]:
+    """The Python name prefixes of a module's tensors (python_names: 'backbone.res4.3' -> 'res4_3_'), and of
+    the merged convs it shares with the other head ('sem_seg_head.decoder.res5' -> 'merged_decoder_res5_')."""
+    for prefix, short in _NAME_PREFIXES:
+        if (module + ".").startswith(prefix):
+            rest = module[len(prefix):]
+            own = re.sub(r"\W+", "_", short + rest).rstrip("_") + "_"
+            return (own, re.sub(r"\W+", "_", "merged." + rest).rstrip("_") + "_") if short else (own,)
+    return (re.sub(r"\W+", "_", module) + "_",)
 
 
 class _Lowering:
     """Walks the planned graph once, in program order, and collects what the template writes."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, target: Target) -> None:
         self.graph = graph
+        self.declared = Declared(target)
         self.by_name = {n.name: n for n in graph}
         self.var = python_names(graph)
         self.conv_rows: list[tuple[str, list[tuple[str, Any]]]] = []
@@ -250,7 +313,7 @@ class _Lowering:
         return self.placement[node.inputs[0]]
 
     def run(self) -> None:
-        section = None
+        block = None
         for node in self.graph:
             if node.op == "input":
                 self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
@@ -259,10 +322,20 @@ class _Lowering:
             self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
             if op is None:
                 continue
-            s = _section(node)
-            if s != section:
-                op.section, section = s, s
+            op.block = block = _block(node, block)
             self.ops.append(op)
+
+    def blocks(self, statement: Any) -> list[Block]:
+        """The forward's statements (`statement(op)` writes one op's), grouped by the module running them."""
+        out: list[Block] = []
+        for op in self.ops:
+            code = str(statement(op))
+            if out and (out[-1].role, out[-1].module, out[-1].name) == op.block:
+                out[-1] = dataclasses.replace(out[-1], code=out[-1].code + code)
+            else:
+                role, module, name = op.block
+                out.append(Block(role, module, name, _module_prefixes(module), code))
+        return out
 
     def prepare_inputs(self, node: Node, op: Op) -> list[str]:
         """Input variables after the plan's reallocations, moves and layout conversions.
@@ -277,7 +350,7 @@ class _Lowering:
         for name, placement in (*plan.spill_before, *plan.reshard_inputs):
             # the caller's tensor is copied, not freed; the copy is forward()'s own
             fn = "ttnn.to_memory_config" if name in self.caller_owned else "move"
-            op.moves.append(Move(self.var[name], fn, (self.var[name], memory_config_expr(placement)), None))
+            op.moves.append(Move(self.var[name], fn, (self.var[name], self.declared.memory(placement)), None))
             self.caller_owned.discard(name)
             self.placement[name] = placement
         last_use = set(plan.deallocate_after)
@@ -288,12 +361,12 @@ class _Lowering:
             want = converted.get(name)
             if want is not None:
                 # ROW_MAJOR has no bfloat8_b
-                cast = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
+                cast: tuple[str, ...] = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
                 # ROW_MAJOR height shards are exactly as wide as the channels, TILE ones whole tiles
                 src = self.placement[name]
                 converted_placement = physical(src, self.shape(name)[1], want)
                 if converted_placement != src:
-                    cast += (f"memory_config={memory_config_expr(converted_placement)}",)
+                    cast += (f"memory_config={self.declared.memory(converted_placement)}",)
                 tmp = f"{v}_{'rm' if want == ROW_MAJOR else 'tiled'}"
                 if not any(m.var == tmp for m in op.moves):  # an op reading one tensor twice converts it once
                     free = v if name in last_use and name not in self.caller_owned else None
@@ -318,13 +391,13 @@ class _Lowering:
             self.prepare_inputs(node, op)
             return op if op.moves else None
         if node.op == "conv2d":
-            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), plan.layout)))
+            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), plan.layout, self.declared)))
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
             summary = _conv_summary(a, h, w)
             op.args = {"x": x, "summary": summary if node.name == node.source else f"{node.source}: {summary}"}
             return op
-        self.memory_rows.append((node.name, memory_config_expr(plan.output)))  # type: ignore[arg-type]
+        self.memory_rows.append((node.name, self.declared.memory(plan.output)))  # type: ignore[arg-type]
         op.args["dtype"] = dtype_expr(plan.dtype)
         if node.op == "channel_affine":
             (x,) = self.prepare_inputs(node, op)
@@ -389,7 +462,7 @@ class _Lowering:
         return op
 
 
-def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 120) -> str:
+def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 100) -> str:
     """`k=v, k=v, ...` filling lines up to `width`, continuation lines indented by `indent`.
 
     A key None makes a positional argument.
@@ -414,19 +487,15 @@ def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 1
 
 
 def assign(target: str, fn: str, args: list[str], kwargs: list[tuple[str, Any]] = (), comment: str = "",  # type: ignore[assignment]
-           indent: int = 8, width: int = 120) -> str:
-    """`target = fn(args, k=v)  # comment`, wrapped to `width` like a person would write it."""
+           indent: int = 8) -> str:
+    """`target = fn(args, k=v)  # comment` on one line (the formatter wraps it), the comment above it when
+    the line would be long."""
     pad = " " * indent
-    args = [str(a) for a in args]
-    inner = ", ".join([*args, *(f"{k}={v}" for k, v in kwargs)])
+    inner = ", ".join([*(str(a) for a in args), *(f"{k}={v}" for k, v in kwargs)])
     line = f"{pad}{target} = {fn}({inner})"
-    if len(line) <= width:
-        return f"{line}  # {comment}" if comment and len(line) + len(comment) + 4 <= width else \
-            (f"{pad}# {comment}\n{line}" if comment else line)
-    body = wrap_kwargs([(None, a) for a in args] + list(kwargs), indent + 4, width)
-    text = f"{pad}{target} = {fn}(\n{pad}    {body},\n{pad})"
-    return f"{pad}# {comment}\n{text}" if comment else text
-
+    if not comment:
+        return line
+    return f"{line}  # {comment}" if len(line) + len(comment) + 4 <= 100 else f"{pad}# {comment}\n{line}"
 
 def class_name(variant: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", variant) if part)
@@ -443,6 +512,8 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["kwargs"] = wrap_kwargs
+    env.filters["docwrap"] = lambda text, indent: textwrap.fill(text, 100 - indent - 6, break_on_hyphens=False,
+                                                                subsequent_indent=" " * indent)
     env.globals["assign"] = assign
     return env
 
@@ -456,20 +527,24 @@ def logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
 def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
     """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
-    lowering = _Lowering(graph)
+    lowering = _Lowering(graph, target)
     lowering.run()
     (input_node,) = [n for n in graph if n.op == "input"]
     input_plan = _plan(input_node)
     outputs = {head: lowering.var[node] for head, node in graph.outputs.items()}
     device_params = {"l1_small_size": l1_small_size, "trace_region_size": TRACE_REGION_SIZE}
-    text = _environment().get_template("module.py.j2").render(
+    env = _environment()
+    input_var = lowering.var[input_node.name]
+    methods, calls = split(lowering.blocks(env.get_template("ops.j2").module.statement), (input_var,),  # type: ignore[attr-defined]
+                           tuple(outputs.values()))
+    text = env.get_template("module.py.j2").render(
         variant=graph.meta.get("variant", "model"),
         class_name=class_name(graph.meta.get("variant", "model")),
         target=target,
         input_shape=tuple(input_node.out.shape),
         input_dtype=dtype_expr(input_plan.dtype),
         input_layout=layout_expr(input_plan.layout),
-        input_memory_config=memory_config_expr(input_plan.output),  # type: ignore[arg-type]
+        input_memory_config=lowering.declared.memory(input_plan.output),  # type: ignore[arg-type]
         device_params=device_params,
         output_shapes={h: logical_shape(graph, n) for h, n in graph.outputs.items()},
         outputs=outputs,
@@ -478,7 +553,32 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         memory_rows=lowering.memory_rows,
         constants=lowering.constants,
         banded=lowering.banded,
-        ops=lowering.ops,
-        input_var=lowering.var[input_node.name],
+        memory_configs=lowering.declared.of_kind("sharded("),
+        compute_configs=lowering.declared.of_kind("ttnn.WormholeComputeKernelConfig("),
+        methods=methods,
+        methods_by_name={m.name: m for m in methods},
+        calls=calls,
+        input_var=input_var,
     )
-    return text
+    return formatted(text)
+
+
+def formatted(text: str) -> str:
+    """`text` as the project's formatter writes Python (ruff format, lines up to 100 characters)."""
+    proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", "100",
+                           "--stdin-filename", "generated.py", "-"], input=text, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"the generated module is not valid Python: {proc.stderr.strip()}")
+    return "".join(_short_comments(line) for line in proc.stdout.splitlines(keepends=True))
+
+
+def _short_comments(line: str, width: int = 100) -> str:
+    """A line over `width` for its comment: the comment wrapped on lines of its own above the code."""
+    if len(line.rstrip("\n")) <= width or "#" not in line:
+        return line
+    code, sep, comment = line.rstrip("\n").partition("  # ") if not line.lstrip().startswith("#") else \
+        ("", "", line.strip()[1:].strip())
+    indent = " " * (len(line) - len(line.lstrip()))
+    wrapped = textwrap.wrap(comment, width - len(indent) - 2, break_on_hyphens=False, break_long_words=False)
+    out = "".join(f"{indent}# {part}\n" for part in wrapped)
+    return out + (code + "\n" if code.strip() else "")

@@ -33,7 +33,7 @@ def conv_config(layout: str = "HEIGHT_SHARDED", slice_type: str = "L1_FULL", num
                 act_block_h: int = 0) -> ConvConfig:
     return ConvConfig(shard_layout=layout, slice_type=slice_type, num_slices=num_slices, act_block_h=act_block_h,
                       act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-                      cb_bytes_per_core=0, rung="test")
+                      why="test")
 
 
 def _conv(name, src, cin, cout, hw, k=3, stride=1, dilation=1, relu=True, seed=0, **plan_kw) -> Node:
@@ -58,7 +58,6 @@ def tiny_graph(h: int = 64, w: int = 128, predictor_kernel: int = 1) -> Graph:
     The semantic predictor is a 1x1 conv (run by ttnn as a matmul) unless `predictor_kernel` says otherwise."""
     mean = torch.tensor([123.675, 116.28, 103.53])
     std = torch.tensor([58.395, 57.12, 57.375])
-    h2, w2 = h // 2, w // 2
     h4, w4 = h // 4, w // 4
     rows4 = h4 * w4
     nodes = [

@@ -131,12 +131,12 @@ def slices(trace) -> list[dict]:
                 s[buffer_key] = size
             elif not buffer_key:
                 s["other"].append([op, size])
-        elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate"):
-            if params.get("globally_allocated", params.get("borrows_memory")) == "0":
-                if cb_key:
-                    s[cb_key] += int(params["size"])
-                else:
-                    s["other"].append([op + " cb", int(params["size"])])
+        elif (kind in ("circular_buffer_allocate", "dataflow_buffer_allocate")
+              and params.get("globally_allocated", params.get("borrows_memory")) == "0"):
+            if cb_key:
+                s[cb_key] += int(params["size"])
+            else:
+                s["other"].append([op + " cb", int(params["size"])])
     return out
 
 

@@ -104,12 +104,11 @@ def test_a_locked_directory_is_refused_not_interleaved(tmp_path):
     with atomic.locked(directory, exclusive=True):
         with pytest.raises(UserError, match=f"another process is writing to {directory}; wait for it"):
             atomic.replace_files(directory, NEW)
-        with pytest.raises(UserError, match="another process is writing"):
-            with atomic.locked(directory, exclusive=False):
-                pass
-    with atomic.locked(directory, exclusive=False), atomic.locked(directory, exclusive=False):  # readers share
-        with pytest.raises(UserError, match="another process is writing"):
-            atomic.replace_files(directory, NEW)
+        with pytest.raises(UserError, match="another process is writing"), atomic.locked(directory, exclusive=False):
+            pass
+    with (atomic.locked(directory, exclusive=False), atomic.locked(directory, exclusive=False),  # readers share
+          pytest.raises(UserError, match="another process is writing")):
+        atomic.replace_files(directory, NEW)
     atomic.replace_files(directory, NEW)  # released
     assert _visible(directory) == {**NEW, **UNRELATED}
 

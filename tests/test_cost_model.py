@@ -25,7 +25,7 @@ def conv_node(cin=64, cout=64, hw=(64, 64), k=3) -> Node:
 
 def conv_plan(cores=20, weights="bfloat8_b", fidelity="LoFi", out: Placement | None = None, slices=0) -> OpPlan:
     conv = ConvConfig("HEIGHT_SHARDED", "DRAM_SLICE_WIDTH" if slices else "L1_FULL", slices, 0, 1, True, False,
-                      0, "test", grid=(cores, 1), num_cores=cores)
+                      "test", grid=(cores, 1), num_cores=cores)
     return OpPlan("bfloat16", weights, fidelity, False, conv=conv, output=out or hs(cores))
 
 
@@ -132,8 +132,6 @@ def test_evaluate_sums_ops_and_reports_l1_share():
     image = cm.tensor_bytes((1, 64, 64, 64), "bfloat16")
     assert pc.rows[0].cost.dram_bytes > image
     assert pc.rows[1].cost.dram_bytes > image
-    annotated = cm.annotate(g, BH20)
-    assert annotated.node("c2").plan.est_time_us == pytest.approx(pc.rows[1].cost.total_us, abs=1e-3)
 
 
 def test_unplanned_node_is_a_compiler_bug():

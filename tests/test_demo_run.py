@@ -98,7 +98,7 @@ def test_rerun_writes_identical_bytes(tmp_path, model, params):
 def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_path, model, params):
     scenes = _scenes(1)
     reports = run_demo(scenes, tmp_path, {"pytorch": pytorch_runner(model, "panoptic_deeplab")}, SIZE, fusion=params)
-    for source, report in zip(scenes, reports):
+    for source, report in zip(scenes, reports, strict=True):
         assert report.runners["pytorch"].files == [f"pytorch_output/{source.name}_original.jpg",
                                                    f"pytorch_output/{source.name}_panoptic.jpg"]
         # Detectron2's full forward (its own post-processing) on the same resized image.

@@ -55,7 +55,6 @@ def test_compat_stand_ins_fail_loudly_when_called():
 
     compat.install()
     import panopticapi.utils
-
     from detectron2 import _C
 
     with pytest.raises(compat.MissingDependencyError, match="panopticapi is not installed"):

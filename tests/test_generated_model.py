@@ -16,11 +16,11 @@ from passes.pipeline import plan_graph
 from passes.targets import get_target
 from runtime.images import to_model_input
 from runtime.run import load_module, run_module
+from runtime.scenes import street_scene
 from runtime.ttnn_host import tt_device_present
 from runtime.ttnn_mock import check_module
 from runtime.weights import host_weights
 from templates.render import render_module
-from runtime.scenes import street_scene
 
 SIZE = (512, 1024)
 PCC_FLOOR = 0.99

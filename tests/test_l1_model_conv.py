@@ -131,7 +131,7 @@ def _compare(measured: dict[str, list[dict]], sliced: bool) -> tuple[collections
             if sliced and not r["matmul"]:  # every slice's programs (ttnn runs matmul convs unsliced)
                 category += f" {c['slice_type']} {c['output_layout']}"
                 pairs = [(f"slice {i} {key}", real[key], getattr(model, key)) for i, (real, model)
-                         in enumerate(zip(r["slices"], parts)) for key in SLICE_NUMBERS]
+                         in enumerate(zip(r["slices"], parts, strict=False)) for key in SLICE_NUMBERS]
                 pairs.append(("slices", len(r["slices"]), len(parts)))
             else:
                 model = cb_model.conv2d_l1(**_args(c), device_grid=grid)

@@ -6,8 +6,15 @@ import pytest
 
 from converter.errors import UserError
 from passes import cost_model
-from passes.conv_sharding import (LAYOUTS, ConvShape, conv_cores, conv_input_placement, conv_output_placement,
-                                  conv_sharding, working_set)
+from passes.conv_sharding import (
+    LAYOUTS,
+    ConvShape,
+    conv_cores,
+    conv_input_placement,
+    conv_output_placement,
+    conv_sharding,
+    working_set,
+)
 from passes.dtype_policy import dtype_policy
 from passes.overrides import parse_overrides
 from passes.plan import ConvConfig, Placement
@@ -46,7 +53,7 @@ def test_tensor_that_cannot_fit_goes_to_dram_slicing():
     c = _plan_one((1, 3, 512, 1024), 64, stride=2)
     assert c.slice_type.startswith("DRAM_SLICE") and c.num_slices >= 2
     assert c.l1_bytes_per_core <= BH20.l1_budget()
-    assert "L1_FULL" in c.rung and "> budget" in c.rung  # records why L1_FULL was not enough
+    assert "L1_FULL" in c.why and "> budget" in c.why  # records why L1_FULL was not enough
 
 
 def test_dilated_aspp_conv_fits_on_every_target():
@@ -67,8 +74,8 @@ def test_impossible_override_is_a_user_error_naming_the_layer_the_pin_and_its_by
     o = parse_overrides({"layers": {"c": {"slicing": {"type": "L1_FULL"}}}})
     with pytest.raises(UserError) as e:
         _plan_one((1, 3, 512, 1024), 64, stride=2, overrides=o)
-    assert str(e.value).startswith(f"conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
-                                   f"num_slices 0): the least it needs is ")
+    assert str(e.value).startswith("conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
+                                   "num_slices 0): the least it needs is ")
     assert f"B > budget {BH20.l1_budget()} B (L1_FULL " in str(e.value) and "relax or remove the override" in str(e.value)
 
 
@@ -95,10 +102,10 @@ def _every_fitting_config_cost(node, input_shape, target):
             grid, cores = conv_cores(layout, s, target)
             for abh in [0] + [32 * 2 ** i for i in range(8)]:
                 for dbl in (True, False):
-                    total, cbs = working_set(s, node, target, layout, grid, cores, slice_type, k, abh, dbl)
+                    total = working_set(s, node, target, layout, grid, cores, slice_type, k, abh, dbl)
                     if total > target.l1_budget():
                         continue
-                    conv = ConvConfig(layout, slice_type, k, abh, 1, dbl, dbl, cbs, "", grid, cores, total)
+                    conv = ConvConfig(layout, slice_type, k, abh, 1, dbl, dbl, "", grid, cores, total)
                     planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=conv))
                     want = conv_input_placement(planned, s)
                     plan = dataclasses.replace(planned.plan, output=conv_output_placement(planned, s),
@@ -109,7 +116,7 @@ def _every_fitting_config_cost(node, input_shape, target):
 
 @pytest.mark.parametrize("shape,out_channels,stride,dilation", [
     ((1, 3, 512, 1024), 64, 2, 1),  # the stem: DRAM slicing needed
-    ((1, 1024, 32, 64), 256, 1, 12),  # an ASPP branch: the first-fit ladder took WIDTH sharding here
+    ((1, 1024, 32, 64), 256, 1, 12),  # an ASPP branch: first-fit once took WIDTH sharding here
 ])
 def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, stride, dilation):
     b = GraphBuilder(shape)
@@ -125,7 +132,7 @@ def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, s
         [cost_model.Operand(shape, "bfloat16", Placement("DRAM", "INTERLEAVED"))]).total_us
     assert len(costs) > 1 and chosen == pytest.approx(min(costs))
     assert c.l1_bytes_per_core <= BH20.l1_budget()
-    assert "runner-up" in c.rung and f"{chosen:.1f} us" in c.rung
+    assert "runner-up" in c.why and f"{chosen:.1f} us" in c.why
 
 
 def test_bf8_output_conv_reading_the_bf16_image_is_sized_by_its_input_and_fits():

@@ -3,7 +3,7 @@
 import pytest
 
 from converter.errors import UserError
-from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy, one_dtype_per_concat
 from passes.overrides import load_overrides, parse_overrides
 from tests.pass_graphs import GraphBuilder
 
@@ -53,7 +53,7 @@ def test_concat_inputs_share_one_dtype():
     cat = b.concat("cat", [up, skip])
     cat2 = b.concat("cat2", [b.conv("a", other, 16), b.conv("b2", other, 16)])
     pins = parse_overrides({"layers": {k: {"dtype": "bfloat8_b"} for k in ("low", "skip", "a", "b2")}})
-    g = dtype_policy(b.graph({"sem_seg": b.conv("head", cat, 4), "center": cat2}), overrides=pins)
+    g = one_dtype_per_concat(dtype_policy(b.graph({"sem_seg": b.conv("head", cat, 4), "center": cat2}), overrides=pins))
     # the upsample of a bfloat8_b tensor is bfloat16 (ROW_MAJOR), so the conv behind the relu widens
     assert g.node("skip").plan.dtype == "bfloat16" and "concatenates it" in g.node("skip").plan.notes[-1]
     assert g.node("low").plan.dtype == "bfloat8_b"

@@ -1,9 +1,13 @@
 """Pipeline + summary on small graphs, and the real traced Panoptic-DeepLab on every target."""
 
+import dataclasses
+
 import pytest
 
+from passes import contracts
 from passes.cost_model import evaluate
-from passes.pipeline import PASS_ORDER, plan_graph, plan_graph_timed
+from passes.fold_batchnorm import fold_batchnorm
+from passes.pipeline import PASS_ORDER, PASSES, Context, plan_graph, plan_graph_timed, run_passes
 from passes.summary import summarize
 from passes.targets import TARGETS, get_target
 from tests.pass_graphs import GraphBuilder
@@ -53,11 +57,49 @@ def test_real_model_plan_fits_every_target(pdl_graph, target):
     simulate(g, t)
 
 
-def test_pipeline_ends_with_cost_estimates_on_every_device_op():
+def test_every_pass_contract_holds_on_the_pipeline_and_names_what_breaks_it():
+    t = get_target("blackhole-20")
+    g = plan_graph(_small(), t)  # run_passes checks each pass's requires and ensures on the way
+    for p in PASSES:
+        for cond in p.requires + p.ensures:
+            assert cond.offenders(g) == [], (p.name, cond.name)
+    assert [p.name for p in PASSES] == list(PASS_ORDER)
+    # the facts are read off the graph, not off the pass that made them
+    unfolded = _small()
+    assert contracts.BATCHNORM_FOLDED.offenders(unfolded) == ["bn0"]
+    assert contracts.PLANNED.offenders(unfolded)[:1] == ["input"]
+    folded = fold_batchnorm(unfolded)
+    assert contracts.BATCHNORM_FOLDED.offenders(folded) == [] and contracts.RELU_FUSED.offenders(folded) == ["r0", "r1"]
+
+
+def test_a_pass_run_out_of_order_fails_at_once_with_the_condition():
+    t = get_target("blackhole-20")
+    with pytest.raises(contracts.ContractError, match="before fuse: 'every batch_norm that alone reads a conv"):
+        run_passes(_small(), ["fuse"], Context(t))
+    folded, _ = run_passes(_small(), ["fold_batchnorm", "fuse"], Context(t))
+    with pytest.raises(contracts.ContractError, match=r"before conv_sharding: 'every node has an OpPlan.*: input, "):
+        run_passes(folded, ["conv_sharding"], Context(t))
+    with pytest.raises(contracts.ContractError, match="before memory_plan: 'every conv2d has a ConvConfig'"):
+        run_passes(folded, ["dtype_policy", "one_dtype_per_concat", "memory_plan"], Context(t))
+
+
+def test_a_pass_that_breaks_what_it_ensures_is_caught_after_it():
+    t = get_target("blackhole-20")
+    planned, _ = run_passes(_small(), ["fold_batchnorm", "fuse", "dtype_policy"], Context(t))
+    # a bfloat8_b producer concatenated with a bfloat16 one: what one_dtype_per_concat must repair
+    mixed = planned.replace_nodes([dataclasses.replace(n, plan=dataclasses.replace(n.plan, dtype="bfloat8_b"))
+                                   if n.name == "add" else n for n in planned])
+    assert contracts.ONE_DTYPE_PER_CONCAT.offenders(mixed) == ["cat"]
+    with pytest.raises(contracts.ContractError, match="before merge_siblings: 'every concat's inputs"):
+        run_passes(mixed, ["merge_siblings"], Context(t))
+    repaired, _ = run_passes(mixed, ["one_dtype_per_concat"], Context(t))
+    assert contracts.ONE_DTYPE_PER_CONCAT.offenders(repaired) == []
+
+
+def test_plan_report_dram_bytes_come_from_the_cost_model():
     t = get_target("blackhole-20")
     g = plan_graph(_small(), t)
-    device_ops = [n for n in g.nodes if n.op not in ("input", "output")]
-    assert all(n.plan.est_time_us > 0 for n in device_ops)
-    assert g.node("stem").plan.dram_bytes > 0  # reads the image from DRAM
-    # the planner's choices are costed by the same model the benchmark uses
-    assert sum(n.plan.est_time_us for n in device_ops) / 1e3 == pytest.approx(evaluate(g, t).total_ms, rel=1e-3)
+    rows = {r.name: r for r in summarize(g, t).rows}
+    costs = {r.name: r.cost for r in evaluate(g, t).rows}
+    assert rows["stem"].dram_bytes == costs["stem"].dram_bytes > 3 * 64 * 128  # reads the image from DRAM
+    assert rows["input"].dram_bytes == 0  # not a device op

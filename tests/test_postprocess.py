@@ -58,7 +58,7 @@ def test_things_become_numbered_instances_of_their_class(params):
     seg = fuse(outputs, params)
     # Instances are numbered per class in center order (row-major over the center map).
     expected_ids = [13001, 11001, 13002]
-    for pid, (_, (y0, y1, x0, x1)) in zip(expected_ids, things):
+    for pid, (_, (y0, y1, x0, x1)) in zip(expected_ids, things, strict=True):
         assert (seg.panoptic[y0:y1, x0:x1] == pid).all()
     assert [(i.panoptic_id, i.class_id, i.area) for i in seg.instances] == [
         (11001, PERSON, 45 * 20), (13001, CAR, 30 * 50), (13002, CAR, 30 * 60)]

@@ -63,7 +63,6 @@ def test_real_plan_report(planned) -> None:
     assert [r.plan.name for r in report.layers] == [n.name for n in device_ops]
     # The replayed live tensors are part of what the planner checked against the budget.
     assert all(r.l1_live_per_core <= r.plan.l1_peak_per_core <= report.budget_per_core for r in report.layers)
-    assert all(r.l1_live_per_core + r.l1_transient_per_core == r.plan.l1_peak_per_core for r in report.layers)
     assert any(r.l1_transient_per_core > 0 for r in report.layers if r.plan.op == "conv2d")
     assert [s.stage for s in report.stages()] == [
         "pixel normalization", "backbone.stem", "backbone.res2", "backbone.res3", "backbone.res4", "backbone.res5",

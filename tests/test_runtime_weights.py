@@ -7,8 +7,8 @@ import pickle
 
 import torch
 
-from runtime.weights import cache_key, host_weights, load_weights, to_ttnn
 from runtime.ttnn_host import import_ttnn
+from runtime.weights import cache_key, host_weights, load_weights, to_ttnn
 from tests.codegen_graphs import tiny_graph
 
 

@@ -174,7 +174,7 @@ class EmuDevice:
         for step in trace.steps:
             result = step.compute(*[t._data for t in step.inputs])
             results = result if isinstance(result, (tuple, list)) else (result,)
-            for out, value in zip(step.outputs, results):
+            for out, value in zip(step.outputs, results, strict=True):
                 out._data = dtypes.round_to(value, out.dtype)
 
     def release_trace(self, tid: int) -> None:
@@ -197,6 +197,8 @@ def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
         if not t.is_allocated():
             raise RuntimeError(f"TT_FATAL: {name}: input tensor is not allocated (it was deallocated)")
         device = t._device
+    if device is None:
+        raise TypeError(f"{name}: called without a device tensor")
     device.check_open()
     return device
 

@@ -10,6 +10,7 @@ host tensors, so a program using an op the emulator lacks fails with a clear Att
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from types import ModuleType
 
 from passes.targets import Target
@@ -45,6 +46,13 @@ def _trace_functions(ttnn_ns) -> dict:
 
 class EmulatedTTNN(ModuleType):
     """Module object: emulated names are attributes; other names resolve in __getattr__."""
+
+    # set by emulated_ttnn (the emulated op functions are set from the op tables)
+    Tensor: type
+    EMULATED_TARGET: Target
+    open_device: Callable[..., EmuDevice]
+    close_device: Callable[[EmuDevice], None]
+    synchronize_device: Callable[..., None]
 
     def __getattr__(self, name: str):
         real = getattr(tt, name)  # AttributeError for names ttnn does not have either

@@ -33,7 +33,7 @@ def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, 
     d = dim % rank
     for t in tensors[1:]:
         s0, s1 = tuple(first.shape), tuple(t.shape)
-        if len(s1) != rank or any(a != b for i, (a, b) in enumerate(zip(s0, s1)) if i != d):
+        if len(s1) != rank or any(a != b for i, (a, b) in enumerate(zip(s0, s1, strict=True)) if i != d):
             raise RuntimeError(f"TT_FATAL: concat: shapes {list(s0)} and {list(s1)} differ outside dim {dim}")
         if t.layout != first.layout:
             raise RuntimeError("TT_FATAL: concat: all inputs must have the same layout")

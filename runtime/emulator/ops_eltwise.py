@@ -19,9 +19,7 @@ def activation_list(name: str, acts) -> list:
         if isinstance(act, str):
             raise TypeError(f"{name}(): incompatible function arguments: activation {act!r} must be a "
                             "ttnn.UnaryWithParam, not a string")
-        if isinstance(act, tuple):
-            act = tt.UnaryWithParam(act)
-        elif isinstance(act, tt.UnaryOpType):
+        if isinstance(act, (tuple, tt.UnaryOpType)):
             act = tt.UnaryWithParam(act)
         out.append(act)
     return out

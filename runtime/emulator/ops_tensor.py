@@ -144,10 +144,10 @@ def interleaved_to_sharded(input_tensor, *args, **kwargs):
     kw.pop("preallocated_output", None)
     first = args[0] if args else kw.get("sharded_memory_config", kw.get("grid"))
     if isinstance(first, tt.MemoryConfig):
-        bound = dict(zip(names_mc, args)) | kw
+        bound = dict(zip(names_mc, args, strict=False)) | kw
         memory_config, output_dtype = bound["sharded_memory_config"], bound.get("output_dtype")
     else:
-        bound = dict(zip(names_grid, args)) | kw
+        bound = dict(zip(names_grid, args, strict=False)) | kw
         grid = bound["grid"]
         if isinstance(grid, tt.CoreCoord):
             grid = tt.CoreRangeSet([tt.CoreRange(tt.CoreCoord(0, 0), tt.CoreCoord(grid.x - 1, grid.y - 1))])
@@ -211,12 +211,12 @@ def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_confi
     if not len(starts) == len(ends) == len(steps) == len(shape):
         raise RuntimeError(f"TT_FATAL: slice: starts {starts}, ends {ends} and steps {steps} must each have one "
                            f"entry per dim of {list(shape)}")
-    for d, (lo, hi, st, n) in enumerate(zip(starts, ends, steps, shape)):
+    for d, (lo, hi, st, n) in enumerate(zip(starts, ends, steps, shape, strict=True)):
         if not (0 <= lo < n and lo < hi <= n and st >= 1):
             raise RuntimeError(f"TT_FATAL: slice: dim {d} of size {n}: start {lo}, end {hi}, step {st} out of range")
     if input_tensor.dtype == tt.bfloat8_b and any(st != 1 for st in steps):
         raise RuntimeError("TT_FATAL: slice: strided slicing is not supported for bfloat8_b tensors")
-    index = tuple(builtins.slice(lo, hi, st) for lo, hi, st in zip(starts, ends, steps))
+    index = tuple(builtins.slice(lo, hi, st) for lo, hi, st in zip(starts, ends, steps, strict=True))
     mc = memory_config or input_tensor.memory_config()
     if mc.is_sharded() and memory_config is None:
         mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)

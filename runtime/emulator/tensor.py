@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-TILE = 32
+from passes.targets import TILE
 
 
 def round_up(value: int, multiple: int) -> int:
