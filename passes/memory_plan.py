@@ -159,6 +159,8 @@ class _Planner:
                 modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} width slices", ("DRAM_SLICE_WIDTH", k)))
                 k *= 2
             return modes
+        if n.op == "resample":  # small tensors (ASPP pooling); its matmuls stream from DRAM
+            return [Mode((DRAM,), DRAM, "resample as two matmuls in DRAM")]
         if n.op == "global_avg_pool2d":
             return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]
         raise PlanError(f"memory planning does not know op {n.op!r} ({n.name})")

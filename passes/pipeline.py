@@ -1,6 +1,6 @@
 """The lowering pipeline: every pass in order, with per-pass wall time for callers.
 
-Order: fold_batchnorm -> fuse -> pad_channels -> dtype_policy -> merge_siblings -> conv_sharding -> memory_plan ->
+Order: fold_batchnorm -> fuse -> pad_channels -> resample -> dtype_policy -> merge_siblings -> conv_sharding -> memory_plan ->
 cost_model. Overrides
 are checked against the graph after fusion (the names the plan report shows). The last step is an
 analysis: it fills every OpPlan's est_time_us and dram_bytes from passes/cost_model.py, the same
@@ -22,9 +22,10 @@ from passes.memory_plan import memory_plan
 from passes.merge_siblings import merge_siblings
 from passes.overrides import Overrides
 from passes.pad_channels import pad_channels
+from passes.resample import resample
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
-PASS_ORDER = ("fold_batchnorm", "fuse", "pad_channels", "dtype_policy", "merge_siblings", "conv_sharding", "memory_plan",
+PASS_ORDER = ("fold_batchnorm", "fuse", "pad_channels", "resample", "dtype_policy", "merge_siblings", "conv_sharding", "memory_plan",
               "cost_model")
 
 
@@ -36,6 +37,7 @@ def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None =
         "fold_batchnorm": fold_batchnorm,
         "fuse": fuse,
         "pad_channels": pad_channels,
+        "resample": lambda g: resample(g, target),
         "dtype_policy": lambda g: dtype_policy(g, rules, overrides),
         "merge_siblings": lambda g: merge_siblings(g, target, l1_small_size, overrides),
         "conv_sharding": lambda g: conv_sharding(g, target, l1_small_size, overrides),
