@@ -69,3 +69,15 @@ def test_runs_graphs_after_folding_and_fusion():
     expected = F.interpolate(F.relu(F.conv2d(c1, w2, groups=2) + c1), scale_factor=2,
                              mode="bilinear", align_corners=False)
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
+
+
+def test_sliding_aspp_pooling_graph_matches_detectron2(small_model):
+    """Above the crop size the ASPP pooling slides and its resize back has a non-integer scale (the
+    released config at 1024x2048, here the 128x256-crop model at 256x512): the front end lifts the
+    resize as a `resample`, and the graph still computes Detectron2's result."""
+    size = (256, 512)
+    graph = trace_model(small_model, "panoptic_deeplab", size)
+    resamples = [n for n in graph if n.op == "resample"]
+    assert len(resamples) == 2 and all(n.out.shape[2:] == (16, 32) for n in resamples)
+    x = example_input(size, seed=3)
+    _assert_matches(graph, reference_outputs(small_model, "panoptic_deeplab", x, taps=True), x)
