@@ -195,9 +195,7 @@ def call(device, spec: dict, xs: list):
         module = _resample_class()()
         module.params = {"r.rows": make_tensor(device, _dram_tile([n, c, oh, h])),
                          "r.cols": make_tensor(device, _dram_tile([n, c, w, ow]))}
-        compute = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False,
-                                                   fp32_dest_acc_en=False, packer_l1_acc=False)
-        return module.resample("r", xs[0], tuple(a["nhwc"]), tuple(a["out_hw"]), compute, mc)
+        return module.resample("r", xs[0], tuple(a["nhwc"]), tuple(a["out_hw"]), ttnn.MathFidelity.HiFi4, mc)
     raise ValueError(f"no probe for op {op!r}")
 
 

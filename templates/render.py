@@ -368,8 +368,7 @@ class _Lowering:
             self.constants[f"{node.name}.cols"] = ((n, c, w, ow), "bfloat16")
             what = {"bilinear": "bilinear resize", "avg_pool": "average pool"}[a["kind"]]
             op.args.update(x=x, nhwc=(n, h, w, c), out_hw=(oh, ow), what=f"{what} {h}x{w} -> {oh}x{ow}",
-                           compute=f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{plan.math_fidelity}, "
-                                   "math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False)")
+                           fidelity=f"ttnn.MathFidelity.{plan.math_fidelity}")
             self.resampled = True
         elif node.op in ("max_pool2d", "avg_pool2d"):
             (x,) = self.prepare_inputs(node, op)

@@ -71,9 +71,7 @@ def test_generated_resample_on_emulator_matches_interpolate(n, c, size, out):
                      for k, v in to_ttnn(host_weights(graph), ttnn).items()}
     flat = ttnn.from_torch(x.permute(0, 2, 3, 1).reshape(1, 1, -1, c), dtype=ttnn.bfloat16,
                            layout=ttnn.ROW_MAJOR_LAYOUT, device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-    compute = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4, math_approx_mode=False,
-                                               fp32_dest_acc_en=False, packer_l1_acc=False)
-    y = module.resample("r", flat, (n, *size, c), out, compute, ttnn.DRAM_MEMORY_CONFIG)
+    y = module.resample("r", flat, (n, *size, c), out, ttnn.MathFidelity.HiFi4, ttnn.DRAM_MEMORY_CONFIG)
     got = ttnn.to_torch(y).reshape(n, *out, c).permute(0, 3, 1, 2).float()
     want = F.interpolate(x, size=out, mode="bilinear", align_corners=False)
     err = (got - want).abs().max().item()
