@@ -70,6 +70,10 @@ def _avg_pool2d(node: Node, x: torch.Tensor) -> torch.Tensor:
                         a["count_include_pad"])
 
 
+def _resample(node: Node, x: torch.Tensor) -> torch.Tensor:
+    return node.params["rows"] @ x @ node.params["cols"].T
+
+
 def _max_pool2d(node: Node, x: torch.Tensor) -> torch.Tensor:
     a = node.attrs
     return F.max_pool2d(x, a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["ceil_mode"])
@@ -87,6 +91,7 @@ OPS: dict[str, Callable[..., torch.Tensor]] = {
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "global_avg_pool2d": _global_avg_pool2d,
+    "resample": _resample,
     "output": lambda n, x: x,
 }
 

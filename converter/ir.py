@@ -44,6 +44,10 @@ OP_ATTRS: dict[str, tuple[str, ...]] = {
     "upsample": ("scale_factor", "mode", "align_corners"),
     "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    # out[n, c] = rows @ x[n, c] @ cols^T: a bilinear resize at any scale or an average pool, as a
+    # separable linear map (converter/resample.py). `kind` "bilinear" | "avg_pool" (for readers).
+    # params: rows [H', H], cols [W', W].
+    "resample": ("kind",),
     # Mean over H and W, output spatial 1x1 (what ASPP image pooling is at the training size).
     "global_avg_pool2d": (),
     "output": (),

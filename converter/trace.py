@@ -27,6 +27,7 @@ from torch import fx, nn
 from converter.errors import UserError
 from converter.ir import OP_ATTRS, Graph, Node, TensorInfo
 from converter.model import VARIANT_OUTPUTS, check_variant, taps_for
+from converter.resample import bilinear_matrix
 
 aten = torch.ops.aten
 
@@ -164,14 +165,16 @@ class _Lifter:
         def lift(n: fx.Node) -> _Lifted:
             x = n.args[0]
             (h, w), (oh, ow) = _shape(x)[2:], _shape(n)[2:]
-            if oh % h or ow % w:
-                raise _NotLowerable(
-                    f"resizes {h}x{w} to {oh}x{ow} at this input size, a non-integer scale; ttnn's "
-                    "bilinear upsample needs integer scales: choose an input size whose feature maps "
-                    "divide evenly (a multiple of 16 in H and W, e.g. 512x1024)")
             align = bool(_arg(n, 2, "align_corners", False)) if mode == "bilinear" else False
-            return _Lifted("upsample", [x], {"scale_factor": (oh // h, ow // w), "mode": mode,
-                                             "align_corners": align})
+            if oh % h == 0 and ow % w == 0 and not align:
+                return _Lifted("upsample", [x], {"scale_factor": (oh // h, ow // w), "mode": mode,
+                                                 "align_corners": align})
+            if mode != "bilinear":
+                raise _NotLowerable(f"resizes {h}x{w} to {oh}x{ow} (nearest) at this input size, a non-integer "
+                                    "scale: choose an input size whose feature maps divide evenly")
+            # ttnn's upsample takes integer scales only: the resize as two interpolation matmuls
+            return _Lifted("resample", [x], {"kind": "bilinear"}, {
+                "rows": bilinear_matrix(h, oh, align), "cols": bilinear_matrix(w, ow, align)})
         return lift
 
     def avg_pool2d(self, n: fx.Node) -> _Lifted:

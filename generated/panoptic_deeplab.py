@@ -37,7 +37,8 @@ TAPS = {
     "sem_seg_head.aspp": ("sem_seg_head.decoder.res5.project_conv.project", (1, 256, 32, 64)),
     "sem_seg_head.logits": ("sem_seg_head.predictor", (1, 19, 128, 256)),
 }
-# Per-channel constants moved to the device once, at construction: name -> (shape, dtype).
+# Constants moved to the device once, at construction (per-channel vectors, resample matrices):
+# name -> (shape, dtype).
 DEVICE_CONSTANTS = {
     "channel_affine.scale": ((1, 1, 1, 3), "bfloat16"),
     "channel_affine.shift": ((1, 1, 1, 3), "bfloat16"),

@@ -733,3 +733,27 @@ def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, o
         if b.out_h_ntiles % (act_block_h // TILE):
             return f"width sharding: act_block_h {act_block_h} must divide the output height ({b.out_h_ntiles} tiles)"
     return None
+
+
+# ------------------------------------------------------------------ resample (two interpolation matmuls)
+
+# ttnn.permute of an interleaved ROW_MAJOR tensor: three 4 KiB CBs whatever the shape (measured,
+# bfloat16, tests/test_l1_model_resample.py)
+PERMUTE_RM_CB_BYTES = 3 * 4096
+
+
+def resample_matmul_cb_bytes(*, k: int, n: int, in0_dtype: str, in1_dtype: str, out_dtype: str) -> int:
+    """ttnn.matmul with MatmulMultiCoreReuseProgramConfig(in0_block_w=1, out_subblock 1x1, per_core_M=1,
+    per_core_N = the output's width in tiles), operands and output interleaved: in0 two tiles, in1 two
+    tile columns of N tiles, the output N tiles, and a bfloat16 partials CB of N tiles when K spans
+    more than one tile and the output is not bfloat16 (else the output CB holds the partials)."""
+    nt, kt = cdiv(n, TILE), cdiv(k, TILE)
+    interm = nt * BF16_TILE if kt > 1 and out_dtype != "bfloat16" else 0
+    return 2 * TILE_BYTES[in0_dtype] + 2 * nt * TILE_BYTES[in1_dtype] + nt * TILE_BYTES[out_dtype] + interm
+
+
+def resample_untilize_cb_bytes(*, width: int, dtype: str) -> int:
+    """Interleaved untilize of the resample's [N, C, H', W'] result: as `layout_cb_bytes` when W' fills
+    whole tiles, single-buffered when the last tile is cut (measured)."""
+    double = layout_cb_bytes(channels=width, to="ROW_MAJOR", sharded=False, in_dtype=dtype, out_dtype=dtype)
+    return double if width % TILE == 0 else double // 2

@@ -336,6 +336,36 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
     )
 
 
+def _resample_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
+    """templates' resample(): two permutes, a tilize and an untilize (each reads and writes its tensor in
+    DRAM) and two matmuls over the [N, C, ., .] batch. Each matmul core makes one output tile row at a
+    time (per_core_M=1), reading its in0 row of K tiles and all K x N tiles of in1 for it."""
+    n, c, h, w = src.shape
+    oh, ow = node.out.shape[2:]
+    tb = cb_model.TILE_BYTES[plan.dtype]
+    batch = n * c
+    tiles = 0
+    dram = 0.0
+    for m, k, nn in ((h, w, ow), (oh, h, ow)):  # over W: [H, W] @ cols^T; over H: rows @ [H, W']
+        mt, kt, nt = cdiv(m, TILE), cdiv(k, TILE), cdiv(nn, TILE)
+        tiles += batch * mt * kt * nt
+        dram += batch * mt * (kt + kt * nt + nt) * tb
+    moved = tensor_bytes(src.shape, "bfloat16") + tensor_bytes(node.out.shape, plan.dtype)
+    dram += 4 * moved  # permute and (un)tilize, in and out, on each side
+    cores = target.num_cores
+    cycles = tiles * CYCLES_PER_TILE_MATMUL[plan.math_fidelity] / MATMUL_EFFICIENCY
+    return OpCost(
+        compute_us=_cycles_us(cycles / cores, target),
+        dram_us=_dram_us(dram, cores, target),
+        noc_us=0.0,
+        reshard_us=0.0,
+        dispatch_us=6 * DEVICE_OP_US,
+        flops=2 * batch * (h * w * ow + oh * h * ow),
+        dram_bytes=int(dram),
+        device_ops=6,
+    )
+
+
 def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placement, target: Target) -> OpCost:
     """One ttnn.to_memory_config move: read everything from `src`, write everything to `dst`."""
     nbytes = tensor_bytes(shape, dtype)
@@ -376,7 +406,12 @@ def op_cost(node: Node, plan: OpPlan, target: Target, inputs: Sequence[Operand],
             moves.append(reshard_cost(operand.shape, operand.dtype, operand.placement, moved[name], target))
             operand = dataclasses.replace(operand, placement=moved[name])
         actual.append(operand)
-    own = _conv_cost(node, plan, actual[0], target) if node.op == "conv2d" else _generic_cost(node, plan, actual, target)
+    if node.op == "conv2d":
+        own = _conv_cost(node, plan, actual[0], target)
+    elif node.op == "resample":
+        own = _resample_cost(node, plan, actual[0], target)
+    else:
+        own = _generic_cost(node, plan, actual, target)
     return dataclasses.replace(
         own,
         reshard_us=sum(m.total_us for m in moves),

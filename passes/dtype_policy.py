@@ -146,6 +146,9 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
             if changes:
                 plan = dataclasses.replace(plan, **changes)
                 why += "; override " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        if n.op == "resample" and plan.dtype != "bfloat16":
+            plan = dataclasses.replace(plan, dtype="bfloat16")
+            why += "; bfloat16 (resample writes ROW_MAJOR, which has no bfloat8_b)"
         if n.op == "upsample" and n.attrs["mode"] == "bilinear" and plan.fp32_dest_acc:
             plan = dataclasses.replace(plan, fp32_dest_acc=False)
             why += "; fp32 acc off (ttnn bilinear upsample rejects it)"

@@ -186,6 +186,8 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False, broadcast=True)
         return [Program((scaled,) if scaled.size else (), mul, "multiply"), Program(out_allocs, add, "add"),
                 Free(n.name + ".scaled")]
+    if n.op == "resample":
+        return _resample_steps(n, x, out, in_shapes[0])
     if n.op == "global_avg_pool2d":
         # ttnn first makes the input interleaved in the output's buffer type (a copy program when the
         # input is interleaved elsewhere, sharded_to_interleaved when sharded), then reduces
@@ -360,6 +362,26 @@ def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
         return steps + [Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
                         Program(out_allocs, 0, "upsample reshard"), Free(f"{n.name}.own"), Free(f"{n.name}.halo")]
     return steps + [Program(out_allocs, cb, "upsample"), Free(f"{n.name}.halo")]
+
+
+def _resample_steps(n, x: TensorState, out: TensorState, in_shape) -> list[Step]:
+    """templates' resample(): permute the ROW_MAJOR [N, H, W, C] view to [N, C, H, W], tilize it, a matmul
+    with cols over W, one with rows over H, untilize, permute back. Every tensor in DRAM (memory_plan),
+    so only circular buffers: one program after another."""
+    if x.placement.buffer != "DRAM" or out.placement.buffer != "DRAM" or x.layout != "ROW_MAJOR":
+        raise DoesNotFit("resample: runs on ROW_MAJOR DRAM tensors only")
+    _, _, h, w = in_shape
+    oh, ow = n.out.shape[2:]
+    dt = out.dtype
+    layout = cb_model.layout_cb_bytes
+    return [Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute"),
+            Program((), layout(channels=w, to="TILE", sharded=False, in_dtype=x.dtype, out_dtype=dt), "resample tilize"),
+            Program((), cb_model.resample_matmul_cb_bytes(k=w, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
+                    "resample matmul over W"),
+            Program((), cb_model.resample_matmul_cb_bytes(k=h, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
+                    "resample matmul over H"),
+            Program((), cb_model.resample_untilize_cb_bytes(width=ow, dtype=dt), "resample untilize"),
+            Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute back")]
 
 
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:

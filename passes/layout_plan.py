@@ -3,7 +3,7 @@
 Fills `OpPlan.layout` (the op's output layout) and `OpPlan.layout_inputs` (inputs read through a
 `ttnn.to_layout` temporary). Memory planning counts those temporaries like any other allocation, and
 the code generator emits exactly what is recorded here. The rules follow what ttnn 0.81.1 accepts:
-- upsample reads ROW_MAJOR (its output keeps its input's layout);
+- upsample reads ROW_MAJOR (its output keeps its input's layout); resample reads and writes ROW_MAJOR;
 - elementwise ops (add, multiply, relu) read TILE; concat needs all inputs in one layout;
 - convs read either; a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
   is an upsample or a concat, it is not run as a matmul (1x1 convs ignore output_layout), its dtype has a ROW_MAJOR form (no bfloat8_b), and its rows fill whole
@@ -25,8 +25,8 @@ from passes.shards import rows_cols
 from passes.targets import TILE
 
 # what layout an op reads its inputs in (None: any)
-_READS = {"upsample": ROW_MAJOR, "add": TILE_LAYOUT, "relu": TILE_LAYOUT, "mul_scalar": TILE_LAYOUT,
-          "channel_affine": TILE_LAYOUT}
+_READS = {"upsample": ROW_MAJOR, "resample": ROW_MAJOR, "add": TILE_LAYOUT, "relu": TILE_LAYOUT,
+          "mul_scalar": TILE_LAYOUT, "channel_affine": TILE_LAYOUT}
 
 
 def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str:
@@ -49,7 +49,7 @@ def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]
         return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE_LAYOUT
     if n.op == "conv2d":
         return conv_output_layout(n, [by_name[u].op for u in users[n.name]], conv_of(n).shard_layout)
-    if n.op == "upsample":
+    if n.op in ("upsample", "resample"):
         return ROW_MAJOR
     if n.op == "concat":
         return reads[n.name]

@@ -158,6 +158,8 @@ class _Planner:
                                       (f"DRAM_SLICE_{kind.upper()}", k)))
                     k *= 2
             return modes
+        if n.op == "resample":  # small tensors (ASPP pooling); its matmuls stream from DRAM
+            return [Mode((DRAM,), DRAM, "resample as two matmuls in DRAM")]
         if n.op == "global_avg_pool2d":
             return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]
         raise PlanError(f"memory planning does not know op {n.op!r} ({n.name})")

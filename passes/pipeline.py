@@ -26,6 +26,7 @@ from passes.memory_plan import memory_plan
 from passes.merge_siblings import eliminate_common, merge_siblings
 from passes.overrides import Overrides
 from passes.pad_channels import pad_channels
+from passes.resample import resample
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 
@@ -52,6 +53,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("fuse", lambda g, _: fuse(g), requires=(c.BATCHNORM_FOLDED,), ensures=(c.RELU_FUSED,)),
     # ensures no condition of its own: it widens the predictors a bilinear upsample reads where it can
     Pass("pad_channels", lambda g, _: pad_channels(g), requires=(c.BATCHNORM_FOLDED,)),
+    Pass("resample", lambda g, x: resample(g, x.target), requires=(c.BATCHNORM_FOLDED,)),
     Pass("dtype_policy", lambda g, x: dtype_policy(g, x.rules, x.overrides), ensures=(c.PLANNED,)),
     Pass("one_dtype_per_concat", lambda g, _: one_dtype_per_concat(g), requires=(c.PLANNED,),
          ensures=(c.ONE_DTYPE_PER_CONCAT,)),

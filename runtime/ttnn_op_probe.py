@@ -138,7 +138,31 @@ def call(device, spec: dict, xs: list):
         return ttnn.to_layout(xs[0], layout, **kw)
     if op == "reallocate":
         return ttnn.reallocate(xs[0])
+    if op == "resample":  # templates/module.py.j2 resample(), constants as the module makes them
+        n, h, w, c = a["nhwc"]
+        oh, ow = a["out_hw"]
+        module = _resample_class()()
+        module.params = {"r.rows": make_tensor(device, _dram_tile([n, c, oh, h])),
+                         "r.cols": make_tensor(device, _dram_tile([n, c, w, ow]))}
+        return module.resample("r", xs[0], tuple(a["nhwc"]), tuple(a["out_hw"]), ttnn.MathFidelity.HiFi4, mc)
     raise ValueError(f"no probe for op {op!r}")
+
+
+def _dram_tile(shape: list[int]) -> dict:
+    return {"shape": shape, "dtype": "bfloat16", "layout": "TILE",
+            "mem": {"buffer": "DRAM", "layout": "INTERLEAVED", "grid": None, "num_cores": None, "shard_shape": None}}
+
+
+def _resample_class():
+    """The generated modules' resample() method, rendered from its template, on a bare class."""
+    from templates.render import resample_source
+
+    namespace = {"ttnn": ttnn, "GRID": _GRID[0]}
+    exec(resample_source(), namespace)  # noqa: S102 (our own template's text)
+    return namespace["Resample"]
+
+
+_GRID: list = []
 
 
 def run_spec(device, spec: dict) -> dict:
@@ -163,6 +187,8 @@ def run_spec(device, spec: dict) -> dict:
 def run_specs(specs: list[dict]) -> list[dict]:
     device = ttnn.open_device(device_id=0, l1_small_size=32768, trace_region_size=8388608)
     device.disable_and_clear_program_cache()  # a cached program allocates no circular buffers
+    grid = device.compute_with_storage_grid_size()
+    _GRID[:] = [(grid.x, grid.y)]
     try:
         return [run_spec(device, s) for s in specs]
     finally:

@@ -5,7 +5,8 @@ the plan says each one's device dtype. Conv weights go to ttnn as host ROW_MAJOR
 in float32 when the plan wants bfloat8_b or float32 on the device (the conv converts them once,
 on its first call) and in bfloat16 when it wants bfloat16, as ttnn's conv2d documents; biases as
 [1, 1, 1, O]. Per-channel constants (the pixel normalization) are [1, 1, 1, C] TILE tensors in the
-op's dtype.
+op's dtype; a resample's matrices bfloat16 TILE tensors, one copy per image and channel (ttnn's
+matmul broadcasts no batch of its first operand).
 
 The cache holds these tensors (torch, host dtype) in one file per key; the key is the checkpoint's
 hash plus the generated module's hash (which spells out the whole plan), so a warm load needs
@@ -78,6 +79,11 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
             for key in ("scale", "shift"):
                 t = node.params[key].reshape(1, 1, 1, -1).to(torch.float32)
                 out[f"{node.name}.{key}"] = HostTensor(t, dtype, "TILE")
+        elif node.op == "resample":  # templates' resample(): rows [N, C, H', H] and cols^T [N, C, W, W']
+            n, c = node.out.shape[:2]
+            rows, cols = node.params["rows"], node.params["cols"].T
+            out[f"{node.name}.rows"] = HostTensor(rows.expand(n, c, *rows.shape).contiguous(), "bfloat16", "TILE")
+            out[f"{node.name}.cols"] = HostTensor(cols.expand(n, c, *cols.shape).contiguous(), "bfloat16", "TILE")
     return dict(sorted(out.items()))
 
 

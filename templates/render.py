@@ -292,6 +292,7 @@ class _Lowering:
         self.memory_rows: list[tuple[str, str]] = []
         self.constants: dict[str, tuple[tuple[int, ...], str]] = {}
         self.banded = False  # an upsample runs in row bands: the module gets upsample_bands()
+        self.resampled = False  # a resample op: the module gets resample()
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
         # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
@@ -432,6 +433,16 @@ class _Lowering:
                 op.kind = "upsample_bands"
                 op.args["bands"] = plan.slices[1]
                 self.banded = True
+        elif node.op == "resample":
+            (x,) = self.prepare_inputs(node, op)
+            n, c, h, w = self.shape(node.inputs[0])
+            oh, ow = self.shape(node.name)[2:]
+            self.constants[f"{node.name}.rows"] = ((n, c, oh, h), "bfloat16")
+            self.constants[f"{node.name}.cols"] = ((n, c, w, ow), "bfloat16")
+            what = {"bilinear": "bilinear resize", "avg_pool": "average pool"}[a["kind"]]
+            op.args.update(x=x, nhwc=(n, h, w, c), out_hw=(oh, ow), what=f"{what} {h}x{w} -> {oh}x{ow}",
+                           fidelity=f"ttnn.MathFidelity.{plan.math_fidelity}")
+            self.resampled = True
         elif node.op in ("max_pool2d", "avg_pool2d"):
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
@@ -524,6 +535,11 @@ def logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
     return (n, graph.meta.get("logical_channels", {}).get(name, c), *hw)
 
 
+def resample_source() -> str:
+    """The generated modules' resample() method as the source of a class `Resample`."""
+    return "class Resample:\n" + _environment().get_template("resample.py.j2").render()
+
+
 def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
     """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
@@ -559,6 +575,7 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         methods_by_name={m.name: m for m in methods},
         calls=calls,
         input_var=input_var,
+        resampled=lowering.resampled,
     )
     return formatted(text)
 

@@ -116,13 +116,17 @@ def test_unsupported_op_names_op_and_module(small_cfg):
     assert "aten.tanh" in message and "sem_seg_head.head.0" in message and "\n" not in message
 
 
-def test_non_integer_upsample_is_a_user_error():
+def test_non_integer_upsample_lifts_to_resample():
+    """ttnn's upsample takes integer scales only: a bilinear resize by any other is a `resample`."""
     cfg = load_config()
     cfg.INPUT.CROP.ENABLED = False  # adaptive (global) ASPP pooling: any input size passes Detectron2
-    model = build_model(cfg)
-    with pytest.raises(UserError, match="non-integer scale") as e:
-        trace_model(model, "deeplab_v3_plus", (136, 256))  # res3 17 rows, res5 9 rows
-    assert "\n" not in str(e.value)
+    g = trace_model(build_model(cfg), "deeplab_v3_plus", (136, 256))  # res3 17 rows, res5 9 rows
+    resamples = {n.name: n for n in g if n.op == "resample"}
+    assert resamples and all(n.attrs == {"kind": "bilinear"} for n in resamples.values())
+    for n in resamples.values():
+        (h, w), (oh, ow) = g.node(n.inputs[0]).out.shape[2:], n.out.shape[2:]
+        assert n.params["rows"].shape == (oh, h) and n.params["cols"].shape == (ow, w)
+        assert oh % h or ow % w
 
 
 def test_adaptive_pooling_lowers_to_global_average(small_cfg):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from passes.targets import Target
-from runtime.emulator import ops_concat, ops_conv, ops_eltwise, ops_pool, ops_tensor, ops_upsample
+from runtime.emulator import ops_concat, ops_conv, ops_eltwise, ops_matmul, ops_pool, ops_tensor, ops_upsample
 from runtime.emulator.device import EmuDevice
 from runtime.emulator.tensor import Tensor
 from runtime.ttnn_host import import_ttnn
@@ -87,7 +87,7 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
     ns.open_device, ns.close_device, ns.synchronize_device = open_device, close_device, synchronize_device
     for name, fn in _trace_functions(ns).items():
         setattr(ns, name, fn)
-    for module in (ops_tensor, ops_conv, ops_eltwise, ops_pool, ops_upsample, ops_concat):
+    for module in (ops_tensor, ops_conv, ops_eltwise, ops_pool, ops_upsample, ops_concat, ops_matmul):
         for name in EMULATED_BY_MODULE[module.__name__]:
             setattr(ns, name, getattr(module, name))
     return ns
@@ -102,6 +102,7 @@ EMULATED_BY_MODULE = {
     ops_pool.__name__: ("max_pool2d", "avg_pool2d", "global_avg_pool2d"),
     ops_upsample.__name__: ("upsample",),
     ops_concat.__name__: ("concat",),
+    ops_matmul.__name__: ("matmul",),
 }
 EMULATED = tuple(n for names in EMULATED_BY_MODULE.values() for n in names) + (
     "open_device", "close_device", "synchronize_device", "begin_trace_capture", "end_trace_capture", "execute_trace",
