@@ -18,7 +18,7 @@ from converter.ir import Graph
 from passes import contracts as c
 from passes.contracts import Condition
 from passes.conv_sharding import conv_sharding
-from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy, one_dtype_per_concat
+from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy, one_dtype_per_concat, unbias_truncation
 from passes.fold_batchnorm import fold_batchnorm
 from passes.fuse import fuse
 from passes.layout_plan import layout_plan
@@ -62,6 +62,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("merge_siblings", lambda g, x: merge_siblings(g, x.target, x.l1_small_size, x.overrides),
          requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS),
          ensures=(c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS)),
+    Pass("unbias_truncation", lambda g, x: unbias_truncation(g) if x.rules.unbias_truncation else g,
+         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT)),
     Pass("conv_sharding", lambda g, x: conv_sharding(g, x.target, x.l1_small_size, x.overrides),
          requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT), ensures=(c.CONVS_CONFIGURED,)),
     Pass("layout_plan", lambda g, _: layout_plan(g), requires=(c.CONVS_CONFIGURED,),

@@ -68,6 +68,10 @@ class OpPlan:
     weights_dtype: str | None  # conv weights dtype (DTYPES), None for ops without weights
     math_fidelity: str  # MATH_FIDELITIES
     fp32_dest_acc: bool
+    # conv2d only, set by the dtype policy (runtime/weights.py applies them to the host weights): the
+    # matrix engine truncates its operands' low mantissa bits; these undo the bias that leaves
+    weights_scale: float = 1.0  # weights x this: the expected loss of the truncated activations
+    weights_round_srca: bool = False  # weights rounded to nearest at what LoFi's SrcA multiplier reads
     conv: ConvConfig | None = None  # conv2d only, set by conv sharding
     output: Placement | None = None  # set by memory planning
     # (input node name, placement) moves inserted before this op by memory planning

@@ -5,6 +5,7 @@ exactly as detectron2 0.6's `PanopticDeepLab.forward` does at inference: semanti
 argmax of the logits, the center heatmap and offsets go in raw, thing ids and label divisor come
 from the training dataset's metadata, the thresholds from MODEL.PANOPTIC_DEEPLAB, void label -1.
 The instance list (class, area, score, box) follows the same forward's PREDICT_INSTANCES branch.
+One step is ours, before Detectron2's: `break_center_ties` (why there).
 Head outputs are expected at input resolution (Detectron2's `sem_seg_postprocess` is then the
 identity), as `converter.reference.reference_outputs` and the generated TTNN code return them.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import converter.detectron2_compat as compat
 
@@ -35,6 +37,7 @@ class FusionParams:
     center_threshold: float
     nms_kernel: int
     top_k: int
+    center_stride: int  # the center heatmap is a bilinear upsample by this factor (align_corners=False)
 
     @classmethod
     def from_config(cls, cfg) -> FusionParams:
@@ -48,6 +51,7 @@ class FusionParams:
             center_threshold=float(pdl.CENTER_THRESHOLD),
             nms_kernel=int(pdl.NMS_KERNEL),
             top_k=int(pdl.TOP_K_INSTANCE),
+            center_stride=int(cfg.MODEL.INS_EMBED_HEAD.COMMON_STRIDE),
         )
 
 
@@ -75,7 +79,7 @@ def fuse(outputs: Mapping[str, torch.Tensor], params: FusionParams) -> Segmentat
     semantic = logits.argmax(dim=0, keepdim=True)
     if "center" not in outputs:
         return Segmentation(semantic[0].numpy(), None, (), params.label_divisor)
-    center = _single(outputs, "center").float()
+    center = break_center_ties(_single(outputs, "center").float(), params)
     offset = _single(outputs, "offset").float()
     with torch.no_grad(), warnings.catch_warnings():
         # Detectron2 0.6 calls torch.meshgrid without `indexing` (its result is the same: "ij").
@@ -93,6 +97,45 @@ def fuse(outputs: Mapping[str, torch.Tensor], params: FusionParams) -> Segmentat
     panoptic = panoptic[0]
     instances = _instances(panoptic, torch.softmax(logits, dim=0), center[0], params)
     return Segmentation(semantic[0].numpy(), panoptic.numpy(), instances, params.label_divisor)
+
+
+def break_center_ties(center: torch.Tensor, params: FusionParams) -> torch.Tensor:
+    """`center` (1xHxW) with exact ties among peak candidates broken as fp32 would break them.
+
+    Detectron2 keeps every pixel above the threshold that equals the maximum of its NMS window. In fp32
+    a smooth peak has one such pixel; a heatmap rounded to bfloat16 (ttnn's bilinear upsample writes
+    bfloat16) has plateaus of equal values around it, and every plateau pixel passes, so one object gets
+    several centers and is split (issue #15: 160 peaks where fp32 has 104). Candidates within one window
+    of each other are necessarily equal (each is the other's window maximum), so among them we keep the
+    one fp32 would rank highest: the largest 3x3 mean of the heatmap (the side of the plateau the smooth
+    peak leans to), then the first in raster order. The only exact ties fp32 has are structural and are
+    kept: the bilinear upsample by s copies the first and last s/2 rows and columns from the border
+    (source coordinates clamped), so those pixels share one rank and Detectron2 keeps them as it does in
+    fp32. The losers are lowered by one float32 step, below their window's winner and above any other
+    value, so Detectron2's own peak test then sees exactly the winners."""
+    heat = F.threshold(center, params.center_threshold, -1.0)[None]
+    pad = (params.nms_kernel - 1) // 2
+    candidate = (heat == F.max_pool2d(heat, params.nms_kernel, stride=1, padding=pad)) & (heat > 0)
+    _, h, w = center.shape
+    smooth = F.avg_pool2d(center[None].double(), 3, stride=1, padding=1, count_include_pad=False)
+    order = np.lexsort((-np.arange(h * w), smooth.flatten().numpy()))  # ascending: last is best
+    rank = torch.empty(h * w, dtype=torch.float64)
+    rank[torch.from_numpy(order)] = torch.arange(h * w, dtype=torch.float64)
+    rows, cols = _border_copies(h, params.center_stride), _border_copies(w, params.center_stride)
+    rank = rank.reshape(h, w)[rows][:, cols][None, None]
+    key = torch.where(candidate, rank, torch.tensor(-torch.inf, dtype=torch.float64))
+    losers = (candidate & (key != F.max_pool2d(key, params.nms_kernel, stride=1, padding=pad)))[0]
+    out = center.clone()
+    out[losers] = torch.nextafter(out[losers], torch.tensor(-torch.inf))
+    return out
+
+
+def _border_copies(n: int, stride: int) -> torch.Tensor:
+    """Index of the pixel each of n upsampled rows (or columns) is an exact copy of at the border."""
+    idx = torch.arange(n)
+    idx[: stride // 2] = 0
+    idx[n - stride // 2:] = n - 1
+    return idx
 
 
 def _single(outputs: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:

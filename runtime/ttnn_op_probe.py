@@ -158,7 +158,7 @@ def _resample_class():
     from templates.render import resample_source
 
     namespace = {"ttnn": ttnn, "GRID": _GRID[0]}
-    exec(resample_source(), namespace)  # noqa: S102 (our own template's text)
+    exec(resample_source(), namespace)
     return namespace["Resample"]
 
 

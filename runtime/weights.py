@@ -32,7 +32,7 @@ from converter.atomic import write_bytes
 from converter.ir import Graph
 from passes.plan import plan_of
 
-CACHE_FORMAT = 1  # bump when the cached content changes meaning
+CACHE_FORMAT = 2  # bump when the cached content changes meaning
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,17 @@ def _conv_host_dtype(weights_dtype: str | None) -> str:
     return "bfloat16" if weights_dtype == "bfloat16" else "float32"
 
 
+def _conv_weights(node) -> torch.Tensor:
+    """The conv's weights as the plan prepares them against the matrix engine's truncation
+    (passes/dtype_policy.py: `weights_scale`, `weights_round_srca`)."""
+    w = node.params["weight"].to(torch.float32) * node.plan.weights_scale
+    if node.plan.weights_round_srca:
+        # round to nearest even at 4 mantissa bits (float32 bits 0xfff80000): LoFi's SrcA reads those only
+        bits = w.contiguous().view(torch.int32)
+        w = ((bits + 0x3FFFF + ((bits >> 19) & 1)) & -0x80000).view(torch.float32)
+    return w
+
+
 def host_weights(graph: Graph) -> dict[str, HostTensor]:
     """Every parameter the generated module reads, by the name it reads it under."""
     out: dict[str, HostTensor] = {}
@@ -69,7 +80,7 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
             if node.plan is None:
                 raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
             dtype = _conv_host_dtype(plan_of(node).weights_dtype)
-            out[f"{node.name}.weight"] = HostTensor(node.params["weight"].to(_TORCH_DTYPE[dtype]).contiguous(),
+            out[f"{node.name}.weight"] = HostTensor(_conv_weights(node).to(_TORCH_DTYPE[dtype]).contiguous(),
                                                     dtype, "ROW_MAJOR")
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)

@@ -3,8 +3,11 @@
 import pytest
 
 from converter.errors import UserError
-from passes.dtype_policy import PRECISIONS, DtypeRules, dtype_policy, one_dtype_per_concat
+from passes.dtype_policy import (PRECISIONS, SRCB_TRUNCATION, DtypeRules, dtype_policy, one_dtype_per_concat,
+                                 unbias_truncation)
 from passes.overrides import load_overrides, parse_overrides
+from passes.pipeline import Context, run_passes
+from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder
 
 
@@ -55,7 +58,7 @@ def test_concat_inputs_share_one_dtype():
     pins = parse_overrides({"layers": {k: {"dtype": "bfloat8_b"} for k in ("low", "skip", "a", "b2")}})
     g = one_dtype_per_concat(dtype_policy(b.graph({"sem_seg": b.conv("head", cat, 4), "center": cat2}), overrides=pins))
     # the upsample of a bfloat8_b tensor is bfloat16 (ROW_MAJOR), so the conv behind the relu widens
-    assert g.node("skip").plan.dtype == "bfloat16" and "concatenates it" in g.node("skip").plan.notes[-1]
+    assert g.node("skip").plan.dtype == "bfloat16" and any("concatenates it" in n for n in g.node("skip").plan.notes)
     assert g.node("low").plan.dtype == "bfloat8_b"
     assert (g.node("a").plan.dtype, g.node("b2").plan.dtype) == ("bfloat8_b", "bfloat8_b")  # already one dtype
 
@@ -112,3 +115,38 @@ def test_fast_precision_is_lofi_and_bf8_everywhere_but_the_image():
         ("LoFi", "bfloat8_b", "bfloat8_b", True)}
     assert g.node("input").plan.dtype == "bfloat16"
     assert PRECISIONS["accurate"] == DtypeRules()
+
+
+def test_weights_are_prepared_against_the_truncation_of_their_fidelity():
+    b = GraphBuilder((1, 3, 64, 128))
+    s = b.conv("stem", "input", 32, stride=2)
+    body = b.conv("backbone.body", s, 32)
+    head = b.conv("sem_seg_head.head", body, 32)
+    head2 = b.conv("sem_seg_head.head2", head, 32)
+    pred = b.conv("sem_seg_head.predictor", head2, 19, k=1, padding=0)
+    graph = b.graph({"sem_seg": pred})
+    g = unbias_truncation(one_dtype_per_concat(dtype_policy(graph)))  # as passes/pipeline.py runs them
+    prep = {n.name: (n.plan.weights_scale, n.plan.weights_round_srca) for n in g.nodes if n.op == "conv2d"}
+    scale = 1 / (1 - SRCB_TRUNCATION)
+    assert prep == {"stem": (1.0, False),  # HiFi4 truncates nothing
+                    "backbone.body": (scale, False),  # HiFi2: SrcB drops the bfloat16 input's last bit
+                    "sem_seg_head.head": (scale, True),  # LoFi on a bfloat16 input: both operands
+                    "sem_seg_head.head2": (1.0, True),  # LoFi on a bfloat8_b input: SrcB holds it whole
+                    "sem_seg_head.predictor": (1.0, False)}
+    fast, _ = run_passes(graph, ["dtype_policy", "one_dtype_per_concat", "unbias_truncation"],
+                         Context(get_target("blackhole-20"), rules=PRECISIONS["fast"]))
+    assert {(n.plan.weights_scale, n.plan.weights_round_srca) for n in fast.nodes if n.op == "conv2d"} == {(1.0, False)}
+
+
+def test_srcb_truncation_is_the_expected_loss_the_emulated_matrix_engine_has():
+    """SRCB_TRUNCATION against the emulator's SrcB (runtime/emulator/fidelity.py, from the ISA documents):
+    the share of a sum of bfloat16 values with uniform mantissas that the truncation drops."""
+    import torch
+
+    from runtime.emulator.fidelity import srcb_hi
+
+    g = torch.Generator().manual_seed(0)
+    mantissa = 1 + torch.randint(0, 128, (1 << 20,), generator=g) / 128
+    x = (mantissa * 2.0 ** torch.randint(-8, 8, (1 << 20,), generator=g)).to(torch.bfloat16)
+    dropped = (x.float() - srcb_hi(x).float()).sum() / x.float().sum()
+    assert abs(dropped.item() / SRCB_TRUNCATION - 1) < 0.01

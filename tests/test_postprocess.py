@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from converter.model import load_config
-from runtime.postprocess import VOID, FusionParams, fuse
+from runtime.postprocess import VOID, FusionParams, break_center_ties, fuse
 
 H, W = 128, 256
 ROAD, POLE, SKY, PERSON, CAR = 0, 5, 10, 11, 13
@@ -18,7 +18,8 @@ def params() -> FusionParams:
 
 def test_params_are_detectron2_cityscapes_values(params):
     assert params == FusionParams(thing_ids=(11, 12, 13, 14, 15, 16, 17, 18), label_divisor=1000,
-                                  stuff_area=2048, center_threshold=0.1, nms_kernel=7, top_k=200)
+                                  stuff_area=2048, center_threshold=0.1, nms_kernel=7, top_k=200,
+                                  center_stride=4)
 
 
 def _logits(labels: np.ndarray) -> torch.Tensor:
@@ -108,3 +109,39 @@ def test_batched_outputs_are_rejected(params):
     outputs["sem_seg"] = outputs["sem_seg"].repeat(2, 1, 1, 1)
     with pytest.raises(ValueError, match="1xCxHxW"):
         fuse(outputs, params)
+
+
+def _centers(center: torch.Tensor, params: FusionParams) -> list[tuple[int, int]]:
+    """Detectron2's own peak finding on a 1xHxW heatmap."""
+    from detectron2.projects.panoptic_deeplab.post_processing import find_instance_center
+
+    found = find_instance_center(center, threshold=params.center_threshold, nms_kernel=params.nms_kernel,
+                                 top_k=params.top_k)
+    return sorted(map(tuple, found.tolist()))
+
+
+def _upsampled_bumps() -> torch.Tensor:
+    """A center heatmap as the model makes it: smooth bumps at 1/4 resolution (two on the top border),
+    upsampled 4x bilinear in fp32 as Detectron2's instance head does; 1xHxW."""
+    h, w = H // 4, W // 4
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    low = torch.zeros(h, w)
+    for cy, cx, sigma in [(10.3, 8.6, 2.5), (20.8, 30.2, 3.0), (12.1, 50.4, 4.0), (0.0, 22.3, 2.0), (0.0, 40.3, 2.5)]:
+        low = torch.maximum(low, 0.9 * torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2)))
+    return torch.nn.functional.interpolate(low[None, None], scale_factor=4, mode="bilinear", align_corners=False)[0]
+
+
+def test_peak_ties_of_a_bfloat16_heatmap_are_broken_as_fp32_decides(params):
+    fp32 = _upsampled_bumps()
+    expected = _centers(fp32, params)  # the border bumps give two peaks each: rows 0 and 1 are copies
+    assert len(expected) == 7 and sum(y == 0 for y, _ in expected) == sum(y == 1 for y, _ in expected) == 2
+    rounded = fp32.to(torch.bfloat16).float()
+    assert len(_centers(rounded, params)) > len(expected)  # the plateaus: what the fix is for
+    found = _centers(break_center_ties(rounded, params), params)
+    assert len(found) == len(expected)
+    assert all(abs(y - ey) <= 2 and abs(x - ex) <= 2 for (y, x), (ey, ex) in zip(found, expected)), (found, expected)
+
+
+def test_an_fp32_heatmap_keeps_detectron2s_peaks(params):
+    fp32 = _upsampled_bumps()
+    assert _centers(break_center_ties(fp32, params), params) == _centers(fp32, params)

@@ -78,7 +78,8 @@ def test_semantic_agreement_over_all_and_confident_pixels():
     # std 1.837, so the confident rule keeps margins >= 0.367: pixels 0 and 1.
     ref = _logits([4, 0, 0.1, 0], [0, 4, 0, 0.1])
     got = _logits([4, 0, 0, 0], [0, 4, 0.1, 0.1])  # pixel 2 flips, pixel 3 agrees
-    fusion = FusionParams(THINGS, 1000, stuff_area=0, center_threshold=0.1, nms_kernel=7, top_k=200)
+    fusion = FusionParams(THINGS, 1000, stuff_area=0, center_threshold=0.1, nms_kernel=7, top_k=200,
+                          center_stride=4)
     q = compare({"sem_seg": got}, {"sem_seg": ref}, fusion)
     assert (q.semantic_agreement, q.confident_agreement, q.confident_fraction) == (0.75, 1.0, 0.5)
     assert q.pq is None and q.instance_ratio is None  # semantic-only: no panoptic metrics

@@ -60,7 +60,7 @@ def test_generated_resample_on_emulator_matches_interpolate(n, c, size, out):
     target = get_target("blackhole-20")
     ttnn = emulated_ttnn(target)
     namespace = {"ttnn": ttnn, "GRID": target.grid}
-    exec(resample_source(), namespace)  # noqa: S102 (our own template)
+    exec(resample_source(), namespace)
     x = torch.randn(n, c, *size, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16).to(torch.float32)
     node = _node(bilinear_matrix(size[0], out[0], False), bilinear_matrix(size[1], out[1], False), (n, c, *out))
     inp = Node("input", "input", (), TensorInfo((n, c, *size)), "")

@@ -91,3 +91,33 @@ class _Pwn:
 
     def __reduce__(self):
         return os.mkdir, (str(self.path),)
+
+
+def test_lofi_weights_are_rounded_to_what_srca_reads_and_scaled_by_the_plan():
+    """A LoFi conv's host weights: nearest values (ties to even) of the 4-mantissa-bit grid LoFi's SrcA
+    multiplies by, so the emulated matrix engine's truncation (runtime/emulator/fidelity.py) drops nothing;
+    `weights_scale` multiplies them first."""
+    import dataclasses
+
+    import pytest
+
+    from passes.dtype_policy import dtype_policy, unbias_truncation
+    from runtime.emulator.fidelity import srca_parts
+    from tests.pass_graphs import GraphBuilder
+
+    b = GraphBuilder((1, 3, 16, 16))
+    head = b.conv("sem_seg_head.head", b.conv("stem", "input", 8), 8)
+    g = unbias_truncation(dtype_policy(b.graph({"sem_seg": b.conv("sem_seg_head.predictor", head, 4, k=1, padding=0)})))
+    assert g.node("sem_seg_head.head").plan.weights_round_srca
+
+    def prepared(weights, **plan):
+        n = g.node("sem_seg_head.head")
+        n = dataclasses.replace(n, params={**n.params, "weight": torch.tensor(weights)},
+                                plan=dataclasses.replace(n.plan, **plan))
+        return host_weights(g.replace_nodes([n if m.name == n.name else m for m in g.nodes]))[f"{n.name}.weight"].data
+
+    w = prepared([1.03125, 1.09375, -1.96875, 0.1], weights_scale=1.0)
+    # 1 + 1/32 is a tie (to even: 1), 1 + 3/32 a tie up to 1 + 1/8, -(2 - 1/32) one up to -2; 0.1 = 1.6 * 2^-4
+    assert torch.equal(srca_parts(w)[0], w)
+    assert w.tolist() == pytest.approx([1.0, 1.125, -2.0, 0.1015625], rel=1e-7)
+    assert prepared([1.0, 0.1], weights_scale=2.0, weights_round_srca=False).tolist() == pytest.approx([2.0, 0.2])
