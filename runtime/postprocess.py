@@ -38,7 +38,10 @@ class FusionParams:
 
     @classmethod
     def from_config(cls, cfg) -> FusionParams:
-        """The values PanopticDeepLab.__init__ reads from a Detectron2 config."""
+        """The values PanopticDeepLab.__init__ reads from a Detectron2 config. A semantic-only model
+        (SemanticSegmentor) is fused to its argmax alone, which reads none of them."""
+        if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
+            return cls(thing_ids=(), label_divisor=1, stuff_area=0, center_threshold=0.0, nms_kernel=1, top_k=0)
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
         pdl = cfg.MODEL.PANOPTIC_DEEPLAB
         return cls(
