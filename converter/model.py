@@ -43,9 +43,9 @@ class _LocalConfig(CfgNode):
         return open(filename, encoding="utf-8")
 
 
-def load_config(path: str | Path | None = None, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> CfgNode:
+def load_config(path: str | Path | None = None, input_size: tuple[int, int] | None = None) -> CfgNode:
     """Read a config of the family (a name of `CONFIGS`, a YAML path, None = our Cityscapes R-52 config)
-    and check that it is one pdl2ttnn compiles and that `input_size` works with it."""
+    and check that it is one pdl2ttnn compiles and that `input_size` (None: its native size) works with it."""
     path = config_path(path)
     cfg = get_cfg()
     add_panoptic_deeplab_config(cfg)  # also adds the DeepLab keys
@@ -67,8 +67,14 @@ def load_config(path: str | Path | None = None, input_size: tuple[int, int] = DE
     cfg.MODEL.DEVICE = "cpu"
     # Carried so traced graphs can say which config they came from (see build_model).
     cfg.PDL2TTNN_CONFIG_NAME = path.stem
-    check_input_size(cfg, input_size)
+    check_input_size(cfg, input_size or native_input_size(cfg))
     return cfg
+
+
+def native_input_size(cfg: CfgNode) -> tuple[int, int]:
+    """The size the config's model is built for: its training crop (ASPP pooling is global there), or
+    512x1024 for a config without one."""
+    return tuple(cfg.INPUT.CROP.SIZE) if cfg.INPUT.CROP.ENABLED else DEFAULT_INPUT_SIZE
 
 
 def config_variants(cfg: CfgNode, path: Path | str = "") -> tuple[str, ...]:

@@ -287,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=DEFAULT_TARGET, choices=list(TARGETS), metavar="{" + ",".join(TARGETS) + "}",
                    help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
                         "the 5x4-core Blackhole grid)")
-    p.add_argument("--input-size", type=_size_argument, default=DEFAULT_INPUT_SIZE, metavar="HxW",
-                   help="input image size the module is generated for (default: "
-                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}). H and W must be multiples of the encoder stride (16) and keep the "
+    p.add_argument("--input-size", type=_size_argument, default=None, metavar="HxW",
+                   help="input image size the module is generated for (default: the config's INPUT.CROP.SIZE, "
+                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]} for the default config). H and W must be multiples of the encoder stride (16) and keep the "
                         "config's ASPP pooling (INPUT.CROP.SIZE / 16) global; a size that does not work is "
                         "named with the sizes that do")
     p.add_argument("--batch-size", type=_batch_argument, default=1, metavar="N",
@@ -330,13 +330,14 @@ def _warn_random_weights(verify: bool) -> None:
 
 
 def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[str, float], tmp: Path):
-    """(config, variants to convert, Detectron2 model with the weights); every config, size and variant
+    """(config, input size, variants to convert, Detectron2 model with the weights); every config, size and variant
     mistake is found before the model is built."""
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
-    from converter.model import check_config_variant, config_variants, load_config
+    from converter.model import check_config_variant, config_variants, load_config, native_input_size
 
     with progress.step("loading config and building the Detectron2 model", seconds, "model"):
         cfg = load_config(args.config, input_size=size)
+        size = size or native_input_size(cfg)
         variants = list(dict.fromkeys(args.variant or config_variants(cfg)))
         for v in variants:
             check_config_variant(cfg, v)
@@ -345,11 +346,11 @@ def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[s
     if weights is None:
         _warn_random_weights(args.verify)
         if not args.verify:
-            return cfg, variants, model
+            return cfg, size, variants, model
         with progress.step("making seeded random weights (BN calibrated at 512x1024)", seconds, "weights"):
             weights = write_random_checkpoint(cfg, tmp / "random_weights.pkl", seed=RANDOM_WEIGHTS_SEED)
     with progress.step(f"loading weights {weights.name}", seconds, "weights"):
-        return cfg, variants, load_checkpoint(model, weights)
+        return cfg, size, variants, load_checkpoint(model, weights)
 
 
 def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
@@ -426,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
-        cfg, variants, model = _load_model(args, size, progress, setup, Path(tmp))
+        cfg, size, variants, model = _load_model(args, size, progress, setup, Path(tmp))
         # Everything is rendered before anything is written: a failure leaves --out untouched.
         # each variant's real-ttnn check (a child process) runs while the next variant is planned
         with ThreadPoolExecutor(max_workers=len(variants)) as pool:

@@ -35,14 +35,18 @@ class FusionParams:
     center_threshold: float
     nms_kernel: int
     top_k: int
+    # RGB per class id, for pictures: the training dataset's colours (Cityscapes' when it has none)
+    class_colors: tuple[tuple[int, int, int], ...] = ()
 
     @classmethod
     def from_config(cls, cfg) -> FusionParams:
         """The values PanopticDeepLab.__init__ reads from a Detectron2 config. A semantic-only model
         (SemanticSegmentor) is fused to its argmax alone, which reads none of them."""
-        if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
-            return cls(thing_ids=(), label_divisor=1, stuff_area=0, center_threshold=0.0, nms_kernel=1, top_k=0)
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+        colors = tuple(tuple(int(v) for v in c) for c in meta.get("stuff_colors", ()))
+        if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
+            return cls(thing_ids=(), label_divisor=1, stuff_area=0, center_threshold=0.0, nms_kernel=1, top_k=0,
+                       class_colors=colors)
         pdl = cfg.MODEL.PANOPTIC_DEEPLAB
         return cls(
             thing_ids=tuple(sorted(meta.thing_dataset_id_to_contiguous_id.values())),
@@ -51,6 +55,7 @@ class FusionParams:
             center_threshold=float(pdl.CENTER_THRESHOLD),
             nms_kernel=int(pdl.NMS_KERNEL),
             top_k=int(pdl.TOP_K_INSTANCE),
+            class_colors=colors,
         )
 
 
