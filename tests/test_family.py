@@ -80,9 +80,10 @@ def test_every_embedded_config_is_a_family_member_with_the_upstream_values():
     assert load_config(DEFAULT_CONFIG.stem).dump() == load_config().dump() == load_config(DEFAULT_CONFIG).dump()
 
 
-@pytest.mark.parametrize("name, variant", [(n, v) for n in UPSTREAM for v in
-                                           (("panoptic_deeplab", "deeplab_v3_plus") if "panoptic" in n else
-                                            ("deeplab_v3_plus",) if "plus" in n else ("deeplab_v3",))])
+# One variant per member (a Panoptic-DeepLab model's semantic branch is a subset of its panoptic
+# program, and tests/test_converter_interpreter.py traces it on its own).
+@pytest.mark.parametrize("name, variant", [(n, "panoptic_deeplab" if "panoptic" in n else
+                                            "deeplab_v3_plus" if "plus" in n else "deeplab_v3") for n in UPSTREAM])
 def test_each_member_traces_to_what_detectron2_computes(name: str, variant: str):
     cfg = with_crop_size(load_config(name), SMALL[name])
     assert variant in config_variants(cfg)
@@ -120,7 +121,7 @@ def test_user_variants_trace_to_what_detectron2_computes(case: str, tmp_path: Pa
     cfg = load_config(path)
     model = build_model(cfg)
     x = example_input((128, 256), seed=2)
-    for variant in config_variants(cfg):
+    for variant in config_variants(cfg)[:1]:  # the panoptic program holds the semantic branch
         ours = run_graph(trace_model(model, variant, (128, 256)), x)
         theirs = reference_outputs(model, variant, x)
         for key in theirs:
