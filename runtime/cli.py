@@ -122,7 +122,8 @@ def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = D
     target = get_target(target_name)
     if model is None:
         model = _seeded_model(load_config(input_size=input_size))
-    with progress.step(f"{variant}: tracing at {batch}x3x{input_size[0]}x{input_size[1]} (torch.export)", seconds,
+    batch_note = f", a batch of {batch}" if batch > 1 else ""
+    with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]}{batch_note} (torch.export)", seconds,
                        "trace"):
         graph = trace_model(model, variant, input_size, batch)
     with progress.step(f"{variant}: planning for {target.name}", seconds, "plan"):
