@@ -11,31 +11,34 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from converter.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from converter.model import VARIANTS, build_model, load_config, parse_size
+    from converter.choices import ALL_VARIANTS, CONFIG_HELP
+    from converter.model import build_model, config_variants, load_config, native_input_size, parse_size
     from converter.trace import trace_model
 
     parser = argparse.ArgumentParser(prog="python -m converter", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help="Detectron2 Panoptic-DeepLab YAML")
-    parser.add_argument("--variant", choices=VARIANTS, default="panoptic_deeplab")
-    parser.add_argument("--input-size", default="512x1024", help="HxW of the 1x3xHxW input")
+    parser.add_argument("--config", default=None, help=CONFIG_HELP)
+    parser.add_argument("--variant", choices=ALL_VARIANTS, default=None, help="default: the config's first")
+    parser.add_argument("--input-size", default=None, help="HxW of the 1x3xHxW input (default: the config's crop)")
     args = parser.parse_args(argv)
     try:
-        size = parse_size(args.input_size)
-        model = build_model(load_config(args.config, size))
+        size = parse_size(args.input_size) if args.input_size else None
+        cfg = load_config(args.config, size)
+        size = size or native_input_size(cfg)
+        model = build_model(cfg)
+        variant = args.variant or config_variants(cfg)[0]
         start = time.perf_counter()
-        graph = trace_model(model, args.variant, size)
+        graph = trace_model(model, variant, size)
         seconds = time.perf_counter() - start
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     hist = graph.histogram()
-    print(f"{args.variant} {size[0]}x{size[1]} ({graph.meta['config']}): {len(graph)} nodes, "
+    print(f"{variant} {size[0]}x{size[1]} ({graph.meta['config']}): {len(graph)} nodes, "
           f"{hist.get('conv2d', 0)} convs, traced in {seconds:.2f} s")
     for op, count in hist.items():
         print(f"  {op:18s} {count}")

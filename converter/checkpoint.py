@@ -114,8 +114,9 @@ def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
                 image = torch.rand((3, *_CALIBRATION_SIZE), generator=g) * 255.0
                 x = ((image - model.pixel_mean) / model.pixel_std)[None]
                 features = model.backbone(x)
-                model.sem_seg_head.layers(features)
-                model.ins_embed_head.layers(features)
+                model.sem_seg_head(features)  # eval mode but for the BNs: no targets, no dropout
+                if hasattr(model, "ins_embed_head"):
+                    model.ins_embed_head(features)
             finally:
                 torch.set_num_threads(threads)
     return {k: v.detach().numpy().copy() for k, v in sorted(_expected_state(model).items())}

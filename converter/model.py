@@ -1,4 +1,5 @@
-"""Detectron2 config and model: the only place that turns a YAML file into a Panoptic-DeepLab module.
+"""Detectron2 config and model: the only place that turns a YAML file into a model of the family
+(Panoptic-DeepLab; Detectron2's DeepLab project's SemanticSegmentor with DeepLabV3 / DeepLabV3+ heads).
 
 Everything goes through Detectron2's own `get_cfg` + `add_deeplab_config` +
 `add_panoptic_deeplab_config` + `build_model`, so the model we compile is the model Detectron2 runs.
@@ -27,15 +28,8 @@ from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
 from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
 
 from converter.choices import (  # noqa: E402,F401  (re-exported: the model's names, by their old home)
-    DEFAULT_CONFIG,
-    DEFAULT_INPUT_SIZE,
-    TAP_MODULES,
-    VARIANT_OUTPUTS,
-    VARIANTS,
-    check_variant,
-    parse_size,
-    taps_for,
-)
+    ALL_VARIANTS, ARCHITECTURE_VARIANTS, CONFIGS, DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANT_OUTPUTS,
+    VARIANTS, check_variant, config_path, parse_size, taps_for)
 from converter.errors import UserError  # noqa: E402
 
 
@@ -50,12 +44,10 @@ class _LocalConfig(CfgNode):
         return open(filename, encoding="utf-8")
 
 
-def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> CfgNode:
-    """Read a Panoptic-DeepLab YAML (None = our Cityscapes R-52 config) and check `input_size` fits it."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise UserError(f"config file {path} not found; pass a Detectron2 Panoptic-DeepLab .yaml "
-                        f"(or omit --config for {DEFAULT_CONFIG.name})")
+def load_config(path: str | Path | None = None, input_size: tuple[int, int] | None = None) -> CfgNode:
+    """Read a config of the family (a name of `CONFIGS`, a YAML path, None = our Cityscapes R-52 config)
+    and check that it is one pdl2ttnn compiles and that `input_size` (None: its native size) works with it."""
+    path = config_path(path)
     cfg = get_cfg()
     add_panoptic_deeplab_config(cfg)  # also adds the DeepLab keys
     cfg = _LocalConfig(cfg)
@@ -71,15 +63,48 @@ def load_config(path: Path | None = None, input_size: tuple[int, int] = DEFAULT_
         reason = " ".join(str(e).split())
         raise UserError(f"cannot read config {path}: {type(e).__name__}: {reason}; "
                         "fix the YAML (keys must be Detectron2/Panoptic-DeepLab config keys)") from None
-    if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
-        raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}; "
-                        "pdl2ttnn compiles only 'PanopticDeepLab' configs")
+    config_variants(cfg, path)
     check_model_keys(cfg, path)
     cfg.MODEL.DEVICE = "cpu"
-    check_input_size(cfg, input_size)
     # Carried so traced graphs can say which config they came from (see build_model).
     cfg.PDL2TTNN_CONFIG_NAME = path.stem
+    check_input_size(cfg, input_size or native_input_size(cfg))
     return cfg
+
+
+def native_input_size(cfg: CfgNode) -> tuple[int, int]:
+    """The size the config's model is built for: its training crop (ASPP pooling is global there), or
+    512x1024 for a config without one."""
+    return tuple(cfg.INPUT.CROP.SIZE) if cfg.INPUT.CROP.ENABLED else DEFAULT_INPUT_SIZE
+
+
+def config_variants(cfg: CfgNode, path: Path | str = "") -> tuple[str, ...]:
+    """The variants a config of the family builds; a UserError naming the key for any other model."""
+    path = path or cfg.get("PDL2TTNN_CONFIG_NAME", "")
+    arch, head = cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.SEM_SEG_HEAD.NAME
+    if arch not in {a for a, _ in ARCHITECTURE_VARIANTS}:
+        raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {arch!r}; pdl2ttnn compiles 'PanopticDeepLab' "
+                        "and 'SemanticSegmentor' (Detectron2's DeepLab project) configs only")
+    if (arch, head) not in ARCHITECTURE_VARIANTS:
+        heads = [h for a, h in ARCHITECTURE_VARIANTS if a == arch]
+        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.NAME {head!r}; with {arch} pdl2ttnn compiles "
+                        f"{' or '.join(map(repr, heads))} only")
+    if arch == "PanopticDeepLab" and cfg.MODEL.INS_EMBED_HEAD.NAME != "PanopticDeepLabInsEmbedHead":
+        raise UserError(f"config {path} has MODEL.INS_EMBED_HEAD.NAME {cfg.MODEL.INS_EMBED_HEAD.NAME!r}; pdl2ttnn "
+                        "compiles 'PanopticDeepLabInsEmbedHead' only")
+    if cfg.MODEL.BACKBONE.NAME != "build_resnet_deeplab_backbone":
+        raise UserError(f"config {path} has MODEL.BACKBONE.NAME {cfg.MODEL.BACKBONE.NAME!r}; pdl2ttnn compiles "
+                        "Detectron2's DeepLab ResNet ('build_resnet_deeplab_backbone') only")
+    return ARCHITECTURE_VARIANTS[arch, head]
+
+
+def check_config_variant(cfg: CfgNode, variant: str) -> None:
+    """A UserError if `cfg`'s model has no `variant` (e.g. panoptic_deeplab of a DeepLabV3 config)."""
+    check_variant(variant)
+    have = config_variants(cfg)
+    if variant not in have:
+        raise UserError(f"config {cfg.get('PDL2TTNN_CONFIG_NAME', '')} ({cfg.MODEL.META_ARCHITECTURE} with "
+                        f"{cfg.MODEL.SEM_SEG_HEAD.NAME}) has no variant {variant!r}; choose {' or '.join(have)}")
 
 
 # Channel counts Detectron2 builds layers of without checking them (0 fails only in the forward pass).
@@ -103,10 +128,15 @@ def check_model_keys(cfg: CfgNode, path: Path) -> None:
             raise UserError(f"config {path} has MODEL.{key} {value!r}; it is a channel count: use a positive integer")
     sem, pdl = (cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
                 cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV)
-    if sem != pdl:  # PanopticDeepLab asserts it: the instance head follows PANOPTIC_DEEPLAB's flag
+    if cfg.MODEL.META_ARCHITECTURE == "PanopticDeepLab" and sem != pdl:
+        # PanopticDeepLab asserts it: the instance head follows PANOPTIC_DEEPLAB's flag
         raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV {sem} but "
                         f"MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV {pdl}; Detectron2 needs both the same: "
                         "set both")
+    if cfg.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3Head" and cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE != encoder_stride(cfg):
+        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.COMMON_STRIDE {cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE}; "
+                        f"DeepLabV3Head upsamples res5 by it to the input size, so it must be the encoder stride "
+                        f"{encoder_stride(cfg)}: set it to that")
 
 
 def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
@@ -114,6 +144,8 @@ def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
     if not cfg.INPUT.CROP.ENABLED:
         return None
     crop_h, crop_w = cfg.INPUT.CROP.SIZE
+    # DeepLabV3Head divides the crop by its COMMON_STRIDE, DeepLabV3PlusHead by the encoder stride
+    # (check_model_keys makes them equal).
     stride = encoder_stride(cfg)
     return crop_h // stride, crop_w // stride
 
@@ -126,30 +158,74 @@ def encoder_stride(cfg: CfgNode) -> int:
     return max(strides[f] for f in cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES)
 
 
-def check_input_size(cfg: CfgNode, input_size: tuple[int, int]) -> None:
-    """Input sizes whose res5 map the config's ASPP pooling window does not tile are rejected."""
-    if len(input_size) != 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
-        raise UserError(f"input size {input_size!r} is not two positive integers; use e.g. 512x1024")
+def _size_divisibility(cfg: CfgNode) -> int:
+    """What Detectron2 pads the input to a multiple of (PanopticDeepLab only; the ResNet asks for none)."""
+    return cfg.MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY if cfg.MODEL.META_ARCHITECTURE == "PanopticDeepLab" else 0
+
+
+def _axis_problem(cfg: CfgNode, axis: int, s: int) -> str | None:
+    """Why input length `s` along `axis` (0 = H, 1 = W) does not work with `cfg` today, or None.
+    Every input-size rule is here (the axes are independent), so errors and suggestions agree."""
+    stride = encoder_stride(cfg)
+    if s % stride:
+        return (f"{s} is not a multiple of the encoder stride {stride} (the decoder upsamples by whole "
+                "factors)")
+    divisibility = _size_divisibility(cfg)
+    if divisibility > 0 and s % divisibility:
+        return (f"{s} is not a multiple of MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility} "
+                "(Detectron2 pads the input to it; the generated program does not)")
     kernel = aspp_pool_kernel(cfg)
     if kernel is None:
+        return None
+    k, deepest = kernel[axis], s // stride
+    crop = cfg.INPUT.CROP.SIZE[axis]
+    if deepest % k:
+        return (f"{s} gives a res5 map of {deepest}, which the ASPP pooling window {k} (INPUT.CROP.SIZE {crop} "
+                f"/ {stride}) does not tile (Detectron2's ASPP refuses it)")
+    return None  # a sliding pooling window and its resize back run as a `resample` (passes/resample.py)
+
+
+def _working_lengths(cfg: CfgNode, axis: int, near: int, count: int = 2) -> list[int]:
+    """Up to `count` input lengths along `axis` that work with `cfg`, nearest to `near` first."""
+    step = encoder_stride(cfg)
+    top = 4 * max(near, cfg.INPUT.CROP.SIZE[axis] if cfg.INPUT.CROP.ENABLED else 0, step)
+    ok = [s for s in range(step, top + 1, step) if _axis_problem(cfg, axis, s) is None]
+    return sorted(ok, key=lambda s: (abs(s - near), s))[:count]
+
+
+def check_input_size(cfg: CfgNode, input_size: tuple[int, int]) -> None:
+    """A UserError naming the rule an input size breaks and the sizes that would work with `cfg`."""
+    if len(input_size) != 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
+        raise UserError(f"input size {input_size!r} is not two positive integers; use e.g. 512x1024")
+    problems = [p for axis, s in enumerate(input_size) if (p := _axis_problem(cfg, axis, s)) is not None]
+    if not problems:
         return
-    stride = encoder_stride(cfg)
-    deepest = tuple(-(-s // stride) for s in input_size)  # each stride-2 layer rounds up
-    if deepest[0] % kernel[0] or deepest[1] % kernel[1]:
-        crop = tuple(cfg.INPUT.CROP.SIZE)
-        raise UserError(f"input size {input_size[0]}x{input_size[1]} does not fit the config's ASPP "
-                        f"pooling window {kernel[0]}x{kernel[1]} (INPUT.CROP.SIZE {crop[0]}x{crop[1]} / {stride}); "
-                        f"use an input size that is a multiple of {crop[0]}x{crop[1]}")
+    h, w = input_size
+    hs, ws = (_working_lengths(cfg, axis, s) if problem is not None else [s]
+              for axis, s, problem in ((0, h, _axis_problem(cfg, 0, h)), (1, w, _axis_problem(cfg, 1, w))))
+    sizes = sorted((f"{a}x{b}" for a in hs for b in ws), key=lambda t: tuple(map(int, t.split("x"))))
+    advice = f"sizes that work with this config: {', '.join(sizes)}" if sizes else "no size works with this config"
+    if cfg.INPUT.CROP.ENABLED and tuple(cfg.INPUT.CROP.SIZE) != (h, w):
+        other = cfg.clone()
+        other.INPUT.CROP.SIZE = (h, w)  # ASPP pooling is then global at this size
+        if all(_axis_problem(other, axis, s) is None for axis, s in enumerate(input_size)):
+            advice += f"; or {h}x{w} with a config whose INPUT.CROP.SIZE is ({h}, {w})"
+    raise UserError(f"input size {h}x{w} does not work with config {cfg.get('PDL2TTNN_CONFIG_NAME', '')}: "
+                    f"{'; '.join(problems)}; {advice}")
 
 
 def with_crop_size(cfg: CfgNode, input_size: tuple[int, int]) -> CfgNode:
     """A copy of `cfg` whose training crop is `input_size`, so ASPP pooling is global at that size.
 
     This changes what the model computes at any other size; it exists for small test inputs (the
-    weights do not depend on the crop, so a checkpoint of the original config still loads).
+    weights do not depend on the crop, so a checkpoint of the original config still loads). A size
+    that is not a multiple of MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY also turns that padding off.
     """
     out = cfg.clone()
     out.INPUT.CROP.SIZE = tuple(input_size)
+    divisibility = _size_divisibility(out)
+    if divisibility > 0 and any(s % divisibility for s in input_size):
+        out.MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY = -1  # no padding either: the model runs at exactly this size
     check_input_size(out, input_size)
     return out
 
@@ -170,6 +246,7 @@ def build_model(cfg: CfgNode) -> nn.Module:
     # Detectron2's meta-architectures name their input channel order `input_format`; this one does not.
     model.input_format = cfg.INPUT.FORMAT
     model.config_name = cfg.get("PDL2TTNN_CONFIG_NAME", "")
+    model.variants = config_variants(cfg)
     return model
 
 

@@ -255,12 +255,12 @@ def _node_name(op: str, source: str, cls: str) -> str:
     return f"{source}.{op}" if source else op
 
 
-def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int]) -> tuple[str, str]:
+def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int) -> tuple[str, str]:
     h, w = input_size
     fmt = getattr(model, "input_format", "RGB")
     pre = (f"decode the image to {fmt} (channel order the model was trained with), resize to {h}x{w}, "
-           "HWC uint8 -> 1x3xHxW float32 in 0-255 (normalization by pixel mean/std is on device)")
-    if variant == "deeplab_v3_plus":
+           f"HWC uint8 -> {batch}x3xHxW float32 in 0-255 (normalization by pixel mean/std is on device)")
+    if variant != "panoptic_deeplab":
         post = "argmax of sem_seg over the class axis -> per-pixel semantic label"
     else:
         post = (f"argmax of sem_seg -> semantic labels; Panoptic-DeepLab fusion of semantic labels, center "
@@ -270,9 +270,13 @@ def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
     return pre, post
 
 
-def export_core(model: nn.Module, variant: str, input_size: tuple[int, int]) -> torch.export.ExportedProgram:
-    """torch.export of the inference core at a fixed 1x3xHxW size (puts the model in eval mode)."""
+def export_core(model: nn.Module, variant: str, input_size: tuple[int, int],
+                batch: int = 1) -> torch.export.ExportedProgram:
+    """torch.export of the inference core at a fixed Nx3xHxW size (puts the model in eval mode)."""
     check_variant(variant)
+    if variant not in model.variants:
+        raise UserError(f"the model of config {model.config_name!r} has no variant {variant!r}; "
+                        f"choose {' or '.join(model.variants)}")
     if len(input_size) != 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
         raise UserError(f"input size {input_size!r} is not two positive integers; use e.g. 512x1024")
     divisibility = getattr(model, "size_divisibility", -1)
@@ -280,7 +284,9 @@ def export_core(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
         raise UserError(f"input size {input_size[0]}x{input_size[1]} is not a multiple of the config's "
                         f"MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility}; use a multiple of it")
     core = _InferenceCore(model, variant).eval()
-    example = torch.zeros((1, 3, *input_size))
+    if not (isinstance(batch, int) and batch >= 1):
+        raise UserError(f"batch size {batch!r} is not a positive integer; use e.g. 1 or 2")
+    example = torch.zeros((batch, 3, *input_size))
     try:
         return torch.export.export(core, (example,))
     except ValueError as e:  # Detectron2's own size checks (e.g. ASPP pooling window vs feature size)
@@ -289,9 +295,9 @@ def export_core(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
                         "use the config's training crop size or a multiple of it") from None
 
 
-def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int]) -> Graph:
-    """The IR graph of `model`'s inference core for a 1x3xHxW input (RGB 0-255 floats)."""
-    exported = export_core(model, variant, tuple(input_size))
+def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
+    """The IR graph of `model`'s inference core for an Nx3xHxW input (N = `batch`; RGB 0-255 floats)."""
+    exported = export_core(model, variant, tuple(input_size), batch)
     lifter = _Lifter(exported)
     fx_graph = exported.graph
     fx_users = {n.name: len(n.users) for n in fx_graph.nodes}
@@ -367,7 +373,7 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int]) -> 
         inside = [x.name for x in nodes if x.op != "output"
                   and (x.source == module or x.source.startswith(module + "."))]
         taps[tap] = inside[-1]
-    pre, post = _host_steps(model, variant, tuple(input_size))
+    pre, post = _host_steps(model, variant, tuple(input_size), batch)
     meta = {
         "variant": variant, "input_size": tuple(input_size), "config": getattr(model, "config_name", ""),
         "host_preprocess": pre, "host_postprocess": post, "identity_ops": identity_ops, "taps": taps,

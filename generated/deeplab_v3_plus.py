@@ -1028,17 +1028,17 @@ class DeeplabV3Plus:
         return y
 
     def upsample_bands(self, x, nhwc, scale, bands, memory_config):
-        """Bilinear upsample of the ROW_MAJOR DRAM tensor `x` ([1, 1, H*W, C]) whose output does not fit
-        L1: in `bands` row bands, each read with one more input row on each side (bilinear reads
-        across the cut), upsampled on height shards of every core; each band's own output rows go to
-        `memory_config` (DRAM), where the bands are concatenated."""
-        _, h, w, c = nhwc
+        """Bilinear upsample of the ROW_MAJOR DRAM tensor `x` ([1, 1, N*H*W, C]) whose output does not fit
+        L1: each image in `bands` row bands, each read with one more input row on each side (bilinear
+        reads across the cut, never across images), upsampled on height shards of every core; each
+        band's own output rows go to `memory_config` (DRAM), where the bands are concatenated."""
+        n, h, w, c = nhwc
         sh, sw = scale
         rows = h // bands
         parts = []
-        for b in range(bands):
+        for i, b in ((i, b) for i in range(n) for b in range(bands)):
             lo, hi = max(b * rows - 1, 0), min((b + 1) * rows + 1, h)
-            band = move(ttnn.slice(x, [0, 0, lo * w, 0], [1, 1, hi * w, c]),
+            band = move(ttnn.slice(x, [0, 0, (i * h + lo) * w, 0], [1, 1, (i * h + hi) * w, c]),
                         sharded(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, GRID, CORES, (-(-(hi - lo) * w // CORES), c)))
             # the output shards ttnn's upsample makes itself (any other spec costs a reshard)
             out_rows = -(-(hi - lo) * w * sh * sw // CORES)
@@ -1053,7 +1053,7 @@ class DeeplabV3Plus:
         out = ttnn.concat(parts, dim=1, memory_config=memory_config)
         for part in parts:
             ttnn.deallocate(part)
-        return ttnn.reshape(out, (1, 1, h * sh * w * sw, c))
+        return ttnn.reshape(out, (1, 1, n * h * sh * w * sw, c))
 
     def forward(self, x, taps=None):
         """Runs the network on `x` (see INPUT_*); returns {head: device tensor}, see OUTPUTS.

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 # Only modules without torch, Detectron2 or matplotlib here: --help and a bad option answer at once.
-from converter.choices import DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANTS, parse_size, taps_for
+from converter.choices import (ALL_VARIANTS, CONFIG_HELP, DEFAULT_INPUT_SIZE, TAP_MODULES, config_path, parse_size,
+                               taps_for)
 from converter.errors import UserError
 from converter.ir import Graph
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
@@ -113,7 +114,7 @@ class Planned:
 
 def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
                  model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-                 precision: str = "accurate") -> Planned:
+                 precision: str = "accurate", batch: int = 1) -> Planned:
     from converter.model import load_config
     from converter.trace import trace_model
     from passes.pipeline import plan_graph_timed
@@ -125,8 +126,10 @@ def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = D
     target = get_target(target_name)
     if model is None:
         model = _seeded_model(load_config(input_size=input_size))
-    with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]} (torch.export)", seconds, "trace"):
-        graph = trace_model(model, variant, input_size)
+    batch_note = f", a batch of {batch}" if batch > 1 else ""
+    with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]}{batch_note} (torch.export)", seconds,
+                       "trace"):
+        graph = trace_model(model, variant, input_size, batch)
     with progress.step(f"{variant}: planning for {target.name}", seconds, "plan"):
         graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant), rules=PRECISIONS[precision])
     with progress.step(f"{variant}: rendering the TTNN module", seconds, "render"):
@@ -156,11 +159,11 @@ def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
 
 def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
             model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-            precision: str = "accurate", ttnn_check: bool = False) -> Converted:
+            precision: str = "accurate", ttnn_check: bool = False, batch: int = 1) -> Converted:
     """Trace, plan and render one variant: the module, its plan report and plots (nothing written).
     With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
     planned = plan_variant(variant, target_name, input_size, model=model, overrides=overrides, progress=progress,
-                           precision=precision)
+                           precision=precision, batch=batch)
     check = check_text(variant, planned.module, target_name)[0] if ttnn_check else None
     return finish(planned, target_name, check, progress)
 
@@ -196,6 +199,7 @@ class Verification:
     backend: str
     quality: Quality | None  # runtime/quality.py's metrics against Detectron2's fp32 forward
     error: str = ""  # why the generated module did not run, if it did not
+    image: str = ""  # which image of a batch (empty for a batch of one)
 
     @property
     def passed(self) -> bool:
@@ -209,14 +213,18 @@ class Verification:
         q = self.quality
         heads = ", ".join(f"{h} PCC {s.pcc:.5f}" for h, s in q.heads.items())
         verdict = "ok" if self.passed else "BELOW FLOOR"
-        return "\n".join([f"verify {self.variant} on the {self.backend}: {heads} (floor {VERIFY_PCC_FLOOR}): {verdict}",
+        what = f"{self.variant} {self.image}" if self.image else self.variant
+        return "\n".join([f"verify {what} on the {self.backend}: {heads} (floor {VERIFY_PCC_FLOOR}): {verdict}",
                           f"  {q.summary()}", *(f"  outside a result bound: {v}" for v in q.violations())])
 
 
 def verify(converted: Converted, model, input_size: tuple[int, int], progress: Progress,
-           fusion: FusionParams) -> Verification:
-    """Run the generated module (device if one opens, else the emulator) and Detectron2 on one
-    synthetic street scene, and compare the heads and the panoptic results (runtime/quality.py)."""
+           fusion: FusionParams, batch: int = 1) -> list[Verification]:
+    """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
+    synthetic street scenes, and compare the heads and the panoptic results of each image
+    (runtime/quality.py)."""
+    import torch
+
     from converter.atomic import write_text
     from converter.reference import reference_outputs
     from runtime.images import to_model_input
@@ -228,7 +236,7 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
     seconds = converted.seconds
     variant = converted.variant
     # A street-like scene, not noise: noise drives the network far from anything it was built for.
-    image = to_model_input(street_scene(input_size[1], input_size[0], seed=0))
+    image = torch.cat([to_model_input(street_scene(input_size[1], input_size[0], seed=i)) for i in range(batch)])
     with progress.step(f"{variant}: converting weights for the device", seconds, "weights"):
         weights = host_weights(converted.graph)
     with progress.step(f"{variant}: running the generated module", seconds, "verify"):
@@ -241,10 +249,15 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
                 raise
             except Exception as e:  # a compiler or emulator bug: the verdict, in one line
                 reason = " ".join(str(e).split())
-                return Verification(variant, "", None, f"{type(e).__name__}: {reason}")
+                return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")]
     with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
         ref = reference_outputs(model, variant, image)
-    return Verification(variant, result.backend, compare(result.outputs, ref, fusion))
+
+    def one(outputs: dict, i: int) -> dict:
+        return {k: v[i:i + 1] for k, v in outputs.items()}
+
+    return [Verification(variant, result.backend, compare(one(result.outputs, i), one(ref, i), fusion),
+                         image=f"image {i + 1} of {batch}" if batch > 1 else "") for i in range(batch)]
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -252,6 +265,12 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, like every other user mistake
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _batch_argument(text: str) -> int:
+    if not (text.strip().isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"batch size {text!r} is not a positive integer; write it like 2")
+    return int(text)
 
 
 def _size_argument(text: str) -> tuple[int, int]:
@@ -269,23 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "accuracy bounds, or the module did not run); 2 user error (one line on stderr); 130 interrupted.\n"
                     "Same inputs give byte-identical files. With the defaults the result equals the "
                     "committed generated/."))
-    p.add_argument("--config", type=Path, default=None, metavar="YAML",
-                   help=f"Detectron2 Panoptic-DeepLab config (default: the embedded {DEFAULT_CONFIG.name})")
+    p.add_argument("--config", default=None, metavar="NAME|YAML", help=CONFIG_HELP)
     p.add_argument("--weights", type=Path, default=None, metavar="PKL",
                    help="Detectron2 checkpoint: a model-zoo .pkl or a .pth its trainer saved (read as data, "
                         "never executed), checked against the config. The generated "
                         "code does not depend on weight values; --verify runs with them. Default: seeded "
                         "random weights (a warning says so)")
-    p.add_argument("--variant", action="append", choices=VARIANTS, default=None,
-                   help="model to convert (repeatable; default: both). deeplab_v3_plus is the semantic "
-                        "branch only")
+    p.add_argument("--variant", action="append", choices=ALL_VARIANTS, default=None,
+                   help="model to convert (repeatable; default: every variant of the config: panoptic_deeplab "
+                        "and deeplab_v3_plus, its semantic branch, for a Panoptic-DeepLab config; the one model "
+                        "of a DeepLab config)")
     p.add_argument("--target", default=DEFAULT_TARGET, choices=list(TARGETS), metavar="{" + ",".join(TARGETS) + "}",
                    help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
                         "the 5x4-core Blackhole grid)")
-    p.add_argument("--input-size", type=_size_argument, default=DEFAULT_INPUT_SIZE, metavar="HxW",
-                   help="input image size the module is generated for (default: "
-                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}). H and W must be multiples of the encoder stride (16) and tile the "
-                        "config's ASPP pooling window (INPUT.CROP.SIZE / 16)")
+    p.add_argument("--input-size", type=_size_argument, default=None, metavar="HxW",
+                   help="input image size the module is generated for (default: the config's INPUT.CROP.SIZE, "
+                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]} for the default config). H and W must be multiples of the encoder stride (16) and keep the "
+                        "config's ASPP pooling (INPUT.CROP.SIZE / 16) global; a size that does not work is "
+                        "named with the sizes that do")
+    p.add_argument("--batch-size", type=_batch_argument, default=1, metavar="N",
+                   help="images per forward (default: 1); --verify runs N different scenes")
     p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
                    help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
                         "keyed by node name or Detectron2 module path; see passes/overrides.py")
@@ -318,16 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_size_multiple(cfg, size: tuple[int, int]) -> None:
-    from converter.model import encoder_stride
-
-    stride = encoder_stride(cfg)
-    if size[0] % stride or size[1] % stride:
-        raise UserError(f"input size {size[0]}x{size[1]} is not a multiple of the encoder stride {stride} "
-                        f"(the decoder upsamples by whole factors); use e.g. "
-                        f"{-(-size[0] // stride) * stride}x{-(-size[1] // stride) * stride}")
-
-
 def _warn_random_weights(verify: bool) -> None:
     use = ("--verify runs with seeded random weights (realistic activations, not a trained model)"
            if verify else "the generated code and plan do not depend on weight values")
@@ -338,22 +350,27 @@ def _warn_random_weights(verify: bool) -> None:
 
 
 def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[str, float], tmp: Path):
+    """(config, input size, variants to convert, Detectron2 model with the weights); every config, size and variant
+    mistake is found before the model is built."""
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
-    from converter.model import load_config
+    from converter.model import check_config_variant, config_variants, load_config, native_input_size
 
     with progress.step("loading config and building the Detectron2 model", seconds, "model"):
         cfg = load_config(args.config, input_size=size)
-        check_size_multiple(cfg, size)
+        size = size or native_input_size(cfg)
+        variants = list(dict.fromkeys(args.variant or config_variants(cfg)))
+        for v in variants:
+            check_config_variant(cfg, v)
         model = _seeded_model(cfg)
     weights = args.weights
     if weights is None:
         _warn_random_weights(args.verify)
         if not args.verify:
-            return model
+            return cfg, size, variants, model
         with progress.step("making seeded random weights (BN calibrated at 512x1024)", seconds, "weights"):
             weights = write_random_checkpoint(cfg, tmp / "random_weights.pkl", seed=RANDOM_WEIGHTS_SEED)
     with progress.step(f"loading weights {weights.name}", seconds, "weights"):
-        return load_checkpoint(model, weights)
+        return cfg, size, variants, load_checkpoint(model, weights)
 
 
 def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
@@ -361,7 +378,7 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
     s = c.seconds
     times = ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
     return "\n".join([
-        f"{c.variant} on {r.target} at {size[0]}x{size[1]} (config {r.config})",
+        f"{c.variant} on {r.target} at {_batch_prefix(c.graph)}{size[0]}x{size[1]} (config {r.config})",
         f"  nodes / convs      {r.nodes} / {r.convs} ({len(r.layers)} device ops)",
         f"  L1 peak per core   {r.l1_peak_per_core} B of {r.budget_per_core} B budget "
         f"({100 * r.l1_peak_per_core / r.budget_per_core:.1f}%)",
@@ -372,6 +389,11 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
         f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
         f"  stage times        {times}",
     ])
+
+
+def _batch_prefix(graph: Graph) -> str:
+    n = graph.nodes[0].out.shape[0]  # the input node
+    return f"a batch of {n} x " if n > 1 else ""
 
 
 def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
@@ -425,7 +447,8 @@ def check_paths(args: argparse.Namespace) -> None:
         check_writable_directory(args.out, "--out")
         if args.ttnn_report is not None:
             check_writable_directory(args.ttnn_report, "--ttnn-report")
-    for option, path in (("--config", args.config), ("--weights", args.weights), ("--overrides", args.overrides)):
+    config_path(args.config)  # a name of the family or an existing file
+    for option, path in (("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
             raise UserError(f"{option} {path} {'is not a file' if path.exists() else 'not found'}; "
                             "pass an existing file")
@@ -437,12 +460,11 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args)
     progress = Progress(quiet=args.quiet)
     size = args.input_size
-    variants = list(dict.fromkeys(args.variant or VARIANTS))
     ttnn_check = args.ttnn_check or args.verify or args.ttnn_report is not None
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
-        model = _load_model(args, size, progress, setup, Path(tmp))
+        cfg, size, variants, model = _load_model(args, size, progress, setup, Path(tmp))
         # Everything is rendered before anything is written: a failure leaves --out untouched.
         # each variant's real-ttnn check (a child process) runs while the next variant is planned; reported
         # checks one at a time: ttnn's detailed buffer capture holds every buffer page in memory (GBs)
@@ -450,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
             planned, checks = [], []
             for v in variants:
                 p = plan_variant(v, args.target, size, model=model, overrides=overrides, progress=progress,
-                                 precision=args.precision)
+                                 precision=args.precision, batch=args.batch_size)
                 if ttnn_check:
                     progress.note(f"{v}: real ttnn on a mock {args.target} device (in the background)")
                 checks.append(pool.submit(check_text, v, p.module, args.target, args.ttnn_report is not None)
@@ -463,13 +485,12 @@ def run(args: argparse.Namespace) -> int:
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
         results = []
         if args.verify:
-            from converter.model import load_config
             from runtime.postprocess import FusionParams
 
-            fusion = FusionParams.from_config(load_config(args.config, input_size=size))
-            results = [verify(c, model, size, progress, fusion) for c in converted]
+            fusion = FusionParams.from_config(cfg)
+            results = [r for c in converted for r in verify(c, model, size, progress, fusion, args.batch_size)]
         rejected = [c.variant for c in converted if c.check is not None and not c.check.accepted]
-        rejected += [v.variant for v in results if not v.passed and v.variant not in rejected]
+        rejected = list(dict.fromkeys(rejected + [v.variant for v in results if not v.passed]))
         status = EXIT_OK
         if args.check:
             for line in check_outputs(args.out, converted):

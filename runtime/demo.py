@@ -31,8 +31,10 @@ from PIL import Image
 
 from converter.atomic import check_writable_directory, locked, write_text
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
+from converter.choices import ALL_VARIANTS, CONFIG_HELP, config_path
 from converter.errors import UserError
-from converter.model import DEFAULT_INPUT_SIZE, VARIANTS, build_model, load_config, parse_size, with_crop_size
+from converter.model import (build_model, check_config_variant, config_variants, load_config, native_input_size,
+                             parse_size, with_crop_size)
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
@@ -105,7 +107,7 @@ def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[s
             results[runner] = RunnerResult(
                 instances=None if seg.panoptic is None else len(seg.instances),
                 classes=sorted(int(c) for c in np.unique(seg.semantic)),
-                files=_write_images(output_dir, runner, source.name, image, seg),
+                files=_write_images(output_dir, runner, source.name, image, seg, fusion.class_colors),
                 seconds=seconds,
             )
         agreement = quality = None
@@ -119,11 +121,11 @@ def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[s
     return reports
 
 
-def _write_images(output_dir: Path, runner: str, name: str, image, seg: Segmentation) -> list[str]:
+def _write_images(output_dir: Path, runner: str, name: str, image, seg: Segmentation, colors=()) -> list[str]:
     kind = "semantic" if seg.panoptic is None else "panoptic"
     files = [f"{runner_dir(runner)}/{name}_original.jpg", f"{runner_dir(runner)}/{name}_{kind}.jpg"]
     save_jpeg(output_dir / files[0], image)
-    save_jpeg(output_dir / files[1], overlay(image, seg))
+    save_jpeg(output_dir / files[1], overlay(image, seg, colors))
     return files
 
 
@@ -167,8 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR [WEIGHTS.pkl] OUTPUT_DIR", help=argparse.SUPPRESS)
     p.add_argument("--random-weights", action="store_true",
                    help="seeded random weights instead of a checkpoint (pipeline check; the pictures mean nothing)")
-    p.add_argument("--variant", default=VARIANTS[0], choices=VARIANTS,
-                   help="deeplab_v3_plus: semantic segmentation only, writes NAME_semantic.jpg (default: %(default)s)")
+    p.add_argument("--config", default=None, metavar="NAME|YAML", help=CONFIG_HELP)
+    p.add_argument("--variant", default=None, choices=ALL_VARIANTS,
+                   help="deeplab_v3_plus / deeplab_v3: semantic segmentation only, writes NAME_semantic.jpg "
+                        "(default: the config's first variant, panoptic_deeplab for a Panoptic-DeepLab config)")
     p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
                    help="TTNN runner: device target (default: %(default)s)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help="TTNN runner: " + PRECISION_HELP)
@@ -177,7 +181,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="TTNN runner: cache of prepared device weights")
     p.add_argument("--pytorch-only", action="store_true", help="run only the Detectron2 reference")
     p.add_argument("--input-size", default=None, metavar="HxW",
-                   help="model input size (default: the config's training crop, 512x1024). Another size sets "
+                   help="model input size (default: the config's training crop, 512x1024 for the default config). "
+                        "Another size sets "
                         "ASPP image pooling to that size's global mean, as it is at 512x1024: quick looks only")
     return p
 
@@ -187,7 +192,8 @@ class DemoArgs:
     inputs: str
     weights: Path | None
     output_dir: Path
-    variant: str
+    config: str | None
+    variant: str | None
     input_size: tuple[int, int] | None
     pytorch_only: bool
     target: str
@@ -205,7 +211,7 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
         raise UserError(f"expected {form}, got {len(a.paths)} path(s): {' '.join(a.paths)}")
     return DemoArgs(
         inputs=a.paths[0], weights=None if a.random_weights else Path(a.paths[1]), output_dir=Path(a.paths[-1]),
-        variant=a.variant, input_size=parse_size(a.input_size) if a.input_size else None,
+        config=a.config, variant=a.variant, input_size=parse_size(a.input_size) if a.input_size else None,
         pytorch_only=a.pytorch_only, target=a.target, precision=a.precision, trace=a.trace, weight_cache=a.weight_cache)
 
 
@@ -268,8 +274,11 @@ def _main(argv: list[str]) -> int:
         check_writable_directory(args.weight_cache, "--weight-cache")
     if args.weights is not None and not args.weights.is_file():
         raise UserError(f"WEIGHTS {args.weights} is not a file; pass a Detectron2 checkpoint (.pkl or .pth)")
-    cfg = load_config()
-    size = args.input_size or DEFAULT_INPUT_SIZE
+    config_path(args.config)  # a name of the family or an existing file
+    cfg = load_config(args.config)
+    variant = args.variant or config_variants(cfg)[0]
+    check_config_variant(cfg, variant)
+    size = args.input_size or native_input_size(cfg)
     if args.input_size:
         cfg = with_crop_size(cfg, size)
     images, skipped = load_inputs(args.inputs)
@@ -281,10 +290,10 @@ def _main(argv: list[str]) -> int:
             weights = write_random_checkpoint(cfg, Path(tmp) / "random_weights.pkl", seed=0)
         model = load_checkpoint(build_model(cfg), weights)
         # PyTorch first: its pictures are written even if the TTNN run of an image fails.
-        runners: dict[str, Runner] = {"pytorch": pytorch_runner(model, args.variant)}
+        runners: dict[str, Runner] = {"pytorch": pytorch_runner(model, variant)}
         if not args.pytorch_only:
-            runners["ttnn"] = ttnn_runner(model, weights, args.variant, size, args, Path(tmp))
-        print(f"{len(images)} image(s) at {size[0]}x{size[1]}, variant {args.variant}, "
+            runners["ttnn"] = ttnn_runner(model, weights, variant, size, args, Path(tmp))
+        print(f"{len(images)} image(s) at {size[0]}x{size[1]}, config {cfg.PDL2TTNN_CONFIG_NAME}, variant {variant}, "
               f"runners: {', '.join(runners)}")
         args.output_dir.mkdir(parents=True, exist_ok=True)
         with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files

@@ -38,11 +38,18 @@ class FusionParams:
     nms_kernel: int
     top_k: int
     center_stride: int  # the center heatmap is a bilinear upsample by this factor (align_corners=False)
+    # RGB per class id, for pictures: the training dataset's colours (Cityscapes' when it has none)
+    class_colors: tuple[tuple[int, int, int], ...] = ()
 
     @classmethod
     def from_config(cls, cfg) -> FusionParams:
-        """The values PanopticDeepLab.__init__ reads from a Detectron2 config."""
+        """The values PanopticDeepLab.__init__ reads from a Detectron2 config. A semantic-only model
+        (SemanticSegmentor) is fused to its argmax alone, which reads none of them."""
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+        colors = tuple(tuple(int(v) for v in c) for c in meta.get("stuff_colors", ()))
+        if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
+            return cls(thing_ids=(), label_divisor=1, stuff_area=0, center_threshold=0.0, nms_kernel=1, top_k=0,
+                       center_stride=1, class_colors=colors)
         pdl = cfg.MODEL.PANOPTIC_DEEPLAB
         return cls(
             thing_ids=tuple(sorted(meta.thing_dataset_id_to_contiguous_id.values())),
@@ -52,6 +59,7 @@ class FusionParams:
             nms_kernel=int(pdl.NMS_KERNEL),
             top_k=int(pdl.TOP_K_INSTANCE),
             center_stride=int(cfg.MODEL.INS_EMBED_HEAD.COMMON_STRIDE),
+            class_colors=colors,
         )
 
 

@@ -5,7 +5,8 @@ tensor layout, reshard, layout conversion, reallocation and deallocation comes f
 `OpPlan` (memory planning simulates exactly these statements). What it adds are the lowering details
 the ttnn API imposes on a [1, 1, N*H*W, C] activation convention:
 - reshapes to [N, H, W, C] around upsample (views of ROW_MAJOR tensors, no copy); global average
-  pooling of a batch of 1 reads the flat tensor directly (H=1, W=N*H*W), so no copy is made;
+  pooling of a batch of 1 reads the flat tensor directly (H=1, W=N*H*W), so no copy is made; a batch
+  of N > 1 is pooled on an [N, H, W, C] reshape and flattened back;
 - Python names for tensors, derived from the Detectron2 module paths.
 
 Python computes the literal ttnn expressions (`ttnn.bfloat16`, memory configs, Conv2dConfig fields);
@@ -428,8 +429,6 @@ class _Lowering:
             op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"],
                            flat=self.flat_shape(node.name))
             if plan.slices is not None:  # ("ROW_BANDS", count): passes/memory_plan.py
-                if n != 1:
-                    raise CodegenError(f"upsample {node.name!r}: row bands are lowered for a batch of 1 only")
                 op.kind = "upsample_bands"
                 op.args["bands"] = plan.slices[1]
                 self.banded = True
@@ -463,10 +462,9 @@ class _Lowering:
             op.args.update(x=x, kwargs=kwargs)
         elif node.op == "global_avg_pool2d":
             (x,) = self.prepare_inputs(node, op)
-            if self.shape(node.inputs[0])[0] != 1:
-                raise CodegenError(f"global_avg_pool2d {node.name!r}: only a batch of 1 is lowered (it pools the "
-                                   "flat [1, 1, H*W, C] tensor)")
-            op.args.update(x=x)
+            n, c, h, w = self.shape(node.inputs[0])
+            # a batch of N is pooled per image on an [N, H, W, C] view, and flattened back to [1, 1, N, C]
+            op.args.update(x=x, nhwc=(n, h, w, c) if n > 1 else None, flat=self.flat_shape(node.name))
         else:
             raise CodegenError(f"no lowering for op {node.op!r} (node {node.name!r}); "
                                "batch_norm must be folded before code generation")

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from converter.model import DEFAULT_CONFIG
+from converter.model import CONFIGS, DEFAULT_CONFIG
 
 SMALL = "128x256"
 DL3 = "deeplab_v3_plus"
@@ -139,7 +139,8 @@ def test_fast_precision_runs_every_conv_lofi_in_bfloat8_b(converted, small_confi
     fast, default = ((d / f"{DL3}.py").read_text() for d in (tmp_path / "out", out))
     assert "MathFidelity.HiFi2" in default and "MathFidelity.LoFi" in default  # the semantic head only
     assert "MathFidelity.HiFi2" not in fast and "bfloat8_b" in fast
-    assert fast.count("MathFidelity.LoFi") > default.count("MathFidelity.LoFi")
+    lofi = "compute_config=COMPUTE_LOFI"  # the conv rows that name a LoFi compute config
+    assert fast.count(lofi) == fast.count('": dict(') > default.count(lofi) > 0
 
 
 def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path) -> None:
@@ -194,6 +195,10 @@ BAD_INPUTS = {
     "config that would run code": ("convert", ["--config", "{evil_yaml}"], "YAML tag that would construct Python"),
     "_BASE_ that would run code": ("convert", ["--config", "{evil_child}"], "YAML tag that would construct Python"),
     "missing config": ("convert", ["--config", "{tmp}/nope.yaml"], "--config {tmp}/nope.yaml not found"),
+    "unknown config name": ("convert", ["--config", "panoptic_deeplab_R_18"],
+                            "--config panoptic_deeplab_R_18 not found; pass an existing .yaml or one of deeplab_v3_R_103"),
+    "another meta-architecture": ("convert", ["--config", "{rcnn}"], "MODEL.META_ARCHITECTURE 'GeneralizedRCNN'"),
+    "a variant the config has not": ("convert", ["--config", "{dl3}"], "has no variant 'deeplab_v3_plus'; choose deeplab_v3"),
     "DEPTH 18": ("convert", ["--config", "{depth18}"], "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone"),
     "NUM_CLASSES 0": ("convert", ["--config", "{classes0}"], "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel"),
     "inconsistent DSConv flags": ("convert", ["--config", "{dsconv}"], "Detectron2 needs both the same"),
@@ -219,6 +224,8 @@ BAD_INPUTS = {
                                   "OUTPUT_DIR {corrupt} is a file, not a directory"),
     "demo output dir read-only": ("demo", [":scenes", "{readonly}/demo", "--random-weights"],
                                   "OUTPUT_DIR {readonly}/demo is not writable"),
+    "demo unknown config name": ("demo", [":scenes", "{out}", "--random-weights", "--config", "coco"],
+                                 "--config coco not found"),
     "demo missing weights": ("demo", [":scenes", "{tmp}/nope.pkl", "{out}"], "WEIGHTS {tmp}/nope.pkl is not a file"),
 }
 
@@ -248,6 +255,10 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, smal
     paths["bad_field"].write_text("layers:\n  backbone.stem.conv1:\n    colour: red\n")
     paths["readonly"].mkdir(mode=0o555)
     paths["depth18"] = _model_yaml(tmp_path / "depth18.yaml", "RESNETS:\n    DEPTH: 18")
+    paths["rcnn"] = _model_yaml(tmp_path / "rcnn.yaml", 'META_ARCHITECTURE: "GeneralizedRCNN"')
+    paths["dl3"] = tmp_path / "dl3.yaml"
+    paths["dl3"].write_text(f"_BASE_: {CONFIGS['deeplab_v3_R_103_os16_mg124_cityscapes']}\nINPUT:\n  CROP:\n"
+                            "    SIZE: (128, 256)\n")
     paths["classes0"] = _model_yaml(tmp_path / "classes0.yaml", "SEM_SEG_HEAD:\n    NUM_CLASSES: 0")
     paths["dsconv"] = _model_yaml(tmp_path / "dsconv.yaml", "SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True")
     if "{strings}" in args or "{ckpt}" in args:  # the session checkpoint only where needed (~10 s once)

@@ -59,8 +59,12 @@ def test_input_size_must_fit_the_aspp_pooling_window(size):
     assert "\n" not in str(e.value)
 
 
-def test_multiples_of_the_crop_are_accepted():
-    assert load_config(input_size=(1024, 2048)).MODEL.META_ARCHITECTURE == "PanopticDeepLab"
+def test_a_sliding_aspp_pool_is_accepted_as_detectron2_runs_it():
+    """At twice the crop the pooled 33x65 map resizes back to 64x128 by a non-integer scale: a `resample`
+    (passes/resample.py), so the size is accepted; a size Detectron2's ASPP refuses is not."""
+    assert tuple(load_config(input_size=(1024, 2048)).INPUT.CROP.SIZE) == (512, 1024)
+    with pytest.raises(UserError, match="sizes that work with this config: 512x1024"):
+        load_config(input_size=(256, 512))  # a res5 map of 16x32, which the 32x64 pooling window does not tile
 
 
 def test_a_yaml_tag_that_would_run_code_is_refused_without_running_it(tmp_path: Path):

@@ -17,9 +17,15 @@ def params() -> FusionParams:
 
 
 def test_params_are_detectron2_cityscapes_values(params):
-    assert params == FusionParams(thing_ids=(11, 12, 13, 14, 15, 16, 17, 18), label_divisor=1000,
-                                  stuff_area=2048, center_threshold=0.1, nms_kernel=7, top_k=200,
-                                  center_stride=4)
+    from dataclasses import replace
+
+    from detectron2.data.datasets.builtin_meta import CITYSCAPES_CATEGORIES
+
+    assert replace(params, class_colors=()) == FusionParams(
+        thing_ids=(11, 12, 13, 14, 15, 16, 17, 18), label_divisor=1000, stuff_area=2048, center_threshold=0.1,
+        nms_kernel=7, top_k=200, center_stride=4)
+    by_train_id = sorted(CITYSCAPES_CATEGORIES, key=lambda c: c["trainId"])
+    assert params.class_colors == tuple(tuple(c["color"]) for c in by_train_id)
 
 
 def _logits(labels: np.ndarray) -> torch.Tensor:
