@@ -36,8 +36,10 @@ def ratios(graphs: dict, handtuned, efficiency: float, op_us: float, overlap: fl
     cost_model.MATMUL_EFFICIENCY, cost_model.DEVICE_OP_US, cost_model.OVERLAP_LOSS = efficiency, op_us, overlap
     try:
         target = get_target(ANCHOR_TARGET)
-        return {v: cost_model.evaluate(plan_graph(g, target, for_graph(handtuned, g)), target).total_ms / ANCHOR_MS[v]
-                for v, g in graphs.items()}
+        return {
+            v: cost_model.evaluate(plan_graph(g, target, for_graph(handtuned, g)), target).total_ms / ANCHOR_MS[v]
+            for v, g in graphs.items()
+        }
     finally:
         cost_model.MATMUL_EFFICIENCY, cost_model.DEVICE_OP_US, cost_model.OVERLAP_LOSS = saved
 
@@ -55,11 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         r = ratios(graphs, handtuned, *point)
         rows.append((max(abs(x - 1) for x in r.values()), point, r))
     rows.sort()
-    print(f"{'efficiency':>10s} {'us/op':>6s} {'overlap':>7s} " + " ".join(f"{v:>17s}" for v in ANCHOR_MS)
-          + "  max deviation")
-    for worst, (eff, op_us, overlap), r in rows[:args.top]:
-        print(f"{eff:10.2f} {op_us:6.1f} {overlap:7.2f} " + " ".join(f"{r[v]:17.3f}" for v in ANCHOR_MS)
-              + f"  {worst:.3f}")
+    print(
+        f"{'efficiency':>10s} {'us/op':>6s} {'overlap':>7s} "
+        + " ".join(f"{v:>17s}" for v in ANCHOR_MS)
+        + "  max deviation"
+    )
+    for worst, (eff, op_us, overlap), r in rows[: args.top]:
+        print(
+            f"{eff:10.2f} {op_us:6.1f} {overlap:7.2f} "
+            + " ".join(f"{r[v]:17.3f}" for v in ANCHOR_MS)
+            + f"  {worst:.3f}"
+        )
     return 0
 
 

@@ -39,8 +39,9 @@ def prepare(directory: Path, count: int, height: int, width: int, fmt: str) -> N
 
 def peak_rss_mb(args: list[str]) -> float:
     """Run `python -m runtime.demo *args` and return its peak RSS in MB."""
-    child = subprocess.Popen([sys.executable, "-m", "runtime.demo", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runtime.demo", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"pdl-demo failed: {child.stderr.read().decode()}")
@@ -61,11 +62,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="demo-memory-") as tmp:
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--prepare", tmp], check=True)
         size_mb = (Path(tmp) / "one" / f"photo_0.{a.format}").stat().st_size / 1e6
-        rss = {d: peak_rss_mb([str(Path(tmp) / d), str(Path(tmp) / "weights.pkl"), str(Path(tmp) / f"out-{d}"),
-                               "--pytorch-only", "--input-size", "128x256"]) for d in ("one", "many")}
-    print(f"{a.count} {a.format} photos of {height}x{width} ({size_mb:.1f} MB each on disk): peak RSS "
-          f"{rss['one']:.0f} MB with 1 photo, {rss['many']:.0f} MB with {a.count} "
-          f"({rss['many'] - rss['one']:+.0f} MB)")
+        rss = {
+            d: peak_rss_mb(
+                [
+                    str(Path(tmp) / d),
+                    str(Path(tmp) / "weights.pkl"),
+                    str(Path(tmp) / f"out-{d}"),
+                    "--pytorch-only",
+                    "--input-size",
+                    "128x256",
+                ]
+            )
+            for d in ("one", "many")
+        }
+    print(
+        f"{a.count} {a.format} photos of {height}x{width} ({size_mb:.1f} MB each on disk): peak RSS "
+        f"{rss['one']:.0f} MB with 1 photo, {rss['many']:.0f} MB with {a.count} "
+        f"({rss['many'] - rss['one']:+.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

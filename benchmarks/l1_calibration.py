@@ -1,6 +1,7 @@
 """Calibration error of the planner's L1 model per op kind, on the committed programs.
 
-Each variant as `pdl-convert` plans it for blackhole-20 (the committed generated/ modules) runs once through real ttnn 0.81.1 on a mock device
+Each variant as `pdl-convert` plans it for blackhole-20 (the committed generated/ modules) runs once through real
+ttnn 0.81.1 on a mock device
 in NO_DISPATCH mode; each op's planned per-core CB, op-owned L1 and peak (passes/l1_sim) is compared
 with what real ttnn allocated (runtime/l1_calibration.py). Prints, per op kind, how many ops are
 exact, high or low, and the error's range; then every op off by more than 2% or low.

@@ -48,16 +48,27 @@ HANDTUNED = HERE / "handtuned-blackhole-20.yaml"
 # 51.75 / 23.65, mixed two code states: d615fab9 measured 32.66 / 23.65; Tenstorrent device perf CI, "P150 BH").
 ANCHOR_MS = {"panoptic_deeplab": 51.749520, "deeplab_v3_plus": 34.387871}
 ANCHOR_TARGET = "blackhole-20"
-NAIVE_RULES = DtypeRules(activation_dtype="bfloat16", weights_dtype="bfloat16", high_res_weights_dtype="bfloat16",
-                         fidelity="HiFi4", fidelity_exact="HiFi4", lofi_modules=(),
-                         fp32_acc_min_inner_dim=1 << 30)
+NAIVE_RULES = DtypeRules(
+    activation_dtype="bfloat16",
+    weights_dtype="bfloat16",
+    high_res_weights_dtype="bfloat16",
+    fidelity="HiFi4",
+    fidelity_exact="HiFi4",
+    lofi_modules=(),
+    fp32_acc_min_inner_dim=1 << 30,
+)
 
 
 def naive_plan(graph: Graph, target) -> Graph:
     """The untuned plan (module docstring): dtype policy, conv sharding and memory planning only,
     every output pinned to DRAM but bilinear upsamples' (ttnn writes those only to L1 shards)."""
-    dram = Overrides({n.name: LayerOverride(memory="DRAM") for n in graph if n.op not in cost_model.HOST_OPS
-                      and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")})
+    dram = Overrides(
+        {
+            n.name: LayerOverride(memory="DRAM")
+            for n in graph
+            if n.op not in cost_model.HOST_OPS and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")
+        }
+    )
     passes = ("dtype_policy", "one_dtype_per_concat", "conv_sharding", "layout_plan", "memory_plan")
     return run_passes(graph, passes, Context(target, dram, rules=NAIVE_RULES))[0]
 
@@ -168,8 +179,9 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
             if tname == ANCHOR_TARGET and got["handtuned"]:
                 rows["handtuned_vs_device_perf_anchor"] = round(got["handtuned"] / ANCHOR_MS[variant], 3)
             if model is not None and tname == ANCHOR_TARGET:
-                image = to_model_input(street_scene(model_lib.DEFAULT_INPUT_SIZE[1], model_lib.DEFAULT_INPUT_SIZE[0],
-                                                    seed=1))
+                image = to_model_input(
+                    street_scene(model_lib.DEFAULT_INPUT_SIZE[1], model_lib.DEFAULT_INPUT_SIZE[0], seed=1)
+                )
                 runnable = {k: g for k, (g, _) in planned.items() if g and k != "naive"}  # naive keeps BatchNorm
                 for plan_name, scores in emulated_pcc(runnable, variant, model, image).items():
                     rows[plan_name]["emulated_pcc"] = scores
@@ -179,8 +191,10 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
 
 
 def table(results: dict) -> str:
-    lines = [f"{'variant':17s} {'target':15s} {'plan':10s} {'ms':>9s} {'DRAM MB':>9s} {'L1 act':>7s} "
-             f"{'L1 peak KB':>10s} {'dev ops':>7s} emulated PCC per head (--pcc)"]
+    lines = [
+        f"{'variant':17s} {'target':15s} {'plan':10s} {'ms':>9s} {'DRAM MB':>9s} {'L1 act':>7s} "
+        f"{'L1 peak KB':>10s} {'dev ops':>7s} emulated PCC per head (--pcc)"
+    ]
     for variant, entry in results["variants"].items():
         for tname, rows in entry["targets"].items():
             for plan_name in ("naive", "handtuned", "ours", "ours_fast"):
@@ -189,13 +203,17 @@ def table(results: dict) -> str:
                     lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} not planned: {r['error']}")
                     continue
                 pcc = " ".join(f"{v:.4f}" for v in r.get("emulated_pcc", {}).values())
-                lines.append(f"{variant:17s} {tname:15s} {plan_name:10s} {r['latency_ms']:9.2f} "
-                             f"{r['dram_bytes'] / 1e6:9.1f} {r['l1_activation_share']:7.1%} "
-                             f"{r['l1_peak_per_core'] / 1024:10.0f} {r['device_ops']:7d} {pcc}".rstrip())
+                lines.append(
+                    f"{variant:17s} {tname:15s} {plan_name:10s} {r['latency_ms']:9.2f} "
+                    f"{r['dram_bytes'] / 1e6:9.1f} {r['l1_activation_share']:7.1%} "
+                    f"{r['l1_peak_per_core'] / 1024:10.0f} {r['device_ops']:7d} {pcc}".rstrip()
+                )
             ratios = {k: v for k, v in rows.items() if not isinstance(v, dict)}
             if ratios:
                 lines.append(f"{'':17s} {tname:15s} " + ", ".join(f"{k} {v}" for k, v in sorted(ratios.items())))
-        lines.append(f"{variant:17s} pdl-convert wall: " + ", ".join(f"{k} {v}" for k, v in entry["pdl_convert"].items()))
+        lines.append(
+            f"{variant:17s} pdl-convert wall: " + ", ".join(f"{k} {v}" for k, v in entry["pdl_convert"].items())
+        )
     return "\n".join(lines)
 
 
@@ -203,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(model_lib.VARIANTS), choices=model_lib.VARIANTS)
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--pcc", action="store_true",
-                    help=f"also run each plan on the emulator on {ANCHOR_TARGET} and report PCC per head")
+    ap.add_argument(
+        "--pcc",
+        action="store_true",
+        help=f"also run each plan on the emulator on {ANCHOR_TARGET} and report PCC per head",
+    )
     ap.add_argument("--json", type=Path, default=HERE / "results.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)

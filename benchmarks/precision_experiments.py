@@ -1,5 +1,6 @@
 """The precision experiments behind passes/dtype_policy.py's rules, reproducible: each variant of the
-precision policy is planned for the anchor target (blackhole-20) at 512x1024, run on the emulator with the seeded checkpoint,
+precision policy is planned for the anchor target (blackhole-20) at 512x1024, run on the emulator with the seeded
+checkpoint,
 and compared with Detectron2 fp32: PCC per head, the share of decided pixels whose semantic class agrees
 (top-2 logit margin >= 0.2 std in the reference) and the modeled latency.
 
@@ -76,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         got = emulated_outputs(planned, image)
         scores = [pcc(got[h], ref[h]) for h in ("sem_seg", "center", "offset")]
         agree = (ref["sem_seg"].argmax(1) == got["sem_seg"].argmax(1))[decided].float().mean().item()
-        print(f"{name:26s} {cost_model.evaluate(planned, target).total_ms:7.2f} "
-              + " ".join(f"{s:8.5f}" for s in scores) + f" {agree:7.4f}", flush=True)
+        print(
+            f"{name:26s} {cost_model.evaluate(planned, target).total_ms:7.2f} "
+            + " ".join(f"{s:8.5f}" for s in scores)
+            + f" {agree:7.4f}",
+            flush=True,
+        )
     return 0
 
 

@@ -29,19 +29,23 @@ from runtime.quality import compare
 
 SEEDS = (0, 12345)
 VARIANT = "panoptic_deeplab"
-HEADER = (f"{'seed':>5s} {'scene':8s} {'PQ':>6s} {'SQ':>6s} {'RQ':>6s} {'inst':>7s} {'ratio':>5s} "
-          f"{'agree':>6s} {'conf.ag':>7s} {'PCC sem':>8s} {'PCC ctr':>8s} {'PCC off':>8s} "
-          f"{'sem gain':>8s} {'ctr bias':>8s} {'off bias':>8s} {'ctr max':>7s} {'off max':>7s}  bounds broken")
+HEADER = (
+    f"{'seed':>5s} {'scene':8s} {'PQ':>6s} {'SQ':>6s} {'RQ':>6s} {'inst':>7s} {'ratio':>5s} "
+    f"{'agree':>6s} {'conf.ag':>7s} {'PCC sem':>8s} {'PCC ctr':>8s} {'PCC off':>8s} "
+    f"{'sem gain':>8s} {'ctr bias':>8s} {'off bias':>8s} {'ctr max':>7s} {'off max':>7s}  bounds broken"
+)
 
 
 def row(seed: int, scene: str, q) -> str:
     h = q.heads
-    return (f"{seed:5d} {scene:8s} {q.pq:6.4f} {q.sq:6.4f} {q.rq:6.4f} "
-            f"{q.instances:3d}/{q.reference_instances:<3d} {q.instance_ratio:5.2f} "
-            f"{q.semantic_agreement:6.2%} {q.confident_agreement:7.2%} "
-            f"{h['sem_seg'].pcc:8.5f} {h['center'].pcc:8.5f} {h['offset'].pcc:8.5f} "
-            f"{h['sem_seg'].gain:8.4f} {h['center'].bias:+8.4f} {h['offset'].bias:+8.4f} "
-            f"{h['center'].max_abs_error:7.3f} {h['offset'].max_abs_error:7.2f}  {len(q.violations())}")
+    return (
+        f"{seed:5d} {scene:8s} {q.pq:6.4f} {q.sq:6.4f} {q.rq:6.4f} "
+        f"{q.instances:3d}/{q.reference_instances:<3d} {q.instance_ratio:5.2f} "
+        f"{q.semantic_agreement:6.2%} {q.confident_agreement:7.2%} "
+        f"{h['sem_seg'].pcc:8.5f} {h['center'].pcc:8.5f} {h['offset'].pcc:8.5f} "
+        f"{h['sem_seg'].gain:8.4f} {h['center'].bias:+8.4f} {h['offset'].bias:+8.4f} "
+        f"{h['center'].max_abs_error:7.3f} {h['offset'].max_abs_error:7.2f}  {len(q.violations())}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,9 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             weights = write_random_checkpoint(load_config(), Path(tmp) / f"seed{seed}.pkl", seed=seed)
             model = load_checkpoint(build_model(cfg), weights)
-            demo_args = DemoArgs(inputs=SCENES_TOKEN, weights=weights, output_dir=Path(tmp), variant=VARIANT,
-                                 input_size=size, pytorch_only=False, target=DEFAULT_TARGET,
-                                 precision=args.precision, trace=False, weight_cache=None)
+            demo_args = DemoArgs(
+                inputs=SCENES_TOKEN,
+                weights=weights,
+                output_dir=Path(tmp),
+                variant=VARIANT,
+                input_size=size,
+                pytorch_only=False,
+                target=DEFAULT_TARGET,
+                precision=args.precision,
+                trace=False,
+                weight_cache=None,
+            )
             ttnn = ttnn_runner(model, weights, VARIANT, size, demo_args, Path(tmp))
             reference = pytorch_runner(model, VARIANT)
             for scene in scenes:
@@ -75,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{'':15s}{v}")
                 results.append({"seed": seed, "scene": scene.name, **q.as_dict()})
     if args.json:
-        args.json.write_text(json.dumps({"input_size": list(size), "precision": args.precision,
-                                         "results": results}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"input_size": list(size), "precision": args.precision, "results": results}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     hist = graph.histogram()
-    print(f"{variant} {size[0]}x{size[1]} ({graph.meta['config']}): {len(graph)} nodes, "
-          f"{hist.get('conv2d', 0)} convs, traced in {seconds:.2f} s")
+    print(
+        f"{variant} {size[0]}x{size[1]} ({graph.meta['config']}): {len(graph)} nodes, "
+        f"{hist.get('conv2d', 0)} convs, traced in {seconds:.2f} s"
+    )
     for op, count in hist.items():
         print(f"  {op:18s} {count}")
     return 0

@@ -80,6 +80,7 @@ def save_image(path: Path, image: Image.Image, format: str, **options) -> None:
 
 # --- sets of files ---------------------------------------------------------------------------
 
+
 @contextmanager
 def locked(directory: Path, exclusive: bool) -> Iterator[None]:
     """Hold a lock on `directory` itself (no lock file to leave behind): exclusive to replace files,
@@ -89,8 +90,9 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"another process is writing to {directory}; wait for it to finish, "
-                            "or write to another directory") from None
+            raise UserError(
+                f"another process is writing to {directory}; wait for it to finish, or write to another directory"
+            ) from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -9,7 +9,8 @@ file names. `read_checkpoint` tells the two formats apart by content, not suffix
 unpickled with an allow-list of the few globals needed to rebuild numpy arrays, and nothing else; a
 torch file (what Detectron2's trainer saves, `{"model": state dict of tensors, "optimizer": ...}`) goes
 through `torch.load(weights_only=True)`, torch's own allow-list. Detectron2's DetectionCheckpointer is
-not used because it unpickles the file again without one (and nothing here reads MODEL.WEIGHTS). Loading then does what that checkpointer does for a model-zoo
+not used because it unpickles the file again without one (and nothing here reads MODEL.WEIGHTS). Loading then does
+what that checkpointer does for a model-zoo
 file (arrays to tensors, non-strict `load_state_dict`), after `check_state` has checked every key and
 shape (the checkpointer would only warn).
 """
@@ -51,11 +52,19 @@ _TORCH_REFUSED = re.compile(r"GLOBAL (\S+)")
 # Everything a model-zoo pickle may name: numpy's array/scalar rebuilders (numpy 1.x and 2.x module
 # paths), OrderedDict, and `_codecs.encode`, which protocol-2 pickles use for bytes. None of them runs
 # code of the file's choosing.
-_ALLOWED_GLOBALS = frozenset({
-    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-      for name in ("_reconstruct", "scalar")),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"), ("_codecs", "encode"),
-})
+_ALLOWED_GLOBALS = frozenset(
+    {
+        *(
+            (module, name)
+            for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for name in ("_reconstruct", "scalar")
+        ),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+    }
+)
 
 
 class _UnsafeGlobal(pickle.UnpicklingError):
@@ -135,8 +144,10 @@ def _unpickle_arrays(path: Path) -> object:
         with path.open("rb") as f:
             return _ArrayUnpickler(f, encoding="latin1").load()
     except _UnsafeGlobal as e:
-        raise UserError(f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
-                        f"not loaded (unpickling it could run code); {_FIX}") from None
+        raise UserError(
+            f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
+            f"not loaded (unpickling it could run code); {_FIX}"
+        ) from None
     except Exception as e:  # truncated, not a pickle, a malformed array
         raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
 
@@ -147,8 +158,10 @@ def _torch_load(path: Path) -> object:
     except pickle.UnpicklingError as e:
         refused = _TORCH_REFUSED.search(str(e))
         if refused:
-            raise UserError(f"checkpoint {path} refers to {refused.group(1)}, which a checkpoint of weights never "
-                            f"does, so it was not loaded (unpickling it could run code); {_FIX}") from None
+            raise UserError(
+                f"checkpoint {path} refers to {refused.group(1)}, which a checkpoint of weights never "
+                f"does, so it was not loaded (unpickling it could run code); {_FIX}"
+            ) from None
         raise UserError(f"checkpoint {path} is not a readable torch file (UnpicklingError); {_FIX}") from None
     except Exception as e:  # truncated zip, missing records, ...
         raise UserError(f"checkpoint {path} is not a readable torch file ({type(e).__name__}); {_FIX}") from None
@@ -180,8 +193,9 @@ def read_checkpoint(path: Path) -> dict[str, object]:
         raise UserError(f"checkpoint {path} lacks the key(s) {keys}; {_FIX}")
     for k, v in data["model"].items():
         if not _is_numeric(v):
-            what = (f"an array of dtype {v.dtype}" if isinstance(v, (np.ndarray, torch.Tensor))
-                    else f"a {type(v).__name__}")
+            what = (
+                f"an array of dtype {v.dtype}" if isinstance(v, (np.ndarray, torch.Tensor)) else f"a {type(v).__name__}"
+            )
             raise UserError(f"checkpoint {path}: entry {k!r} is {what}, not a numeric array; {_FIX}")
     return data
 
@@ -196,8 +210,10 @@ def check_state(model: nn.Module, state: dict[str, object], path: Path) -> None:
             problems.append(f"{k} has shape {tuple(np.shape(state[k]))}, model expects {tuple(v.shape)}")
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise UserError(f"checkpoint {path} does not match the config: {'; '.join(problems[:3])}{more}; "
-                        "use the checkpoint trained with this config, or the config it was trained with")
+        raise UserError(
+            f"checkpoint {path} does not match the config: {'; '.join(problems[:3])}{more}; "
+            "use the checkpoint trained with this config, or the config it was trained with"
+        )
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:

@@ -45,8 +45,10 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 CONFIGS: dict[str, Path] = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 DEFAULT_CONFIG = CONFIG_DIR / "panoptic_deeplab_R_52_os16_mg124_cityscapes.yaml"
 DEFAULT_INPUT_SIZE = (512, 1024)
-CONFIG_HELP = ("a config of the family by name (" + ", ".join(CONFIGS) + "; default "
-               f"{DEFAULT_CONFIG.stem}) or the path of a Detectron2 Panoptic-DeepLab / DeepLab .yaml")
+CONFIG_HELP = (
+    "a config of the family by name (" + ", ".join(CONFIGS) + "; default "
+    f"{DEFAULT_CONFIG.stem}) or the path of a Detectron2 Panoptic-DeepLab / DeepLab .yaml"
+)
 
 
 def config_path(text: str | Path | None) -> Path:

@@ -47,8 +47,10 @@ def install() -> None:
         setattr(Image, "LINEAR", Image.Resampling.BILINEAR)  # noqa: B010 (Pillow 10 removed the name; it is not in its stubs)
 
     if not hasattr(detectron2, "_C") and "detectron2._C" not in sys.modules:
-        c_ext = _Absent("detectron2._C", "Detectron2's compiled extension is not installed "
-                        "(Panoptic-DeepLab inference does not need it).")
+        c_ext = _Absent(
+            "detectron2._C",
+            "Detectron2's compiled extension is not installed (Panoptic-DeepLab inference does not need it).",
+        )
         sys.modules["detectron2._C"] = c_ext
         detectron2._C = c_ext
     if "panopticapi" not in sys.modules:

@@ -30,8 +30,9 @@ def _activate(node: Node, y: torch.Tensor) -> torch.Tensor:
 
 def _conv2d(node: Node, x: torch.Tensor) -> torch.Tensor:
     a = node.attrs
-    y = F.conv2d(x, node.params["weight"], node.params.get("bias"), a["stride"], a["padding"],
-                 a["dilation"], a["groups"])
+    y = F.conv2d(
+        x, node.params["weight"], node.params.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"]
+    )
     return _activate(node, y)
 
 
@@ -53,21 +54,22 @@ def _global_avg_pool2d(node: Node, x: torch.Tensor) -> torch.Tensor:
 
 def _batch_norm(node: Node, x: torch.Tensor) -> torch.Tensor:
     p = node.params
-    return F.batch_norm(x, p["running_mean"], p["running_var"], p["weight"], p["bias"],
-                        training=False, eps=node.attrs["eps"])
+    return F.batch_norm(
+        x, p["running_mean"], p["running_var"], p["weight"], p["bias"], training=False, eps=node.attrs["eps"]
+    )
 
 
 def _upsample(node: Node, x: torch.Tensor) -> torch.Tensor:
     a = node.attrs
     align = a["align_corners"] if a["mode"] == "bilinear" else None
-    return F.interpolate(x, scale_factor=tuple(float(s) for s in a["scale_factor"]), mode=a["mode"],
-                         align_corners=align)
+    return F.interpolate(
+        x, scale_factor=tuple(float(s) for s in a["scale_factor"]), mode=a["mode"], align_corners=align
+    )
 
 
 def _avg_pool2d(node: Node, x: torch.Tensor) -> torch.Tensor:
     a = node.attrs
-    return F.avg_pool2d(x, a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"],
-                        a["count_include_pad"])
+    return F.avg_pool2d(x, a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"])
 
 
 def _resample(node: Node, x: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,7 @@ OP_ATTRS: dict[str, tuple[str, ...]] = {
     # params: weight [O, I/groups, kh, kw], optional bias [O]. `activation` is None or "relu"
     # (set by fusion). Optional `reads_merged`: the merged convs whose wider output it reads with
     # zero weights on the other convs' channels (set by passes/merge_siblings.py).
-    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-               "groups", "activation"),
+    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "activation"),
     # params: weight, bias, running_mean, running_var. Removed by BatchNorm folding.
     "batch_norm": ("eps",),
     "relu": (),

@@ -28,8 +28,19 @@ from detectron2.modeling import build_model as _d2_build_model  # noqa: E402
 from detectron2.projects.panoptic_deeplab import add_panoptic_deeplab_config  # noqa: E402
 
 from converter.choices import (  # noqa: E402,F401  (re-exported: the model's names, by their old home)
-    ALL_VARIANTS, ARCHITECTURE_VARIANTS, CONFIGS, DEFAULT_CONFIG, DEFAULT_INPUT_SIZE, TAP_MODULES, VARIANT_OUTPUTS,
-    VARIANTS, check_variant, config_path, parse_size, taps_for)
+    ALL_VARIANTS,
+    ARCHITECTURE_VARIANTS,
+    CONFIGS,
+    DEFAULT_CONFIG,
+    DEFAULT_INPUT_SIZE,
+    TAP_MODULES,
+    VARIANT_OUTPUTS,
+    VARIANTS,
+    check_variant,
+    config_path,
+    parse_size,
+    taps_for,
+)
 from converter.errors import UserError  # noqa: E402
 
 
@@ -57,12 +68,16 @@ def load_config(path: str | Path | None = None, input_size: tuple[int, int] | No
     except UserError:
         raise
     except yaml.constructor.ConstructorError as e:
-        raise UserError(f"config {path} has a YAML tag that would construct Python objects ({e.problem}); "
-                        "pdl2ttnn reads configs as plain data: remove the tag") from None
+        raise UserError(
+            f"config {path} has a YAML tag that would construct Python objects ({e.problem}); "
+            "pdl2ttnn reads configs as plain data: remove the tag"
+        ) from None
     except Exception as e:  # yaml errors, unknown keys, type mismatches: all "unreadable"
         reason = " ".join(str(e).split())
-        raise UserError(f"cannot read config {path}: {type(e).__name__}: {reason}; "
-                        "fix the YAML (keys must be Detectron2/Panoptic-DeepLab config keys)") from None
+        raise UserError(
+            f"cannot read config {path}: {type(e).__name__}: {reason}; "
+            "fix the YAML (keys must be Detectron2/Panoptic-DeepLab config keys)"
+        ) from None
     config_variants(cfg, path)
     check_model_keys(cfg, path)
     cfg.MODEL.DEVICE = "cpu"
@@ -83,18 +98,26 @@ def config_variants(cfg: CfgNode, path: Path | str = "") -> tuple[str, ...]:
     path = path or cfg.get("PDL2TTNN_CONFIG_NAME", "")
     arch, head = cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.SEM_SEG_HEAD.NAME
     if arch not in {a for a, _ in ARCHITECTURE_VARIANTS}:
-        raise UserError(f"config {path} has MODEL.META_ARCHITECTURE {arch!r}; pdl2ttnn compiles 'PanopticDeepLab' "
-                        "and 'SemanticSegmentor' (Detectron2's DeepLab project) configs only")
+        raise UserError(
+            f"config {path} has MODEL.META_ARCHITECTURE {arch!r}; pdl2ttnn compiles 'PanopticDeepLab' "
+            "and 'SemanticSegmentor' (Detectron2's DeepLab project) configs only"
+        )
     if (arch, head) not in ARCHITECTURE_VARIANTS:
         heads = [h for a, h in ARCHITECTURE_VARIANTS if a == arch]
-        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.NAME {head!r}; with {arch} pdl2ttnn compiles "
-                        f"{' or '.join(map(repr, heads))} only")
+        raise UserError(
+            f"config {path} has MODEL.SEM_SEG_HEAD.NAME {head!r}; with {arch} pdl2ttnn compiles "
+            f"{' or '.join(map(repr, heads))} only"
+        )
     if arch == "PanopticDeepLab" and cfg.MODEL.INS_EMBED_HEAD.NAME != "PanopticDeepLabInsEmbedHead":
-        raise UserError(f"config {path} has MODEL.INS_EMBED_HEAD.NAME {cfg.MODEL.INS_EMBED_HEAD.NAME!r}; pdl2ttnn "
-                        "compiles 'PanopticDeepLabInsEmbedHead' only")
+        raise UserError(
+            f"config {path} has MODEL.INS_EMBED_HEAD.NAME {cfg.MODEL.INS_EMBED_HEAD.NAME!r}; pdl2ttnn "
+            "compiles 'PanopticDeepLabInsEmbedHead' only"
+        )
     if cfg.MODEL.BACKBONE.NAME != "build_resnet_deeplab_backbone":
-        raise UserError(f"config {path} has MODEL.BACKBONE.NAME {cfg.MODEL.BACKBONE.NAME!r}; pdl2ttnn compiles "
-                        "Detectron2's DeepLab ResNet ('build_resnet_deeplab_backbone') only")
+        raise UserError(
+            f"config {path} has MODEL.BACKBONE.NAME {cfg.MODEL.BACKBONE.NAME!r}; pdl2ttnn compiles "
+            "Detectron2's DeepLab ResNet ('build_resnet_deeplab_backbone') only"
+        )
     return ARCHITECTURE_VARIANTS[arch, head]
 
 
@@ -103,14 +126,24 @@ def check_config_variant(cfg: CfgNode, variant: str) -> None:
     check_variant(variant)
     have = config_variants(cfg)
     if variant not in have:
-        raise UserError(f"config {cfg.get('PDL2TTNN_CONFIG_NAME', '')} ({cfg.MODEL.META_ARCHITECTURE} with "
-                        f"{cfg.MODEL.SEM_SEG_HEAD.NAME}) has no variant {variant!r}; choose {' or '.join(have)}")
+        raise UserError(
+            f"config {cfg.get('PDL2TTNN_CONFIG_NAME', '')} ({cfg.MODEL.META_ARCHITECTURE} with "
+            f"{cfg.MODEL.SEM_SEG_HEAD.NAME}) has no variant {variant!r}; choose {' or '.join(have)}"
+        )
 
 
 # Channel counts Detectron2 builds layers of without checking them (0 fails only in the forward pass).
-_CHANNEL_KEYS = ("SEM_SEG_HEAD.NUM_CLASSES", "SEM_SEG_HEAD.CONVS_DIM", "SEM_SEG_HEAD.HEAD_CHANNELS",
-                 "SEM_SEG_HEAD.ASPP_CHANNELS", "INS_EMBED_HEAD.CONVS_DIM", "INS_EMBED_HEAD.HEAD_CHANNELS",
-                 "INS_EMBED_HEAD.ASPP_CHANNELS", "RESNETS.STEM_OUT_CHANNELS", "RESNETS.RES2_OUT_CHANNELS")
+_CHANNEL_KEYS = (
+    "SEM_SEG_HEAD.NUM_CLASSES",
+    "SEM_SEG_HEAD.CONVS_DIM",
+    "SEM_SEG_HEAD.HEAD_CHANNELS",
+    "SEM_SEG_HEAD.ASPP_CHANNELS",
+    "INS_EMBED_HEAD.CONVS_DIM",
+    "INS_EMBED_HEAD.HEAD_CHANNELS",
+    "INS_EMBED_HEAD.ASPP_CHANNELS",
+    "RESNETS.STEM_OUT_CHANNELS",
+    "RESNETS.RES2_OUT_CHANNELS",
+)
 _DEPTHS = (50, 101, 152)  # the block counts Detectron2's DeepLab ResNet knows
 
 
@@ -118,25 +151,33 @@ def check_model_keys(cfg: CfgNode, path: Path) -> None:
     """The MODEL values Detectron2 would reject with a bare assert, a KeyError or a failing forward."""
     depth = cfg.MODEL.RESNETS.DEPTH
     if depth not in _DEPTHS:
-        raise UserError(f"config {path} has MODEL.RESNETS.DEPTH {depth}; Detectron2's DeepLab backbone is built "
-                        f"for depth {', '.join(map(str, _DEPTHS))} only: use one of them")
+        raise UserError(
+            f"config {path} has MODEL.RESNETS.DEPTH {depth}; Detectron2's DeepLab backbone is built "
+            f"for depth {', '.join(map(str, _DEPTHS))} only: use one of them"
+        )
     for key in _CHANNEL_KEYS:
         value = cfg.MODEL
         for part in key.split("."):
             value = value[part]
         if not (isinstance(value, int) and value >= 1):
             raise UserError(f"config {path} has MODEL.{key} {value!r}; it is a channel count: use a positive integer")
-    sem, pdl = (cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
-                cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV)
+    sem, pdl = (
+        cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
+        cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV,
+    )
     if cfg.MODEL.META_ARCHITECTURE == "PanopticDeepLab" and sem != pdl:
         # PanopticDeepLab asserts it: the instance head follows PANOPTIC_DEEPLAB's flag
-        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV {sem} but "
-                        f"MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV {pdl}; Detectron2 needs both the same: "
-                        "set both")
-    if cfg.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3Head" and cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE != encoder_stride(cfg):
-        raise UserError(f"config {path} has MODEL.SEM_SEG_HEAD.COMMON_STRIDE {cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE}; "
-                        f"DeepLabV3Head upsamples res5 by it to the input size, so it must be the encoder stride "
-                        f"{encoder_stride(cfg)}: set it to that")
+        raise UserError(
+            f"config {path} has MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV {sem} but "
+            f"MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV {pdl}; Detectron2 needs both the same: "
+            "set both"
+        )
+    if cfg.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3Head" and encoder_stride(cfg) != cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE:
+        raise UserError(
+            f"config {path} has MODEL.SEM_SEG_HEAD.COMMON_STRIDE {cfg.MODEL.SEM_SEG_HEAD.COMMON_STRIDE}; "
+            f"DeepLabV3Head upsamples res5 by it to the input size, so it must be the encoder stride "
+            f"{encoder_stride(cfg)}: set it to that"
+        )
 
 
 def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:
@@ -168,20 +209,23 @@ def _axis_problem(cfg: CfgNode, axis: int, s: int) -> str | None:
     Every input-size rule is here (the axes are independent), so errors and suggestions agree."""
     stride = encoder_stride(cfg)
     if s % stride:
-        return (f"{s} is not a multiple of the encoder stride {stride} (the decoder upsamples by whole "
-                "factors)")
+        return f"{s} is not a multiple of the encoder stride {stride} (the decoder upsamples by whole factors)"
     divisibility = _size_divisibility(cfg)
     if divisibility > 0 and s % divisibility:
-        return (f"{s} is not a multiple of MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility} "
-                "(Detectron2 pads the input to it; the generated program does not)")
+        return (
+            f"{s} is not a multiple of MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility} "
+            "(Detectron2 pads the input to it; the generated program does not)"
+        )
     kernel = aspp_pool_kernel(cfg)
     if kernel is None:
         return None
     k, deepest = kernel[axis], s // stride
     crop = cfg.INPUT.CROP.SIZE[axis]
     if deepest % k:
-        return (f"{s} gives a res5 map of {deepest}, which the ASPP pooling window {k} (INPUT.CROP.SIZE {crop} "
-                f"/ {stride}) does not tile (Detectron2's ASPP refuses it)")
+        return (
+            f"{s} gives a res5 map of {deepest}, which the ASPP pooling window {k} (INPUT.CROP.SIZE {crop} "
+            f"/ {stride}) does not tile (Detectron2's ASPP refuses it)"
+        )
     return None  # a sliding pooling window and its resize back run as a `resample` (passes/resample.py)
 
 
@@ -201,8 +245,10 @@ def check_input_size(cfg: CfgNode, input_size: tuple[int, int]) -> None:
     if not problems:
         return
     h, w = input_size
-    hs, ws = (_working_lengths(cfg, axis, s) if problem is not None else [s]
-              for axis, s, problem in ((0, h, _axis_problem(cfg, 0, h)), (1, w, _axis_problem(cfg, 1, w))))
+    hs, ws = (
+        _working_lengths(cfg, axis, s) if problem is not None else [s]
+        for axis, s, problem in ((0, h, _axis_problem(cfg, 0, h)), (1, w, _axis_problem(cfg, 1, w)))
+    )
     sizes = sorted((f"{a}x{b}" for a in hs for b in ws), key=lambda t: tuple(map(int, t.split("x"))))
     advice = f"sizes that work with this config: {', '.join(sizes)}" if sizes else "no size works with this config"
     if cfg.INPUT.CROP.ENABLED and tuple(cfg.INPUT.CROP.SIZE) != (h, w):
@@ -210,8 +256,10 @@ def check_input_size(cfg: CfgNode, input_size: tuple[int, int]) -> None:
         other.INPUT.CROP.SIZE = (h, w)  # ASPP pooling is then global at this size
         if all(_axis_problem(other, axis, s) is None for axis, s in enumerate(input_size)):
             advice += f"; or {h}x{w} with a config whose INPUT.CROP.SIZE is ({h}, {w})"
-    raise UserError(f"input size {h}x{w} does not work with config {cfg.get('PDL2TTNN_CONFIG_NAME', '')}: "
-                    f"{'; '.join(problems)}; {advice}")
+    raise UserError(
+        f"input size {h}x{w} does not work with config {cfg.get('PDL2TTNN_CONFIG_NAME', '')}: "
+        f"{'; '.join(problems)}; {advice}"
+    )
 
 
 def with_crop_size(cfg: CfgNode, input_size: tuple[int, int]) -> CfgNode:
@@ -239,9 +287,11 @@ def build_model(cfg: CfgNode) -> nn.Module:
     except (AssertionError, KeyError, ValueError, IndexError, TypeError) as e:
         # Detectron2 checks configs with bare asserts and dict lookups: name the line that refused it.
         frame = traceback.extract_tb(e.__traceback__)[-1]
-        raise UserError(f"Detectron2 cannot build a model from config {cfg.get('PDL2TTNN_CONFIG_NAME', '')!r}: "
-                        f"{type(e).__name__} {' '.join(str(e).split())} at {Path(frame.filename).name}:{frame.lineno} "
-                        f"({frame.line}); fix that config value") from None
+        raise UserError(
+            f"Detectron2 cannot build a model from config {cfg.get('PDL2TTNN_CONFIG_NAME', '')!r}: "
+            f"{type(e).__name__} {' '.join(str(e).split())} at {Path(frame.filename).name}:{frame.lineno} "
+            f"({frame.line}); fix that config value"
+        ) from None
     model.eval()
     # Detectron2's meta-architectures name their input channel order `input_format`; this one does not.
     model.input_format = cfg.INPUT.FORMAT

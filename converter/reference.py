@@ -20,8 +20,7 @@ def _first_tensor(out: torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tens
 
 
 @torch.no_grad()
-def reference_outputs(model: Any, variant: str, x: torch.Tensor,
-                      taps: bool = False) -> dict[str, torch.Tensor]:
+def reference_outputs(model: Any, variant: str, x: torch.Tensor, taps: bool = False) -> dict[str, torch.Tensor]:
     """Head outputs by name (and tap outputs if `taps`) of Detectron2's forward on an Nx3xHxW batch."""
     captured: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())

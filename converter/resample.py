@@ -35,5 +35,5 @@ def avg_pool_matrix(size: int, kernel: int, stride: int, padding: int, count_inc
     for i in range(out):
         lo, hi = i * stride - padding, i * stride - padding + kernel
         inside = range(max(lo, 0), min(hi, size))
-        m[i, inside.start:inside.stop] = 1.0 / (kernel if count_include_pad else len(inside))
+        m[i, inside.start : inside.stop] = 1.0 / (kernel if count_include_pad else len(inside))
     return m.to(torch.float32)

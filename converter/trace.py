@@ -127,10 +127,14 @@ class _Lifter:
         if bias is not None:
             params["bias"] = self.const(bias, "conv2d with a computed bias")
         attrs = {
-            "in_channels": int(w.shape[1]) * groups, "out_channels": int(w.shape[0]),
+            "in_channels": int(w.shape[1]) * groups,
+            "out_channels": int(w.shape[0]),
             "kernel_size": (int(w.shape[2]), int(w.shape[3])),
-            "stride": _pair(_arg(n, 3, "stride", 1)), "padding": _pair(padding),
-            "dilation": _pair(_arg(n, 5, "dilation", 1)), "groups": groups, "activation": None,
+            "stride": _pair(_arg(n, 3, "stride", 1)),
+            "padding": _pair(padding),
+            "dilation": _pair(_arg(n, 5, "dilation", 1)),
+            "groups": groups,
+            "activation": None,
         }
         return _Lifted("conv2d", [x], attrs, params)
 
@@ -167,14 +171,22 @@ class _Lifter:
             (h, w), (oh, ow) = _shape(x)[2:], _shape(n)[2:]
             align = bool(_arg(n, 2, "align_corners", False)) if mode == "bilinear" else False
             if oh % h == 0 and ow % w == 0 and not align:
-                return _Lifted("upsample", [x], {"scale_factor": (oh // h, ow // w), "mode": mode,
-                                                 "align_corners": align})
+                return _Lifted(
+                    "upsample", [x], {"scale_factor": (oh // h, ow // w), "mode": mode, "align_corners": align}
+                )
             if mode != "bilinear":
-                raise _NotLowerable(f"resizes {h}x{w} to {oh}x{ow} (nearest) at this input size, a non-integer "
-                                    "scale: choose an input size whose feature maps divide evenly")
+                raise _NotLowerable(
+                    f"resizes {h}x{w} to {oh}x{ow} (nearest) at this input size, a non-integer "
+                    "scale: choose an input size whose feature maps divide evenly"
+                )
             # ttnn's upsample takes integer scales only: the resize as two interpolation matmuls
-            return _Lifted("resample", [x], {"kind": "bilinear"}, {
-                "rows": bilinear_matrix(h, oh, align), "cols": bilinear_matrix(w, ow, align)})
+            return _Lifted(
+                "resample",
+                [x],
+                {"kind": "bilinear"},
+                {"rows": bilinear_matrix(h, oh, align), "cols": bilinear_matrix(w, ow, align)},
+            )
+
         return lift
 
     def avg_pool2d(self, n: fx.Node) -> _Lifted:
@@ -186,10 +198,17 @@ class _Lifter:
             raise _Unsupported("avg_pool2d with divisor_override")
         if kernel == _shape(x)[2:] and padding == (0, 0):
             return _Lifted("global_avg_pool2d", [x])
-        return _Lifted("avg_pool2d", [x], {
-            "kernel_size": kernel, "stride": stride, "padding": padding,
-            "ceil_mode": bool(_arg(n, 4, "ceil_mode", False)),
-            "count_include_pad": bool(_arg(n, 5, "count_include_pad", True))})
+        return _Lifted(
+            "avg_pool2d",
+            [x],
+            {
+                "kernel_size": kernel,
+                "stride": stride,
+                "padding": padding,
+                "ceil_mode": bool(_arg(n, 4, "ceil_mode", False)),
+                "count_include_pad": bool(_arg(n, 5, "count_include_pad", True)),
+            },
+        )
 
     def adaptive_avg_pool2d(self, n: fx.Node) -> _Lifted:
         if _pair(n.args[1]) != (1, 1):
@@ -198,10 +217,17 @@ class _Lifter:
 
     def max_pool2d(self, n: fx.Node) -> _Lifted:
         kernel = _pair(n.args[1])
-        return _Lifted("max_pool2d", [n.args[0]], {
-            "kernel_size": kernel, "stride": _pair(_arg(n, 2, "stride", []) or kernel),
-            "padding": _pair(_arg(n, 3, "padding", 0)), "dilation": _pair(_arg(n, 4, "dilation", 1)),
-            "ceil_mode": bool(_arg(n, 5, "ceil_mode", False))})
+        return _Lifted(
+            "max_pool2d",
+            [n.args[0]],
+            {
+                "kernel_size": kernel,
+                "stride": _pair(_arg(n, 2, "stride", []) or kernel),
+                "padding": _pair(_arg(n, 3, "padding", 0)),
+                "dilation": _pair(_arg(n, 4, "dilation", 1)),
+                "ceil_mode": bool(_arg(n, 5, "ceil_mode", False)),
+            },
+        )
 
     def mul(self, n: fx.Node) -> _Lifted:
         x, s = n.args[:2]
@@ -258,31 +284,40 @@ def _node_name(op: str, source: str, cls: str) -> str:
 def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int) -> tuple[str, str]:
     h, w = input_size
     fmt = getattr(model, "input_format", "RGB")
-    pre = (f"decode the image to {fmt} (channel order the model was trained with), resize to {h}x{w}, "
-           f"HWC uint8 -> {batch}x3xHxW float32 in 0-255 (normalization by pixel mean/std is on device)")
+    pre = (
+        f"decode the image to {fmt} (channel order the model was trained with), resize to {h}x{w}, "
+        f"HWC uint8 -> {batch}x3xHxW float32 in 0-255 (normalization by pixel mean/std is on device)"
+    )
     if variant != "panoptic_deeplab":
         post = "argmax of sem_seg over the class axis -> per-pixel semantic label"
     else:
-        post = (f"argmax of sem_seg -> semantic labels; Panoptic-DeepLab fusion of semantic labels, center "
-                f"heatmap and offsets (center threshold {model.threshold}, {model.nms_kernel}x"
-                f"{model.nms_kernel} max-pool NMS, top-k {model.top_k}, stuff area {model.stuff_area}, "
-                f"label divisor {model.meta.label_divisor}) -> panoptic ids")
+        post = (
+            f"argmax of sem_seg -> semantic labels; Panoptic-DeepLab fusion of semantic labels, center "
+            f"heatmap and offsets (center threshold {model.threshold}, {model.nms_kernel}x"
+            f"{model.nms_kernel} max-pool NMS, top-k {model.top_k}, stuff area {model.stuff_area}, "
+            f"label divisor {model.meta.label_divisor}) -> panoptic ids"
+        )
     return pre, post
 
 
-def export_core(model: nn.Module, variant: str, input_size: tuple[int, int],
-                batch: int = 1) -> torch.export.ExportedProgram:
+def export_core(
+    model: nn.Module, variant: str, input_size: tuple[int, int], batch: int = 1
+) -> torch.export.ExportedProgram:
     """torch.export of the inference core at a fixed Nx3xHxW size (puts the model in eval mode)."""
     check_variant(variant)
     if variant not in model.variants:
-        raise UserError(f"the model of config {model.config_name!r} has no variant {variant!r}; "
-                        f"choose {' or '.join(model.variants)}")
+        raise UserError(
+            f"the model of config {model.config_name!r} has no variant {variant!r}; "
+            f"choose {' or '.join(model.variants)}"
+        )
     if len(input_size) != 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
         raise UserError(f"input size {input_size!r} is not two positive integers; use e.g. 512x1024")
     divisibility = getattr(model, "size_divisibility", -1)
     if divisibility > 0 and any(s % divisibility for s in input_size):
-        raise UserError(f"input size {input_size[0]}x{input_size[1]} is not a multiple of the config's "
-                        f"MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility}; use a multiple of it")
+        raise UserError(
+            f"input size {input_size[0]}x{input_size[1]} is not a multiple of the config's "
+            f"MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY {divisibility}; use a multiple of it"
+        )
     core = _InferenceCore(model, variant).eval()
     if not (isinstance(batch, int) and batch >= 1):
         raise UserError(f"batch size {batch!r} is not a positive integer; use e.g. 1 or 2")
@@ -291,8 +326,10 @@ def export_core(model: nn.Module, variant: str, input_size: tuple[int, int],
         return torch.export.export(core, (example,))
     except ValueError as e:  # Detectron2's own size checks (e.g. ASPP pooling window vs feature size)
         reason = " ".join(str(e).split())
-        raise UserError(f"Detectron2 rejects input size {input_size[0]}x{input_size[1]}: {reason}; "
-                        "use the config's training crop size or a multiple of it") from None
+        raise UserError(
+            f"Detectron2 rejects input size {input_size[0]}x{input_size[1]}: {reason}; "
+            "use the config's training crop size or a multiple of it"
+        ) from None
 
 
 def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
@@ -341,27 +378,38 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], bat
         except _Unsupported as e:
             target = n.target if n.target is not operator.getitem else "operator.getitem"
             detail = f" ({e})" if str(e) else ""
-            raise UserError(f"unsupported operation {target}{detail} in Detectron2 module "
-                            f"{source or 'the top-level model'} ({cls}); pdl2ttnn lowers only "
-                            f"{', '.join(sorted(OP_ATTRS))}: use a config without it") from None
+            raise UserError(
+                f"unsupported operation {target}{detail} in Detectron2 module "
+                f"{source or 'the top-level model'} ({cls}); pdl2ttnn lowers only "
+                f"{', '.join(sorted(OP_ATTRS))}: use a config without it"
+            ) from None
         except _NotLowerable as e:
-            raise UserError(f"input size {input_size[0]}x{input_size[1]}: "
-                            f"{source or 'the top-level model'} {e}") from None
+            raise UserError(
+                f"input size {input_size[0]}x{input_size[1]}: {source or 'the top-level model'} {e}"
+            ) from None
         if isinstance(lifted, fx.Node):  # an identity in eval mode: forward its input
             value[n.name] = value[lifted.name]
-            identity_ops.append({"op": str(n.target), "source": source,
-                                 "why": "identity in eval mode; removed"})
+            identity_ops.append({"op": str(n.target), "source": source, "why": "identity in eval mode; removed"})
             continue
         inputs = tuple(value[i.name] for i in lifted.inputs)
         producer = nodes[index[inputs[0]]] if inputs else None
-        if lifted.op == "channel_affine" and producer is not None and producer.op == "channel_affine" \
-                and fx_users[lifted.inputs[0].name] == 1:
+        if (
+            lifted.op == "channel_affine"
+            and producer is not None
+            and producer.op == "channel_affine"
+            and fx_users[lifted.inputs[0].name] == 1
+        ):
             # (x - mean) / std: two per-channel affines in a row become one.
             s1, t1 = producer.params["scale"], producer.params["shift"]
             s2, t2 = lifted.params["scale"], lifted.params["shift"]
-            nodes[index[producer.name]] = Node(producer.name, "channel_affine", producer.inputs,
-                                               TensorInfo(_shape(n)), producer.source,
-                                               params={"scale": s1 * s2, "shift": t1 * s2 + t2})
+            nodes[index[producer.name]] = Node(
+                producer.name,
+                "channel_affine",
+                producer.inputs,
+                TensorInfo(_shape(n)),
+                producer.source,
+                params={"scale": s1 * s2, "shift": t1 * s2 + t2},
+            )
             value[n.name] = producer.name
             continue
         name = unique(_node_name(lifted.op, source, cls))
@@ -370,12 +418,18 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], bat
 
     taps = {}
     for tap, module in taps_for(variant).items():
-        inside = [x.name for x in nodes if x.op != "output"
-                  and (x.source == module or x.source.startswith(module + "."))]
+        inside = [
+            x.name for x in nodes if x.op != "output" and (x.source == module or x.source.startswith(module + "."))
+        ]
         taps[tap] = inside[-1]
     pre, post = _host_steps(model, variant, tuple(input_size), batch)
     meta = {
-        "variant": variant, "input_size": tuple(input_size), "config": getattr(model, "config_name", ""),
-        "host_preprocess": pre, "host_postprocess": post, "identity_ops": identity_ops, "taps": taps,
+        "variant": variant,
+        "input_size": tuple(input_size),
+        "config": getattr(model, "config_name", ""),
+        "host_preprocess": pre,
+        "host_postprocess": post,
+        "identity_ops": identity_ops,
+        "taps": taps,
     }
     return Graph(tuple(nodes), outputs, meta)

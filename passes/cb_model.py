@@ -51,14 +51,18 @@ def _pad4(padding: tuple[int, ...]) -> tuple[int, int, int, int]:
     return (p[0], p[0], p[1], p[1]) if len(p) == 2 else p  # type: ignore[return-value]
 
 
-def conv_output_hw(input_hw: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
-                   padding: tuple[int, ...], dilation: tuple[int, int]) -> tuple[int, int]:
+def conv_output_hw(
+    input_hw: tuple[int, int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, ...],
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
     """ttnn.get_conv_output_dim for both axes (padding (h, w) or (top, bottom, left, right))."""
     pt, pb, pl, pr = _pad4(padding)
     pads = (pt + pb, pl + pr)
     return tuple(  # type: ignore[return-value]
-        (input_hw[i] + pads[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
-        for i in range(2)
+        (input_hw[i] + pads[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1 for i in range(2)
     )
 
 
@@ -95,8 +99,15 @@ def divisor_with_padding(num: int, start: int) -> int:
     return d
 
 
-def output_cores_c(*, shard_layout: str, grid: tuple[int, int], num_cores: int, out_channels: int,
-                   device_grid: tuple[int, int], matmul: bool) -> int:
+def output_cores_c(
+    *,
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    out_channels: int,
+    device_grid: tuple[int, int],
+    matmul: bool,
+) -> int:
     """Cores across the output channels: ttnn re-derives them from the device grid for block and
     width sharded convs (determine_output_parallel_config), not from the conv's core grid."""
     if matmul or shard_layout == "HEIGHT_SHARDED":
@@ -106,20 +117,40 @@ def output_cores_c(*, shard_layout: str, grid: tuple[int, int], num_cores: int, 
     return divisor_with_padding(cdiv(out_channels, TILE), device_grid[0] * device_grid[1])
 
 
-def conv_blocks(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-                kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                dilation: tuple[int, int], shard_layout: str, grid: tuple[int, int], num_cores: int,
-                act_block_h: int, act_block_w_div: int, num_slices: int,
-                device_grid: tuple[int, int] | None = None, matmul: bool = False,
-                channel_align: int = TILE) -> ConvBlocks:
+def conv_blocks(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    act_block_h: int,
+    act_block_w_div: int,
+    num_slices: int,
+    device_grid: tuple[int, int] | None = None,
+    matmul: bool = False,
+    channel_align: int = TILE,
+) -> ConvBlocks:
     """`device_grid` (the target's compute grid, default `grid`) decides the output channel split;
     `channel_align`: the input channels per core are a multiple of it (a tile, or fewer when a
     DRAM slice arrives as a row-major shard)."""
     kh, kw = _pair(kernel_size)
     out_h, out_w = conv_output_hw(_pair(input_hw), (kh, kw), _pair(stride), padding, _pair(dilation))
     cores_nhw, cores_c = core_split(shard_layout, grid, num_cores)
-    cores_c_out = output_cores_c(shard_layout=shard_layout, grid=grid, num_cores=num_cores,
-                                 out_channels=out_channels, device_grid=device_grid or grid, matmul=matmul)
+    cores_c_out = output_cores_c(
+        shard_layout=shard_layout,
+        grid=grid,
+        num_cores=num_cores,
+        out_channels=out_channels,
+        device_grid=device_grid or grid,
+        matmul=matmul,
+    )
     out_nhw = cdiv(batch * out_h * out_w, max(num_slices, 1))
     out_h_ntiles = cdiv(cdiv(out_nhw, TILE), cores_nhw)
     out_w_ntiles = cdiv(cdiv(out_channels, TILE), cores_c_out)
@@ -156,52 +187,139 @@ class ConvL1:
     output: int  # the conv's own L1-sharded output (the result, or a temporary when it goes to DRAM)
 
 
-def conv_is_matmul(*, kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                   dilation: tuple[int, int], shard_layout: str, groups: int) -> bool:
+def conv_is_matmul(
+    *,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    shard_layout: str,
+    groups: int,
+) -> bool:
     """ttnn runs 1x1 stride-1 unpadded convs that are not width-sharded as a plain matmul."""
-    return (_pair(kernel_size) == (1, 1) and _pair(stride) == (1, 1) and _pad4(padding) == (0, 0, 0, 0)
-            and _pair(dilation) == (1, 1) and groups == 1 and shard_layout != "WIDTH_SHARDED")
+    return (
+        _pair(kernel_size) == (1, 1)
+        and _pair(stride) == (1, 1)
+        and _pad4(padding) == (0, 0, 0, 0)
+        and _pair(dilation) == (1, 1)
+        and groups == 1
+        and shard_layout != "WIDTH_SHARDED"
+    )
 
 
-def conv2d_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-              kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-              dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
-              num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
-              output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
-              fp32_dest_acc: bool, num_slices: int, device_grid: tuple[int, int],
-              output_layout: str = "TILE", slice_type: str = "L1_FULL") -> ConvL1:
+def conv2d_l1(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    act_block_h: int,
+    act_block_w_div: int,
+    input_dtype: str,
+    weights_dtype: str,
+    output_dtype: str,
+    enable_act_double_buffer: bool,
+    enable_weights_double_buffer: bool,
+    fp32_dest_acc: bool,
+    num_slices: int,
+    device_grid: tuple[int, int],
+    output_layout: str = "TILE",
+    slice_type: str = "L1_FULL",
+) -> ConvL1:
     """What one ttnn.conv2d (with a bias, packer_l1_acc = fp32_dest_acc) allocates per core in L1;
     for a DRAM-sliced conv the largest of its slices' (see `conv2d_slices`)."""
-    args = dict(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
-                kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-                act_block_w_div=act_block_w_div, input_dtype=input_dtype, weights_dtype=weights_dtype,
-                output_dtype=output_dtype, enable_act_double_buffer=enable_act_double_buffer,
-                enable_weights_double_buffer=enable_weights_double_buffer, fp32_dest_acc=fp32_dest_acc,
-                device_grid=device_grid)
+    args = dict(
+        batch=batch,
+        input_hw=input_hw,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        shard_layout=shard_layout,
+        grid=grid,
+        num_cores=num_cores,
+        act_block_h=act_block_h,
+        act_block_w_div=act_block_w_div,
+        input_dtype=input_dtype,
+        weights_dtype=weights_dtype,
+        output_dtype=output_dtype,
+        enable_act_double_buffer=enable_act_double_buffer,
+        enable_weights_double_buffer=enable_weights_double_buffer,
+        fp32_dest_acc=fp32_dest_acc,
+        device_grid=device_grid,
+    )
     parts = conv2d_slices(**args, output_layout=output_layout, slice_type=slice_type, num_slices=num_slices)
     if parts:
-        return ConvL1(cb=max(p.cb for p in parts), halo=max(p.halo for p in parts),
-                      output=max(p.output for p in parts))
+        return ConvL1(cb=max(p.cb for p in parts), halo=max(p.halo for p in parts), output=max(p.output for p in parts))
     return _conv_l1(**args, output_layout=output_layout)
 
 
-def _conv_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-             kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, ...],
-             dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
-             num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
-             output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
-             fp32_dest_acc: bool, device_grid: tuple[int, int], output_layout: str,
-             channel_align: int = TILE) -> ConvL1:
+def _conv_l1(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, ...],
+    dilation: tuple[int, int],
+    groups: int,
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    act_block_h: int,
+    act_block_w_div: int,
+    input_dtype: str,
+    weights_dtype: str,
+    output_dtype: str,
+    enable_act_double_buffer: bool,
+    enable_weights_double_buffer: bool,
+    fp32_dest_acc: bool,
+    device_grid: tuple[int, int],
+    output_layout: str,
+    channel_align: int = TILE,
+) -> ConvL1:
     """One conv on L1-resident data (the whole conv, or one DRAM slice of it)."""
     kh, kw = _pair(kernel_size)
-    matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                            shard_layout=shard_layout, groups=groups)
-    b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
-                    kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                    shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-                    act_block_w_div=act_block_w_div, num_slices=0, device_grid=device_grid,
-                    matmul=matmul, channel_align=channel_align)
+    matmul = conv_is_matmul(
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        shard_layout=shard_layout,
+        groups=groups,
+    )
+    b = conv_blocks(
+        batch=batch,
+        input_hw=input_hw,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        shard_layout=shard_layout,
+        grid=grid,
+        num_cores=num_cores,
+        act_block_h=act_block_h,
+        act_block_w_div=act_block_w_div,
+        num_slices=0,
+        device_grid=device_grid,
+        matmul=matmul,
+        channel_align=channel_align,
+    )
     out_tiles = b.out_h_ntiles * b.out_w_ntiles
     w_tile, out_tile = TILE_BYTES[weights_dtype], TILE_BYTES[output_dtype]
     # a row-major output shard has the tiled one's size (bf16); the matmul path writes tiles anyway
@@ -250,16 +368,26 @@ def _conv_l1(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_cha
     elif shard_layout == "BLOCK_SHARDED" and conv_in_dtype != output_dtype:
         row_major_tiles = act_cb_tiles  # otherwise it overlaps the ACT CB
 
-    cb = (weight_tiles * w_tile
-          + partials
-          + act_cb_tiles * act_cb_tile
-          + act_tiles * out_tile  # tilized activation block
-          + b.out_w_ntiles * w_tile  # bias
-          + row_major_tiles * in_tile
-          + L1_SCRATCHPAD_BYTES)
-    halo = _conv_halo(batch, _pair(input_hw), (kh, kw), _pair(stride), _pad4(padding), _pair(dilation),
-                      core_split(shard_layout, grid, num_cores)[0], b.out_h_ntiles * TILE,
-                      b.in_channels_per_core * DATUM_BYTES[conv_in_dtype])
+    cb = (
+        weight_tiles * w_tile
+        + partials
+        + act_cb_tiles * act_cb_tile
+        + act_tiles * out_tile  # tilized activation block
+        + b.out_w_ntiles * w_tile  # bias
+        + row_major_tiles * in_tile
+        + L1_SCRATCHPAD_BYTES
+    )
+    halo = _conv_halo(
+        batch,
+        _pair(input_hw),
+        (kh, kw),
+        _pair(stride),
+        _pad4(padding),
+        _pair(dilation),
+        core_split(shard_layout, grid, num_cores)[0],
+        b.out_h_ntiles * TILE,
+        b.in_channels_per_core * DATUM_BYTES[conv_in_dtype],
+    )
     return ConvL1(cb=cb, halo=halo, output=output)
 
 
@@ -301,8 +429,9 @@ def _slice_ranges(extent: int, num_slices: int, rounding: int) -> list[tuple[int
     return out
 
 
-def _input_range(o0: int, o1: int, out: int, inp: int, k: int, s: int, d: int, p0: int,
-                 p1: int) -> tuple[int, int, int, int]:
+def _input_range(
+    o0: int, o1: int, out: int, inp: int, k: int, s: int, d: int, p0: int, p1: int
+) -> tuple[int, int, int, int]:
     """Conv2dSliceAttr::run_L1_op along one axis: (input start, end, pad before, pad after) that an
     output range [o0, o1) reads; the image's own padding only at its edges."""
     start, end = o0 * s - p0, (o1 - 1) * s - p0 + d * (k - 1) + 1
@@ -323,8 +452,9 @@ def _divisor_with_padding_and_mult(num: int, start: int, mult: int) -> int:
     return d
 
 
-def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int, in_channels: int,
-                 channel_align: int) -> tuple[int, int, tuple[int, int]]:
+def _slice_cores(
+    shard_layout: str, device_grid: tuple[int, int], out_nhw: int, in_channels: int, channel_align: int
+) -> tuple[int, int, tuple[int, int]]:
     """(cores along N*H*W, along channels, core box) of the L1 shard a DRAM slice is copied into:
     determine_parallel_config over the whole device grid for the slice's output (channels padded)."""
     ntiles = cdiv(out_nhw, TILE)
@@ -344,29 +474,59 @@ def _slice_cores(shard_layout: str, device_grid: tuple[int, int], out_nhw: int, 
 SLICE_CHANNEL_ALIGN = 8  # a DRAM slice's row-major shard pads channels to 16 bytes of bfloat16
 
 
-def _row_major_shard(rows: int, channels: int, cores_nhw: int, cores_c: int, row_align: int,
-                     channel_align: int) -> tuple[int, int, int]:
+def _row_major_shard(
+    rows: int, channels: int, cores_nhw: int, cores_c: int, row_align: int, channel_align: int
+) -> tuple[int, int, int]:
     """(rows, channels, bytes) per core of a row-major bfloat16 shard (determine_input_memory_config)."""
     shard_rows = round_up(rows, cores_nhw * row_align) // cores_nhw
     shard_c = round_up(channels, cores_c * channel_align) // cores_c
     return shard_rows, shard_c, shard_rows * round_up(shard_c * DATUM_BYTES["bfloat16"], 16)
 
 
-def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-                  kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                  dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
-                  num_cores: int, act_block_h: int, act_block_w_div: int, input_dtype: str, weights_dtype: str,
-                  output_dtype: str, enable_act_double_buffer: bool, enable_weights_double_buffer: bool,
-                  fp32_dest_acc: bool, num_slices: int, device_grid: tuple[int, int], output_layout: str,
-                  slice_type: str) -> list[ConvSlice]:
+def conv2d_slices(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    act_block_h: int,
+    act_block_w_div: int,
+    input_dtype: str,
+    weights_dtype: str,
+    output_dtype: str,
+    enable_act_double_buffer: bool,
+    enable_weights_double_buffer: bool,
+    fp32_dest_acc: bool,
+    num_slices: int,
+    device_grid: tuple[int, int],
+    output_layout: str,
+    slice_type: str,
+) -> list[ConvSlice]:
     """Every slice of a DRAM-sliced ttnn.conv2d (num_slices > 1), in order. Each slice is an L1 conv
     of its own input rectangle, with the image's padding only at the image's edges and, for a TILE
     output, its output width padded to whole tiles by padding on the right.
     Empty when ttnn does not slice: L1_FULL, one slice, or a 1x1 matmul conv (measured: ttnn runs
     it whole, from its DRAM input)."""
-    if slice_type == "L1_FULL" or num_slices <= 1 or conv_is_matmul(
-            kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-            shard_layout=shard_layout, groups=groups):
+    if (
+        slice_type == "L1_FULL"
+        or num_slices <= 1
+        or conv_is_matmul(
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            shard_layout=shard_layout,
+            groups=groups,
+        )
+    ):
         return []
     (ih, iw), (kh, kw), (sh, sw), (dh, dw) = _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(dilation)
     pt, pb, pl, pr = _pad4(padding)
@@ -397,29 +557,55 @@ def conv2d_slices(*, batch: int, input_hw: tuple[int, int], in_channels: int, ou
         same = (nhw, c) == (conv_nhw, conv_c) and (conv_box is None or conv_box == box)
         conv_c_width, reshard = slice_c, 0
         if not same:
-            _, conv_c_width, reshard = _row_major_shard(in_rows, in_channels, conv_nhw, conv_c, TILE,
-                                                        TILE if width else SLICE_CHANNEL_ALIGN)
-        conv = _conv_l1(batch=batch, input_hw=(h1 - h0, w1 - w0), in_channels=in_channels,
-                        out_channels=out_channels, kernel_size=(kh, kw), stride=(sh, sw),
-                        padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), groups=groups,
-                        shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-                        act_block_w_div=act_block_w_div, input_dtype=input_dtype, weights_dtype=weights_dtype,
-                        output_dtype=output_dtype, enable_act_double_buffer=enable_act_double_buffer,
-                        enable_weights_double_buffer=enable_weights_double_buffer, fp32_dest_acc=fp32_dest_acc,
-                        device_grid=device_grid, output_layout="TILE",
-                        channel_align=math.gcd(conv_c_width, TILE))
+            _, conv_c_width, reshard = _row_major_shard(
+                in_rows, in_channels, conv_nhw, conv_c, TILE, TILE if width else SLICE_CHANNEL_ALIGN
+            )
+        conv = _conv_l1(
+            batch=batch,
+            input_hw=(h1 - h0, w1 - w0),
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=(kh, kw),
+            stride=(sh, sw),
+            padding=(ptop, pbot, plft, prgt),
+            dilation=(dh, dw),
+            groups=groups,
+            shard_layout=shard_layout,
+            grid=grid,
+            num_cores=num_cores,
+            act_block_h=act_block_h,
+            act_block_w_div=act_block_w_div,
+            input_dtype=input_dtype,
+            weights_dtype=weights_dtype,
+            output_dtype=output_dtype,
+            enable_act_double_buffer=enable_act_double_buffer,
+            enable_weights_double_buffer=enable_weights_double_buffer,
+            fp32_dest_acc=fp32_dest_acc,
+            device_grid=device_grid,
+            output_layout="TILE",
+            channel_align=math.gcd(conv_c_width, TILE),
+        )
         in_tiles = max(cdiv((k + 1) * slice_c, TILE) - (k * slice_c) // TILE for k in range(c))
         slice_cb = 4 * in_tiles * (TILE_BYTES[input_dtype] + TILE_BYTES["bfloat16"]) + slice_c * DATUM_BYTES["bfloat16"]
         # conv2d's bypass_halo: a width-sharded row-major slice without padding is read as it is
         halo = 0 if width and (ptop, pbot, plft, prgt) == (0, 0, 0, 0) else conv.halo
         rm = dict(untilize=0 if tile_out else conv.output)
         if width and not tile_out:
-            rm = _interleaved_untilize(batch * (oh[1] - oh[0]) * (ow[1] - ow[0]), out_channels, output_dtype,
-                                       device_grid[0] * device_grid[1])
-        parts.append(ConvSlice(
-            input=input_bytes, slice_cb=slice_cb, reshard=reshard, halo=halo,
-            halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if halo else 0,
-            output=conv.output, cb=conv.cb, **rm))
+            rm = _interleaved_untilize(
+                batch * (oh[1] - oh[0]) * (ow[1] - ow[0]), out_channels, output_dtype, device_grid[0] * device_grid[1]
+            )
+        parts.append(
+            ConvSlice(
+                input=input_bytes,
+                slice_cb=slice_cb,
+                reshard=reshard,
+                halo=halo,
+                halo_cb=halo_cb_bytes(channels_per_core=conv_c_width, tiled_input=False) if halo else 0,
+                output=conv.output,
+                cb=conv.cb,
+                **rm,
+            )
+        )
     return parts
 
 
@@ -432,13 +618,25 @@ def _interleaved_untilize(rows: int, channels: int, dtype: str, banks: int) -> d
     tile_rows, tiles = cdiv(rows, TILE), channel_tiles(channels)
     depth = 1 if rows % TILE == 0 and 2 * tile_rows <= banks else 2
     stick = round_up(channels * DATUM_BYTES["bfloat16"], 16)
-    return dict(interleaved=cdiv(tile_rows * tiles, banks) * TILE_BYTES[dtype], untilize=cdiv(rows, banks) * stick,
-                untilize_cb=depth * tiles * (TILE_BYTES[dtype] + BF16_TILE), write_cb=4 * BF16_TILE)
+    return dict(
+        interleaved=cdiv(tile_rows * tiles, banks) * TILE_BYTES[dtype],
+        untilize=cdiv(rows, banks) * stick,
+        untilize_cb=depth * tiles * (TILE_BYTES[dtype] + BF16_TILE),
+        write_cb=4 * BF16_TILE,
+    )
 
 
-def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-               padding: tuple[int, int, int, int], dilation: tuple[int, int], cores_nhw: int, rows_per_core: int,
-               stick_bytes: int) -> int:
+def _conv_halo(
+    batch: int,
+    input_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    cores_nhw: int,
+    rows_per_core: int,
+    stick_bytes: int,
+) -> int:
     """Halo output per core: each core holds the padded-input sticks from its first output pixel's
     window to its last one's (ttnn's sliding-window shard boundaries), the largest core counts."""
     (ih, iw), (kh, kw), (sh, sw), (pt, pb, pl, pr), (dh, dw) = input_hw, kernel, stride, padding, dilation
@@ -462,10 +660,21 @@ def _conv_halo(batch: int, input_hw: tuple[int, int], kernel: tuple[int, int], s
     return most * round_up(stick_bytes, 16)
 
 
-def halo_bytes(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
-               stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
-               shard_layout: str, grid: tuple[int, int], num_cores: int, dtype: str,
-               num_slices: int) -> int:
+def halo_bytes(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    dtype: str,
+    num_slices: int,
+) -> int:
     """Per-core L1 of the halo op's output (the padded input windows a sliding-window op reads).
 
     ttnn inserts a halo before convs and pools that are not plain matmuls (kernel > 1, stride > 1 or
@@ -503,9 +712,17 @@ def channel_tiles(channels: int) -> int:
     return cdiv(channels, TILE)
 
 
-def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple[int, int],
-                    stride: tuple[int, int], padding: tuple[int, ...], dilation: tuple[int, int],
-                    rows_per_core: int, channels_per_core: int) -> int:
+def pool_halo_bytes(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, ...],
+    dilation: tuple[int, int],
+    rows_per_core: int,
+    channels_per_core: int,
+) -> int:
     """Per-core L1 of the halo output feeding a pool or a bilinear upsample (exact, measured).
 
     Core i computes output pixels [i * rows_per_core, (i + 1) * rows_per_core) of the flat N*OH*OW
@@ -525,13 +742,16 @@ def pool_halo_bytes(*, batch: int, input_hw: tuple[int, int], kernel_size: tuple
         return b * hp * wp + y * sh * wp + x * sw
 
     reach = dh * (kh - 1) * wp + dw * (kw - 1)
-    span = max(first_stick(min(n, start + rows_per_core) - 1) + reach - first_stick(start) + 1
-               for start in range(0, n, rows_per_core))
+    span = max(
+        first_stick(min(n, start + rows_per_core) - 1) + reach - first_stick(start) + 1
+        for start in range(0, n, rows_per_core)
+    )
     return span * channels_per_core * DATUM_BYTES["bfloat16"]
 
 
-def bilinear_halo_bytes(*, batch: int, input_hw: tuple[int, int], scale: tuple[int, int], num_cores: int,
-                        channels_per_core: int) -> int:
+def bilinear_halo_bytes(
+    *, batch: int, input_hw: tuple[int, int], scale: tuple[int, int], num_cores: int, channels_per_core: int
+) -> int:
     """Per-core L1 of the halo output feeding a bilinear upsample (measured exact, whole or partial
     image rows per shard): the output sticks are split evenly over the input's cores, and each core
     holds the padded (by 1) input sticks from the top-left neighbour of its first output pixel's
@@ -593,9 +813,21 @@ class PoolSlice:
     cb: int
 
 
-def pool_slices(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_size: tuple[int, int],
-                stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], slice_type: str,
-                num_slices: int, num_cores: int, input_dtype: str, output_dtype: str) -> list[PoolSlice]:
+def pool_slices(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    slice_type: str,
+    num_slices: int,
+    num_cores: int,
+    input_dtype: str,
+    output_dtype: str,
+) -> list[PoolSlice]:
     """Every slice of a DRAM-sliced max/avg pool with a TILE output (op_slicing.cpp, as for convs:
     each slice an L1 pool of its input rectangle, the image's padding at its edges only), each slice
     height sharded on as many of the `num_cores` cores as its output's tiles split onto evenly
@@ -612,24 +844,37 @@ def pool_slices(*, batch: int, input_hw: tuple[int, int], channels: int, kernel_
         w0, w1, plft, prgt = _input_range(*ow, out_w, iw, kw, sw, dw, pl, pr)
         out_px = batch * (oh[1] - oh[0]) * (ow[1] - ow[0])
         cores = _divisor_with_padding_and_mult(cdiv(out_px, TILE), num_cores, 1)  # determine_parallel_config
-        _, _, input_bytes = _row_major_shard(batch * (h1 - h0) * (w1 - w0), channels, cores, 1, TILE,
-                                             SLICE_CHANNEL_ALIGN)
+        _, _, input_bytes = _row_major_shard(
+            batch * (h1 - h0) * (w1 - w0), channels, cores, 1, TILE, SLICE_CHANNEL_ALIGN
+        )
         rows_out = round_up(out_px, cores * TILE) // cores
-        halo = pool_halo_bytes(batch=batch, input_hw=(h1 - h0, w1 - w0), kernel_size=(kh, kw), stride=(sh, sw),
-                               padding=(ptop, pbot, plft, prgt), dilation=(dh, dw), rows_per_core=rows_out,
-                               channels_per_core=channels)
+        halo = pool_halo_bytes(
+            batch=batch,
+            input_hw=(h1 - h0, w1 - w0),
+            kernel_size=(kh, kw),
+            stride=(sh, sw),
+            padding=(ptop, pbot, plft, prgt),
+            dilation=(dh, dw),
+            rows_per_core=rows_out,
+            channels_per_core=channels,
+        )
         tiles = channel_tiles(channels)
-        parts.append(PoolSlice(
-            input=input_bytes,
-            slice_cb=4 * tiles * (TILE_BYTES[input_dtype] + BF16_TILE) + channels * DATUM_BYTES["bfloat16"],
-            halo=round_up(halo, 16), halo_cb=halo_cb_bytes(channels_per_core=channels, tiled_input=False),
-            output=rows_out // TILE * tiles * TILE_BYTES[output_dtype],
-            cb=pool2d_cb_bytes(channels_per_core=channels, kernel_size=(kh, kw), output_dtype=output_dtype)))
+        parts.append(
+            PoolSlice(
+                input=input_bytes,
+                slice_cb=4 * tiles * (TILE_BYTES[input_dtype] + BF16_TILE) + channels * DATUM_BYTES["bfloat16"],
+                halo=round_up(halo, 16),
+                halo_cb=halo_cb_bytes(channels_per_core=channels, tiled_input=False),
+                output=rows_out // TILE * tiles * TILE_BYTES[output_dtype],
+                cb=pool2d_cb_bytes(channels_per_core=channels, kernel_size=(kh, kw), output_dtype=output_dtype),
+            )
+        )
     return parts
 
 
-def upsample_cb_bytes(*, channels_per_core: int, mode: str, layout: str, sharded: bool, rows: int,
-                      num_cores: int) -> int:
+def upsample_cb_bytes(
+    *, channels_per_core: int, mode: str, layout: str, sharded: bool, rows: int, num_cores: int
+) -> int:
     """The upsample program (a bilinear one runs after its halo, see `halo_cb_bytes`).
 
     Bilinear: input and output staging of 16 bytes per channel (input at most 256 channels at a
@@ -687,8 +932,9 @@ def reduce_cb_bytes(*, in_dtype: str, out_dtype: str) -> int:
     return 2 * TILE_BYTES[in_dtype] + BF16_TILE + 2 * TILE_BYTES[out_dtype]
 
 
-def reduce_programs(*, rows: int, channels: int, num_cores: int, in_dtype: str,
-                    out_dtype: str) -> list[tuple[int, int]]:
+def reduce_programs(
+    *, rows: int, channels: int, num_cores: int, in_dtype: str, out_dtype: str
+) -> list[tuple[int, int]]:
     """global_avg_pool2d's reduction programs as (intermediate L1 bytes per bank it leaves for the
     next program, CB bytes). Few channel tiles (at most half the cores) over at least 32 row tiles
     reduce in two programs: partial sums into an intermediate of 128 B per channel tile, then the
@@ -699,37 +945,74 @@ def reduce_programs(*, rows: int, channels: int, num_cores: int, in_dtype: str,
     return [(0, reduce_cb_bytes(in_dtype=in_dtype, out_dtype=out_dtype))]
 
 
-def conv2d_illegal(*, batch: int, input_hw: tuple[int, int], in_channels: int, out_channels: int,
-                   kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                   dilation: tuple[int, int], groups: int, shard_layout: str, grid: tuple[int, int],
-                   num_cores: int, act_block_h: int, act_block_w_div: int, output_dtype: str,
-                   num_slices: int, output_layout: str = "TILE", slice_type: str = "L1_FULL",
-                   **_: object) -> str | None:
+def conv2d_illegal(
+    *,
+    batch: int,
+    input_hw: tuple[int, int],
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    shard_layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    act_block_h: int,
+    act_block_w_div: int,
+    output_dtype: str,
+    num_slices: int,
+    output_layout: str = "TILE",
+    slice_type: str = "L1_FULL",
+    **_: object,
+) -> str | None:
     """Why ttnn 0.81.1 rejects (or crashes on) this conv config, or None. Rules seen while sampling
     real ttnn (tests/test_l1_model_conv.py checks each rule only fires where real ttnn rejects)."""
     if output_layout == "ROW_MAJOR" and output_dtype == "bfloat8_b":
         return "a row-major output cannot be bfloat8_b (TILE only for BFLOAT8_B)"
     if act_block_w_div > 1:
         return "act_block_w_div > 1: ttnn 0.81.1 crashes (SIGFPE in to_weight_tile_layout) or rejects it"
-    matmul = conv_is_matmul(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                            shard_layout=shard_layout, groups=groups)
+    matmul = conv_is_matmul(
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        shard_layout=shard_layout,
+        groups=groups,
+    )
     k_tiles = cdiv(in_channels, TILE)
     if matmul and shard_layout == "BLOCK_SHARDED" and k_tiles % grid[0]:
         return f"block-sharded 1x1 matmul: K {k_tiles} tiles over {grid[0]} cores does not match the weights' K"
     if num_slices > 1:  # op_slicing.cpp: slices align to tiles (TILE, width) or need a few columns each
-        out_h, out_w = conv_output_hw(_pair(input_hw), _pair(kernel_size), _pair(stride), _pair(padding),
-                                      _pair(dilation))
+        out_h, out_w = conv_output_hw(
+            _pair(input_hw), _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation)
+        )
         if slice_type == "DRAM_SLICE_WIDTH":
             most = cdiv(out_w, TILE) if output_layout == "TILE" else out_w // 4
         else:
             most = out_h
         if num_slices > most:
-            return f"{num_slices} slices exceed the {most} ttnn allows for this output {out_h}x{out_w} ({output_layout})"
+            return (
+                f"{num_slices} slices exceed the {most} ttnn allows for this output {out_h}x{out_w} ({output_layout})"
+            )
     if shard_layout == "WIDTH_SHARDED" and act_block_h > 0:
-        b = conv_blocks(batch=batch, input_hw=input_hw, in_channels=in_channels, out_channels=out_channels,
-                        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                        shard_layout=shard_layout, grid=grid, num_cores=num_cores, act_block_h=0,
-                        act_block_w_div=act_block_w_div, num_slices=num_slices)
+        b = conv_blocks(
+            batch=batch,
+            input_hw=input_hw,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            shard_layout=shard_layout,
+            grid=grid,
+            num_cores=num_cores,
+            act_block_h=0,
+            act_block_w_div=act_block_w_div,
+            num_slices=num_slices,
+        )
         if b.out_h_ntiles % (act_block_h // TILE):
             return f"width sharding: act_block_h {act_block_h} must divide the output height ({b.out_h_ntiles} tiles)"
     return None

@@ -31,8 +31,13 @@ def _only_reader(graph: Graph, reader: str) -> Callable[[Node], bool]:
 
 def _unfolded_batchnorms(graph: Graph) -> list[str]:
     by_name = {n.name: n for n in graph}
-    return [n.name for n in graph if n.op == "batch_norm" and by_name[n.inputs[0]].op == "conv2d"
-            and _only_reader(graph, n.name)(by_name[n.inputs[0]])]
+    return [
+        n.name
+        for n in graph
+        if n.op == "batch_norm"
+        and by_name[n.inputs[0]].op == "conv2d"
+        and _only_reader(graph, n.name)(by_name[n.inputs[0]])
+    ]
 
 
 def _unfused_relus(graph: Graph) -> list[str]:
@@ -40,8 +45,12 @@ def _unfused_relus(graph: Graph) -> list[str]:
     out = []
     for n in graph:
         host = by_name[n.inputs[0]] if n.op == "relu" else None
-        if host and host.op in ("conv2d", "add") and host.attrs["activation"] is None \
-                and _only_reader(graph, n.name)(host):
+        if (
+            host
+            and host.op in ("conv2d", "add")
+            and host.attrs["activation"] is None
+            and _only_reader(graph, n.name)(host)
+        ):
             out.append(n.name)
     return out
 

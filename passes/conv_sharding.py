@@ -93,22 +93,47 @@ def conv_output_placement(node: Node, s: ConvShape) -> Placement:
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
 
 
-def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tuple[int, int], num_cores: int,
-                slice_type: str, num_slices: int, act_block_h: int, double_buffer: bool,
-                act_block_w_div: int = 1, input_dtype: str | None = None,
-                output_layout: str = "TILE") -> int:
+def working_set(
+    s: ConvShape,
+    node: Node,
+    target: Target,
+    layout: str,
+    grid: tuple[int, int],
+    num_cores: int,
+    slice_type: str,
+    num_slices: int,
+    act_block_h: int,
+    double_buffer: bool,
+    act_block_w_div: int = 1,
+    input_dtype: str | None = None,
+    output_layout: str = "TILE",
+) -> int:
     """The conv's per-core L1: input shard + halo + output shard + CBs.
     `input_dtype` is the dtype the conv reads (its producer's, default the conv's own): a bfloat8_b
     conv often reads a bfloat16 tensor (the model input), twice the bytes of its own dtype."""
     plan = plan_of(node)
     in_dtype, out_dtype = input_dtype or plan.dtype, plan.dtype
     l1 = cb_model.conv2d_l1(
-        **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
-        shard_layout=layout, grid=grid, num_cores=num_cores, act_block_h=act_block_h,
-        act_block_w_div=act_block_w_div, input_dtype=in_dtype, weights_dtype=plan.weights_dtype or "bfloat16",
-        output_dtype=out_dtype, enable_act_double_buffer=double_buffer,
-        enable_weights_double_buffer=double_buffer, fp32_dest_acc=plan.fp32_dest_acc, num_slices=num_slices,
-        device_grid=target.grid, slice_type=slice_type, output_layout=output_layout)
+        **s.geometry(),
+        in_channels=s.in_channels,
+        out_channels=s.out_channels,
+        groups=s.groups,
+        shard_layout=layout,
+        grid=grid,
+        num_cores=num_cores,
+        act_block_h=act_block_h,
+        act_block_w_div=act_block_w_div,
+        input_dtype=in_dtype,
+        weights_dtype=plan.weights_dtype or "bfloat16",
+        output_dtype=out_dtype,
+        enable_act_double_buffer=double_buffer,
+        enable_weights_double_buffer=double_buffer,
+        fp32_dest_acc=plan.fp32_dest_acc,
+        num_slices=num_slices,
+        device_grid=target.grid,
+        slice_type=slice_type,
+        output_layout=output_layout,
+    )
     k = max(num_slices, 1)
     p_in = activation_placement(layout, grid, num_cores, cdiv(s.in_rows, k), s.in_channels)
     if slice_type == "L1_FULL":  # the input tensor itself, sharded as the conv runs
@@ -122,8 +147,7 @@ def working_set(s: ConvShape, node: Node, target: Target, layout: str, grid: tup
 
 def _act_block_hs(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> list[int]:
     """0 (ttnn's maximum), then halving block heights down to one tile."""
-    per_core = cdiv(cdiv(cdiv(s.out_rows, max(num_slices, 1)), TILE),
-                    cb_model.core_split(layout, grid, num_cores)[0])
+    per_core = cdiv(cdiv(cdiv(s.out_rows, max(num_slices, 1)), TILE), cb_model.core_split(layout, grid, num_cores)[0])
     out, t = [0], 1
     while t < per_core:
         out.insert(1, t * TILE)
@@ -141,13 +165,22 @@ def _slicings(s: ConvShape) -> Iterator[tuple[str, int]]:
 
 
 def _describe(c: ConvConfig) -> str:
-    return (f"{c.slice_type}{f' x{c.num_slices}' if c.num_slices else ''} {c.shard_layout}"
-            f", act_block_h {c.act_block_h or 'max'}{'' if c.enable_act_double_buffer else ', single-buffered'}"
-            f", {c.l1_bytes_per_core} B/core")
+    return (
+        f"{c.slice_type}{f' x{c.num_slices}' if c.num_slices else ''} {c.shard_layout}"
+        f", act_block_h {c.act_block_h or 'max'}{'' if c.enable_act_double_buffer else ', single-buffered'}"
+        f", {c.l1_bytes_per_core} B/core"
+    )
 
 
-def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, budget: int,
-                  pin: LayerOverride | None = None, reader_ops: tuple[str, ...] = ()) -> tuple[list[ConvConfig], str]:
+def legal_configs(
+    node: Node,
+    s: ConvShape,
+    input_dtype: str,
+    target: Target,
+    budget: int,
+    pin: LayerOverride | None = None,
+    reader_ops: tuple[str, ...] = (),
+) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
     blocking that fits, in candidate order; and why L1_FULL did not fit ("" if it did).
     `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
@@ -177,42 +210,88 @@ def legal_configs(node: Node, s: ConvShape, input_dtype: str, target: Target, bu
             else:
                 abhs = _act_block_hs(s, layout, grid, cores, num_slices)
             smallest = 0
-            for abh, dbl in ((a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))):
+            for abh, dbl in (
+                (a, d) for a in abhs for d in ((True, False) if slice_type == "L1_FULL" and a == 0 else (False,))
+            ):
                 out_layout = conv_output_layout(node, list(reader_ops), layout)
                 illegal = cb_model.conv2d_illegal(
-                    **s.geometry(), in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
-                    shard_layout=layout, grid=grid, num_cores=cores, act_block_h=abh, act_block_w_div=1,
-                    output_dtype=plan_of(node).dtype, num_slices=num_slices, slice_type=slice_type,
-                    output_layout=out_layout)
+                    **s.geometry(),
+                    in_channels=s.in_channels,
+                    out_channels=s.out_channels,
+                    groups=s.groups,
+                    shard_layout=layout,
+                    grid=grid,
+                    num_cores=cores,
+                    act_block_h=abh,
+                    act_block_w_div=1,
+                    output_dtype=plan_of(node).dtype,
+                    num_slices=num_slices,
+                    slice_type=slice_type,
+                    output_layout=out_layout,
+                )
                 if illegal:
                     rejected = rejected or illegal
                     continue
-                total = working_set(s, node, target, layout, grid, cores, slice_type, num_slices, abh, dbl,
-                                    input_dtype=input_dtype, output_layout=out_layout)
+                total = working_set(
+                    s,
+                    node,
+                    target,
+                    layout,
+                    grid,
+                    cores,
+                    slice_type,
+                    num_slices,
+                    abh,
+                    dbl,
+                    input_dtype=input_dtype,
+                    output_layout=out_layout,
+                )
                 if total <= budget:
-                    found.append(ConvConfig(layout, slice_type, num_slices, abh, 1, dbl, dbl,
-                                            f"preferred {preferred} ({why})" if layout == preferred else "",
-                                            grid, cores, total))
+                    found.append(
+                        ConvConfig(
+                            layout,
+                            slice_type,
+                            num_slices,
+                            abh,
+                            1,
+                            dbl,
+                            dbl,
+                            f"preferred {preferred} ({why})" if layout == preferred else "",
+                            grid,
+                            cores,
+                            total,
+                        )
+                    )
                     fitted.add((slice_type, layout))
                     break
                 smallest = total
                 if least is None or total < least[0]:
-                    least = (total, f"{slice_type}{f' x{num_slices}' if num_slices else ''} {layout}"
-                                    f" with act_block_h {abh or 'max'}")
+                    least = (
+                        total,
+                        f"{slice_type}{f' x{num_slices}' if num_slices else ''} {layout}"
+                        f" with act_block_h {abh or 'max'}",
+                    )
             else:
                 if not miss and slice_type == "L1_FULL":
                     miss = f"L1_FULL {layout} needs {smallest} B > budget {budget} B"
     if pin and not found and least is None and rejected:  # the pin leaves ttnn nothing it accepts
-        raise UserError(f"override of conv {node.name!r}: real ttnn rejects it: {rejected}; "
-                        "change or remove the override")
+        raise UserError(
+            f"override of conv {node.name!r}: real ttnn rejects it: {rejected}; change or remove the override"
+        )
     if not found and least:  # no candidate will quote `miss`: say what came closest
         miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
     return found, miss
 
 
-def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, source_dtype: str,
-                 arrives: Placement | None, target: Target, output_memory: str | None = None
-                 ) -> list[tuple[float, ConvConfig]]:
+def rank_configs(
+    node: Node,
+    configs: list[ConvConfig],
+    source: TensorInfo,
+    source_dtype: str,
+    arrives: Placement | None,
+    target: Target,
+    output_memory: str | None = None,
+) -> list[tuple[float, ConvConfig]]:
     """(modeled us, config), cheapest first; ties keep the given (candidate) order.
 
     `arrives` is where the conv's input is when the conv runs (None: where each config wants it);
@@ -233,9 +312,16 @@ def rank_configs(node: Node, configs: list[ConvConfig], source: TensorInfo, sour
     return [(cost, c) for cost, _, c in scored]
 
 
-def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrives: Placement | None,
-                       target: Target, budget: int, pin: LayerOverride | None = None,
-                       reader_ops: tuple[str, ...] = ()) -> ConvConfig:
+def choose_conv_config(
+    node: Node,
+    source: TensorInfo,
+    source_dtype: str,
+    arrives: Placement | None,
+    target: Target,
+    budget: int,
+    pin: LayerOverride | None = None,
+    reader_ops: tuple[str, ...] = (),
+) -> ConvConfig:
     """The cheapest legal config (module docstring), with the reasons in its `why`."""
     s = ConvShape.of(node, source.shape)
     configs, miss = legal_configs(node, s, source_dtype, target, budget, pin, reader_ops)
@@ -244,8 +330,10 @@ def choose_conv_config(node: Node, source: TensorInfo, source_dtype: str, arrive
         if pin:
             pins = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(pin).items() if v is not None)
             raise UserError(f"{where} with its override ({pins}): {miss}; relax or remove the override")
-        raise UserError(f"{where} in any sharding or DRAM slicing: {miss}; use a smaller input size, a target "
-                        "with more L1 or fewer channels in the config")
+        raise UserError(
+            f"{where} in any sharding or DRAM slicing: {miss}; use a smaller input size, a target "
+            "with more L1 or fewer channels in the config"
+        )
     ranked = rank_configs(node, configs, source, source_dtype, arrives, target, pin.memory if pin else None)
     (best_us, best), rest = ranked[0], ranked[1:]
     why = f"{_describe(best)}: {best_us:.1f} us, cheapest of {len(ranked)} that fit"
@@ -272,8 +360,9 @@ def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placeme
     return chosen.get(x.name)
 
 
-def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                  overrides: Overrides | None = None) -> Graph:
+def conv_sharding(
+    graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE, overrides: Overrides | None = None
+) -> Graph:
     budget = target.l1_budget(l1_small_size)
     by_name = {n.name: n for n in graph.nodes}
     chosen: dict[str, Placement] = {}  # conv -> where it leaves its output
@@ -285,8 +374,16 @@ def conv_sharding(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_
                 raise ValueError(f"conv_sharding needs dtype_policy first ({n.name})")
             x = by_name[n.inputs[0]]
             pin = overrides.for_node(n) if overrides else None
-            conv = choose_conv_config(n, x.out, stored_dtype(x.name, by_name), _source_placement(n, by_name, chosen),
-                                      target, budget, pin, tuple(by_name[u].op for u in users[n.name]))
+            conv = choose_conv_config(
+                n,
+                x.out,
+                stored_dtype(x.name, by_name),
+                _source_placement(n, by_name, chosen),
+                target,
+                budget,
+                pin,
+                tuple(by_name[u].op for u in users[n.name]),
+            )
             plan = dataclasses.replace(plan_of(n), conv=conv, notes=plan_of(n).notes + (f"conv: {conv.why}",))
             n = dataclasses.replace(n, plan=plan)
             pinned_dram = pin is not None and pin.memory == "DRAM"

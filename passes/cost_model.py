@@ -154,6 +154,7 @@ def _cores_of(placement: Placement | None, tiles: int, target: Target) -> int:
 
 # --- conv2d ----------------------------------------------------------------------------------
 
+
 def conv_flops(node: Node, input_shape: Sequence[int]) -> int:
     """Real multiply-add FLOPs of a conv2d (2 per MAC), no padding."""
     n, _, oh, ow = node.out.shape
@@ -188,13 +189,33 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     kernel, stride = _pair(node.attrs["kernel_size"]), _pair(node.attrs["stride"])
     padding, dilation = _pair(node.attrs["padding"]), _pair(node.attrs["dilation"])
     geometry = dict(
-        batch=n, input_hw=(ih, iw), in_channels=cin, out_channels=node.attrs["out_channels"],
-        kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, shard_layout=layout,
-        grid=grid, num_cores=cores, act_block_h=conv.act_block_h, act_block_w_div=conv.act_block_w_div,
-        num_slices=conv.num_slices if slices > 1 else 0, device_grid=target.grid)
-    blocks = cb_model.conv_blocks(**geometry, matmul=cb_model.conv_is_matmul(
-        kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, shard_layout=layout,
-        groups=node.attrs["groups"]))
+        batch=n,
+        input_hw=(ih, iw),
+        in_channels=cin,
+        out_channels=node.attrs["out_channels"],
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        shard_layout=layout,
+        grid=grid,
+        num_cores=cores,
+        act_block_h=conv.act_block_h,
+        act_block_w_div=conv.act_block_w_div,
+        num_slices=conv.num_slices if slices > 1 else 0,
+        device_grid=target.grid,
+    )
+    blocks = cb_model.conv_blocks(
+        **geometry,
+        matmul=cb_model.conv_is_matmul(
+            kernel_size=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            shard_layout=layout,
+            groups=node.attrs["groups"],
+        ),
+    )
     # Per-core tile matmuls: output rows x output channels x reduction, all in padded tiles. Every
     # core reduces over all input channels: a width-sharded core gets every activation by multicast,
     # a block-sharded core its row's channel blocks one after the other (ttnn's block-sharded conv
@@ -207,14 +228,26 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     cores_nhw, cores_c = cb_model.core_split(layout, grid, cores)
     in_bytes = tensor_bytes(src.shape, src.dtype)
     out_bytes = tensor_bytes(node.out.shape, plan.dtype)
-    w_bytes = shards.tensor_bytes(cin // node.attrs["groups"] * kernel[0] * kernel[1], node.attrs["out_channels"],
-                                  plan.weights_dtype or "bfloat16")
-    halo = slices * cb_model.conv2d_l1(
-        **geometry, groups=node.attrs["groups"], input_dtype=src.dtype,
-        weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
-        enable_act_double_buffer=conv.enable_act_double_buffer,
-        enable_weights_double_buffer=conv.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
-        output_layout=plan.layout, slice_type=conv.slice_type).halo
+    w_bytes = shards.tensor_bytes(
+        cin // node.attrs["groups"] * kernel[0] * kernel[1],
+        node.attrs["out_channels"],
+        plan.weights_dtype or "bfloat16",
+    )
+    halo = (
+        slices
+        * cb_model.conv2d_l1(
+            **geometry,
+            groups=node.attrs["groups"],
+            input_dtype=src.dtype,
+            weights_dtype=plan.weights_dtype or "bfloat16",
+            output_dtype=plan.dtype,
+            enable_act_double_buffer=conv.enable_act_double_buffer,
+            enable_weights_double_buffer=conv.enable_weights_double_buffer,
+            fp32_dest_acc=plan.fp32_dest_acc,
+            output_layout=plan.layout,
+            slice_type=conv.slice_type,
+        ).halo
+    )
 
     # Prepared weights live in DRAM and are re-read for every slice.
     dram = float(w_bytes * slices)
@@ -257,6 +290,7 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
 
 
 # --- everything else -------------------------------------------------------------------------
+
 
 def _vector_cycles(node: Node, plan: OpPlan, inputs: Sequence[Operand]) -> tuple[float, int]:
     """(total core-cycles of vector/reduce work, real FLOPs) of a non-conv op."""
@@ -319,10 +353,19 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
         n, c, ih, iw = inputs[0].shape
         grid = out.grid if out is not None and out.grid is not None else target.grid
         noc += cb_model.halo_bytes(
-            batch=n, input_hw=(ih, iw), channels=c, kernel_size=_pair(node.attrs["kernel_size"]),
-            stride=_pair(node.attrs["stride"]), padding=_pair(node.attrs["padding"]),
-            dilation=_pair(node.attrs.get("dilation", 1)), shard_layout=inputs[0].placement.layout,
-            grid=grid, num_cores=cores, dtype=inputs[0].dtype, num_slices=0)
+            batch=n,
+            input_hw=(ih, iw),
+            channels=c,
+            kernel_size=_pair(node.attrs["kernel_size"]),
+            stride=_pair(node.attrs["stride"]),
+            padding=_pair(node.attrs["padding"]),
+            dilation=_pair(node.attrs.get("dilation", 1)),
+            shard_layout=inputs[0].placement.layout,
+            grid=grid,
+            num_cores=cores,
+            dtype=inputs[0].dtype,
+            num_slices=0,
+        )
     return OpCost(
         compute_us=_cycles_us(cycles / cores, target),
         dram_us=_dram_us(dram, cores, target),
@@ -386,8 +429,9 @@ def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placemen
     )
 
 
-def op_cost(node: Node, plan: OpPlan, target: Target, inputs: Sequence[Operand],
-            spilled: Sequence[Operand] = ()) -> OpCost:
+def op_cost(
+    node: Node, plan: OpPlan, target: Target, inputs: Sequence[Operand], spilled: Sequence[Operand] = ()
+) -> OpCost:
     """Modeled device time of `node` run as `plan` on `target`.
 
     `inputs` are the node's operands in argument order as they are before the plan's moves;
@@ -397,8 +441,10 @@ def op_cost(node: Node, plan: OpPlan, target: Target, inputs: Sequence[Operand],
     """
     if node.op in HOST_OPS:
         return ZERO_COST
-    moves = [reshard_cost(o.shape, o.dtype, o.placement, dst, target)
-             for o, (_, dst) in zip(spilled, plan.spill_before, strict=True)]
+    moves = [
+        reshard_cost(o.shape, o.dtype, o.placement, dst, target)
+        for o, (_, dst) in zip(spilled, plan.spill_before, strict=True)
+    ]
     moved = dict(plan.reshard_inputs)
     actual: list[Operand] = []
     for name, operand in zip(node.inputs, inputs, strict=True):
@@ -511,4 +557,3 @@ def evaluate(graph: Graph, target: Target) -> PlanCost:
             l1_act += nbytes
         peak = max(peak, plan_of(node).l1_peak_per_core)
     return PlanCost(target.name, tuple(rows), act, l1_act, peak)
-

@@ -78,9 +78,17 @@ class DtypeRules:
         """Tenstorrent's hand-written Panoptic-DeepLab numerics (every conv's compute config: LoFi,
         bfloat8_b weights and output, fp32 dest accumulation; docs/research/handwritten-pdl-and-cost-
         constants.md 1.2). Measured below the PCC floor with emulated fidelity (module docstring)."""
-        return cls(activation_dtype="bfloat8_b", weights_dtype="bfloat8_b", high_res_weights_dtype="bfloat8_b",
-                   bf16_first_conv=False, bf16_predictors=False, fidelity="LoFi", fp32_acc_min_inner_dim=0,
-                   lofi_modules=(), unbias_truncation=False)
+        return cls(
+            activation_dtype="bfloat8_b",
+            weights_dtype="bfloat8_b",
+            high_res_weights_dtype="bfloat8_b",
+            bf16_first_conv=False,
+            bf16_predictors=False,
+            fidelity="LoFi",
+            fp32_acc_min_inner_dim=0,
+            lofi_modules=(),
+            unbias_truncation=False,
+        )
 
 
 # `--precision` of pdl-convert and pdl-demo
@@ -89,7 +97,8 @@ PRECISION_HELP = (
     "accurate (default): HiFi2, bfloat16 activations, bfloat8_b weights at 1/16 resolution, the semantic head "
     "LoFi; PCC >= 0.99 per head on the emulator. fast: LoFi and bfloat8_b everywhere, as Tenstorrent's "
     "hand-written model: about 0.6x the modeled latency, center PCC 0.92 on seeded weights (check real "
-    "weights with pdl-convert --verify)")
+    "weights with pdl-convert --verify)"
+)
 
 
 def _first_convs(graph: Graph) -> set[str]:
@@ -156,8 +165,11 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
             plan, why = OpPlan(dtype, None, rules.fidelity_exact, False), "activation dtype"
         pin = overrides.for_node(n) if overrides else None
         if pin:
-            changes = {f: getattr(pin, f) for f in ("dtype", "weights_dtype", "math_fidelity", "fp32_dest_acc")
-                       if getattr(pin, f) is not None}
+            changes = {
+                f: getattr(pin, f)
+                for f in ("dtype", "weights_dtype", "math_fidelity", "fp32_dest_acc")
+                if getattr(pin, f) is not None
+            }
             if changes:
                 plan = dataclasses.replace(plan, **changes)
                 why += "; override " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
@@ -192,11 +204,17 @@ def unbias_truncation(graph: Graph) -> Graph:
             if round_srca:
                 notes.append("weights rounded to the 4 mantissa bits LoFi reads")
             if notes:
-                n = dataclasses.replace(n, plan=dataclasses.replace(
-                    p, weights_scale=scale, weights_round_srca=round_srca, notes=p.notes + ("dtype: " + "; ".join(notes),)))
+                n = dataclasses.replace(
+                    n,
+                    plan=dataclasses.replace(
+                        p,
+                        weights_scale=scale,
+                        weights_round_srca=round_srca,
+                        notes=p.notes + ("dtype: " + "; ".join(notes),),
+                    ),
+                )
         nodes.append(n)
     return graph.replace_nodes(nodes)
-
 
 
 def one_dtype_per_concat(graph: Graph) -> Graph:
@@ -214,7 +232,11 @@ def one_dtype_per_concat(graph: Graph) -> Graph:
         for i in cat.inputs:
             p = producer(i)
             if plan_of(p).dtype == "bfloat8_b" and p.op != "upsample":
-                note = f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 (ttnn.concat needs one dtype)"
-                by_name[p.name] = dataclasses.replace(p, plan=dataclasses.replace(
-                    plan_of(p), dtype="bfloat16", notes=plan_of(p).notes + (note,)))
+                note = (
+                    f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 "
+                    "(ttnn.concat needs one dtype)"
+                )
+                by_name[p.name] = dataclasses.replace(
+                    p, plan=dataclasses.replace(plan_of(p), dtype="bfloat16", notes=plan_of(p).notes + (note,))
+                )
     return graph.replace_nodes([by_name[n.name] for n in graph.nodes])

@@ -2,7 +2,8 @@
 
 conv(x; W, b) followed by batch_norm(gamma, beta, mean, var, eps) equals conv(x; W * s, (b - mean) * s
 + beta) with s = gamma / sqrt(var + eps) per output channel. The scale and bias are computed in
-float64 and the weights get one fp32 multiply, so the folded conv matches the pair to fp32 rounding. A batch_norm whose input is
+float64 and the weights get one fp32 multiply, so the folded conv matches the pair to fp32 rounding. A batch_norm
+whose input is
 not a conv read only by it is left in place (later passes reject it by name).
 """
 
@@ -38,9 +39,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
         conv = by_name[bn.inputs[0]]
         if conv.op != "conv2d" or users[conv.name] != [bn.name] or conv.name in head_nodes:
             continue
-        folded[conv.name] = dataclasses.replace(
-            conv, out=bn.out, params=_folded_params(conv, bn),
-            plan=None)
+        folded[conv.name] = dataclasses.replace(conv, out=bn.out, params=_folded_params(conv, bn), plan=None)
         renamed[bn.name] = conv.name
     graph = graph.absorb(renamed, folded)
     notes = {**graph.meta.get("pass_notes", {}), "fold_batchnorm": f"folded {len(renamed)} batch_norm into their convs"}

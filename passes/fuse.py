@@ -27,8 +27,12 @@ def _fuse_relu(graph: Graph) -> tuple[Graph, int]:
         if n.op != "relu":
             continue
         host = by_name[n.inputs[0]]
-        if (host.op in _ACTIVATION_HOSTS and host.attrs.get("activation") is None
-                and users[host.name] == [n.name] and host.name not in heads):
+        if (
+            host.op in _ACTIVATION_HOSTS
+            and host.attrs.get("activation") is None
+            and users[host.name] == [n.name]
+            and host.name not in heads
+        ):
             hosts[host.name] = dataclasses.replace(host, attrs={**host.attrs, "activation": "relu"})
             absorbed[n.name] = host.name
     return graph.absorb(absorbed, hosts), len(absorbed)
@@ -48,9 +52,12 @@ def _fold_output_scale(graph: Graph) -> tuple[Graph, int]:
         if chain[0].op == "upsample" and chain[0].attrs["mode"] == "bilinear":
             chain.append(by_name[chain[0].inputs[0]])
         conv = chain[-1]
-        if (conv.op != "conv2d" or conv.attrs.get("activation") is not None
-                or any(users[c.name] != [u] for c, u in zip(chain, [mul.name] + [c.name for c in chain], strict=False))
-                or any(c.name in heads for c in chain)):
+        if (
+            conv.op != "conv2d"
+            or conv.attrs.get("activation") is not None
+            or any(users[c.name] != [u] for c, u in zip(chain, [mul.name] + [c.name for c in chain], strict=False))
+            or any(c.name in heads for c in chain)
+        ):
             continue
         k = float(mul.attrs["scalar"])
         params = {name: t * k for name, t in conv.params.items()}

@@ -149,8 +149,14 @@ def _candidates(requested: int, limit: int) -> tuple[int, ...]:
     return (requested,) if requested > 0 else tuple(n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max(limit, 1))
 
 
-def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[int, ...]], target: Target,
-             applied_shard_scheme: str | None = None) -> list[Step]:
+def op_steps(
+    n,
+    ins: list[TensorState],
+    out: TensorState,
+    in_shapes: list[tuple[int, ...]],
+    target: Target,
+    applied_shard_scheme: str | None = None,
+) -> list[Step]:
     """The programs one op runs, with its output named `n.name`. `ins` are its inputs as the op reads
     them (after moves and layout conversions); `in_shapes` their logical NCHW shapes."""
     plan = plan_of(n)
@@ -171,21 +177,29 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
     if n.op == "concat":
         if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
             raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
-        cb = cb_model.concat_cb_bytes(input_channels=[s[1] for s in in_shapes], layout=x.layout,
-                                      sharded=x.placement.sharded, dtype=x.dtype)
+        cb = cb_model.concat_cb_bytes(
+            input_channels=[s[1] for s in in_shapes], layout=x.layout, sharded=x.placement.sharded, dtype=x.dtype
+        )
         return [Program(out_allocs, cb, "concat")]
     if n.op in ("add", "mul_scalar", "relu", "batch_norm"):  # batch_norm: only the naive baseline keeps it
         dtype = x.dtype if n.op == "relu" else plan.dtype
-        alike = (x.placement.sharded and out.placement.sharded and all(t.placement == x.placement for t in ins)
-                 and out.placement.num_cores == x.placement.num_cores)
+        alike = (
+            x.placement.sharded
+            and out.placement.sharded
+            and all(t.placement == x.placement for t in ins)
+            and out.placement.num_cores == x.placement.num_cores
+        )
         dtypes = tuple(t.dtype for t in ins) + (dtype,) if n.op == "add" else (x.dtype, dtype)
         return [Program(out_allocs, cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike), n.op)]
     if n.op == "channel_affine":  # x * scale (a temporary), then + shift; scale and shift are one row
         scaled = Alloc("L1", out_alloc.size, n.name + ".scaled")
         mul = cb_model.eltwise_cb_bytes(dtypes=(x.dtype, plan.dtype, plan.dtype), sharded_alike=False, broadcast=True)
         add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False, broadcast=True)
-        return [Program((scaled,) if scaled.size else (), mul, "multiply"), Program(out_allocs, add, "add"),
-                Free(n.name + ".scaled")]
+        return [
+            Program((scaled,) if scaled.size else (), mul, "multiply"),
+            Program(out_allocs, add, "add"),
+            Free(n.name + ".scaled"),
+        ]
     if n.op == "resample":
         return _resample_steps(n, x, out, in_shapes[0])
     if n.op == "global_avg_pool2d":
@@ -195,10 +209,16 @@ def op_steps(n, ins: list[TensorState], out: TensorState, in_shapes: list[tuple[
         steps: list[Step] = []
         if x.placement != staged:
             copy = buffer_bytes(TensorState(staged, x.rows, x.cols, x.dtype, x.layout), target)
-            steps.append(Program((Alloc("L1", copy, f"{n.name}.staged"),) if copy else (),
-                                 0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype], "copy"))
-        reduce = cb_model.reduce_programs(rows=x.rows, channels=x.cols, num_cores=target.num_cores,
-                                          in_dtype=x.dtype, out_dtype=x.dtype)
+            steps.append(
+                Program(
+                    (Alloc("L1", copy, f"{n.name}.staged"),) if copy else (),
+                    0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype],
+                    "copy",
+                )
+            )
+        reduce = cb_model.reduce_programs(
+            rows=x.rows, channels=x.cols, num_cores=target.num_cores, in_dtype=x.dtype, out_dtype=x.dtype
+        )
         for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True], strict=True):
             allocs = out_allocs if last else (Alloc("L1", partial, f"{n.name}.partial"),)
             steps.append(Program(allocs, cb, "global_avg_pool2d"))
@@ -230,13 +250,19 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
     steps: list[Step] = []
     for lo, hi in upsample_bands(h, plan_of(n).slices[1]):
         band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
-        up = TensorState(band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c,
-                         x.dtype, x.layout)
-        steps += [Program((), slice_cb, "slice of the band"),
-                  Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
-                  *_upsample_steps(n, band, (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),),
-                                   (b, c, hi - lo, w), target),
-                  Free(f"{n.name}.band"), Program((), slice_cb, "slice of the kept rows"), Free(f"{n.name}.up")]
+        up = TensorState(
+            band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c, x.dtype, x.layout
+        )
+        steps += [
+            Program((), slice_cb, "slice of the band"),
+            Program((Alloc("L1", buffer_bytes(band, target), f"{n.name}.band"),), 0, "upsample band"),
+            *_upsample_steps(
+                n, band, (Alloc("L1", buffer_bytes(up, target), f"{n.name}.up"),), (b, c, hi - lo, w), target
+            ),
+            Free(f"{n.name}.band"),
+            Program((), slice_cb, "slice of the kept rows"),
+            Free(f"{n.name}.up"),
+        ]
     return steps + [Program((), 2 * c * cb_model.DATUM_BYTES["bfloat16"], "concat of the bands")]
 
 
@@ -247,18 +273,39 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
     else:
         existing = Parallel.of(x.placement)
-        par = existing if existing and existing.layout == cc.shard_layout else Parallel.default(
-            cc.shard_layout, target.grid, s.out_rows, s.out_channels)
-    geo = dict(batch=s.batch, input_hw=s.input_hw, kernel_size=_pair(s.kernel_size), stride=_pair(s.stride),
-               padding=_pair(s.padding), dilation=_pair(s.dilation), **par.geometry())
+        par = (
+            existing
+            if existing and existing.layout == cc.shard_layout
+            else Parallel.default(cc.shard_layout, target.grid, s.out_rows, s.out_channels)
+        )
+    geo = dict(
+        batch=s.batch,
+        input_hw=s.input_hw,
+        kernel_size=_pair(s.kernel_size),
+        stride=_pair(s.stride),
+        padding=_pair(s.padding),
+        dilation=_pair(s.dilation),
+        **par.geometry(),
+    )
 
-    conv = dict(**geo, in_channels=s.in_channels, out_channels=s.out_channels, groups=s.groups,
-                act_block_h=cc.act_block_h, act_block_w_div=cc.act_block_w_div, input_dtype=x.dtype,
-                weights_dtype=plan.weights_dtype or "bfloat16", output_dtype=plan.dtype,
-                enable_act_double_buffer=cc.enable_act_double_buffer,
-                enable_weights_double_buffer=cc.enable_weights_double_buffer, fp32_dest_acc=plan.fp32_dest_acc,
-                num_slices=cc.num_slices, device_grid=target.grid, output_layout=plan.layout,
-                slice_type=cc.slice_type)
+    conv = dict(
+        **geo,
+        in_channels=s.in_channels,
+        out_channels=s.out_channels,
+        groups=s.groups,
+        act_block_h=cc.act_block_h,
+        act_block_w_div=cc.act_block_w_div,
+        input_dtype=x.dtype,
+        weights_dtype=plan.weights_dtype or "bfloat16",
+        output_dtype=plan.dtype,
+        enable_act_double_buffer=cc.enable_act_double_buffer,
+        enable_weights_double_buffer=cc.enable_weights_double_buffer,
+        fp32_dest_acc=plan.fp32_dest_acc,
+        num_slices=cc.num_slices,
+        device_grid=target.grid,
+        output_layout=plan.layout,
+        slice_type=cc.slice_type,
+    )
     parts = cb_model.conv2d_slices(**conv)
     if parts:
         return _sliced_conv_programs(n.name, s, par, parts)
@@ -274,23 +321,32 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
         steps.append(Program((Alloc("L1", p.input, inp),), p.slice_cb, "conv2d input slice"))
         src = inp
         if p.reshard:  # reshard into a copy, the slice freed, the copy moved (ttnn::move)
-            steps += [Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard"), Free(inp),
-                      Free(copy), Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard move")]
+            steps += [
+                Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard"),
+                Free(inp),
+                Free(copy),
+                Program((Alloc("L1", p.reshard, copy),), 0, "conv2d slice reshard move"),
+            ]
             src = copy
         if p.halo:
-            steps += [Program((Alloc("L1", p.halo, halo),), p.halo_cb, "halo"), Free(src),
-                      Free(halo), Program((Alloc("L1", p.halo, halo),), 0, "halo move")]
+            steps += [
+                Program((Alloc("L1", p.halo, halo),), p.halo_cb, "halo"),
+                Free(src),
+                Free(halo),
+                Program((Alloc("L1", p.halo, halo),), 0, "halo move"),
+            ]
         config = Alloc("L1_SMALL", _config_bytes(cdiv(s.out_rows, len(parts)), par.num_cores))
         steps.append(Program((config, Alloc("L1", p.output, out)), p.cb, f"conv2d[slice of {len(parts)}]"))
         steps.append(Free(halo if p.halo else src))
         out_buffer = out
         if p.interleaved:  # a WIDTH-sharded ROW_MAJOR result: to L1-interleaved tiles first
-            steps += [Program((Alloc("L1", p.interleaved, f"{name}.interleaved"),), 0, "conv2d slice to interleaved"),
-                      Free(out)]
+            steps += [
+                Program((Alloc("L1", p.interleaved, f"{name}.interleaved"),), 0, "conv2d slice to interleaved"),
+                Free(out),
+            ]
             out_buffer = f"{name}.interleaved"
         if p.untilize:  # a ROW_MAJOR result: the conv's tiles untilized into a copy
-            steps += [Program((Alloc("L1", p.untilize, rm),), p.untilize_cb, "conv2d slice untilize"),
-                      Free(out_buffer)]
+            steps += [Program((Alloc("L1", p.untilize, rm),), p.untilize_cb, "conv2d slice untilize"), Free(out_buffer)]
             out_buffer = rm
         if p.write_cb:
             steps.append(Program((), p.write_cb, "conv2d slice write"))
@@ -298,8 +354,9 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
     return steps
 
 
-def _conv_programs(name: str, s: ConvShape, x: TensorState, par: Parallel, sizes: cb_model.ConvL1,
-                   out: TensorState, out_allocs) -> list[Step]:
+def _conv_programs(
+    name: str, s: ConvShape, x: TensorState, par: Parallel, sizes: cb_model.ConvL1, out: TensorState, out_allocs
+) -> list[Step]:
     """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
     the input resharded into a temporary when it is not sharded as the conv runs; the halo op,
     which frees that temporary, then `ttnn::move`s its output (free + allocate, so it lands as high
@@ -336,8 +393,9 @@ def _rows_per_core(out_rows: int, cores_nhw: int) -> int:
     return round_up(cdiv(out_rows, cores_nhw), TILE)
 
 
-def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
-                    out: TensorState | None = None) -> list[Step]:
+def _upsample_steps(
+    n, x: TensorState, out_allocs, in_shape, target: Target, out: TensorState | None = None
+) -> list[Step]:
     """ttnn.upsample. Bilinear (sharded input) runs a halo (3x3 windows, padding 1) then the upsample
     into its own height shards (the output rows split evenly over `out`'s cores), which a reshard
     copies to `out`'s shards when their heights differ (measured); the halo's output is freed last."""
@@ -345,22 +403,42 @@ def _upsample_steps(n, x: TensorState, out_allocs, in_shape, target: Target,
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
     c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else x.placement.shard_shape[1]
-    cb = cb_model.upsample_cb_bytes(channels_per_core=c_core, mode=mode, layout=x.layout, sharded=par is not None,
-                                    rows=x.rows, num_cores=target.num_cores)
+    cb = cb_model.upsample_cb_bytes(
+        channels_per_core=c_core,
+        mode=mode,
+        layout=x.layout,
+        sharded=par is not None,
+        rows=x.rows,
+        num_cores=target.num_cores,
+    )
     if mode != "bilinear":
         return [Program(out_allocs, cb, "upsample")]
-    halo = cb_model.bilinear_halo_bytes(batch=b, input_hw=(h, w), scale=_pair(n.attrs["scale_factor"]),
-                                        num_cores=x.placement.num_cores, channels_per_core=c_core)
+    halo = cb_model.bilinear_halo_bytes(
+        batch=b,
+        input_hw=(h, w),
+        scale=_pair(n.attrs["scale_factor"]),
+        num_cores=x.placement.num_cores,
+        channels_per_core=c_core,
+    )
     config = Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16))
-    steps: list[Step] = [Program((config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
-                                 cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False), "halo")]
+    steps: list[Step] = [
+        Program(
+            (config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
+            cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=False),
+            "halo",
+        )
+    ]
     sh, sw = _pair(n.attrs["scale_factor"])
     p = out.placement if out is not None else None
     own_rows = cdiv(b * h * w * sh * sw, p.num_cores) if p is not None and p.sharded else 0
     if own_rows and p.shard_shape[0] != own_rows:
         own = own_rows * round_up(c * ELEMENT_BYTES["bfloat16"], target.l1_alignment)
-        return steps + [Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
-                        Program(out_allocs, 0, "upsample reshard"), Free(f"{n.name}.own"), Free(f"{n.name}.halo")]
+        return steps + [
+            Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
+            Program(out_allocs, 0, "upsample reshard"),
+            Free(f"{n.name}.own"),
+            Free(f"{n.name}.halo"),
+        ]
     return steps + [Program(out_allocs, cb, "upsample"), Free(f"{n.name}.halo")]
 
 
@@ -374,14 +452,22 @@ def _resample_steps(n, x: TensorState, out: TensorState, in_shape) -> list[Step]
     oh, ow = n.out.shape[2:]
     dt = out.dtype
     layout = cb_model.layout_cb_bytes
-    return [Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute"),
-            Program((), layout(channels=w, to="TILE", sharded=False, in_dtype=x.dtype, out_dtype=dt), "resample tilize"),
-            Program((), cb_model.resample_matmul_cb_bytes(k=w, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
-                    "resample matmul over W"),
-            Program((), cb_model.resample_matmul_cb_bytes(k=h, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
-                    "resample matmul over H"),
-            Program((), cb_model.resample_untilize_cb_bytes(width=ow, dtype=dt), "resample untilize"),
-            Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute back")]
+    return [
+        Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute"),
+        Program((), layout(channels=w, to="TILE", sharded=False, in_dtype=x.dtype, out_dtype=dt), "resample tilize"),
+        Program(
+            (),
+            cb_model.resample_matmul_cb_bytes(k=w, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
+            "resample matmul over W",
+        ),
+        Program(
+            (),
+            cb_model.resample_matmul_cb_bytes(k=h, n=ow, in0_dtype=dt, in1_dtype=dt, out_dtype=dt),
+            "resample matmul over H",
+        ),
+        Program((), cb_model.resample_untilize_cb_bytes(width=ow, dtype=dt), "resample untilize"),
+        Program((), cb_model.PERMUTE_RM_CB_BYTES, "resample permute back"),
+    ]
 
 
 def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied: str | None) -> list[Step]:
@@ -394,8 +480,12 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
     out_rows = n.out.shape[0] * n.out.shape[2] * n.out.shape[3]
     par = Parallel.of(x.placement) or Parallel.default(applied or "HEIGHT_SHARDED", target.grid, in_rows, c)
     kernel = _pair(a["kernel_size"])
-    window = dict(kernel_size=kernel, stride=_pair(a["stride"]), padding=_pair(a["padding"]),
-                  dilation=_pair(a.get("dilation", (1, 1))))
+    window = dict(
+        kernel_size=kernel,
+        stride=_pair(a["stride"]),
+        padding=_pair(a["padding"]),
+        dilation=_pair(a.get("dilation", (1, 1))),
+    )
     cores_nhw, cores_c = cb_model.core_split(par.layout, par.grid, par.num_cores)
     c_core = round_up(c, TILE * cores_c) // cores_c if cores_c > 1 else c
     config = Alloc("L1_SMALL", _config_bytes(out_rows, par.num_cores))
@@ -405,28 +495,51 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
         steps: list[Step] = []
         if not x.placement.sharded:
             sh, sw = par.shard_shape(in_rows, c)
-            copy = TensorState(Placement("L1", par.layout, par.grid, par.num_cores, (sh, sw)), in_rows, c, x.dtype,
-                               x.layout)
-            steps.append(Program((Alloc("L1", buffer_bytes(copy, target), f"{n.name}.sharded"),), 0,
-                                 "interleaved_to_sharded"))
-        own = cb_model.pool_halo_bytes(batch=b, input_hw=(ih, iw), rows_per_core=_rows_per_core(out_rows, cores_nhw),
-                                       channels_per_core=c_core, **window)
+            copy = TensorState(
+                Placement("L1", par.layout, par.grid, par.num_cores, (sh, sw)), in_rows, c, x.dtype, x.layout
+            )
+            steps.append(
+                Program((Alloc("L1", buffer_bytes(copy, target), f"{n.name}.sharded"),), 0, "interleaved_to_sharded")
+            )
+        own = cb_model.pool_halo_bytes(
+            batch=b,
+            input_hw=(ih, iw),
+            rows_per_core=_rows_per_core(out_rows, cores_nhw),
+            channels_per_core=c_core,
+            **window,
+        )
         halo_cb = cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=x.layout == "TILE")
         pool_cb = cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=plan_of(n).dtype)
-        return steps + [Program((config, Alloc("L1", round_up(own, 16), f"{n.name}.halo")), halo_cb, "halo"),
-                        Free(f"{n.name}.sharded"), Program(out_allocs, pool_cb, n.op), Free(f"{n.name}.halo")]
+        return steps + [
+            Program((config, Alloc("L1", round_up(own, 16), f"{n.name}.halo")), halo_cb, "halo"),
+            Free(f"{n.name}.sharded"),
+            Program(out_allocs, pool_cb, n.op),
+            Free(f"{n.name}.halo"),
+        ]
 
     def programs(kind: str, k: int) -> list[Step]:
-        parts = cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
-                                     num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
-                                     output_dtype=plan_of(n).dtype)
+        parts = cb_model.pool_slices(
+            batch=b,
+            input_hw=(ih, iw),
+            channels=c,
+            **window,
+            slice_type=kind,
+            num_slices=k,
+            num_cores=target.num_cores,
+            input_dtype=x.dtype,
+            output_dtype=plan_of(n).dtype,
+        )
         inp, halo, out = (f"{n.name}.{t}" for t in ("input", "halo", "out"))
         steps: list[Step] = []
         for p in parts:
-            steps += [Program((Alloc("L1", p.input, inp),), p.slice_cb, f"{n.op} input slice"),
-                      Program((config, Alloc("L1", p.halo, halo)), p.halo_cb, "halo"), Free(inp),
-                      Program((Alloc("L1", p.output, out),), p.cb, f"{n.op}[slice of {len(parts)}]"), Free(halo),
-                      Free(out)]
+            steps += [
+                Program((Alloc("L1", p.input, inp),), p.slice_cb, f"{n.op} input slice"),
+                Program((config, Alloc("L1", p.halo, halo)), p.halo_cb, "halo"),
+                Free(inp),
+                Program((Alloc("L1", p.output, out),), p.cb, f"{n.op}[slice of {len(parts)}]"),
+                Free(halo),
+                Free(out),
+            ]
         return steps
 
     output = [Program(out_allocs, 0, f"{n.op} output")] if out_allocs else []  # (made before the slices run)
@@ -437,11 +550,25 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
     kind = "DRAM_SLICE_HEIGHT" if iw < 200 or ih > iw else "DRAM_SLICE_WIDTH"
 
     def largest(k: int) -> Program:
-        p = max(cb_model.pool_slices(batch=b, input_hw=(ih, iw), channels=c, **window, slice_type=kind,
-                                     num_slices=k, num_cores=target.num_cores, input_dtype=x.dtype,
-                                     output_dtype=plan_of(n).dtype), key=lambda p: p.input + p.halo + p.output)
-        return Program((config, Alloc("L1", p.input), Alloc("L1", p.halo), Alloc("L1", p.output)),
-                       max(p.slice_cb, p.halo_cb, p.cb), f"{n.op}[{k} slices]")
+        p = max(
+            cb_model.pool_slices(
+                batch=b,
+                input_hw=(ih, iw),
+                channels=c,
+                **window,
+                slice_type=kind,
+                num_slices=k,
+                num_cores=target.num_cores,
+                input_dtype=x.dtype,
+                output_dtype=plan_of(n).dtype,
+            ),
+            key=lambda p: p.input + p.halo + p.output,
+        )
+        return Program(
+            (config, Alloc("L1", p.input), Alloc("L1", p.halo), Alloc("L1", p.output)),
+            max(p.slice_cb, p.halo_cb, p.cb),
+            f"{n.op}[{k} slices]",
+        )
 
     return output + [Sliced(tuple(largest(k) for k in _candidates(0, out_rows)))]
 
@@ -491,8 +618,7 @@ class L1Sim:
         addr = free.allocate(size, self.target.l1_alignment)
         if addr is None:
             largest = max((length for _, length in free.free_blocks()), default=0)
-            raise DoesNotFit(f"{what}: no free block of {size} B (largest {largest} B, "
-                             f"allocated {free.allocated} B)")
+            raise DoesNotFit(f"{what}: no free block of {size} B (largest {largest} B, allocated {free.allocated} B)")
         if self.log is not None and free is self.l1:
             self.log.append(("+", addr, size))
         if self.programs is not None:
@@ -592,8 +718,14 @@ class L1Sim:
         if self.log is not None:
             self.log.append(("cb", end, p.cb))
         if self.programs is not None:
-            self.programs.append((p.label, p.cb, sum(v for (small, _), v in self.owned.items() if not small),
-                                  sum(v for (small, _), v in self.owned.items() if small)))
+            self.programs.append(
+                (
+                    p.label,
+                    p.cb,
+                    sum(v for (small, _), v in self.owned.items() if not small),
+                    sum(v for (small, _), v in self.owned.items() if small),
+                )
+            )
         for free, addr in temps:
             self._release(free, addr)
         return used
@@ -612,8 +744,7 @@ def output_dtype(n, ins: list[TensorState]) -> str:
     return ins[0].dtype if n.op in ("concat", "relu", "upsample") else plan_of(n).dtype
 
 
-def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]],
-                target: Target) -> int:
+def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]], target: Target) -> int:
     """Apply one planned op to `sim` and `live` (name -> state) in the generated code's order:
     reallocations, moves (spills, reshards), layout conversions, the op, then deallocations.
     (The caller's input, which the code never frees, is in DRAM; a move of it makes a copy the code
@@ -631,16 +762,20 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     reads: dict[str, TensorState] = {}
     for x, layout in plan.layout_inputs:
         src = live[x]
-        reads[x] = TensorState(physical(src.placement, src.cols, layout), src.rows, src.cols,
-                               read_dtype(src.dtype, layout), layout)
+        reads[x] = TensorState(
+            physical(src.placement, src.cols, layout), src.rows, src.cols, read_dtype(src.dtype, layout), layout
+        )
         sim.alloc(f"{x}@{layout}", buffer_bytes(reads[x], target))
         if x in dead:  # its last reader reads the converted copy: freed right away
             sim.free(x)
     ins = [reads.get(x, live[x]) for x in n.inputs]
     rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
     out = TensorState(plan.output, rows, cols, output_dtype(n, ins), plan.layout)
-    applied = plan.output.layout if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded \
-        and not ins[0].placement.sharded else None
+    applied = (
+        plan.output.layout
+        if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded and not ins[0].placement.sharded
+        else None
+    )
     sim.own()
     if sim.programs is not None:
         sim.programs.clear()

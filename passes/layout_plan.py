@@ -6,7 +6,8 @@ the code generator emits exactly what is recorded here. The rules follow what tt
 - upsample reads ROW_MAJOR (its output keeps its input's layout); resample reads and writes ROW_MAJOR;
 - elementwise ops (add, multiply, relu) read TILE; concat needs all inputs in one layout;
 - convs read either; a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
-  is an upsample or a concat, it is not run as a matmul (1x1 convs ignore output_layout), its dtype has a ROW_MAJOR form (no bfloat8_b), and its rows fill whole
+  is an upsample or a concat, it is not run as a matmul (1x1 convs ignore output_layout), its dtype has a ROW_MAJOR
+  form (no bfloat8_b), and its rows fill whole
   tiles: a ROW_MAJOR tensor's physical height is its row count, and width/block shards must match it
   (a 1x1-spatial ASPP pooling output has 1 row, its shards 32);
 - pools and global average pooling write TILE; the model input is ROW_MAJOR when only convs read it.
@@ -25,8 +26,14 @@ from passes.shards import rows_cols
 from passes.targets import TILE
 
 # what layout an op reads its inputs in (None: any)
-_READS = {"upsample": ROW_MAJOR, "resample": ROW_MAJOR, "add": TILE_LAYOUT, "relu": TILE_LAYOUT,
-          "mul_scalar": TILE_LAYOUT, "channel_affine": TILE_LAYOUT}
+_READS = {
+    "upsample": ROW_MAJOR,
+    "resample": ROW_MAJOR,
+    "add": TILE_LAYOUT,
+    "relu": TILE_LAYOUT,
+    "mul_scalar": TILE_LAYOUT,
+    "channel_affine": TILE_LAYOUT,
+}
 
 
 def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str:
@@ -34,16 +41,28 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str
     before choosing: ttnn allows more width slices for a ROW_MAJOR output)."""
     rows, cols = rows_cols(n.out)
     a = n.attrs
-    matmul = conv_is_matmul(kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
-                            dilation=a["dilation"], shard_layout=shard_layout, groups=a["groups"])
-    row_major = (reader_ops and all(op in ("upsample", "concat") for op in reader_ops) and not matmul
-                 and plan_of(n).dtype != "bfloat8_b" and rows % TILE == 0
-                 and (shard_layout == "HEIGHT_SHARDED" or cols % TILE == 0))
+    matmul = conv_is_matmul(
+        kernel_size=a["kernel_size"],
+        stride=a["stride"],
+        padding=a["padding"],
+        dilation=a["dilation"],
+        shard_layout=shard_layout,
+        groups=a["groups"],
+    )
+    row_major = (
+        reader_ops
+        and all(op in ("upsample", "concat") for op in reader_ops)
+        and not matmul
+        and plan_of(n).dtype != "bfloat8_b"
+        and rows % TILE == 0
+        and (shard_layout == "HEIGHT_SHARDED" or cols % TILE == 0)
+    )
     return ROW_MAJOR if row_major else TILE_LAYOUT
 
 
-def _output_layout(n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str],
-                   reads: dict[str, str]) -> str:
+def _output_layout(
+    n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str], reads: dict[str, str]
+) -> str:
     if n.op == "input":
         readers = [by_name[u].op for u in users[n.name]]
         return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE_LAYOUT
@@ -75,6 +94,9 @@ def layout_plan(graph: Graph) -> Graph:
         layout[n.name] = _output_layout(n, by_name, users, layout, reads)
         want = reads.get(n.name)
         conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))
-        out.append(dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), layout=layout[n.name],
-                                                                   layout_inputs=conversions)))
+        out.append(
+            dataclasses.replace(
+                n, plan=dataclasses.replace(plan_of(n), layout=layout[n.name], layout_inputs=conversions)
+            )
+        )
     return graph.replace_nodes(out)

@@ -126,9 +126,11 @@ class _Planner:
             p = placement_like(sharded[0], rows, cols) if sharded else out_h
             return [Mode((p, p), p, "add on matching shards"), Mode((DRAM, DRAM), DRAM, "add in DRAM")]
         if n.op in ("relu", "mul_scalar", "channel_affine", "batch_norm"):
-            return [Mode((None,), placement_like(cur[0], rows, cols), "eltwise in place of its input"),
-                    Mode((cur[0],), out_h, "eltwise to L1"),
-                    Mode((DRAM,), DRAM, "eltwise in DRAM")]
+            return [
+                Mode((None,), placement_like(cur[0], rows, cols), "eltwise in place of its input"),
+                Mode((cur[0],), out_h, "eltwise to L1"),
+                Mode((DRAM,), DRAM, "eltwise in DRAM"),
+            ]
         if n.op == "upsample":
             p_in = self.height(ins[0])
             # on the input's cores, as ttnn writes it (any other spec costs a copy; nearest rejects it)
@@ -139,23 +141,34 @@ class _Planner:
                 # a 1-row input (ASPP image pooling) on its one core would leave the whole output there
                 spread = [Mode((p_in,), out_h, "bilinear broadcast onto more cores")] if p_in.num_cores == 1 else []
                 return [Mode((p_in,), out_like, "bilinear upsample on height shards"), *spread] + [
-                    Mode((DRAM,), DRAM, f"bilinear upsample in {k} row bands (its output does not fit L1)",
-                         ("ROW_BANDS", k)) for k in bands]
+                    Mode(
+                        (DRAM,),
+                        DRAM,
+                        f"bilinear upsample in {k} row bands (its output does not fit L1)",
+                        ("ROW_BANDS", k),
+                    )
+                    for k in bands
+                ]
             return [Mode((p_in,), out_like, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
         if n.op == "concat":
-            return [Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
-                    Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM")]
+            return [
+                Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
+                Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM"),
+            ]
         if n.op in ("max_pool2d", "avg_pool2d"):
             p_in = self.height(ins[0])
             # on the input's cores: ttnn writes a pool's output there, and copies it to any other spec
-            modes = [Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
-                     Mode((p_in,), DRAM, "pool, output to DRAM")]
+            modes = [
+                Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
+                Mode((p_in,), DRAM, "pool, output to DRAM"),
+            ]
             # ttnn pools take dram_slice_config like convs; a TILE output's width slices are whole tiles
             for kind, most in (("width", cb_model.cdiv(n.out.shape[3], TILE)), ("height", n.out.shape[2])):
                 k = 2
                 while k <= most:
-                    modes.append(Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices",
-                                      (f"DRAM_SLICE_{kind.upper()}", k)))
+                    modes.append(
+                        Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices", (f"DRAM_SLICE_{kind.upper()}", k))
+                    )
                     k *= 2
             return modes
         if n.op == "resample":  # small tensors (ASPP pooling); its matmuls stream from DRAM
@@ -172,6 +185,7 @@ class _Planner:
         """The fewest live tensors the op does not read, spilled in `order`, that make `mode` fit
         (`_trial`, with L1 compaction when it helps); None if it cannot. "belady": farthest next use
         first; "largest": most L1 per core first."""
+
         def key(x: str) -> tuple[int, str]:
             return (-self._next_use(x, i), x) if order == "belady" else (-self.l1(x, self.loc[x]), x)
 
@@ -185,15 +199,23 @@ class _Planner:
 
     def _physical(self, n: Node, mode: Mode) -> Mode:
         """The mode's placements as shard specs of the tensors' layouts (ROW_MAJOR: unpadded widths)."""
-        wants = tuple(None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
-                      for x, p in zip(n.inputs, mode.wants, strict=True))
+        wants = tuple(
+            None if p is None else physical(p, self.live[x].cols, self.live[x].layout)
+            for x, p in zip(n.inputs, mode.wants, strict=True)
+        )
         return dataclasses.replace(mode, wants=wants, output=physical(mode.output, n.out.shape[1], plan_of(n).layout))
 
     def _plan_of(self, i: int, n: Node, mode: Mode, spilled: set[str], reallocs: tuple[str, ...] = ()) -> OpPlan:
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        return dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills,
-                                   reallocate_before=reallocs, deallocate_after=self._dead(i, n),
-                                   slices=mode.slices)
+        return dataclasses.replace(
+            plan_of(n),
+            output=mode.output,
+            reshard_inputs=self._moves(n, mode),
+            spill_before=spills,
+            reallocate_before=reallocs,
+            deallocate_after=self._dead(i, n),
+            slices=mode.slices,
+        )
 
     def _simulate(self, n: Node, plan: OpPlan, spilled: set[str], reallocs: tuple[str, ...]) -> Trial | None:
         sim, live = self.sim.copy(), dict(self.live)
@@ -256,8 +278,12 @@ class _Planner:
         the moves it forces later: each spilled tensor comes back for its next reader, and the
         output moves to where its first reader wants it (back to L1 when that is unknown)."""
         spills = tuple((x, DRAM) for x in sorted(spilled, key=lambda x: self.order[x]))
-        plan = dataclasses.replace(plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills)
-        us = op_cost(n, plan, self.t, [self.operand(x) for x in n.inputs], [self.operand(x) for x, _ in spills]).total_us
+        plan = dataclasses.replace(
+            plan_of(n), output=mode.output, reshard_inputs=self._moves(n, mode), spill_before=spills
+        )
+        us = op_cost(
+            n, plan, self.t, [self.operand(x) for x in n.inputs], [self.operand(x) for x, _ in spills]
+        ).total_us
         for x, _ in spills:
             us += reshard_cost(self.nodes[x].out.shape, self.dtype(x), DRAM, self.loc[x], self.t).total_us
         want = self._first_reader_wants(n)
@@ -280,27 +306,40 @@ class _Planner:
         if best is None and n.op == "conv2d":
             source = self.nodes[n.inputs[0]]
             source_dtype = self.live[source.name].dtype
-            configs, _ = legal_configs(n, ConvShape.of(n, source.out.shape), source_dtype, self.t, self.budget, pin,
-                                       tuple(self.g.nodes[u].op for u in self.uses[n.name]))
+            configs, _ = legal_configs(
+                n,
+                ConvShape.of(n, source.out.shape),
+                source_dtype,
+                self.t,
+                self.budget,
+                pin,
+                tuple(self.g.nodes[u].op for u in self.uses[n.name]),
+            )
             for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
                 if conv == plan_of(n).conv:
                     continue
                 alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
                 best = self._best(i, alt, pin)
                 if best is not None:
-                    notes.append(f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
-                                 f"{conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here")
+                    notes.append(
+                        f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
+                        f"{conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here"
+                    )
                     n = alt
                     break
         if best is None:
             # The model is too large for this device at this size: the user's choice, not a bug.
-            raise UserError(f"no placement of {n.name} ({n.op}, {n.source}) fits the {self.budget} B of L1 per core "
-                            f"of {self.t.name} at address level, with every conv config and spill tried; use a "
-                            "smaller input size or a target with more L1")
+            raise UserError(
+                f"no placement of {n.name} ({n.op}, {n.source}) fits the {self.budget} B of L1 per core "
+                f"of {self.t.name} at address level, with every conv config and spill tried; use a "
+                "smaller input size or a target with more L1"
+            )
         (us, _), mode, trial, order, count = best
         why = "farthest next use first" if order == "belady" else "largest first, cheaper than Belady here"
-        notes += [f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"
-                  for x in sorted(trial.spilled, key=lambda x: self.order[x])]
+        notes += [
+            f"spill {x} to DRAM (next use at op {self._next_use(x, i)}; {why})"
+            for x in sorted(trial.spilled, key=lambda x: self.order[x])
+        ]
         if trial.reallocs:
             notes.append(f"memory: reallocate {', '.join(trial.reallocs)} to close L1 holes")
         if count > 1:
@@ -341,10 +380,18 @@ class _Planner:
         for x in dead:
             del self.loc[x]
         plan = dataclasses.replace(
-            plan_of(n), output=mode.output, reshard_inputs=moves, spill_before=spills, deallocate_after=dead,
-            reallocate_before=trial.reallocs, l1_peak_per_core=trial.peak,
+            plan_of(n),
+            output=mode.output,
+            reshard_inputs=moves,
+            spill_before=spills,
+            deallocate_after=dead,
+            reallocate_before=trial.reallocs,
+            l1_peak_per_core=trial.peak,
             slices=mode.slices,
-            notes=plan_of(n).notes + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",) + tuple(notes))
+            notes=plan_of(n).notes
+            + (f"memory: {mode.why}, output {mode.output.buffer} {mode.output.layout}",)
+            + tuple(notes),
+        )
         return dataclasses.replace(n, plan=plan)
 
     def run(self) -> Graph:
@@ -353,8 +400,9 @@ class _Planner:
             if n.op == "input":
                 self.loc[n.name] = DRAM
                 self.live[n.name] = TensorState(DRAM, *self.shape(n.name), plan_of(n).dtype, plan_of(n).layout)
-                plan = dataclasses.replace(plan_of(n), output=DRAM,
-                                           notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",))
+                plan = dataclasses.replace(
+                    plan_of(n), output=DRAM, notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",)
+                )
                 out.append(dataclasses.replace(n, plan=plan))
             elif n.op == "output":  # no device op: the head tensor, moved to DRAM if it is not there
                 x = n.inputs[0]
@@ -362,14 +410,19 @@ class _Planner:
                 self.loc[x] = DRAM
                 plan = dataclasses.replace(plan_of(n), reshard_inputs=moves)
                 simulate_op(self.sim, self.live, dataclasses.replace(n, plan=plan), self.shapes, self.t)
-                plan = dataclasses.replace(plan_of(n), output=DRAM, reshard_inputs=moves,
-                                           notes=plan_of(n).notes + ("memory: head output in DRAM",))
+                plan = dataclasses.replace(
+                    plan_of(n),
+                    output=DRAM,
+                    reshard_inputs=moves,
+                    notes=plan_of(n).notes + ("memory: head output in DRAM",),
+                )
                 out.append(dataclasses.replace(n, plan=plan))
             else:
                 out.append(self.place(i, n))
         return self.g.replace_nodes(out)
 
 
-def memory_plan(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                overrides: Overrides | None = None) -> Graph:
+def memory_plan(
+    graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE, overrides: Overrides | None = None
+) -> Graph:
     return _Planner(graph, target, target.l1_budget(l1_small_size), l1_small_size, overrides).run()

@@ -45,8 +45,15 @@ _WIDTH = {d: i for i, d in enumerate(reversed(DTYPES))}  # bfloat8_b < bfloat16 
 
 def _geometry(n: Node) -> tuple:
     a = n.attrs
-    return (n.inputs[0], a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["activation"],
-            "bias" in n.params)
+    return (
+        n.inputs[0],
+        a["kernel_size"],
+        a["stride"],
+        a["padding"],
+        a["dilation"],
+        a["activation"],
+        "bias" in n.params,
+    )
 
 
 def _strictest(plans: list[OpPlan]) -> OpPlan:
@@ -55,7 +62,8 @@ def _strictest(plans: list[OpPlan]) -> OpPlan:
         weights_dtype=max((p.weights_dtype or "bfloat8_b" for p in plans), key=_WIDTH.__getitem__),
         math_fidelity=max((p.math_fidelity for p in plans), key=MATH_FIDELITIES.index),
         fp32_dest_acc=any(p.fp32_dest_acc for p in plans),
-        notes=("dtype: strictest of the merged convs",))
+        notes=("dtype: strictest of the merged convs",),
+    )
 
 
 def merged_name(names: list[str], taken: frozenset[str] | set[str] = frozenset()) -> str:
@@ -81,7 +89,6 @@ def merge_group(graph: Graph, members: list[Node]) -> tuple[Graph, Node, list[No
 
 
 class _Rewrite:
-
     def __init__(self, graph: Graph, members: list[Node]):
         self.graph, self.members = graph, members
         self.by_name = {n.name: n for n in graph.nodes}
@@ -94,8 +101,16 @@ class _Rewrite:
         shape = (*m[0].out.shape[:1], attrs["out_channels"], *m[0].out.shape[2:])
         plan = _strictest([plan_of(n) for n in m])
         taken = set(self.by_name) - {n.name for n in m}
-        return Node(merged_name([n.name for n in m], taken), "conv2d", m[0].inputs, TensorInfo(shape, m[0].out.dtype),
-                    " + ".join(n.source for n in m), attrs, params, plan)
+        return Node(
+            merged_name([n.name for n in m], taken),
+            "conv2d",
+            m[0].inputs,
+            TensorInfo(shape, m[0].out.dtype),
+            " + ".join(n.source for n in m),
+            attrs,
+            params,
+            plan,
+        )
 
     def run(self) -> tuple[Graph, Node, list[Node]] | None:
         members = {n.name for n in self.members}
@@ -135,21 +150,29 @@ class _Rewrite:
                 w = n.params["weight"]
                 padded = w.new_zeros((w.shape[0], widths[src], *w.shape[2:]))
                 padded[:, idx] = w
-                attrs = {**n.attrs, "in_channels": widths[src], "reads_merged": (*n.attrs.get("reads_merged", ()), merged.name)}
+                attrs = {
+                    **n.attrs,
+                    "in_channels": widths[src],
+                    "reads_merged": (*n.attrs.get("reads_merged", ()), merged.name),
+                }
                 new[n.name] = dataclasses.replace(n, inputs=(src,), attrs=attrs, params={**n.params, "weight": padded})
                 readers.append(new[n.name])
                 continue
             else:  # an add, a head output, ...: cannot read a wider tensor
                 return None
             widths[n.name] = new[n.name].out.shape[1]
-        nodes = [merged if n.name == self.members[0].name else new.get(n.name, n)
-                 for n in self.graph.nodes if n.name not in members or n.name == self.members[0].name]
+        nodes = [
+            merged if n.name == self.members[0].name else new.get(n.name, n)
+            for n in self.graph.nodes
+            if n.name not in members or n.name == self.members[0].name
+        ]
         return self.graph.replace_nodes(nodes), merged, readers
 
 
 def _widen(n: Node, inputs: tuple[str, ...], channels: int) -> Node:
-    return dataclasses.replace(n, inputs=inputs, out=TensorInfo((n.out.shape[0], channels, *n.out.shape[2:]),
-                                                                n.out.dtype))
+    return dataclasses.replace(
+        n, inputs=inputs, out=TensorInfo((n.out.shape[0], channels, *n.out.shape[2:]), n.out.dtype)
+    )
 
 
 def eliminate_common(graph: Graph) -> Graph:
@@ -190,8 +213,9 @@ def eliminate_common(graph: Graph) -> Graph:
     meta = graph.meta
     if "taps" in meta:
         meta = {**meta, "taps": {k: rename.get(v, v) for k, v in meta["taps"].items()}}
-    return eliminate_common(graph.replace_nodes(nodes, outputs={k: rename.get(v, v) for k, v in graph.outputs.items()},
-                                                meta=meta))
+    return eliminate_common(
+        graph.replace_nodes(nodes, outputs={k: rename.get(v, v) for k, v in graph.outputs.items()}, meta=meta)
+    )
 
 
 def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int) -> float:
@@ -209,8 +233,9 @@ def _standalone_us(n: Node, nodes: dict[str, Node], target: Target, budget: int)
     return op_cost(n, plan, target, [Operand(x.out.shape, dtype, wants)]).total_us
 
 
-def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                   overrides: Overrides | None = None) -> Graph:
+def merge_siblings(
+    graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE, overrides: Overrides | None = None
+) -> Graph:
     budget = target.l1_budget(l1_small_size)
     merged = 0
     decisions: list[str] = []
@@ -240,5 +265,7 @@ def merge_siblings(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1
         if not done:
             break
     notes = dict(graph.meta.get("pass_notes", {}))
-    notes["merge_siblings"] = f"merged {merged} sibling conv groups" + (f" ({'; '.join(decisions)})" if decisions else "")
+    notes["merge_siblings"] = f"merged {merged} sibling conv groups" + (
+        f" ({'; '.join(decisions)})" if decisions else ""
+    )
     return graph.replace_nodes(graph.nodes, meta={**graph.meta, "pass_notes": notes})

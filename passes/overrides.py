@@ -57,11 +57,15 @@ class Overrides:
         known = {n.name for n in graph.nodes} | {n.source for n in graph.nodes}
         for key in sorted(self.layers):
             if key not in known:
-                raise UserError(f"override names unknown layer {key!r}: use a node name or Detectron2 module "
-                                f"path from the plan summary")
+                raise UserError(
+                    f"override names unknown layer {key!r}: use a node name or Detectron2 module "
+                    f"path from the plan summary"
+                )
         convs = {n.name for n in graph.nodes if n.op == "conv2d"} | {n.source for n in graph.nodes if n.op == "conv2d"}
         for key, o in sorted(self.layers.items()):
-            conv_only = [f for f in ("sharding", "slice_type", "act_block_h", "weights_dtype") if getattr(o, f) is not None]
+            conv_only = [
+                f for f in ("sharding", "slice_type", "act_block_h", "weights_dtype") if getattr(o, f) is not None
+            ]
             if conv_only and key not in convs:
                 raise UserError(f"override of {key!r} sets {', '.join(conv_only)}, which only apply to conv2d layers")
 
@@ -75,11 +79,21 @@ def _choice(key: str, field: str, value: Any, allowed: tuple[str, ...]) -> str:
 def _parse_layer(key: str, spec: Any) -> LayerOverride:
     if not isinstance(spec, dict):
         raise UserError(f"override of {key!r} must be a mapping of fields, got {type(spec).__name__}")
-    allowed = {"sharding", "slicing", "act_block_h", "memory", "dtype", "weights_dtype", "math_fidelity",
-               "fp32_dest_acc"}
+    allowed = {
+        "sharding",
+        "slicing",
+        "act_block_h",
+        "memory",
+        "dtype",
+        "weights_dtype",
+        "math_fidelity",
+        "fp32_dest_acc",
+    }
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise UserError(f"override of {key!r}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise UserError(
+            f"override of {key!r}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
     out: dict[str, Any] = {}
     if "sharding" in spec:
         out["sharding"] = _choice(key, "sharding", spec["sharding"], SHARDINGS)
@@ -126,7 +140,8 @@ def load_overrides(path: Path | str) -> Overrides:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"overrides file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                        f"{str(e).splitlines()[0]}") from None
+        raise UserError(
+            f"overrides file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+            f"{str(e).splitlines()[0]}"
+        ) from None
     return parse_overrides(data)
-

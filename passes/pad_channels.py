@@ -57,8 +57,11 @@ def pad_channels(graph: Graph) -> Graph:
             name = stack.pop()
             region.append(name)
             stack += [u for u in users[name] if by_name[u].op in (*_CHANNELWISE, "upsample", "output")]
-        if conv.op != "conv2d" or conv.attrs["groups"] != 1 or any(
-                by_name[u].op not in (*_CHANNELWISE, "upsample", "output") for r in region for u in users[r]):
+        if (
+            conv.op != "conv2d"
+            or conv.attrs["groups"] != 1
+            or any(by_name[u].op not in (*_CHANNELWISE, "upsample", "output") for r in region for u in users[r])
+        ):
             continue
         channels = round_up(conv.out.shape[1], TILE)
         for name in region:

@@ -55,21 +55,42 @@ PASSES: tuple[Pass, ...] = (
     Pass("pad_channels", lambda g, _: pad_channels(g), requires=(c.BATCHNORM_FOLDED,)),
     Pass("resample", lambda g, x: resample(g, x.target), requires=(c.BATCHNORM_FOLDED,)),
     Pass("dtype_policy", lambda g, x: dtype_policy(g, x.rules, x.overrides), ensures=(c.PLANNED,)),
-    Pass("one_dtype_per_concat", lambda g, _: one_dtype_per_concat(g), requires=(c.PLANNED,),
-         ensures=(c.ONE_DTYPE_PER_CONCAT,)),
-    Pass("eliminate_common", lambda g, _: eliminate_common(g), requires=(c.PLANNED,),
-         ensures=(c.NO_COMMON_SUBEXPRESSIONS,)),
-    Pass("merge_siblings", lambda g, x: merge_siblings(g, x.target, x.l1_small_size, x.overrides),
-         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS),
-         ensures=(c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS)),
-    Pass("unbias_truncation", lambda g, x: unbias_truncation(g) if x.rules.unbias_truncation else g,
-         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT)),
-    Pass("conv_sharding", lambda g, x: conv_sharding(g, x.target, x.l1_small_size, x.overrides),
-         requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT), ensures=(c.CONVS_CONFIGURED,)),
-    Pass("layout_plan", lambda g, _: layout_plan(g), requires=(c.CONVS_CONFIGURED,),
-         ensures=(c.CONCAT_LAYOUTS_AGREE,)),
-    Pass("memory_plan", lambda g, x: memory_plan(g, x.target, x.l1_small_size, x.overrides),
-         requires=(c.CONVS_CONFIGURED, c.CONCAT_LAYOUTS_AGREE), ensures=(c.PLACED,)),
+    Pass(
+        "one_dtype_per_concat",
+        lambda g, _: one_dtype_per_concat(g),
+        requires=(c.PLANNED,),
+        ensures=(c.ONE_DTYPE_PER_CONCAT,),
+    ),
+    Pass(
+        "eliminate_common",
+        lambda g, _: eliminate_common(g),
+        requires=(c.PLANNED,),
+        ensures=(c.NO_COMMON_SUBEXPRESSIONS,),
+    ),
+    Pass(
+        "merge_siblings",
+        lambda g, x: merge_siblings(g, x.target, x.l1_small_size, x.overrides),
+        requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS),
+        ensures=(c.ONE_DTYPE_PER_CONCAT, c.NO_COMMON_SUBEXPRESSIONS),
+    ),
+    Pass(
+        "unbias_truncation",
+        lambda g, x: unbias_truncation(g) if x.rules.unbias_truncation else g,
+        requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT),
+    ),
+    Pass(
+        "conv_sharding",
+        lambda g, x: conv_sharding(g, x.target, x.l1_small_size, x.overrides),
+        requires=(c.PLANNED, c.ONE_DTYPE_PER_CONCAT),
+        ensures=(c.CONVS_CONFIGURED,),
+    ),
+    Pass("layout_plan", lambda g, _: layout_plan(g), requires=(c.CONVS_CONFIGURED,), ensures=(c.CONCAT_LAYOUTS_AGREE,)),
+    Pass(
+        "memory_plan",
+        lambda g, x: memory_plan(g, x.target, x.l1_small_size, x.overrides),
+        requires=(c.CONVS_CONFIGURED, c.CONCAT_LAYOUTS_AGREE),
+        ensures=(c.PLACED,),
+    ),
 )
 PASS_ORDER = tuple(p.name for p in PASSES)
 _BY_NAME = {p.name: p for p in PASSES}
@@ -90,13 +111,22 @@ def run_passes(graph: Graph, names: Sequence[str], ctx: Context) -> tuple[Graph,
     return graph, timings
 
 
-def plan_graph_timed(graph: Graph, target: Target, overrides: Overrides | None = None,
-                     l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                     rules: DtypeRules = PRECISIONS["accurate"]) -> tuple[Graph, dict[str, float]]:
+def plan_graph_timed(
+    graph: Graph,
+    target: Target,
+    overrides: Overrides | None = None,
+    l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
+    rules: DtypeRules = PRECISIONS["accurate"],
+) -> tuple[Graph, dict[str, float]]:
     """The planned graph and the seconds each pass took (in PASS_ORDER)."""
     return run_passes(graph, PASS_ORDER, Context(target, overrides, l1_small_size, rules))
 
 
-def plan_graph(graph: Graph, target: Target, overrides: Overrides | None = None,
-               l1_small_size: int = DEFAULT_L1_SMALL_SIZE, rules: DtypeRules = PRECISIONS["accurate"]) -> Graph:
+def plan_graph(
+    graph: Graph,
+    target: Target,
+    overrides: Overrides | None = None,
+    l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
+    rules: DtypeRules = PRECISIONS["accurate"],
+) -> Graph:
     return plan_graph_timed(graph, target, overrides, l1_small_size, rules)[0]

@@ -132,4 +132,3 @@ def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
         d = stored_dtype(n.inputs[0], nodes)
         return "bfloat16" if d == "bfloat8_b" else d
     return plan_of(n).dtype
-

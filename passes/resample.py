@@ -31,7 +31,11 @@ def as_resample(n: Node, in_shape: tuple[int, ...]) -> Node | None:
     oh, ow = n.out.shape[2:]
     a = n.attrs
     if n.op == "upsample" and a["mode"] == "bilinear":
-        rows, cols, kind = bilinear_matrix(h, oh, a["align_corners"]), bilinear_matrix(w, ow, a["align_corners"]), "bilinear"
+        rows, cols, kind = (
+            bilinear_matrix(h, oh, a["align_corners"]),
+            bilinear_matrix(w, ow, a["align_corners"]),
+            "bilinear",
+        )
     elif n.op == "avg_pool2d" and not a["ceil_mode"]:
         (kh, kw), (sh, sw), (ph, pw) = a["kernel_size"], a["stride"], a["padding"]
         cip = a["count_include_pad"]
@@ -53,10 +57,20 @@ def pool_halo_fits(n: Node, in_shape: tuple[int, ...], target: Target) -> bool:
     a = n.attrs
     k = 1
     while k <= n.out.shape[3]:
-        halo = cb_model.halo_bytes(batch=b, input_hw=(h, w), channels=c, kernel_size=a["kernel_size"],
-                                   stride=a["stride"], padding=a["padding"], dilation=(1, 1),
-                                   shard_layout="HEIGHT_SHARDED", grid=target.grid, num_cores=target.num_cores,
-                                   dtype="bfloat16", num_slices=k)
+        halo = cb_model.halo_bytes(
+            batch=b,
+            input_hw=(h, w),
+            channels=c,
+            kernel_size=a["kernel_size"],
+            stride=a["stride"],
+            padding=a["padding"],
+            dilation=(1, 1),
+            shard_layout="HEIGHT_SHARDED",
+            grid=target.grid,
+            num_cores=target.num_cores,
+            dtype="bfloat16",
+            num_slices=k,
+        )
         if halo < target.l1_unreserved_per_core:
             return True
         k *= 2

@@ -105,9 +105,18 @@ class ConvShape:
     @classmethod
     def of(cls, node: Node, input_shape: tuple[int, ...]) -> ConvShape:
         a = node.attrs
-        return cls(input_shape[0], (input_shape[2], input_shape[3]), (node.out.shape[2], node.out.shape[3]),
-                   a["in_channels"], a["out_channels"], tuple(a["kernel_size"]), tuple(a["stride"]),
-                   tuple(a["padding"]), tuple(a["dilation"]), a["groups"])
+        return cls(
+            input_shape[0],
+            (input_shape[2], input_shape[3]),
+            (node.out.shape[2], node.out.shape[3]),
+            a["in_channels"],
+            a["out_channels"],
+            tuple(a["kernel_size"]),
+            tuple(a["stride"]),
+            tuple(a["padding"]),
+            tuple(a["dilation"]),
+            a["groups"],
+        )
 
     @property
     def in_rows(self) -> int:
@@ -118,8 +127,14 @@ class ConvShape:
         return self.batch * self.output_hw[0] * self.output_hw[1]
 
     def geometry(self) -> dict:
-        return dict(batch=self.batch, input_hw=self.input_hw, kernel_size=self.kernel_size, stride=self.stride,
-                    padding=self.padding, dilation=self.dilation)
+        return dict(
+            batch=self.batch,
+            input_hw=self.input_hw,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+        )
 
 
 def staged_input_bytes(shard_rows: int, shard_cols: int, dtype: str) -> int:

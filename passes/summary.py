@@ -57,14 +57,33 @@ def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMAL
         elif p.slices:
             slicing = f"{p.slices[0]} x{p.slices[1]}"
         out = p.output
-        rows.append(OpRow(n.name, n.source, n.op, c.shard_layout if c else out.layout, slicing,
-                          f"{out.buffer} {out.layout}", p.dtype, p.weights_dtype or "", p.math_fidelity if c else "",
-                          p.l1_peak_per_core, dram.get(n.name, 0), p.notes))
+        rows.append(
+            OpRow(
+                n.name,
+                n.source,
+                n.op,
+                c.shard_layout if c else out.layout,
+                slicing,
+                f"{out.buffer} {out.layout}",
+                p.dtype,
+                p.weights_dtype or "",
+                p.math_fidelity if c else "",
+                p.l1_peak_per_core,
+                dram.get(n.name, 0),
+                p.notes,
+            )
+        )
         if n.op not in ("input", "output"):
             b = tensor_bytes(*rows_cols(n.out), p.dtype)
             act += b
             act_l1 += b if out.buffer == "L1" else 0
-    return PlanSummary(target.name, target.l1_budget(l1_small_size), tuple(rows),
-                       max(r.l1_peak_per_core for r in rows), act, act_l1, sum(r.dram_bytes for r in rows),
-                       sum(len(plan_of(n).spill_before) for n in graph.nodes))
-
+    return PlanSummary(
+        target.name,
+        target.l1_budget(l1_small_size),
+        tuple(rows),
+        max(r.l1_peak_per_core for r in rows),
+        act,
+        act_l1,
+        sum(r.dram_bytes for r in rows),
+        sum(len(plan_of(n).spill_before) for n in graph.nodes),
+    )

@@ -25,11 +25,26 @@ from typing import Any
 
 from runtime.ttnn_host import import_ttnn
 
-CONSTRUCTORS = frozenset({
-    "Conv2dConfig", "Conv2dSliceConfig", "Op2DSliceConfig", "MemoryConfig", "ShardSpec", "CoreRangeSet", "CoreRange",
-    "CoreCoord", "CoreGrid", "UnaryWithParam", "WormholeComputeKernelConfig", "init_device_compute_kernel_config",
-    "create_sharded_memory_config", "Tile", "Shape", "MeshShape",
-})
+CONSTRUCTORS = frozenset(
+    {
+        "Conv2dConfig",
+        "Conv2dSliceConfig",
+        "Op2DSliceConfig",
+        "MemoryConfig",
+        "ShardSpec",
+        "CoreRangeSet",
+        "CoreRange",
+        "CoreCoord",
+        "CoreGrid",
+        "UnaryWithParam",
+        "WormholeComputeKernelConfig",
+        "init_device_compute_kernel_config",
+        "create_sharded_memory_config",
+        "Tile",
+        "Shape",
+        "MeshShape",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +75,11 @@ class Overload:
                 return f"unknown keyword {kw!r}"
             filled.add(kw)
         if not partial and self.relaxed_keywords is None:
-            missing = [p.name for p in self.params if p.required and p.kind not in ("var_pos", "var_kw")
-                       and p.name not in filled]
+            missing = [
+                p.name
+                for p in self.params
+                if p.required and p.kind not in ("var_pos", "var_kw") and p.name not in filled
+            ]
             if missing:
                 return f"missing required argument {missing[0]!r}"
         return None
@@ -106,7 +124,7 @@ def _params_text(line: str) -> str | None:
     for i in range(start, len(line)):
         depth += {"(": 1, ")": -1}.get(line[i], 0)
         if depth == 0:
-            return line[start + 1:i]
+            return line[start + 1 : i]
     return None
 
 
@@ -153,15 +171,22 @@ def _doc_overloads(doc: str | None, prefix: str, skip_self: bool) -> list[Overlo
 
 
 def _from_inspect(fn) -> list[Overload]:
-    kinds = {inspect.Parameter.POSITIONAL_ONLY: "pos_only", inspect.Parameter.POSITIONAL_OR_KEYWORD: "pos_or_kw",
-             inspect.Parameter.KEYWORD_ONLY: "kw_only", inspect.Parameter.VAR_POSITIONAL: "var_pos",
-             inspect.Parameter.VAR_KEYWORD: "var_kw"}
+    kinds = {
+        inspect.Parameter.POSITIONAL_ONLY: "pos_only",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD: "pos_or_kw",
+        inspect.Parameter.KEYWORD_ONLY: "kw_only",
+        inspect.Parameter.VAR_POSITIONAL: "var_pos",
+        inspect.Parameter.VAR_KEYWORD: "var_kw",
+    }
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return []
-    return [Overload(tuple(Param(p.name, kinds[p.kind], p.default is inspect.Parameter.empty)
-                           for p in sig.parameters.values()))]
+    return [
+        Overload(
+            tuple(Param(p.name, kinds[p.kind], p.default is inspect.Parameter.empty) for p in sig.parameters.values())
+        )
+    ]
 
 
 def _is_wrapper(overloads: list[Overload]) -> bool:
@@ -227,7 +252,7 @@ class Checker(ast.NodeVisitor):
         obj = self.ttnn
         for i, n in enumerate(names):
             if not hasattr(obj, n):
-                return None, "ttnn." + ".".join(names[:i + 1])
+                return None, "ttnn." + ".".join(names[: i + 1])
             obj = getattr(obj, n)
         return obj, None
 
@@ -290,8 +315,10 @@ class Checker(ast.NodeVisitor):
                 obj, missing = self.resolve(names)
                 if missing is None:
                     try:
-                        return obj(*[self.evaluate(a) for a in node.args],
-                                   **{_keyword(k): self.evaluate(k.value) for k in node.keywords})
+                        return obj(
+                            *[self.evaluate(a) for a in node.args],
+                            **{_keyword(k): self.evaluate(k.value) for k in node.keywords},
+                        )
                     except _NotLiteral:
                         raise
                     except Exception:

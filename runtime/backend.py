@@ -42,8 +42,10 @@ def choose_backend(preference: str | None = None) -> str:
         return "emulator"
     if choice == "device":
         if not _device_opens():
-            raise UserError(f"backend 'device' was forced but no Tenstorrent device can be opened here: "
-                            f"use the emulator ({ENV}=emulator) or run on a machine with a device")
+            raise UserError(
+                f"backend 'device' was forced but no Tenstorrent device can be opened here: "
+                f"use the emulator ({ENV}=emulator) or run on a machine with a device"
+            )
         return "device"
     return "device" if _device_opens() else "emulator"
 

@@ -24,8 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 # Only modules without torch, Detectron2 or matplotlib here: --help and a bad option answer at once.
-from converter.choices import (ALL_VARIANTS, CONFIG_HELP, DEFAULT_INPUT_SIZE, TAP_MODULES, config_path, parse_size,
-                               taps_for)
+from converter.choices import (
+    ALL_VARIANTS,
+    CONFIG_HELP,
+    DEFAULT_INPUT_SIZE,
+    TAP_MODULES,
+    config_path,
+    parse_size,
+    taps_for,
+)
 from converter.errors import UserError
 from converter.ir import Graph
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
@@ -112,9 +119,17 @@ class Planned:
     seconds: dict[str, float]
 
 
-def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
-                 model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-                 precision: str = "accurate", batch: int = 1) -> Planned:
+def plan_variant(
+    variant: str,
+    target_name: str,
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    *,
+    model=None,
+    overrides: Overrides | None = None,
+    progress: Progress | None = None,
+    precision: str = "accurate",
+    batch: int = 1,
+) -> Planned:
     from converter.model import load_config
     from converter.trace import trace_model
     from passes.pipeline import plan_graph_timed
@@ -127,8 +142,9 @@ def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = D
     if model is None:
         model = _seeded_model(load_config(input_size=input_size))
     batch_note = f", a batch of {batch}" if batch > 1 else ""
-    with progress.step(f"{variant}: tracing at {input_size[0]}x{input_size[1]}{batch_note} (torch.export)", seconds,
-                       "trace"):
+    with progress.step(
+        f"{variant}: tracing at {input_size[0]}x{input_size[1]}{batch_note} (torch.export)", seconds, "trace"
+    ):
         graph = trace_model(model, variant, input_size, batch)
     with progress.step(f"{variant}: planning for {target.name}", seconds, "plan"):
         graph, _ = plan_graph_timed(graph, target, variant_overrides(overrides, variant), rules=PRECISIONS[precision])
@@ -137,8 +153,13 @@ def plan_variant(variant: str, target_name: str, input_size: tuple[int, int] = D
     return Planned(variant, graph, module, seconds)
 
 
-def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
-           progress: Progress | None = None, ttnn_report: dict[str, bytes] | None = None) -> Converted:
+def finish(
+    planned: Planned,
+    target_name: str,
+    check: CheckResult | None = None,
+    progress: Progress | None = None,
+    ttnn_report: dict[str, bytes] | None = None,
+) -> Converted:
     """The plan report, plots and modeled per-op CSV of a planned variant, with real ttnn's verdict
     when it was checked."""
     from passes.targets import get_target
@@ -151,25 +172,44 @@ def finish(planned: Planned, target_name: str, check: CheckResult | None = None,
         seconds["ttnn"] = check.seconds
     with progress.step(f"{planned.variant}: plan report and plots", seconds, "report"):
         report = build_report(planned.graph, get_target(target_name), check=check)
-        files = {f"{planned.variant}.py": planned.module, f"{planned.variant}.plan.md": render_markdown(report),
-                 csv_name(planned.variant): modeled_csv(planned.graph, get_target(target_name))}
+        files = {
+            f"{planned.variant}.py": planned.module,
+            f"{planned.variant}.plan.md": render_markdown(report),
+            csv_name(planned.variant): modeled_csv(planned.graph, get_target(target_name)),
+        }
         plots = render_plots(report)
     return Converted(planned.variant, files, plots, report, planned.graph, seconds, check, ttnn_report)
 
 
-def convert(variant: str, target_name: str, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, *,
-            model=None, overrides: Overrides | None = None, progress: Progress | None = None,
-            precision: str = "accurate", ttnn_check: bool = False, batch: int = 1) -> Converted:
+def convert(
+    variant: str,
+    target_name: str,
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    *,
+    model=None,
+    overrides: Overrides | None = None,
+    progress: Progress | None = None,
+    precision: str = "accurate",
+    ttnn_check: bool = False,
+    batch: int = 1,
+) -> Converted:
     """Trace, plan and render one variant: the module, its plan report and plots (nothing written).
     With `ttnn_check`, real ttnn runs the module on a mock device first and the report says how it went."""
-    planned = plan_variant(variant, target_name, input_size, model=model, overrides=overrides, progress=progress,
-                           precision=precision, batch=batch)
+    planned = plan_variant(
+        variant,
+        target_name,
+        input_size,
+        model=model,
+        overrides=overrides,
+        progress=progress,
+        precision=precision,
+        batch=batch,
+    )
     check = check_text(variant, planned.module, target_name)[0] if ttnn_check else None
     return finish(planned, target_name, check, progress)
 
 
-def check_text(variant: str, module: str, target, report: bool = False
-               ) -> tuple[CheckResult, dict[str, bytes] | None]:
+def check_text(variant: str, module: str, target, report: bool = False) -> tuple[CheckResult, dict[str, bytes] | None]:
     """Real ttnn's verdict on a module that exists only as text (written to a temporary file); with
     `report`, also ttnn's own report of the run (its files by name, read back into memory)."""
     from converter.atomic import write_text
@@ -180,18 +220,25 @@ def check_text(variant: str, module: str, target, report: bool = False
         write_text(path, module)
         directory = Path(tmp) / "ttnn-report" if report else None
         result = check_module(path, target, report=directory)
-        files = {f.name: f.read_bytes() for f in sorted(directory.iterdir()) if f.is_file()} \
-            if directory is not None and directory.is_dir() else None
+        files = (
+            {f.name: f.read_bytes() for f in sorted(directory.iterdir()) if f.is_file()}
+            if directory is not None and directory.is_dir()
+            else None
+        )
         return result, files
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
     """Names of the files in `out` that are missing or differ from `converted`."""
-    return [name for name, data in converted.outputs().items()
-            if not (out / name).is_file() or (out / name).read_bytes() != data]
+    return [
+        name
+        for name, data in converted.outputs().items()
+        if not (out / name).is_file() or (out / name).read_bytes() != data
+    ]
 
 
 # --- verification ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -214,12 +261,18 @@ class Verification:
         heads = ", ".join(f"{h} PCC {s.pcc:.5f}" for h, s in q.heads.items())
         verdict = "ok" if self.passed else "BELOW FLOOR"
         what = f"{self.variant} {self.image}" if self.image else self.variant
-        return "\n".join([f"verify {what} on the {self.backend}: {heads} (floor {VERIFY_PCC_FLOOR}): {verdict}",
-                          f"  {q.summary()}", *(f"  outside a result bound: {v}" for v in q.violations())])
+        return "\n".join(
+            [
+                f"verify {what} on the {self.backend}: {heads} (floor {VERIFY_PCC_FLOOR}): {verdict}",
+                f"  {q.summary()}",
+                *(f"  outside a result bound: {v}" for v in q.violations()),
+            ]
+        )
 
 
-def verify(converted: Converted, model, input_size: tuple[int, int], progress: Progress,
-           fusion: FusionParams, batch: int = 1) -> list[Verification]:
+def verify(
+    converted: Converted, model, input_size: tuple[int, int], progress: Progress, fusion: FusionParams, batch: int = 1
+) -> list[Verification]:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
     synthetic street scenes, and compare the heads and the panoptic results of each image
     (runtime/quality.py)."""
@@ -239,28 +292,38 @@ def verify(converted: Converted, model, input_size: tuple[int, int], progress: P
     image = torch.cat([to_model_input(street_scene(input_size[1], input_size[0], seed=i)) for i in range(batch)])
     with progress.step(f"{variant}: converting weights for the device", seconds, "weights"):
         weights = host_weights(converted.graph)
-    with progress.step(f"{variant}: running the generated module", seconds, "verify"):
-        with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
-            path = Path(tmp) / f"{variant}.py"
-            write_text(path, converted.files[f"{variant}.py"])
-            try:
-                result = run_module(load_module(path), weights, image)
-            except UserError:
-                raise
-            except Exception as e:  # a compiler or emulator bug: the verdict, in one line
-                reason = " ".join(str(e).split())
-                return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")]
+    with (
+        progress.step(f"{variant}: running the generated module", seconds, "verify"),
+        tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp,
+    ):
+        path = Path(tmp) / f"{variant}.py"
+        write_text(path, converted.files[f"{variant}.py"])
+        try:
+            result = run_module(load_module(path), weights, image)
+        except UserError:
+            raise
+        except Exception as e:  # a compiler or emulator bug: the verdict, in one line
+            reason = " ".join(str(e).split())
+            return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")]
     with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
         ref = reference_outputs(model, variant, image)
 
     def one(outputs: dict, i: int) -> dict:
-        return {k: v[i:i + 1] for k, v in outputs.items()}
+        return {k: v[i : i + 1] for k, v in outputs.items()}
 
-    return [Verification(variant, result.backend, compare(one(result.outputs, i), one(ref, i), fusion),
-                         image=f"image {i + 1} of {batch}" if batch > 1 else "") for i in range(batch)]
+    return [
+        Verification(
+            variant,
+            result.backend,
+            compare(one(result.outputs, i), one(ref, i), fusion),
+            image=f"image {i + 1} of {batch}" if batch > 1 else "",
+        )
+        for i in range(batch)
+    ]
 
 
 # --- command line ------------------------------------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, like every other user mistake
@@ -282,71 +345,128 @@ def _size_argument(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pdl-convert", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
-                    "exit status: 0 ok; 1 --check found stale files or --verify failed (a metric outside the "
-                    "accuracy bounds, or the module did not run); 2 user error (one line on stderr); 130 interrupted.\n"
-                    "Same inputs give byte-identical files. With the defaults the result equals the "
-                    "committed generated/."))
+    p = _Parser(
+        prog="pdl-convert",
+        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "exit status: 0 ok; 1 --check found stale files or --verify failed (a metric outside the "
+            "accuracy bounds, or the module did not run); 2 user error (one line on stderr); 130 interrupted.\n"
+            "Same inputs give byte-identical files. With the defaults the result equals the "
+            "committed generated/."
+        ),
+    )
     p.add_argument("--config", default=None, metavar="NAME|YAML", help=CONFIG_HELP)
-    p.add_argument("--weights", type=Path, default=None, metavar="PKL",
-                   help="Detectron2 checkpoint: a model-zoo .pkl or a .pth its trainer saved (read as data, "
-                        "never executed), checked against the config. The generated "
-                        "code does not depend on weight values; --verify runs with them. Default: seeded "
-                        "random weights (a warning says so)")
-    p.add_argument("--variant", action="append", choices=ALL_VARIANTS, default=None,
-                   help="model to convert (repeatable; default: every variant of the config: panoptic_deeplab "
-                        "and deeplab_v3_plus, its semantic branch, for a Panoptic-DeepLab config; the one model "
-                        "of a DeepLab config)")
-    p.add_argument("--target", default=DEFAULT_TARGET, choices=list(TARGETS), metavar="{" + ",".join(TARGETS) + "}",
-                   help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
-                        "the 5x4-core Blackhole grid)")
-    p.add_argument("--input-size", type=_size_argument, default=None, metavar="HxW",
-                   help="input image size the module is generated for (default: the config's INPUT.CROP.SIZE, "
-                        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]} for the default config). H and W must be multiples of the encoder stride (16) and keep the "
-                        "config's ASPP pooling (INPUT.CROP.SIZE / 16) global; a size that does not work is "
-                        "named with the sizes that do")
-    p.add_argument("--batch-size", type=_batch_argument, default=1, metavar="N",
-                   help="images per forward (default: 1); --verify runs N different scenes")
-    p.add_argument("--overrides", type=Path, default=None, metavar="FILE",
-                   help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
-                        "keyed by node name or Detectron2 module path; see passes/overrides.py")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="PKL",
+        help="Detectron2 checkpoint: a model-zoo .pkl or a .pth its trainer saved (read as data, "
+        "never executed), checked against the config. The generated "
+        "code does not depend on weight values; --verify runs with them. Default: seeded "
+        "random weights (a warning says so)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        choices=ALL_VARIANTS,
+        default=None,
+        help="model to convert (repeatable; default: every variant of the config: panoptic_deeplab "
+        "and deeplab_v3_plus, its semantic branch, for a Panoptic-DeepLab config; the one model "
+        "of a DeepLab config)",
+    )
+    p.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=list(TARGETS),
+        metavar="{" + ",".join(TARGETS) + "}",
+        help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
+        "the 5x4-core Blackhole grid)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=_size_argument,
+        default=None,
+        metavar="HxW",
+        help="input image size the module is generated for (default: the config's INPUT.CROP.SIZE, "
+        f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]} for the default config). H and W must be "
+        "multiples of the encoder stride (16) and at least the config's ASPP pooling window at 1/16 "
+        "(INPUT.CROP.SIZE / 16), which Detectron2 requires; a size that does not work is named with the "
+        "sizes that do",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_batch_argument,
+        default=1,
+        metavar="N",
+        help="images per forward (default: 1); --verify runs N different scenes",
+    )
+    p.add_argument(
+        "--overrides",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
+        "keyed by node name or Detectron2 module path; see passes/overrides.py",
+    )
     p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help=PRECISION_HELP)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help="output directory (default: generated)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if a file in --out is missing or differs from a fresh "
-                        "conversion, and name it")
-    p.add_argument("--verify", action="store_true",
-                   help="also run each generated module (on a device if one opens, else the host emulator) "
-                        "and Detectron2's fp32 forward on one seeded image; print PCC, gain, bias and max error "
-                        "per head, panoptic quality, instance counts and semantic agreement, and the result "
-                        f"bounds they break (runtime/quality.py); exit 1 below PCC {VERIFY_PCC_FLOOR} on a head, "
-                        "and then nothing is written. Slow: about a minute at 512x1024")
-    p.add_argument("--ttnn-check", action="store_true",
-                   help="run each generated module through the real ttnn 0.81.1 on a mock device of the target "
-                        "(its validation, allocator and circular-buffer checks; no numerics); the summary and "
-                        "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it, and then nothing is "
-                        "written. "
-                        "About 30 s per module at 512x1024; on with --verify. generated/ is written with it")
-    p.add_argument("--ttnn-report", type=Path, default=None, metavar="DIR",
-                   help="also --ttnn-check, with ttnn's own reporting on (TTNN_CONFIG_OVERRIDES: graph report, "
-                        "detailed buffers): leaves DIR/<variant>/ (db.sqlite, config.json), the report "
-                        "ttnn-visualizer opens (operations, tensors, L1 buffers per core over the program). "
-                        "Written with --out, only when real ttnn accepts every module. About 1 minute per module "
-                        "at 128x256; at 512x1024 ttnn needs over 14 GB of memory per module for it")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress lines and no summary (warnings, errors, --check and --verify results stay)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: generated)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a file in --out is missing or differs from a fresh conversion, and name it",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="also run each generated module (on a device if one opens, else the host emulator) "
+        "and Detectron2's fp32 forward on one seeded image; print PCC, gain, bias and max error "
+        "per head, panoptic quality, instance counts and semantic agreement, and the result "
+        f"bounds they break (runtime/quality.py); exit 1 below PCC {VERIFY_PCC_FLOOR} on a head, "
+        "and then nothing is written. Slow: about a minute at 512x1024",
+    )
+    p.add_argument(
+        "--ttnn-check",
+        action="store_true",
+        help="run each generated module through the real ttnn 0.81.1 on a mock device of the target "
+        "(its validation, allocator and circular-buffer checks; no numerics); the summary and "
+        "the plan report give the verdict and real L1 per op; exit 1 if ttnn rejects it, and then nothing is "
+        "written. "
+        "About 30 s per module at 512x1024; on with --verify. generated/ is written with it",
+    )
+    p.add_argument(
+        "--ttnn-report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also --ttnn-check, with ttnn's own reporting on (TTNN_CONFIG_OVERRIDES: graph report, "
+        "detailed buffers): leaves DIR/<variant>/ (db.sqlite, config.json), the report "
+        "ttnn-visualizer opens (operations, tensors, L1 buffers per core over the program). "
+        "Written with --out, only when real ttnn accepts every module. About 1 minute per module "
+        "at 128x256; at 512x1024 ttnn needs over 14 GB of memory per module for it",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress lines and no summary (warnings, errors, --check and --verify results stay)",
+    )
     return p
 
 
 def _warn_random_weights(verify: bool) -> None:
-    use = ("--verify runs with seeded random weights (realistic activations, not a trained model)"
-           if verify else "the generated code and plan do not depend on weight values")
+    use = (
+        "--verify runs with seeded random weights (realistic activations, not a trained model)"
+        if verify
+        else "the generated code and plan do not depend on weight values"
+    )
     bar = "!" * 78
-    print(f"{bar}\n!! pdl-convert: WARNING: no --weights given: using SEEDED RANDOM WEIGHTS "
-          f"(seed {RANDOM_WEIGHTS_SEED}).\n!! {use}.\n!! Pass --weights model_final_bd324a.pkl for the "
-          f"released Cityscapes model.\n{bar}", file=sys.stderr)
+    print(
+        f"{bar}\n!! pdl-convert: WARNING: no --weights given: using SEEDED RANDOM WEIGHTS "
+        f"(seed {RANDOM_WEIGHTS_SEED}).\n!! {use}.\n!! Pass --weights model_final_bd324a.pkl for the "
+        f"released Cityscapes model.\n{bar}",
+        file=sys.stderr,
+    )
 
 
 def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[str, float], tmp: Path):
@@ -377,18 +497,20 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
     r = c.report
     s = c.seconds
     times = ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
-    return "\n".join([
-        f"{c.variant} on {r.target} at {_batch_prefix(c.graph)}{size[0]}x{size[1]} (config {r.config})",
-        f"  nodes / convs      {r.nodes} / {r.convs} ({len(r.layers)} device ops)",
-        f"  L1 peak per core   {r.l1_peak_per_core} B of {r.budget_per_core} B budget "
-        f"({100 * r.l1_peak_per_core / r.budget_per_core:.1f}%)",
-        f"  activations in L1  {r.activation_bytes_in_l1 / 1e6:.1f} MB of {r.activation_bytes / 1e6:.1f} MB "
-        f"({100 * r.activation_bytes_in_l1 / max(r.activation_bytes, 1):.1f}%)",
-        f"  DRAM traffic       {r.dram_bytes / 1e6:.1f} MB",
-        f"  modeled latency    {r.latency_ms:.2f} ms (cost model, not a measurement)",
-        f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
-        f"  stage times        {times}",
-    ])
+    return "\n".join(
+        [
+            f"{c.variant} on {r.target} at {_batch_prefix(c.graph)}{size[0]}x{size[1]} (config {r.config})",
+            f"  nodes / convs      {r.nodes} / {r.convs} ({len(r.layers)} device ops)",
+            f"  L1 peak per core   {r.l1_peak_per_core} B of {r.budget_per_core} B budget "
+            f"({100 * r.l1_peak_per_core / r.budget_per_core:.1f}%)",
+            f"  activations in L1  {r.activation_bytes_in_l1 / 1e6:.1f} MB of {r.activation_bytes / 1e6:.1f} MB "
+            f"({100 * r.activation_bytes_in_l1 / max(r.activation_bytes, 1):.1f}%)",
+            f"  DRAM traffic       {r.dram_bytes / 1e6:.1f} MB",
+            f"  modeled latency    {r.latency_ms:.2f} ms (cost model, not a measurement)",
+            f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
+            f"  stage times        {times}",
+        ]
+    )
 
 
 def _batch_prefix(graph: Graph) -> str:
@@ -404,8 +526,10 @@ def write_outputs(out: Path, converted: Sequence[Converted]) -> None:
     try:
         replace_files(out, {name: data for c in converted for name, data in c.outputs().items()})
     except OSError as e:  # no permission, disk full, ...: nothing was replaced
-        raise UserError(f"cannot write {e.filename or out}: {e.strerror}; pass a writable --out with free space, "
-                        "its previous files are unchanged") from None
+        raise UserError(
+            f"cannot write {e.filename or out}: {e.strerror}; pass a writable --out with free space, "
+            "its previous files are unchanged"
+        ) from None
 
 
 def write_ttnn_reports(directory: Path, converted: Sequence[Converted]) -> None:
@@ -417,8 +541,9 @@ def write_ttnn_reports(directory: Path, converted: Sequence[Converted]) -> None:
         try:
             replace_files(directory / c.variant, c.ttnn_report or {})
         except OSError as e:
-            raise UserError(f"cannot write {e.filename or directory}: {e.strerror}; pass a writable --ttnn-report "
-                            "with free space") from None
+            raise UserError(
+                f"cannot write {e.filename or directory}: {e.strerror}; pass a writable --ttnn-report with free space"
+            ) from None
 
 
 def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
@@ -428,10 +553,17 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
     from converter.atomic import interrupted, locked
 
     with locked(out, exclusive=False) if out.is_dir() else nullcontext():
-        lines = [f"pdl-convert: {out} holds an interrupted update: run pdl-convert with the same options "
-                 "to finish it"] if interrupted(out) else []
-        return lines + [f"pdl-convert: {out / name} is stale (missing or differs from a fresh conversion): "
-                        "run pdl-convert with the same options" for c in converted for name in stale_files(out, c)]
+        lines = (
+            [f"pdl-convert: {out} holds an interrupted update: run pdl-convert with the same options to finish it"]
+            if interrupted(out)
+            else []
+        )
+        return lines + [
+            f"pdl-convert: {out / name} is stale (missing or differs from a fresh conversion): "
+            "run pdl-convert with the same options"
+            for c in converted
+            for name in stale_files(out, c)
+        ]
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -450,8 +582,9 @@ def check_paths(args: argparse.Namespace) -> None:
     config_path(args.config)  # a name of the family or an existing file
     for option, path in (("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
-            raise UserError(f"{option} {path} {'is not a file' if path.exists() else 'not found'}; "
-                            "pass an existing file")
+            raise UserError(
+                f"{option} {path} {'is not a file' if path.exists() else 'not found'}; pass an existing file"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -471,12 +604,23 @@ def run(args: argparse.Namespace) -> int:
         with ThreadPoolExecutor(max_workers=1 if args.ttnn_report is not None else len(variants)) as pool:
             planned, checks = [], []
             for v in variants:
-                p = plan_variant(v, args.target, size, model=model, overrides=overrides, progress=progress,
-                                 precision=args.precision, batch=args.batch_size)
+                p = plan_variant(
+                    v,
+                    args.target,
+                    size,
+                    model=model,
+                    overrides=overrides,
+                    progress=progress,
+                    precision=args.precision,
+                    batch=args.batch_size,
+                )
                 if ttnn_check:
                     progress.note(f"{v}: real ttnn on a mock {args.target} device (in the background)")
-                checks.append(pool.submit(check_text, v, p.module, args.target, args.ttnn_report is not None)
-                              if ttnn_check else None)
+                checks.append(
+                    pool.submit(check_text, v, p.module, args.target, args.ttnn_report is not None)
+                    if ttnn_check
+                    else None
+                )
                 planned.append(p)
             converted = []
             for p, c in zip(planned, checks, strict=True):
@@ -497,14 +641,16 @@ def run(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr)
                 status = EXIT_FAILED
         elif not rejected:
-            with progress.step(f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup,
-                               "write"):
+            with progress.step(
+                f"writing {sum(len(c.outputs()) for c in converted)} files to {args.out}", setup, "write"
+            ):
                 write_outputs(args.out, converted)
                 if args.ttnn_report is not None:
                     write_ttnn_reports(args.ttnn_report, converted)
     if not args.quiet:
-        state = ("up to date" if status == EXIT_OK else "stale") if args.check else \
-            "not written" if rejected else "written"
+        state = (
+            ("up to date" if status == EXIT_OK else "stale") if args.check else "not written" if rejected else "written"
+        )
         for c in converted:
             print(_summary(c, args.out, state, size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
@@ -520,9 +666,11 @@ def run(args: argparse.Namespace) -> int:
         if not v.passed:
             status = EXIT_FAILED
     if rejected and not args.check:
-        print(f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "
-              "keeps its previous files (without --verify and --ttnn-check the files are written, to inspect them)",
-              file=sys.stderr)
+        print(
+            f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "
+            "keeps its previous files (without --verify and --ttnn-check the files are written, to inspect them)",
+            file=sys.stderr,
+        )
     return status
 
 

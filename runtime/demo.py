@@ -33,8 +33,15 @@ from converter.atomic import check_writable_directory, locked, write_text
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.choices import ALL_VARIANTS, CONFIG_HELP, config_path
 from converter.errors import UserError
-from converter.model import (build_model, check_config_variant, config_variants, load_config, native_input_size,
-                             parse_size, with_crop_size)
+from converter.model import (
+    build_model,
+    check_config_variant,
+    config_variants,
+    load_config,
+    native_input_size,
+    parse_size,
+    with_crop_size,
+)
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
@@ -81,8 +88,14 @@ def runner_dir(runner: str) -> str:
     return f"{runner}_output"
 
 
-def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[str, Runner],
-             model_input_size: tuple[int, int], *, fusion: FusionParams) -> list[ImageReport]:
+def run_demo(
+    inputs: Sequence[SourceImage],
+    output_dir: Path,
+    runners: Mapping[str, Runner],
+    model_input_size: tuple[int, int],
+    *,
+    fusion: FusionParams,
+) -> list[ImageReport]:
     """Run every image through every runner, write the visualisations, compare the runners (an image
     that cannot be decoded is skipped with a line on stderr)."""
     if not runners:
@@ -113,8 +126,9 @@ def run_demo(inputs: Sequence[SourceImage], output_dir: Path, runners: Mapping[s
         agreement = quality = None
         if len(runners) == 2 and REFERENCE_RUNNER in runners:
             (other,) = (r for r in runners if r != REFERENCE_RUNNER)
-            q = compare(heads[other], heads[REFERENCE_RUNNER], fusion,
-                        segmentations=(segs[other], segs[REFERENCE_RUNNER]))
+            q = compare(
+                heads[other], heads[REFERENCE_RUNNER], fusion, segmentations=(segs[other], segs[REFERENCE_RUNNER])
+            )
             agreement, quality = q.semantic_agreement * 100.0, q.as_dict()
         reports.append(ImageReport(source.name, results, agreement, quality))
     write_text(output_dir / "summary.json", summary_json(reports))
@@ -131,6 +145,7 @@ def _write_images(output_dir: Path, runner: str, name: str, image, seg: Segmenta
 
 def summary_json(reports: Sequence[ImageReport]) -> str:
     """The comparison as JSON, without timings (same inputs -> same bytes)."""
+
     def strip(report: ImageReport) -> dict:
         d = asdict(report)
         for r in d["runners"].values():
@@ -164,26 +179,45 @@ or pass --random-weights instead of it for seeded random weights.
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pdl-demo", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="pdl-demo IMAGE_OR_DIR (WEIGHTS.pkl | --random-weights) OUTPUT_DIR [options]")
+        prog="pdl-demo",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="pdl-demo IMAGE_OR_DIR (WEIGHTS.pkl | --random-weights) OUTPUT_DIR [options]",
+    )
     p.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR [WEIGHTS.pkl] OUTPUT_DIR", help=argparse.SUPPRESS)
-    p.add_argument("--random-weights", action="store_true",
-                   help="seeded random weights instead of a checkpoint (pipeline check; the pictures mean nothing)")
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="seeded random weights instead of a checkpoint (pipeline check; the pictures mean nothing)",
+    )
     p.add_argument("--config", default=None, metavar="NAME|YAML", help=CONFIG_HELP)
-    p.add_argument("--variant", default=None, choices=ALL_VARIANTS,
-                   help="deeplab_v3_plus / deeplab_v3: semantic segmentation only, writes NAME_semantic.jpg "
-                        "(default: the config's first variant, panoptic_deeplab for a Panoptic-DeepLab config)")
-    p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
-                   help="TTNN runner: device target (default: %(default)s)")
+    p.add_argument(
+        "--variant",
+        default=None,
+        choices=ALL_VARIANTS,
+        help="deeplab_v3_plus / deeplab_v3: semantic segmentation only, writes NAME_semantic.jpg "
+        "(default: the config's first variant, panoptic_deeplab for a Panoptic-DeepLab config)",
+    )
+    p.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=sorted(TARGETS),
+        help="TTNN runner: device target (default: %(default)s)",
+    )
     p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help="TTNN runner: " + PRECISION_HELP)
     p.add_argument("--trace", action="store_true", help="TTNN runner: run in trace mode")
-    p.add_argument("--weight-cache", type=Path, default=None, metavar="DIR",
-                   help="TTNN runner: cache of prepared device weights")
+    p.add_argument(
+        "--weight-cache", type=Path, default=None, metavar="DIR", help="TTNN runner: cache of prepared device weights"
+    )
     p.add_argument("--pytorch-only", action="store_true", help="run only the Detectron2 reference")
-    p.add_argument("--input-size", default=None, metavar="HxW",
-                   help="model input size (default: the config's training crop, 512x1024 for the default config). "
-                        "Another size sets "
-                        "ASPP image pooling to that size's global mean, as it is at 512x1024: quick looks only")
+    p.add_argument(
+        "--input-size",
+        default=None,
+        metavar="HxW",
+        help="model input size (default: the config's training crop, 512x1024 for the default config). "
+        "Another size sets "
+        "ASPP image pooling to that size's global mean, as it is at 512x1024: quick looks only",
+    )
     return p
 
 
@@ -206,13 +240,25 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
     a = _parser().parse_intermixed_args(argv)  # WEIGHTS or --random-weights sits between the paths
     want = 2 if a.random_weights else 3
     if len(a.paths) != want:
-        form = "IMAGE_OR_DIR OUTPUT_DIR with --random-weights" if a.random_weights else \
-            "IMAGE_OR_DIR WEIGHTS.pkl OUTPUT_DIR (or IMAGE_OR_DIR OUTPUT_DIR --random-weights)"
+        form = (
+            "IMAGE_OR_DIR OUTPUT_DIR with --random-weights"
+            if a.random_weights
+            else "IMAGE_OR_DIR WEIGHTS.pkl OUTPUT_DIR (or IMAGE_OR_DIR OUTPUT_DIR --random-weights)"
+        )
         raise UserError(f"expected {form}, got {len(a.paths)} path(s): {' '.join(a.paths)}")
     return DemoArgs(
-        inputs=a.paths[0], weights=None if a.random_weights else Path(a.paths[1]), output_dir=Path(a.paths[-1]),
-        config=a.config, variant=a.variant, input_size=parse_size(a.input_size) if a.input_size else None,
-        pytorch_only=a.pytorch_only, target=a.target, precision=a.precision, trace=a.trace, weight_cache=a.weight_cache)
+        inputs=a.paths[0],
+        weights=None if a.random_weights else Path(a.paths[1]),
+        output_dir=Path(a.paths[-1]),
+        config=a.config,
+        variant=a.variant,
+        input_size=parse_size(a.input_size) if a.input_size else None,
+        pytorch_only=a.pytorch_only,
+        target=a.target,
+        precision=a.precision,
+        trace=a.trace,
+        weight_cache=a.weight_cache,
+    )
 
 
 def _scene(seed: int, size: tuple[int, int]) -> Image.Image:
@@ -293,8 +339,10 @@ def _main(argv: list[str]) -> int:
         runners: dict[str, Runner] = {"pytorch": pytorch_runner(model, variant)}
         if not args.pytorch_only:
             runners["ttnn"] = ttnn_runner(model, weights, variant, size, args, Path(tmp))
-        print(f"{len(images)} image(s) at {size[0]}x{size[1]}, config {cfg.PDL2TTNN_CONFIG_NAME}, variant {variant}, "
-              f"runners: {', '.join(runners)}")
+        print(
+            f"{len(images)} image(s) at {size[0]}x{size[1]}, config {cfg.PDL2TTNN_CONFIG_NAME}, variant {variant}, "
+            f"runners: {', '.join(runners)}"
+        )
         args.output_dir.mkdir(parents=True, exist_ok=True)
         with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
             reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))

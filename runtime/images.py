@@ -32,8 +32,14 @@ IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 FORMATS = ("BMP", "JPEG", "PNG", "TIFF")  # the only PIL decoders a file can reach
 RESAMPLE = Image.Resampling.BILINEAR
 # What PIL raises for a file it cannot decode (truncated, not an image, too large, ...).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
-                  Image.DecompressionBombWarning)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 @dataclass(frozen=True)
@@ -116,16 +122,20 @@ def collect_images(path: Path) -> Collected:
         except _DECODE_ERRORS as e:
             skipped.append(f"skipped {file.name}: {_unreadable(e)}")
     if not readable:
-        raise UserError(f"no readable image at {path}: pass a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} "
-                        "file or a directory holding some")
+        raise UserError(
+            f"no readable image at {path}: pass a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} "
+            "file or a directory holding some"
+        )
     return Collected(_named(readable), skipped)
 
 
 def _named(files: list[Path]) -> list[SourceImage]:
     # Output names are file stems; "a.jpg" and "a.png" in one directory keep their suffix apart.
     stems = [file.stem for file in files]
-    return [SourceImage(file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_"),
-                        partial(load_rgb, file)) for file in files]
+    return [
+        SourceImage(file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_"), partial(load_rgb, file))
+        for file in files
+    ]
 
 
 def resize_to_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -40,8 +40,11 @@ class OpL1:
 
 def _numbers(programs: list[tuple[int, int]]) -> dict[str, int]:
     """(CB, L1) per program -> METRICS."""
-    return {"cb": max((cb for cb, _ in programs), default=0), "l1": max((l1 for _, l1 in programs), default=0),
-            "peak": max((cb + l1 for cb, l1 in programs), default=0)}
+    return {
+        "cb": max((cb for cb, _ in programs), default=0),
+        "l1": max((l1 for _, l1 in programs), default=0),
+        "peak": max((cb + l1 for cb, l1 in programs), default=0),
+    }
 
 
 def compare(graph, check: CheckResult, target: Target, l1_small_size: int) -> list[OpL1]:
@@ -62,14 +65,18 @@ def compare(graph, check: CheckResult, target: Target, l1_small_size: int) -> li
 
 def distribution(ops: list[OpL1]) -> list[str]:
     """Per op kind and metric: ops, exact, model high / low, and the error's median and extremes."""
-    lines = [f"{'op kind':18s} {'metric':6s} {'ops':>4s} {'exact':>5s} {'high':>4s} {'low':>4s} "
-             f"{'min err':>8s} {'median':>8s} {'max err':>8s}"]
+    lines = [
+        f"{'op kind':18s} {'metric':6s} {'ops':>4s} {'exact':>5s} {'high':>4s} {'low':>4s} "
+        f"{'min err':>8s} {'median':>8s} {'max err':>8s}"
+    ]
     for kind in sorted({o.kind for o in ops}):
         group = [o for o in ops if o.kind == kind]
         for metric in METRICS:
             errs = [o.error(metric) for o in group]
             finite = [e for e in errs if e != float("inf")] or [0.0]
-            lines.append(f"{kind:18s} {metric:6s} {len(group):4d} {sum(e == 0 for e in errs):5d} "
-                         f"{sum(e > 0 for e in errs):4d} {sum(e < 0 for e in errs):4d} {min(finite):+8.2%} "
-                         f"{statistics.median(finite):+8.2%} {max(errs):+8.2%}")
+            lines.append(
+                f"{kind:18s} {metric:6s} {len(group):4d} {sum(e == 0 for e in errs):5d} "
+                f"{sum(e > 0 for e in errs):4d} {sum(e < 0 for e in errs):4d} {min(finite):+8.2%} "
+                f"{statistics.median(finite):+8.2%} {max(errs):+8.2%}"
+            )
     return lines

@@ -40,10 +40,26 @@ DEVICE_OPS = {
 }
 MOVES_OP = "ReshardDeviceOperation"
 COLUMNS = (
-    "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "AVAILABLE WORKER CORE COUNT",
-    "CORE COUNT", "ATTRIBUTES", "MATH FIDELITY", "DEVICE KERNEL DURATION [ns]", "OP TO OP LATENCY [ns]",
-    "INPUT_0_X_PAD[LOGICAL]", "INPUT_0_DATATYPE", "INPUT_0_MEMORY", "INPUT_1_X_PAD[LOGICAL]", "INPUT_1_DATATYPE",
-    "INPUT_1_MEMORY", "OUTPUT_0_Y_PAD[LOGICAL]", "OUTPUT_0_DATATYPE", "OUTPUT_0_MEMORY",
+    "OP CODE",
+    "OP TYPE",
+    "GLOBAL CALL COUNT",
+    "DEVICE ID",
+    "DEVICE ARCH",
+    "AVAILABLE WORKER CORE COUNT",
+    "CORE COUNT",
+    "ATTRIBUTES",
+    "MATH FIDELITY",
+    "DEVICE KERNEL DURATION [ns]",
+    "OP TO OP LATENCY [ns]",
+    "INPUT_0_X_PAD[LOGICAL]",
+    "INPUT_0_DATATYPE",
+    "INPUT_0_MEMORY",
+    "INPUT_1_X_PAD[LOGICAL]",
+    "INPUT_1_DATATYPE",
+    "INPUT_1_MEMORY",
+    "OUTPUT_0_Y_PAD[LOGICAL]",
+    "OUTPUT_0_DATATYPE",
+    "OUTPUT_0_MEMORY",
 )
 SIGNPOST, DEVICE = "signpost", "tt_dnn_device"
 _DRAM = Placement(buffer="DRAM", layout="INTERLEAVED")
@@ -73,30 +89,56 @@ def modeled_csv(graph: Graph, target: Target) -> str:
     def row(**cells) -> None:
         nonlocal count
         count += 1
-        writer.writerow({"GLOBAL CALL COUNT": count, "DEVICE ID": 0, "DEVICE ARCH": target.arch,
-                         "AVAILABLE WORKER CORE COUNT": target.num_cores, **cells})
+        writer.writerow(
+            {
+                "GLOBAL CALL COUNT": count,
+                "DEVICE ID": 0,
+                "DEVICE ARCH": target.arch,
+                "AVAILABLE WORKER CORE COUNT": target.num_cores,
+                **cells,
+            }
+        )
 
     for node, cost, operands in cost_model.walk(graph, target):
         plan = node.plan
         row(**{"OP CODE": node.name, "OP TYPE": SIGNPOST})
         if cost.reshard_us:
-            row(**{"OP CODE": MOVES_OP, "OP TYPE": DEVICE, "DEVICE KERNEL DURATION [ns]": _ns(cost.reshard_us),
-                   "OP TO OP LATENCY [ns]": 0})
+            row(
+                **{
+                    "OP CODE": MOVES_OP,
+                    "OP TYPE": DEVICE,
+                    "DEVICE KERNEL DURATION [ns]": _ns(cost.reshard_us),
+                    "OP TO OP LATENCY [ns]": 0,
+                }
+            )
         own = cost.total_us - cost.reshard_us - cost.dispatch_us
-        cells = {"OP CODE": DEVICE_OPS[node.op], "OP TYPE": DEVICE, "CORE COUNT": cost.cores,
-                 "MATH FIDELITY": plan.math_fidelity, "DEVICE KERNEL DURATION [ns]": _ns(own),
-                 "OP TO OP LATENCY [ns]": _ns(cost.dispatch_us),
-                 "INPUT_0_DATATYPE": operands[0].dtype.upper(), "INPUT_0_MEMORY": _memory(operands[0].placement),
-                 "OUTPUT_0_DATATYPE": plan.dtype.upper(), "OUTPUT_0_MEMORY": _memory(plan.output)}
+        cells = {
+            "OP CODE": DEVICE_OPS[node.op],
+            "OP TYPE": DEVICE,
+            "CORE COUNT": cost.cores,
+            "MATH FIDELITY": plan.math_fidelity,
+            "DEVICE KERNEL DURATION [ns]": _ns(own),
+            "OP TO OP LATENCY [ns]": _ns(cost.dispatch_us),
+            "INPUT_0_DATATYPE": operands[0].dtype.upper(),
+            "INPUT_0_MEMORY": _memory(operands[0].placement),
+            "OUTPUT_0_DATATYPE": plan.dtype.upper(),
+            "OUTPUT_0_MEMORY": _memory(plan.output),
+        }
         if node.op == "conv2d":  # weights are prepared in DRAM: [1, 1, Cin/groups*kh*kw, Cout]
             n, c, h, w = node.out.shape
             k = node.attrs["kernel_size"]
             kh, kw = (k, k) if isinstance(k, int) else k
             cin = operands[0].shape[1]
-            cells.update({"ATTRIBUTES": f"window_hw=({kh};{kw}); groups={node.attrs['groups']}",
-                          "INPUT_0_X_PAD[LOGICAL]": f"{cin}[{cin}]", "INPUT_1_X_PAD[LOGICAL]": f"{c}[{c}]",
-                          "INPUT_1_DATATYPE": (plan.weights_dtype or "bfloat16").upper(),
-                          "INPUT_1_MEMORY": _memory(_DRAM), "OUTPUT_0_Y_PAD[LOGICAL]": f"{n * h * w}[{n * h * w}]"})
+            cells.update(
+                {
+                    "ATTRIBUTES": f"window_hw=({kh};{kw}); groups={node.attrs['groups']}",
+                    "INPUT_0_X_PAD[LOGICAL]": f"{cin}[{cin}]",
+                    "INPUT_1_X_PAD[LOGICAL]": f"{c}[{c}]",
+                    "INPUT_1_DATATYPE": (plan.weights_dtype or "bfloat16").upper(),
+                    "INPUT_1_MEMORY": _memory(_DRAM),
+                    "OUTPUT_0_Y_PAD[LOGICAL]": f"{n * h * w}[{n * h * w}]",
+                }
+            )
         row(**cells)
     return out.getvalue()
 
@@ -132,9 +174,14 @@ def layer_times(rows: Iterable[dict[str, str]], names: Collection[str] | None = 
 
     def close() -> None:
         if group is not None and name is not None:
-            layers.append(LayerTime(name, tuple(r["OP CODE"] for r in group),
-                                    sum(_int(r.get("DEVICE KERNEL DURATION [ns]")) for r in group),
-                                    sum(_int(r.get("OP TO OP LATENCY [ns]")) for r in group)))
+            layers.append(
+                LayerTime(
+                    name,
+                    tuple(r["OP CODE"] for r in group),
+                    sum(_int(r.get("DEVICE KERNEL DURATION [ns]")) for r in group),
+                    sum(_int(r.get("OP TO OP LATENCY [ns]")) for r in group),
+                )
+            )
 
     for r in rows:
         if r.get("OP TYPE") == SIGNPOST:

@@ -48,8 +48,16 @@ class FusionParams:
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
         colors = tuple(tuple(int(v) for v in c) for c in meta.get("stuff_colors", ()))
         if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
-            return cls(thing_ids=(), label_divisor=1, stuff_area=0, center_threshold=0.0, nms_kernel=1, top_k=0,
-                       center_stride=1, class_colors=colors)
+            return cls(
+                thing_ids=(),
+                label_divisor=1,
+                stuff_area=0,
+                center_threshold=0.0,
+                nms_kernel=1,
+                top_k=0,
+                center_stride=1,
+                class_colors=colors,
+            )
         pdl = cfg.MODEL.PANOPTIC_DEEPLAB
         return cls(
             thing_ids=tuple(sorted(meta.thing_dataset_id_to_contiguous_id.values())),
@@ -93,7 +101,9 @@ def fuse(outputs: Mapping[str, torch.Tensor], params: FusionParams) -> Segmentat
         # Detectron2 0.6 calls torch.meshgrid without `indexing` (its result is the same: "ij").
         warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
         panoptic, _ = get_panoptic_segmentation(
-            semantic, center, offset,
+            semantic,
+            center,
+            offset,
             thing_ids=params.thing_ids,
             label_divisor=params.label_divisor,
             stuff_area=params.stuff_area,
@@ -142,7 +152,7 @@ def _border_copies(n: int, stride: int) -> torch.Tensor:
     """Index of the pixel each of n upsampled rows (or columns) is an exact copy of at the border."""
     idx = torch.arange(n)
     idx[: stride // 2] = 0
-    idx[n - stride // 2:] = n - 1
+    idx[n - stride // 2 :] = n - 1
     return idx
 
 
@@ -154,8 +164,9 @@ def _single(outputs: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
     return t[0]
 
 
-def _instances(panoptic: torch.Tensor, probs: torch.Tensor, center: torch.Tensor,
-               params: FusionParams) -> tuple[Instance, ...]:
+def _instances(
+    panoptic: torch.Tensor, probs: torch.Tensor, center: torch.Tensor, params: FusionParams
+) -> tuple[Instance, ...]:
     found = []
     for pid in torch.unique(panoptic).tolist():
         class_id = pid // params.label_divisor

@@ -81,30 +81,40 @@ class Quality:
             out.append(f"PQ {self.pq:.4f} < {PQ_FLOOR}")
         ratio = self.instance_ratio
         if ratio is not None and not _within_one(ratio, INSTANCE_RATIO_TOLERANCE):
-            out.append(f"instances {self.instances} vs {self.reference_instances} "
-                       f"(ratio {ratio:.3f}, outside 1 +- {INSTANCE_RATIO_TOLERANCE})")
+            out.append(
+                f"instances {self.instances} vs {self.reference_instances} "
+                f"(ratio {ratio:.3f}, outside 1 +- {INSTANCE_RATIO_TOLERANCE})"
+            )
         return out
 
     def summary(self) -> str:
         """One line: the result metrics, then each head's."""
         parts = []
         if self.pq is not None:
-            parts.append(f"PQ {self.pq:.4f} (SQ {self.sq:.4f}, RQ {self.rq:.4f}), "
-                         f"instances {self.instances}/{self.reference_instances}")
-        parts.append(f"semantic agreement {self.semantic_agreement:.2%} "
-                     f"(confident {self.confident_agreement:.2%} of {self.confident_fraction:.0%})")
+            parts.append(
+                f"PQ {self.pq:.4f} (SQ {self.sq:.4f}, RQ {self.rq:.4f}), "
+                f"instances {self.instances}/{self.reference_instances}"
+            )
+        parts.append(
+            f"semantic agreement {self.semantic_agreement:.2%} "
+            f"(confident {self.confident_agreement:.2%} of {self.confident_fraction:.0%})"
+        )
         for head, s in self.heads.items():
             parts.append(f"{head} gain {s.gain:.4f} bias {s.bias:+.4f} max|err| {s.max_abs_error:.3g}")
         return ", ".join(parts)
 
     def as_dict(self) -> dict:
         """JSON-ready, rounded so that reruns give the same bytes across float noise in the last digits."""
+
         def r(v):  # NaN or inf (nothing to compare) is not JSON: null
             return round(float(v), 6) if v is not None and math.isfinite(v) else None
 
         return {
-            "pq": r(self.pq), "sq": r(self.sq), "rq": r(self.rq),
-            "instances": self.instances, "reference_instances": self.reference_instances,
+            "pq": r(self.pq),
+            "sq": r(self.sq),
+            "rq": r(self.rq),
+            "instances": self.instances,
+            "reference_instances": self.reference_instances,
             "instance_ratio": r(self.instance_ratio),
             "semantic_agreement": r(self.semantic_agreement),
             "confident_agreement": r(self.confident_agreement),
@@ -136,16 +146,18 @@ def head_stats(out: torch.Tensor, ref: torch.Tensor) -> HeadStats:
     )
 
 
-def panoptic_quality(pred: np.ndarray, target: np.ndarray, thing_ids, num_classes: int,
-                     label_divisor: int) -> tuple[float, float, float]:
+def panoptic_quality(
+    pred: np.ndarray, target: np.ndarray, thing_ids, num_classes: int, label_divisor: int
+) -> tuple[float, float, float]:
     """(PQ, SQ, RQ) of panoptic id map `pred` against `target` (HxW, id = class * label_divisor +
     instance, negative = void). Void pixels are ignored as panopticapi does; NaN when neither map has
     a segment of any class."""
     from torchmetrics.detection import PanopticQuality
 
     things = {int(c) for c in thing_ids}
-    metric = PanopticQuality(things=things, stuffs=set(range(num_classes)) - things,
-                             allow_unknown_preds_category=True, return_sq_and_rq=True)
+    metric = PanopticQuality(
+        things=things, stuffs=set(range(num_classes)) - things, allow_unknown_preds_category=True, return_sq_and_rq=True
+    )
     pq, sq, rq = metric(_category_instance(pred, label_divisor), _category_instance(target, label_divisor)).tolist()
     return pq, sq, rq
 
@@ -157,8 +169,13 @@ def _category_instance(panoptic: np.ndarray, label_divisor: int) -> torch.Tensor
     return torch.stack([torch.div(ids, label_divisor, rounding_mode="floor"), ids % label_divisor], dim=-1)[None]
 
 
-def compare(outputs: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-            fusion: FusionParams, *, segmentations: tuple[Segmentation, Segmentation] | None = None) -> Quality:
+def compare(
+    outputs: Mapping[str, torch.Tensor],
+    reference: Mapping[str, torch.Tensor],
+    fusion: FusionParams,
+    *,
+    segmentations: tuple[Segmentation, Segmentation] | None = None,
+) -> Quality:
     """Quality of head `outputs` against `reference` ({"sem_seg", ["center", "offset"]}: 1xCxHxW), both
     fused with `fusion`; pass `segmentations` (of outputs, of reference) when they were fused already."""
     got, ref = segmentations or (fuse(outputs, fusion), fuse(reference, fusion))

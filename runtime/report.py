@@ -101,8 +101,16 @@ class PlanReport:
         order: dict[str, list[LayerRow]] = {}
         for r in self.layers:
             order.setdefault(r.stage, []).append(r)
-        return tuple(StageRow(s, len(rs), sum(r.plan.op == "conv2d" for r in rs), sum(r.time_us for r in rs),
-                              sum(r.dram_bytes for r in rs)) for s, rs in order.items())
+        return tuple(
+            StageRow(
+                s,
+                len(rs),
+                sum(r.plan.op == "conv2d" for r in rs),
+                sum(r.time_us for r in rs),
+                sum(r.dram_bytes for r in rs),
+            )
+            for s, rs in order.items()
+        )
 
 
 def stage_of(source: str) -> str | None:
@@ -159,8 +167,9 @@ def real_peaks(check: CheckResult, names: set[str]) -> dict[str, int]:
     return peaks
 
 
-def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE,
-                 check: CheckResult | None = None) -> PlanReport:
+def build_report(
+    graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE, check: CheckResult | None = None
+) -> PlanReport:
     """The report data of a planned graph (every node carries its OpPlan), with real ttnn's verdict
     and per-op peaks when the module was checked (runtime/ttnn_mock.py)."""
     real = real_peaks(check, {n.name for n in graph}) if check is not None else {}
@@ -176,19 +185,38 @@ def build_report(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_S
             continue
         stage = stage_of(n.source) or stage
         c = costs[n.name]
-        layers.append(LayerRow(len(layers), stage, plan_rows[n.name], live[n.name], c.total_us, c.dram_bytes,
-                               real.get(n.name) if check is not None else None))
+        layers.append(
+            LayerRow(
+                len(layers),
+                stage,
+                plan_rows[n.name],
+                live[n.name],
+                c.total_us,
+                c.dram_bytes,
+                real.get(n.name) if check is not None else None,
+            )
+        )
     image = next(n for n in graph if n.op == "input").out.shape  # 1x3xHxW
     return PlanReport(
-        variant=graph.meta.get("variant", ""), target=target.name, input_size=(image[2], image[3]),
-        config=graph.meta.get("config", ""), budget_per_core=summary.budget_per_core, layers=tuple(layers),
-        nodes=len(graph), convs=sum(n.op == "conv2d" for n in graph), l1_peak_per_core=summary.l1_peak_per_core,
-        activation_bytes=summary.activation_bytes, activation_bytes_in_l1=summary.activation_bytes_in_l1,
-        spills=summary.spills, cost=cost.summary(),
-        real_ttnn=check.verdict() if check is not None else "real ttnn: not checked")
+        variant=graph.meta.get("variant", ""),
+        target=target.name,
+        input_size=(image[2], image[3]),
+        config=graph.meta.get("config", ""),
+        budget_per_core=summary.budget_per_core,
+        layers=tuple(layers),
+        nodes=len(graph),
+        convs=sum(n.op == "conv2d" for n in graph),
+        l1_peak_per_core=summary.l1_peak_per_core,
+        activation_bytes=summary.activation_bytes,
+        activation_bytes_in_l1=summary.activation_bytes_in_l1,
+        spills=summary.spills,
+        cost=cost.summary(),
+        real_ttnn=check.verdict() if check is not None else "real ttnn: not checked",
+    )
 
 
 # --- plots -------------------------------------------------------------------------------------
+
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
@@ -203,8 +231,13 @@ def short_stage(stage: str) -> str:
         return "norm"
     head, _, rest = stage.partition(".")
     prefix = {"backbone": "", "sem_seg_head": "sem ", "ins_embed_head": "ins "}.get(head, head + " ")
-    rest = {"decoder.res5": "ASPP", "decoder.res3": "dec res3", "decoder.res2": "dec res2",
-            "center_head": "center", "offset_head": "offset"}.get(rest, rest)
+    rest = {
+        "decoder.res5": "ASPP",
+        "decoder.res3": "dec res3",
+        "decoder.res2": "dec res2",
+        "center_head": "center",
+        "offset_head": "offset",
+    }.get(rest, rest)
     return prefix + rest
 
 
@@ -215,8 +248,16 @@ def _stage_bands(ax, layers: Sequence[LayerRow]) -> None:
         end = starts[k + 1] if k + 1 < len(starts) else len(layers)
         if k % 2:
             ax.axvspan(start - 0.5, end - 0.5, color="#000000", alpha=0.06, lw=0)
-        ax.text((start + end - 1) / 2, 1.01, short_stage(layers[start].stage),
-                transform=ax.get_xaxis_transform(), rotation=45, ha="left", va="bottom", fontsize=8)
+        ax.text(
+            (start + end - 1) / 2,
+            1.01,
+            short_stage(layers[start].stage),
+            transform=ax.get_xaxis_transform(),
+            rotation=45,
+            ha="left",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xlim(-0.5, len(layers) - 0.5)
 
 
@@ -230,8 +271,14 @@ def plot_l1(report: PlanReport) -> bytes:
         fig = Figure(figsize=(12, 5))
         ax = fig.add_subplot()
         ax.bar(x, live, width=1.0, color=_LIVE_COLOR, label="live tensors (inputs, output, kept activations)")
-        ax.bar(x, cbs, width=1.0, bottom=live, color=_CB_COLOR,
-               label="op working set (circular buffers, halo, move copies)")
+        ax.bar(
+            x,
+            cbs,
+            width=1.0,
+            bottom=live,
+            color=_CB_COLOR,
+            label="op working set (circular buffers, halo, move copies)",
+        )
         budget = report.budget_per_core / _MIB
         ax.axhline(budget, color=_BUDGET_COLOR, ls="--", lw=1.2, label=f"planner budget {budget:.2f} MiB")
         _stage_bands(ax, layers)
@@ -256,15 +303,25 @@ def plot_dram(report: PlanReport) -> bytes:
         top = sorted(layers, key=lambda r: (-r.dram_bytes, r.index))[:8]
         for rank, r in enumerate(top, 1):
             ax.text(r.index, r.dram_bytes / 1e6, str(rank), ha="center", va="bottom", fontsize=7)
-        fig.text(0.755, 0.80, "largest DRAM traffic\n" + "\n".join(
-            f"{rank}. {r.plan.name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
-            va="top", ha="left", fontsize=7.5, family="DejaVu Sans Mono", linespacing=1.5)
+        fig.text(
+            0.755,
+            0.80,
+            "largest DRAM traffic\n"
+            + "\n".join(f"{rank}. {r.plan.name}  {r.dram_bytes / 1e6:.1f} MB" for rank, r in enumerate(top, 1)),
+            va="top",
+            ha="left",
+            fontsize=7.5,
+            family="DejaVu Sans Mono",
+            linespacing=1.5,
+        )
         _stage_bands(ax, layers)
         ax.set_ylim(0, max(mb + [1e-3]) * 1.15)
         ax.set_xlabel("device op (program order); blue: conv2d, grey: other ops")
         ax.set_ylabel("DRAM traffic (MB)")
-        ax.set_title(f"{report.variant} on {report.target}: DRAM traffic per layer, "
-                     f"total {report.dram_bytes / 1e6:.1f} MB", pad=48)
+        ax.set_title(
+            f"{report.variant} on {report.target}: DRAM traffic per layer, total {report.dram_bytes / 1e6:.1f} MB",
+            pad=48,
+        )
         fig.subplots_adjust(left=0.05, right=0.74, top=0.80, bottom=0.10)
         return _png(fig)
 
@@ -285,14 +342,16 @@ def plot_stages(report: PlanReport) -> bytes:
         ax.set_xlim(0, max(ms + [1e-3]) * 1.25)
         ax.set_xlabel("modeled device time (ms)")
         ax.set_title(f"{report.variant} on {report.target}: modeled time per stage, total {total_ms:.2f} ms")
-        fig.subplots_adjust(left=0.32, right=0.98, top=1 - 0.45 / fig.get_figheight(),
-                            bottom=0.5 / fig.get_figheight())
+        fig.subplots_adjust(left=0.32, right=0.98, top=1 - 0.45 / fig.get_figheight(), bottom=0.5 / fig.get_figheight())
         return _png(fig)
 
 
 PLOTS = {"l1": plot_l1, "dram": plot_dram, "stages": plot_stages}
-_PLOT_TITLES = {"l1": "L1 per core over the program", "dram": "DRAM traffic per layer",
-                "stages": "Modeled time per Detectron2 stage"}
+_PLOT_TITLES = {
+    "l1": "L1 per core over the program",
+    "dram": "DRAM traffic per layer",
+    "stages": "Modeled time per Detectron2 stage",
+}
 
 
 def plot_names(variant: str) -> dict[str, str]:
@@ -301,19 +360,23 @@ def plot_names(variant: str) -> dict[str, str]:
 
 # --- markdown ----------------------------------------------------------------------------------
 
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
-        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows
+    ]
 
 
 def render_markdown(report: PlanReport) -> str:
     c = report.cost
     h, w = report.input_size
     lines = [
-        f"# {report.variant} on {report.target}: plan report", "",
+        f"# {report.variant} on {report.target}: plan report",
+        "",
         f"Input 1x3x{h}x{w}, config `{report.config}`; {report.nodes} nodes, {report.convs} convs, "
         f"{len(report.layers)} device ops ({c['device_ops']} device programs). Times are the cost model's "
-        "(passes/cost_model.py), not measurements.", "",
+        "(passes/cost_model.py), not measurements.",
+        "",
         f"- modeled latency: {report.latency_ms:.3f} ms (compute {c['compute_ms']} ms, data movement "
         f"{c['data_ms']} ms, reshards {c['reshard_ms']} ms, dispatch {c['dispatch_ms']} ms)",
         f"- L1 peak per core: {report.l1_peak_per_core} B of {report.budget_per_core} B budget "
@@ -323,29 +386,80 @@ def render_markdown(report: PlanReport) -> str:
         f"- DRAM traffic: {report.dram_bytes} B; spills to DRAM: {report.spills}",
         f"- {report.real_ttnn} (ttnn 0.81.1 on a mock device, NORMAL graph capture)",
         f"- modeled time per op in tt-metal's profiler CSV format, for `tt-perf-report --ignore-signposts`: "
-        f"[{csv_name(report.variant)}]({csv_name(report.variant)})", "",
+        f"[{csv_name(report.variant)}]({csv_name(report.variant)})",
+        "",
     ]
     for key, name in plot_names(report.variant).items():
         lines += [f"## {_PLOT_TITLES[key]}", "", f"![{_PLOT_TITLES[key]}]({name})", ""]
     lines += ["## Modeled time per stage", ""]
     total = sum(s.time_us for s in report.stages()) or 1.0
-    lines += _table(("stage", "ops", "convs", "time (ms)", "share", "DRAM (MB)"),
-                    [(s.stage, s.ops, s.convs, f"{s.time_us / 1e3:.3f}", f"{100 * s.time_us / total:.1f}%",
-                      f"{s.dram_bytes / 1e6:.1f}") for s in report.stages()])
-    lines += ["", "## Layers", "",
-              "L1 columns are bytes per core: live tensors while the op runs, the op's own working set "
-              "(circular buffers, halo, move copies), and their sum, the peak the planner checked against "
-              "the budget; \"L1 real\" is real ttnn's peak for the op and its moves (live buffers and its "
-              "own allocations, L1 and L1_SMALL; NORMAL graph capture records no dataflow buffers, so for 1x1 "
-              "convs run as matmuls it leaves those out), \"-\" where the program was not checked or stopped "
-              "before.", ""]
     lines += _table(
-        ("#", "name", "source", "op", "sharding", "slicing", "output", "dtype", "weights", "fidelity",
-         "L1 live", "L1 CBs", "L1 peak", "L1 real", "DRAM bytes", "time (us)"),
-        [(r.index, r.plan.name, r.plan.source, r.plan.op, r.plan.sharding, r.plan.slicing, r.plan.output_memory,
-          r.plan.dtype, r.plan.weights_dtype, r.plan.fidelity, r.l1_live_per_core, r.l1_transient_per_core,
-          r.plan.l1_peak_per_core, "-" if r.l1_real_per_core is None else r.l1_real_per_core, r.dram_bytes,
-          f"{r.time_us:.1f}") for r in report.layers])
+        ("stage", "ops", "convs", "time (ms)", "share", "DRAM (MB)"),
+        [
+            (
+                s.stage,
+                s.ops,
+                s.convs,
+                f"{s.time_us / 1e3:.3f}",
+                f"{100 * s.time_us / total:.1f}%",
+                f"{s.dram_bytes / 1e6:.1f}",
+            )
+            for s in report.stages()
+        ],
+    )
+    lines += [
+        "",
+        "## Layers",
+        "",
+        "L1 columns are bytes per core: live tensors while the op runs, the op's own working set "
+        "(circular buffers, halo, move copies), and their sum, the peak the planner checked against "
+        'the budget; "L1 real" is real ttnn\'s peak for the op and its moves (live buffers and its '
+        "own allocations, L1 and L1_SMALL; NORMAL graph capture records no dataflow buffers, so for 1x1 "
+        'convs run as matmuls it leaves those out), "-" where the program was not checked or stopped '
+        "before.",
+        "",
+    ]
+    lines += _table(
+        (
+            "#",
+            "name",
+            "source",
+            "op",
+            "sharding",
+            "slicing",
+            "output",
+            "dtype",
+            "weights",
+            "fidelity",
+            "L1 live",
+            "L1 CBs",
+            "L1 peak",
+            "L1 real",
+            "DRAM bytes",
+            "time (us)",
+        ),
+        [
+            (
+                r.index,
+                r.plan.name,
+                r.plan.source,
+                r.plan.op,
+                r.plan.sharding,
+                r.plan.slicing,
+                r.plan.output_memory,
+                r.plan.dtype,
+                r.plan.weights_dtype,
+                r.plan.fidelity,
+                r.l1_live_per_core,
+                r.l1_transient_per_core,
+                r.plan.l1_peak_per_core,
+                "-" if r.l1_real_per_core is None else r.l1_real_per_core,
+                r.dram_bytes,
+                f"{r.time_us:.1f}",
+            )
+            for r in report.layers
+        ],
+    )
     lines += ["", "## Why each decision", "", "Each pass's reason, in pass order (dtype, conv, memory).", ""]
     lines += [f"- `{r.plan.name}`: " + "; ".join(r.plan.notes) for r in report.layers if r.plan.notes]
     return "\n".join(lines) + "\n"

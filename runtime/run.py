@@ -69,16 +69,30 @@ def to_nchw(ttnn: ModuleType, tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 def to_device_input(ttnn: ModuleType, module: ModuleType, image: torch.Tensor, device):
     if tuple(image.shape) != tuple(module.INPUT_SHAPE):
-        raise UserError(f"input is {tuple(image.shape)} but the module was generated for "
-                        f"{tuple(module.INPUT_SHAPE)}: resize the image or regenerate with that --input-size")
+        raise UserError(
+            f"input is {tuple(image.shape)} but the module was generated for "
+            f"{tuple(module.INPUT_SHAPE)}: resize the image or regenerate with that --input-size"
+        )
     n, c, h, w = image.shape
     flat = image.to(torch.float32).permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)
-    return ttnn.from_torch(flat, dtype=module.INPUT_DTYPE, layout=module.INPUT_LAYOUT, device=device,
-                           memory_config=module.INPUT_MEMORY_CONFIG)
+    return ttnn.from_torch(
+        flat,
+        dtype=module.INPUT_DTYPE,
+        layout=module.INPUT_LAYOUT,
+        device=device,
+        memory_config=module.INPUT_MEMORY_CONFIG,
+    )
 
 
-def run_module(module: ModuleType, weights: dict[str, HostTensor], image: torch.Tensor, *,
-               backend: str | None = None, taps: bool = False, trace: bool = False) -> RunResult:
+def run_module(
+    module: ModuleType,
+    weights: dict[str, HostTensor],
+    image: torch.Tensor,
+    *,
+    backend: str | None = None,
+    taps: bool = False,
+    trace: bool = False,
+) -> RunResult:
     """Run `module` on `image` (1x3xHxW, RGB 0-255 floats) with the host `weights`.
 
     `backend` forces "device" or "emulator"; None lets `runtime.backend.choose_backend` decide.
@@ -114,7 +128,9 @@ def run_module(module: ModuleType, weights: dict[str, HostTensor], image: torch.
         ttnn.close_device(device)
 
 
-def _traced_outputs(ttnn: ModuleType, module: ModuleType, model, image: torch.Tensor, device) -> dict[str, torch.Tensor]:
+def _traced_outputs(
+    ttnn: ModuleType, module: ModuleType, model, image: torch.Tensor, device
+) -> dict[str, torch.Tensor]:
     """Capture one forward as a trace, write the input again, replay it, read the outputs."""
     x = to_device_input(ttnn, module, image, device)
     host = ttnn.from_device(x)

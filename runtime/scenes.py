@@ -77,10 +77,19 @@ def _car(d: ImageDraw.ImageDraw, px, rng: random.Random, x: float, y: float) -> 
     w, h = 0.16 * s, 0.1 * s
     colour = rng.choice(CAR_COLOURS)
     d.rectangle([px(x, y - h), px(x + w, y)], fill=colour)
-    d.polygon([px(x + 0.2 * w, y - h), px(x + 0.3 * w, y - 1.6 * h), px(x + 0.7 * w, y - 1.6 * h),
-               px(x + 0.8 * w, y - h)], fill=colour)
-    d.polygon([px(x + 0.3 * w, y - 1.05 * h), px(x + 0.35 * w, y - 1.5 * h),
-               px(x + 0.65 * w, y - 1.5 * h), px(x + 0.7 * w, y - 1.05 * h)], fill=WINDOW)
+    d.polygon(
+        [px(x + 0.2 * w, y - h), px(x + 0.3 * w, y - 1.6 * h), px(x + 0.7 * w, y - 1.6 * h), px(x + 0.8 * w, y - h)],
+        fill=colour,
+    )
+    d.polygon(
+        [
+            px(x + 0.3 * w, y - 1.05 * h),
+            px(x + 0.35 * w, y - 1.5 * h),
+            px(x + 0.65 * w, y - 1.5 * h),
+            px(x + 0.7 * w, y - 1.05 * h),
+        ],
+        fill=WINDOW,
+    )
     for wx in (x + 0.2 * w, x + 0.8 * w):
         d.ellipse([px(wx - 0.1 * w, y - 0.25 * h), px(wx + 0.1 * w, y + 0.15 * h)], fill=TYRE)
 

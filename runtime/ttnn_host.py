@@ -37,4 +37,3 @@ def import_ttnn() -> ModuleType:
     import ttnn
 
     return ttnn
-

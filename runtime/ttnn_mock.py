@@ -82,8 +82,9 @@ def _ttnn_package() -> Path:
 def _compiler_ident(package: Path) -> str:
     """The compiler identity the wheel's prebuilt firmware was built with (its ELF .comment)."""
     elf = sorted(package.glob("tt_metal/pre-compiled/*/brisc/brisc.elf"))[0]
-    out = subprocess.run(["riscv64-unknown-elf-readelf", "-p", ".comment", str(elf)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["riscv64-unknown-elf-readelf", "-p", ".comment", str(elf)], check=True, capture_output=True, text=True
+    ).stdout
     match = re.search(r"GCC: (\(.*)", out)
     if match is None:
         raise RuntimeError(f"no compiler identity in {elf}'s .comment section")
@@ -94,8 +95,10 @@ def binutils_missing() -> str | None:
     """A one-line reason when Debian's RISC-V binutils are not on PATH, else None."""
     for tool in ("riscv64-unknown-elf-as", "riscv64-unknown-elf-ld", "riscv64-unknown-elf-readelf"):
         if shutil.which(tool) is None:
-            return (f"{tool} not found: install Debian's {BINUTILS_PACKAGE} "
-                    f"(apt-get install {BINUTILS_PACKAGE}; scripts/setup.sh does this as root)")
+            return (
+                f"{tool} not found: install Debian's {BINUTILS_PACKAGE} "
+                f"(apt-get install {BINUTILS_PACKAGE}; scripts/setup.sh does this as root)"
+            )
     return None
 
 
@@ -121,8 +124,10 @@ def build_runtime_root(root: Path | None = None) -> Path:
     stub = root / "stub"
     stub.mkdir()
     (stub / "stub.S").write_text(_STUB_ASM)
-    subprocess.run(["riscv64-unknown-elf-as", "-march=rv32im", "-mabi=ilp32", str(stub / "stub.S"), "-o",
-                    str(stub / "stub.o")], check=True)
+    subprocess.run(
+        ["riscv64-unknown-elf-as", "-march=rv32im", "-mabi=ilp32", str(stub / "stub.S"), "-o", str(stub / "stub.o")],
+        check=True,
+    )
     compiler = root / "runtime" / "sfpi" / "compiler" / "bin" / "riscv-tt-elf-g++"
     compiler.write_text(_COMPILER.replace("@IDENT@", _compiler_ident(package)).replace("@STUB@", str(stub / "stub.o")))
     compiler.chmod(0o755)
@@ -203,7 +208,7 @@ def condense(message: str) -> str:
     for i, ln in enumerate(lines):
         if _FATAL.search(ln):
             info = []
-            for x in lines[i + 1:]:
+            for x in lines[i + 1 :]:
                 if x.startswith(("backtrace:", "---")):
                     break
                 info.append(x)
@@ -253,8 +258,11 @@ class _Recorder:
         if frame is None:
             return 0
         # layers called through the module's helper methods (conv2d, upsample_bands): their caller's line
-        while frame.f_code.co_name not in ("forward", "<module>") and frame.f_back is not None \
-                and frame.f_back.f_code.co_filename == self._file:
+        while (
+            frame.f_code.co_name not in ("forward", "<module>")
+            and frame.f_back is not None
+            and frame.f_back.f_code.co_filename == self._file
+        ):
             frame = frame.f_back
         return frame.f_lineno
 
@@ -270,8 +278,10 @@ class _Recorder:
             if self._signpost is not None:
                 self._signpost(layer)
             ttnn = self._ttnn
-            live = sum(int(ttnn.get_memory_view(self._device, kind).total_bytes_allocated_per_bank)
-                       for kind in (ttnn.BufferType.L1, ttnn.BufferType.L1_SMALL))
+            live = sum(
+                int(ttnn.get_memory_view(self._device, kind).total_bytes_allocated_per_bank)
+                for kind in (ttnn.BufferType.L1, ttnn.BufferType.L1_SMALL)
+            )
             graph = ttnn.graph
             graph.begin_graph_capture(self._mode)
             try:
@@ -297,15 +307,17 @@ def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, objec
         kh, kw = layer["kernel_size"]
         shape = (layer["out_channels"], layer["in_channels"] // layer["groups"], kh, kw)
         params[f"{name}.weight"] = ttnn.from_torch(torch.zeros(shape, dtype=torch_dtype), dtype=host)
-        params[f"{name}.bias"] = ttnn.from_torch(torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype),
-                                                 dtype=host)
+        params[f"{name}.bias"] = ttnn.from_torch(
+            torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype), dtype=host
+        )
     for name, (shape, dtype) in getattr(module, "DEVICE_CONSTANTS", {}).items():  # absent: no constants
         params[name] = ttnn.from_torch(torch.zeros(shape), dtype=getattr(ttnn, dtype), layout=ttnn.TILE_LAYOUT)
     return params
 
 
-def _run_check(module_path: Path, target: Target, mode: str, report: Path | None = None,
-               signposts: bool = False) -> CheckResult:
+def _run_check(
+    module_path: Path, target: Target, mode: str, report: Path | None = None, signposts: bool = False
+) -> CheckResult:
     """Child side: open the mock device, build the generated model, run forward once. With `report`,
     the whole run (weights to device and forward) is also captured into ttnn's own report database
     there (`db.sqlite` + `config.json`, what ttnn-visualizer opens); ttnn's config comes from
@@ -353,8 +365,11 @@ def _run_check(module_path: Path, target: Target, mode: str, report: Path | None
             result.accepted = True
         except Exception as exc:  # ttnn raises RuntimeError for TT_FATAL/TT_THROW; report any failure
             line, layer = recorder.where
-            result.error = condense(str(exc)) if isinstance(exc, RuntimeError) else \
-                f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=-1).splitlines()[-2].strip()})"
+            result.error = (
+                condense(str(exc))
+                if isinstance(exc, RuntimeError)
+                else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=-1).splitlines()[-2].strip()})"
+            )
             result.line, result.layer = line, layer
             result.statement = recorder.statements.get(line, (0, ""))[1]
         finally:
@@ -387,36 +402,54 @@ def report_overrides(name: str) -> str:
     arguments and tensors (fast runtime mode records no per-op graphs), and detailed buffers (L1 per
     core). ttnn's pytest fixture would import the capture under root_report_path/report_name; we
     import it into the report directory ourselves, so report_name only names it in config.json."""
-    return json.dumps({"enable_fast_runtime_mode": False, "enable_logging": True, "enable_graph_report": True,
-                       "enable_detailed_buffer_report": True, "report_name": name})
+    return json.dumps(
+        {
+            "enable_fast_runtime_mode": False,
+            "enable_logging": True,
+            "enable_graph_report": True,
+            "enable_detailed_buffer_report": True,
+            "report_name": name,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The check (parent side)
 
 
-def run_child(target: Target, argv: list[str], cwd: Path, timeout: float,
-              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_child(
+    target: Target, argv: list[str], cwd: Path, timeout: float, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`python argv...` in `cwd` with real ttnn set up to open `target` as a mock device."""
     build_runtime_root()
     env = {**os.environ, **mock_env(target), **(extra_env or {})}
     env.pop("PDL2TTNN_BACKEND", None)
     project = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = project + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def check_module(module_path: Path, target: Target | str, mode: str = "normal",
-                 timeout: float = 1800.0, report: Path | None = None) -> CheckResult:
+def check_module(
+    module_path: Path, target: Target | str, mode: str = "normal", timeout: float = 1800.0, report: Path | None = None
+) -> CheckResult:
     """Run the generated module at `module_path` through real ttnn on a mock `target` device; with
     `report`, leave ttnn's own report of the run in that directory (see `_run_check`)."""
     target = get_target(target) if isinstance(target, str) else target
     module_path = Path(module_path).resolve()
     with tempfile.TemporaryDirectory(prefix="pdl2ttnn-ttnn-") as work:
         out = Path(work) / "result.json"
-        argv = ["-m", "runtime.ttnn_mock", "check", str(module_path), "--target", target.name, "--mode", mode,
-                "--json", str(out)]
+        argv = [
+            "-m",
+            "runtime.ttnn_mock",
+            "check",
+            str(module_path),
+            "--target",
+            target.name,
+            "--mode",
+            mode,
+            "--json",
+            str(out),
+        ]
         extra = None
         if report is not None:
             report = Path(report).resolve()
@@ -426,10 +459,16 @@ def check_module(module_path: Path, target: Target | str, mode: str = "normal",
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
             if proc.returncode == -9:  # SIGKILL: the kernel's OOM killer, as a rule
-                tail = "killed, most likely out of memory" + (" (ttnn's detailed report of a 512x1024 module "
-                                                               "needs over 14 GB)" if report is not None else "")
-            return CheckResult(str(module_path), target.name, mode, accepted=False,
-                               error=f"the real-ttnn check process failed (exit {proc.returncode}): {tail}")
+                tail = "killed, most likely out of memory" + (
+                    " (ttnn's detailed report of a 512x1024 module needs over 14 GB)" if report is not None else ""
+                )
+            return CheckResult(
+                str(module_path),
+                target.name,
+                mode,
+                accepted=False,
+                error=f"the real-ttnn check process failed (exit {proc.returncode}): {tail}",
+            )
         raw = json.loads(out.read_text())
     raw["ops"] = [OpUsage(**op) for op in raw["ops"]]
     raw["grid"] = tuple(raw["grid"])
@@ -446,8 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--mode", choices=("normal", "no_dispatch"), default="normal")
     check.add_argument("--json", type=Path, help="write the result here (child mode)")
     check.add_argument("--report", type=Path, help="also leave ttnn's own report (ttnn-visualizer) here")
-    check.add_argument("--signposts", action="store_true",
-                       help="a tracy signpost per ttnn call, naming its layer (child mode, for a profiled run)")
+    check.add_argument(
+        "--signposts",
+        action="store_true",
+        help="a tracy signpost per ttnn call, naming its layer (child mode, for a profiled run)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "build":

@@ -28,9 +28,22 @@ import ttnn
 from runtime import ttnn_trace
 
 # Ops that only view or wrap data: not probed
-_PASSTHROUGH = {"reshape", "deallocate", "from_torch", "to_torch", "to_device", "CoreCoord", "CoreRange",
-                "CoreRangeSet", "ShardSpec", "MemoryConfig", "UnaryWithParam", "Conv2dConfig",
-                "Conv2dSliceConfig", "WormholeComputeKernelConfig"}
+_PASSTHROUGH = {
+    "reshape",
+    "deallocate",
+    "from_torch",
+    "to_torch",
+    "to_device",
+    "CoreCoord",
+    "CoreRange",
+    "CoreRangeSet",
+    "ShardSpec",
+    "MemoryConfig",
+    "UnaryWithParam",
+    "Conv2dConfig",
+    "Conv2dSliceConfig",
+    "WormholeComputeKernelConfig",
+}
 
 
 def cores(grid, count):
@@ -55,20 +68,30 @@ def placement_of(mc) -> dict:
     spec = mc.shard_spec
     box = spec.grid.bounding_box()
     grid = [box.end.x - box.start.x + 1, box.end.y - box.start.y + 1]
-    return {"buffer": buffer, "layout": layout, "grid": grid, "num_cores": spec.grid.num_cores(),
-            "shard_shape": list(spec.shape)}
+    return {
+        "buffer": buffer,
+        "layout": layout,
+        "grid": grid,
+        "num_cores": spec.grid.num_cores(),
+        "shard_shape": list(spec.shape),
+    }
 
 
 def tensor_spec(t) -> dict:
-    return {"shape": list(t.shape), "dtype": t.dtype.name.lower(), "layout": "TILE" if t.layout == ttnn.TILE_LAYOUT
-            else "ROW_MAJOR", "mem": placement_of(t.memory_config())}
+    return {
+        "shape": list(t.shape),
+        "dtype": t.dtype.name.lower(),
+        "layout": "TILE" if t.layout == ttnn.TILE_LAYOUT else "ROW_MAJOR",
+        "mem": placement_of(t.memory_config()),
+    }
 
 
 def make_tensor(device, s: dict):
     dtype = getattr(ttnn, s["dtype"])
     layout = ttnn.TILE_LAYOUT if s["layout"] == "TILE" else ttnn.ROW_MAJOR_LAYOUT
-    return ttnn.from_torch(torch.zeros(s["shape"]), dtype=dtype, layout=layout, device=device,
-                           memory_config=memory_config(s["mem"]))
+    return ttnn.from_torch(
+        torch.zeros(s["shape"]), dtype=dtype, layout=layout, device=device, memory_config=memory_config(s["mem"])
+    )
 
 
 def _error(exc: Exception) -> str:
@@ -92,6 +115,7 @@ def probe(device, fn, *args, mode=None, **kwargs) -> tuple[object, dict]:
 
 # ------------------------------------------------------------------ one spec, as the generated code calls it
 
+
 def _slice_config(s):
     if s is None:
         return None
@@ -104,9 +128,19 @@ def call(device, spec: dict, xs: list):
     mc = memory_config(a.get("memory"))
     dtype = getattr(ttnn, a["dtype"]) if "dtype" in a else None
     if op in ("max_pool2d", "avg_pool2d"):
-        kw = dict(batch_size=a["batch"], input_h=a["input_hw"][0], input_w=a["input_hw"][1], channels=a["channels"],
-                  kernel_size=tuple(a["kernel_size"]), stride=tuple(a["stride"]), padding=tuple(a["padding"]),
-                  ceil_mode=False, dtype=dtype, output_layout=ttnn.TILE_LAYOUT, memory_config=mc)
+        kw = dict(
+            batch_size=a["batch"],
+            input_h=a["input_hw"][0],
+            input_w=a["input_hw"][1],
+            channels=a["channels"],
+            kernel_size=tuple(a["kernel_size"]),
+            stride=tuple(a["stride"]),
+            padding=tuple(a["padding"]),
+            ceil_mode=False,
+            dtype=dtype,
+            output_layout=ttnn.TILE_LAYOUT,
+            memory_config=mc,
+        )
         if op == "max_pool2d":
             kw["dilation"] = (1, 1)
         else:
@@ -117,8 +151,7 @@ def call(device, spec: dict, xs: list):
             kw["dram_slice_config"] = _slice_config(a["slices"])
         return getattr(ttnn, op)(xs[0], **kw)
     if op == "upsample":
-        return ttnn.upsample(ttnn.reshape(xs[0], tuple(a["nhwc"])), tuple(a["scale"]), mode=a["mode"],
-                             memory_config=mc)
+        return ttnn.upsample(ttnn.reshape(xs[0], tuple(a["nhwc"])), tuple(a["scale"]), mode=a["mode"], memory_config=mc)
     if op == "concat":
         return ttnn.concat(xs, dim=3, memory_config=mc)
     if op == "add":
@@ -142,15 +175,21 @@ def call(device, spec: dict, xs: list):
         n, h, w, c = a["nhwc"]
         oh, ow = a["out_hw"]
         module = _resample_class()()
-        module.params = {"r.rows": make_tensor(device, _dram_tile([n, c, oh, h])),
-                         "r.cols": make_tensor(device, _dram_tile([n, c, w, ow]))}
+        module.params = {
+            "r.rows": make_tensor(device, _dram_tile([n, c, oh, h])),
+            "r.cols": make_tensor(device, _dram_tile([n, c, w, ow])),
+        }
         return module.resample("r", xs[0], tuple(a["nhwc"]), tuple(a["out_hw"]), ttnn.MathFidelity.HiFi4, mc)
     raise ValueError(f"no probe for op {op!r}")
 
 
 def _dram_tile(shape: list[int]) -> dict:
-    return {"shape": shape, "dtype": "bfloat16", "layout": "TILE",
-            "mem": {"buffer": "DRAM", "layout": "INTERLEAVED", "grid": None, "num_cores": None, "shard_shape": None}}
+    return {
+        "shape": shape,
+        "dtype": "bfloat16",
+        "layout": "TILE",
+        "mem": {"buffer": "DRAM", "layout": "INTERLEAVED", "grid": None, "num_cores": None, "shard_shape": None},
+    }
 
 
 def _resample_class():

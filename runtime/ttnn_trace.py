@@ -47,8 +47,11 @@ def events(trace) -> list[list]:
         elif kind == "circular_buffer_deallocate_all" and not launched:  # (also sent after a program ran)
             per_core, launched, started = {}, True, True
             out.append(["p", device_op])
-        elif kind in ("circular_buffer_allocate", "dataflow_buffer_allocate") and started and \
-                p.get("globally_allocated", p.get("borrows_memory")) == "0":
+        elif (
+            kind in ("circular_buffer_allocate", "dataflow_buffer_allocate")
+            and started
+            and p.get("globally_allocated", p.get("borrows_memory")) == "0"
+        ):
             before = max(per_core.values(), default=0)
             for core in _core_set(p["core_range_set"]):
                 per_core[core] = per_core.get(core, 0) + int(p["size"])
@@ -70,8 +73,14 @@ def programs(evts) -> list[dict]:
             if match:
                 live.pop(match[-1])
         elif e[0] == "p":
-            out.append({"name": e[1], "cb": 0, "l1": [s for _, s, small in live if not small],
-                        "l1_small": [s for _, s, small in live if small]})
+            out.append(
+                {
+                    "name": e[1],
+                    "cb": 0,
+                    "l1": [s for _, s, small in live if not small],
+                    "l1_small": [s for _, s, small in live if small],
+                }
+            )
         elif out:
             out[-1]["cb"] += e[1]
     return out

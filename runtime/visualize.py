@@ -81,8 +81,10 @@ def overlay(image: Image.Image, seg: Segmentation, dataset_colors=()) -> Image.I
     class colours (default: Cityscapes')."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.uint16)
     if pixels.shape[:2] != seg.semantic.shape:
-        raise ValueError(f"image is {pixels.shape[1]}x{pixels.shape[0]}, segmentation "
-                         f"{seg.semantic.shape[1]}x{seg.semantic.shape[0]} (width x height)")
+        raise ValueError(
+            f"image is {pixels.shape[1]}x{pixels.shape[0]}, segmentation "
+            f"{seg.semantic.shape[1]}x{seg.semantic.shape[0]} (width x height)"
+        )
     colors, covered = color_layer(seg, dataset_colors)
     blended = (pixels * (256 - ALPHA_256) + colors.astype(np.uint16) * ALPHA_256 + 128) >> 8
     out = np.where(covered[..., None], blended, pixels).astype(np.uint8)

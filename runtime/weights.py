@@ -80,8 +80,9 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
             if node.plan is None:
                 raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
             dtype = _conv_host_dtype(plan_of(node).weights_dtype)
-            out[f"{node.name}.weight"] = HostTensor(_conv_weights(node).to(_TORCH_DTYPE[dtype]).contiguous(),
-                                                    dtype, "ROW_MAJOR")
+            out[f"{node.name}.weight"] = HostTensor(
+                _conv_weights(node).to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR"
+            )
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)
                 out[f"{node.name}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
@@ -125,8 +126,9 @@ def _deserialize(path: Path) -> dict[str, HostTensor] | None:
         weights = {name: HostTensor(data, dtype, layout) for name, (data, dtype, layout) in raw.items()}
     except Exception:  # missing, truncated, not a torch file, or holding more than weights-only loads
         return None
-    valid = all(isinstance(w.data, torch.Tensor) and w.dtype in _HOST_DTYPES and w.layout in _LAYOUTS
-                for w in weights.values())
+    valid = all(
+        isinstance(w.data, torch.Tensor) and w.dtype in _HOST_DTYPES and w.layout in _LAYOUTS for w in weights.values()
+    )
     return weights if valid else None
 
 
@@ -137,18 +139,28 @@ def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple
     weights = _deserialize(path)
     warm = weights is not None
     if not warm and path.exists():
-        print(f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it",
-              file=sys.stderr)
+        print(
+            f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it",
+            file=sys.stderr,
+        )
     if weights is None:
         weights = host_weights(build())
         write_bytes(path, _serialize(weights))
-    report = WeightsReport(key, path, warm, time.perf_counter() - start, len(weights),
-                           sum(w.data.numel() * w.data.element_size() for w in weights.values()))
+    report = WeightsReport(
+        key,
+        path,
+        warm,
+        time.perf_counter() - start,
+        len(weights),
+        sum(w.data.numel() * w.data.element_size() for w in weights.values()),
+    )
     return weights, report
 
 
 def to_ttnn(weights: dict[str, HostTensor], ttnn: ModuleType) -> dict[str, object]:
     """Host ttnn tensors (of the given ttnn, real or emulated) for the generated module's `params`."""
     layouts = {"ROW_MAJOR": ttnn.ROW_MAJOR_LAYOUT, "TILE": ttnn.TILE_LAYOUT}
-    return {name: ttnn.from_torch(w.data, dtype=getattr(ttnn, w.dtype), layout=layouts[w.layout])
-            for name, w in weights.items()}
+    return {
+        name: ttnn.from_torch(w.data, dtype=getattr(ttnn, w.dtype), layout=layouts[w.layout])
+        for name, w in weights.items()
+    }

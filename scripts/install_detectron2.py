@@ -34,8 +34,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Metadata preparation of this sdist imports torch, hence no build isolation.
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-build-isolation",
-             "--no-binary", ":all:", SDIST, "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-binary",
+                ":all:",
+                SDIST,
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         (archive,) = Path(tmp).glob("*.tar.gz")

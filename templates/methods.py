@@ -80,7 +80,7 @@ def _rename(code: str, mapping: dict[str, str]) -> str:
 
 def _short(name: str, prefixes: tuple[str, ...], taken: set[str]) -> str:
     for prefix in prefixes:
-        short = name[len(prefix):]
+        short = name[len(prefix) :]
         if name.startswith(prefix) and short.isidentifier() and not keyword.iskeyword(short) and short not in taken:
             return short
     return name
@@ -100,8 +100,9 @@ def _relative_comments(code: str, module: str) -> str:
     return "".join(lines)
 
 
-def split(blocks: list[Block], forward_args: tuple[str, ...], outputs: tuple[str, ...]
-          ) -> tuple[list[Method], list[Call]]:
+def split(
+    blocks: list[Block], forward_args: tuple[str, ...], outputs: tuple[str, ...]
+) -> tuple[list[Method], list[Call]]:
     """Methods and the forward's calls of them, in program order."""
     rw = [_reads_writes(b.code) for b in blocks]
     local = set(forward_args).union(*(w for _, w in rw))
@@ -142,8 +143,9 @@ def split(blocks: list[Block], forward_args: tuple[str, ...], outputs: tuple[str
         doc = ", ".join(blocks[i].module for i in members)
         methods.append(Method(name, doc, params_, named, taps, bodies[members[0]], returns))
         name_of.update(dict.fromkeys(members, name))
-    calls = [Call(name_of[i], b.module, tuple(params[i]), signatures[i][2], tuple(results[i]))
-             for i, b in enumerate(blocks)]
+    calls = [
+        Call(name_of[i], b.module, tuple(params[i]), signatures[i][2], tuple(results[i])) for i, b in enumerate(blocks)
+    ]
     return methods, calls
 
 

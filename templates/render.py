@@ -83,15 +83,18 @@ class Declared:
         cores = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
         (rows, cols), kind = p.shard_shape, p.layout.removesuffix("_SHARDED")
         grid = "" if tuple(p.grid) == tuple(self.target.grid) else f"_GRID{p.grid[0]}x{p.grid[1]}"
-        return self._declare(f"sharded({kind}, {tuple(p.grid)}, {cores}, {(rows, cols)})",
-                             f"{kind}_{cores}CORES_{rows}x{cols}{grid}")
+        return self._declare(
+            f"sharded({kind}, {tuple(p.grid)}, {cores}, {(rows, cols)})", f"{kind}_{cores}CORES_{rows}x{cols}{grid}"
+        )
 
     def compute(self, fidelity: str, fp32_acc: bool) -> str:
         """A compute kernel config; fp32 accumulation comes with packer_l1_acc (as the planner's L1 model
         assumes)."""
         flag = bool_expr(fp32_acc)
-        expr = (f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{fidelity}, "
-                f"math_approx_mode=False, fp32_dest_acc_en={flag}, packer_l1_acc={flag})")
+        expr = (
+            f"ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.{fidelity}, "
+            f"math_approx_mode=False, fp32_dest_acc_en={flag}, packer_l1_acc={flag})"
+        )
         return self._declare(expr, f"COMPUTE_{fidelity.upper()}{'_FP32_ACC' if fp32_acc else ''}")
 
     def of_kind(self, prefix: str) -> list[tuple[str, str]]:
@@ -128,7 +131,7 @@ def python_names(graph: Graph) -> dict[str, str]:
             base = node.name
             for prefix, short in _NAME_PREFIXES:
                 if base.startswith(prefix):
-                    base = short + base[len(prefix):]
+                    base = short + base[len(prefix) :]
                     break
             base = re.sub(r"\W+", "_", base).strip("_") or node.op
             if base[0].isdigit() or keyword.iskeyword(base):
@@ -246,11 +249,16 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
     ]
     if cc.grid is not None and cc.num_cores:
         # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
-        config += [("core_grid", f"cores(grid={tuple(cc.grid)}, count={cc.num_cores})"),
-                   ("override_sharding_config", "True")]
+        config += [
+            ("core_grid", f"cores(grid={tuple(cc.grid)}, count={cc.num_cores})"),
+            ("override_sharding_config", "True"),
+        ]
     # L1_FULL said explicitly: with None, ttnn slices a DRAM-input conv by its own estimate
-    slice_expr = "ttnn.Conv2dL1FullSliceConfig" if cc.slice_type == "L1_FULL" else \
-        slice_config_expr(cc.slice_type, cc.num_slices)
+    slice_expr = (
+        "ttnn.Conv2dL1FullSliceConfig"
+        if cc.slice_type == "L1_FULL"
+        else slice_config_expr(cc.slice_type, cc.num_slices)
+    )
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
@@ -275,7 +283,7 @@ def _module_prefixes(module: str) -> tuple[str, ...]:
     the merged convs it shares with the other head ('sem_seg_head.decoder.res5' -> 'merged_decoder_res5_')."""
     for prefix, short in _NAME_PREFIXES:
         if (module + ".").startswith(prefix):
-            rest = module[len(prefix):]
+            rest = module[len(prefix) :]
             own = re.sub(r"\W+", "_", short + rest).rstrip("_") + "_"
             return (own, re.sub(r"\W+", "_", "merged." + rest).rstrip("_") + "_") if short else (own,)
     return (re.sub(r"\W+", "_", module) + "_",)
@@ -363,7 +371,11 @@ class _Lowering:
             want = converted.get(name)
             if want is not None:
                 # ROW_MAJOR has no bfloat8_b
-                cast: tuple[str, ...] = ("dtype=ttnn.bfloat16",) if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b" else ()
+                cast: tuple[str, ...] = (
+                    ("dtype=ttnn.bfloat16",)
+                    if want == ROW_MAJOR and _plan(self.by_name[name]).dtype == "bfloat8_b"
+                    else ()
+                )
                 # ROW_MAJOR height shards are exactly as wide as the channels, TILE ones whole tiles
                 src = self.placement[name]
                 converted_placement = physical(src, self.shape(name)[1], want)
@@ -384,8 +396,13 @@ class _Lowering:
 
     def lower(self, node: Node) -> Op | None:
         plan = _plan(node)
-        op = Op(kind=node.op, node=node.name, var=self.var[node.name], source=node.source or "model (top level)",
-                taps=self.taps_by_node.get(node.name, []))
+        op = Op(
+            kind=node.op,
+            node=node.name,
+            var=self.var[node.name],
+            source=node.source or "model (top level)",
+            taps=self.taps_by_node.get(node.name, []),
+        )
         a = node.attrs
         if node.op == "output":
             # a head's result: nothing to compute (the name follows its producer), only planned moves
@@ -426,8 +443,7 @@ class _Lowering:
             sh, sw = _pair(a["scale_factor"])
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
-            op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"],
-                           flat=self.flat_shape(node.name))
+            op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"], flat=self.flat_shape(node.name))
             if plan.slices is not None:  # ("ROW_BANDS", count): passes/memory_plan.py
                 op.kind = "upsample_bands"
                 op.args["bands"] = plan.slices[1]
@@ -439,15 +455,26 @@ class _Lowering:
             self.constants[f"{node.name}.rows"] = ((n, c, oh, h), "bfloat16")
             self.constants[f"{node.name}.cols"] = ((n, c, w, ow), "bfloat16")
             what = {"bilinear": "bilinear resize", "avg_pool": "average pool"}[a["kind"]]
-            op.args.update(x=x, nhwc=(n, h, w, c), out_hw=(oh, ow), what=f"{what} {h}x{w} -> {oh}x{ow}",
-                           fidelity=f"ttnn.MathFidelity.{plan.math_fidelity}")
+            op.args.update(
+                x=x,
+                nhwc=(n, h, w, c),
+                out_hw=(oh, ow),
+                what=f"{what} {h}x{w} -> {oh}x{ow}",
+                fidelity=f"ttnn.MathFidelity.{plan.math_fidelity}",
+            )
             self.resampled = True
         elif node.op in ("max_pool2d", "avg_pool2d"):
             (x,) = self.prepare_inputs(node, op)
             n, c, h, w = self.shape(node.inputs[0])
-            kwargs = [("batch_size", n), ("input_h", h), ("input_w", w), ("channels", c),
-                      ("kernel_size", _pair(a["kernel_size"])), ("stride", _pair(a["stride"])),
-                      ("padding", _pair(a["padding"]))]
+            kwargs = [
+                ("batch_size", n),
+                ("input_h", h),
+                ("input_w", w),
+                ("channels", c),
+                ("kernel_size", _pair(a["kernel_size"])),
+                ("stride", _pair(a["stride"])),
+                ("padding", _pair(a["padding"])),
+            ]
             if node.op == "max_pool2d":
                 kwargs.append(("dilation", _pair(a["dilation"])))
             kwargs.append(("ceil_mode", bool_expr(a["ceil_mode"])))
@@ -466,8 +493,9 @@ class _Lowering:
             # a batch of N is pooled per image on an [N, H, W, C] view, and flattened back to [1, 1, N, C]
             op.args.update(x=x, nhwc=(n, h, w, c) if n > 1 else None, flat=self.flat_shape(node.name))
         else:
-            raise CodegenError(f"no lowering for op {node.op!r} (node {node.name!r}); "
-                               "batch_norm must be folded before code generation")
+            raise CodegenError(
+                f"no lowering for op {node.op!r} (node {node.name!r}); batch_norm must be folded before code generation"
+            )
         return op
 
 
@@ -495,8 +523,14 @@ def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 1
     return f"\n{' ' * indent}".join(lines).rstrip(",")
 
 
-def assign(target: str, fn: str, args: list[str], kwargs: list[tuple[str, Any]] = (), comment: str = "",  # type: ignore[assignment]
-           indent: int = 8) -> str:
+def assign(
+    target: str,
+    fn: str,
+    args: list[str],
+    kwargs: list[tuple[str, Any]] = (),
+    comment: str = "",  # type: ignore[assignment]
+    indent: int = 8,
+) -> str:
     """`target = fn(args, k=v)  # comment` on one line (the formatter wraps it), the comment above it when
     the line would be long."""
     pad = " " * indent
@@ -505,6 +539,7 @@ def assign(target: str, fn: str, args: list[str], kwargs: list[tuple[str, Any]] 
     if not comment:
         return line
     return f"{line}  # {comment}" if len(line) + len(comment) + 4 <= 100 else f"{pad}# {comment}\n{line}"
+
 
 def class_name(variant: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", variant) if part)
@@ -521,8 +556,9 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["kwargs"] = wrap_kwargs
-    env.filters["docwrap"] = lambda text, indent: textwrap.fill(text, 100 - indent - 6, break_on_hyphens=False,
-                                                                subsequent_indent=" " * indent)
+    env.filters["docwrap"] = lambda text, indent: textwrap.fill(
+        text, 100 - indent - 6, break_on_hyphens=False, subsequent_indent=" " * indent
+    )
     env.globals["assign"] = assign
     return env
 
@@ -549,8 +585,11 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
     device_params = {"l1_small_size": l1_small_size, "trace_region_size": TRACE_REGION_SIZE}
     env = _environment()
     input_var = lowering.var[input_node.name]
-    methods, calls = split(lowering.blocks(env.get_template("ops.j2").module.statement), (input_var,),  # type: ignore[attr-defined]
-                           tuple(outputs.values()))
+    methods, calls = split(
+        lowering.blocks(env.get_template("ops.j2").module.statement),
+        (input_var,),  # type: ignore[attr-defined]
+        tuple(outputs.values()),
+    )
     text = env.get_template("module.py.j2").render(
         variant=graph.meta.get("variant", "model"),
         class_name=class_name(graph.meta.get("variant", "model")),
@@ -580,8 +619,23 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
 
 def formatted(text: str) -> str:
     """`text` as the project's formatter writes Python (ruff format, lines up to 100 characters)."""
-    proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", "100",
-                           "--stdin-filename", "generated.py", "-"], input=text, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--isolated",
+            "--line-length",
+            "100",
+            "--stdin-filename",
+            "generated.py",
+            "-",
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise CodegenError(f"the generated module is not valid Python: {proc.stderr.strip()}")
     return "".join(_short_comments(line) for line in proc.stdout.splitlines(keepends=True))
@@ -591,8 +645,9 @@ def _short_comments(line: str, width: int = 100) -> str:
     """A line over `width` for its comment: the comment wrapped on lines of its own above the code."""
     if len(line.rstrip("\n")) <= width or "#" not in line:
         return line
-    code, sep, comment = line.rstrip("\n").partition("  # ") if not line.lstrip().startswith("#") else \
-        ("", "", line.strip()[1:].strip())
+    code, sep, comment = (
+        line.rstrip("\n").partition("  # ") if not line.lstrip().startswith("#") else ("", "", line.strip()[1:].strip())
+    )
     indent = " " * (len(line) - len(line.lstrip()))
     wrapped = textwrap.wrap(comment, width - len(indent) - 2, break_on_hyphens=False, break_long_words=False)
     out = "".join(f"{indent}# {part}\n" for part in wrapped)

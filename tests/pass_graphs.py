@@ -19,12 +19,14 @@ class GraphBuilder:
         return next(n.out.shape for n in self.nodes if n.name == name)
 
     def _add(self, name, op, inputs, shape, attrs=None, params=None, source=None) -> str:
-        self.nodes.append(Node(name, op, tuple(inputs), TensorInfo(tuple(shape)), source or name,
-                               attrs or {}, params or {}))
+        self.nodes.append(
+            Node(name, op, tuple(inputs), TensorInfo(tuple(shape)), source or name, attrs or {}, params or {})
+        )
         return name
 
-    def conv(self, name, x, out_channels, k=3, stride=1, padding=None, dilation=1, groups=1, bias=True,
-             activation=None) -> str:
+    def conv(
+        self, name, x, out_channels, k=3, stride=1, padding=None, dilation=1, groups=1, bias=True, activation=None
+    ) -> str:
         n, c, h, w = self._shape(x)
         padding = (k // 2) * dilation if padding is None else padding
         oh = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
@@ -32,17 +34,27 @@ class GraphBuilder:
         params = {"weight": torch.randn(out_channels, c // groups, k, k, generator=self.gen) * 0.2}
         if bias:
             params["bias"] = torch.randn(out_channels, generator=self.gen) * 0.1
-        attrs = dict(in_channels=c, out_channels=out_channels, kernel_size=(k, k), stride=(stride, stride),
-                     padding=(padding, padding), dilation=(dilation, dilation), groups=groups,
-                     activation=activation)
+        attrs = dict(
+            in_channels=c,
+            out_channels=out_channels,
+            kernel_size=(k, k),
+            stride=(stride, stride),
+            padding=(padding, padding),
+            dilation=(dilation, dilation),
+            groups=groups,
+            activation=activation,
+        )
         return self._add(name, "conv2d", [x], (n, out_channels, oh, ow), attrs, params)
 
     def bn(self, name, x, eps=1e-5) -> str:
         c = self._shape(x)[1]
         g = self.gen
-        params = {"weight": torch.rand(c, generator=g) + 0.5, "bias": torch.randn(c, generator=g) * 0.1,
-                  "running_mean": torch.randn(c, generator=g) * 0.1,
-                  "running_var": torch.rand(c, generator=g) + 0.5}
+        params = {
+            "weight": torch.rand(c, generator=g) + 0.5,
+            "bias": torch.randn(c, generator=g) * 0.1,
+            "running_mean": torch.randn(c, generator=g) * 0.1,
+            "running_var": torch.rand(c, generator=g) + 0.5,
+        }
         return self._add(name, "batch_norm", [x], self._shape(x), {"eps": eps}, params)
 
     def relu(self, name, x) -> str:
@@ -56,8 +68,9 @@ class GraphBuilder:
 
     def upsample(self, name, x, s, mode="bilinear") -> str:
         n, c, h, w = self._shape(x)
-        return self._add(name, "upsample", [x], (n, c, h * s, w * s),
-                         {"scale_factor": (s, s), "mode": mode, "align_corners": False})
+        return self._add(
+            name, "upsample", [x], (n, c, h * s, w * s), {"scale_factor": (s, s), "mode": mode, "align_corners": False}
+        )
 
     def concat(self, name, xs) -> str:
         n, _, h, w = self._shape(xs[0])
@@ -67,9 +80,19 @@ class GraphBuilder:
     def maxpool(self, name, x, k=3, stride=2, padding=1) -> str:
         n, c, h, w = self._shape(x)
         oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
-        return self._add(name, "max_pool2d", [x], (n, c, oh, ow),
-                         {"kernel_size": (k, k), "stride": (stride, stride), "padding": (padding, padding),
-                          "dilation": (1, 1), "ceil_mode": False})
+        return self._add(
+            name,
+            "max_pool2d",
+            [x],
+            (n, c, oh, ow),
+            {
+                "kernel_size": (k, k),
+                "stride": (stride, stride),
+                "padding": (padding, padding),
+                "dilation": (1, 1),
+                "ceil_mode": False,
+            },
+        )
 
     def gap(self, name, x) -> str:
         n, c, _, _ = self._shape(x)
@@ -87,13 +110,21 @@ def evaluate(graph: Graph, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if n.op == "input":
             y = x
         elif n.op == "conv2d":
-            y = F.conv2d(a[0], n.params["weight"], n.params.get("bias"), n.attrs["stride"], n.attrs["padding"],
-                         n.attrs["dilation"], n.attrs["groups"])
+            y = F.conv2d(
+                a[0],
+                n.params["weight"],
+                n.params.get("bias"),
+                n.attrs["stride"],
+                n.attrs["padding"],
+                n.attrs["dilation"],
+                n.attrs["groups"],
+            )
             y = F.relu(y) if n.attrs["activation"] == "relu" else y
         elif n.op == "batch_norm":
             p = n.params
-            y = F.batch_norm(a[0], p["running_mean"], p["running_var"], p["weight"], p["bias"], False, 0.0,
-                             n.attrs["eps"])
+            y = F.batch_norm(
+                a[0], p["running_mean"], p["running_var"], p["weight"], p["bias"], False, 0.0, n.attrs["eps"]
+            )
         elif n.op == "relu":
             y = F.relu(a[0])
         elif n.op == "add":
@@ -102,8 +133,12 @@ def evaluate(graph: Graph, x: torch.Tensor) -> dict[str, torch.Tensor]:
         elif n.op == "mul_scalar":
             y = a[0] * n.attrs["scalar"]
         elif n.op == "upsample":
-            y = F.interpolate(a[0], scale_factor=n.attrs["scale_factor"], mode=n.attrs["mode"],
-                              align_corners=False if n.attrs["mode"] == "bilinear" else None)
+            y = F.interpolate(
+                a[0],
+                scale_factor=n.attrs["scale_factor"],
+                mode=n.attrs["mode"],
+                align_corners=False if n.attrs["mode"] == "bilinear" else None,
+            )
         elif n.op == "concat":
             y = torch.cat(a, dim=1)
         elif n.op == "max_pool2d":

@@ -50,18 +50,31 @@ def from_generated(row: dict) -> dict:
     dtype = _name(row["dtype"]).lower()
     mem = row["memory_config"]
     return dict(
-        batch=row["batch_size"], input_hw=(row["input_height"], row["input_width"]),
-        in_channels=row["in_channels"], out_channels=row["out_channels"], kernel_size=tuple(row["kernel_size"]),
-        stride=tuple(row["stride"]), padding=tuple(row["padding"]), dilation=tuple(row["dilation"]),
-        groups=row["groups"], shard_layout=_name(cfg.shard_layout), grid=grid, num_cores=core_grid.num_cores(),
-        act_block_h=cfg.act_block_h_override, act_block_w_div=cfg.act_block_w_div, input_dtype=dtype,
-        weights_dtype=_name(cfg.weights_dtype).lower(), output_dtype=dtype,
+        batch=row["batch_size"],
+        input_hw=(row["input_height"], row["input_width"]),
+        in_channels=row["in_channels"],
+        out_channels=row["out_channels"],
+        kernel_size=tuple(row["kernel_size"]),
+        stride=tuple(row["stride"]),
+        padding=tuple(row["padding"]),
+        dilation=tuple(row["dilation"]),
+        groups=row["groups"],
+        shard_layout=_name(cfg.shard_layout),
+        grid=grid,
+        num_cores=core_grid.num_cores(),
+        act_block_h=cfg.act_block_h_override,
+        act_block_w_div=cfg.act_block_w_div,
+        input_dtype=dtype,
+        weights_dtype=_name(cfg.weights_dtype).lower(),
+        output_dtype=dtype,
         enable_act_double_buffer=cfg.enable_act_double_buffer,
-        enable_weights_double_buffer=cfg.enable_weights_double_buffer, fp32_dest_acc=cc.fp32_dest_acc_en,
+        enable_weights_double_buffer=cfg.enable_weights_double_buffer,
+        fp32_dest_acc=cc.fp32_dest_acc_en,
         output_layout="ROW_MAJOR" if cfg.output_layout == ttnn.ROW_MAJOR_LAYOUT else "TILE",
         slice_type=_SLICE_TYPES[_name(sc.slice_type) if sc is not None else "L1Full"],
         num_slices=0 if sc is None else sc.num_slices,
-        memory="DRAM" if mem is not None and mem.buffer_type == ttnn.BufferType.DRAM else "L1")
+        memory="DRAM" if mem is not None and mem.buffer_type == ttnn.BufferType.DRAM else "L1",
+    )
 
 
 def summarize(trace) -> dict:
@@ -87,14 +100,18 @@ def summarize(trace) -> dict:
                 halo = max(halo, size)
             elif conv_op:
                 output = max(output, size)
-    return {"cb": cb, "halo": halo, "output": output, "cb_sizes": cb_sizes, "matmul": matmul,
-            "slices": slices(trace)}
+    return {"cb": cb, "halo": halo, "output": output, "cb_sizes": cb_sizes, "matmul": matmul, "slices": slices(trace)}
 
 
-SLICE_KEYS = {"PaddedSliceDeviceOperation": ("input", "slice_cb"), "HaloDeviceOperation": ("halo", "halo_cb"),
-              "ReshardDeviceOperation": ("reshard", "reshard_cb"), "UntilizeDeviceOperation": ("untilize", "untilize_cb"),
-              "ShardedToInterleavedDeviceOperation": ("interleaved", "interleaved_cb"),
-              "UntilizeCodegenDeviceOperation": ("untilize", "untilize_cb"), "SliceWriteDeviceOperation": ("", "write_cb")}
+SLICE_KEYS = {
+    "PaddedSliceDeviceOperation": ("input", "slice_cb"),
+    "HaloDeviceOperation": ("halo", "halo_cb"),
+    "ReshardDeviceOperation": ("reshard", "reshard_cb"),
+    "UntilizeDeviceOperation": ("untilize", "untilize_cb"),
+    "ShardedToInterleavedDeviceOperation": ("interleaved", "interleaved_cb"),
+    "UntilizeCodegenDeviceOperation": ("untilize", "untilize_cb"),
+    "SliceWriteDeviceOperation": ("", "write_cb"),
+}
 
 
 def slices(trace) -> list[dict]:
@@ -112,9 +129,24 @@ def slices(trace) -> list[dict]:
             if name.endswith("DeviceOperation"):
                 op, op_depth = name, depth
                 if name == "PaddedSliceDeviceOperation":
-                    out.append({"input": 0, "slice_cb": 0, "reshard": 0, "reshard_cb": 0, "halo": 0, "halo_cb": 0,
-                                "output": 0, "cb": 0, "untilize": 0, "untilize_cb": 0, "interleaved": 0,
-                                "interleaved_cb": 0, "write_cb": 0, "other": []})
+                    out.append(
+                        {
+                            "input": 0,
+                            "slice_cb": 0,
+                            "reshard": 0,
+                            "reshard_cb": 0,
+                            "halo": 0,
+                            "halo_cb": 0,
+                            "output": 0,
+                            "cb": 0,
+                            "untilize": 0,
+                            "untilize_cb": 0,
+                            "interleaved": 0,
+                            "interleaved_cb": 0,
+                            "write_cb": 0,
+                            "other": [],
+                        }
+                    )
         elif kind == "function_end":
             if depth == op_depth:
                 op, op_depth = "", 0
@@ -131,8 +163,10 @@ def slices(trace) -> list[dict]:
                 s[buffer_key] = size
             elif not buffer_key:
                 s["other"].append([op, size])
-        elif (kind in ("circular_buffer_allocate", "dataflow_buffer_allocate")
-              and params.get("globally_allocated", params.get("borrows_memory")) == "0"):
+        elif (
+            kind in ("circular_buffer_allocate", "dataflow_buffer_allocate")
+            and params.get("globally_allocated", params.get("borrows_memory")) == "0"
+        ):
             if cb_key:
                 s[cb_key] += int(params["size"])
             else:
@@ -143,34 +177,60 @@ def slices(trace) -> list[dict]:
 def measure(device, c: dict, dump: bool = False) -> dict:
     n, (h, w), cin, cout = c["batch"], c["input_hw"], c["in_channels"], c["out_channels"]
     kh, kw = c["kernel_size"]
-    x = ttnn.from_torch(torch.zeros(1, 1, n * h * w, cin), dtype=DTYPES[c["input_dtype"]], layout=ttnn.TILE_LAYOUT,
-                        device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    x = ttnn.from_torch(
+        torch.zeros(1, 1, n * h * w, cin),
+        dtype=DTYPES[c["input_dtype"]],
+        layout=ttnn.TILE_LAYOUT,
+        device=device,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    )
     host = torch.bfloat16 if c["weights_dtype"] == "bfloat16" else torch.float32
     weight = ttnn.from_torch(torch.zeros(cout, cin // c["groups"], kh, kw, dtype=host))
     bias = ttnn.from_torch(torch.zeros(1, 1, 1, cout, dtype=host))
     config = ttnn.Conv2dConfig(
-        weights_dtype=DTYPES[c["weights_dtype"]], shard_layout=getattr(ttnn.TensorMemoryLayout, c["shard_layout"]),
-        act_block_h_override=c["act_block_h"], act_block_w_div=c["act_block_w_div"],
+        weights_dtype=DTYPES[c["weights_dtype"]],
+        shard_layout=getattr(ttnn.TensorMemoryLayout, c["shard_layout"]),
+        act_block_h_override=c["act_block_h"],
+        act_block_w_div=c["act_block_w_div"],
         enable_act_double_buffer=c["enable_act_double_buffer"],
         enable_weights_double_buffer=c["enable_weights_double_buffer"],
         output_layout=ttnn.ROW_MAJOR_LAYOUT if c["output_layout"] == "ROW_MAJOR" else ttnn.TILE_LAYOUT,
-        core_grid=cores(c["grid"], c["num_cores"]), override_sharding_config=True)
-    compute = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2,
-                                               fp32_dest_acc_en=c["fp32_dest_acc"], packer_l1_acc=c["fp32_dest_acc"])
+        core_grid=cores(c["grid"], c["num_cores"]),
+        override_sharding_config=True,
+    )
+    compute = ttnn.WormholeComputeKernelConfig(
+        math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=c["fp32_dest_acc"], packer_l1_acc=c["fp32_dest_acc"]
+    )
     if c["slice_type"] == "L1_FULL":
         slice_config = ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dL1Full)
     else:
-        slice_config = ttnn.Conv2dSliceConfig(slice_type=getattr(ttnn, SLICES[c["slice_type"]]),
-                                              num_slices=c["num_slices"])
+        slice_config = ttnn.Conv2dSliceConfig(
+            slice_type=getattr(ttnn, SLICES[c["slice_type"]]), num_slices=c["num_slices"]
+        )
     ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NO_DISPATCH)
     error = ""
     try:
-        y = ttnn.conv2d(input_tensor=x, weight_tensor=weight, bias_tensor=bias, device=device, in_channels=cin,
-                        out_channels=cout, batch_size=n, input_height=h, input_width=w, kernel_size=(kh, kw),
-                        stride=tuple(c["stride"]), padding=tuple(c["padding"]), dilation=tuple(c["dilation"]),
-                        groups=c["groups"], dtype=DTYPES[c["output_dtype"]], conv_config=config,
-                        compute_config=compute, slice_config=slice_config,
-                        memory_config=ttnn.DRAM_MEMORY_CONFIG if c["memory"] == "DRAM" else None)
+        y = ttnn.conv2d(
+            input_tensor=x,
+            weight_tensor=weight,
+            bias_tensor=bias,
+            device=device,
+            in_channels=cin,
+            out_channels=cout,
+            batch_size=n,
+            input_height=h,
+            input_width=w,
+            kernel_size=(kh, kw),
+            stride=tuple(c["stride"]),
+            padding=tuple(c["padding"]),
+            dilation=tuple(c["dilation"]),
+            groups=c["groups"],
+            dtype=DTYPES[c["output_dtype"]],
+            conv_config=config,
+            compute_config=compute,
+            slice_config=slice_config,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG if c["memory"] == "DRAM" else None,
+        )
         ttnn.deallocate(y)
     except RuntimeError as exc:
         from runtime.ttnn_mock import condense
@@ -181,12 +241,35 @@ def measure(device, c: dict, dump: bool = False) -> dict:
     ttnn.deallocate(x)
     out = {"config": c, "error": error, **summarize(trace)}
     if dump:
-        out["events"] = [(node["node_type"], {k: v for k, v in node.get("params", {}).items()
-                                              if k in ("name", "size", "globally_allocated", "max_size_per_bank",
-                                                       "buffer_type", "type", "num_cores", "core_range_set")})
-                         for node in trace if node["node_type"] in (
-                             "function_start", "circular_buffer_allocate", "dataflow_buffer_allocate",
-                             "buffer_allocate", "circular_buffer_deallocate_all")]
+        out["events"] = [
+            (
+                node["node_type"],
+                {
+                    k: v
+                    for k, v in node.get("params", {}).items()
+                    if k
+                    in (
+                        "name",
+                        "size",
+                        "globally_allocated",
+                        "max_size_per_bank",
+                        "buffer_type",
+                        "type",
+                        "num_cores",
+                        "core_range_set",
+                    )
+                },
+            )
+            for node in trace
+            if node["node_type"]
+            in (
+                "function_start",
+                "circular_buffer_allocate",
+                "dataflow_buffer_allocate",
+                "buffer_allocate",
+                "circular_buffer_deallocate_all",
+            )
+        ]
     return out
 
 

@@ -11,8 +11,9 @@ DATA = Path(__file__).parent / "data"
 
 
 def run_checker(name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.api_check", str(DATA / name)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.api_check", str(DATA / name)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_planted_mistakes_are_all_flagged():

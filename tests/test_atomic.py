@@ -106,8 +106,11 @@ def test_a_locked_directory_is_refused_not_interleaved(tmp_path):
             atomic.replace_files(directory, NEW)
         with pytest.raises(UserError, match="another process is writing"), atomic.locked(directory, exclusive=False):
             pass
-    with (atomic.locked(directory, exclusive=False), atomic.locked(directory, exclusive=False),  # readers share
-          pytest.raises(UserError, match="another process is writing")):
+    with (
+        atomic.locked(directory, exclusive=False),
+        atomic.locked(directory, exclusive=False),  # readers share
+        pytest.raises(UserError, match="another process is writing"),
+    ):
         atomic.replace_files(directory, NEW)
     atomic.replace_files(directory, NEW)  # released
     assert _visible(directory) == {**NEW, **UNRELATED}
@@ -116,9 +119,18 @@ def test_a_locked_directory_is_refused_not_interleaved(tmp_path):
 def test_the_lock_holds_across_processes(tmp_path):
     directory = tmp_path / "out"
     _populate(directory)
-    holder = subprocess.Popen([sys.executable, "-c", "import os, fcntl, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
-                               str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, fcntl, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+            str(directory),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(UserError, match="another process is writing"):
@@ -147,7 +159,8 @@ from converter.errors import UserError
 tag = sys.argv[2]
 try:
     for _ in range(20):
-        atomic.replace_files(Path(sys.argv[1]), {name: f"{tag} {name}".encode() * 5000 for name in ("a.py", "b.md", "c.png")})
+        files = {name: f"{tag} {name}".encode() * 5000 for name in ("a.py", "b.md", "c.png")}
+        atomic.replace_files(Path(sys.argv[1]), files)
 except UserError as e:
     print(e)
     sys.exit(2)
@@ -158,8 +171,10 @@ def test_two_concurrent_writers_leave_one_complete_set(tmp_path):
     directory = tmp_path / "out"
     _populate(directory)
     for _ in range(5):
-        writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(directory), tag], stdout=subprocess.PIPE,
-                                    text=True) for tag in ("first", "second")]
+        writers = [
+            subprocess.Popen([sys.executable, "-c", _WRITER, str(directory), tag], stdout=subprocess.PIPE, text=True)
+            for tag in ("first", "second")
+        ]
         codes = [(w.wait(), w.stdout.read()) for w in writers]
         assert all(code == 0 or (code == 2 and "another process is writing" in text) for code, text in codes), codes
         assert any(code == 0 for code, _ in codes)

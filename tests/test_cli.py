@@ -22,13 +22,15 @@ from converter.model import CONFIGS, DEFAULT_CONFIG
 
 SMALL = "128x256"
 DL3 = "deeplab_v3_plus"
-FILES = tuple(f"{DL3}{suffix}" for suffix in (".py", ".plan.md", ".l1.png", ".dram.png", ".stages.png",
-                                              ".ops_perf_modeled.csv"))
+FILES = tuple(
+    f"{DL3}{suffix}" for suffix in (".py", ".plan.md", ".l1.png", ".dram.png", ".stages.png", ".ops_perf_modeled.csv")
+)
 
 
 def pdl_convert(*args: str | Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def small_run(config: Path, out: Path, *args: str | Path) -> subprocess.CompletedProcess:
@@ -48,8 +50,23 @@ def converted(small_config: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 def test_help_explains_every_option() -> None:
     result = pdl_convert("--help")
     assert result.returncode == 0
-    for option in ("--config", "--weights", "--variant", "--target", "--input-size", "--overrides", "--precision", "--out",
-                   "--check", "--verify", "--ttnn-check", "--quiet", "blackhole-20", "wormhole-n150", "exit status"):
+    for option in (
+        "--config",
+        "--weights",
+        "--variant",
+        "--target",
+        "--input-size",
+        "--overrides",
+        "--precision",
+        "--out",
+        "--check",
+        "--verify",
+        "--ttnn-check",
+        "--quiet",
+        "blackhole-20",
+        "wormhole-n150",
+        "exit status",
+    ):
         assert option in result.stdout, option
 
 
@@ -74,8 +91,15 @@ def test_writes_module_report_and_plots(converted) -> None:
     assert 'TARGET = "blackhole-20"' in (out / f"{DL3}.py").read_text()
     # The summary: variant, target, size, nodes/convs, L1 vs budget, latency, files, stage times.
     assert f"{DL3} on blackhole-20 at {SMALL}" in result.stdout
-    for key in ("nodes / convs      98 / 70", "L1 peak per core", "B budget", "activations in L1",
-                "modeled latency", "6 written in", "stage times        trace"):
+    for key in (
+        "nodes / convs      98 / 70",
+        "L1 peak per core",
+        "B budget",
+        "activations in L1",
+        "modeled latency",
+        "6 written in",
+        "stage times        trace",
+    ):
         assert key in result.stdout, key
     assert "SEEDED RANDOM WEIGHTS" in result.stderr  # no --weights: loud notice
     assert f"pdl-convert: {DL3}: tracing at {SMALL}" in result.stderr  # progress
@@ -124,11 +148,15 @@ def test_target_and_overrides_change_the_plan(converted, small_config, tmp_path)
     assert result.returncode == 0, result.stderr
     module = (tmp_path / "out" / f"{DL3}.py").read_text()
     assert 'TARGET = "wormhole-n150"' in module
-    row = next(line for line in (tmp_path / "out" / f"{DL3}.plan.md").read_text().splitlines()
-               if line.startswith("| ") and "| backbone.stem.conv2 |" in line)
+    row = next(
+        line
+        for line in (tmp_path / "out" / f"{DL3}.plan.md").read_text().splitlines()
+        if line.startswith("| ") and "| backbone.stem.conv2 |" in line
+    )
     assert "| bfloat16 | HiFi4 |" in row
-    default_row = next(line for line in (out / f"{DL3}.plan.md").read_text().splitlines()
-                       if "| backbone.stem.conv2 |" in line)
+    default_row = next(
+        line for line in (out / f"{DL3}.plan.md").read_text().splitlines() if "| backbone.stem.conv2 |" in line
+    )
     assert "| bfloat16 | HiFi4 |" not in default_row  # the pin, not the default, put it there
 
 
@@ -153,8 +181,20 @@ def test_failure_midway_leaves_previous_output_untouched(small_config, tmp_path)
     # which is converted second: the first variant is fully rendered when the run fails.
     pins = tmp_path / "pins.yaml"
     pins.write_text("layers:\n  ins_embed_head.no_such_layer:\n    dtype: bfloat16\n")
-    result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", DL3,
-                         "--variant", "panoptic_deeplab", "--overrides", pins, "--out", out)
+    result = pdl_convert(
+        "--config",
+        small_config,
+        "--input-size",
+        SMALL,
+        "--variant",
+        DL3,
+        "--variant",
+        "panoptic_deeplab",
+        "--overrides",
+        pins,
+        "--out",
+        out,
+    )
     assert result.returncode == 2
     assert f"pdl-convert: {DL3}: rendering" in result.stderr  # it did get midway
     assert result.stderr.splitlines()[-1].startswith("pdl-convert: error: override names unknown layer")
@@ -190,15 +230,25 @@ BAD_INPUTS = {
     "corrupt pkl": ("convert", ["--weights", "{corrupt}"], "not a readable pickle"),
     "pkl that would run code": ("convert", ["--weights", "{evil_pkl}"], "refers to posix.mkdir"),
     "pth that would run code": ("convert", ["--weights", "{evil_pth}"], "refers to posix.mkdir"),
-    "right shapes, non-numeric dtype": ("convert", ["--weights", "{strings}"],
-                                        "entry 'backbone.stem.conv1.weight' is an array of dtype <U"),
+    "right shapes, non-numeric dtype": (
+        "convert",
+        ["--weights", "{strings}"],
+        "entry 'backbone.stem.conv1.weight' is an array of dtype <U",
+    ),
     "config that would run code": ("convert", ["--config", "{evil_yaml}"], "YAML tag that would construct Python"),
     "_BASE_ that would run code": ("convert", ["--config", "{evil_child}"], "YAML tag that would construct Python"),
     "missing config": ("convert", ["--config", "{tmp}/nope.yaml"], "--config {tmp}/nope.yaml not found"),
-    "unknown config name": ("convert", ["--config", "panoptic_deeplab_R_18"],
-                            "--config panoptic_deeplab_R_18 not found; pass an existing .yaml or one of deeplab_v3_R_103"),
+    "unknown config name": (
+        "convert",
+        ["--config", "panoptic_deeplab_R_18"],
+        "--config panoptic_deeplab_R_18 not found; pass an existing .yaml or one of deeplab_v3_R_103",
+    ),
     "another meta-architecture": ("convert", ["--config", "{rcnn}"], "MODEL.META_ARCHITECTURE 'GeneralizedRCNN'"),
-    "a variant the config has not": ("convert", ["--config", "{dl3}"], "has no variant 'deeplab_v3_plus'; choose deeplab_v3"),
+    "a variant the config has not": (
+        "convert",
+        ["--config", "{dl3}"],
+        "has no variant 'deeplab_v3_plus'; choose deeplab_v3",
+    ),
     "DEPTH 18": ("convert", ["--config", "{depth18}"], "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone"),
     "NUM_CLASSES 0": ("convert", ["--config", "{classes0}"], "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel"),
     "inconsistent DSConv flags": ("convert", ["--config", "{dsconv}"], "Detectron2 needs both the same"),
@@ -214,25 +264,44 @@ BAD_INPUTS = {
     "out is a file": ("convert", ["--out", "{corrupt}"], "--out {corrupt} is a file, not a directory"),
     "out under a file": ("convert", ["--out", "{corrupt}/out"], "cannot be created: {corrupt} is a file"),
     "out read-only": ("convert", ["--out", "{readonly}/out"], "is not writable ({readonly} is not writable)"),
-    "ttnn report under a file": ("convert", ["--ttnn-report", "{corrupt}/report"],
-                                 "--ttnn-report {corrupt}/report cannot be created: {corrupt} is a file"),
-    "ttnn report with --check": ("convert", ["--check", "--ttnn-report", "{tmp}/report"],
-                                 "--check writes nothing, --ttnn-report writes a report; pass one of them"),
-    "a plan that fits nowhere": ("convert", ["--config", "{big}", "--input-size", "1024x2048", "--weights", "{ckpt}"],
-                                 "cannot fit L1 on blackhole-20 in any sharding or DRAM slicing"),
-    "demo output dir is a file": ("demo", [":scenes", "{corrupt}", "--random-weights"],
-                                  "OUTPUT_DIR {corrupt} is a file, not a directory"),
-    "demo output dir read-only": ("demo", [":scenes", "{readonly}/demo", "--random-weights"],
-                                  "OUTPUT_DIR {readonly}/demo is not writable"),
-    "demo unknown config name": ("demo", [":scenes", "{out}", "--random-weights", "--config", "coco"],
-                                 "--config coco not found"),
+    "ttnn report under a file": (
+        "convert",
+        ["--ttnn-report", "{corrupt}/report"],
+        "--ttnn-report {corrupt}/report cannot be created: {corrupt} is a file",
+    ),
+    "ttnn report with --check": (
+        "convert",
+        ["--check", "--ttnn-report", "{tmp}/report"],
+        "--check writes nothing, --ttnn-report writes a report; pass one of them",
+    ),
+    "a plan that fits nowhere": (
+        "convert",
+        ["--config", "{big}", "--input-size", "1024x2048", "--weights", "{ckpt}"],
+        "cannot fit L1 on blackhole-20 in any sharding or DRAM slicing",
+    ),
+    "demo output dir is a file": (
+        "demo",
+        [":scenes", "{corrupt}", "--random-weights"],
+        "OUTPUT_DIR {corrupt} is a file, not a directory",
+    ),
+    "demo output dir read-only": (
+        "demo",
+        [":scenes", "{readonly}/demo", "--random-weights"],
+        "OUTPUT_DIR {readonly}/demo is not writable",
+    ),
+    "demo unknown config name": (
+        "demo",
+        [":scenes", "{out}", "--random-weights", "--config", "coco"],
+        "--config coco not found",
+    ),
     "demo missing weights": ("demo", [":scenes", "{tmp}/nope.pkl", "{out}"], "WEIGHTS {tmp}/nope.pkl is not a file"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, small_config: Path, tmp_path: Path,
-                                                                 request: pytest.FixtureRequest) -> None:
+def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(
+    case: str, small_config: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     command, args, expected = BAD_INPUTS[case]
     if "read-only" in case and _AS_ROOT:
         pytest.skip("root may write to a read-only directory (only a read-only mount would stop it)")
@@ -240,16 +309,25 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, smal
     out.mkdir()
     for name in FILES:
         (out / name).write_bytes(f"previous {name}".encode())
-    paths = {"tmp": tmp_path, "out": out, "corrupt": tmp_path / "corrupt.pkl", "evil_pkl": tmp_path / "evil.pkl",
-             "evil_pth": tmp_path / "evil.pth", "evil_yaml": tmp_path / "evil.yaml",
-             "evil_child": tmp_path / "child.yaml", "bad_yaml": tmp_path / "bad.yaml",
-             "bad_field": tmp_path / "field.yaml", "readonly": tmp_path / "readonly"}
+    paths = {
+        "tmp": tmp_path,
+        "out": out,
+        "corrupt": tmp_path / "corrupt.pkl",
+        "evil_pkl": tmp_path / "evil.pkl",
+        "evil_pth": tmp_path / "evil.pth",
+        "evil_yaml": tmp_path / "evil.yaml",
+        "evil_child": tmp_path / "child.yaml",
+        "bad_yaml": tmp_path / "bad.yaml",
+        "bad_field": tmp_path / "field.yaml",
+        "readonly": tmp_path / "readonly",
+    }
     paths["corrupt"].write_bytes(b"\x80\x04this is not a pickle")
     canary = tmp_path / "pwned"
     paths["evil_pkl"].write_bytes(pickle.dumps({"model": {}, "__author__": _RunsCode(canary)}))
     torch.save({"model": {}, "optimizer": _RunsCode(canary)}, paths["evil_pth"])
-    paths["evil_yaml"].write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
-                                  f"['{canary}']\n")
+    paths["evil_yaml"].write_text(
+        f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir ['{canary}']\n"
+    )
     paths["evil_child"].write_text("_BASE_: evil.yaml\n")
     paths["bad_yaml"].write_text("layers: [unclosed\n")
     paths["bad_field"].write_text("layers:\n  backbone.stem.conv1:\n    colour: red\n")
@@ -257,8 +335,9 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, smal
     paths["depth18"] = _model_yaml(tmp_path / "depth18.yaml", "RESNETS:\n    DEPTH: 18")
     paths["rcnn"] = _model_yaml(tmp_path / "rcnn.yaml", 'META_ARCHITECTURE: "GeneralizedRCNN"')
     paths["dl3"] = tmp_path / "dl3.yaml"
-    paths["dl3"].write_text(f"_BASE_: {CONFIGS['deeplab_v3_R_103_os16_mg124_cityscapes']}\nINPUT:\n  CROP:\n"
-                            "    SIZE: (128, 256)\n")
+    paths["dl3"].write_text(
+        f"_BASE_: {CONFIGS['deeplab_v3_R_103_os16_mg124_cityscapes']}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n"
+    )
     paths["classes0"] = _model_yaml(tmp_path / "classes0.yaml", "SEM_SEG_HEAD:\n    NUM_CLASSES: 0")
     paths["dsconv"] = _model_yaml(tmp_path / "dsconv.yaml", "SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True")
     if "{strings}" in args or "{ckpt}" in args:  # the session checkpoint only where needed (~10 s once)
@@ -269,8 +348,20 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(case: str, smal
     paths["big"].write_text(f"_BASE_: {DEFAULT_CONFIG}\nINPUT:\n  CROP:\n    SIZE: (1024, 2048)\n")
     fill = lambda text: text.format(**paths)  # noqa: E731
     if command == "convert":
-        argv = ["-m", "runtime.cli", "--config", small_config, "--input-size", SMALL, "--variant", DL3, "--quiet",
-                "--out", out, *map(fill, args)]  # a later option wins
+        argv = [
+            "-m",
+            "runtime.cli",
+            "--config",
+            small_config,
+            "--input-size",
+            SMALL,
+            "--variant",
+            DL3,
+            "--quiet",
+            "--out",
+            out,
+            *map(fill, args),
+        ]  # a later option wins
         target = Path(fill(args[args.index("--out") + 1])) if "--out" in args else out
     else:
         argv = ["-m", "runtime.demo", *map(fill, args)]
@@ -304,8 +395,10 @@ def test_a_second_writer_is_refused_and_check_names_an_interrupted_update(conver
     with locked(copy, exclusive=True):  # another pdl-convert writing there
         busy = small_run(small_config, copy, "--quiet")
     assert busy.returncode == 2
-    assert busy.stderr.splitlines()[-1] == (f"pdl-convert: error: another process is writing to {copy}; "
-                                            "wait for it to finish, or write to another directory")
+    assert busy.stderr.splitlines()[-1] == (
+        f"pdl-convert: error: another process is writing to {copy}; "
+        "wait for it to finish, or write to another directory"
+    )
     assert read_all(copy) == read_all(out)
     (copy / JOURNAL).write_text("[]")  # what a run killed between its commit and its last rename leaves
     check = small_run(small_config, copy, "--check", "--quiet")
@@ -315,8 +408,19 @@ def test_a_second_writer_is_refused_and_check_names_an_interrupted_update(conver
 
 @pytest.fixture(scope="module")
 def verified(small_config, checkpoint_path, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
-    result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", "panoptic_deeplab",
-                         "--weights", checkpoint_path, "--out", tmp_path_factory.mktemp("verify"), "--verify")
+    result = pdl_convert(
+        "--config",
+        small_config,
+        "--input-size",
+        SMALL,
+        "--variant",
+        "panoptic_deeplab",
+        "--weights",
+        checkpoint_path,
+        "--out",
+        tmp_path_factory.mktemp("verify"),
+        "--verify",
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("verify panoptic_deeplab")]
     assert len(lines) == 1, result.stdout + result.stderr
     return result, {head: float(v) for head, v in re.findall(r"(\w+) PCC (-?[0-9.]+)", lines[0])}
@@ -348,19 +452,37 @@ def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path)
     before = _snapshot(out)
     # fast precision is below the PCC floor on seeded weights (README, "Accuracy policy"); an emulator
     # that cannot run the module fails it too: either way the verdict is a failure
-    result = pdl_convert("--config", small_config, "--input-size", SMALL, "--variant", "panoptic_deeplab",
-                         "--weights", checkpoint_path, "--precision", "fast", "--verify", "--quiet", "--out", out)
+    result = pdl_convert(
+        "--config",
+        small_config,
+        "--input-size",
+        SMALL,
+        "--variant",
+        "panoptic_deeplab",
+        "--weights",
+        checkpoint_path,
+        "--precision",
+        "fast",
+        "--verify",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"^verify panoptic_deeplab.*(BELOW FLOOR|FAILED)", result.stdout, re.M), result.stdout
     assert result.stderr.splitlines()[-1] == (
         f"pdl-convert: panoptic_deeplab failed the real-ttnn check or --verify: nothing written, {out} keeps its "
-        "previous files (without --verify and --ttnn-check the files are written, to inspect them)")
+        "previous files (without --verify and --ttnn-check the files are written, to inspect them)"
+    )
     assert _snapshot(out) == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue #15: the default keeps the semantic gain bound but "
-                                       "not PQ >= 0.90 (a bfloat16 center heatmap caps it, README 'Accuracy "
-                                       "policy') nor semantic PCC 0.999; remove once it keeps them all")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #15: the default keeps the semantic gain bound but "
+    "not PQ >= 0.90 (a bfloat16 center heatmap caps it, README 'Accuracy "
+    "policy') nor semantic PCC 0.999; remove once it keeps them all",
+)
 def test_verify_keeps_the_result_bounds(verified) -> None:
     result, _ = verified
     assert "outside a result bound" not in result.stdout, result.stdout

@@ -25,7 +25,7 @@ def text() -> str:
 
 def _method(text: str, name: str) -> list[str]:
     """The stripped lines of one method of the generated class."""
-    body = text[text.index(f"    def {name}("):]
+    body = text[text.index(f"    def {name}(") :]
     end = body.find("\n    def ", 1)
     return [line.strip() for line in (body[:end] if end > 0 else body).splitlines() if line.strip()]
 
@@ -53,16 +53,26 @@ def test_forward_calls_one_method_per_module_with_its_inputs_and_results(text: s
 
 def test_conv_is_one_call_reading_its_table_row(text: str) -> None:
     assert 'conv1 = self.conv2d(f"{name}.conv1", x)  # 32->32 1x1, relu on 16x32' in _method(text, "res2_0")
-    row = text[text.index('    "backbone.stem.conv1": dict('):text.index('    "backbone.res2.0.conv1": dict(')]
-    for field in ("batch_size=1", "input_height=64", "input_width=128", "in_channels=3", "out_channels=32",
-                  "kernel_size=(3, 3)", "stride=(2, 2)", "padding=(1, 1)", "weights_dtype=ttnn.bfloat8_b",
-                  "activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)",
-                  "slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2)",
-                  "memory_config=ttnn.DRAM_MEMORY_CONFIG", "compute_config=COMPUTE_HIFI2,"):
+    row = text[text.index('    "backbone.stem.conv1": dict(') : text.index('    "backbone.res2.0.conv1": dict(')]
+    for field in (
+        "batch_size=1",
+        "input_height=64",
+        "input_width=128",
+        "in_channels=3",
+        "out_channels=32",
+        "kernel_size=(3, 3)",
+        "stride=(2, 2)",
+        "padding=(1, 1)",
+        "weights_dtype=ttnn.bfloat8_b",
+        "activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)",
+        "slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2)",
+        "memory_config=ttnn.DRAM_MEMORY_CONFIG",
+        "compute_config=COMPUTE_HIFI2,",
+    ):
         assert field in row, field
     assert "COMPUTE_HIFI2 = ttnn.WormholeComputeKernelConfig(" in text  # declared once, by name
     # a conv without a fused activation gets none
-    row2 = text[text.index('    "backbone.res2.0.conv2": dict('):text.index('    "sem_seg_head.decoder')]
+    row2 = text[text.index('    "backbone.res2.0.conv2": dict(') : text.index('    "sem_seg_head.decoder')]
     assert "activation=" not in row2
     # an L1 conv says so: with slice_config=None ttnn would slice a DRAM input by its own estimate
     assert "slice_config=ttnn.Conv2dL1FullSliceConfig," in row2
@@ -84,7 +94,9 @@ def test_add_fuses_relu_after_the_planned_reshard_and_frees_at_last_use(text: st
     reshard = [i for i, line in enumerate(lines) if line.startswith("x = move(")][-1]
     add = _index(lines, "add = ttnn.add(")
     assert reshard < add
-    assert _flat(lines[add:]).startswith("add=ttnn.add(conv2,x,activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)]")
+    assert _flat(lines[add:]).startswith(
+        "add=ttnn.add(conv2,x,activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)]"
+    )
     # conv1 dies at conv2, conv2 and the (moved) pool output at the add, after its tap copy
     assert _index(lines, "ttnn.deallocate(conv1)") == _index(lines, "conv2 = self.conv2d(") + 1
     tap = _index(lines, 'taps["res2"] = ttnn.to_memory_config(add, ttnn.DRAM_MEMORY_CONFIG)')
@@ -95,13 +107,14 @@ def test_upsample_uses_an_integer_scale_on_an_nhwc_view(text: str) -> None:
     lines = _method(text, "sem_head")
     up = _index(lines, "upsample = ttnn.upsample(")
     # the 4-class predictor was widened to 32 channels (bilinear needs channels % 32 == 0)
-    assert _flat(lines[up:]).startswith('upsample=ttnn.upsample(ttnn.reshape(predictor_rm,(1,16,32,32)),(4,4),'
-                                        'mode="bilinear",')
+    assert _flat(lines[up:]).startswith(
+        'upsample=ttnn.upsample(ttnn.reshape(predictor_rm,(1,16,32,32)),(4,4),mode="bilinear",'
+    )
     assert "upsample = ttnn.reshape(upsample, (1, 1, 8192, 32))" in lines
     assert '"sem_seg": (1, 4, 64, 128),' in text  # OUTPUTS: the real channels, read from the first 4
     # a 1x1 conv runs as a matmul, which writes TILE whatever output_layout says: a conversion is emitted
     assert _index(lines, "predictor_rm = ttnn.to_layout(predictor, ttnn.ROW_MAJOR_LAYOUT)") < up
-    row = text[text.index('    "sem_seg_head.predictor": dict('):text.index("OUTPUT_MEMORY = {")]
+    row = text[text.index('    "sem_seg_head.predictor": dict(') : text.index("OUTPUT_MEMORY = {")]
     assert "output_layout=ttnn.TILE_LAYOUT" in row and "compute_config=COMPUTE_HIFI4_FP32_ACC" in row
 
 
@@ -111,7 +124,7 @@ def test_a_conv_feeding_only_an_upsample_writes_row_major_itself() -> None:
     up = _index(lines, "upsample = ttnn.upsample(")
     assert _flat(lines[up:]).startswith("upsample=ttnn.upsample(ttnn.reshape(predictor,(1,16,32,32)),(4,4),")
     assert not any(line.startswith("predictor_rm") for line in lines)
-    row = text[text.index('    "sem_seg_head.predictor": dict('):text.index("OUTPUT_MEMORY = {")]
+    row = text[text.index('    "sem_seg_head.predictor": dict(') : text.index("OUTPUT_MEMORY = {")]
     assert "output_layout=ttnn.ROW_MAJOR_LAYOUT" in row
 
 
@@ -127,16 +140,25 @@ def test_concat_of_mixed_layouts_tilizes_the_row_major_input(text: str) -> None:
 
 def test_pool_input_interleaved_output_sharded_names_the_shard_scheme(text: str) -> None:
     call = _flat(_method(text, "stem"))
-    call = call[call.index("pool=ttnn.max_pool2d("):]
+    call = call[call.index("pool=ttnn.max_pool2d(") :]
     assert "applied_shard_scheme=ttnn.TensorMemoryLayout.HEIGHT_SHARDED" in call
     assert "input_h=32,input_w=64,channels=32" in call and "dilation=(1,1)" in call
 
 
 def test_blocks_with_the_same_code_share_one_method() -> None:
     from templates.methods import Block, split
+
     body = '        res4_{i}_conv1 = self.conv2d("backbone.res4.{i}.conv1", {x})\n        ttnn.deallocate({x})\n'
-    blocks = [Block("bottleneck", f"backbone.res4.{i}", f"res4_{i}", (f"res4_{i}_",),
-                    body.format(i=i, x="x" if i == 0 else f"res4_{i - 1}_conv1")) for i in range(3)]
+    blocks = [
+        Block(
+            "bottleneck",
+            f"backbone.res4.{i}",
+            f"res4_{i}",
+            (f"res4_{i}_",),
+            body.format(i=i, x="x" if i == 0 else f"res4_{i - 1}_conv1"),
+        )
+        for i in range(3)
+    ]
     methods, calls = split(blocks, ("x",), ("res4_2_conv1",))
     assert [m.name for m in methods] == ["res4_bottleneck"]
     assert methods[0].body == '        conv1 = self.conv2d(f"{name}.conv1", x)\n        ttnn.deallocate(x)\n'
@@ -144,7 +166,8 @@ def test_blocks_with_the_same_code_share_one_method() -> None:
     assert [c.line(True) for c in calls] == [
         'res4_0_conv1 = self.res4_bottleneck("backbone.res4.0", x)',
         'res4_1_conv1 = self.res4_bottleneck("backbone.res4.1", res4_0_conv1)',
-        'res4_2_conv1 = self.res4_bottleneck("backbone.res4.2", res4_1_conv1)']
+        'res4_2_conv1 = self.res4_bottleneck("backbone.res4.2", res4_1_conv1)',
+    ]
     # one layer different: its own method
     blocks[1] = dataclasses.replace(blocks[1], code=blocks[1].code.replace("_conv1)", "_conv1, 2)", 1))
     assert [m.name for m in split(blocks, ("x",), ("res4_2_conv1",))[0]] == ["res4_bottleneck", "res4_1"]
@@ -211,8 +234,15 @@ def test_unplanned_node_is_a_codegen_error() -> None:
 
 def test_unfolded_batch_norm_is_a_codegen_error() -> None:
     g = tiny_graph()
-    bn = Node("backbone.stem.conv1.norm", "batch_norm", ("backbone.stem.conv1",), TensorInfo((1, 16, 16, 32)),
-              "backbone.stem.conv1.norm", attrs={"eps": 1e-5}, plan=plan())
+    bn = Node(
+        "backbone.stem.conv1.norm",
+        "batch_norm",
+        ("backbone.stem.conv1",),
+        TensorInfo((1, 16, 16, 32)),
+        "backbone.stem.conv1.norm",
+        attrs={"eps": 1e-5},
+        plan=plan(),
+    )
     nodes = list(g.nodes)
     nodes.insert(3, bn)
     with pytest.raises(CodegenError, match="batch_norm must be folded"):

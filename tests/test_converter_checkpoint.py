@@ -57,13 +57,16 @@ def _write_pickle(path: Path, obj) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: p, "not found"),
-    (lambda p: (p.write_bytes(b"\x00garbage, not a pickle" * 10), p)[1], "not a readable pickle"),
-    (lambda p: (p.write_bytes(pickle.dumps({"model": {}})[:20]), p)[1], "not a readable pickle"),
-    (lambda p: _write_pickle(p, [1, 2, 3]), "not a dict"),
-    (lambda p: _write_pickle(p, {"weights": {}, "__author__": "x"}), "'model'"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p, "not found"),
+        (lambda p: (p.write_bytes(b"\x00garbage, not a pickle" * 10), p)[1], "not a readable pickle"),
+        (lambda p: (p.write_bytes(pickle.dumps({"model": {}})[:20]), p)[1], "not a readable pickle"),
+        (lambda p: _write_pickle(p, [1, 2, 3]), "not a dict"),
+        (lambda p: _write_pickle(p, {"weights": {}, "__author__": "x"}), "'model'"),
+    ],
+)
 def test_unusable_files_are_user_errors(small_cfg, tmp_path, make, expected):
     path = make(tmp_path / "ckpt.pkl")
     with pytest.raises(UserError, match=expected) as e:
@@ -121,26 +124,33 @@ def test_protocol_2_ordered_dict_checkpoints_load(small_cfg, checkpoint_path, tm
     path = tmp_path / "p2.pkl"
     path.write_bytes(pickle.dumps({"model": state, "__author__": "old"}, protocol=2))
     model = load_checkpoint(build_model(small_cfg), path)
-    assert torch.equal(model.state_dict()["backbone.stem.conv1.weight"],
-                       torch.from_numpy(state["backbone.stem.conv1.weight"]))
+    assert torch.equal(
+        model.state_dict()["backbone.stem.conv1.weight"], torch.from_numpy(state["backbone.stem.conv1.weight"])
+    )
 
 
 def _trainer_checkpoint(state: dict[str, np.ndarray], path: Path, zipped: bool = True, **extra) -> Path:
     """What Detectron2's trainer saves: torch.save of {"model": tensors, "iteration": ..., ...}."""
-    torch.save({"model": {k: torch.from_numpy(v) for k, v in state.items()}, "iteration": 89999, **extra}, path,
-               _use_new_zipfile_serialization=zipped)
+    torch.save(
+        {"model": {k: torch.from_numpy(v) for k, v in state.items()}, "iteration": 89999, **extra},
+        path,
+        _use_new_zipfile_serialization=zipped,
+    )
     return path
 
 
-@pytest.mark.parametrize("name, zipped", [("model_final.pth", True), ("named_like_a_pickle.pkl", True),
-                                          ("before_torch_1_6.pth", False)])
+@pytest.mark.parametrize(
+    "name, zipped", [("model_final.pth", True), ("named_like_a_pickle.pkl", True), ("before_torch_1_6.pth", False)]
+)
 def test_torch_checkpoints_load_by_content_whatever_their_suffix(small_cfg, checkpoint_path, tmp_path, name, zipped):
     state = _file_state(checkpoint_path)
-    path = _trainer_checkpoint(state, tmp_path / name, zipped,
-                               optimizer={"state": {0: {"momentum_buffer": torch.ones(2)}}})
+    path = _trainer_checkpoint(
+        state, tmp_path / name, zipped, optimizer={"state": {0: {"momentum_buffer": torch.ones(2)}}}
+    )
     model = load_checkpoint(build_model(small_cfg), path)
-    assert torch.equal(model.state_dict()["backbone.stem.conv1.weight"],
-                       torch.from_numpy(state["backbone.stem.conv1.weight"]))
+    assert torch.equal(
+        model.state_dict()["backbone.stem.conv1.weight"], torch.from_numpy(state["backbone.stem.conv1.weight"])
+    )
     # and a model-zoo pickle named .pth is read as the pickle it is
     renamed = tmp_path / "zoo.pth"
     renamed.write_bytes(checkpoint_path.read_bytes())
@@ -162,13 +172,18 @@ def test_a_torch_file_that_would_run_code_is_refused_without_running_it(small_cf
     assert marker.is_dir()
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: (p.write_bytes(b"PK\x03\x04 a truncated zip"), p)[1], "not a readable torch file"),
-    (lambda p: (torch.save([torch.zeros(1)], p), p)[1], "holds a list, not a dict"),
-    (lambda p: (torch.save({"model": {"w": torch.zeros(2, dtype=torch.complex64)}}, p), p)[1],
-     "entry 'w' is an array of dtype torch.complex64, not a numeric array"),
-    (lambda p: (torch.save({"state_dict": {}}, p), p)[1], "lacks the key(s) 'model' (a dict)"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: (p.write_bytes(b"PK\x03\x04 a truncated zip"), p)[1], "not a readable torch file"),
+        (lambda p: (torch.save([torch.zeros(1)], p), p)[1], "holds a list, not a dict"),
+        (
+            lambda p: (torch.save({"model": {"w": torch.zeros(2, dtype=torch.complex64)}}, p), p)[1],
+            "entry 'w' is an array of dtype torch.complex64, not a numeric array",
+        ),
+        (lambda p: (torch.save({"state_dict": {}}, p), p)[1], "lacks the key(s) 'model' (a dict)"),
+    ],
+)
 def test_unusable_torch_files_are_user_errors(small_cfg, tmp_path, make, expected):
     path = make(tmp_path / "ckpt.pth")
     with pytest.raises(UserError, match=re.escape(expected)) as e:

@@ -17,7 +17,9 @@ from tests.conftest import SMALL_SIZE
 TOLERANCE = 1e-5
 
 
-def _assert_matches(graph: Graph, theirs: dict[str, torch.Tensor], x: torch.Tensor, tolerance: float = TOLERANCE) -> None:
+def _assert_matches(
+    graph: Graph, theirs: dict[str, torch.Tensor], x: torch.Tensor, tolerance: float = TOLERANCE
+) -> None:
     ours = run_graph(graph, x, taps=True)
     assert set(ours) == set(graph.outputs) | set(graph.meta["taps"]) and set(ours) <= set(theirs)
     for key in ours:
@@ -50,24 +52,53 @@ def test_runs_graphs_after_folding_and_fusion():
     g = torch.Generator().manual_seed(0)
     w1, b1 = torch.randn(4, 3, 3, 3, generator=g), torch.randn(4, generator=g)
     w2 = torch.randn(4, 2, 1, 1, generator=g)
-    conv = dict(in_channels=3, out_channels=4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1),
-                dilation=(1, 1), groups=1, activation="relu")
+    conv = dict(
+        in_channels=3,
+        out_channels=4,
+        kernel_size=(3, 3),
+        stride=(2, 2),
+        padding=(1, 1),
+        dilation=(1, 1),
+        groups=1,
+        activation="relu",
+    )
     nodes = [
         Node("input", "input", (), TensorInfo((1, 3, 8, 8)), ""),
         Node("c1", "conv2d", ("input",), TensorInfo((1, 4, 4, 4)), "c1", conv, {"weight": w1, "bias": b1}),
-        Node("c2", "conv2d", ("c1",), TensorInfo((1, 4, 4, 4)), "c2",
-             {**conv, "in_channels": 4, "kernel_size": (1, 1), "stride": (1, 1), "padding": (0, 0),
-              "groups": 2, "activation": None}, {"weight": w2}),
+        Node(
+            "c2",
+            "conv2d",
+            ("c1",),
+            TensorInfo((1, 4, 4, 4)),
+            "c2",
+            {
+                **conv,
+                "in_channels": 4,
+                "kernel_size": (1, 1),
+                "stride": (1, 1),
+                "padding": (0, 0),
+                "groups": 2,
+                "activation": None,
+            },
+            {"weight": w2},
+        ),
         Node("sum", "add", ("c2", "c1"), TensorInfo((1, 4, 4, 4)), "", {"activation": "relu"}),
-        Node("up", "upsample", ("sum",), TensorInfo((1, 4, 8, 8)), "",
-             {"scale_factor": (2, 2), "mode": "bilinear", "align_corners": False}),
+        Node(
+            "up",
+            "upsample",
+            ("sum",),
+            TensorInfo((1, 4, 8, 8)),
+            "",
+            {"scale_factor": (2, 2), "mode": "bilinear", "align_corners": False},
+        ),
         Node("output.y", "output", ("up",), TensorInfo((1, 4, 8, 8)), ""),
     ]
     x = torch.randn(1, 3, 8, 8, generator=g)
     y = run_graph(Graph(tuple(nodes), {"y": "output.y"}), x)["y"]
     c1 = F.relu(F.conv2d(x, w1, b1, stride=2, padding=1))
-    expected = F.interpolate(F.relu(F.conv2d(c1, w2, groups=2) + c1), scale_factor=2,
-                             mode="bilinear", align_corners=False)
+    expected = F.interpolate(
+        F.relu(F.conv2d(c1, w2, groups=2) + c1), scale_factor=2, mode="bilinear", align_corners=False
+    )
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
 
 

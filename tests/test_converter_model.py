@@ -34,11 +34,14 @@ def test_with_crop_size_changes_only_a_copy():
         assert tuple(head.decoder["res5"]["project_conv"].pool_kernel_size) == (8, 16)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('MODEL:\n  META_ARCHITECTURE: "GeneralizedRCNN"\n', "META_ARCHITECTURE"),
-    ("MODEL: [unclosed\n", "cannot read config"),
-    ("MODEL:\n  NO_SUCH_KEY: 1\n", "cannot read config"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('MODEL:\n  META_ARCHITECTURE: "GeneralizedRCNN"\n', "META_ARCHITECTURE"),
+        ("MODEL: [unclosed\n", "cannot read config"),
+        ("MODEL:\n  NO_SUCH_KEY: 1\n", "cannot read config"),
+    ],
+)
 def test_bad_configs_are_user_errors(tmp_path: Path, text: str, expected: str):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -91,8 +94,9 @@ def test_bases_must_be_local_files_and_may_be_relative(tmp_path: Path):
 
 def test_a_yaml_tag_in_a_base_file_is_refused_without_running_it(tmp_path: Path):
     marker = tmp_path / "pwned"
-    (tmp_path / "base.yaml").write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir "
-                                        f"['{marker}']\n")
+    (tmp_path / "base.yaml").write_text(
+        f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  WEIGHTS: !!python/object/apply:os.mkdir ['{marker}']\n"
+    )
     child = tmp_path / "child.yaml"
     child.write_text("_BASE_: base.yaml\n")
     with pytest.raises(UserError, match="YAML tag that would construct Python objects") as e:
@@ -100,16 +104,27 @@ def test_a_yaml_tag_in_a_base_file_is_refused_without_running_it(tmp_path: Path)
     assert "\n" not in str(e.value) and not marker.exists()
 
 
-@pytest.mark.parametrize("model_yaml, expected", [
-    ("RESNETS:\n    DEPTH: 18", "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone is built for depth 50, 101, 152"),
-    ("SEM_SEG_HEAD:\n    NUM_CLASSES: 0", "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel count"),
-    ("INS_EMBED_HEAD:\n    HEAD_CHANNELS: -4", "MODEL.INS_EMBED_HEAD.HEAD_CHANNELS -4; it is a channel count"),
-    ("SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True",
-     "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV True but MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV False"),
-    # what the checks above stand for: any value Detectron2's constructors assert on
-    ("RESNETS:\n    RES5_DILATION: 3", "Detectron2 cannot build a model from config 'bad': AssertionError res5_dilation "
-                                       "cannot be 3. at resnet.py"),
-])
+@pytest.mark.parametrize(
+    "model_yaml, expected",
+    [
+        (
+            "RESNETS:\n    DEPTH: 18",
+            "MODEL.RESNETS.DEPTH 18; Detectron2's DeepLab backbone is built for depth 50, 101, 152",
+        ),
+        ("SEM_SEG_HEAD:\n    NUM_CLASSES: 0", "MODEL.SEM_SEG_HEAD.NUM_CLASSES 0; it is a channel count"),
+        ("INS_EMBED_HEAD:\n    HEAD_CHANNELS: -4", "MODEL.INS_EMBED_HEAD.HEAD_CHANNELS -4; it is a channel count"),
+        (
+            "SEM_SEG_HEAD:\n    USE_DEPTHWISE_SEPARABLE_CONV: True",
+            "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV True but "
+            "MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV False",
+        ),
+        # what the checks above stand for: any value Detectron2's constructors assert on
+        (
+            "RESNETS:\n    RES5_DILATION: 3",
+            "Detectron2 cannot build a model from config 'bad': AssertionError res5_dilation cannot be 3. at resnet.py",
+        ),
+    ],
+)
 def test_model_values_detectron2_cannot_build_are_user_errors(tmp_path: Path, model_yaml: str, expected: str):
     path = tmp_path / "bad.yaml"
     path.write_text(f"_BASE_: {DEFAULT_CONFIG}\nMODEL:\n  {model_yaml}\n")

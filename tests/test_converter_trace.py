@@ -15,8 +15,17 @@ from tests.conftest import SMALL_SIZE
 # 88 conv2d, 83 batch_norm, 81 relu, 16 add, 9 upsample, 6 cat, 2 pools, 2 dropout, 1 max_pool, 1 mul,
 # plus the normalization (sub, div -> one channel_affine), the input and one output per head.
 PANOPTIC_HISTOGRAM = {
-    "add": 16, "batch_norm": 83, "channel_affine": 1, "concat": 6, "conv2d": 88,
-    "global_avg_pool2d": 2, "input": 1, "max_pool2d": 1, "mul_scalar": 1, "output": 3, "relu": 81,
+    "add": 16,
+    "batch_norm": 83,
+    "channel_affine": 1,
+    "concat": 6,
+    "conv2d": 88,
+    "global_avg_pool2d": 2,
+    "input": 1,
+    "max_pool2d": 1,
+    "mul_scalar": 1,
+    "output": 3,
+    "relu": 81,
     "upsample": 9,
 }
 
@@ -69,8 +78,7 @@ def test_names_shapes_outputs_and_meta(small_graph, variant):
     names = [n.name for n in g]
     assert len(names) == len(set(names))
     assert g.node("backbone.res2.0.relu").source == "backbone.res2.0"
-    assert g.node("backbone.res2.0.add").inputs == ("backbone.res2.0.conv3.norm",
-                                                      "backbone.res2.0.shortcut.norm")
+    assert g.node("backbone.res2.0.add").inputs == ("backbone.res2.0.conv3.norm", "backbone.res2.0.shortcut.norm")
     h, w = SMALL_SIZE
     for head, node in g.outputs.items():
         assert g.node(node).op == "output"
@@ -81,8 +89,13 @@ def test_names_shapes_outputs_and_meta(small_graph, variant):
     assert "RGB" in g.meta["host_preprocess"] and g.meta["host_postprocess"]
     heads = ["sem_seg_head"] + (["ins_embed_head"] if variant == "panoptic_deeplab" else [])
     assert g.meta["identity_ops"] == [
-        {"op": "aten.dropout.default", "source": f"{h}.decoder.res5.project_conv",
-         "why": "identity in eval mode; removed"} for h in heads]
+        {
+            "op": "aten.dropout.default",
+            "source": f"{h}.decoder.res5.project_conv",
+            "why": "identity in eval mode; removed",
+        }
+        for h in heads
+    ]
     taps = g.meta["taps"]
     assert taps["sem_seg_head.logits"] == "sem_seg_head.predictor"
     assert g.node(taps["backbone.res5"]).out.shape == (1, 2048, h // 16, w // 16)
@@ -94,16 +107,18 @@ def test_names_shapes_outputs_and_meta(small_graph, variant):
 
 def test_upsamples_are_integer_scales(small_graph):
     scales = sorted(n.attrs["scale_factor"] for n in small_graph if n.op == "upsample")
-    assert all(n.attrs["mode"] == "bilinear" and n.attrs["align_corners"] is False
-               for n in small_graph if n.op == "upsample")
+    assert all(
+        n.attrs["mode"] == "bilinear" and n.attrs["align_corners"] is False for n in small_graph if n.op == "upsample"
+    )
     assert (8, 16) in scales and (4, 4) in scales and (2, 2) in scales
 
 
 def test_tracing_is_deterministic(small_model, small_graphs):
     again = trace_model(small_model, "panoptic_deeplab", SMALL_SIZE)
     first = small_graphs["panoptic_deeplab"]
-    assert [(n.name, n.op, n.inputs, n.out, n.source, n.attrs) for n in again] == \
-           [(n.name, n.op, n.inputs, n.out, n.source, n.attrs) for n in first]
+    assert [(n.name, n.op, n.inputs, n.out, n.source, n.attrs) for n in again] == [
+        (n.name, n.op, n.inputs, n.out, n.source, n.attrs) for n in first
+    ]
     assert again.meta == first.meta
 
 

@@ -18,14 +18,32 @@ def hs(cores: int) -> Placement:
 
 
 def conv_node(cin=64, cout=64, hw=(64, 64), k=3) -> Node:
-    attrs = dict(in_channels=cin, out_channels=cout, kernel_size=(k, k), stride=(1, 1),
-                 padding=(k // 2, k // 2), dilation=(1, 1), groups=1, activation="relu")
+    attrs = dict(
+        in_channels=cin,
+        out_channels=cout,
+        kernel_size=(k, k),
+        stride=(1, 1),
+        padding=(k // 2, k // 2),
+        dilation=(1, 1),
+        groups=1,
+        activation="relu",
+    )
     return Node("c", "conv2d", ("x",), TensorInfo((1, cout) + hw), "c", attrs)
 
 
 def conv_plan(cores=20, weights="bfloat8_b", fidelity="LoFi", out: Placement | None = None, slices=0) -> OpPlan:
-    conv = ConvConfig("HEIGHT_SHARDED", "DRAM_SLICE_WIDTH" if slices else "L1_FULL", slices, 0, 1, True, False,
-                      "test", grid=(cores, 1), num_cores=cores)
+    conv = ConvConfig(
+        "HEIGHT_SHARDED",
+        "DRAM_SLICE_WIDTH" if slices else "L1_FULL",
+        slices,
+        0,
+        1,
+        True,
+        False,
+        "test",
+        grid=(cores, 1),
+        num_cores=cores,
+    )
     return OpPlan("bfloat16", weights, fidelity, False, conv=conv, output=out or hs(cores))
 
 
@@ -147,8 +165,9 @@ def test_block_sharding_splits_work_but_every_core_reduces_over_all_channels():
     # x 1 output tile x all 4 reduction tiles. Same 32 tile matmuls per core: no FLOPs vanish.
     node = conv_node(cin=128, cout=128, hw=(32, 32), k=1)
     height = conv_plan(cores=16)
-    block = dataclasses.replace(height, conv=dataclasses.replace(height.conv, shard_layout="BLOCK_SHARDED",
-                                                                 grid=(4, 4), num_cores=16))
+    block = dataclasses.replace(
+        height, conv=dataclasses.replace(height.conv, shard_layout="BLOCK_SHARDED", grid=(4, 4), num_cores=16)
+    )
     expected = 32 * 16 / cm.MATMUL_EFFICIENCY / 1350
     assert cost(node, height).compute_us == pytest.approx(expected)
     assert cost(node, block, src=DRAM).compute_us == pytest.approx(expected)

@@ -40,30 +40,41 @@ def model(cfg, checkpoint):
 
 def _scenes(n=2):
     # Not the model size: run_demo must resize (2x here).
-    return [SourceImage(f"scene_{s}", lambda size, s=s: resize_to_model(street_scene(512, 256, seed=s), size))
-            for s in range(n)]
+    return [
+        SourceImage(f"scene_{s}", lambda size, s=s: resize_to_model(street_scene(512, 256, seed=s), size))
+        for s in range(n)
+    ]
 
 
 def _fixed_runner(left_class: int):
     """Stub runner: class 0 everywhere except the left quarter (left_class); no instance heads."""
+
     def run(x):
         h, w = x.shape[-2:]
         logits = torch.zeros(1, 19, h, w)
         logits[0, 0] = 1.0
         logits[0, left_class, :, : w // 4] = 2.0
         return {"sem_seg": logits}
+
     return run
 
 
 def test_files_and_comparison_with_two_runners(tmp_path, params):
-    reports = run_demo(_scenes(), tmp_path, {"ttnn": _fixed_runner(10), "pytorch": _fixed_runner(2)},
-                       SIZE, fusion=params)
+    reports = run_demo(
+        _scenes(), tmp_path, {"ttnn": _fixed_runner(10), "pytorch": _fixed_runner(2)}, SIZE, fusion=params
+    )
     names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert names == ["pytorch_output/scene_0_original.jpg", "pytorch_output/scene_0_semantic.jpg",
-                     "pytorch_output/scene_1_original.jpg", "pytorch_output/scene_1_semantic.jpg",
-                     "summary.json",
-                     "ttnn_output/scene_0_original.jpg", "ttnn_output/scene_0_semantic.jpg",
-                     "ttnn_output/scene_1_original.jpg", "ttnn_output/scene_1_semantic.jpg"]
+    assert names == [
+        "pytorch_output/scene_0_original.jpg",
+        "pytorch_output/scene_0_semantic.jpg",
+        "pytorch_output/scene_1_original.jpg",
+        "pytorch_output/scene_1_semantic.jpg",
+        "summary.json",
+        "ttnn_output/scene_0_original.jpg",
+        "ttnn_output/scene_0_semantic.jpg",
+        "ttnn_output/scene_1_original.jpg",
+        "ttnn_output/scene_1_semantic.jpg",
+    ]
     for name in names[:-5]:
         assert Image.open(tmp_path / name).size == (256, 128)
     assert [r.semantic_agreement for r in reports] == [75.0, 75.0]  # they differ on the left quarter
@@ -99,8 +110,10 @@ def test_reference_runner_instances_match_detectron2s_own_panoptic_output(tmp_pa
     scenes = _scenes(1)
     reports = run_demo(scenes, tmp_path, {"pytorch": pytorch_runner(model, "panoptic_deeplab")}, SIZE, fusion=params)
     for source, report in zip(scenes, reports, strict=True):
-        assert report.runners["pytorch"].files == [f"pytorch_output/{source.name}_original.jpg",
-                                                   f"pytorch_output/{source.name}_panoptic.jpg"]
+        assert report.runners["pytorch"].files == [
+            f"pytorch_output/{source.name}_original.jpg",
+            f"pytorch_output/{source.name}_panoptic.jpg",
+        ]
         # Detectron2's full forward (its own post-processing) on the same resized image.
         image = torch.from_numpy(np.array(street_scene(512, 256, seed=0).resize((256, 128), Image.Resampling.BILINEAR)))
         x = image.permute(2, 0, 1).float()
@@ -142,8 +155,19 @@ def test_precision_option_reaches_the_generated_module(tmp_path, model, checkpoi
 
 
 def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
-    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "--random-weights", "--pytorch-only",
-                 "--input-size", "128x256"]) == 2
+    assert (
+        main(
+            [
+                str(tmp_path / "nope"),
+                str(tmp_path / "out"),
+                "--random-weights",
+                "--pytorch-only",
+                "--input-size",
+                "128x256",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
@@ -152,8 +176,18 @@ def test_cli_semantic_variant_on_a_directory(tmp_path, capsys):
     street_scene(300, 150, seed=5).save(tmp_path / "street.png")
     (tmp_path / "readme.txt").write_text("not an image")
     out = tmp_path / "out"
-    status = main([str(tmp_path), str(out), "--random-weights", "--pytorch-only", "--input-size", "128x256",
-                   "--variant", "deeplab_v3_plus"])
+    status = main(
+        [
+            str(tmp_path),
+            str(out),
+            "--random-weights",
+            "--pytorch-only",
+            "--input-size",
+            "128x256",
+            "--variant",
+            "deeplab_v3_plus",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0
     assert "skipped readme.txt: not an image file" in captured.err
@@ -173,8 +207,10 @@ def ttnn_demo(tmp_path_factory, model, checkpoint, params):
     """One demo run of both runners on one scene: (output dir, weight cache dir, report)."""
     tmp = tmp_path_factory.mktemp("ttnn_demo")
     args = parse_args([":scenes", str(tmp / "out"), "--random-weights", "--weight-cache", str(tmp / "cache")])
-    runners = {"pytorch": pytorch_runner(model, "panoptic_deeplab"),
-               "ttnn": ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp)}
+    runners = {
+        "pytorch": pytorch_runner(model, "panoptic_deeplab"),
+        "ttnn": ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp),
+    }
     (report,) = run_demo(_scenes(1), tmp / "out", runners, SIZE, fusion=params)
     return tmp / "out", tmp / "cache", report
 
@@ -190,8 +226,10 @@ def test_summary_reports_the_result_metrics_of_ttnn_against_pytorch(ttnn_demo):
     out, _, report = ttnn_demo
     (image,) = json.loads((out / "summary.json").read_text())["images"]
     q = image["quality"]
-    assert (q["instances"], q["reference_instances"]) == (report.runners["ttnn"].instances,
-                                                          report.runners["pytorch"].instances)
+    assert (q["instances"], q["reference_instances"]) == (
+        report.runners["ttnn"].instances,
+        report.runners["pytorch"].instances,
+    )
     assert q["instance_ratio"] == round(q["instances"] / q["reference_instances"], 6)
     assert 0 < q["pq"] <= 1 and 0 < q["sq"] <= 1 and 0 < q["rq"] <= 1
     assert q["semantic_agreement"] * 100 == pytest.approx(image["semantic_agreement"], abs=1e-4)
@@ -202,9 +240,12 @@ def test_summary_reports_the_result_metrics_of_ttnn_against_pytorch(ttnn_demo):
     assert f"PQ {q['pq']:.3f}" in report.line()
 
 
-@pytest.mark.xfail(strict=True, reason="issue #15: the default keeps the semantic gain bound but "
-                                       "not PQ >= 0.90 (a bfloat16 center heatmap caps it, README 'Accuracy "
-                                       "policy') nor semantic PCC 0.999; remove once it keeps them all")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #15: the default keeps the semantic gain bound but "
+    "not PQ >= 0.90 (a bfloat16 center heatmap caps it, README 'Accuracy "
+    "policy') nor semantic PCC 0.999; remove once it keeps them all",
+)
 def test_ttnn_result_keeps_the_accuracy_bounds(ttnn_demo):
     _, _, report = ttnn_demo
     assert report.quality["violations"] == []
@@ -234,9 +275,11 @@ def test_cli_refuses_an_output_directory_another_run_is_writing(tmp_path, checkp
     out = tmp_path / "out"
     out.mkdir()
     with locked(out, exclusive=True):
-        status = main([str(tmp_path / "street.png"), str(checkpoint), str(out), "--pytorch-only",
-                       "--input-size", "128x256"])
+        status = main(
+            [str(tmp_path / "street.png"), str(checkpoint), str(out), "--pytorch-only", "--input-size", "128x256"]
+        )
     assert status == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (f"pdl-demo: error: another process is writing to {out}; "
-                                                        "wait for it to finish, or write to another directory")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pdl-demo: error: another process is writing to {out}; wait for it to finish, or write to another directory"
+    )
     assert list(out.iterdir()) == []

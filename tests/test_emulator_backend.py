@@ -34,8 +34,11 @@ def test_unknown_backend_is_a_user_error():
 
 def test_bind_points_the_generated_module_at_the_emulated_ttnn():
     module = types.ModuleType("generated")
-    exec("import ttnn\ndef grid():\n    d = ttnn.open_device(device_id=0, l1_small_size=8192)\n"
-         "    return d.compute_with_storage_grid_size()\n", module.__dict__)
+    exec(
+        "import ttnn\ndef grid():\n    d = ttnn.open_device(device_id=0, l1_small_size=8192)\n"
+        "    return d.compute_with_storage_grid_size()\n",
+        module.__dict__,
+    )
     backend.bind(module, backend.ttnn_module("emulator", get_target("blackhole-20")))
     g = module.grid()
     assert (g.x, g.y) == (5, 4)

@@ -11,7 +11,7 @@ ttnn = emulated_ttnn(get_target("blackhole-p150"))
 
 
 def test_srcb_hi_of_every_bfloat16_value_equals_the_float32_masking():
-    every = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
     from_bf16 = srcb_hi(every).to(torch.float32)
     from_f32 = srcb_hi(every.to(torch.float32))
     assert from_bf16.dtype == torch.float32 and torch.equal(from_bf16.view(torch.int32), from_f32.view(torch.int32))
@@ -19,10 +19,17 @@ def test_srcb_hi_of_every_bfloat16_value_equals_the_float32_masking():
 
 
 def _conv(device, x: torch.Tensor, w: torch.Tensor, relu: bool, out_dtype) -> torch.Tensor:
-    return conv(ttnn, device, x, w, padding=1, out_dtype=out_dtype, weights_dtype=ttnn.bfloat8_b,
-                activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU) if relu else None,
-                compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2,
-                                                                fp32_dest_acc_en=False))
+    return conv(
+        ttnn,
+        device,
+        x,
+        w,
+        padding=1,
+        out_dtype=out_dtype,
+        weights_dtype=ttnn.bfloat8_b,
+        activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU) if relu else None,
+        compute_config=ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=False),
+    )
 
 
 def test_fused_relu_equals_relu_of_the_stored_conv_output():

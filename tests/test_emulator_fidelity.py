@@ -26,8 +26,9 @@ def device():
 
 
 def compute(fidelity: str, fp32_acc: bool, packer_l1_acc: bool = False):
-    return ttnn.WormholeComputeKernelConfig(math_fidelity=getattr(ttnn.MathFidelity, fidelity),
-                                            fp32_dest_acc_en=fp32_acc, packer_l1_acc=packer_l1_acc)
+    return ttnn.WormholeComputeKernelConfig(
+        math_fidelity=getattr(ttnn.MathFidelity, fidelity), fp32_dest_acc_en=fp32_acc, packer_l1_acc=packer_l1_acc
+    )
 
 
 def conv(device, x, w, **kw):
@@ -44,8 +45,8 @@ def test_hand_computed_1x1_phases(device):
     x = torch.tensor(1 + 2**-7).reshape(1, 1, 1, 1)
     w = torch.tensor(1.5 + 2**-5 + 2**-7).reshape(1, 1, 1, 1)
     expected = {
-        "LoFi": 1.5 * 1,                              # w_hi * x_hi
-        "HiFi2": (1.5 + 2**-5 + 2**-7) * 1,           # + w_lo * x_hi
+        "LoFi": 1.5 * 1,  # w_hi * x_hi
+        "HiFi2": (1.5 + 2**-5 + 2**-7) * 1,  # + w_lo * x_hi
         "HiFi3": (1.5 + 2**-5 + 2**-7) + 1.5 * 2**-7,  # + w_hi * x_lo
         "HiFi4": (1.5 + 2**-5 + 2**-7) * (1 + 2**-7),  # + w_lo * x_lo: the exact product
     }
@@ -131,6 +132,8 @@ def test_default_and_invalid_compute_config(device):
 def test_lofi_with_bfloat8_b_weights_differs_from_hifi2(device):
     # bfloat8_b keeps up to 7 significant bits per value; LoFi reads 5 of them, so weights lose bits
     x, w = _random_case(5)
-    runs = {f: conv(device, x, w, padding=1, weights_dtype=ttnn.bfloat8_b, compute_config=compute(f, fp32_acc=True))
-            for f in ("LoFi", "HiFi2")}
+    runs = {
+        f: conv(device, x, w, padding=1, weights_dtype=ttnn.bfloat8_b, compute_config=compute(f, fp32_acc=True))
+        for f in ("LoFi", "HiFi2")
+    }
     assert not torch.equal(runs["LoFi"], runs["HiFi2"])

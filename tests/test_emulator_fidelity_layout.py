@@ -49,14 +49,21 @@ def test_rounded_conv_paths_are_bit_identical_for_strided_and_contiguous_activat
     c, o, k, dil, stride, groups = case
     g = torch.Generator().manual_seed(2)
     for (fp32_acc, interm), operands_bf16 in itertools.product(
-            [(False, None), (False, round_bf16), (False, _bf8_interm), (True, round_bf16), (True, _bf8_interm)],
-            [True, False]):
+        [(False, None), (False, round_bf16), (False, _bf8_interm), (True, round_bf16), (True, _bf8_interm)],
+        [True, False],
+    ):
         x = _nhwc_strided(3, c, 13, 17, dil, bf16=operands_bf16)
         w = torch.randn(o, c // groups, k, k, generator=g)
         w = w.bfloat16().float() if operands_bf16 else w
         b = torch.randn(o, generator=g).bfloat16().float()
-        kw = dict(stride=(stride, stride), dilation=(dil, dil), groups=groups,
-                  math=MathConfig(fidelity, fp32_acc, False), operands_bf16=operands_bf16, interm_round=interm)
+        kw = dict(
+            stride=(stride, stride),
+            dilation=(dil, dil),
+            groups=groups,
+            math=MathConfig(fidelity, fp32_acc, False),
+            operands_bf16=operands_bf16,
+            interm_round=interm,
+        )
         strided = conv2d_values(x, w, b, **kw)
         assert torch.equal(strided, conv2d_values(x.contiguous(), w, b, **kw)), (fp32_acc, interm, operands_bf16)
 
@@ -65,7 +72,13 @@ def test_rounded_conv_paths_are_bit_identical_for_strided_and_contiguous_activat
 def test_fp32_dst_conv_differs_only_by_float32_summation_order(fidelity):
     x = _nhwc_strided(4, 96, 13, 17, 6, bf16=True)
     w = torch.randn(64, 96, 3, 3, generator=torch.Generator().manual_seed(5)).bfloat16().float()
-    kw = dict(stride=(1, 1), dilation=(6, 6), groups=1, math=MathConfig(fidelity, True, True), operands_bf16=True,
-              interm_round=None)
+    kw = dict(
+        stride=(1, 1),
+        dilation=(6, 6),
+        groups=1,
+        math=MathConfig(fidelity, True, True),
+        operands_bf16=True,
+        interm_round=None,
+    )
     strided, contiguous = conv2d_values(x, w, None, **kw), conv2d_values(x.contiguous(), w, None, **kw)
     torch.testing.assert_close(strided, contiguous, rtol=1e-5, atol=1e-4)

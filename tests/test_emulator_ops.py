@@ -31,27 +31,51 @@ def run_conv(device, x, w, b, *, stride=1, padding=0, dilation=1, groups=1, cfg=
     n, c, h, wd = x.shape
     xt = ttnn.from_torch(nhwc_flat(x), dtype=dtype, device=device, memory_config=ttnn.L1_MEMORY_CONFIG)
     out, (oh, ow) = ttnn.conv2d(
-        input_tensor=xt, weight_tensor=ttnn.from_torch(w, dtype=ttnn.float32),
-        bias_tensor=ttnn.from_torch(b.reshape(1, 1, 1, -1), dtype=ttnn.float32), device=device, in_channels=c,
-        out_channels=w.shape[0], batch_size=n, input_height=h, input_width=wd, kernel_size=tuple(w.shape[2:]),
-        stride=(stride, stride), padding=(padding, padding), dilation=(dilation, dilation), groups=groups,
-        conv_config=cfg or ttnn.Conv2dConfig(weights_dtype=ttnn.float32), return_output_dim=True, **kw)
+        input_tensor=xt,
+        weight_tensor=ttnn.from_torch(w, dtype=ttnn.float32),
+        bias_tensor=ttnn.from_torch(b.reshape(1, 1, 1, -1), dtype=ttnn.float32),
+        device=device,
+        in_channels=c,
+        out_channels=w.shape[0],
+        batch_size=n,
+        input_height=h,
+        input_width=wd,
+        kernel_size=tuple(w.shape[2:]),
+        stride=(stride, stride),
+        padding=(padding, padding),
+        dilation=(dilation, dilation),
+        groups=groups,
+        conv_config=cfg or ttnn.Conv2dConfig(weights_dtype=ttnn.float32),
+        return_output_dim=True,
+        **kw,
+    )
     return nchw(out, n, oh, ow), out
 
 
-@pytest.mark.parametrize("case", [
-    dict(cin=16, cout=32, k=3, stride=1, padding=18, dilation=18, groups=1),  # ASPP-style dilation 18
-    dict(cin=32, cout=32, k=3, stride=1, padding=1, dilation=1, groups=4),  # grouped
-    dict(cin=8, cout=64, k=3, stride=2, padding=1, dilation=1, groups=1),  # stride 2
-    dict(cin=3, cout=19, k=1, stride=1, padding=0, dilation=1, groups=1),  # channels not tile aligned
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(cin=16, cout=32, k=3, stride=1, padding=18, dilation=18, groups=1),  # ASPP-style dilation 18
+        dict(cin=32, cout=32, k=3, stride=1, padding=1, dilation=1, groups=4),  # grouped
+        dict(cin=8, cout=64, k=3, stride=2, padding=1, dilation=1, groups=1),  # stride 2
+        dict(cin=3, cout=19, k=1, stride=1, padding=0, dilation=1, groups=1),  # channels not tile aligned
+    ],
+)
 def test_conv2d_matches_torch_in_float32(device, case):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, case["cin"], 40, 48, generator=g)
     w = torch.randn(case["cout"], case["cin"] // case["groups"], case["k"], case["k"], generator=g)
     b = torch.randn(case["cout"], generator=g)
-    got, out = run_conv(device, x, w, b, stride=case["stride"], padding=case["padding"],
-                        dilation=case["dilation"], groups=case["groups"])
+    got, out = run_conv(
+        device,
+        x,
+        w,
+        b,
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    )
     ref = F.conv2d(x, w, b, case["stride"], case["padding"], case["dilation"], case["groups"])
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-3, rtol=1e-4)
@@ -60,7 +84,11 @@ def test_conv2d_matches_torch_in_float32(device, case):
 
 def test_conv2d_rounds_to_bfloat16_and_fuses_relu(device):
     g = torch.Generator().manual_seed(1)
-    x, w, b = torch.randn(1, 8, 16, 16, generator=g), torch.randn(16, 8, 3, 3, generator=g), torch.randn(16, generator=g)
+    x, w, b = (
+        torch.randn(1, 8, 16, 16, generator=g),
+        torch.randn(16, 8, 3, 3, generator=g),
+        torch.randn(16, generator=g),
+    )
     cfg = ttnn.Conv2dConfig(weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU))
     got, out = run_conv(device, x, w, b, padding=1, cfg=cfg, dtype=ttnn.bfloat16)
     ref = torch.relu(F.conv2d(x.bfloat16().float(), w.bfloat16().float(), b.bfloat16().float(), padding=1))
@@ -74,21 +102,41 @@ def test_conv2d_is_keyword_only_and_validates(device):
     w = ttnn.from_torch(torch.zeros(8, 8, 3, 3))
     with pytest.raises(TypeError):
         ttnn.conv2d(x, w, device, 8, 8, 1, 8, 8, (3, 3))
-    common = dict(input_tensor=x, weight_tensor=w, device=device, in_channels=8, out_channels=8, batch_size=1,
-                  input_height=8, input_width=8, kernel_size=(3, 3), padding=(1, 1))
+    common = dict(
+        input_tensor=x,
+        weight_tensor=w,
+        device=device,
+        in_channels=8,
+        out_channels=8,
+        batch_size=1,
+        input_height=8,
+        input_width=8,
+        kernel_size=(3, 3),
+        padding=(1, 1),
+    )
     with pytest.raises(RuntimeError, match="act_block_h_override \\(33\\) must be a multiple of 32"):
         ttnn.conv2d(**common, conv_config=ttnn.Conv2dConfig(act_block_h_override=33))
 
 
 def test_a_1x1_stride_1_conv_runs_as_a_matmul_and_writes_tile(device):
-    x = ttnn.from_torch(torch.randn(1, 1, 64, 32), dtype=ttnn.bfloat16, device=device,
-                        memory_config=ttnn.L1_MEMORY_CONFIG)
+    x = ttnn.from_torch(
+        torch.randn(1, 1, 64, 32), dtype=ttnn.bfloat16, device=device, memory_config=ttnn.L1_MEMORY_CONFIG
+    )
     row_major = ttnn.Conv2dConfig(weights_dtype=ttnn.bfloat16, output_layout=ttnn.ROW_MAJOR_LAYOUT)
-    common = dict(input_tensor=x, device=device, in_channels=32, out_channels=32, batch_size=1, input_height=8,
-                  input_width=8, conv_config=row_major)
+    common = dict(
+        input_tensor=x,
+        device=device,
+        in_channels=32,
+        out_channels=32,
+        batch_size=1,
+        input_height=8,
+        input_width=8,
+        conv_config=row_major,
+    )
     one = ttnn.conv2d(**common, weight_tensor=ttnn.from_torch(torch.randn(32, 32, 1, 1)), kernel_size=(1, 1))
-    three = ttnn.conv2d(**common, weight_tensor=ttnn.from_torch(torch.randn(32, 32, 3, 3)), kernel_size=(3, 3),
-                        padding=(1, 1))
+    three = ttnn.conv2d(
+        **common, weight_tensor=ttnn.from_torch(torch.randn(32, 32, 3, 3)), kernel_size=(3, 3), padding=(1, 1)
+    )
     assert (one.layout, three.layout) == (ttnn.TILE_LAYOUT, ttnn.ROW_MAJOR_LAYOUT)
 
 
@@ -115,8 +163,10 @@ def test_upsample_nearest_and_bilinear(device):
     nhwc = x.permute(0, 2, 3, 1)
     xt = ttnn.from_torch(nhwc, dtype=ttnn.bfloat16, device=device)
     near = ttnn.upsample(xt, 2)
-    assert torch.equal(ttnn.to_torch(near).float().permute(0, 3, 1, 2),
-                       F.interpolate(x.bfloat16().float(), scale_factor=2, mode="nearest"))
+    assert torch.equal(
+        ttnn.to_torch(near).float().permute(0, 3, 1, 2),
+        F.interpolate(x.bfloat16().float(), scale_factor=2, mode="nearest"),
+    )
     with pytest.raises(RuntimeError, match="Bilinear upsample requires sharded input tensor"):
         ttnn.upsample(xt, 2, mode="bilinear")
     sharded = ttnn.to_memory_config(xt, height_sharded(device, 16 * 32, 32, 16))
@@ -128,8 +178,9 @@ def test_upsample_nearest_and_bilinear(device):
     assert bil.memory_config().shard_spec.shape == [32 * 16, 32]
     with pytest.raises(RuntimeError, match="sharded output"):
         ttnn.upsample(sharded, 2, mode="bilinear", memory_config=ttnn.DRAM_MEMORY_CONFIG)
-    narrow = ttnn.to_memory_config(ttnn.from_torch(nhwc[..., :8], dtype=ttnn.bfloat16, device=device),
-                                   height_sharded(device, 16 * 32, 8, 16))
+    narrow = ttnn.to_memory_config(
+        ttnn.from_torch(nhwc[..., :8], dtype=ttnn.bfloat16, device=device), height_sharded(device, 16 * 32, 8, 16)
+    )
     with pytest.raises(RuntimeError, match="in_channels % 32 == 0"):
         ttnn.upsample(narrow, 2, mode="bilinear")
 
@@ -218,7 +269,12 @@ def test_a_loop_that_drops_its_l1_tensors_never_runs_out(device):
     they used to hit a false out-of-memory within a few rounds."""
     rows = 20 * 512  # 512 rows of 512 bf16 channels per core on the 20-core grid: 512 KiB per core
     for _ in range(200):
-        t = ttnn.from_torch(torch.zeros(1, 1, rows, 512), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-                            device=device, memory_config=ttnn.L1_MEMORY_CONFIG)
+        t = ttnn.from_torch(
+            torch.zeros(1, 1, rows, 512),
+            dtype=ttnn.bfloat16,
+            layout=ttnn.TILE_LAYOUT,
+            device=device,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
         y = ttnn.relu(t)
         del t, y

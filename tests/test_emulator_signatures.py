@@ -12,15 +12,21 @@ from runtime.ttnn_host import import_ttnn
 
 real = import_ttnn()
 emu = emulated_ttnn(get_target("blackhole-20"))
-KINDS = {inspect.Parameter.POSITIONAL_ONLY: "pos_only", inspect.Parameter.POSITIONAL_OR_KEYWORD: "pos_or_kw",
-         inspect.Parameter.KEYWORD_ONLY: "kw_only", inspect.Parameter.VAR_POSITIONAL: "var_pos",
-         inspect.Parameter.VAR_KEYWORD: "var_kw"}
+KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: "pos_only",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: "pos_or_kw",
+    inspect.Parameter.KEYWORD_ONLY: "kw_only",
+    inspect.Parameter.VAR_POSITIONAL: "var_pos",
+    inspect.Parameter.VAR_KEYWORD: "var_kw",
+}
 # Overloaded bindings the emulator serves with one Python function taking *args/**kwargs or a union.
 MULTI = {"interleaved_to_sharded", "reshape"}
 
 
 def emulated_params(fn):
-    return [(p.name, KINDS[p.kind], p.default is inspect.Parameter.empty) for p in inspect.signature(fn).parameters.values()]
+    return [
+        (p.name, KINDS[p.kind], p.default is inspect.Parameter.empty) for p in inspect.signature(fn).parameters.values()
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(set(EMULATED) - MULTI))

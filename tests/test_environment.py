@@ -17,7 +17,8 @@ def test_python_and_pins():
 
     assert sys.version_info[:2] == (3, 12)
     pins = dict(
-        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+        line.split("==")
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
     for name in ("torch", "ttnn", "numpy", "jinja2", "Pillow"):

@@ -19,8 +19,15 @@ import torch
 from converter.choices import CONFIGS
 from converter.errors import UserError
 from converter.interpreter import run_graph
-from converter.model import (DEFAULT_CONFIG, build_model, check_input_size, config_variants, example_input,
-                             load_config, with_crop_size)
+from converter.model import (
+    DEFAULT_CONFIG,
+    build_model,
+    check_input_size,
+    config_variants,
+    example_input,
+    load_config,
+    with_crop_size,
+)
 from converter.reference import reference_outputs
 from converter.trace import trace_model
 
@@ -28,28 +35,54 @@ from converter.trace import trace_model
 # read there by hand: our YAMLs must carry them.
 UPSTREAM = {
     "panoptic_deeplab_R_52_os16_mg124_cityscapes": {
-        "MODEL.META_ARCHITECTURE": "PanopticDeepLab", "MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.STEM_TYPE": "deeplab",
-        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19, "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV": False,
-        "INPUT.CROP.SIZE": (512, 1024), "MODEL.PANOPTIC_DEEPLAB.STUFF_AREA": 2048,
-        "MODEL.PANOPTIC_DEEPLAB.NMS_KERNEL": 7},
+        "MODEL.META_ARCHITECTURE": "PanopticDeepLab",
+        "MODEL.RESNETS.DEPTH": 50,
+        "MODEL.RESNETS.STEM_TYPE": "deeplab",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19,
+        "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV": False,
+        "INPUT.CROP.SIZE": (512, 1024),
+        "MODEL.PANOPTIC_DEEPLAB.STUFF_AREA": 2048,
+        "MODEL.PANOPTIC_DEEPLAB.NMS_KERNEL": 7,
+    },
     "panoptic_deeplab_R_52_os16_mg124_dsconv_coco": {
-        "MODEL.META_ARCHITECTURE": "PanopticDeepLab", "MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.STEM_TYPE": "deeplab",
-        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 133, "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV": True,
-        "MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV": True, "INPUT.CROP.SIZE": (640, 640),
-        "MODEL.PANOPTIC_DEEPLAB.STUFF_AREA": 4096, "MODEL.PANOPTIC_DEEPLAB.NMS_KERNEL": 41,
-        "MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY": 640, "DATASETS.TRAIN": ("coco_2017_train_panoptic",)},
+        "MODEL.META_ARCHITECTURE": "PanopticDeepLab",
+        "MODEL.RESNETS.DEPTH": 50,
+        "MODEL.RESNETS.STEM_TYPE": "deeplab",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 133,
+        "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV": True,
+        "MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV": True,
+        "INPUT.CROP.SIZE": (640, 640),
+        "MODEL.PANOPTIC_DEEPLAB.STUFF_AREA": 4096,
+        "MODEL.PANOPTIC_DEEPLAB.NMS_KERNEL": 41,
+        "MODEL.PANOPTIC_DEEPLAB.SIZE_DIVISIBILITY": 640,
+        "DATASETS.TRAIN": ("coco_2017_train_panoptic",),
+    },
     "deeplab_v3_R_103_os16_mg124_cityscapes": {
-        "MODEL.META_ARCHITECTURE": "SemanticSegmentor", "MODEL.SEM_SEG_HEAD.NAME": "DeepLabV3Head",
-        "MODEL.RESNETS.DEPTH": 101, "MODEL.RESNETS.STEM_TYPE": "deeplab", "MODEL.RESNETS.STEM_OUT_CHANNELS": 128,
-        "MODEL.RESNETS.RES5_MULTI_GRID": (1, 2, 4), "MODEL.RESNETS.OUT_FEATURES": ("res5",),
-        "MODEL.SEM_SEG_HEAD.IN_FEATURES": ("res5",), "MODEL.SEM_SEG_HEAD.COMMON_STRIDE": 16,
-        "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS": (6, 12, 18), "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19,
-        "INPUT.CROP.SIZE": (512, 1024)},
+        "MODEL.META_ARCHITECTURE": "SemanticSegmentor",
+        "MODEL.SEM_SEG_HEAD.NAME": "DeepLabV3Head",
+        "MODEL.RESNETS.DEPTH": 101,
+        "MODEL.RESNETS.STEM_TYPE": "deeplab",
+        "MODEL.RESNETS.STEM_OUT_CHANNELS": 128,
+        "MODEL.RESNETS.RES5_MULTI_GRID": (1, 2, 4),
+        "MODEL.RESNETS.OUT_FEATURES": ("res5",),
+        "MODEL.SEM_SEG_HEAD.IN_FEATURES": ("res5",),
+        "MODEL.SEM_SEG_HEAD.COMMON_STRIDE": 16,
+        "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS": (6, 12, 18),
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19,
+        "INPUT.CROP.SIZE": (512, 1024),
+    },
     "deeplab_v3_plus_R_103_os16_mg124_cityscapes": {
-        "MODEL.META_ARCHITECTURE": "SemanticSegmentor", "MODEL.SEM_SEG_HEAD.NAME": "DeepLabV3PlusHead",
-        "MODEL.RESNETS.DEPTH": 101, "MODEL.RESNETS.STEM_TYPE": "deeplab", "MODEL.RESNETS.OUT_FEATURES": ("res2", "res5"),
-        "MODEL.SEM_SEG_HEAD.PROJECT_FEATURES": ("res2",), "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS": (48,),
-        "MODEL.SEM_SEG_HEAD.COMMON_STRIDE": 4, "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19, "INPUT.CROP.SIZE": (512, 1024)},
+        "MODEL.META_ARCHITECTURE": "SemanticSegmentor",
+        "MODEL.SEM_SEG_HEAD.NAME": "DeepLabV3PlusHead",
+        "MODEL.RESNETS.DEPTH": 101,
+        "MODEL.RESNETS.STEM_TYPE": "deeplab",
+        "MODEL.RESNETS.OUT_FEATURES": ("res2", "res5"),
+        "MODEL.SEM_SEG_HEAD.PROJECT_FEATURES": ("res2",),
+        "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS": (48,),
+        "MODEL.SEM_SEG_HEAD.COMMON_STRIDE": 4,
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 19,
+        "INPUT.CROP.SIZE": (512, 1024),
+    },
 }
 SMALL = {name: (128, 128) if "coco" in name else (128, 256) for name in UPSTREAM}
 
@@ -61,8 +94,9 @@ def _get(cfg, key: str):
 
 
 def pdl_convert(*args: str | Path, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _yaml(path: Path, base: Path, body: str) -> Path:
@@ -74,7 +108,7 @@ def test_every_embedded_config_is_a_family_member_with_the_upstream_values():
     assert set(CONFIGS) == set(UPSTREAM)
     for name, values in UPSTREAM.items():
         cfg = load_config(name)  # by name, checked at its native size
-        assert cfg.PDL2TTNN_CONFIG_NAME == name
+        assert name == cfg.PDL2TTNN_CONFIG_NAME
         for key, value in values.items():
             assert _get(cfg, key) == value, (name, key)
     assert load_config(DEFAULT_CONFIG.stem).dump() == load_config().dump() == load_config(DEFAULT_CONFIG).dump()
@@ -82,8 +116,13 @@ def test_every_embedded_config_is_a_family_member_with_the_upstream_values():
 
 # One variant per member (a Panoptic-DeepLab model's semantic branch is a subset of its panoptic
 # program, and tests/test_converter_interpreter.py traces it on its own).
-@pytest.mark.parametrize("name, variant", [(n, "panoptic_deeplab" if "panoptic" in n else
-                                            "deeplab_v3_plus" if "plus" in n else "deeplab_v3") for n in UPSTREAM])
+@pytest.mark.parametrize(
+    "name, variant",
+    [
+        (n, "panoptic_deeplab" if "panoptic" in n else "deeplab_v3_plus" if "plus" in n else "deeplab_v3")
+        for n in UPSTREAM
+    ],
+)
 def test_each_member_traces_to_what_detectron2_computes(name: str, variant: str):
     cfg = with_crop_size(load_config(name), SMALL[name])
     assert variant in config_variants(cfg)
@@ -99,25 +138,34 @@ def test_each_member_traces_to_what_detectron2_computes(name: str, variant: str)
 
 # User variants of the family, each on the base it varies (MODEL keys only).
 USER_VARIANTS = {
-    "DEPTH 152, standard 7x7 stem": ("deeplab_v3_R_103_os16_mg124_cityscapes",
-                                     "RESNETS:\n    DEPTH: 152\n    STEM_TYPE: basic\n    STEM_OUT_CHANNELS: 64"),
-    "DEPTH 101 deep stem, 8 classes": ("panoptic_deeplab_R_52_os16_mg124_cityscapes",
-                                       "RESNETS:\n    DEPTH: 101\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 8"),
+    "DEPTH 152, standard 7x7 stem": (
+        "deeplab_v3_R_103_os16_mg124_cityscapes",
+        "RESNETS:\n    DEPTH: 152\n    STEM_TYPE: basic\n    STEM_OUT_CHANNELS: 64",
+    ),
+    "DEPTH 101 deep stem, 8 classes": (
+        "panoptic_deeplab_R_52_os16_mg124_cityscapes",
+        "RESNETS:\n    DEPTH: 101\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 8",
+    ),
     "no multi-grid, other ASPP dilations, dropout": (
         "deeplab_v3_plus_R_103_os16_mg124_cityscapes",
         "RESNETS:\n    DEPTH: 50\n    RES5_MULTI_GRID: [1, 1, 1]\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [3, 6, 9]\n"
-        "    ASPP_DROPOUT: 0.5"),
-    "narrower heads, SyncBN": ("panoptic_deeplab_R_52_os16_mg124_cityscapes",
-                               "RESNETS:\n    NORM: SyncBN\n  SEM_SEG_HEAD:\n    NORM: SyncBN\n    CONVS_DIM: 128\n"
-                               "    HEAD_CHANNELS: 64\n    ASPP_CHANNELS: 128\n  INS_EMBED_HEAD:\n    NORM: SyncBN\n"
-                               "    CONVS_DIM: 64\n    HEAD_CHANNELS: 16"),
+        "    ASPP_DROPOUT: 0.5",
+    ),
+    "narrower heads, SyncBN": (
+        "panoptic_deeplab_R_52_os16_mg124_cityscapes",
+        "RESNETS:\n    NORM: SyncBN\n  SEM_SEG_HEAD:\n    NORM: SyncBN\n    CONVS_DIM: 128\n"
+        "    HEAD_CHANNELS: 64\n    ASPP_CHANNELS: 128\n  INS_EMBED_HEAD:\n    NORM: SyncBN\n"
+        "    CONVS_DIM: 64\n    HEAD_CHANNELS: 16",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(USER_VARIANTS))
 def test_user_variants_trace_to_what_detectron2_computes(case: str, tmp_path: Path):
     base, model_yaml = USER_VARIANTS[case]
-    path = _yaml(tmp_path / "variant.yaml", CONFIGS[base], f"MODEL:\n  {model_yaml}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n")
+    path = _yaml(
+        tmp_path / "variant.yaml", CONFIGS[base], f"MODEL:\n  {model_yaml}\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n"
+    )
     cfg = load_config(path)
     model = build_model(cfg)
     x = example_input((128, 256), seed=2)
@@ -134,21 +182,25 @@ def test_a_batch_traces_to_what_detectron2_computes_per_image():
     x = torch.cat([example_input((128, 256), seed=s) for s in (3, 4)])
     ours = run_graph(trace_model(model, "panoptic_deeplab", (128, 256), batch=2), x)
     for i in range(2):  # each image as Detectron2 computes it alone
-        alone = reference_outputs(model, "panoptic_deeplab", x[i:i + 1])
+        alone = reference_outputs(model, "panoptic_deeplab", x[i : i + 1])
         for key, value in alone.items():
-            assert (ours[key][i:i + 1] - value).abs().max().item() <= 1e-4, (i, key)
+            assert (ours[key][i : i + 1] - value).abs().max().item() <= 1e-4, (i, key)
 
 
 # Outside the family: one line naming the config key (model-level checks, before anything is built).
 OUTSIDE = {
     "another meta-architecture": ('MODEL:\n  META_ARCHITECTURE: "GeneralizedRCNN"\n', "MODEL.META_ARCHITECTURE"),
-    "another semantic head": ('MODEL:\n  META_ARCHITECTURE: "SemanticSegmentor"\n  SEM_SEG_HEAD:\n'
-                              '    NAME: "SemSegFPNHead"\n', "MODEL.SEM_SEG_HEAD.NAME 'SemSegFPNHead'"),
+    "another semantic head": (
+        'MODEL:\n  META_ARCHITECTURE: "SemanticSegmentor"\n  SEM_SEG_HEAD:\n    NAME: "SemSegFPNHead"\n',
+        "MODEL.SEM_SEG_HEAD.NAME 'SemSegFPNHead'",
+    ),
     "another backbone": ('MODEL:\n  BACKBONE:\n    NAME: "build_resnet_fpn_backbone"\n', "MODEL.BACKBONE.NAME"),
     "DEPTH 18": ("MODEL:\n  RESNETS:\n    DEPTH: 18\n", "MODEL.RESNETS.DEPTH 18"),
     "DeepLabV3Head not at the encoder stride": (
         'MODEL:\n  META_ARCHITECTURE: "SemanticSegmentor"\n  SEM_SEG_HEAD:\n    NAME: "DeepLabV3Head"\n'
-        '    IN_FEATURES: ["res5"]\n    COMMON_STRIDE: 4\n', "MODEL.SEM_SEG_HEAD.COMMON_STRIDE 4"),
+        '    IN_FEATURES: ["res5"]\n    COMMON_STRIDE: 4\n',
+        "MODEL.SEM_SEG_HEAD.COMMON_STRIDE 4",
+    ),
 }
 
 
@@ -173,8 +225,9 @@ def _suggested(message: str) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", list(UPSTREAM))
-@pytest.mark.parametrize("size", [(128, 256), (256, 512), (500, 1000), (512, 1024), (640, 640), (1024, 2048),
-                                  (1280, 1280), (96, 96)])
+@pytest.mark.parametrize(
+    "size", [(128, 256), (256, 512), (500, 1000), (512, 1024), (640, 640), (1024, 2048), (1280, 1280), (96, 96)]
+)
 def test_size_errors_name_sizes_that_do_work(name: str, size: tuple[int, int]):
     """No contradictory advice: every size an error suggests is accepted, and so is the size itself
     with a config whose crop is that size, when the error says so."""
@@ -206,8 +259,9 @@ def test_the_size_error_of_issue_16_is_one_consistent_line(tmp_path: Path):
 
 
 def test_size_errors_come_before_the_model_is_built(tmp_path: Path):
-    result = pdl_convert("--config", "deeplab_v3_R_103_os16_mg124_cityscapes", "--input-size", "256x512",
-                         "--out", tmp_path / "out")
+    result = pdl_convert(
+        "--config", "deeplab_v3_R_103_os16_mg124_cityscapes", "--input-size", "256x512", "--out", tmp_path / "out"
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "sizes that work with this config: 512x1024" in errors[0]
@@ -219,8 +273,11 @@ def test_a_pth_saved_by_detectron2s_own_checkpointer_converts(tmp_path: Path):
 
     from converter.checkpoint import load_checkpoint
 
-    path = _yaml(tmp_path / "dl3.yaml", CONFIGS["deeplab_v3_R_103_os16_mg124_cityscapes"],
-                 "MODEL:\n  RESNETS:\n    DEPTH: 50\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n")
+    path = _yaml(
+        tmp_path / "dl3.yaml",
+        CONFIGS["deeplab_v3_R_103_os16_mg124_cityscapes"],
+        "MODEL:\n  RESNETS:\n    DEPTH: 50\nINPUT:\n  CROP:\n    SIZE: (128, 256)\n",
+    )
     cfg = load_config(path)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
@@ -264,8 +321,9 @@ NATIVE = {
 def test_each_member_at_its_native_size_passes_real_ttnn_and_verifies(name: str, tmp_path: Path):
     # one variant per member: a Panoptic-DeepLab model's semantic branch is a subset of its full program
     variant = config_variants(load_config(name))[0]
-    result = pdl_convert("--config", name, "--variant", variant, "--target", NATIVE[name], "--verify",
-                         "--out", tmp_path / "out")
+    result = pdl_convert(
+        "--config", name, "--variant", variant, "--target", NATIVE[name], "--verify", "--out", tmp_path / "out"
+    )
     scores = _verified(result)
     heads = ("sem_seg", "center", "offset") if variant == "panoptic_deeplab" else ("sem_seg",)
     assert set(scores) == {f"{variant} {h}" for h in heads} and all(s >= 0.99 for s in scores.values()), scores
@@ -274,10 +332,13 @@ def test_each_member_at_its_native_size_passes_real_ttnn_and_verifies(name: str,
 @pytest.mark.slow
 def test_a_batch_of_two_passes_real_ttnn_and_verifies(tmp_path: Path):
     path = _yaml(tmp_path / "crop.yaml", DEFAULT_CONFIG, "INPUT:\n  CROP:\n    SIZE: (128, 256)\n")
-    result = pdl_convert("--config", path, "--batch-size", "2", "--variant", "panoptic_deeplab", "--verify",
-                         "--out", tmp_path / "out")
+    result = pdl_convert(
+        "--config", path, "--batch-size", "2", "--variant", "panoptic_deeplab", "--verify", "--out", tmp_path / "out"
+    )
     scores = _verified(result)
-    assert set(scores) == {f"panoptic_deeplab image {i} of 2 {h}" for i in (1, 2) for h in ("sem_seg", "center", "offset")}
+    assert set(scores) == {
+        f"panoptic_deeplab image {i} of 2 {h}" for i in (1, 2) for h in ("sem_seg", "center", "offset")
+    }
     assert all(s >= 0.99 for s in scores.values()), scores
     assert "INPUT_SHAPE = (2, 3, 128, 256)" in (tmp_path / "out" / "panoptic_deeplab.py").read_text()
 
@@ -285,9 +346,24 @@ def test_a_batch_of_two_passes_real_ttnn_and_verifies(tmp_path: Path):
 def test_pdl_demo_takes_a_config_by_name(tmp_path: Path):
     """COCO's 133 classes, drawn in COCO's colours, at a small size (its crop set to it)."""
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "runtime.demo", ":scenes", out, "--random-weights", "--config",
-                             "panoptic_deeplab_R_52_os16_mg124_dsconv_coco", "--input-size", "128x128",
-                             "--pytorch-only"], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.demo",
+            ":scenes",
+            out,
+            "--random-weights",
+            "--config",
+            "panoptic_deeplab_R_52_os16_mg124_dsconv_coco",
+            "--input-size",
+            "128x128",
+            "--pytorch-only",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     assert "config panoptic_deeplab_R_52_os16_mg124_dsconv_coco, variant panoptic_deeplab" in result.stdout
     assert (out / "pytorch_output" / "scene_0_panoptic.jpg").is_file() and (out / "summary.json").is_file()

@@ -63,15 +63,34 @@ def test_on_the_emulator(full_model, tmp_path, variant: str, target: str) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", [
-    pytest.param("blackhole-20", marks=pytest.mark.xfail(strict=True, raises=UserError, reason=(
-        "the ASPP's dilation-18 3x3 convs over 2048 channels at 64x128 fit no sharding or DRAM slicing of 20 "
-        "cores (input-channel splitting is missing)"))),
-    pytest.param("blackhole-p150", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "real ttnn runs out of L1 at the decoder's bilinear upsample: on shards that cut image rows ttnn "
-        "writes its own output spec, then reshards it (not in the planner's model)"))),
-    "wormhole-n150",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(
+            "blackhole-20",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=UserError,
+                reason=(
+                    "the ASPP's dilation-18 3x3 convs over 2048 channels at 64x128 fit no sharding or DRAM "
+                    "slicing of 20 cores (input-channel splitting is missing)"
+                ),
+            ),
+        ),
+        pytest.param(
+            "blackhole-p150",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason=(
+                    "real ttnn runs out of L1 at the decoder's bilinear upsample: on shards that cut image rows ttnn "
+                    "writes its own output spec, then reshards it (not in the planner's model)"
+                ),
+            ),
+        ),
+        "wormhole-n150",
+    ],
+)
 def test_released_config_at_1024x2048_on_the_emulator(full_model, tmp_path, target: str) -> None:
     _check(full_model, tmp_path, "panoptic_deeplab", target, "emulator", (1024, 2048))
 

@@ -90,8 +90,10 @@ def test_only_the_accepted_decoders_are_reachable(tmp_path):
     street_scene(64, 32, seed=2).save(tmp_path / "real.png")
     collected = collect_images(tmp_path)
     assert [s.name for s in collected.images] == ["real"]
-    assert collected.skipped == ["skipped disguised.png: cannot be read as an image "
-                                 "(cannot identify image file '" + str(tmp_path / "disguised.png") + "')"]
+    assert collected.skipped == [
+        "skipped disguised.png: cannot be read as an image "
+        "(cannot identify image file '" + str(tmp_path / "disguised.png") + "')"
+    ]
 
 
 def test_images_above_the_decompression_bomb_limit_are_skipped_not_decoded(tmp_path, monkeypatch):
@@ -100,8 +102,9 @@ def test_images_above_the_decompression_bomb_limit_are_skipped_not_decoded(tmp_p
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL alone would only warn below 2000
     collected = collect_images(tmp_path)
     assert [s.name for s in collected.images] == ["small"]
-    assert collected.skipped[0].startswith("skipped big.png: cannot be read as an image (Image size (1200 pixels) "
-                                           "exceeds limit of 1000 pixels")
+    assert collected.skipped[0].startswith(
+        "skipped big.png: cannot be read as an image (Image size (1200 pixels) exceeds limit of 1000 pixels"
+    )
 
 
 def test_a_file_that_fails_only_when_decoded_is_skipped_when_reached(tmp_path):

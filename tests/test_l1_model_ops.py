@@ -33,13 +33,23 @@ def _cdiv32(a: int, b: int) -> int:
 
 def _height(grid, rows: int, cols: int, cores: int) -> dict:
     shard = _cdiv32(rows, cores)
-    return {"buffer": "L1", "layout": "HEIGHT_SHARDED", "grid": list(grid), "num_cores": cdiv(rows, shard),
-            "shard_shape": [shard, cols]}
+    return {
+        "buffer": "L1",
+        "layout": "HEIGHT_SHARDED",
+        "grid": list(grid),
+        "num_cores": cdiv(rows, shard),
+        "shard_shape": [shard, cols],
+    }
 
 
 def _block(grid, rows: int, cols: int) -> dict:
-    return {"buffer": "L1", "layout": "BLOCK_SHARDED", "grid": list(grid), "num_cores": grid[0] * grid[1],
-            "shard_shape": [_cdiv32(rows, grid[1]), _cdiv32(cols, grid[0])]}
+    return {
+        "buffer": "L1",
+        "layout": "BLOCK_SHARDED",
+        "grid": list(grid),
+        "num_cores": grid[0] * grid[1],
+        "shard_shape": [_cdiv32(rows, grid[1]), _cdiv32(cols, grid[0])],
+    }
 
 
 def _tensor(rows: int, cols: int, mem: dict, dtype="bfloat16", layout="TILE") -> dict:
@@ -60,25 +70,42 @@ def _specs(target) -> list[dict]:
         form = rnd.choice(("height", "height", "block", "dram"))
         most = min(gx * gy, cdiv(rows, 32))
         cores = rnd.randint(min(most, cdiv(rows * c * 2, 100_000)), most)  # (its halo must fit in L1 too)
-        mem = {"height": lambda: _height((gx, gy), rows, c, cores), "block": lambda: _block((gx, gy), rows, c),
-               "dram": lambda: DRAM}[form]()
+        if form == "height":
+            mem = _height((gx, gy), rows, c, cores)
+        elif form == "block":
+            mem = _block((gx, gy), rows, c)
+        else:
+            mem = DRAM
         if form == "block" and (mem["shard_shape"][1] * gx != c or rows % 32):
             mem = _height((gx, gy), rows, c, cores)
-        args = {"batch": 1, "input_hw": [h, w], "channels": c, "kernel_size": [k, k], "stride": [s, s],
-                "padding": [k // 2 if k != 2 else 0] * 2, "dtype": rnd.choice(("bfloat16", "bfloat8_b")),
-                "memory": None}
+        args = {
+            "batch": 1,
+            "input_hw": [h, w],
+            "channels": c,
+            "kernel_size": [k, k],
+            "stride": [s, s],
+            "padding": [k // 2 if k != 2 else 0] * 2,
+            "dtype": rnd.choice(("bfloat16", "bfloat8_b")),
+            "memory": None,
+        }
         if form == "dram":
             args["applied_shard_scheme"] = "HEIGHT_SHARDED"
-        shard = (mem["shard_shape"] or [_cdiv32(rows, gx * gy), c])
+        shard = mem["shard_shape"] or [_cdiv32(rows, gx * gy), c]
         c_core = shard[1]
-        halo = cb_model.pool_halo_bytes(batch=1, input_hw=(h, w), kernel_size=(k, k), stride=(s, s),
-                                        padding=tuple(args["padding"]), dilation=(1, 1),
-                                        rows_per_core=shard[0], channels_per_core=c_core)
+        halo = cb_model.pool_halo_bytes(
+            batch=1,
+            input_hw=(h, w),
+            kernel_size=(k, k),
+            stride=(s, s),
+            padding=tuple(args["padding"]),
+            dilation=(1, 1),
+            rows_per_core=shard[0],
+            channels_per_core=c_core,
+        )
         if 2 * shard[0] * c_core + halo > 600_000:  # keep clear of out-of-memory
             continue
         pools += 1
-        specs.append({"op": rnd.choice(("max_pool2d", "avg_pool2d")), "inputs": [_tensor(rows, c, mem)],
-                      "args": args})
+        specs.append({"op": rnd.choice(("max_pool2d", "avg_pool2d")), "inputs": [_tensor(rows, c, mem)], "args": args})
     for _ in range(24):  # upsample: bilinear on height shards, nearest sharded or interleaved
         h, w = rnd.choice(((1, 1), (8, 16), (16, 32), (32, 64), (64, 128)))
         c = rnd.choice((32, 64, 128, 256, 512))
@@ -100,8 +127,13 @@ def _specs(target) -> list[dict]:
             mem, out, layout = DRAM, DRAM, rnd.choice(("ROW_MAJOR", "TILE")) if w % 32 == 0 else "ROW_MAJOR"
         if out["shard_shape"] and out["shard_shape"][0] * c * 2 > 1_000_000:  # keep clear of out-of-memory
             continue
-        specs.append({"op": "upsample", "inputs": [_tensor(rows, c, mem, layout=layout)],
-                      "args": {"nhwc": [1, h, w, c], "scale": list(scale), "mode": mode, "memory": out}})
+        specs.append(
+            {
+                "op": "upsample",
+                "inputs": [_tensor(rows, c, mem, layout=layout)],
+                "args": {"nhwc": [1, h, w, c], "scale": list(scale), "mode": mode, "memory": out},
+            }
+        )
     for _ in range(25):  # concat along channels, legal and not
         chans = [rnd.choice((32, 64, 128, 256, 512)) for _ in range(rnd.choice((2, 2, 3, 5)))]
         rows = rnd.choice((256, 2048, 8192) if len(chans) == 2 else (256, 2048))  # (inputs and output fit in L1)
@@ -129,35 +161,69 @@ def _specs(target) -> list[dict]:
         op, b_rows = rnd.choice((("add", rows), ("add", rows), ("multiply", 1)))
         if b_rows == 1:
             b = DRAM
-        specs.append({"op": op, "inputs": [_tensor(rows, c, a, dts[0]), _tensor(b_rows, c, b, dts[1])],
-                      "args": {"relu": op == "add", "dtype": dts[2], "memory": out}})
+        specs.append(
+            {
+                "op": op,
+                "inputs": [_tensor(rows, c, a, dts[0]), _tensor(b_rows, c, b, dts[1])],
+                "args": {"relu": op == "add", "dtype": dts[2], "memory": out},
+            }
+        )
     for _ in range(15):  # to_layout, sharded and interleaved
         rows, c = rnd.choice((2048, 8192)), rnd.choice((64, 128, 256))
         to = rnd.choice(("ROW_MAJOR", "TILE"))
         mem = rnd.choice((_height((gx, gy), rows, c, gx * gy), DRAM))
         src = "TILE" if to == "ROW_MAJOR" else "ROW_MAJOR"
-        specs.append({"op": "to_layout", "inputs": [_tensor(rows, c, mem, layout=src)],
-                      "args": {"layout": to, "dtype": "bfloat16"}})
+        specs.append(
+            {
+                "op": "to_layout",
+                "inputs": [_tensor(rows, c, mem, layout=src)],
+                "args": {"layout": to, "dtype": "bfloat16"},
+            }
+        )
     # global average pooling as the ASPP pooling branch emits it, and over few channel tiles (see reduce_programs)
     for rows, c in ((512, 2048), (2048, 2048), (512, 256), (2048, 256), (8192, 32), (2048, 512)):
-        specs.append({"op": "global_avg_pool2d", "inputs": [_tensor(rows, c, DRAM)],
-                      "args": {"dtype": "bfloat16", "memory": {**DRAM, "buffer": "L1"}}})
+        specs.append(
+            {
+                "op": "global_avg_pool2d",
+                "inputs": [_tensor(rows, c, DRAM)],
+                "args": {"dtype": "bfloat16", "memory": {**DRAM, "buffer": "L1"}},
+            }
+        )
     for (h, w), c, k in (((64, 128), 64, 2), ((32, 256), 32, 4), ((128, 256), 128, 4)):  # DRAM-sliced pools
-        specs.append({"op": rnd.choice(("max_pool2d", "avg_pool2d")), "inputs": [_tensor(h * w, c, DRAM)],
-                      "args": {"batch": 1, "input_hw": [h, w], "channels": c, "kernel_size": [3, 3], "stride": [2, 2],
-                               "padding": [1, 1], "dtype": "bfloat16", "memory": DRAM,
-                               "slices": ["DRAM_SLICE_WIDTH", k]}})
+        specs.append(
+            {
+                "op": rnd.choice(("max_pool2d", "avg_pool2d")),
+                "inputs": [_tensor(h * w, c, DRAM)],
+                "args": {
+                    "batch": 1,
+                    "input_hw": [h, w],
+                    "channels": c,
+                    "kernel_size": [3, 3],
+                    "stride": [2, 2],
+                    "padding": [1, 1],
+                    "dtype": "bfloat16",
+                    "memory": DRAM,
+                    "slices": ["DRAM_SLICE_WIDTH", k],
+                },
+            }
+        )
     return specs
 
 
 def _placement(m: dict) -> Placement:
-    return Placement(m["buffer"], m["layout"], tuple(m["grid"]) if m["grid"] else None, m["num_cores"],
-                     tuple(m["shard_shape"]) if m["shard_shape"] else None)
+    return Placement(
+        m["buffer"],
+        m["layout"],
+        tuple(m["grid"]) if m["grid"] else None,
+        m["num_cores"],
+        tuple(m["shard_shape"]) if m["shard_shape"] else None,
+    )
 
 
 def _bytes(t: dict, target) -> int:
-    return buffer_bytes(TensorState(_placement(t["mem"]), t["shape"][2], t["shape"][3], t["dtype"], t["layout"]),
-                        target)
+    return buffer_bytes(
+        TensorState(_placement(t["mem"]), t["shape"][2], t["shape"][3], t["dtype"], t["layout"]), target
+    )
 
 
 def _expected(spec: dict, result: dict, target) -> dict[str, int]:
@@ -166,74 +232,140 @@ def _expected(spec: dict, result: dict, target) -> dict[str, int]:
     m = x["mem"]
     out = result["output"]
     if op in ("max_pool2d", "avg_pool2d") and a.get("slices"):  # each slice's programs alike: the first's
-        parts = cb_model.pool_slices(batch=1, input_hw=tuple(a["input_hw"]), channels=a["channels"],
-                                     kernel_size=tuple(a["kernel_size"]), stride=tuple(a["stride"]),
-                                     padding=tuple(a["padding"]), dilation=(1, 1), slice_type=a["slices"][0],
-                                     num_slices=a["slices"][1], num_cores=target.num_cores, input_dtype=x["dtype"],
-                                     output_dtype=a["dtype"])
-        return {"PaddedSliceDeviceOperation": parts[0].slice_cb, "HaloDeviceOperation": parts[0].halo_cb,
-                "Pool2D": parts[0].cb, "halo": parts[0].halo, "output": parts[-1].output}
+        parts = cb_model.pool_slices(
+            batch=1,
+            input_hw=tuple(a["input_hw"]),
+            channels=a["channels"],
+            kernel_size=tuple(a["kernel_size"]),
+            stride=tuple(a["stride"]),
+            padding=tuple(a["padding"]),
+            dilation=(1, 1),
+            slice_type=a["slices"][0],
+            num_slices=a["slices"][1],
+            num_cores=target.num_cores,
+            input_dtype=x["dtype"],
+            output_dtype=a["dtype"],
+        )
+        return {
+            "PaddedSliceDeviceOperation": parts[0].slice_cb,
+            "HaloDeviceOperation": parts[0].halo_cb,
+            "Pool2D": parts[0].cb,
+            "halo": parts[0].halo,
+            "output": parts[-1].output,
+        }
     if op in ("max_pool2d", "avg_pool2d"):
         kernel, c = tuple(a["kernel_size"]), a["channels"]
         cores_c = m["grid"][0] if m["layout"] == "BLOCK_SHARDED" else 1
         c_core = c // cores_c
         out_rows = out["mem"]["shard_shape"][0]
-        return {"HaloDeviceOperation": cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=True),
-                "Pool2D": cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel,
-                                                   output_dtype=a["dtype"]),
-                "halo": cb_model.pool_halo_bytes(batch=1, input_hw=tuple(a["input_hw"]), kernel_size=kernel,
-                                                 stride=tuple(a["stride"]), padding=tuple(a["padding"]),
-                                                 dilation=(1, 1), rows_per_core=out_rows, channels_per_core=c_core),
-                "output": _bytes(out, target)}
+        return {
+            "HaloDeviceOperation": cb_model.halo_cb_bytes(channels_per_core=c_core, tiled_input=True),
+            "Pool2D": cb_model.pool2d_cb_bytes(channels_per_core=c_core, kernel_size=kernel, output_dtype=a["dtype"]),
+            "halo": cb_model.pool_halo_bytes(
+                batch=1,
+                input_hw=tuple(a["input_hw"]),
+                kernel_size=kernel,
+                stride=tuple(a["stride"]),
+                padding=tuple(a["padding"]),
+                dilation=(1, 1),
+                rows_per_core=out_rows,
+                channels_per_core=c_core,
+            ),
+            "output": _bytes(out, target),
+        }
     if op == "upsample":
         sharded = m["layout"] != "INTERLEAVED"
         c = x["shape"][3]
-        want = {"UpsampleOperation": cb_model.upsample_cb_bytes(channels_per_core=c, mode=a["mode"],
-                                                                layout=x["layout"], sharded=sharded,
-                                                                rows=x["shape"][2], num_cores=target.num_cores),
-                "output": _bytes(out, target)}
+        want = {
+            "UpsampleOperation": cb_model.upsample_cb_bytes(
+                channels_per_core=c,
+                mode=a["mode"],
+                layout=x["layout"],
+                sharded=sharded,
+                rows=x["shape"][2],
+                num_cores=target.num_cores,
+            ),
+            "output": _bytes(out, target),
+        }
         if a["mode"] == "bilinear":
             n, h, w, _ = a["nhwc"]
             want["HaloDeviceOperation"] = cb_model.halo_cb_bytes(channels_per_core=c, tiled_input=False)
-            want["halo"] = cb_model.bilinear_halo_bytes(batch=n, input_hw=(h, w), scale=tuple(a["scale"]),
-                                                        num_cores=m["num_cores"], channels_per_core=c)
+            want["halo"] = cb_model.bilinear_halo_bytes(
+                batch=n, input_hw=(h, w), scale=tuple(a["scale"]), num_cores=m["num_cores"], channels_per_core=c
+            )
         return want
     if op == "concat":
-        return {"ConcatDeviceOperation": cb_model.concat_cb_bytes(
-            input_channels=[t["shape"][3] for t in spec["inputs"]], layout=x["layout"],
-            sharded=m["layout"] != "INTERLEAVED", dtype=x["dtype"]), "output": _bytes(out, target)}
+        return {
+            "ConcatDeviceOperation": cb_model.concat_cb_bytes(
+                input_channels=[t["shape"][3] for t in spec["inputs"]],
+                layout=x["layout"],
+                sharded=m["layout"] != "INTERLEAVED",
+                dtype=x["dtype"],
+            ),
+            "output": _bytes(out, target),
+        }
     if op in ("add", "multiply"):
         y = spec["inputs"][1]
         o = a["memory"]
-        alike = x["mem"] == y["mem"] and m["layout"] != "INTERLEAVED" and o["layout"] != "INTERLEAVED" \
+        alike = (
+            x["mem"] == y["mem"]
+            and m["layout"] != "INTERLEAVED"
+            and o["layout"] != "INTERLEAVED"
             and o["num_cores"] == m["num_cores"]
-        return {"BinaryNgDeviceOperation": cb_model.eltwise_cb_bytes(
-            dtypes=(x["dtype"], y["dtype"], a["dtype"]), sharded_alike=alike,
-            broadcast=y["shape"][2] != x["shape"][2]), "output": _bytes(out, target)}
+        )
+        return {
+            "BinaryNgDeviceOperation": cb_model.eltwise_cb_bytes(
+                dtypes=(x["dtype"], y["dtype"], a["dtype"]),
+                sharded_alike=alike,
+                broadcast=y["shape"][2] != x["shape"][2],
+            ),
+            "output": _bytes(out, target),
+        }
     if op == "to_layout":
-        name = "TilizeDeviceOperation" if a["layout"] == "TILE" else ("UntilizeDeviceOperation"
-                                                                      if m["layout"] != "INTERLEAVED"
-                                                                      else "UntilizeCodegenDeviceOperation")
-        return {name: cb_model.layout_cb_bytes(channels=x["shape"][3], to=a["layout"],
-                                               sharded=m["layout"] != "INTERLEAVED", in_dtype=x["dtype"],
-                                               out_dtype=a["dtype"]), "output": _bytes(out, target)}
+        name = (
+            "TilizeDeviceOperation"
+            if a["layout"] == "TILE"
+            else ("UntilizeDeviceOperation" if m["layout"] != "INTERLEAVED" else "UntilizeCodegenDeviceOperation")
+        )
+        return {
+            name: cb_model.layout_cb_bytes(
+                channels=x["shape"][3],
+                to=a["layout"],
+                sharded=m["layout"] != "INTERLEAVED",
+                in_dtype=x["dtype"],
+                out_dtype=a["dtype"],
+            ),
+            "output": _bytes(out, target),
+        }
     if op == "global_avg_pool2d":
-        reduce = cb_model.reduce_programs(rows=x["shape"][2], channels=x["shape"][3], num_cores=target.num_cores,
-                                          in_dtype=x["dtype"], out_dtype=x["dtype"])
-        return {"CopyDeviceOperation": 2 * cb_model.TILE_BYTES[x["dtype"]], "ReduceDeviceOperation": reduce[0][1],
-                "output": _bytes(out, target)}
+        reduce = cb_model.reduce_programs(
+            rows=x["shape"][2],
+            channels=x["shape"][3],
+            num_cores=target.num_cores,
+            in_dtype=x["dtype"],
+            out_dtype=x["dtype"],
+        )
+        return {
+            "CopyDeviceOperation": 2 * cb_model.TILE_BYTES[x["dtype"]],
+            "ReduceDeviceOperation": reduce[0][1],
+            "output": _bytes(out, target),
+        }
     raise AssertionError(op)
 
 
 def _illegal(spec: dict) -> str | None:
     if spec["op"] == "upsample":
         out = spec["args"]["memory"]
-        return upsample_illegal(mode=spec["args"]["mode"], input_cores=spec["inputs"][0]["mem"]["num_cores"],
-                                output_cores=out["num_cores"] if out else None)
+        return upsample_illegal(
+            mode=spec["args"]["mode"],
+            input_cores=spec["inputs"][0]["mem"]["num_cores"],
+            output_cores=out["num_cores"] if out else None,
+        )
     if spec["op"] != "concat":
         return None
-    return concat_illegal([Operand(t["layout"], t["dtype"], t["mem"]["layout"] != "INTERLEAVED")
-                           for t in spec["inputs"]])
+    return concat_illegal(
+        [Operand(t["layout"], t["dtype"], t["mem"]["layout"] != "INTERLEAVED") for t in spec["inputs"]]
+    )
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -250,8 +382,12 @@ def measured(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(target.name)
     specs = _specs(target)
     (work / "in.json").write_text(json.dumps(specs))
-    proc = run_child(target, ["-m", "runtime.ttnn_op_probe", "specs", str(work / "in.json"), str(work / "out.json")],
-                     cwd=work, timeout=600)
+    proc = run_child(
+        target,
+        ["-m", "runtime.ttnn_op_probe", "specs", str(work / "in.json"), str(work / "out.json")],
+        cwd=work,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return target, json.loads(Path(work / "out.json").read_text())
 
@@ -287,6 +423,5 @@ def test_model_numbers_equal_real_ttnn(measured):
         got["output"] = want["output"] if want["output"] == 0 else (last[-1] if last else 0)
         for key, value in want.items():
             if got.get(key) != value:
-                mismatches.append((spec["op"], key, "model", value, "real", got.get(key),
-                                   json.dumps(spec)[:300]))
+                mismatches.append((spec["op"], key, "model", value, "real", got.get(key), json.dumps(spec)[:300]))
     assert not mismatches, "\n".join(map(str, mismatches[:40])) + f"\n{len(mismatches)} mismatches"

@@ -38,8 +38,10 @@ def compared(tmp_path_factory):
         checks = {v: f.result() for v, f in checks.items()}
     for v, check in checks.items():
         assert check.accepted, f"{v}: {check.verdict()}"
-    return {v: (planned[v].graph, compare(planned[v].graph, checks[v], get_target(TARGET), DEFAULT_L1_SMALL_SIZE))
-            for v in VARIANTS}
+    return {
+        v: (planned[v].graph, compare(planned[v].graph, checks[v], get_target(TARGET), DEFAULT_L1_SMALL_SIZE))
+        for v in VARIANTS
+    }
 
 
 def test_every_device_op_kind_is_compared(compared):
@@ -52,6 +54,11 @@ def test_every_device_op_kind_is_compared(compared):
 def test_planned_l1_per_op_equals_real_ttnn_or_is_within_the_safe_bound(compared):
     from runtime.l1_calibration import METRICS
 
-    off = [f"{v} {o.kind} {o.name} {m}: real {o.real[m]} model {o.model[m]} ({o.error(m):+.2%})"
-           for v, (_, ops) in compared.items() for o in ops for m in METRICS if not 0 <= o.error(m) <= BOUND]
+    off = [
+        f"{v} {o.kind} {o.name} {m}: real {o.real[m]} model {o.model[m]} ({o.error(m):+.2%})"
+        for v, (_, ops) in compared.items()
+        for o in ops
+        for m in METRICS
+        if not 0 <= o.error(m) <= BOUND
+    ]
     assert not off, "\n".join(off)

@@ -31,9 +31,14 @@ def _specs() -> list[dict]:
         oh, ow = rnd.randint(2, 160), rnd.randint(2, 260)
         if n * c * max(h, oh) * max(w, ow) < 4e7:
             shapes.append((n, h, w, c, oh, ow))
-    return [{"op": "resample", "inputs": [{"shape": [1, 1, n * h * w, c], "dtype": "bfloat16", "layout": "ROW_MAJOR",
-                                           "mem": DRAM}],
-             "args": {"nhwc": [n, h, w, c], "out_hw": [oh, ow], "memory": DRAM}} for n, h, w, c, oh, ow in shapes]
+    return [
+        {
+            "op": "resample",
+            "inputs": [{"shape": [1, 1, n * h * w, c], "dtype": "bfloat16", "layout": "ROW_MAJOR", "mem": DRAM}],
+            "args": {"nhwc": [n, h, w, c], "out_hw": [oh, ow], "memory": DRAM},
+        }
+        for n, h, w, c, oh, ow in shapes
+    ]
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -49,8 +54,12 @@ def measured(request, tmp_path_factory):
     target = get_target(request.param)
     work = tmp_path_factory.mktemp(target.name)
     (work / "in.json").write_text(json.dumps(_specs()))
-    proc = run_child(target, ["-m", "runtime.ttnn_op_probe", "specs", str(work / "in.json"), str(work / "out.json")],
-                     cwd=work, timeout=600)
+    proc = run_child(
+        target,
+        ["-m", "runtime.ttnn_op_probe", "specs", str(work / "in.json"), str(work / "out.json")],
+        cwd=work,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return target, json.loads(Path(work / "out.json").read_text())
 
@@ -68,7 +77,7 @@ def test_real_ttnn_runs_every_resample(measured):
         oh, ow = r["spec"]["args"]["out_hw"]
         assert r["output"]["shape"] == [1, 1, n * oh * ow, c]
         names = [p["name"] for p in r["programs"]]
-        assert len(names) == len(PROGRAMS) and all(a.startswith(b) for a, b in zip(names, PROGRAMS)), names
+        assert len(names) == len(PROGRAMS) and all(a.startswith(b) for a, b in zip(names, PROGRAMS, strict=True)), names
 
 
 def test_model_cbs_equal_real_ttnn(measured):

@@ -64,8 +64,9 @@ def test_dilated_aspp_conv_fits_on_every_target():
 
 
 def test_override_pins_sharding_and_slicing():
-    o = parse_overrides({"layers": {"c": {"sharding": "BLOCK_SHARDED",
-                                          "slicing": {"type": "DRAM_SLICE_WIDTH", "num_slices": 4}}}})
+    o = parse_overrides(
+        {"layers": {"c": {"sharding": "BLOCK_SHARDED", "slicing": {"type": "DRAM_SLICE_WIDTH", "num_slices": 4}}}}
+    )
     c = _plan_one((1, 64, 128, 256), 64, overrides=o)
     assert (c.shard_layout, c.slice_type, c.num_slices) == ("BLOCK_SHARDED", "DRAM_SLICE_WIDTH", 4)
 
@@ -74,17 +75,22 @@ def test_impossible_override_is_a_user_error_naming_the_layer_the_pin_and_its_by
     o = parse_overrides({"layers": {"c": {"slicing": {"type": "L1_FULL"}}}})
     with pytest.raises(UserError) as e:
         _plan_one((1, 3, 512, 1024), 64, stride=2, overrides=o)
-    assert str(e.value).startswith("conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
-                                   "num_slices 0): the least it needs is ")
-    assert f"B > budget {BH20.l1_budget()} B (L1_FULL " in str(e.value) and "relax or remove the override" in str(e.value)
+    assert str(e.value).startswith(
+        "conv 'c' (c) cannot fit L1 on blackhole-20 with its override (slice_type L1_FULL, "
+        "num_slices 0): the least it needs is "
+    )
+    assert f"B > budget {BH20.l1_budget()} B (L1_FULL " in str(e.value) and "relax or remove the override" in str(
+        e.value
+    )
 
 
 def test_a_conv_that_fits_nowhere_without_an_override_does_not_blame_one():
     with pytest.raises(UserError) as e:
         _plan_one((1, 8192, 2, 2), 8192)  # 8192x8192x3x3 weights: no sharding or slicing holds them
     message = str(e.value)
-    assert message.startswith("conv 'c' (c) cannot fit L1 on blackhole-20 in any sharding or DRAM slicing: the least "
-                              "it needs is ")
+    assert message.startswith(
+        "conv 'c' (c) cannot fit L1 on blackhole-20 in any sharding or DRAM slicing: the least it needs is "
+    )
     assert "override" not in message and "use a smaller input size, a target with more L1" in message
 
 
@@ -93,14 +99,17 @@ def _every_fitting_config_cost(node, input_shape, target):
     act_block_h and buffering that fits, costed with the input in DRAM (it is the graph input)."""
     s = ConvShape.of(node, input_shape)
     dram = Placement("DRAM", "INTERLEAVED")
-    slicings = [("L1_FULL", 0)] + [(k, 2 ** i) for k, extent in (("DRAM_SLICE_WIDTH", s.output_hw[1]),
-                                                                 ("DRAM_SLICE_HEIGHT", s.output_hw[0]))
-                                   for i in range(1, extent.bit_length()) if 2 ** i <= extent]
+    slicings = [("L1_FULL", 0)] + [
+        (k, 2**i)
+        for k, extent in (("DRAM_SLICE_WIDTH", s.output_hw[1]), ("DRAM_SLICE_HEIGHT", s.output_hw[0]))
+        for i in range(1, extent.bit_length())
+        if 2**i <= extent
+    ]
     costs = []
     for slice_type, k in slicings:
         for layout in LAYOUTS:
             grid, cores = conv_cores(layout, s, target)
-            for abh in [0] + [32 * 2 ** i for i in range(8)]:
+            for abh in [0] + [32 * 2**i for i in range(8)]:
                 for dbl in (True, False):
                     total = working_set(s, node, target, layout, grid, cores, slice_type, k, abh, dbl)
                     if total > target.l1_budget():
@@ -108,16 +117,26 @@ def _every_fitting_config_cost(node, input_shape, target):
                     conv = ConvConfig(layout, slice_type, k, abh, 1, dbl, dbl, "", grid, cores, total)
                     planned = dataclasses.replace(node, plan=dataclasses.replace(node.plan, conv=conv))
                     want = conv_input_placement(planned, s)
-                    plan = dataclasses.replace(planned.plan, output=conv_output_placement(planned, s),
-                                               reshard_inputs=(("input", want),) if want != dram else ())
-                    costs.append(cost_model.op_cost(node, plan, target, [cost_model.Operand(input_shape, "bfloat16", dram)]).total_us)
+                    plan = dataclasses.replace(
+                        planned.plan,
+                        output=conv_output_placement(planned, s),
+                        reshard_inputs=(("input", want),) if want != dram else (),
+                    )
+                    costs.append(
+                        cost_model.op_cost(
+                            node, plan, target, [cost_model.Operand(input_shape, "bfloat16", dram)]
+                        ).total_us
+                    )
     return costs
 
 
-@pytest.mark.parametrize("shape,out_channels,stride,dilation", [
-    ((1, 3, 512, 1024), 64, 2, 1),  # the stem: DRAM slicing needed
-    ((1, 1024, 32, 64), 256, 1, 12),  # an ASPP branch: first-fit once took WIDTH sharding here
-])
+@pytest.mark.parametrize(
+    "shape,out_channels,stride,dilation",
+    [
+        ((1, 3, 512, 1024), 64, 2, 1),  # the stem: DRAM slicing needed
+        ((1, 1024, 32, 64), 256, 1, 12),  # an ASPP branch: first-fit once took WIDTH sharding here
+    ],
+)
 def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, stride, dilation):
     b = GraphBuilder(shape)
     b.conv("c", "input", out_channels, k=3, stride=stride, dilation=dilation)
@@ -125,11 +144,18 @@ def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, s
     node = g.node("c")
     c = node.plan.conv
     costs = _every_fitting_config_cost(node, shape, BH20)
-    chosen = cost_model.op_cost(node, dataclasses.replace(
-        node.plan, output=conv_output_placement(node, ConvShape.of(node, shape)),
-        reshard_inputs=(("input", conv_input_placement(node, ConvShape.of(node, shape))),)
-        if c.slice_type == "L1_FULL" else ()), BH20,
-        [cost_model.Operand(shape, "bfloat16", Placement("DRAM", "INTERLEAVED"))]).total_us
+    chosen = cost_model.op_cost(
+        node,
+        dataclasses.replace(
+            node.plan,
+            output=conv_output_placement(node, ConvShape.of(node, shape)),
+            reshard_inputs=(("input", conv_input_placement(node, ConvShape.of(node, shape))),)
+            if c.slice_type == "L1_FULL"
+            else (),
+        ),
+        BH20,
+        [cost_model.Operand(shape, "bfloat16", Placement("DRAM", "INTERLEAVED"))],
+    ).total_us
     assert len(costs) > 1 and chosen == pytest.approx(min(costs))
     assert c.l1_bytes_per_core <= BH20.l1_budget()
     assert "runner-up" in c.why and f"{chosen:.1f} us" in c.why

@@ -3,8 +3,14 @@
 import pytest
 
 from converter.errors import UserError
-from passes.dtype_policy import (PRECISIONS, SRCB_TRUNCATION, DtypeRules, dtype_policy, one_dtype_per_concat,
-                                 unbias_truncation)
+from passes.dtype_policy import (
+    PRECISIONS,
+    SRCB_TRUNCATION,
+    DtypeRules,
+    dtype_policy,
+    one_dtype_per_concat,
+    unbias_truncation,
+)
 from passes.overrides import load_overrides, parse_overrides
 from passes.pipeline import Context, run_passes
 from passes.targets import get_target
@@ -39,9 +45,13 @@ def test_lofi_modules_run_lofi_in_bf8_except_their_predictor():
     g = dtype_policy(b.graph({"sem_seg": pred, "center": center}))
     plan = {n.name: (n.plan.math_fidelity, n.plan.weights_dtype) for n in g.nodes if n.op == "conv2d"}
     assert g.node("sem_seg_head.head").plan.dtype == "bfloat8_b" and g.node("backbone.body").plan.dtype == "bfloat16"
-    assert plan == {"stem": ("HiFi4", "bfloat16"), "backbone.body": ("HiFi2", "bfloat16"),
-                    "sem_seg_head.head": ("LoFi", "bfloat8_b"), "sem_seg_head.predictor": ("HiFi4", "bfloat16"),
-                    "ins_embed_head.center": ("HiFi4", "bfloat16")}
+    assert plan == {
+        "stem": ("HiFi4", "bfloat16"),
+        "backbone.body": ("HiFi2", "bfloat16"),
+        "sem_seg_head.head": ("LoFi", "bfloat8_b"),
+        "sem_seg_head.predictor": ("HiFi4", "bfloat16"),
+        "ins_embed_head.center": ("HiFi4", "bfloat16"),
+    }
     off = dtype_policy(b.graph({"sem_seg": pred, "center": center}), DtypeRules(lofi_modules=()))
     assert off.node("sem_seg_head.head").plan.math_fidelity == "HiFi2"
 
@@ -64,8 +74,9 @@ def test_concat_inputs_share_one_dtype():
 
 
 def test_rules_are_configurable_and_fp32_acc_follows_inner_dim():
-    g = dtype_policy(_net(), DtypeRules(bf16_first_conv=False, bf16_predictors=False, bf8_min_stride=1,
-                                         fp32_acc_min_inner_dim=576))
+    g = dtype_policy(
+        _net(), DtypeRules(bf16_first_conv=False, bf16_predictors=False, bf8_min_stride=1, fp32_acc_min_inner_dim=576)
+    )
     assert g.node("stem").plan.weights_dtype == "bfloat8_b"
     assert g.node("wide").plan.fp32_dest_acc is True
     assert g.node("body").plan.fp32_dest_acc is False  # 32*9 = 288 < 576
@@ -77,21 +88,27 @@ def test_override_by_source_pins_dtype():
     assert (g.node("body").plan.weights_dtype, g.node("body").plan.math_fidelity) == ("bfloat16", "HiFi4")
 
 
-@pytest.mark.parametrize("layers, match", [
-    ({"nope": {"memory": "L1"}}, "unknown layer 'nope'"),
-    ({"up": {"sharding": "HEIGHT_SHARDED"}}, "only apply to conv2d"),
-])
+@pytest.mark.parametrize(
+    "layers, match",
+    [
+        ({"nope": {"memory": "L1"}}, "unknown layer 'nope'"),
+        ({"up": {"sharding": "HEIGHT_SHARDED"}}, "only apply to conv2d"),
+    ],
+)
 def test_override_check_against_graph(layers, match):
     with pytest.raises(UserError, match=match):
         parse_overrides({"layers": layers}).check_against(_net())
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"sharding": "DIAGONAL"}, "sharding 'DIAGONAL'"),
-    ({"act_block_h": 33}, "multiple of 32"),
-    ({"slicing": {"type": "DRAM_SLICE_WIDTH", "num_slices": 0}}, "num_slices"),
-    ({"colour": "red"}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"sharding": "DIAGONAL"}, "sharding 'DIAGONAL'"),
+        ({"act_block_h": 33}, "multiple of 32"),
+        ({"slicing": {"type": "DRAM_SLICE_WIDTH", "num_slices": 0}}, "num_slices"),
+        ({"colour": "red"}, "unknown field"),
+    ],
+)
 def test_impossible_values_are_user_errors(spec, match):
     with pytest.raises(UserError, match=match):
         parse_overrides({"layers": {"body": spec}})
@@ -112,7 +129,8 @@ def test_fast_precision_is_lofi_and_bf8_everywhere_but_the_image():
     g = dtype_policy(_net(), PRECISIONS["fast"])
     convs = [n.plan for n in g.nodes if n.op == "conv2d"]
     assert {(p.math_fidelity, p.weights_dtype, p.dtype, p.fp32_dest_acc) for p in convs} == {
-        ("LoFi", "bfloat8_b", "bfloat8_b", True)}
+        ("LoFi", "bfloat8_b", "bfloat8_b", True)
+    }
     assert g.node("input").plan.dtype == "bfloat16"
     assert PRECISIONS["accurate"] == DtypeRules()
 
@@ -128,13 +146,18 @@ def test_weights_are_prepared_against_the_truncation_of_their_fidelity():
     g = unbias_truncation(one_dtype_per_concat(dtype_policy(graph)))  # as passes/pipeline.py runs them
     prep = {n.name: (n.plan.weights_scale, n.plan.weights_round_srca) for n in g.nodes if n.op == "conv2d"}
     scale = 1 / (1 - SRCB_TRUNCATION)
-    assert prep == {"stem": (1.0, False),  # HiFi4 truncates nothing
-                    "backbone.body": (scale, False),  # HiFi2: SrcB drops the bfloat16 input's last bit
-                    "sem_seg_head.head": (scale, True),  # LoFi on a bfloat16 input: both operands
-                    "sem_seg_head.head2": (1.0, True),  # LoFi on a bfloat8_b input: SrcB holds it whole
-                    "sem_seg_head.predictor": (1.0, False)}
-    fast, _ = run_passes(graph, ["dtype_policy", "one_dtype_per_concat", "unbias_truncation"],
-                         Context(get_target("blackhole-20"), rules=PRECISIONS["fast"]))
+    assert prep == {
+        "stem": (1.0, False),  # HiFi4 truncates nothing
+        "backbone.body": (scale, False),  # HiFi2: SrcB drops the bfloat16 input's last bit
+        "sem_seg_head.head": (scale, True),  # LoFi on a bfloat16 input: both operands
+        "sem_seg_head.head2": (1.0, True),  # LoFi on a bfloat8_b input: SrcB holds it whole
+        "sem_seg_head.predictor": (1.0, False),
+    }
+    fast, _ = run_passes(
+        graph,
+        ["dtype_policy", "one_dtype_per_concat", "unbias_truncation"],
+        Context(get_target("blackhole-20"), rules=PRECISIONS["fast"]),
+    )
     assert {(n.plan.weights_scale, n.plan.weights_round_srca) for n in fast.nodes if n.op == "conv2d"} == {(1.0, False)}
 
 

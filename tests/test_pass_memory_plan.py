@@ -75,7 +75,9 @@ def random_graphs(draw):
         same_hw = [t for t in tensors if b._shape(t)[2:] == (h, w) and t != x and t != "input"]
         if kind == "add" and same:
             y = b.add(f"add{i}", x, draw(st.sampled_from(same)))
-        elif kind == "up" and h <= 32 and c <= 32 and x != "input":  # ttnn cannot slice upsample; TINY fits it up to 32 ch
+        elif (
+            kind == "up" and h <= 32 and c <= 32 and x != "input"
+        ):  # ttnn cannot slice upsample; TINY fits it up to 32 ch
             y = b.upsample(f"up{i}", x, 2)
         elif kind == "cat" and same_hw and x != "input":
             y = b.concat(f"cat{i}", [x, draw(st.sampled_from(same_hw))])

@@ -76,8 +76,13 @@ def _dilated_pair(pin=None):
     outs = {}
     for h, head in (("sem", "sem_seg"), ("ins", "center")):
         d = b.conv(f"{h}.convs.3", "input", 256, dilation=18, activation="relu")
-        outs[head] = b.conv(f"{h}.project", b.concat(f"{h}.concat", [d, b.conv(f"{h}.convs.0", "input", 256, k=1, padding=0)]),
-                            256, k=1, padding=0)
+        outs[head] = b.conv(
+            f"{h}.project",
+            b.concat(f"{h}.concat", [d, b.conv(f"{h}.convs.0", "input", 256, k=1, padding=0)]),
+            256,
+            k=1,
+            padding=0,
+        )
     return dtype_policy(b.graph(outs), overrides=pin)
 
 

@@ -35,9 +35,11 @@ def test_pipeline_runs_every_pass_and_summary_is_deterministic():
 @pytest.fixture(scope="module")
 def pdl_graph():
     import converter.detectron2_compat as c
+
     c.install()
     from converter.model import build_model, load_config
     from converter.trace import trace_model
+
     model = build_model(load_config(input_size=(512, 1024))).eval()
     return trace_model(model, "panoptic_deeplab", (512, 1024))
 
@@ -87,8 +89,12 @@ def test_a_pass_that_breaks_what_it_ensures_is_caught_after_it():
     t = get_target("blackhole-20")
     planned, _ = run_passes(_small(), ["fold_batchnorm", "fuse", "dtype_policy"], Context(t))
     # a bfloat8_b producer concatenated with a bfloat16 one: what one_dtype_per_concat must repair
-    mixed = planned.replace_nodes([dataclasses.replace(n, plan=dataclasses.replace(n.plan, dtype="bfloat8_b"))
-                                   if n.name == "add" else n for n in planned])
+    mixed = planned.replace_nodes(
+        [
+            dataclasses.replace(n, plan=dataclasses.replace(n.plan, dtype="bfloat8_b")) if n.name == "add" else n
+            for n in planned
+        ]
+    )
     assert contracts.ONE_DTYPE_PER_CONCAT.offenders(mixed) == ["cat"]
     with pytest.raises(contracts.ContractError, match="before merge_siblings: 'every concat's inputs"):
         run_passes(mixed, ["merge_siblings"], Context(t))

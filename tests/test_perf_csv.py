@@ -49,7 +49,7 @@ def test_modeled_csv_reads_back_as_the_cost_models_time_per_layer(small_graphs) 
     layers = layer_times(csv.DictReader(io.StringIO(text)))
     costs = cost_model.evaluate(planned, target).rows
     assert [lt.layer for lt in layers] == [r.name for r in costs]
-    for lt, r in zip(layers, costs):
+    for lt, r in zip(layers, costs, strict=True):
         assert abs(lt.total_us - r.cost.total_us) < 0.002, lt.layer  # rows rounded to whole ns
         assert lt.ops[-1] == DEVICE_OPS[r.op]
         assert (lt.ops[0] == MOVES_OP) == (r.cost.reshard_us > 0)

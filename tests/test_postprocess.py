@@ -22,8 +22,14 @@ def test_params_are_detectron2_cityscapes_values(params):
     from detectron2.data.datasets.builtin_meta import CITYSCAPES_CATEGORIES
 
     assert replace(params, class_colors=()) == FusionParams(
-        thing_ids=(11, 12, 13, 14, 15, 16, 17, 18), label_divisor=1000, stuff_area=2048, center_threshold=0.1,
-        nms_kernel=7, top_k=200, center_stride=4)
+        thing_ids=(11, 12, 13, 14, 15, 16, 17, 18),
+        label_divisor=1000,
+        stuff_area=2048,
+        center_threshold=0.1,
+        nms_kernel=7,
+        top_k=200,
+        center_stride=4,
+    )
     by_train_id = sorted(CITYSCAPES_CATEGORIES, key=lambda c: c["trainId"])
     assert params.class_colors == tuple(tuple(c["color"]) for c in by_train_id)
 
@@ -47,8 +53,7 @@ def _scene():
     things = [(CAR, (60, 90, 20, 70)), (PERSON, (50, 95, 110, 130)), (CAR, (60, 90, 170, 230))]
     center = torch.zeros(1, 1, H, W)
     offset = torch.zeros(1, 2, H, W)
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
     centers = []
     for cls, (y0, y1, x0, x1) in things:
         labels[y0:y1, x0:x1] = cls
@@ -68,7 +73,10 @@ def test_things_become_numbered_instances_of_their_class(params):
     for pid, (_, (y0, y1, x0, x1)) in zip(expected_ids, things, strict=True):
         assert (seg.panoptic[y0:y1, x0:x1] == pid).all()
     assert [(i.panoptic_id, i.class_id, i.area) for i in seg.instances] == [
-        (11001, PERSON, 45 * 20), (13001, CAR, 30 * 50), (13002, CAR, 30 * 60)]
+        (11001, PERSON, 45 * 20),
+        (13001, CAR, 30 * 50),
+        (13002, CAR, 30 * 60),
+    ]
     assert seg.instances[1].box == (20, 60, 70, 90)
 
 
@@ -121,8 +129,9 @@ def _centers(center: torch.Tensor, params: FusionParams) -> list[tuple[int, int]
     """Detectron2's own peak finding on a 1xHxW heatmap."""
     from detectron2.projects.panoptic_deeplab.post_processing import find_instance_center
 
-    found = find_instance_center(center, threshold=params.center_threshold, nms_kernel=params.nms_kernel,
-                                 top_k=params.top_k)
+    found = find_instance_center(
+        center, threshold=params.center_threshold, nms_kernel=params.nms_kernel, top_k=params.top_k
+    )
     return sorted(map(tuple, found.tolist()))
 
 
@@ -145,7 +154,10 @@ def test_peak_ties_of_a_bfloat16_heatmap_are_broken_as_fp32_decides(params):
     assert len(_centers(rounded, params)) > len(expected)  # the plateaus: what the fix is for
     found = _centers(break_center_ties(rounded, params), params)
     assert len(found) == len(expected)
-    assert all(abs(y - ey) <= 2 and abs(x - ex) <= 2 for (y, x), (ey, ex) in zip(found, expected)), (found, expected)
+    assert all(abs(y - ey) <= 2 and abs(x - ex) <= 2 for (y, x), (ey, ex) in zip(found, expected, strict=True)), (
+        found,
+        expected,
+    )
 
 
 def test_an_fp32_heatmap_keeps_detectron2s_peaks(params):

@@ -78,8 +78,7 @@ def test_semantic_agreement_over_all_and_confident_pixels():
     # std 1.837, so the confident rule keeps margins >= 0.367: pixels 0 and 1.
     ref = _logits([4, 0, 0.1, 0], [0, 4, 0, 0.1])
     got = _logits([4, 0, 0, 0], [0, 4, 0.1, 0.1])  # pixel 2 flips, pixel 3 agrees
-    fusion = FusionParams(THINGS, 1000, stuff_area=0, center_threshold=0.1, nms_kernel=7, top_k=200,
-                          center_stride=4)
+    fusion = FusionParams(THINGS, 1000, stuff_area=0, center_threshold=0.1, nms_kernel=7, top_k=200, center_stride=4)
     q = compare({"sem_seg": got}, {"sem_seg": ref}, fusion)
     assert (q.semantic_agreement, q.confident_agreement, q.confident_fraction) == (0.75, 1.0, 0.5)
     assert q.pq is None and q.instance_ratio is None  # semantic-only: no panoptic metrics
@@ -87,22 +86,33 @@ def test_semantic_agreement_over_all_and_confident_pixels():
 
 def _passing() -> Quality:
     ok = HeadStats(pcc=0.9999, gain=1.0, bias=0.0, max_abs_error=0.1)
-    return Quality(heads={"sem_seg": ok, "center": ok, "offset": ok}, semantic_agreement=0.99,
-                   confident_agreement=1.0, confident_fraction=0.9, pq=0.95, sq=0.95, rq=1.0,
-                   instances=100, reference_instances=100)
+    return Quality(
+        heads={"sem_seg": ok, "center": ok, "offset": ok},
+        semantic_agreement=0.99,
+        confident_agreement=1.0,
+        confident_fraction=0.9,
+        pq=0.95,
+        sq=0.95,
+        rq=1.0,
+        instances=100,
+        reference_instances=100,
+    )
 
 
-@pytest.mark.parametrize("change, named", [
-    (dict(pq=0.89), "PQ 0.8900 < 0.9"),
-    (dict(pq=math.nan), "PQ nan < 0.9"),
-    (dict(instances=111), "instances 111 vs 100"),
-    (dict(instances=89), "instances 89 vs 100"),
-    (dict(heads={"sem_seg": HeadStats(0.9989, 1.0, 0.0, 0.1)}), "sem_seg PCC 0.99890 < 0.999"),
-    (dict(heads={"sem_seg": HeadStats(0.9999, 0.969, 0.0, 0.1)}), "sem_seg gain 0.9690 outside 1 +- 0.03"),
-    (dict(heads={"center": HeadStats(0.9949, 1.0, 0.0, 0.1)}), "center PCC 0.99490 < 0.995"),
-    (dict(heads={"center": HeadStats(0.9999, 1.0, 0.021, 0.1)}), "center bias +0.0210 std, |bias| >= 0.02"),
-    (dict(heads={"offset": HeadStats(0.9999, 1.0, -0.03, 0.1)}), "offset bias -0.0300 std, |bias| >= 0.02"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (dict(pq=0.89), "PQ 0.8900 < 0.9"),
+        (dict(pq=math.nan), "PQ nan < 0.9"),
+        (dict(instances=111), "instances 111 vs 100"),
+        (dict(instances=89), "instances 89 vs 100"),
+        (dict(heads={"sem_seg": HeadStats(0.9989, 1.0, 0.0, 0.1)}), "sem_seg PCC 0.99890 < 0.999"),
+        (dict(heads={"sem_seg": HeadStats(0.9999, 0.969, 0.0, 0.1)}), "sem_seg gain 0.9690 outside 1 +- 0.03"),
+        (dict(heads={"center": HeadStats(0.9949, 1.0, 0.0, 0.1)}), "center PCC 0.99490 < 0.995"),
+        (dict(heads={"center": HeadStats(0.9999, 1.0, 0.021, 0.1)}), "center bias +0.0210 std, |bias| >= 0.02"),
+        (dict(heads={"offset": HeadStats(0.9999, 1.0, -0.03, 0.1)}), "offset bias -0.0300 std, |bias| >= 0.02"),
+    ],
+)
 def test_each_bound_is_enforced(change, named):
     base = _passing()
     assert base.violations() == []
@@ -115,6 +125,10 @@ def test_each_bound_is_enforced(change, named):
 def test_edges_of_the_bounds_pass():
     base = _passing()
     edge = HeadStats(pcc=0.999, gain=1.03, bias=0.0199, max_abs_error=9.0)
-    q = replace(base, pq=0.9, instances=110, heads={"sem_seg": edge, "center": replace(edge, pcc=0.995),
-                                                    "offset": replace(edge, pcc=0.995, bias=-0.0199)})
+    q = replace(
+        base,
+        pq=0.9,
+        instances=110,
+        heads={"sem_seg": edge, "center": replace(edge, pcc=0.995), "offset": replace(edge, pcc=0.995, bias=-0.0199)},
+    )
     assert q.violations() == []

@@ -29,7 +29,8 @@ def test_live_l1_replays_moves_spills_and_deallocations() -> None:
     # shards: the pool branch's 32x32 on 16 cores 2048 B, the head's 416x32 on 20 cores 26624 B.
     live = {r.plan.name: r.l1_live_per_core for r in build_report(tiny_graph(), TARGET).layers}
     assert live == {
-        "normalize": 0, "backbone.stem.conv1": 0,
+        "normalize": 0,
+        "backbone.stem.conv1": 0,
         "backbone.stem.pool": 4096,
         "backbone.res2.0.conv1": 8192,  # pool + conv1
         "backbone.res2.0.conv2": 8192,  # pool spilled to DRAM first: conv1 + conv2
@@ -53,8 +54,10 @@ def test_stage_of_detectron2_modules() -> None:
     assert stage_of("ins_embed_head.center_predictor") == "ins_embed_head.center_head"
     assert stage_of("ins_embed_head.offset_head.1") == "ins_embed_head.offset_head"
     assert stage_of("ins_embed_head") is None  # bare head: joins the stage before it
-    assert stage_of("sem_seg_head.decoder.res5.project_conv.convs.3 + ins_embed_head.decoder.res5.project_conv.convs.3"
-                    ) == "sem_seg_head.decoder.res5 + ins_embed_head.decoder.res5"
+    assert (
+        stage_of("sem_seg_head.decoder.res5.project_conv.convs.3 + ins_embed_head.decoder.res5.project_conv.convs.3")
+        == "sem_seg_head.decoder.res5 + ins_embed_head.decoder.res5"
+    )
 
 
 def test_real_plan_report(planned) -> None:
@@ -65,19 +68,33 @@ def test_real_plan_report(planned) -> None:
     assert all(r.l1_live_per_core <= r.plan.l1_peak_per_core <= report.budget_per_core for r in report.layers)
     assert any(r.l1_transient_per_core > 0 for r in report.layers if r.plan.op == "conv2d")
     assert [s.stage for s in report.stages()] == [
-        "pixel normalization", "backbone.stem", "backbone.res2", "backbone.res3", "backbone.res4", "backbone.res5",
+        "pixel normalization",
+        "backbone.stem",
+        "backbone.res2",
+        "backbone.res3",
+        "backbone.res4",
+        "backbone.res5",
         "sem_seg_head.decoder.res5 + ins_embed_head.decoder.res5",  # the ASPP convs merged across heads
-        "sem_seg_head.decoder.res5", "sem_seg_head.decoder.res3", "sem_seg_head.decoder.res2", "sem_seg_head.head",
-        "ins_embed_head.decoder.res5", "ins_embed_head.decoder.res3", "ins_embed_head.decoder.res2",
+        "sem_seg_head.decoder.res5",
+        "sem_seg_head.decoder.res3",
+        "sem_seg_head.decoder.res2",
+        "sem_seg_head.head",
+        "ins_embed_head.decoder.res5",
+        "ins_embed_head.decoder.res3",
+        "ins_embed_head.decoder.res2",
         "ins_embed_head.center_head + ins_embed_head.offset_head",  # at 128x256 their first convs merge too
-        "ins_embed_head.center_head", "ins_embed_head.offset_head"]
+        "ins_embed_head.center_head",
+        "ins_embed_head.offset_head",
+    ]
     assert sum(s.convs for s in report.stages()) == sum(n.op == "conv2d" for n in planned)
     total = cost_model.evaluate(planned, TARGET)
     assert sum(s.time_us for s in report.stages()) == pytest.approx(total.total_ms * 1e3)
     assert report.dram_bytes == total.dram_bytes
     summary = summarize(planned, TARGET)
-    assert (report.l1_peak_per_core, report.activation_bytes_in_l1) == (summary.l1_peak_per_core,
-                                                                       summary.activation_bytes_in_l1)
+    assert (report.l1_peak_per_core, report.activation_bytes_in_l1) == (
+        summary.l1_peak_per_core,
+        summary.activation_bytes_in_l1,
+    )
 
 
 def test_markdown_lists_every_layer_and_links_the_plots(planned) -> None:

@@ -38,11 +38,14 @@ def test_bilinear_matrices_equal_interpolate(size, out, align):
     torch.testing.assert_close(OPS["resample"](node, x), want, atol=3e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("size,kernel,stride,padding,include", [
-    ((64, 128), (32, 64), (1, 1), (0, 0), True),  # the released ASPP pooling at 1024x2048
-    ((13, 9), (3, 3), (2, 2), (1, 1), True),
-    ((13, 9), (3, 5), (1, 2), (1, 2), False),
-])
+@pytest.mark.parametrize(
+    "size,kernel,stride,padding,include",
+    [
+        ((64, 128), (32, 64), (1, 1), (0, 0), True),  # the released ASPP pooling at 1024x2048
+        ((13, 9), (3, 3), (2, 2), (1, 1), True),
+        ((13, 9), (3, 5), (1, 2), (1, 2), False),
+    ],
+)
 def test_avg_pool_matrices_equal_avg_pool2d(size, kernel, stride, padding, include):
     x = torch.randn(1, 4, *size, generator=torch.Generator().manual_seed(1))
     rows = avg_pool_matrix(size[0], kernel[0], stride[0], padding[0], include)
@@ -67,25 +70,44 @@ def test_generated_resample_on_emulator_matches_interpolate(n, c, size, out):
     graph = Graph((inp, node, Node("output.y", "output", ("r",), node.out, "")), {"y": "output.y"})
     device = ttnn.open_device(device_id=0)
     module = namespace["Resample"]()
-    module.params = {k: ttnn.to_device(v, device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-                     for k, v in to_ttnn(host_weights(graph), ttnn).items()}
-    flat = ttnn.from_torch(x.permute(0, 2, 3, 1).reshape(1, 1, -1, c), dtype=ttnn.bfloat16,
-                           layout=ttnn.ROW_MAJOR_LAYOUT, device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    module.params = {
+        k: ttnn.to_device(v, device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        for k, v in to_ttnn(host_weights(graph), ttnn).items()
+    }
+    flat = ttnn.from_torch(
+        x.permute(0, 2, 3, 1).reshape(1, 1, -1, c),
+        dtype=ttnn.bfloat16,
+        layout=ttnn.ROW_MAJOR_LAYOUT,
+        device=device,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    )
     y = module.resample("r", flat, (n, *size, c), out, ttnn.MathFidelity.HiFi4, ttnn.DRAM_MEMORY_CONFIG)
     got = ttnn.to_torch(y).reshape(n, *out, c).permute(0, 3, 1, 2).float()
     want = F.interpolate(x, size=out, mode="bilinear", align_corners=False)
     err = (got - want).abs().max().item()
-    assert err <= 2 ** -6 * want.abs().max().item(), err  # bfloat16 partials and output
+    assert err <= 2**-6 * want.abs().max().item(), err  # bfloat16 partials and output
     assert torch.corrcoef(torch.stack([got.flatten(), want.flatten()]))[0, 1] > 0.9999
 
 
 def _pool_graph(size, kernel) -> Graph:
     inp = Node("input", "input", (), TensorInfo((1, 2048, *size)), "")
     out_hw = (size[0] - kernel[0] + 1, size[1] - kernel[1] + 1)
-    pool = Node("pool", "avg_pool2d", ("input",), TensorInfo((1, 2048, *out_hw)), "aspp", {
-        "kernel_size": kernel, "stride": (1, 1), "padding": (0, 0), "ceil_mode": False, "count_include_pad": True})
-    up = Node("up", "upsample", ("pool",), TensorInfo((1, 2048, out_hw[0] * 2, out_hw[1] * 2)), "aspp",
-              {"scale_factor": (2, 2), "mode": "bilinear", "align_corners": False})
+    pool = Node(
+        "pool",
+        "avg_pool2d",
+        ("input",),
+        TensorInfo((1, 2048, *out_hw)),
+        "aspp",
+        {"kernel_size": kernel, "stride": (1, 1), "padding": (0, 0), "ceil_mode": False, "count_include_pad": True},
+    )
+    up = Node(
+        "up",
+        "upsample",
+        ("pool",),
+        TensorInfo((1, 2048, out_hw[0] * 2, out_hw[1] * 2)),
+        "aspp",
+        {"scale_factor": (2, 2), "mode": "bilinear", "align_corners": False},
+    )
     return Graph((inp, pool, up, Node("output.y", "output", ("up",), up.out, "")), {"y": "output.y"})
 
 

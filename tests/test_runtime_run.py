@@ -34,7 +34,7 @@ def test_outputs_and_taps_match_the_fp32_graph(tiny) -> None:
     assert set(result.outputs) == {"sem_seg", "offset"} and set(result.taps) == {"res2"}
     assert result.outputs["sem_seg"].shape == (1, 4, 64, 128)  # the module's 32 device channels, read back as 4
     for name, got in {**result.outputs, **result.taps}.items():
-        want = ref[name][:, :got.shape[1]]  # the planned graph's widened predictor: zeros past the 4 classes
+        want = ref[name][:, : got.shape[1]]  # the planned graph's widened predictor: zeros past the 4 classes
         assert got.shape == want.shape and got.dtype == torch.float32
         assert pcc(got, want) > 0.999, name
 

@@ -80,8 +80,9 @@ def test_a_damaged_or_foreign_cache_entry_is_rebuilt_not_trusted(tmp_path, capsy
         weights, report = load_weights(tmp_path, key, tiny_graph)
         assert not report.warm and weights.keys() == cold.keys()
         assert path.read_bytes() == good  # replaced by a good entry
-        assert capsys.readouterr().err == (f"weight cache entry {path} does not read back as host weights "
-                                           "(damaged, or not ours): rebuilding it\n")
+        assert capsys.readouterr().err == (
+            f"weight cache entry {path} does not read back as host weights (damaged, or not ours): rebuilding it\n"
+        )
     assert not (tmp_path / "pwned").exists()
 
 
@@ -112,8 +113,9 @@ def test_lofi_weights_are_rounded_to_what_srca_reads_and_scaled_by_the_plan():
 
     def prepared(weights, **plan):
         n = g.node("sem_seg_head.head")
-        n = dataclasses.replace(n, params={**n.params, "weight": torch.tensor(weights)},
-                                plan=dataclasses.replace(n.plan, **plan))
+        n = dataclasses.replace(
+            n, params={**n.params, "weight": torch.tensor(weights)}, plan=dataclasses.replace(n.plan, **plan)
+        )
         return host_weights(g.replace_nodes([n if m.name == n.name else m for m in g.nodes]))[f"{n.name}.weight"].data
 
     w = prepared([1.03125, 1.09375, -1.96875, 0.1], weights_scale=1.0)

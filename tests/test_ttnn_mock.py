@@ -62,8 +62,11 @@ def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> N
     and the check names the layer, the generated line and ttnn's message (no C++ backtrace)."""
     path = COMMITTED[0]
     text = path.read_text()
-    first = next(m for m in re.finditer(r'^    "([^"]+)": dict\(\n(.*?)\n    \),$', text, re.M | re.S)
-                 if "Conv2dL1FullSliceConfig" in m.group(2))
+    first = next(
+        m
+        for m in re.finditer(r'^    "([^"]+)": dict\(\n(.*?)\n    \),$', text, re.M | re.S)
+        if "Conv2dL1FullSliceConfig" in m.group(2)
+    )
     bad = re.sub(r"act_block_h_override=\d+", "act_block_h_override=48", first.group(2), count=1)
     broken = tmp_path / path.name
     broken.write_text(text.replace(first.group(2), bad))
@@ -77,6 +80,8 @@ def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> N
 
 
 def test_condense_keeps_the_message_and_drops_the_backtrace() -> None:
-    raw = ("TT_FATAL @ /project/x.cpp:12: a == b\ninfo:\nAll Tensors should have same layouts\n"
-           "backtrace:\n --- ttnn::foo()\n --- ttnn::bar()\n")
+    raw = (
+        "TT_FATAL @ /project/x.cpp:12: a == b\ninfo:\nAll Tensors should have same layouts\n"
+        "backtrace:\n --- ttnn::foo()\n --- ttnn::bar()\n"
+    )
     assert condense(raw) == "TT_FATAL @ /project/x.cpp:12: a == b info: All Tensors should have same layouts"

@@ -47,9 +47,26 @@ def reported(small_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     """One conversion with --ttnn-report: (--out, the variant's ttnn report directory)."""
     base = tmp_path_factory.mktemp("tools")
     out, report = base / "out", base / "ttnn-report"
-    result = subprocess.run([sys.executable, "-m", "runtime.cli", "--config", str(small_config), "--input-size",
-                             SMALL, "--variant", DL3, "--out", str(out), "--ttnn-report", str(report)],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "--config",
+            str(small_config),
+            "--input-size",
+            SMALL,
+            "--variant",
+            DL3,
+            "--out",
+            str(out),
+            "--ttnn-report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{DL3}: real ttnn: accepted" in result.stdout
     return out, report / DL3
@@ -57,8 +74,9 @@ def reported(small_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def plan_layers(out: Path) -> list[tuple[str, str, float]]:
     """(name, op, modeled us) of each row of the plan report's layer table."""
-    rows = re.findall(r"^\| \d+ \| (\S+) \| [^|]* \| (\w+) \|.* \| ([\d.]+) \|$",
-                      (out / f"{DL3}.plan.md").read_text(), re.M)
+    rows = re.findall(
+        r"^\| \d+ \| (\S+) \| [^|]* \| (\w+) \|.* \| ([\d.]+) \|$", (out / f"{DL3}.plan.md").read_text(), re.M
+    )
     return [(name, op, float(us)) for name, op, us in rows]
 
 
@@ -73,18 +91,24 @@ def test_ttnn_report_holds_the_programs_ops_and_l1_buffers_per_core(reported) ->
     assert ops["ttnn.conv2d"] == convs == 70  # Detectron2's DeepLabV3+ R-52: 70 convs, every one run
     assert {"ttnn.upsample", "ttnn.concat", "ttnn.max_pool2d", "ttnn.deallocate"} <= set(ops)
     target = get_target("blackhole-20")
-    (banks, bank_size), = db.execute("SELECT DISTINCT l1_num_banks, l1_bank_size FROM devices").fetchall()
+    ((banks, bank_size),) = db.execute("SELECT DISTINCT l1_num_banks, l1_bank_size FROM devices").fetchall()
     assert banks == target.num_cores
     # L1 buffers placed on every core of the 5x4 grid, never beyond a core's L1 bank.
-    cores = db.execute("SELECT COUNT(DISTINCT core_x || ',' || core_y) FROM buffer_chunks WHERE buffer_type = ?",
-                       (L1,)).fetchone()[0]
+    cores = db.execute(
+        "SELECT COUNT(DISTINCT core_x || ',' || core_y) FROM buffer_chunks WHERE buffer_type = ?", (L1,)
+    ).fetchone()[0]
     assert cores == target.num_cores
-    per_core = db.execute("SELECT MAX(used) FROM (SELECT SUM(chunk_size) AS used FROM buffer_chunks "
-                          "WHERE buffer_type = ? GROUP BY operation_id, core_x, core_y)", (L1,)).fetchone()[0]
+    per_core = db.execute(
+        "SELECT MAX(used) FROM (SELECT SUM(chunk_size) AS used FROM buffer_chunks "
+        "WHERE buffer_type = ? GROUP BY operation_id, core_x, core_y)",
+        (L1,),
+    ).fetchone()[0]
     assert 0 < per_core <= bank_size
     # Every conv left an output tensor on the device that the report links to its op.
-    conv_outputs = db.execute("SELECT COUNT(DISTINCT o.operation_id) FROM output_tensors o JOIN operations p "
-                              "ON o.operation_id = p.operation_id WHERE p.name = 'ttnn.conv2d'").fetchone()[0]
+    conv_outputs = db.execute(
+        "SELECT COUNT(DISTINCT o.operation_id) FROM output_tensors o JOIN operations p "
+        "ON o.operation_id = p.operation_id WHERE p.name = 'ttnn.conv2d'"
+    ).fetchone()[0]
     assert conv_outputs == convs
 
 
@@ -105,11 +129,23 @@ def test_ttnn_visualizer_serves_the_report_and_its_pages_list_our_ops(reported, 
     _, report = reported
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "APP_DATA_DIRECTORY": str(tmp_path / "app"), "REPORT_DATA_DIRECTORY": str(tmp_path / "data"),
-           "LAUNCH_BROWSER_ON_START": "false", "USAGE_RECORDING_DISABLED": "true", "HOME": str(tmp_path)}
-    server = subprocess.Popen([str(tool("visualizer", "ttnn-visualizer")), "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, cwd=tmp_path, stdout=open(tmp_path / "server.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        "APP_DATA_DIRECTORY": str(tmp_path / "app"),
+        "REPORT_DATA_DIRECTORY": str(tmp_path / "data"),
+        "LAUNCH_BROWSER_ON_START": "false",
+        "USAGE_RECORDING_DISABLED": "true",
+        "HOME": str(tmp_path),
+    }
+    log = (tmp_path / "server.log").open("w")  # closed when the test's tmp directory goes
+    server = subprocess.Popen(
+        [str(tool("visualizer", "ttnn-visualizer")), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -120,16 +156,29 @@ def test_ttnn_visualizer_serves_the_report_and_its_pages_list_our_ops(reported, 
                 assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
                 time.sleep(0.5)
         # What the visualizer's "open report" does for a local directory (and its --profiler-path).
-        instance = json.loads(_request(f"{base}/api/instance/local-paths", {"profiler_path": str(report)}))["instance_id"]
+        instance = json.loads(_request(f"{base}/api/instance/local-paths", {"profiler_path": str(report)}))[
+            "instance_id"
+        ]
         db = sqlite3.connect(report / "db.sqlite")
         n_ops = db.execute("SELECT COUNT(*) FROM operations").fetchone()[0]
         conv = db.execute("SELECT MIN(operation_id) FROM operations WHERE name = 'ttnn.conv2d'").fetchone()[0]
         shots = tmp_path / "screenshots"
         shots.mkdir()
-        pages = subprocess.run([str(tool("visualizer", "python")), str(Path(__file__).with_name("visualizer_page.py")),
-                                base, instance, str(shots), f"/operations=Showing {n_ops} operations",
-                                "/buffer-summary=ttnn.conv2d", f"/operations/{conv}={conv} ttnn.conv2d"],
-                               capture_output=True, text=True, timeout=600)
+        pages = subprocess.run(
+            [
+                str(tool("visualizer", "python")),
+                str(Path(__file__).with_name("visualizer_page.py")),
+                base,
+                instance,
+                str(shots),
+                f"/operations=Showing {n_ops} operations",
+                "/buffer-summary=ttnn.conv2d",
+                f"/operations/{conv}={conv} ttnn.conv2d",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert pages.returncode == 0, pages.stderr[-3000:]
         text = json.loads(pages.stdout)
     finally:
@@ -150,8 +199,18 @@ def test_ttnn_visualizer_serves_the_report_and_its_pages_list_our_ops(reported, 
 
 def test_tt_perf_report_prints_our_layers_and_modeled_times(reported) -> None:
     out, _ = reported
-    result = subprocess.run([str(tool("perf-report", "tt-perf-report")), str(out / csv_name(DL3)), "--ignore-signposts",
-                             "--no-color", "--no-advice"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            str(tool("perf-report", "tt-perf-report")),
+            str(out / csv_name(DL3)),
+            "--ignore-signposts",
+            "--no-color",
+            "--no-advice",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     printed = result.stdout
     assert "Architecture: blackhole, Worker cores: 20" in printed
@@ -184,10 +243,31 @@ def test_a_profiled_device_run_against_the_model_per_layer(variant: str, tmp_pat
     env.update({"PYTHONPATH": str(ROOT), "TT_METAL_DEVICE_PROFILER": "1", "TRACY_NO_WEB_SERVER": "1"})
     if target.grid_override:
         env["TT_METAL_CORE_GRID_OVERRIDE_TODEPRECATE"] = target.grid_override
-    proc = subprocess.run([sys.executable, "-m", "tracy", "-r", "-p", "-o", str(tmp_path / "profile"), "-m",
-                           "runtime.ttnn_mock", "check", str(generated / f"{variant}.py"), "--target", target.name,
-                           "--json", str(tmp_path / "check.json"), "--signposts"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracy",
+            "-r",
+            "-p",
+            "-o",
+            str(tmp_path / "profile"),
+            "-m",
+            "runtime.ttnn_mock",
+            "check",
+            str(generated / f"{variant}.py"),
+            "--target",
+            target.name,
+            "--json",
+            str(tmp_path / "check.json"),
+            "--signposts",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "check.json").read_text())["accepted"]
     measured_csv = sorted((tmp_path / "profile").rglob("ops_perf_results_*.csv"))[-1]
@@ -195,9 +275,11 @@ def test_a_profiled_device_run_against_the_model_per_layer(variant: str, tmp_pat
     measured = read_layer_times(measured_csv, {m.layer for m in modeled})
     assert [m.layer for m in measured] == [m.layer for m in modeled]
     lines = ["layer,modeled_us,measured_kernel_us,measured_gap_us,device_ops"]
-    for mod, mea in zip(modeled, measured):
+    for mod, mea in zip(modeled, measured, strict=True):
         assert mea.kernel_ns > 0, mea.layer
-        lines.append(f"{mod.layer},{mod.total_us:.3f},{mea.kernel_ns / 1000:.3f},{mea.gap_ns / 1000:.3f},{len(mea.ops)}")
+        lines.append(
+            f"{mod.layer},{mod.total_us:.3f},{mea.kernel_ns / 1000:.3f},{mea.gap_ns / 1000:.3f},{len(mea.ops)}"
+        )
     (tmp_path / "modeled_vs_measured.csv").write_text("\n".join(lines) + "\n")
     ratio = sum(m.kernel_ns for m in measured) / 1000 / sum(m.total_us for m in modeled)
     assert 0.5 < ratio < 2.0, f"measured device kernel time / modeled latency = {ratio:.2f}"

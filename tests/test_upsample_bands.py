@@ -27,8 +27,13 @@ def test_bands_equal_one_upsample(bands: int, scale: tuple[int, int]) -> None:
     try:
         h, w, c = 16, 24, 32
         x = torch.randn(1, h, w, c, generator=torch.Generator().manual_seed(0))
-        flat = ttnn.from_torch(x.reshape(1, 1, h * w, c), dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT,
-                               device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        flat = ttnn.from_torch(
+            x.reshape(1, 1, h * w, c),
+            dtype=ttnn.bfloat16,
+            layout=ttnn.ROW_MAJOR_LAYOUT,
+            device=device,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
         model = model_class(module).__new__(model_class(module))
         out = model.upsample_bands(flat, (1, h, w, c), scale, bands, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         got = ttnn.to_torch(out).reshape(1, h * scale[0], w * scale[1], c)

@@ -7,6 +7,7 @@ links it), the page is given up to a minute to show TEXT (it renders from its AP
 then its screenshot is saved as SHOT_DIR/<path>.png and its visible text recorded.
 """
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,15 @@ def main() -> None:
     base, instance, shots = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--no-first-run", "--disable-background-networking"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        "--no-first-run",
+        "--disable-background-networking",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     pages = {}
@@ -30,10 +38,10 @@ def main() -> None:
         for spec in sys.argv[4:]:
             path, _, wanted = spec.partition("=")
             driver.get(f"{base}{path}?instanceId={instance}")
-            try:
-                WebDriverWait(driver, 60).until(lambda d: wanted in d.find_element("tag name", "body").text)
-            except TimeoutException:
-                pass  # the test reports what the page showed instead
+            with contextlib.suppress(TimeoutException):  # the test reports what the page showed instead
+                WebDriverWait(driver, 60).until(
+                    lambda d, wanted=wanted: wanted in d.find_element("tag name", "body").text
+                )
             driver.save_screenshot(str(shots / (path.strip("/").replace("/", "_") + ".png")))
             pages[path] = driver.find_element("tag name", "body").text
     finally:

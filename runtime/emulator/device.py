@@ -37,7 +37,9 @@ class Trace:
 class EmuDevice:
     """What `ttnn.open_device` returns in the emulator."""
 
-    def __init__(self, ttnn, target: Target, *, device_id: int, trace_region_size: int, num_command_queues: int) -> None:
+    def __init__(
+        self, ttnn, target: Target, *, device_id: int, trace_region_size: int, num_command_queues: int
+    ) -> None:
         self._ttnn = ttnn
         self.target = target
         self.device_id = device_id
@@ -83,13 +85,15 @@ class EmuDevice:
         if dtype == ttnn.bfloat8_b and layout != ttnn.TILE_LAYOUT:
             raise RuntimeError("TT_FATAL: Layout must be Layout::TILE for bfloat8_b or bfloat4_b!")
         self.validate_memory_config(tuple(data.shape), layout, memory_config)
-        return Tensor(ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self,
-                      Buffer())
+        return Tensor(
+            ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self, Buffer()
+        )
 
     def view(self, tensor: Tensor, data: torch.Tensor, memory_config=None) -> Tensor:
         """A tensor sharing `tensor`'s buffer (reshape views)."""
-        return Tensor(self._ttnn, data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(), self,
-                      tensor._buffer)
+        return Tensor(
+            self._ttnn, data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(), self, tensor._buffer
+        )
 
     def _deallocate(self, tensor: Tensor) -> None:
         if tensor._buffer is not None:
@@ -109,11 +113,14 @@ class EmuDevice:
         box = spec.grid.bounding_box()
         if box.end.x >= gx or box.end.y >= gy:
             raise RuntimeError(
-                f"TT_FATAL: shard grid {spec.grid} does not fit the device compute grid {gx}x{gy} of {self.target.name}")
+                f"TT_FATAL: shard grid {spec.grid} does not fit the device compute grid {gx}x{gy} of {self.target.name}"
+            )
         sh, sw = spec.shape
         tile = layout == ttnn.TILE_LAYOUT
         if tile and (sh % TILE or sw % TILE):
-            raise RuntimeError(f"TT_FATAL: Shard shape {[sh, sw]} must be a multiple of tile shape [32, 32] for TILE layout")
+            raise RuntimeError(
+                f"TT_FATAL: Shard shape {[sh, sw]} must be a multiple of tile shape [32, 32] for TILE layout"
+            )
         pshape = padded_shape(shape, tile)
         height = 1
         for d in pshape[:-1]:
@@ -128,7 +135,9 @@ class EmuDevice:
                 raise RuntimeError(f"TT_FATAL: {cores} shards of height {sh} cannot hold physical height {height}")
         elif mls == ttnn.TensorMemoryLayout.WIDTH_SHARDED:
             if sh != height:
-                raise RuntimeError(f"TT_FATAL: Shard height {sh} must match physical height {height} for width sharding")
+                raise RuntimeError(
+                    f"TT_FATAL: Shard height {sh} must match physical height {height} for width sharding"
+                )
             if sw * cores < width:
                 raise RuntimeError(f"TT_FATAL: {cores} shards of width {sw} cannot hold physical width {width}")
         elif mls == ttnn.TensorMemoryLayout.BLOCK_SHARDED:
@@ -137,7 +146,9 @@ class EmuDevice:
                 nx, ny = ny, nx
             if sh * ny < height or sw * nx < width:
                 raise RuntimeError(
-                    f"TT_FATAL: block shards {[sh, sw]} on a {nx}x{ny} grid cannot hold physical shape [{height}, {width}]")
+                    f"TT_FATAL: block shards {[sh, sw]} on a {nx}x{ny} grid cannot hold physical shape "
+                    f"[{height}, {width}]"
+                )
 
     # --- traces -----------------------------------------------------------------------------------
     def record_step(self, compute, inputs: list[Tensor], outputs: list[Tensor]) -> None:
@@ -153,7 +164,8 @@ class EmuDevice:
         if self.trace_region_size <= 0:
             raise RuntimeError(
                 "TT_FATAL: Creating trace buffers on device 0, but only 0B is allocated for trace region: open the "
-                "device with trace_region_size > 0")
+                "device with trace_region_size > 0"
+            )
         if self._capturing is not None:
             raise RuntimeError("TT_FATAL: a trace capture is already in progress")
         tid = next(self._trace_ids)
@@ -192,8 +204,10 @@ def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
         if not isinstance(t, Tensor):
             raise TypeError(f"{name}: expected a ttnn.Tensor, got {type(t).__name__}")
         if t._device is None:
-            raise RuntimeError(f"TT_FATAL: {name}: input tensor must be on device (storage_type() == StorageType::DEVICE); "
-                               "move it with ttnn.to_device")
+            raise RuntimeError(
+                f"TT_FATAL: {name}: input tensor must be on device (storage_type() == StorageType::DEVICE); "
+                "move it with ttnn.to_device"
+            )
         if not t.is_allocated():
             raise RuntimeError(f"TT_FATAL: {name}: input tensor is not allocated (it was deallocated)")
         device = t._device

@@ -7,7 +7,8 @@ bfloat8_b is Tenstorrent's block float: in TILE layout every 16 consecutive valu
 (so 16 consecutive elements along the last dim, 16-aligned) share one 8-bit exponent, and each value
 keeps a sign and 7 mantissa bits (hidden bit included). We follow tt-metal's host packer
 (`convert_u32_to_bfp`): the 24-bit mantissa is shifted right (truncating) by (shared_exp - exp),
-rounded to nearest with ties to even at 7 bits, and saturated at 127; denormals and zeros become 0. tests/test_emulator_dtypes.py checks
+rounded to nearest with ties to even at 7 bits, and saturated at 127; denormals and zeros become 0.
+tests/test_emulator_dtypes.py checks
 this bit for bit against the real ttnn conversion under the mock cluster.
 """
 

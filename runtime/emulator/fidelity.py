@@ -71,8 +71,10 @@ def conv_math_config(compute_config, input_dtype: str, weights_dtype: str) -> Ma
     fidelity = compute_config.math_fidelity.name
     if fidelity not in PHASES:
         # ttnn does not validate it: the kernel is built with MATH_FIDELITY=255, i.e. 7 phases stepping by 2
-        raise RuntimeError(f"TT_FATAL: conv2d: compute_config.math_fidelity is {fidelity}; ttnn builds the kernel "
-                           "with it unchecked. Set ttnn.MathFidelity.LoFi, HiFi2, HiFi3 or HiFi4.")
+        raise RuntimeError(
+            f"TT_FATAL: conv2d: compute_config.math_fidelity is {fidelity}; ttnn builds the kernel "
+            "with it unchecked. Set ttnn.MathFidelity.LoFi, HiFi2, HiFi3 or HiFi4."
+        )
     return MathConfig(fidelity, bool(compute_config.fp32_dest_acc_en), bool(compute_config.packer_l1_acc))
 
 
@@ -100,8 +102,9 @@ def srcb_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return srcb_hi(x), x - _masked(x, _SRCB_NOT_LO)
 
 
-def fidelity_operands(x: torch.Tensor, w: torch.Tensor, fidelity: str, groups: int = 1
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def fidelity_operands(
+    x: torch.Tensor, w: torch.Tensor, fidelity: str, groups: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Activations [N, C, H, W] and weights [O, C/groups, kh, kw] whose plain conv is the sum of the
     products the fidelity's phases compute (HiFi3 concatenates two products along channels, per group)."""
     if fidelity == "HiFi4":
@@ -126,9 +129,18 @@ def native_bf16(math: MathConfig, operands_bf16: bool) -> bool:
     return not math.fp32_dest_acc and operands_bf16
 
 
-def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *, stride: tuple[int, int],
-                  dilation: tuple[int, int], groups: int, math: MathConfig, operands_bf16: bool,
-                  interm_round: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+def conv2d_values(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    math: MathConfig,
+    operands_bf16: bool,
+    interm_round: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> torch.Tensor:
     """Conv of the padded NCHW input `x` (values as stored on device) with weights `w`, bias added, before
     the activation and the output rounding, as the matrix engine computes it under `math`: float32, or
     bfloat16 when `native_bf16` (the values are bf16 then; `x` may be bfloat16 already, saving a copy).
@@ -150,8 +162,8 @@ def conv2d_values(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, *
     span = (rows_out - 1) * stride[0] + 1
     acc = None
     for r in range(kh):  # one K block per kernel row; a contiguous row slice keeps oneDNN on its fast path
-        rows = xs[:, :, r * dilation[0]: r * dilation[0] + span].contiguous(memory_format=fmt)
-        part = F.conv2d(rows, ws[:, :, r:r + 1], stride=stride, dilation=dilation, groups=groups)
+        rows = xs[:, :, r * dilation[0] : r * dilation[0] + span].contiguous(memory_format=fmt)
+        part = F.conv2d(rows, ws[:, :, r : r + 1], stride=stride, dilation=dilation, groups=groups)
         acc = dst_round(part if acc is None else acc + part)
         if r < kh - 1 and interm_round is not None:
             acc = interm_round(acc.to(torch.float32)).to(dtype)

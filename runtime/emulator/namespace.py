@@ -21,10 +21,15 @@ from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
 
-FORWARDED_FUNCTIONS = frozenset({
-    "create_sharded_memory_config", "get_conv_output_dim", "init_device_compute_kernel_config",
-    "num_cores_to_corerangeset", "get_golden_function",
-})
+FORWARDED_FUNCTIONS = frozenset(
+    {
+        "create_sharded_memory_config",
+        "get_conv_output_dim",
+        "init_device_compute_kernel_config",
+        "num_cores_to_corerangeset",
+        "get_golden_function",
+    }
+)
 
 
 def _trace_functions(ttnn_ns) -> dict:
@@ -40,8 +45,12 @@ def _trace_functions(ttnn_ns) -> dict:
     def release_trace(mesh_device, trace_id):
         mesh_device.release_trace(trace_id)
 
-    return dict(begin_trace_capture=begin_trace_capture, end_trace_capture=end_trace_capture,
-                execute_trace=execute_trace, release_trace=release_trace)
+    return dict(
+        begin_trace_capture=begin_trace_capture,
+        end_trace_capture=end_trace_capture,
+        execute_trace=execute_trace,
+        release_trace=release_trace,
+    )
 
 
 class EmulatedTTNN(ModuleType):
@@ -60,8 +69,10 @@ class EmulatedTTNN(ModuleType):
             raise AttributeError(f"emulator: ttnn.{name} (a submodule) is not emulated")
         if name in FORWARDED_FUNCTIONS or inspect.isclass(real) or not callable(real):
             return real
-        raise AttributeError(f"emulator: ttnn.{name} is not emulated (only the ops a CNN needs are); "
-                             "extend runtime/emulator or run on a device")
+        raise AttributeError(
+            f"emulator: ttnn.{name} is not emulated (only the ops a CNN needs are); "
+            "extend runtime/emulator or run on a device"
+        )
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(dir(tt)))
@@ -73,10 +84,18 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
     ns.Tensor = Tensor
     ns.EMULATED_TARGET = target
 
-    def open_device(*, device_id=0, l1_small_size=0, trace_region_size=0, dispatch_core_config=None,
-                    worker_l1_size=0, num_command_queues=1):
-        return EmuDevice(tt, target, device_id=device_id, trace_region_size=trace_region_size,
-                         num_command_queues=num_command_queues)
+    def open_device(
+        *,
+        device_id=0,
+        l1_small_size=0,
+        trace_region_size=0,
+        dispatch_core_config=None,
+        worker_l1_size=0,
+        num_command_queues=1,
+    ):
+        return EmuDevice(
+            tt, target, device_id=device_id, trace_region_size=trace_region_size, num_command_queues=num_command_queues
+        )
 
     def close_device(device):
         device.close()
@@ -94,9 +113,22 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
 
 
 EMULATED_BY_MODULE = {
-    ops_tensor.__name__: ("from_torch", "to_torch", "to_device", "from_device", "to_layout", "to_memory_config",
-                          "interleaved_to_sharded", "sharded_to_interleaved", "reshape", "slice", "permute", "deallocate",
-                          "reallocate", "copy_host_to_device_tensor"),
+    ops_tensor.__name__: (
+        "from_torch",
+        "to_torch",
+        "to_device",
+        "from_device",
+        "to_layout",
+        "to_memory_config",
+        "interleaved_to_sharded",
+        "sharded_to_interleaved",
+        "reshape",
+        "slice",
+        "permute",
+        "deallocate",
+        "reallocate",
+        "copy_host_to_device_tensor",
+    ),
     ops_conv.__name__: ("conv2d", "prepare_conv_weights", "prepare_conv_bias"),
     ops_eltwise.__name__: ("add", "multiply", "relu"),
     ops_pool.__name__: ("max_pool2d", "avg_pool2d", "global_avg_pool2d"),
@@ -105,5 +137,11 @@ EMULATED_BY_MODULE = {
     ops_matmul.__name__: ("matmul",),
 }
 EMULATED = tuple(n for names in EMULATED_BY_MODULE.values() for n in names) + (
-    "open_device", "close_device", "synchronize_device", "begin_trace_capture", "end_trace_capture", "execute_trace",
-    "release_trace")
+    "open_device",
+    "close_device",
+    "synchronize_device",
+    "begin_trace_capture",
+    "end_trace_capture",
+    "execute_trace",
+    "release_trace",
+)

@@ -17,10 +17,13 @@ def _output_memory_config(tensors, dim: int):
     rank = len(tuple(tensors[0].shape))
     if mc.memory_layout == tt.TensorMemoryLayout.HEIGHT_SHARDED and dim % rank == rank - 1:
         width = sum(t.memory_config().shard_spec.shape[1] for t in tensors)
-        return tt.MemoryConfig(mc.memory_layout, mc.buffer_type, tt.ShardSpec(spec.grid, [spec.shape[0], width],
-                                                                              spec.orientation))
-    raise RuntimeError("emulator: concat of sharded inputs is emulated only for HEIGHT_SHARDED inputs along the "
-                       "last dim; pass memory_config= for other cases")
+        return tt.MemoryConfig(
+            mc.memory_layout, mc.buffer_type, tt.ShardSpec(spec.grid, [spec.shape[0], width], spec.orientation)
+        )
+    raise RuntimeError(
+        "emulator: concat of sharded inputs is emulated only for HEIGHT_SHARDED inputs along the "
+        "last dim; pass memory_config= for other cases"
+    )
 
 
 def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, sub_core_grids=None):
@@ -41,8 +44,10 @@ def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, 
             raise RuntimeError("TT_FATAL: concat: all inputs must have the same dtype")
         if t.is_sharded() != first.is_sharded():
             raise RuntimeError("TT_FATAL: concat: inputs must be all sharded or all interleaved")
-    if groups > 1 and (len(tensors) != 2 or any(t.memory_config().memory_layout != tt.TensorMemoryLayout.HEIGHT_SHARDED
-                                                   for t in tensors)):
+    if groups > 1 and (
+        len(tensors) != 2
+        or any(t.memory_config().memory_layout != tt.TensorMemoryLayout.HEIGHT_SHARDED for t in tensors)
+    ):
         raise RuntimeError("TT_FATAL: concat: groups > 1 is only supported for two height sharded input tensors")
     golden = tt.get_golden_function(tt.concat)
 

@@ -92,31 +92,50 @@ def _device_bias(device: EmuDevice, bias_tensor: Tensor | None, wdtype) -> Tenso
     return device.new_tensor(data, wdtype, tt.TILE_LAYOUT, tt.DRAM_MEMORY_CONFIG)
 
 
-def _check_shapes(input_tensor: Tensor, weight_tensor: Tensor, *, in_channels, out_channels, batch_size,
-                  input_height, input_width, kernel, groups) -> None:
+def _check_shapes(
+    input_tensor: Tensor,
+    weight_tensor: Tensor,
+    *,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel,
+    groups,
+) -> None:
     shape = tuple(input_tensor.shape)
     if len(shape) != 4:
         raise RuntimeError(f"TT_FATAL: conv2d: input must be 4D ([1, 1, N*H*W, C] or [N, H, W, C]), got {list(shape)}")
     c = shape[-1]
     if shape[0] * shape[1] * shape[2] != batch_size * input_height * input_width:
-        raise RuntimeError(f"TT_FATAL: conv2d: input {list(shape)} does not hold batch_size*input_height*input_width = "
-                           f"{batch_size}*{input_height}*{input_width} rows")
+        raise RuntimeError(
+            f"TT_FATAL: conv2d: input {list(shape)} does not hold batch_size*input_height*input_width = "
+            f"{batch_size}*{input_height}*{input_width} rows"
+        )
     if c < in_channels:
         raise RuntimeError(f"TT_FATAL: conv2d: input has {c} channels, fewer than in_channels={in_channels}")
     if in_channels % groups or out_channels % groups:
-        raise RuntimeError(f"TT_FATAL: conv2d: in_channels {in_channels} and out_channels {out_channels} must be "
-                           f"divisible by groups {groups}")
+        raise RuntimeError(
+            f"TT_FATAL: conv2d: in_channels {in_channels} and out_channels {out_channels} must be "
+            f"divisible by groups {groups}"
+        )
     if weight_tensor._device is None:
         expected = (out_channels, in_channels // groups, kernel[0], kernel[1])
         if tuple(weight_tensor.shape) != expected:
-            raise RuntimeError(f"TT_FATAL: conv2d: weight shape {list(weight_tensor.shape)} != [out_channels, "
-                               f"in_channels/groups, kh, kw] = {list(expected)}")
+            raise RuntimeError(
+                f"TT_FATAL: conv2d: weight shape {list(weight_tensor.shape)} != [out_channels, "
+                f"in_channels/groups, kh, kw] = {list(expected)}"
+            )
 
 
 def _choose_parallel(device: EmuDevice, cfg, input_tensor: Tensor, nhw: int, out_channels: int) -> Parallel:
     existing = parallel_of(input_tensor.memory_config()) if input_tensor._device is not None else None
-    layout = cfg.shard_layout.name if cfg.shard_layout is not None else (
-        existing.layout if existing else heuristic_layout(nhw, out_channels))
+    layout = (
+        cfg.shard_layout.name
+        if cfg.shard_layout is not None
+        else (existing.layout if existing else heuristic_layout(nhw, out_channels))
+    )
     if cfg.core_grid is not None and (cfg.override_sharding_config or cfg.override_output_sharding_config):
         box = cfg.core_grid.bounding_box()
         grid = (box.end.x + 1, box.end.y + 1)
@@ -126,10 +145,30 @@ def _choose_parallel(device: EmuDevice, cfg, input_tensor: Tensor, nhw: int, out
     return default_parallel(layout, device.target.grid, nhw, out_channels)
 
 
-def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, batch_size, input_height, input_width,
-           kernel_size, stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, dtype=None, bias_tensor=None,
-           conv_config=None, compute_config=None, memory_config=None, slice_config=None, return_output_dim=False,
-           return_weights_and_bias=False):
+def conv2d(
+    *,
+    input_tensor,
+    weight_tensor,
+    device,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel_size,
+    stride=[1, 1],
+    padding=[0, 0],
+    dilation=[1, 1],
+    groups=1,
+    dtype=None,
+    bias_tensor=None,
+    conv_config=None,
+    compute_config=None,
+    memory_config=None,
+    slice_config=None,
+    return_output_dim=False,
+    return_weights_and_bias=False,
+):
     if not isinstance(device, EmuDevice):
         raise TypeError("conv2d(): incompatible function arguments: device must be an open ttnn device")
     device.check_open()
@@ -137,27 +176,43 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
         raise RuntimeError("TT_FATAL: conv2d: input tensor is not allocated (it was deallocated)")
     cfg = conv_config or tt.Conv2dConfig()
     if cfg.act_block_h_override % TILE:
-        raise RuntimeError(f"Config Error: act_block_h_override ({cfg.act_block_h_override}) must be a multiple of 32 "
-                           "(tile height).")
+        raise RuntimeError(
+            f"Config Error: act_block_h_override ({cfg.act_block_h_override}) must be a multiple of 32 (tile height)."
+        )
     kernel, strd, dil = _pair(kernel_size), _pair(stride), _pair(dilation)
     pads = _pads(padding)
-    _check_shapes(input_tensor, weight_tensor, in_channels=in_channels, out_channels=out_channels,
-                  batch_size=batch_size, input_height=input_height, input_width=input_width, kernel=kernel,
-                  groups=groups)
+    _check_shapes(
+        input_tensor,
+        weight_tensor,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        batch_size=batch_size,
+        input_height=input_height,
+        input_width=input_width,
+        kernel=kernel,
+        groups=groups,
+    )
     out_h = (input_height + pads[0] + pads[1] - dil[0] * (kernel[0] - 1) - 1) // strd[0] + 1
     out_w = (input_width + pads[2] + pads[3] - dil[1] * (kernel[1] - 1) - 1) // strd[1] + 1
     out_nhw = batch_size * out_h * out_w
     wdtype = _weights_dtype(cfg, weight_tensor)
     out_dtype = dtype or input_tensor.dtype
     parallel = _choose_parallel(device, cfg, input_tensor, out_nhw, out_channels)
-    matmul = (kernel == (1, 1) and strd == (1, 1) and pads == (0, 0, 0, 0) and dil == (1, 1) and groups == 1
-              and parallel.layout != "WIDTH_SHARDED")
+    matmul = (
+        kernel == (1, 1)
+        and strd == (1, 1)
+        and pads == (0, 0, 0, 0)
+        and dil == (1, 1)
+        and groups == 1
+        and parallel.layout != "WIDTH_SHARDED"
+    )
     out_layout = tt.TILE_LAYOUT if matmul else cfg.output_layout
 
     in_dram = input_tensor._device is None or input_tensor.memory_config().buffer_type == tt.BufferType.DRAM
     slice_type = slice_config.slice_type if slice_config is not None else None
     sliced = (slice_type is not None and slice_type != tt.Op2DSliceConfig.SliceTypeEnum.L1Full) or (
-        slice_type is None and in_dram)
+        slice_type is None and in_dram
+    )
     math = fidelity.conv_math_config(compute_config, input_tensor.dtype.name, wdtype.name)
     interm_round = _interm_round(math, out_dtype)
     operands_bf16 = {input_tensor.dtype.name, wdtype.name} <= fidelity.BF16_EXACT
@@ -170,8 +225,17 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
         x = x.reshape(batch_size, input_height, input_width, -1)[..., :in_channels]
         x = x.to(torch.bfloat16) if native else x  # exact: the stored values are bf16 / bfloat8_b
         x = F.pad(x.permute(0, 3, 1, 2), (pads[2], pads[3], pads[0], pads[1]))
-        y = fidelity.conv2d_values(x, w, None if b is None else b.reshape(-1), stride=strd, dilation=dil,
-                                   groups=groups, math=math, operands_bf16=operands_bf16, interm_round=interm_round)
+        y = fidelity.conv2d_values(
+            x,
+            w,
+            None if b is None else b.reshape(-1),
+            stride=strd,
+            dilation=dil,
+            groups=groups,
+            math=math,
+            operands_bf16=operands_bf16,
+            interm_round=interm_round,
+        )
         y = activation(y.to(torch.float32) if float_activation else y) if activation is not None else y
         n, c, h, wd = y.shape
         return y.permute(0, 2, 3, 1).reshape(1, 1, n * h * wd, c)
@@ -198,10 +262,30 @@ def conv2d(*, input_tensor, weight_tensor, device, in_channels, out_channels, ba
     return out if len(extras) == 1 else tuple(extras)
 
 
-def prepare_conv_weights(*, weight_tensor, input_memory_config, input_layout, weights_format, in_channels, out_channels,
-                         batch_size, input_height, input_width, kernel_size, stride, padding, dilation, has_bias, groups,
-                         device, input_dtype, output_dtype=None, conv_config=None, compute_config=None,
-                         slice_config=None):
+def prepare_conv_weights(
+    *,
+    weight_tensor,
+    input_memory_config,
+    input_layout,
+    weights_format,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    has_bias,
+    groups,
+    device,
+    input_dtype,
+    output_dtype=None,
+    conv_config=None,
+    compute_config=None,
+    slice_config=None,
+):
     if weights_format != "OIHW":
         raise RuntimeError(f"TT_FATAL: prepare_conv_weights: weights_format {weights_format!r} is not supported (OIHW)")
     cfg = conv_config or tt.Conv2dConfig()
@@ -209,9 +293,28 @@ def prepare_conv_weights(*, weight_tensor, input_memory_config, input_layout, we
     return _device_weights(device, weight_tensor, wdtype)
 
 
-def prepare_conv_bias(*, bias_tensor, input_memory_config, input_layout, in_channels, out_channels, batch_size,
-                      input_height, input_width, kernel_size, stride, padding, dilation, groups, device, input_dtype,
-                      output_dtype=None, conv_config=None, compute_config=None, slice_config=None):
+def prepare_conv_bias(
+    *,
+    bias_tensor,
+    input_memory_config,
+    input_layout,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    groups,
+    device,
+    input_dtype,
+    output_dtype=None,
+    conv_config=None,
+    compute_config=None,
+    slice_config=None,
+):
     cfg = conv_config or tt.Conv2dConfig()
     wdtype = _weights_dtype(cfg, bias_tensor)
     return _device_bias(device, bias_tensor, wdtype)

@@ -17,8 +17,10 @@ def activation_list(name: str, acts) -> list:
     out = []
     for act in acts or []:
         if isinstance(act, str):
-            raise TypeError(f"{name}(): incompatible function arguments: activation {act!r} must be a "
-                            "ttnn.UnaryWithParam, not a string")
+            raise TypeError(
+                f"{name}(): incompatible function arguments: activation {act!r} must be a "
+                "ttnn.UnaryWithParam, not a string"
+            )
         if isinstance(act, (tuple, tt.UnaryOpType)):
             act = tt.UnaryWithParam(act)
         out.append(act)
@@ -29,15 +31,20 @@ def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations
     tensors = [t for t in (a, b) if isinstance(t, Tensor)]
     device = require_device_tensor(name, *tensors)
     golden = tt.get_golden_function(getattr(tt, name))
-    kw = dict(activations=activation_list(name, activations), input_tensor_a_activations=activation_list(name, a_acts),
-              input_tensor_b_activations=activation_list(name, b_acts))
+    kw = dict(
+        activations=activation_list(name, activations),
+        input_tensor_a_activations=activation_list(name, a_acts),
+        input_tensor_b_activations=activation_list(name, b_acts),
+    )
     first = tensors[0]
     a_is_t, b_is_t = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is_t and b_is_t:
         try:
             torch.broadcast_shapes(a.data.shape, b.data.shape)
         except RuntimeError:
-            raise RuntimeError(f"TT_FATAL: {name}: shapes {list(a.shape)} and {list(b.shape)} are not broadcastable") from None
+            raise RuntimeError(
+                f"TT_FATAL: {name}: shapes {list(a.shape)} and {list(b.shape)} are not broadcastable"
+            ) from None
 
     def compute(*datas):
         it = iter(datas)
@@ -56,26 +63,68 @@ def _binary(name: str, a, b, *, dtype, memory_config, output_tensor, activations
     return out
 
 
-def add(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=True, dtype=None, memory_config=None,
-        output_tensor=None, activations=[], input_tensor_a_activations=[], input_tensor_b_activations=[],
-        sub_core_grids=None, sub_device_id=None):
-    return _binary("add", input_tensor_a, input_tensor_b, dtype=dtype, memory_config=memory_config,
-                   output_tensor=output_tensor, activations=activations, a_acts=input_tensor_a_activations,
-                   b_acts=input_tensor_b_activations)
+def add(
+    input_tensor_a,
+    input_tensor_b,
+    *,
+    fast_and_approximate_mode=True,
+    dtype=None,
+    memory_config=None,
+    output_tensor=None,
+    activations=[],
+    input_tensor_a_activations=[],
+    input_tensor_b_activations=[],
+    sub_core_grids=None,
+    sub_device_id=None,
+):
+    return _binary(
+        "add",
+        input_tensor_a,
+        input_tensor_b,
+        dtype=dtype,
+        memory_config=memory_config,
+        output_tensor=output_tensor,
+        activations=activations,
+        a_acts=input_tensor_a_activations,
+        b_acts=input_tensor_b_activations,
+    )
 
 
-def multiply(input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=False, dtype=None, memory_config=None,
-             output_tensor=None, activations=[], input_tensor_a_activations=[], input_tensor_b_activations=[],
-             sub_core_grids=None, sub_device_id=None):
-    return _binary("multiply", input_tensor_a, input_tensor_b, dtype=dtype, memory_config=memory_config,
-                   output_tensor=output_tensor, activations=activations, a_acts=input_tensor_a_activations,
-                   b_acts=input_tensor_b_activations)
+def multiply(
+    input_tensor_a,
+    input_tensor_b,
+    *,
+    fast_and_approximate_mode=False,
+    dtype=None,
+    memory_config=None,
+    output_tensor=None,
+    activations=[],
+    input_tensor_a_activations=[],
+    input_tensor_b_activations=[],
+    sub_core_grids=None,
+    sub_device_id=None,
+):
+    return _binary(
+        "multiply",
+        input_tensor_a,
+        input_tensor_b,
+        dtype=dtype,
+        memory_config=memory_config,
+        output_tensor=output_tensor,
+        activations=activations,
+        a_acts=input_tensor_a_activations,
+        b_acts=input_tensor_b_activations,
+    )
 
 
 def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
     device = require_device_tensor("relu", input_tensor)
     compute = tt.get_golden_function(tt.relu)
-    out = device.new_tensor(compute(input_tensor.data), input_tensor.dtype, input_tensor.layout,
-                            memory_config or input_tensor.memory_config())
+    out = device.new_tensor(
+        compute(input_tensor.data),
+        input_tensor.dtype,
+        input_tensor.layout,
+        memory_config or input_tensor.memory_config(),
+    )
     device.record_step(compute, [input_tensor], [out])
     return out

@@ -32,19 +32,40 @@ def _flat_nhwc(y: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)
 
 
-def _pool(name: str, input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, dilation,
-          ceil_mode, *, memory_config, dram_slice_config, applied_shard_scheme, dtype, output_layout, torch_pool):
+def _pool(
+    name: str,
+    input_tensor,
+    batch_size,
+    input_h,
+    input_w,
+    channels,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    ceil_mode,
+    *,
+    memory_config,
+    dram_slice_config,
+    applied_shard_scheme,
+    dtype,
+    output_layout,
+    torch_pool,
+):
     device = require_device_tensor(name, input_tensor)
     shape = tuple(input_tensor.shape)
     if shape[0] * shape[1] * shape[2] != batch_size * input_h * input_w or shape[-1] < channels:
-        raise RuntimeError(f"TT_FATAL: {name}: input {list(shape)} does not match batch_size*input_h*input_w = "
-                           f"{batch_size}*{input_h}*{input_w} rows of {channels} channels")
+        raise RuntimeError(
+            f"TT_FATAL: {name}: input {list(shape)} does not match batch_size*input_h*input_w = "
+            f"{batch_size}*{input_h}*{input_w} rows of {channels} channels"
+        )
     kernel, strd, dil = tuple(kernel_size), tuple(stride), tuple(dilation)
     pads = _pads(padding)
 
     def compute(x):
-        return _flat_nhwc(torch_pool(_nchw(x, batch_size, input_h, input_w, channels), kernel, strd, pads, dil,
-                                     ceil_mode))
+        return _flat_nhwc(
+            torch_pool(_nchw(x, batch_size, input_h, input_w, channels), kernel, strd, pads, dil, ceil_mode)
+        )
 
     result = compute(input_tensor.data)
     out_nhw = result.shape[2]
@@ -55,7 +76,8 @@ def _pool(name: str, input_tensor, batch_size, input_h, input_w, channels, kerne
     in_dram = input_tensor.memory_config().buffer_type == tt.BufferType.DRAM
     slice_type = dram_slice_config.slice_type if dram_slice_config is not None else None
     if (slice_type is not None and slice_type != tt.Op2DSliceConfig.SliceTypeEnum.L1Full) or (
-            slice_type is None and in_dram):
+        slice_type is None and in_dram
+    ):
         out = device.new_tensor(result, dtype, output_layout, memory_config or tt.DRAM_MEMORY_CONFIG)
     else:
         mc = memory_config or parallel.memory_config(out_nhw, channels, output_layout == tt.TILE_LAYOUT)
@@ -69,37 +91,104 @@ def _torch_max(x, kernel, stride, pads, dilation, ceil_mode):
     return torch.nn.functional.max_pool2d(x, kernel, stride, 0, dilation, ceil_mode)
 
 
-def max_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, dilation,
-               ceil_mode=False, *, memory_config=None, dram_slice_config=None, applied_shard_scheme=None,
-               deallocate_input=False, reallocate_halo_output=True, return_indices=False, dtype=tt.bfloat16,
-               output_layout=tt.ROW_MAJOR_LAYOUT, config_tensor_in_dram=False):
+def max_pool2d(
+    input_tensor,
+    batch_size,
+    input_h,
+    input_w,
+    channels,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    ceil_mode=False,
+    *,
+    memory_config=None,
+    dram_slice_config=None,
+    applied_shard_scheme=None,
+    deallocate_input=False,
+    reallocate_halo_output=True,
+    return_indices=False,
+    dtype=tt.bfloat16,
+    output_layout=tt.ROW_MAJOR_LAYOUT,
+    config_tensor_in_dram=False,
+):
     if return_indices:
         raise NotImplementedError("emulator: max_pool2d(return_indices=True) is not emulated")
-    out = _pool("max_pool2d", input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                dilation, ceil_mode, memory_config=memory_config, dram_slice_config=dram_slice_config,
-                applied_shard_scheme=applied_shard_scheme, dtype=dtype, output_layout=output_layout,
-                torch_pool=_torch_max)
+    out = _pool(
+        "max_pool2d",
+        input_tensor,
+        batch_size,
+        input_h,
+        input_w,
+        channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        memory_config=memory_config,
+        dram_slice_config=dram_slice_config,
+        applied_shard_scheme=applied_shard_scheme,
+        dtype=dtype,
+        output_layout=output_layout,
+        torch_pool=_torch_max,
+    )
     if deallocate_input:
         input_tensor.deallocate()
     return out
 
 
-def avg_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, ceil_mode=False,
-               count_include_pad=True, divisor_override=None, *, memory_config=None, dram_slice_config=None,
-               applied_shard_scheme=None, compute_kernel_config=None, deallocate_input=False,
-               reallocate_halo_output=True, dtype=tt.bfloat16, output_layout=tt.ROW_MAJOR_LAYOUT,
-               config_tensor_in_dram=False):
+def avg_pool2d(
+    input_tensor,
+    batch_size,
+    input_h,
+    input_w,
+    channels,
+    kernel_size,
+    stride,
+    padding,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    *,
+    memory_config=None,
+    dram_slice_config=None,
+    applied_shard_scheme=None,
+    compute_kernel_config=None,
+    deallocate_input=False,
+    reallocate_halo_output=True,
+    dtype=tt.bfloat16,
+    output_layout=tt.ROW_MAJOR_LAYOUT,
+    config_tensor_in_dram=False,
+):
     def torch_avg(x, kernel, stride_, pads, _dilation, ceil):
         if pads[0] == pads[1] and pads[2] == pads[3]:
-            return torch.nn.functional.avg_pool2d(x, kernel, stride_, (pads[0], pads[2]), ceil, count_include_pad,
-                                                  divisor_override)
+            return torch.nn.functional.avg_pool2d(
+                x, kernel, stride_, (pads[0], pads[2]), ceil, count_include_pad, divisor_override
+            )
         x = torch.nn.functional.pad(x, (pads[2], pads[3], pads[0], pads[1]))
         return torch.nn.functional.avg_pool2d(x, kernel, stride_, 0, ceil, True, divisor_override)
 
-    out = _pool("avg_pool2d", input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                (1, 1), ceil_mode, memory_config=memory_config, dram_slice_config=dram_slice_config,
-                applied_shard_scheme=applied_shard_scheme, dtype=dtype, output_layout=output_layout,
-                torch_pool=torch_avg)
+    out = _pool(
+        "avg_pool2d",
+        input_tensor,
+        batch_size,
+        input_h,
+        input_w,
+        channels,
+        kernel_size,
+        stride,
+        padding,
+        (1, 1),
+        ceil_mode,
+        memory_config=memory_config,
+        dram_slice_config=dram_slice_config,
+        applied_shard_scheme=applied_shard_scheme,
+        dtype=dtype,
+        output_layout=output_layout,
+        torch_pool=torch_avg,
+    )
     if deallocate_input:
         input_tensor.deallocate()
     return out

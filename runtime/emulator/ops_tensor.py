@@ -16,8 +16,15 @@ from runtime.ttnn_host import import_ttnn
 
 tt = import_ttnn()
 
-_TORCH_TO_TTNN = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "bfloat16",
-                  torch.float64: "float32", torch.int32: "uint32", torch.int64: "uint32", torch.uint8: "uint32"}
+_TORCH_TO_TTNN = {
+    torch.float32: "float32",
+    torch.bfloat16: "bfloat16",
+    torch.float16: "bfloat16",
+    torch.float64: "float32",
+    torch.int32: "uint32",
+    torch.int64: "uint32",
+    torch.uint8: "uint32",
+}
 
 
 def _host(data: torch.Tensor, dtype, layout, memory_config=None) -> Tensor:
@@ -30,17 +37,31 @@ def _holds(src: Tensor, dtype) -> bool:
     return dtype == src.dtype and dtype.name in ("FLOAT32", "BFLOAT16")
 
 
-def _unary_step(device: EmuDevice, name: str, src: Tensor, data: torch.Tensor, dtype, layout, memory_config,
-                compute) -> Tensor:
+def _unary_step(
+    device: EmuDevice, name: str, src: Tensor, data: torch.Tensor, dtype, layout, memory_config, compute
+) -> Tensor:
     """A data-movement op: one input, one new output tensor."""
     out = device.new_tensor(data, dtype, layout, memory_config, rounded=_holds(src, dtype))
     device.record_step(compute, [src], [out])
     return out
 
 
-def from_torch(tensor, dtype=None, *, spec=None, tile=None, pad_value=None, layout=None, device=None,
-               memory_config=None, mesh_mapper=None, cq_id=None, preserve_nan_values=False, col_tilize=False,
-               enable_bfloat_opt=False):
+def from_torch(
+    tensor,
+    dtype=None,
+    *,
+    spec=None,
+    tile=None,
+    pad_value=None,
+    layout=None,
+    device=None,
+    memory_config=None,
+    mesh_mapper=None,
+    cq_id=None,
+    preserve_nan_values=False,
+    col_tilize=False,
+    enable_bfloat_opt=False,
+):
     if tensor is None:
         return None
     data = torch.as_tensor(tensor)
@@ -62,7 +83,9 @@ def to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=
         raise RuntimeError("TT_FATAL: Tensor is not allocated (it was deallocated): cannot read it back")
     data = tensor._data
     name = dtypes.dtype_name(tensor.dtype)
-    out = data.to(torch.bfloat16) if name == "BFLOAT16" else (data.to(torch.int32) if name == "UINT32" else data.clone())
+    out = (
+        data.to(torch.bfloat16) if name == "BFLOAT16" else (data.to(torch.int32) if name == "UINT32" else data.clone())
+    )
     if torch_rank is not None:
         while out.dim() > torch_rank and out.shape[0] == 1:
             out = out.squeeze(0)
@@ -93,7 +116,8 @@ def copy_host_to_device_tensor(host_tensor, device_tensor, cq_id=None):
     if tuple(host_tensor.shape) != tuple(device_tensor.shape) or host_tensor.dtype != device_tensor.dtype:
         raise RuntimeError(
             f"TT_FATAL: copy_host_to_device_tensor: host tensor {list(host_tensor.shape)} {host_tensor.dtype} does not "
-            f"match device tensor {list(device_tensor.shape)} {device_tensor.dtype}")
+            f"match device tensor {list(device_tensor.shape)} {device_tensor.dtype}"
+        )
     device_tensor._data = dtypes.round_to(host_tensor.data, device_tensor.dtype)
 
 
@@ -106,8 +130,9 @@ def reallocate(tensor, memory_config=None):
     device = require_device_tensor("reallocate", tensor)
     data = tensor.data
     tensor.deallocate()
-    out = device.new_tensor(data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(),
-                            rounded=_holds(tensor, tensor.dtype))
+    out = device.new_tensor(
+        data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config(), rounded=_holds(tensor, tensor.dtype)
+    )
     device.record_step(lambda x: x, [tensor], [out])
     return out
 
@@ -121,14 +146,23 @@ def to_layout(tensor, layout, dtype=None, memory_config=None, sub_core_grids=Non
     device = require_device_tensor("to_layout", tensor)
     if layout == tensor.layout and dtype == tensor.dtype and memory_config is None:
         return tensor
-    return _unary_step(device, "to_layout", tensor, tensor.data, dtype, layout,
-                       memory_config or tensor.memory_config(), lambda x: x)
+    return _unary_step(
+        device, "to_layout", tensor, tensor.data, dtype, layout, memory_config or tensor.memory_config(), lambda x: x
+    )
 
 
 def to_memory_config(tensor, memory_config, dtype=None, output_tensor=None):
     device = require_device_tensor("to_memory_config", tensor)
-    return _unary_step(device, "to_memory_config", tensor, tensor.data, dtype or tensor.dtype, tensor.layout,
-                       memory_config, lambda x: x)
+    return _unary_step(
+        device,
+        "to_memory_config",
+        tensor,
+        tensor.data,
+        dtype or tensor.dtype,
+        tensor.layout,
+        memory_config,
+        lambda x: x,
+    )
 
 
 def interleaved_to_sharded(input_tensor, *args, **kwargs):
@@ -154,17 +188,32 @@ def interleaved_to_sharded(input_tensor, *args, **kwargs):
         spec = tt.ShardSpec(grid, list(bound["shard_shape"]), bound["shard_orientation"])
         memory_config = tt.MemoryConfig(bound["shard_scheme"], tt.BufferType.L1, spec)
         output_dtype = bound.get("output_dtype")
-    return _unary_step(device, "interleaved_to_sharded", input_tensor, input_tensor.data,
-                       output_dtype or input_tensor.dtype, input_tensor.layout, memory_config, lambda x: x)
+    return _unary_step(
+        device,
+        "interleaved_to_sharded",
+        input_tensor,
+        input_tensor.data,
+        output_dtype or input_tensor.dtype,
+        input_tensor.layout,
+        memory_config,
+        lambda x: x,
+    )
 
 
 def sharded_to_interleaved(input_tensor, memory_config=None, output_dtype=None):
     device = require_device_tensor("sharded_to_interleaved", input_tensor)
     if not input_tensor.is_sharded():
         raise RuntimeError("TT_FATAL: sharded_to_interleaved: input tensor must be sharded")
-    return _unary_step(device, "sharded_to_interleaved", input_tensor, input_tensor.data,
-                       output_dtype or input_tensor.dtype, input_tensor.layout,
-                       memory_config or tt.DRAM_MEMORY_CONFIG, lambda x: x)
+    return _unary_step(
+        device,
+        "sharded_to_interleaved",
+        input_tensor,
+        input_tensor.data,
+        output_dtype or input_tensor.dtype,
+        input_tensor.layout,
+        memory_config or tt.DRAM_MEMORY_CONFIG,
+        lambda x: x,
+    )
 
 
 def _is_view(old: tuple[int, ...], new: tuple[int, ...], tile: bool) -> bool:
@@ -176,8 +225,16 @@ def _is_view(old: tuple[int, ...], new: tuple[int, ...], tile: bool) -> bool:
     return (len(old) < 2 or old[-2] % TILE == 0) and (len(new) < 2 or new[-2] % TILE == 0)
 
 
-def reshape(input_tensor, shape, *args, memory_config=None, pad_value=None, reshape_tile_mode=None,
-            sub_core_grids=None, skip_padding_fill=False):
+def reshape(
+    input_tensor,
+    shape,
+    *args,
+    memory_config=None,
+    pad_value=None,
+    reshape_tile_mode=None,
+    sub_core_grids=None,
+    skip_padding_fill=False,
+):
     """(input_tensor, shape) or (input_tensor, logical_shape, padded_shape); the padded shape is ignored."""
     new_shape = tuple(int(d) for d in shape)
     if -1 in new_shape:
@@ -185,7 +242,8 @@ def reshape(input_tensor, shape, *args, memory_config=None, pad_value=None, resh
     data = input_tensor.data
     if data.numel() != torch.Size(new_shape).numel():
         raise RuntimeError(
-            f"TT_FATAL: reshape: cannot reshape {list(data.shape)} ({data.numel()} values) to {list(new_shape)}")
+            f"TT_FATAL: reshape: cannot reshape {list(data.shape)} ({data.numel()} values) to {list(new_shape)}"
+        )
     new_data = data.reshape(new_shape)
     if input_tensor._device is None:
         return Tensor(tt, new_data, input_tensor.dtype, input_tensor.layout, input_tensor.memory_config())
@@ -201,16 +259,27 @@ def reshape(input_tensor, shape, *args, memory_config=None, pad_value=None, resh
     return out
 
 
-def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None, output_tensor=None,
-          pad_value=None, sub_core_grids=None):
+def slice(
+    input_tensor,
+    slice_start,
+    slice_end,
+    slice_step=None,
+    *,
+    memory_config=None,
+    output_tensor=None,
+    pad_value=None,
+    sub_core_grids=None,
+):
     """Rows [start, end) (step) of each dim; the output is interleaved in the input's buffer unless told."""
     device = require_device_tensor("slice", input_tensor)
     shape = tuple(input_tensor.shape)
     starts, ends = [int(v) for v in slice_start], [int(v) for v in slice_end]
     steps = [1] * len(shape) if slice_step is None else [int(v) for v in slice_step]
     if not len(starts) == len(ends) == len(steps) == len(shape):
-        raise RuntimeError(f"TT_FATAL: slice: starts {starts}, ends {ends} and steps {steps} must each have one "
-                           f"entry per dim of {list(shape)}")
+        raise RuntimeError(
+            f"TT_FATAL: slice: starts {starts}, ends {ends} and steps {steps} must each have one "
+            f"entry per dim of {list(shape)}"
+        )
     for d, (lo, hi, st, n) in enumerate(zip(starts, ends, steps, shape, strict=True)):
         if not (0 <= lo < n and lo < hi <= n and st >= 1):
             raise RuntimeError(f"TT_FATAL: slice: dim {d} of size {n}: start {lo}, end {hi}, step {st} out of range")
@@ -220,8 +289,16 @@ def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_confi
     mc = memory_config or input_tensor.memory_config()
     if mc.is_sharded() and memory_config is None:
         mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)
-    return _unary_step(device, "slice", input_tensor, input_tensor.data[index].contiguous(), input_tensor.dtype,
-                       input_tensor.layout, mc, lambda x: x[index].contiguous())
+    return _unary_step(
+        device,
+        "slice",
+        input_tensor,
+        input_tensor.data[index].contiguous(),
+        input_tensor.dtype,
+        input_tensor.layout,
+        mc,
+        lambda x: x[index].contiguous(),
+    )
 
 
 def permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
@@ -230,5 +307,13 @@ def permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
     mc = memory_config or input_tensor.memory_config()
     if mc.is_sharded() and memory_config is None:
         mc = tt.MemoryConfig(tt.TensorMemoryLayout.INTERLEAVED, mc.buffer_type)
-    return _unary_step(device, "permute", input_tensor, input_tensor.data.permute(dims).contiguous(),
-                       input_tensor.dtype, input_tensor.layout, mc, lambda x: x.permute(dims).contiguous())
+    return _unary_step(
+        device,
+        "permute",
+        input_tensor,
+        input_tensor.data.permute(dims).contiguous(),
+        input_tensor.dtype,
+        input_tensor.layout,
+        mc,
+        lambda x: x.permute(dims).contiguous(),
+    )

@@ -23,8 +23,9 @@ def _output_memory_config(mc, sh: int, sw: int):
         return mc
     spec = mc.shard_spec
     h, w = spec.shape
-    return tt.MemoryConfig(mc.memory_layout, mc.buffer_type,
-                           tt.ShardSpec(spec.grid, [h * sh * sw, w], spec.orientation))
+    return tt.MemoryConfig(
+        mc.memory_layout, mc.buffer_type, tt.ShardSpec(spec.grid, [h * sh * sw, w], spec.orientation)
+    )
 
 
 def upsample(input_tensor, scale_factor, *, mode="nearest", memory_config=None, compute_kernel_config=None):

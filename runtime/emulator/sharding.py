@@ -31,8 +31,10 @@ class Parallel:
 
     def shard_shape(self, nhw: int, channels: int, tile: bool = True) -> tuple[int, int]:
         """Rows are whole tiles; channels are whole tiles in TILE layout, exact in ROW_MAJOR."""
+
         def width(parts: int) -> int:
             return cdiv(cdiv(channels, TILE), parts) * TILE if tile else cdiv(channels, parts)
+
         if self.layout == "HEIGHT_SHARDED":
             return cdiv(cdiv(nhw, TILE), self.num_cores) * TILE, width(1)
         if self.layout == "BLOCK_SHARDED":

@@ -38,7 +38,9 @@ class Buffer:
 class Tensor:
     """Emulated ttnn.Tensor (host or device storage)."""
 
-    def __init__(self, ttnn, data: torch.Tensor, dtype, layout, memory_config, device=None, buffer: Buffer | None = None):
+    def __init__(
+        self, ttnn, data: torch.Tensor, dtype, layout, memory_config, device=None, buffer: Buffer | None = None
+    ):
         self._ttnn = ttnn
         self._data = data
         self.dtype = dtype
@@ -107,8 +109,10 @@ class Tensor:
 
     def __repr__(self) -> str:
         where = "DEVICE" if self._device is not None else "HOST"
-        return (f"ttnn.Tensor(emulated, shape={list(self._data.shape)}, dtype={self.dtype}, layout={self.layout}, "
-                f"storage={where}, memory_config={self._memory_config})")
+        return (
+            f"ttnn.Tensor(emulated, shape={list(self._data.shape)}, dtype={self.dtype}, layout={self.layout}, "
+            f"storage={where}, memory_config={self._memory_config})"
+        )
 
     # --- emulator internals --------------------------------------------------------------------
     @property
@@ -121,4 +125,3 @@ class Tensor:
         if not self.is_allocated():
             raise RuntimeError("Tensor is not allocated (it was deallocated): cannot use it as an op input")
         return self._data
-
