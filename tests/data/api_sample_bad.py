@@ -1,5 +1,4 @@
 """A Panoptic-DeepLab-style TTNN module with six planted API mistakes (api facts §4.1)."""
-
 import ttnn
 
 

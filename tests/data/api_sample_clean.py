@@ -1,5 +1,4 @@
 """A clean TTNN module using the real 0.81.1 API (no problems expected)."""
-
 import ttnn
 
 CONV_CONFIG = ttnn.Conv2dConfig(
@@ -31,23 +30,9 @@ def open_device():
 def forward(device, x, w, b):
     x = ttnn.to_device(x, device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
     y, (h, wd) = ttnn.conv2d(
-        input_tensor=x,
-        weight_tensor=w,
-        bias_tensor=b,
-        device=device,
-        in_channels=3,
-        out_channels=64,
-        batch_size=1,
-        input_height=128,
-        input_width=256,
-        kernel_size=(3, 3),
-        stride=(2, 2),
-        padding=(1, 1),
-        dilation=(1, 1),
-        groups=1,
-        conv_config=CONV_CONFIG,
-        compute_config=COMPUTE,
-        slice_config=SLICE,
+        input_tensor=x, weight_tensor=w, bias_tensor=b, device=device, in_channels=3, out_channels=64,
+        batch_size=1, input_height=128, input_width=256, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1),
+        dilation=(1, 1), groups=1, conv_config=CONV_CONFIG, compute_config=COMPUTE, slice_config=SLICE,
         return_output_dim=True,
     )
     y = ttnn.to_memory_config(y, SHARDED)
