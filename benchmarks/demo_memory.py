@@ -44,7 +44,7 @@ def peak_rss_mb(args: list[str]) -> float:
     )
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"pdl-demo failed: {child.stderr.read().decode()}")
+        raise SystemExit(f"pdl-demo failed: {child.stderr.read().decode() if child.stderr else ''}")
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 

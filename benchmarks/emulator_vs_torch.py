@@ -38,7 +38,7 @@ def _time_ops(op_seconds: dict[str, float]) -> list[tuple[object, str, object]]:
     """Wrap every emulated op so its wall time adds to op_seconds[name]; returns what to restore."""
     from runtime.emulator import namespace
 
-    patched = []
+    patched: list[tuple[object, str, object]] = []
     for module_name, names in namespace.EMULATED_BY_MODULE.items():
         module = __import__(module_name, fromlist=["_"])
         for name in names:

@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -103,16 +104,16 @@ def convert_timings(variant: str) -> tuple[Graph, dict[str, float]]:
     model = model_lib.build_model(cfg).eval()
     graph = trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE)
     t_trace = time.perf_counter() - t0
-    timings = {"trace_s": round(t_trace, 3)}
+    timings: dict[str, Any] = {"trace_s": round(t_trace, 3)}
     try:
         planned, per_pass = plan_graph_timed(graph, get_target(ANCHOR_TARGET))
-        timings["passes_s"] = round(sum(per_pass.values()), 3)
+        passes_s = round(sum(per_pass.values()), 3)
         from templates.render import render_module
 
         t1 = time.perf_counter()
         render_module(planned, ANCHOR_TARGET)
-        timings["codegen_s"] = round(time.perf_counter() - t1, 3)
-        timings["total_s"] = round(t_trace + timings["passes_s"] + timings["codegen_s"], 3)
+        codegen_s = round(time.perf_counter() - t1, 3)
+        timings.update(passes_s=passes_s, codegen_s=codegen_s, total_s=round(t_trace + passes_s + codegen_s, 3))
     except Exception as e:  # pipeline or codegen not ready: report the trace time alone
         timings["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
     return graph, timings
@@ -167,7 +168,7 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
         entry: dict = {"pdl_convert": timings, "targets": {}}
         for tname in targets:
             target = get_target(tname)
-            rows = {}
+            rows: dict[str, Any] = {}
             planned = plans(graph, target, handtuned)
             for plan_name, (g, err) in planned.items():
                 rows[plan_name] = cost_model.evaluate(g, target).summary() if g else {"error": err}

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 inputs=SCENES_TOKEN,
                 weights=weights,
                 output_dir=Path(tmp),
+                config=None,
                 variant=VARIANT,
                 input_size=size,
                 pytorch_only=False,

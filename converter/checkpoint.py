@@ -20,6 +20,7 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,7 +98,7 @@ def random_state_dict(cfg: CfgNode, seed: int = 0) -> dict[str, np.ndarray]:
     threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(calibration_cfg)
+        model: Any = build_model(calibration_cfg)  # a Detectron2 meta-architecture (attributes by config)
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for m in model.modules():
@@ -173,7 +174,7 @@ def _is_numeric(v: object) -> bool:
     return isinstance(v, torch.Tensor) and not (v.is_complex() or v.is_quantized)
 
 
-def read_checkpoint(path: Path) -> dict[str, object]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint's dict, whose "model" maps state-dict names to numeric numpy arrays (model-zoo
     pickle) or tensors (torch file); or a UserError saying what is wrong with the file."""
     path = Path(path)
@@ -200,7 +201,7 @@ def read_checkpoint(path: Path) -> dict[str, object]:
     return data
 
 
-def check_state(model: nn.Module, state: dict[str, object], path: Path) -> None:
+def check_state(model: nn.Module, state: dict[str, Any], path: Path) -> None:
     """UserError naming the first mismatches if `state` does not fit `model` key for key, shape for shape."""
     expected = _expected_state(model)
     problems = [f"missing {k}" for k in expected if k not in state]

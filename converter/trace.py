@@ -38,7 +38,13 @@ class _InferenceCore(nn.Module):
     Submodules keep their attribute names, so nn_module_stack paths are the model's own module paths.
     """
 
-    def __init__(self, model: nn.Module, variant: str):
+    backbone: nn.Module
+    sem_seg_head: nn.Module
+    ins_embed_head: nn.Module
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
+    def __init__(self, model: Any, variant: str):  # a Detectron2 meta-architecture
         super().__init__()
         self.backbone = model.backbone
         self.sem_seg_head = model.sem_seg_head
@@ -76,6 +82,19 @@ def _arg(node: fx.Node, i: int, name: str, default: Any) -> Any:
     if len(node.args) > i:
         return node.args[i]
     return node.kwargs.get(name, default)
+
+
+def _tensor(a: fx.node.Argument) -> fx.Node:
+    """An op's tensor argument: an fx node (a constant there is not lowered)."""
+    if not isinstance(a, fx.Node):
+        raise _Unsupported(f"an op with the constant {a!r} where a tensor is expected")
+    return a
+
+
+def _sequence(a: fx.node.Argument) -> list[fx.node.Argument]:
+    if not isinstance(a, (list, tuple)):
+        raise _Unsupported(f"an op with {a!r} where a list of tensors is expected")
+    return list(a)
 
 
 def _shape(n: fx.Node) -> tuple[int, ...]:
@@ -117,7 +136,7 @@ class _Lifter:
         return self.consts[n.name].detach().to(torch.float32).clone()
 
     def conv2d(self, n: fx.Node) -> _Lifted:
-        x, w = n.args[0], self.const(n.args[1], "conv2d with a computed weight")
+        x, w = _tensor(n.args[0]), self.const(n.args[1], "conv2d with a computed weight")
         bias = _arg(n, 2, "bias", None)
         padding = _arg(n, 4, "padding", 0)
         if isinstance(padding, str):
@@ -140,6 +159,7 @@ class _Lifter:
 
     def batch_norm(self, n: fx.Node) -> _Lifted:
         x, weight, bias, mean, var, training = n.args[:6]
+        x = _tensor(x)
         if training:
             raise _Unsupported("batch_norm in training mode")
         channels = _shape(x)[1]
@@ -149,10 +169,10 @@ class _Lifter:
             "running_mean": self.const(mean, "batch_norm without running stats"),
             "running_var": self.const(var, "batch_norm without running stats"),
         }
-        return _Lifted("batch_norm", [x], {"eps": float(n.args[7])}, params)
+        return _Lifted("batch_norm", [x], {"eps": float(_arg(n, 7, "eps", 1e-5))}, params)
 
     def unary(self, op: str) -> Callable[[fx.Node], _Lifted]:
-        return lambda n: _Lifted(op, [n.args[0]])
+        return lambda n: _Lifted(op, [_tensor(n.args[0])])
 
     def add(self, n: fx.Node) -> _Lifted:
         a, b = n.args[:2]
@@ -161,13 +181,13 @@ class _Lifter:
         return _Lifted("add", [a, b], {"activation": None})
 
     def concat(self, n: fx.Node) -> _Lifted:
-        inputs = list(n.args[0])
+        inputs = [_tensor(a) for a in _sequence(n.args[0])]
         dim = int(_arg(n, 1, "dim", 0)) % len(_shape(n))
         return _Lifted("concat", inputs, {"dim": dim})
 
     def upsample(self, mode: str) -> Callable[[fx.Node], _Lifted]:
         def lift(n: fx.Node) -> _Lifted:
-            x = n.args[0]
+            x = _tensor(n.args[0])
             (h, w), (oh, ow) = _shape(x)[2:], _shape(n)[2:]
             align = bool(_arg(n, 2, "align_corners", False)) if mode == "bilinear" else False
             if oh % h == 0 and ow % w == 0 and not align:
@@ -190,7 +210,7 @@ class _Lifter:
         return lift
 
     def avg_pool2d(self, n: fx.Node) -> _Lifted:
-        x = n.args[0]
+        x = _tensor(n.args[0])
         kernel = _pair(n.args[1])
         stride = _pair(_arg(n, 2, "stride", []) or kernel)
         padding = _pair(_arg(n, 3, "padding", 0))
@@ -213,13 +233,13 @@ class _Lifter:
     def adaptive_avg_pool2d(self, n: fx.Node) -> _Lifted:
         if _pair(n.args[1]) != (1, 1):
             raise _Unsupported("adaptive_avg_pool2d to an output other than 1x1")
-        return _Lifted("global_avg_pool2d", [n.args[0]])
+        return _Lifted("global_avg_pool2d", [_tensor(n.args[0])])
 
     def max_pool2d(self, n: fx.Node) -> _Lifted:
         kernel = _pair(n.args[1])
         return _Lifted(
             "max_pool2d",
-            [n.args[0]],
+            [_tensor(n.args[0])],
             {
                 "kernel_size": kernel,
                 "stride": _pair(_arg(n, 2, "stride", []) or kernel),
@@ -236,7 +256,7 @@ class _Lifter:
         return _Lifted("mul_scalar", [x], {"scalar": float(s)})
 
     def _per_channel(self, n: fx.Node) -> tuple[fx.Node, torch.Tensor]:
-        x, c = n.args[:2]
+        x, c = _tensor(n.args[0]), n.args[1]
         channels = _shape(x)[1]
         c = self.const(c, "elementwise op with a computed operand")
         if c.numel() != channels or c.dim() < 3 or any(d != 1 for d in c.shape[-2:]):
@@ -254,7 +274,7 @@ class _Lifter:
     def dropout(self, n: fx.Node) -> fx.Node:
         if _arg(n, 2, "train", False):
             raise _Unsupported("dropout in training mode")
-        return n.args[0]
+        return _tensor(n.args[0])
 
 
 class _Unsupported(Exception):
@@ -281,7 +301,7 @@ def _node_name(op: str, source: str, cls: str) -> str:
     return f"{source}.{op}" if source else op
 
 
-def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int) -> tuple[str, str]:
+def _host_steps(model: Any, variant: str, input_size: tuple[int, int], batch: int) -> tuple[str, str]:
     h, w = input_size
     fmt = getattr(model, "input_format", "RGB")
     pre = (
@@ -300,9 +320,7 @@ def _host_steps(model: nn.Module, variant: str, input_size: tuple[int, int], bat
     return pre, post
 
 
-def export_core(
-    model: nn.Module, variant: str, input_size: tuple[int, int], batch: int = 1
-) -> torch.export.ExportedProgram:
+def export_core(model: Any, variant: str, input_size: tuple[int, int], batch: int = 1) -> torch.export.ExportedProgram:
     """torch.export of the inference core at a fixed Nx3xHxW size (puts the model in eval mode)."""
     check_variant(variant)
     if variant not in model.variants:
@@ -332,9 +350,10 @@ def export_core(
         ) from None
 
 
-def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
+def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
     """The IR graph of `model`'s inference core for an Nx3xHxW input (N = `batch`; RGB 0-255 floats)."""
-    exported = export_core(model, variant, tuple(input_size), batch)
+    size = (input_size[0], input_size[1])
+    exported = export_core(model, variant, size, batch)
     lifter = _Lifter(exported)
     fx_graph = exported.graph
     fx_users = {n.name: len(n.users) for n in fx_graph.nodes}
@@ -364,9 +383,9 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], bat
         if n.op == "output":
             heads = VARIANT_OUTPUTS[variant]
             for head, result in zip(heads, n.args[0], strict=True):
-                producer = nodes[index[value[result.name]]]
+                head_node = nodes[index[value[result.name]]]
                 name = unique(f"output.{head}")
-                emit(Node(name, "output", (producer.name,), producer.out, producer.source))
+                emit(Node(name, "output", (head_node.name,), head_node.out, head_node.source))
                 outputs[head] = name
             continue
         source, cls = _source(n)
@@ -422,7 +441,7 @@ def trace_model(model: nn.Module, variant: str, input_size: tuple[int, int], bat
             x.name for x in nodes if x.op != "output" and (x.source == module or x.source.startswith(module + "."))
         ]
         taps[tap] = inside[-1]
-    pre, post = _host_steps(model, variant, tuple(input_size), batch)
+    pre, post = _host_steps(model, variant, size, batch)
     meta = {
         "variant": variant,
         "input_size": tuple(input_size),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from passes.targets import TILE
 
@@ -125,7 +126,7 @@ def conv_blocks(
     out_channels: int,
     kernel_size: tuple[int, int],
     stride: tuple[int, int],
-    padding: tuple[int, int],
+    padding: tuple[int, ...],
     dilation: tuple[int, int],
     shard_layout: str,
     grid: tuple[int, int],
@@ -191,7 +192,7 @@ def conv_is_matmul(
     *,
     kernel_size: tuple[int, int],
     stride: tuple[int, int],
-    padding: tuple[int, int],
+    padding: tuple[int, ...],
     dilation: tuple[int, int],
     shard_layout: str,
     groups: int,
@@ -236,7 +237,7 @@ def conv2d_l1(
 ) -> ConvL1:
     """What one ttnn.conv2d (with a bias, packer_l1_acc = fp32_dest_acc) allocates per core in L1;
     for a DRAM-sliced conv the largest of its slices' (see `conv2d_slices`)."""
-    args = dict(
+    args: dict[str, Any] = dict(
         batch=batch,
         input_hw=input_hw,
         in_channels=in_channels,

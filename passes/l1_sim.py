@@ -49,6 +49,7 @@ def buffer_bytes(t: TensorState, target: Target) -> int:
         return 0
     tile = t.layout == "TILE"
     if p.sharded:
+        assert p.shard_shape is not None, "a sharded placement has a shard shape"
         sh, sw = p.shard_shape
         if tile:
             return cdiv(sh, TILE) * cdiv(sw, TILE) * cb_model.TILE_BYTES[t.dtype]
@@ -114,6 +115,7 @@ class Parallel:
     def of(cls, p: Placement) -> Parallel | None:
         if p.buffer != "L1" or not p.sharded:
             return None
+        assert p.grid is not None, "a sharded placement names its grid"
         count = p.num_cores if p.num_cores is not None else p.grid[0] * p.grid[1]
         return cls(p.layout, core_box(p.grid, count), count)
 
@@ -248,7 +250,9 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
     sh, sw = _pair(n.attrs["scale_factor"])
     slice_cb = 4 * cb_model.BF16_TILE
     steps: list[Step] = []
-    for lo, hi in upsample_bands(h, plan_of(n).slices[1]):
+    bands = plan_of(n).slices
+    assert bands is not None, "memory planning set the row bands"
+    for lo, hi in upsample_bands(h, bands[1]):
         band = TensorState(band_placement((hi - lo) * w, c, target), (hi - lo) * w, c, x.dtype, x.layout)
         up = TensorState(
             band_placement((hi - lo) * w * sh * sw, c, target), (hi - lo) * w * sh * sw, c, x.dtype, x.layout
@@ -402,7 +406,8 @@ def _upsample_steps(
     b, c, h, w = in_shape
     mode = n.attrs["mode"]
     par = Parallel.of(x.placement)
-    c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else x.placement.shard_shape[1]
+    shard = x.placement.shard_shape or (x.rows, c)  # (an interleaved input: one shard of everything)
+    c_core = c if par is None or par.layout == "HEIGHT_SHARDED" else shard[1]
     cb = cb_model.upsample_cb_bytes(
         channels_per_core=c_core,
         mode=mode,
@@ -417,10 +422,10 @@ def _upsample_steps(
         batch=b,
         input_hw=(h, w),
         scale=_pair(n.attrs["scale_factor"]),
-        num_cores=x.placement.num_cores,
+        num_cores=par.num_cores if par is not None else 1,
         channels_per_core=c_core,
     )
-    config = Alloc("L1_SMALL", round_up(2 * (x.placement.shard_shape[0] + 2 * w) + 64, 16))
+    config = Alloc("L1_SMALL", round_up(2 * (shard[0] + 2 * w) + 64, 16))
     steps: list[Step] = [
         Program(
             (config, Alloc("L1", round_up(halo, 16), f"{n.name}.halo")),
@@ -430,8 +435,8 @@ def _upsample_steps(
     ]
     sh, sw = _pair(n.attrs["scale_factor"])
     p = out.placement if out is not None else None
-    own_rows = cdiv(b * h * w * sh * sw, p.num_cores) if p is not None and p.sharded else 0
-    if own_rows and p.shard_shape[0] != own_rows:
+    own_rows = cdiv(b * h * w * sh * sw, p.num_cores) if p is not None and p.sharded and p.num_cores else 0
+    if own_rows and p is not None and p.shard_shape is not None and p.shard_shape[0] != own_rows:
         own = own_rows * round_up(c * ELEMENT_BYTES["bfloat16"], target.l1_alignment)
         return steps + [
             Program((Alloc("L1", own, f"{n.name}.own"),), cb, "upsample"),
@@ -542,7 +547,7 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
             ]
         return steps
 
-    output = [Program(out_allocs, 0, f"{n.op} output")] if out_allocs else []  # (made before the slices run)
+    output: list[Step] = [Program(out_allocs, 0, f"{n.op} output")] if out_allocs else []  # (made first)
     if slices is not None and slices[1] > 0:
         return output + programs(slices[0], slices[1])
     # ttnn's automatic count: the first whose largest slice fits (its programs' working set as one
@@ -585,7 +590,8 @@ class L1Sim:
     l1: FreeList = field(init=False)
     small: FreeList = field(init=False)
     addr: dict[str, int] = field(default_factory=dict)
-    log: list[tuple[str, int, int]] | None = None  # ("+"|"-"|"cb", address, bytes) when given a list
+    # ("+"|"-"|"cb", address, bytes), or ("sliced", the slice count chosen, 0), when given a list
+    log: list[tuple[str, int | str, int]] | None = None
     peak: int = 0  # most CB + L1 + L1_SMALL bytes any program needed
     op_peak: int = 0  # the same since the current op began (moves and reallocations included)
     # when a list: each program `run` launches, as (label, CB bytes, L1 and L1_SMALL bytes of the
@@ -690,7 +696,7 @@ class L1Sim:
                         continue
                     if self.log is not None:
                         self.log.append(("sliced", program.label, 0))
-                    if self.programs is not None:
+                    if self.programs is not None and trial.programs is not None:
                         self.programs += trial.programs
                     self.l1, self.small, self.addr, self.owned = trial.l1, trial.small, trial.addr, trial.owned
                     peak = max(peak, used)
@@ -770,10 +776,10 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
             sim.free(x)
     ins = [reads.get(x, live[x]) for x in n.inputs]
     rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
-    out = TensorState(plan.output, rows, cols, output_dtype(n, ins), plan.layout)
+    out = TensorState(output_of(n), rows, cols, output_dtype(n, ins), plan.layout)
     applied = (
-        plan.output.layout
-        if n.op in ("max_pool2d", "avg_pool2d") and plan.output.sharded and not ins[0].placement.sharded
+        out.placement.layout
+        if n.op in ("max_pool2d", "avg_pool2d") and out.placement.sharded and not ins[0].placement.sharded
         else None
     )
     sim.own()
@@ -803,5 +809,5 @@ def op_programs(graph, target: Target, l1_small_size: int) -> dict[str, list[tup
             continue
         simulate_op(sim, live, n, shapes, target)
         if n.op != "output":
-            out[n.name] = list(sim.programs)
+            out[n.name] = list(sim.programs or ())
     return out

@@ -252,10 +252,14 @@ class Verification:
     def passed(self) -> bool:
         """The exit status's floor: PCC per head. The result bounds are reported, not enforced yet: the
         default precision does not keep them (README, "Accuracy policy")."""
-        return not self.error and all(s.pcc >= VERIFY_PCC_FLOOR for s in self.quality.heads.values())
+        return (
+            not self.error
+            and self.quality is not None
+            and all(s.pcc >= VERIFY_PCC_FLOOR for s in self.quality.heads.values())
+        )
 
     def line(self) -> str:
-        if self.error:
+        if self.error or self.quality is None:
             return f"verify {self.variant}: FAILED, the generated module did not run: {self.error}"
         q = self.quality
         heads = ", ".join(f"{h} PCC {s.pcc:.5f}" for h, s in q.heads.items())
@@ -651,15 +655,15 @@ def run(args: argparse.Namespace) -> int:
         state = (
             ("up to date" if status == EXIT_OK else "stale") if args.check else "not written" if rejected else "written"
         )
-        for c in converted:
-            print(_summary(c, args.out, state, size))
+        for done in converted:
+            print(_summary(done, args.out, state, size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
-    for c in converted:
-        if c.check is not None and not (args.quiet and c.check.accepted):
-            print(f"{c.variant}: {c.check.verdict()}")
-            if not c.check.accepted:
-                if c.check.statement:
-                    print(f"  {c.check.statement}")
+    for done in converted:
+        if done.check is not None and not (args.quiet and done.check.accepted):
+            print(f"{done.variant}: {done.check.verdict()}")
+            if not done.check.accepted:
+                if done.check.statement:
+                    print(f"  {done.check.statement}")
                 status = EXIT_FAILED
     for v in results:
         print(v.line())

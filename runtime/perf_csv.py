@@ -21,7 +21,7 @@ from pathlib import Path
 
 from converter.ir import Graph
 from passes import cost_model
-from passes.plan import Placement
+from passes.plan import Placement, output_of, plan_of
 from passes.targets import Target
 
 # tt-metal's device operation (the profiler's OP CODE) each IR op runs as.
@@ -100,7 +100,7 @@ def modeled_csv(graph: Graph, target: Target) -> str:
         )
 
     for node, cost, operands in cost_model.walk(graph, target):
-        plan = node.plan
+        plan = plan_of(node)
         row(**{"OP CODE": node.name, "OP TYPE": SIGNPOST})
         if cost.reshard_us:
             row(
@@ -122,7 +122,7 @@ def modeled_csv(graph: Graph, target: Target) -> str:
             "INPUT_0_DATATYPE": operands[0].dtype.upper(),
             "INPUT_0_MEMORY": _memory(operands[0].placement),
             "OUTPUT_0_DATATYPE": plan.dtype.upper(),
-            "OUTPUT_0_MEMORY": _memory(plan.output),
+            "OUTPUT_0_MEMORY": _memory(output_of(node)),
         }
         if node.op == "conv2d":  # weights are prepared in DRAM: [1, 1, Cin/groups*kh*kw, Cout]
             n, c, h, w = node.out.shape

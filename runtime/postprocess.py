@@ -46,7 +46,7 @@ class FusionParams:
         """The values PanopticDeepLab.__init__ reads from a Detectron2 config. A semantic-only model
         (SemanticSegmentor) is fused to its argmax alone, which reads none of them."""
         meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
-        colors = tuple(tuple(int(v) for v in c) for c in meta.get("stuff_colors", ()))
+        colors = tuple((int(c[0]), int(c[1]), int(c[2])) for c in meta.get("stuff_colors", ()))
         if cfg.MODEL.META_ARCHITECTURE != "PanopticDeepLab":
             return cls(
                 thing_ids=(),

@@ -527,8 +527,8 @@ def assign(
     target: str,
     fn: str,
     args: list[str],
-    kwargs: list[tuple[str, Any]] = (),
-    comment: str = "",  # type: ignore[assignment]
+    kwargs: list[tuple[str, Any]] | tuple[()] = (),
+    comment: str = "",
     indent: int = 8,
 ) -> str:
     """`target = fn(args, k=v)  # comment` on one line (the formatter wraps it), the comment above it when
@@ -585,11 +585,8 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
     device_params = {"l1_small_size": l1_small_size, "trace_region_size": TRACE_REGION_SIZE}
     env = _environment()
     input_var = lowering.var[input_node.name]
-    methods, calls = split(
-        lowering.blocks(env.get_template("ops.j2").module.statement),
-        (input_var,),  # type: ignore[attr-defined]
-        tuple(outputs.values()),
-    )
+    macros: Any = env.get_template("ops.j2").module  # jinja2 exposes a template's macros as attributes
+    methods, calls = split(lowering.blocks(macros.statement), (input_var,), tuple(outputs.values()))
     text = env.get_template("module.py.j2").render(
         variant=graph.meta.get("variant", "model"),
         class_name=class_name(graph.meta.get("variant", "model")),

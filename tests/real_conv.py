@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import ttnn
@@ -81,7 +82,9 @@ def summarize(trace) -> dict:
     """Per-core bytes: the largest conv/matmul program's static CBs + dataflow buffers that no tensor
     backs, the largest halo output, the largest L1 buffer a conv/matmul program allocated."""
     op, cb, halo, output = "", 0, 0, 0
-    program, sizes, cb_sizes, matmul = 0, [], [], False
+    program, matmul = 0, False
+    sizes: list[int] = []
+    cb_sizes: list[int] = []
     for node in trace:
         kind, params = node["node_type"], node.get("params", {})
         if kind == "function_start" and params.get("name", "").endswith("DeviceOperation"):
@@ -120,7 +123,8 @@ def slices(trace) -> list[dict]:
     starts), the halo, the conv ("output", "cb"), the untilize of a ROW_MAJOR result (of a WIDTH-sharded
     one after its copy to L1-interleaved, "interleaved"), SliceWrite's CBs ("write_cb"); any other
     program's L1 under "other"."""
-    out, op, depth, op_depth = [], "", 0, 0
+    out: list[dict[str, Any]] = []  # per slice: its programs' bytes, and the allocations no key names
+    op, depth, op_depth = "", 0, 0
     for node in trace:
         kind, params = node["node_type"], node.get("params", {})
         if kind == "function_start":

@@ -17,7 +17,8 @@ GENERATED = Path(__file__).resolve().parent.parent / "generated"
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_is_byte_identical_to_a_fresh_render(variant: str) -> None:
     converted = convert(variant, "blackhole-20", ttnn_check=True)
-    assert converted.check is not None and converted.check.accepted, converted.check.verdict()
+    check = converted.check
+    assert check is not None and check.accepted, check.verdict() if check else "not checked"
     assert set(converted.files) == {f"{variant}.py", f"{variant}.plan.md", f"{variant}.ops_perf_modeled.csv"}
     assert stale_files(GENERATED, converted) == []
 

@@ -57,6 +57,11 @@ def _write_pickle(path: Path, obj) -> Path:
     return path
 
 
+def _saved(path: Path, obj: object) -> Path:
+    torch.save(obj, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "make, expected",
     [
@@ -176,12 +181,12 @@ def test_a_torch_file_that_would_run_code_is_refused_without_running_it(small_cf
     "make, expected",
     [
         (lambda p: (p.write_bytes(b"PK\x03\x04 a truncated zip"), p)[1], "not a readable torch file"),
-        (lambda p: (torch.save([torch.zeros(1)], p), p)[1], "holds a list, not a dict"),
+        (lambda p: _saved(p, [torch.zeros(1)]), "holds a list, not a dict"),
         (
-            lambda p: (torch.save({"model": {"w": torch.zeros(2, dtype=torch.complex64)}}, p), p)[1],
+            lambda p: _saved(p, {"model": {"w": torch.zeros(2, dtype=torch.complex64)}}),
             "entry 'w' is an array of dtype torch.complex64, not a numeric array",
         ),
-        (lambda p: (torch.save({"state_dict": {}}, p), p)[1], "lacks the key(s) 'model' (a dict)"),
+        (lambda p: _saved(p, {"state_dict": {}}), "lacks the key(s) 'model' (a dict)"),
     ],
 )
 def test_unusable_torch_files_are_user_errors(small_cfg, tmp_path, make, expected):

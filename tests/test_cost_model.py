@@ -49,6 +49,7 @@ def conv_plan(cores=20, weights="bfloat8_b", fidelity="LoFi", out: Placement | N
 
 def cost(node: Node, plan: OpPlan, src: Placement | None = None, cin: int | None = None) -> cm.OpCost:
     shape = (1, cin or node.attrs["in_channels"]) + node.out.shape[2:]
+    assert plan.conv is not None
     return cm.op_cost(node, plan, BH20, [cm.Operand(shape, "bfloat16", src or hs(plan.conv.num_cores))])
 
 

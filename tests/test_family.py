@@ -221,7 +221,7 @@ def test_a_variant_the_config_has_not_is_named():
 
 def _suggested(message: str) -> list[tuple[int, int]]:
     tail = message.split("sizes that work with this config: ", 1)[1].split(";")[0]
-    return [tuple(map(int, s.split("x"))) for s in tail.split(", ")]
+    return [(int(h), int(w)) for h, w in (s.split("x") for s in tail.split(", "))]
 
 
 @pytest.mark.parametrize("name", list(UPSTREAM))

@@ -175,8 +175,9 @@ def measured() -> dict[str, list[dict]]:
     pytest.importorskip("ttnn")
     from runtime.ttnn_mock import binutils_missing
 
-    if binutils_missing():
-        pytest.skip(binutils_missing())
+    missing = binutils_missing()
+    if missing:
+        pytest.skip(missing)
     jobs = {}
     for i, (name, count) in enumerate(SAMPLES.items()):
         rng = random.Random(1000 + i)
@@ -202,7 +203,8 @@ def measured() -> dict[str, list[dict]]:
 
 
 def _compare(measured: dict[str, list[dict]], sliced: bool) -> tuple[collections.Counter, list[str]]:
-    tally, misses = collections.Counter(), []
+    tally: collections.Counter = collections.Counter()
+    misses: list[str] = []
     for name, results in measured.items():
         grid = get_target(name).grid
         for r in results:

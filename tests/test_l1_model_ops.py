@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def _specs(target) -> list[dict]:
             mem = DRAM
         if form == "block" and (mem["shard_shape"][1] * gx != c or rows % 32):
             mem = _height((gx, gy), rows, c, cores)
-        args = {
+        args: dict[str, Any] = {
             "batch": 1,
             "input_hw": [h, w],
             "channels": c,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from typing import Any
 
 import torch
 
@@ -59,7 +60,7 @@ def test_cache_key_depends_on_checkpoint_and_plan() -> None:
 
 def test_real_ttnn_host_tensors() -> None:
     ttnn = import_ttnn()
-    tensors = to_ttnn(host_weights(tiny_graph()), ttnn)
+    tensors: dict[str, Any] = to_ttnn(host_weights(tiny_graph()), ttnn)
     stem = tensors["backbone.stem.conv1.weight"]
     assert (stem.dtype, stem.layout) == (ttnn.float32, ttnn.ROW_MAJOR_LAYOUT)
     assert tuple(stem.shape) == (32, 3, 3, 3)

@@ -70,7 +70,9 @@ def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> N
     bad = re.sub(r"act_block_h_override=\d+", "act_block_h_override=48", first.group(2), count=1)
     broken = tmp_path / path.name
     broken.write_text(text.replace(first.group(2), bad))
-    result = check_module(broken, re.search(r'^TARGET = "([^"]+)"', text, re.M).group(1))
+    target = re.search(r'^TARGET = "([^"]+)"', text, re.M)
+    assert target is not None
+    result = check_module(broken, target.group(1))
     assert not result.accepted
     assert result.layer == first.group(1)
     assert f'"{first.group(1)}"' in result.statement
