@@ -1,6 +1,6 @@
-"""The project's static checks, run as the suite runs everything: lint and format (ruff) and the import
-contract (import-linter: converter -> passes -> templates -> runtime, analyses apart from transforms,
-generated modules import only ttnn), each configured in pyproject.toml."""
+"""The project's static checks, run as the suite runs everything: lint and format (ruff), types (mypy)
+and the import contract (import-linter: converter -> passes -> templates -> runtime, analyses apart from
+transforms, generated modules import only ttnn), each configured in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize(
     "argv",
-    [("ruff", "check", "--output-format", "concise", "."), ("ruff", "format", "--check", "."), ("lint-imports",)],
-    ids=["ruff-check", "ruff-format", "import-contract"],
+    [
+        ("ruff", "check", "--output-format", "concise", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy",),
+        ("lint-imports",),
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contract"],
 )
 def test_static_check_is_clean(argv):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
