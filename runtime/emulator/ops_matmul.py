@@ -46,6 +46,7 @@ def matmul(
     optional_output_tensor=None,
     global_cb=None,
     sub_device_id=None,
+    prefetcher_pipes=None,
 ):
     device = require_device_tensor("matmul", input_tensor_a, input_tensor_b)
     a, b = input_tensor_a, input_tensor_b
