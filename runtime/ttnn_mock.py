@@ -227,6 +227,10 @@ def _statements(text: str) -> dict[int, tuple[int, str]]:
     return spans
 
 
+# the generated module's helpers (templates/module.py.j2): a call inside them belongs to their caller
+_HELPERS = frozenset({"conv2d", "upsample_bands", "resample", "move", "sharded", "cores"})
+
+
 def _layer_of(statement: str, names: set[str]) -> str:
     for literal in re.findall(r'"([^"]+)"', statement):
         if literal in names:
@@ -251,20 +255,23 @@ class _Recorder:
         self.ops: list[OpUsage] = []
         self.where: tuple[int, str] = (0, "")
 
-    def _caller_line(self) -> int:
+    def _caller(self) -> tuple[int, str | None]:
+        """The generated line that runs this call, and the `name` (a module path) of the method it is
+        in: layers called through the module's helpers (conv2d, move, ...) take their caller's line."""
         frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename != self._file:
             frame = frame.f_back
-        if frame is None:
-            return 0
-        # layers called through the module's helper methods (conv2d, upsample_bands): their caller's line
         while (
-            frame.f_code.co_name not in ("forward", "<module>")
+            frame is not None
+            and frame.f_code.co_name in _HELPERS
             and frame.f_back is not None
             and frame.f_back.f_code.co_filename == self._file
         ):
             frame = frame.f_back
-        return frame.f_lineno
+        if frame is None:
+            return 0, None
+        name = frame.f_locals.get("name")
+        return frame.f_lineno, name if isinstance(name, str) else None
 
     def __getattr__(self, name: str):
         attr = getattr(self._ttnn, name)
@@ -272,7 +279,10 @@ class _Recorder:
             return attr
 
         def call(*args, **kwargs):
-            line, statement = self.statements.get(self._caller_line(), (0, ""))
+            at, module_path = self._caller()
+            line, statement = self.statements.get(at, (0, ""))
+            if module_path is not None:  # a shared block method: its layer names are f"{name}...."
+                statement = statement.replace('f"{name}.', f'"{module_path}.').replace("{name}", module_path)
             layer = _layer_of(statement, self._names)
             self.where = (line, layer)
             if self._signpost is not None:

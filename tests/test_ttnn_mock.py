@@ -75,7 +75,8 @@ def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> N
     result = check_module(broken, target.group(1))
     assert not result.accepted
     assert result.layer == first.group(1)
-    assert f'"{first.group(1)}"' in result.statement
+    # the statement as written in the block's method, which names the layer relative to the block
+    assert "self.conv2d(" in result.statement and f'{first.group(1).rsplit(".", 1)[1]}"' in result.statement
     assert broken.read_text().splitlines()[result.line - 1].strip().startswith(result.statement.split("(")[0])
     assert result.error.startswith(("TT_FATAL", "TT_THROW")) and "backtrace" not in result.error
     assert "act_block_h" in result.error
