@@ -23,7 +23,7 @@ Sources (ttnn 0.81.1 wheel data files, read offline: ttnn/tt_metal/soc_descripto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from converter.errors import UserError
 
@@ -50,6 +50,11 @@ class Target:
     grid_override: str | None = None  # TT_METAL_CORE_GRID_OVERRIDE_TODEPRECATE ("x-1,y-1") for the grid
     noc_bytes_per_cycle: int = 64  # per NoC, per core (cost model)
     dram_bytes_per_cycle_per_core: int = 33  # what one core's reads pull from DRAM (cost model)
+    mesh: tuple[int, int] = (1, 1)  # chips (rows, cols) of a ttnn MeshDevice; plans are per chip
+
+    @property
+    def num_chips(self) -> int:
+        return self.mesh[0] * self.mesh[1]
 
     @property
     def num_cores(self) -> int:
@@ -109,6 +114,16 @@ TARGETS: dict[str, Target] = {
         ),
     )
 }
+# Meshes for data parallelism: every chip runs the single-chip program of its chip target on its
+# share of the batch (runtime/mesh.py). The Wormhole mock descriptors harvest one row per chip, so
+# that ttnn's mock validator (which assumes worker dispatch) sees the 8x8 grid a real chip has.
+for _name, _chip, _mesh, _cluster in (
+    ("n300", "wormhole-n150", (1, 2), "wormhole-n300"),
+    ("t3k", "wormhole-n150", (2, 4), "wormhole-t3k"),
+    ("quietbox-4xp150", "blackhole-p150", (1, 4), "blackhole-4xp150"),
+    ("p300", "blackhole-p150", (1, 2), "blackhole-p300"),
+):
+    TARGETS[_name] = replace(TARGETS[_chip], name=_name, mesh=_mesh, mock_cluster=_cluster)
 DEFAULT_TARGET = "blackhole-20"
 
 

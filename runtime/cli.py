@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(TARGETS),
         metavar="{" + ",".join(TARGETS) + "}",
         help=f"device to plan for: L1 per core, compute grid, DRAM (default: {DEFAULT_TARGET}, "
-        "the 5x4-core Blackhole grid)",
+        "the 5x4-core Blackhole grid); a mesh (n300, t3k, quietbox-4xp150, p300) plans one chip's "
+        "program, which the runtime runs data parallel on every chip",
     )
     p.add_argument(
         "--input-size",
@@ -404,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_batch_argument,
         default=1,
         metavar="N",
-        help="images per forward (default: 1); --verify runs N different scenes",
+        help="images per forward on one chip (default: 1; a mesh target runs this many per chip); "
+        "--verify runs N different scenes",
     )
     p.add_argument(
         "--overrides",
