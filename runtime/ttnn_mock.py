@@ -34,6 +34,7 @@ from types import FrameType, ModuleType
 from converter.errors import UserError
 from passes.targets import Target, get_target
 from runtime import ttnn_trace
+from runtime.weights import HostTensor
 
 ROOT_FORMAT = 1  # bump when the runtime root's content changes
 BINUTILS_PACKAGE = "binutils-riscv64-unknown-elf"
@@ -186,6 +187,7 @@ class CheckResult:
     accepted: bool
     l1_free_per_bank: int = 0  # ttnn.get_memory_view after opening, before any tensor
     grid: tuple[int, int] = (0, 0)
+    chips: int = 0  # devices the program ran on (a mesh target's whole mesh)
     error: str = ""  # ttnn's own message, condensed to its first meaningful line
     layer: str = ""  # rejected layer
     line: int = 0  # rejected line of the generated module
@@ -305,30 +307,32 @@ class _Recorder:
         return call
 
 
-def _placeholder_params(ttnn: ModuleType, module: ModuleType) -> dict[str, object]:
-    """Host tensors of the right shapes and dtypes (values do not matter: kernels never run)."""
+def _placeholder_weights(ttnn: ModuleType, module: ModuleType) -> dict[str, HostTensor]:
+    """Host weights of the right shapes and dtypes (values do not matter: kernels never run)."""
     import torch
 
-    params: dict[str, object] = {}
+    weights: dict[str, HostTensor] = {}
     for name, layer in module.CONV2D.items():
-        weights_dtype = layer["conv_config"].weights_dtype
-        host = ttnn.bfloat16 if weights_dtype == ttnn.bfloat16 else ttnn.float32
-        torch_dtype = torch.bfloat16 if host == ttnn.bfloat16 else torch.float32
+        host = "bfloat16" if layer["conv_config"].weights_dtype == ttnn.bfloat16 else "float32"
+        torch_dtype = torch.bfloat16 if host == "bfloat16" else torch.float32
         kh, kw = layer["kernel_size"]
         shape = (layer["out_channels"], layer["in_channels"] // layer["groups"], kh, kw)
-        params[f"{name}.weight"] = ttnn.from_torch(torch.zeros(shape, dtype=torch_dtype), dtype=host)
-        params[f"{name}.bias"] = ttnn.from_torch(
-            torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype), dtype=host
+        weights[f"{name}.weight"] = HostTensor(torch.zeros(shape, dtype=torch_dtype), host, "ROW_MAJOR")
+        weights[f"{name}.bias"] = HostTensor(
+            torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype), host, "ROW_MAJOR"
         )
     for name, (shape, dtype) in getattr(module, "DEVICE_CONSTANTS", {}).items():  # absent: no constants
-        params[name] = ttnn.from_torch(torch.zeros(shape), dtype=getattr(ttnn, dtype), layout=ttnn.TILE_LAYOUT)
-    return params
+        weights[name] = HostTensor(torch.zeros(shape), dtype, "TILE")
+    return weights
 
 
 def _run_check(
     module_path: Path, target: Target, mode: str, report: Path | None = None, signposts: bool = False
 ) -> CheckResult:
-    """Child side: open the mock device, build the generated model, run forward once. With `report`,
+    """Child side: open the mock device, build the generated model, run forward once. A mesh target
+    opens its mesh and runs the data-parallel pipeline of runtime/mesh.py (inputs split over the chips,
+    weights replicated, two command queues; trace, which crashes a mock, not) on two batches: the
+    second is written on queue 1 after queue 0 ran the first. With `report`,
     the whole run (weights to device and forward) is also captured into ttnn's own report database
     there (`db.sqlite` + `config.json`, what ttnn-visualizer opens); ttnn's config comes from
     TTNN_CONFIG_OVERRIDES (`report_overrides`). With `signposts`, a tracy signpost names the layer
@@ -340,7 +344,8 @@ def _run_check(
     import torch
 
     from runtime.backend import bind
-    from runtime.run import load_module, model_class, to_device_input
+    from runtime.mesh import Pipeline, close_mesh, open_mesh
+    from runtime.run import load_module
 
     start = time.perf_counter()
     module = load_module(module_path)
@@ -348,12 +353,15 @@ def _run_check(
 
     bind(module, ttnn)
     result = CheckResult(str(module_path), target.name, mode, accepted=False)
-    device = ttnn.open_device(device_id=0, **module.DEVICE_PARAMS)
+    mesh = target.mesh
+    meshed = target.num_chips > 1
+    device = open_mesh(ttnn, module, mesh, 2 if meshed else 1)
     if mode == "no_dispatch":  # a cached program allocates no circular buffers: each op measured in full
         device.disable_and_clear_program_cache()
     try:
         grid = device.compute_with_storage_grid_size()
         result.grid = (grid.x, grid.y)
+        result.chips = device.get_num_devices()
         result.l1_free_per_bank = int(ttnn.get_memory_view(device, ttnn.BufferType.L1).total_bytes_free_per_bank)
         names = set(module.CONV2D) | set(getattr(module, "OUTPUT_MEMORY", {}))
         run_mode = {"normal": ttnn.graph.RunMode.NORMAL, "no_dispatch": ttnn.graph.RunMode.NO_DISPATCH}[mode]
@@ -361,8 +369,8 @@ def _run_check(
             if ttnn.CONFIG.enable_detailed_buffer_report:
                 ttnn.graph.enable_detailed_buffer_tracing()
             ttnn.graph.begin_graph_capture(run_mode)
-        model = model_class(module)(device, _placeholder_params(ttnn, module))
-        x = to_device_input(ttnn, module, torch.zeros(module.INPUT_SHAPE), device)
+        pipeline = Pipeline(ttnn, module, device, _placeholder_weights(ttnn, module), two_queues=meshed, trace=meshed)
+        images = torch.zeros((pipeline.batch_size, *module.INPUT_SHAPE[1:]))
         signpost = None
         if signposts:
             import tracy
@@ -371,7 +379,10 @@ def _run_check(
         recorder = _Recorder(ttnn, device, run_mode, str(module.__file__), names, signpost)
         bind(module, recorder)  # type: ignore[arg-type]
         try:
-            model.forward(x)
+            pipeline(images)
+            if meshed:
+                bind(module, ttnn)
+                pipeline(images)
             result.accepted = True
         except Exception as exc:  # ttnn raises RuntimeError for TT_FATAL/TT_THROW; report any failure
             line, layer = recorder.where
@@ -388,7 +399,7 @@ def _run_check(
         if report is not None:
             _write_report(ttnn, report)
     finally:
-        ttnn.close_device(device)
+        close_mesh(ttnn, device, mesh)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 

@@ -157,10 +157,11 @@ def load_weights(cache_dir: Path, key: str, build: Callable[[], Graph]) -> tuple
     return weights, report
 
 
-def to_ttnn(weights: dict[str, HostTensor], ttnn: ModuleType) -> dict[str, object]:
-    """Host ttnn tensors (of the given ttnn, real or emulated) for the generated module's `params`."""
+def to_ttnn(weights: dict[str, HostTensor], ttnn: ModuleType, mesh_mapper=None) -> dict[str, object]:
+    """Host ttnn tensors (of the given ttnn, real or emulated) for the generated module's `params`;
+    `mesh_mapper` (ttnn.ReplicateTensorToMesh) prepares them for every chip of a mesh."""
     layouts = {"ROW_MAJOR": ttnn.ROW_MAJOR_LAYOUT, "TILE": ttnn.TILE_LAYOUT}
     return {
-        name: ttnn.from_torch(w.data, dtype=getattr(ttnn, w.dtype), layout=layouts[w.layout])
+        name: ttnn.from_torch(w.data, dtype=getattr(ttnn, w.dtype), layout=layouts[w.layout], mesh_mapper=mesh_mapper)
         for name, w in weights.items()
     }

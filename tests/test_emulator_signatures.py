@@ -21,6 +21,8 @@ KINDS = {
 }
 # Overloaded bindings the emulator serves with one Python function taking *args/**kwargs or a union.
 MULTI = {"interleaved_to_sharded", "reshape"}
+# Bindings Python cannot spell: a required argument after a defaulted one (`cq_id=None, mesh_event`).
+UNSPELLABLE = {"wait_for_event"}
 
 
 def emulated_params(fn):
@@ -35,6 +37,8 @@ def test_signature_matches_a_real_overload(name):
     assert overloads, f"no readable signature for ttnn.{name}"
     mine = emulated_params(getattr(emu, name))
     candidates = [[(p.name, p.kind, p.required) for p in ov.params] for ov in overloads]
+    if name in UNSPELLABLE:  # names and kinds only
+        mine, candidates = [m[:2] for m in mine], [[c[:2] for c in cand] for cand in candidates]
     if any(ov.relaxed_keywords is not None for ov in overloads):  # hand-written line: names and kinds only
         mine = [(n, k) for n, k, _ in mine]
         candidates = [[(n, "kw_only" if k == "pos_or_kw" else k) for n, k, _ in c] for c in candidates]

@@ -47,14 +47,41 @@ def test_target_facts_are_the_mock_devices(name: str, tmp_path: Path) -> None:
     assert facts["32768"][3] == target.l1_unreserved_per_core - 32768  # L1_SMALL comes out of the bank
 
 
+_MESH_FACTS = """
+import json, sys, ttnn
+rows, cols = map(int, sys.argv[1:3])
+mesh = ttnn.open_mesh_device(ttnn.MeshShape(rows, cols), l1_small_size=32768, num_command_queues=2)
+grid = mesh.compute_with_storage_grid_size()
+view = ttnn.get_memory_view(mesh, ttnn.BufferType.L1)
+print(json.dumps([mesh.get_num_devices(), grid.x, grid.y, view.num_banks, view.total_bytes_per_bank]))
+ttnn.close_mesh_device(mesh)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(n for n, t in TARGETS.items() if t.num_chips > 1))
+def test_mesh_targets_open_as_meshes_of_their_chip(name: str, tmp_path: Path) -> None:
+    """Each mesh target's descriptor opens as a mesh of its shape, with two command queues, whose
+    chips have the grid and L1 bank the target plans one chip with."""
+    target = get_target(name)
+    script = tmp_path / "mesh.py"
+    script.write_text(_MESH_FACTS)
+    proc = run_child(target, [str(script), *map(str, target.mesh)], cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chips, gx, gy, banks, bank = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (chips, (gx, gy), banks) == (target.num_chips, target.grid, target.num_cores)
+    assert bank == target.l1_unreserved_per_core - 32768
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_small_programs_pass_real_ttnn(small_graphs, tmp_path: Path, target: str) -> None:
-    """Both variants at 128x256 (the test suite's small size) on every target."""
+    """Both variants at 128x256 (the test suite's small size) on every target; a mesh target's run
+    is data parallel on its whole mock mesh, per-chip batch 1 (runtime/ttnn_mock._run_check)."""
     for variant, graph in small_graphs.items():
         path = tmp_path / f"{variant}.py"
         path.write_text(render_module(plan_graph(graph, get_target(target)), target))
         result = check_module(path, target)
         assert result.accepted, f"{variant}: {result.verdict()}\n  {result.statement}"
+        assert result.chips == get_target(target).num_chips
 
 
 def test_a_rejection_names_the_layer_line_and_ttnns_message(tmp_path: Path) -> None:

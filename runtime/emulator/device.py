@@ -1,9 +1,15 @@
-"""The emulated device: a target's core grid, the tensors on it and traces.
+"""The emulated device: a target's core grid, the tensors on it, its command queues and traces.
 
 Numerics only: no L1 allocator, circular buffers or out-of-memory checks (real ttnn on a mock device,
 runtime/ttnn_mock.py, judges memory). What real ttnn also rejects and the values depend on is checked:
 closed devices, deallocated inputs, shard specs that do not fit the tensor or the grid, bfloat8_b
 outside TILE layout.
+
+Command queues (`Queues`): commands run at once, in program order, so a program that forgets an event
+would still compute right here; instead each buffer remembers which queue last wrote and read it, and a
+read, write or program on another queue that did not wait for an event recorded after that access is
+refused as the race it is on a device. Programs obey ttnn's ownership rule: after a program on one
+queue, a program on another needs a wait for an event the owner recorded after its last program.
 """
 
 from __future__ import annotations
@@ -34,6 +40,84 @@ class Trace:
     complete: bool = False
 
 
+CURRENT_CQ = [0]  # the queue ops go to: ttnn.command_queue(cq_id) sets it (runtime/emulator/mesh.py)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What ttnn.record_event returns: the queue and how many commands it had issued."""
+
+    cq: int
+    seq: int
+    queues: Queues = field(compare=False, repr=False)
+
+
+class Queues:
+    """The command queues of one chip: ordering between them exists only through events."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.seq = [0] * count  # commands issued per queue
+        self.waited = [[0] * count for _ in range(count)]  # waited[q][p]: p's commands q has waited for
+        self.owner: int | None = None  # the queue whose programs hold the (only) sub-device
+        self.owner_last = 0  # the owner's seq at its last program
+
+    def check(self, cq: int) -> int:
+        if not 0 <= cq < self.count:
+            raise RuntimeError(
+                f"TT_FATAL: command queue {cq} does not exist: the device was opened with "
+                f"num_command_queues={self.count}"
+            )
+        return cq
+
+    def record(self, cq: int) -> Event:
+        return Event(self.check(cq), self.seq[cq], self)
+
+    def wait(self, cq: int, event: Event) -> None:
+        self.check(cq)
+        self.waited[cq][event.cq] = max(self.waited[cq][event.cq], event.seq)
+
+    def _ordered(self, cq: int, other: int, seq: int) -> bool:
+        return other == cq or self.waited[cq][other] >= seq
+
+    def _command(self, cq: int, reads: Sequence[Buffer], write: Buffer | None) -> None:
+        self.seq[cq] += 1
+        for b in reads:
+            if b.written is not None and not self._ordered(cq, *b.written):
+                raise RuntimeError(
+                    f"emulator: a command on cq {cq} reads a buffer written on cq {b.written[0]} without waiting "
+                    "for an event recorded after that write (ttnn.wait_for_event): a race on a device"
+                )
+            b.reads[cq] = self.seq[cq]
+        if write is not None:
+            for other, seq in [*write.reads.items(), *([write.written] if write.written else [])]:
+                if not self._ordered(cq, other, seq):
+                    raise RuntimeError(
+                        f"emulator: a write on cq {cq} overwrites a buffer cq {other} still uses, without "
+                        "waiting for an event recorded after that use (ttnn.wait_for_event): a race on a device"
+                    )
+            write.written = (cq, self.seq[cq])
+
+    def program(self, reads: Sequence[Buffer]) -> None:
+        """An op (or a trace replay) on the current queue reading `reads`."""
+        cq = self.check(CURRENT_CQ[0])
+        if self.owner not in (None, cq) and self.waited[cq][self.owner] < self.owner_last:
+            raise RuntimeError(
+                f"TT_FATAL: Sub device id 0 currently in use by cq {self.owner}. Can't enqueue program from "
+                f"cq {cq}. Finish or wait for an event to transfer ownership."
+            )
+        self._command(cq, reads, None)
+        self.owner, self.owner_last = cq, self.seq[cq]
+
+    def write(self, cq: int, buffer: Buffer) -> None:
+        """A host-to-device write on `cq` (no program: needs no ownership)."""
+        self._command(self.check(cq), (), buffer)
+
+    def read(self, cq: int, buffer: Buffer) -> None:
+        """A device-to-host read on `cq`."""
+        self._command(self.check(cq), (buffer,), None)
+
+
 class EmuDevice:
     """What `ttnn.open_device` returns in the emulator."""
 
@@ -45,6 +129,7 @@ class EmuDevice:
         self.device_id = device_id
         self.trace_region_size = trace_region_size
         self.num_command_queues = num_command_queues
+        self.queues = Queues(num_command_queues)
         self.closed = False
         self._traces: dict[int, Trace] = {}
         self._capturing: int | None = None
@@ -85,8 +170,10 @@ class EmuDevice:
         if dtype == ttnn.bfloat8_b and layout != ttnn.TILE_LAYOUT:
             raise RuntimeError("TT_FATAL: Layout must be Layout::TILE for bfloat8_b or bfloat4_b!")
         self.validate_memory_config(tuple(data.shape), layout, memory_config)
+        cq = CURRENT_CQ[0]
+        buffer = Buffer(written=(cq, self.queues.seq[cq]) if cq < self.queues.count else None)
         return Tensor(
-            ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self, Buffer()
+            ttnn, data if rounded else dtypes.round_to(data, dtype), dtype, layout, memory_config, self, buffer
         )
 
     def view(self, tensor: Tensor, data: torch.Tensor, memory_config=None) -> Tensor:
@@ -183,6 +270,7 @@ class EmuDevice:
         trace = self._traces.get(tid)
         if trace is None or not trace.complete:
             raise RuntimeError(f"TT_FATAL: trace {tid} was not captured (or was released)")
+        self.queues.program([t._buffer for step in trace.steps for t in step.inputs if t._buffer is not None])
         for step in trace.steps:
             result = step.compute(*[t._data for t in step.inputs])
             results = result if isinstance(result, (tuple, list)) else (result,)
@@ -214,6 +302,7 @@ def require_device_tensor(name: str, *tensors: Tensor) -> EmuDevice:
     if device is None:
         raise TypeError(f"{name}: called without a device tensor")
     device.check_open()
+    device.queues.program([t._buffer for t in tensors])
     return device
 
 

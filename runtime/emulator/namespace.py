@@ -1,6 +1,7 @@
 """`emulated_ttnn(target)`: a module that stands in for `ttnn` in a generated program.
 
-Emulated: devices, tensors and the ops a CNN needs (listed in EMULATED). Forwarded from the real
+Emulated: devices and meshes of them (mesh.py), command queues and events, tensors and the ops a
+CNN needs (listed in EMULATED). Forwarded from the real
 ttnn: its classes, enums and constants (Conv2dConfig, MemoryConfig, ShardSpec, CoreRangeSet,
 DataType aliases, TILE_LAYOUT, DRAM_MEMORY_CONFIG, UnaryWithParam, MathFidelity, ...) and the pure
 host helpers in FORWARDED_FUNCTIONS. Any other real function or op is refused: real ops crash on
@@ -16,6 +17,7 @@ from types import ModuleType
 from passes.targets import Target
 from runtime.emulator import ops_concat, ops_conv, ops_eltwise, ops_matmul, ops_pool, ops_tensor, ops_upsample
 from runtime.emulator.device import EmuDevice
+from runtime.emulator.mesh import mesh_functions, per_chip
 from runtime.emulator.tensor import Tensor
 from runtime.ttnn_host import import_ttnn
 
@@ -103,12 +105,18 @@ def emulated_ttnn(target: Target) -> EmulatedTTNN:
     def synchronize_device(device, cq_id=None, sub_device_ids=[]):
         device.check_open()
 
-    ns.open_device, ns.close_device, ns.synchronize_device = open_device, close_device, synchronize_device
-    for name, fn in _trace_functions(ns).items():
-        setattr(ns, name, fn)
+    ns.open_device, ns.close_device = open_device, close_device
+    ns.synchronize_device = per_chip(synchronize_device)
+    for name, fn in _trace_functions(ns).items():  # a mesh captures and replays on every chip
+        setattr(ns, name, per_chip(fn))
     for module in (ops_tensor, ops_conv, ops_eltwise, ops_pool, ops_upsample, ops_concat, ops_matmul):
         for name in EMULATED_BY_MODULE[module.__name__]:
-            setattr(ns, name, getattr(module, name))
+            setattr(ns, name, per_chip(getattr(module, name)))
+    for name, fn in mesh_functions(
+        {"from_torch": ops_tensor.from_torch, "to_torch": ops_tensor.to_torch},
+        lambda **kw: EmuDevice(tt, target, **kw),
+    ).items():
+        setattr(ns, name, fn)
     return ns
 
 
@@ -128,6 +136,7 @@ EMULATED_BY_MODULE = {
         "deallocate",
         "reallocate",
         "copy_host_to_device_tensor",
+        "copy",
     ),
     ops_conv.__name__: ("conv2d", "prepare_conv_weights", "prepare_conv_bias"),
     ops_eltwise.__name__: ("add", "multiply", "relu"),
@@ -144,4 +153,13 @@ EMULATED = tuple(n for names in EMULATED_BY_MODULE.values() for n in names) + (
     "end_trace_capture",
     "execute_trace",
     "release_trace",
+    "open_mesh_device",
+    "close_mesh_device",
+    "get_device_tensors",
+    "record_event",
+    "wait_for_event",
+    "command_queue",
+    "ShardTensorToMesh",
+    "ReplicateTensorToMesh",
+    "ConcatMeshToTensor",
 )

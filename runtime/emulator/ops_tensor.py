@@ -10,7 +10,7 @@ import builtins
 import torch
 
 from runtime.emulator import dtypes
-from runtime.emulator.device import EmuDevice, require_device_tensor
+from runtime.emulator.device import CURRENT_CQ, EmuDevice, require_device_tensor
 from runtime.emulator.tensor import TILE, Tensor
 from runtime.ttnn_host import import_ttnn
 
@@ -75,12 +75,21 @@ def from_torch(
         return _host(data, dtype, layout, memory_config)
     if device.capturing:
         raise RuntimeError("TT_FATAL: writing a host tensor to the device is not allowed during trace capture")
-    return device.new_tensor(data, dtype, layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+    out = device.new_tensor(data, dtype, layout, memory_config or tt.DRAM_MEMORY_CONFIG)
+    device.queues.write(_cq(cq_id), out._buffer)
+    return out
+
+
+def _cq(cq_id) -> int:
+    """The queue a command goes to: its own cq_id, else the current one (ttnn.command_queue)."""
+    return CURRENT_CQ[0] if cq_id is None else int(cq_id)
 
 
 def to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=None, cq_id=None):
     if not tensor.is_allocated():
         raise RuntimeError("TT_FATAL: Tensor is not allocated (it was deallocated): cannot read it back")
+    if tensor._device is not None:
+        tensor._device.queues.read(_cq(cq_id), tensor._buffer)
     data = tensor._data
     name = dtypes.dtype_name(tensor.dtype)
     out = (
@@ -99,12 +108,15 @@ def to_device(tensor, device, memory_config=None, *, queue_id=None):
         raise TypeError("to_device(): incompatible function arguments: device must be an emulated ttnn device")
     if device.capturing:
         raise RuntimeError("TT_FATAL: writing a host tensor to the device is not allowed during trace capture")
-    return device.new_tensor(tensor.data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
+    out = device.new_tensor(tensor.data, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
+    device.queues.write(_cq(queue_id), out._buffer)
+    return out
 
 
 def from_device(tensor, blocking=True, *, queue_id=None):
     if tensor._device is None:
         return tensor
+    tensor._device.queues.read(_cq(queue_id), tensor._buffer)
     return _host(tensor.data, tensor.dtype, tensor.layout, tensor.memory_config())
 
 
@@ -118,7 +130,23 @@ def copy_host_to_device_tensor(host_tensor, device_tensor, cq_id=None):
             f"TT_FATAL: copy_host_to_device_tensor: host tensor {list(host_tensor.shape)} {host_tensor.dtype} does not "
             f"match device tensor {list(device_tensor.shape)} {device_tensor.dtype}"
         )
+    device_tensor._device.queues.write(_cq(cq_id), device_tensor._buffer)
     device_tensor._data = dtypes.round_to(host_tensor.data, device_tensor.dtype)
+
+
+def copy(input_a, input_b):
+    """Copies `input_a`'s values into the device tensor `input_b` (same shape and dtype), in place: a
+    program, so a trace that reads `input_b` sees them (how a two-queue pipeline feeds its trace)."""
+    device = require_device_tensor("copy", input_a, input_b)
+    if tuple(input_a.shape) != tuple(input_b.shape) or input_a.dtype != input_b.dtype:
+        raise RuntimeError(
+            f"TT_FATAL: copy: input {list(input_a.shape)} {input_a.dtype} does not match output "
+            f"{list(input_b.shape)} {input_b.dtype}"
+        )
+    input_b._buffer.written = (CURRENT_CQ[0], device.queues.seq[CURRENT_CQ[0]])
+    input_b._data = input_a.data.clone()
+    device.record_step(lambda a: a.clone(), [input_a], [input_b])
+    return input_b
 
 
 def deallocate(tensor, force=True):

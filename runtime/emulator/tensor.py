@@ -8,7 +8,7 @@ still allocated (real ttnn on a mock device judges L1, see runtime/ttnn_mock.py)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,9 +30,12 @@ def padded_shape(shape: tuple[int, ...], tile_layout: bool) -> tuple[int, ...]:
 @dataclass
 class Buffer:
     """The device allocation behind a tensor, shared by its views (reshapes): deallocating one
-    deallocates all of them."""
+    deallocates all of them. `written` / `reads`: the queue and command number of its last write and
+    its last read per queue (device.Queues orders them)."""
 
     allocated: bool = True
+    written: tuple[int, int] | None = None
+    reads: dict[int, int] = field(default_factory=dict)
 
 
 class Tensor:
