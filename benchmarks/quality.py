@@ -77,17 +77,18 @@ def main(argv: list[str] | None = None) -> int:
                 target=DEFAULT_TARGET,
                 precision=args.precision,
                 trace=False,
+                two_queues=False,
                 weight_cache=None,
             )
-            ttnn = ttnn_runner(model, weights, VARIANT, size, demo_args, Path(tmp))
             reference = pytorch_runner(model, VARIANT)
-            for scene in scenes:
-                x = to_model_input(scene.load(size))
-                q = compare(ttnn(x), reference(x), fusion)
-                print(row(seed, scene.name, q), flush=True)
-                for v in q.violations():
-                    print(f"{'':15s}{v}")
-                results.append({"seed": seed, "scene": scene.name, **q.as_dict()})
+            with ttnn_runner(model, weights, VARIANT, size, demo_args, Path(tmp)) as ttnn:
+                for scene in scenes:
+                    x = to_model_input(scene.load(size))
+                    q = compare(ttnn(x), reference(x), fusion)
+                    print(row(seed, scene.name, q), flush=True)
+                    for v in q.violations():
+                        print(f"{'':15s}{v}")
+                    results.append({"seed": seed, "scene": scene.name, **q.as_dict()})
     if args.json:
         args.json.write_text(
             json.dumps({"input_size": list(size), "precision": args.precision, "results": results}, indent=2) + "\n"

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -95,43 +96,64 @@ def run_demo(
     model_input_size: tuple[int, int],
     *,
     fusion: FusionParams,
+    batch: int = 1,
 ) -> list[ImageReport]:
-    """Run every image through every runner, write the visualisations, compare the runners (an image
-    that cannot be decoded is skipped with a line on stderr)."""
+    """Run every image through every runner, `batch` images per call (a mesh's batch: the last one is
+    filled up with copies of its last image, whose results are dropped), write the visualisations,
+    compare the runners (an image that cannot be decoded is skipped with a line on stderr)."""
     if not runners:
         raise ValueError("run_demo needs at least one runner")
     output_dir = Path(output_dir)
     reports = []
-    for source in inputs:
+    pending: list[tuple[SourceImage, Image.Image]] = []
+    for i, source in enumerate(inputs):
         try:
-            image = source.load(model_input_size)  # decoded now: one input image in memory at a time
+            pending.append((source, source.load(model_input_size)))  # decoded now: one batch in memory at a time
         except ValueError as e:  # its header read, its pixels do not (e.g. truncated): skip it
             print(f"skipped {source.name}: {e}", file=sys.stderr)
-            continue
-        x = to_model_input(image)
+        if pending and (len(pending) == batch or i == len(inputs) - 1):
+            reports += _run_batch(pending, output_dir, runners, fusion, batch)
+            pending = []
+    write_text(output_dir / "summary.json", summary_json(reports))
+    return reports
+
+
+def _run_batch(
+    pending: list[tuple[SourceImage, Image.Image]],
+    output_dir: Path,
+    runners: Mapping[str, Runner],
+    fusion: FusionParams,
+    batch: int,
+) -> list[ImageReport]:
+    xs = [to_model_input(image) for _, image in pending]
+    x = torch.cat(xs + xs[-1:] * (batch - len(xs)))
+    heads: dict[str, Mapping[str, torch.Tensor]] = {}
+    seconds: dict[str, float] = {}
+    for runner, run in runners.items():
+        start = time.perf_counter()
+        heads[runner] = run(x)
+        seconds[runner] = (time.perf_counter() - start) / len(xs)
+    reports = []
+    for i, (source, image) in enumerate(pending):
         results: dict[str, RunnerResult] = {}
-        heads: dict[str, Mapping[str, torch.Tensor]] = {}
         segs: dict[str, Segmentation] = {}
-        for runner, run in runners.items():
-            start = time.perf_counter()
-            outputs = heads[runner] = run(x)
-            seconds = time.perf_counter() - start
+        outs = {runner: {k: v[i : i + 1] for k, v in out.items()} for runner, out in heads.items()}
+        for runner, outputs in outs.items():
             seg = segs[runner] = fuse(outputs, fusion)
             results[runner] = RunnerResult(
                 instances=None if seg.panoptic is None else len(seg.instances),
                 classes=sorted(int(c) for c in np.unique(seg.semantic)),
                 files=_write_images(output_dir, runner, source.name, image, seg, fusion.class_colors),
-                seconds=seconds,
+                seconds=seconds[runner],
             )
         agreement = quality = None
         if len(runners) == 2 and REFERENCE_RUNNER in runners:
             (other,) = (r for r in runners if r != REFERENCE_RUNNER)
             q = compare(
-                heads[other], heads[REFERENCE_RUNNER], fusion, segmentations=(segs[other], segs[REFERENCE_RUNNER])
+                outs[other], outs[REFERENCE_RUNNER], fusion, segmentations=(segs[other], segs[REFERENCE_RUNNER])
             )
             agreement, quality = q.semantic_agreement * 100.0, q.as_dict()
         reports.append(ImageReport(source.name, results, agreement, quality))
-    write_text(output_dir / "summary.json", summary_json(reports))
     return reports
 
 
@@ -170,6 +192,9 @@ Runners: 'pytorch' is Detectron2's own model; 'ttnn' is the TTNN code pdl2ttnn g
 config, size and --target, run on a Tenstorrent device when one opens, else on the host emulator
 (PDL2TTNN_BACKEND=device|emulator forces one).
 
+A mesh --target (n300, t3k, quietbox-4xp150, p300) runs the TTNN code data parallel on its chips:
+images go through in batches of one per chip.
+
 IMAGE_OR_DIR is an image file (jpg, jpeg, png, bmp, tif, tiff) or a directory of them; unreadable
 files are skipped with a message. '{SCENES_TOKEN}' uses {len(SCENE_SEEDS)} built-in synthetic street scenes.
 WEIGHTS is a Detectron2 model-zoo .pkl (e.g. model_final_bd324a.pkl) or a .pth its trainer saved,
@@ -205,7 +230,14 @@ def _parser() -> argparse.ArgumentParser:
         help="TTNN runner: device target (default: %(default)s)",
     )
     p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help="TTNN runner: " + PRECISION_HELP)
-    p.add_argument("--trace", action="store_true", help="TTNN runner: run in trace mode")
+    p.add_argument(
+        "--trace", action="store_true", help="TTNN runner: capture the forward once, replay it for later batches"
+    )
+    p.add_argument(
+        "--two-queues",
+        action="store_true",
+        help="TTNN runner: write inputs on a second command queue while the first computes",
+    )
     p.add_argument(
         "--weight-cache", type=Path, default=None, metavar="DIR", help="TTNN runner: cache of prepared device weights"
     )
@@ -233,6 +265,7 @@ class DemoArgs:
     target: str
     precision: str
     trace: bool
+    two_queues: bool
     weight_cache: Path | None
 
 
@@ -257,6 +290,7 @@ def parse_args(argv: Sequence[str]) -> DemoArgs:
         target=a.target,
         precision=a.precision,
         trace=a.trace,
+        two_queues=a.two_queues,
         weight_cache=a.weight_cache,
     )
 
@@ -280,16 +314,17 @@ def pytorch_runner(model, variant: str) -> Runner:
     return lambda x: reference_outputs(model, variant, x)
 
 
-def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args: DemoArgs, workdir: Path) -> Runner:
+def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args: DemoArgs, workdir: Path):
     """The generated TTNN code for this model, run by runtime/run.py (a device when one opens, else the
-    host emulator; PDL2TTNN_BACKEND forces one). The module is traced, planned and rendered here, from
-    the same config and size as the reference, rather than taken from generated/ (which is for one
-    target and size only); the prepared host weights go to --weight-cache when given."""
+    host emulator; PDL2TTNN_BACKEND forces one): a `Session` that keeps its device (or the target's
+    mesh) open and takes batches of `batch_size` images; close it when done. The module is traced,
+    planned and rendered here, from the same config and size as the reference, rather than taken from
+    generated/ (which is for one target and size only); the prepared host weights go to --weight-cache
+    when given."""
     from converter.trace import trace_model
     from passes.pipeline import plan_graph
     from passes.targets import get_target
-    from runtime.backend import choose_backend
-    from runtime.run import load_module, run_module
+    from runtime.run import Session, load_module
     from runtime.weights import cache_key, file_digest, load_weights
     from templates.render import render_module
 
@@ -300,8 +335,7 @@ def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args:
     write_text(path, text)
     module = load_module(path)
     host, _ = load_weights(args.weight_cache or workdir, cache_key(file_digest(weights), text), lambda: graph)
-    backend = choose_backend()  # PDL2TTNN_BACKEND, else a device if one opens, else the emulator
-    return lambda x: run_module(module, host, x, backend=backend, trace=args.trace).outputs
+    return Session(module, host, two_queues=args.two_queues, trace=args.trace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -337,15 +371,20 @@ def _main(argv: list[str]) -> int:
         model = load_checkpoint(build_model(cfg), weights)
         # PyTorch first: its pictures are written even if the TTNN run of an image fails.
         runners: dict[str, Runner] = {"pytorch": pytorch_runner(model, variant)}
-        if not args.pytorch_only:
-            runners["ttnn"] = ttnn_runner(model, weights, variant, size, args, Path(tmp))
-        print(
-            f"{len(images)} image(s) at {size[0]}x{size[1]}, config {cfg.PDL2TTNN_CONFIG_NAME}, variant {variant}, "
-            f"runners: {', '.join(runners)}"
-        )
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
-            reports = run_demo(images, args.output_dir, runners, size, fusion=FusionParams.from_config(cfg))
+        with ExitStack() as stack:
+            batch = 1
+            if not args.pytorch_only:
+                session = stack.enter_context(ttnn_runner(model, weights, variant, size, args, Path(tmp)))
+                runners["ttnn"], batch = session, session.batch_size
+            print(
+                f"{len(images)} image(s) at {size[0]}x{size[1]}, config {cfg.PDL2TTNN_CONFIG_NAME}, variant "
+                f"{variant}, runners: {', '.join(runners)}"
+                + (f", batches of {batch} ({args.target})" if batch > 1 else "")
+            )
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
+                fusion = FusionParams.from_config(cfg)
+                reports = run_demo(images, args.output_dir, runners, size, fusion=fusion, batch=batch)
     for report in reports:
         print(report.line())
     print(f"wrote {', '.join(runner_dir(r) + '/' for r in runners)} and summary.json in {args.output_dir}")

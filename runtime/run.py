@@ -62,6 +62,58 @@ def model_class(module: ModuleType) -> type:
     return classes[0]
 
 
+class Session:
+    """A generated module ready to run batch after batch: its device (or mesh) open, its model built
+    there (runtime/mesh.py's Pipeline). Close it (or use it as a context manager) to close the device.
+
+    `backend` forces "device" or "emulator"; None lets `runtime.backend.choose_backend` decide. `mesh`
+    (rows, cols) of chips runs the module data parallel, default: its target's mesh; `two_queues`
+    writes inputs on command queue 1; `trace` replays the forward from the second batch on."""
+
+    def __init__(
+        self,
+        module: ModuleType,
+        weights: dict[str, HostTensor],
+        *,
+        backend: str | None = None,
+        mesh: tuple[int, int] | None = None,
+        two_queues: bool = False,
+        trace: bool = False,
+    ):
+        self.backend = backends.choose_backend(backend)
+        target = get_target(module.TARGET)
+        self.mesh = target.mesh if mesh is None else mesh
+        self.ttnn = backends.ttnn_module(self.backend, target)
+        backends.bind(module, self.ttnn)
+        start = time.perf_counter()
+        self.device = open_mesh(self.ttnn, module, self.mesh, 2 if two_queues else 1)
+        self.seconds = {"open": time.perf_counter() - start}
+        try:
+            start = time.perf_counter()
+            self.pipeline = Pipeline(self.ttnn, module, self.device, weights, two_queues=two_queues, trace=trace)
+            self.seconds["build"] = time.perf_counter() - start
+        except BaseException:
+            close_mesh(self.ttnn, self.device, self.mesh)
+            raise
+
+    @property
+    def batch_size(self) -> int:
+        return self.pipeline.batch_size
+
+    def __call__(self, images: torch.Tensor, taps: dict | None = None) -> dict[str, torch.Tensor]:
+        return self.pipeline(images, taps)
+
+    def close(self) -> None:
+        self.pipeline.close()
+        close_mesh(self.ttnn, self.device, self.mesh)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_module(
     module: ModuleType,
     weights: dict[str, HostTensor],
@@ -73,39 +125,22 @@ def run_module(
     mesh: tuple[int, int] | None = None,
     two_queues: bool = False,
 ) -> RunResult:
-    """Run `module` on `image` (Bx3xHxW, RGB 0-255 floats) with the host `weights`.
-
-    `backend` forces "device" or "emulator"; None lets `runtime.backend.choose_backend` decide.
-    `mesh` (rows, cols) of chips runs the module data parallel (runtime/mesh.py): B is the module's
-    batch times the chips; default: its target's mesh. `two_queues` writes inputs on queue 1.
+    """Run `module` once on `image` (Bx3xHxW, RGB 0-255 floats: the module's batch times the chips of
+    `mesh`) with the host `weights`; see `Session` for the options.
 
     With `trace`, the forward is also captured once and replayed, and the replay's outputs are
     returned (they must equal the eager ones; the caller can compare).
     """
-    chosen = backends.choose_backend(backend)
-    target = get_target(module.TARGET)
-    mesh = target.mesh if mesh is None else mesh
-    ttnn = backends.ttnn_module(chosen, target)
-    backends.bind(module, ttnn)
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    device = open_mesh(ttnn, module, mesh, 2 if two_queues else 1)
-    try:
-        seconds["open"] = time.perf_counter() - start
-        start = time.perf_counter()
-        pipeline = Pipeline(ttnn, module, device, weights, two_queues=two_queues, trace=trace)
-        seconds["build"] = time.perf_counter() - start
+    with Session(module, weights, backend=backend, mesh=mesh, two_queues=two_queues, trace=trace) as session:
+        seconds = dict(session.seconds)
         start = time.perf_counter()
         tap_tensors: dict | None = {} if taps else None
-        result = RunResult(pipeline(image, taps=tap_tensors), backend=chosen)
+        result = RunResult(session(image, taps=tap_tensors), backend=session.backend)
         if tap_tensors is not None:
-            result.taps = {k: pipeline.to_nchw(t, module.TAPS[k][1]) for k, t in sorted(tap_tensors.items())}
+            result.taps = {k: session.pipeline.to_nchw(t, module.TAPS[k][1]) for k, t in sorted(tap_tensors.items())}
         seconds["first_run"] = time.perf_counter() - start
         if trace:  # the first run compiled the programs; this one captures the forward and replays it
-            result.outputs = pipeline(image)
+            result.outputs = session(image)
             seconds["replay"] = time.perf_counter() - start - seconds["first_run"]
-        pipeline.close()
         result.seconds = seconds
         return result
-    finally:
-        close_mesh(ttnn, device, mesh)

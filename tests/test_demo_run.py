@@ -59,6 +59,30 @@ def _fixed_runner(left_class: int):
     return run
 
 
+def test_images_go_through_in_batches_and_each_gets_its_own_result(tmp_path, params):
+    """A mesh's batch: 3 images in batches of 2, the last filled up with a copy; image i's result is
+    the batch's row i (each scene's own class on its left quarter), the filler's is dropped."""
+    calls = []
+
+    def run(x):
+        calls.append(x.shape[0])
+        h, w = x.shape[-2:]
+        logits = torch.zeros(x.shape[0], 19, h, w)
+        logits[:, 0] = 1.0
+        for i in range(x.shape[0]):
+            logits[i, 5 + int(x[i].mean() * 1000) % 3, :, : w // 4] = 2.0
+        return {"sem_seg": logits}
+
+    scenes = _scenes(3)
+    single = [run_demo([s], tmp_path / "one", {"pytorch": run}, SIZE, fusion=params)[0] for s in scenes]
+    calls.clear()
+    reports = run_demo(scenes, tmp_path / "batched", {"pytorch": run}, SIZE, fusion=params, batch=2)
+    assert calls == [2, 2]
+    assert [r.name for r in reports] == ["scene_0", "scene_1", "scene_2"]
+    assert [r.runners["pytorch"].classes for r in reports] == [r.runners["pytorch"].classes for r in single]
+    assert len({tuple(r.runners["pytorch"].classes) for r in reports}) > 1  # the scenes do differ
+
+
 def test_files_and_comparison_with_two_runners(tmp_path, params):
     reports = run_demo(
         _scenes(), tmp_path, {"ttnn": _fixed_runner(10), "pytorch": _fixed_runner(2)}, SIZE, fusion=params
@@ -149,7 +173,7 @@ def test_cli_accepts_random_weights_in_the_weights_position():
 def test_precision_option_reaches_the_generated_module(tmp_path, model, checkpoint):
     for precision in ("accurate", "fast"):
         args = parse_args([":scenes", "--random-weights", str(tmp_path / "out"), "--precision", precision])
-        ttnn_runner(model, checkpoint, "deeplab_v3_plus", SIZE, args, tmp_path / precision)
+        ttnn_runner(model, checkpoint, "deeplab_v3_plus", SIZE, args, tmp_path / precision).close()
     fast, accurate = ((tmp_path / p / "deeplab_v3_plus.py").read_text() for p in ("fast", "accurate"))
     assert "MathFidelity.HiFi2" in accurate and "MathFidelity.HiFi2" not in fast
 
@@ -207,11 +231,9 @@ def ttnn_demo(tmp_path_factory, model, checkpoint, params):
     """One demo run of both runners on one scene: (output dir, weight cache dir, report)."""
     tmp = tmp_path_factory.mktemp("ttnn_demo")
     args = parse_args([":scenes", str(tmp / "out"), "--random-weights", "--weight-cache", str(tmp / "cache")])
-    runners = {
-        "pytorch": pytorch_runner(model, "panoptic_deeplab"),
-        "ttnn": ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp),
-    }
-    (report,) = run_demo(_scenes(1), tmp / "out", runners, SIZE, fusion=params)
+    with ttnn_runner(model, checkpoint, "panoptic_deeplab", SIZE, args, tmp) as ttnn:
+        runners = {"pytorch": pytorch_runner(model, "panoptic_deeplab"), "ttnn": ttnn}
+        (report,) = run_demo(_scenes(1), tmp / "out", runners, SIZE, fusion=params)
     return tmp / "out", tmp / "cache", report
 
 
@@ -258,7 +280,8 @@ def test_ttnn_runner_agrees_with_the_reference_at_the_model_size(tmp_path, check
     args = parse_args([":scenes", str(tmp_path / "out"), "--random-weights"])
     x = to_model_input(resize_to_model(street_scene(2048, 1024, seed=0), DEFAULT_INPUT_SIZE))
     ref = pytorch_runner(full, "panoptic_deeplab")(x)["sem_seg"]
-    got = ttnn_runner(full, checkpoint_path, "panoptic_deeplab", DEFAULT_INPUT_SIZE, args, tmp_path)(x)["sem_seg"]
+    with ttnn_runner(full, checkpoint_path, "panoptic_deeplab", DEFAULT_INPUT_SIZE, args, tmp_path) as run:
+        got = run(x)["sem_seg"]
     # Random weights leave many pixels with near-tied top-2 classes, which any rounding flips, so
     # agreement is judged where Detectron2 itself is decided: a top-2 margin of 0.2 logit std or more.
     top2 = ref.topk(2, dim=1).values
