@@ -307,7 +307,7 @@ class _Recorder:
         return call
 
 
-def _placeholder_weights(ttnn: ModuleType, module: ModuleType) -> dict[str, HostTensor]:
+def placeholder_weights(ttnn: ModuleType, module: ModuleType) -> dict[str, HostTensor]:
     """Host weights of the right shapes and dtypes (values do not matter: kernels never run)."""
     import torch
 
@@ -369,7 +369,7 @@ def _run_check(
             if ttnn.CONFIG.enable_detailed_buffer_report:
                 ttnn.graph.enable_detailed_buffer_tracing()
             ttnn.graph.begin_graph_capture(run_mode)
-        pipeline = Pipeline(ttnn, module, device, _placeholder_weights(ttnn, module), two_queues=meshed, trace=meshed)
+        pipeline = Pipeline(ttnn, module, device, placeholder_weights(ttnn, module), two_queues=meshed, trace=meshed)
         images = torch.zeros((pipeline.batch_size, *module.INPUT_SHAPE[1:]))
         signpost = None
         if signposts:

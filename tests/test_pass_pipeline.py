@@ -45,7 +45,7 @@ def pdl_graph():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("target", sorted(n for n, t in TARGETS.items() if t.num_chips == 1))  # a mesh plans its chip
 def test_real_model_plan_fits_every_target(pdl_graph, target):
     t = get_target(target)
     g = plan_graph(pdl_graph, t)
