@@ -178,6 +178,13 @@ def test_precision_option_reaches_the_generated_module(tmp_path, model, checkpoi
     assert "MathFidelity.HiFi2" in accurate and "MathFidelity.HiFi2" not in fast
 
 
+def test_a_mesh_target_opens_its_mesh_and_takes_a_batch_per_chip(tmp_path, model, checkpoint):
+    args = parse_args([":scenes", "--random-weights", str(tmp_path / "out"), "--target", "t3k", "--two-queues"])
+    with ttnn_runner(model, checkpoint, "deeplab_v3_plus", SIZE, args, tmp_path) as session:
+        assert session.batch_size == 8 and session.device.get_num_devices() == 8
+        assert session.device.chips[0].num_command_queues == 2  # the emulated T3K's chips
+
+
 def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
     assert (
         main(
