@@ -278,12 +278,13 @@ def verify(
     converted: Converted, model, input_size: tuple[int, int], progress: Progress, fusion: FusionParams, batch: int = 1
 ) -> list[Verification]:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
-    synthetic street scenes, and compare the heads and the panoptic results of each image
-    (runtime/quality.py)."""
+    synthetic street scenes per chip of the target (a mesh runs them data parallel), and compare the
+    heads and the panoptic results of each image (runtime/quality.py)."""
     import torch
 
     from converter.atomic import write_text
     from converter.reference import reference_outputs
+    from passes.targets import get_target
     from runtime.images import to_model_input
     from runtime.quality import compare
     from runtime.run import load_module, run_module
@@ -292,6 +293,7 @@ def verify(
 
     seconds = converted.seconds
     variant = converted.variant
+    batch *= get_target(converted.report.target).num_chips
     # A street-like scene, not noise: noise drives the network far from anything it was built for.
     image = torch.cat([to_model_input(street_scene(input_size[1], input_size[0], seed=i)) for i in range(batch)])
     with progress.step(f"{variant}: converting weights for the device", seconds, "weights"):
@@ -406,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="images per forward on one chip (default: 1; a mesh target runs this many per chip); "
-        "--verify runs N different scenes",
+        "--verify runs N different scenes per chip",
     )
     p.add_argument(
         "--overrides",
