@@ -25,8 +25,9 @@ import torch
 from torch import fx, nn
 
 from converter.errors import UserError
-from converter.ir import OP_ATTRS, Graph, Node, TensorInfo
+from converter.ir import Graph, Node, TensorInfo
 from converter.model import VARIANT_OUTPUTS, check_variant, taps_for
+from converter.ops import REGISTRY
 from converter.resample import bilinear_matrix
 
 aten = torch.ops.aten
@@ -114,8 +115,6 @@ class _Lifter:
         self.handlers: dict[Any, Callable[[fx.Node], _Lifted | fx.Node]] = {
             aten.conv2d.default: self.conv2d,
             aten.batch_norm.default: self.batch_norm,
-            aten.relu.default: self.unary("relu"),
-            aten.relu_.default: self.unary("relu"),
             aten.add.Tensor: self.add,
             aten.add_.Tensor: self.add,
             aten.cat.default: self.concat,
@@ -129,6 +128,11 @@ class _Lifter:
             aten.div.Tensor: self.div,
             aten.dropout.default: self.dropout,
         }
+        for kind in REGISTRY.values():  # ops a descriptor lifts from one-tensor ATen overloads (relu)
+            for overload in kind.aten_unary:
+                self.handlers[getattr(getattr(aten, overload.split(".")[0]), overload.split(".")[1])] = self.unary(
+                    kind.name
+                )
 
     def const(self, n: Any, what: str) -> torch.Tensor:
         if not isinstance(n, fx.Node) or n.name not in self.consts:
@@ -400,7 +404,7 @@ def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: in
             raise UserError(
                 f"unsupported operation {target}{detail} in Detectron2 module "
                 f"{source or 'the top-level model'} ({cls}); pdl2ttnn lowers only "
-                f"{', '.join(sorted(OP_ATTRS))}: use a config without it"
+                f"{', '.join(sorted(REGISTRY))}: use a config without it"
             ) from None
         except _NotLowerable as e:
             raise UserError(

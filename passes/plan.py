@@ -8,19 +8,76 @@ can emit them verbatim (`ttnn.TensorMemoryLayout.HEIGHT_SHARDED`, `ttnn.MathFide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from converter.ops import Choice, Dtype, Layout, op_kind
 
 if TYPE_CHECKING:
     from converter.ir import Node
 
-BUFFERS = ("L1", "DRAM")
-MEMORY_LAYOUTS = ("INTERLEAVED", "HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
-SLICE_TYPES = ("L1_FULL", "DRAM_SLICE_HEIGHT", "DRAM_SLICE_WIDTH")
-DTYPES = ("float32", "bfloat16", "bfloat8_b")
-MATH_FIDELITIES = ("LoFi", "HiFi2", "HiFi3", "HiFi4")
-TILE_LAYOUT, ROW_MAJOR = "TILE", "ROW_MAJOR"  # ttnn tensor layouts (TILE the layout, not the 32-wide tile)
-TENSOR_LAYOUTS = (TILE_LAYOUT, ROW_MAJOR)
+
+class Buffer(Choice):
+    L1 = "L1"
+    DRAM = "DRAM"
+
+
+class MemoryLayout(Choice):
+    INTERLEAVED = "INTERLEAVED"
+    HEIGHT_SHARDED = "HEIGHT_SHARDED"
+    BLOCK_SHARDED = "BLOCK_SHARDED"
+    WIDTH_SHARDED = "WIDTH_SHARDED"
+
+
+class SliceType(Choice):
+    L1_FULL = "L1_FULL"
+    DRAM_SLICE_HEIGHT = "DRAM_SLICE_HEIGHT"
+    DRAM_SLICE_WIDTH = "DRAM_SLICE_WIDTH"
+
+
+class DeviceDtype(Choice):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    BFLOAT8_B = "bfloat8_b"
+
+
+class MathFidelity(Choice):
+    LoFi = "LoFi"
+    HiFi2 = "HiFi2"
+    HiFi3 = "HiFi3"
+    HiFi4 = "HiFi4"
+
+
+BUFFERS = tuple(b.value for b in Buffer)
+SLICE_TYPES = tuple(t.value for t in SliceType)
+DTYPES = tuple(d.value for d in DeviceDtype)  # widest first
+MATH_FIDELITIES = tuple(f.value for f in MathFidelity)
+TILE_LAYOUT, ROW_MAJOR = Layout.TILE, Layout.ROW_MAJOR
+
+
+# the enum of each typed field, by its annotation
+_ENUM_FIELDS: dict[str, type[Choice]] = {
+    "Buffer": Buffer,
+    "MemoryLayout": MemoryLayout,
+    "SliceType": SliceType,
+    "DeviceDtype": DeviceDtype,
+    "DeviceDtype | None": DeviceDtype,
+    "MathFidelity": MathFidelity,
+    "Layout": Layout,
+}
+
+
+def _coerce(record: Any) -> None:
+    """Turn each enum-typed field given as its name into the member, rejecting names it does not have."""
+    for f in fields(record):
+        kind = _ENUM_FIELDS.get(f.type if isinstance(f.type, str) else "")
+        value = getattr(record, f.name)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            try:
+                object.__setattr__(record, f.name, kind(value))
+            except ValueError:
+                allowed = ", ".join(m.value for m in kind)
+                raise ValueError(f"{type(record).__name__}.{f.name} = {value!r}: not one of {allowed}") from None
 
 
 @dataclass(frozen=True)
@@ -32,23 +89,30 @@ class Placement:
     (row-major over the target's compute grid, `num_cores` of them for height sharding).
     """
 
-    buffer: str  # BUFFERS
-    layout: str  # MEMORY_LAYOUTS
+    buffer: Buffer
+    layout: MemoryLayout
     grid: tuple[int, int] | None = None  # (x, y) of the core grid used when sharded
     num_cores: int | None = None  # cores actually holding shards (height sharding may use < x*y)
     shard_shape: tuple[int, int] | None = None  # (rows, cols) per core when sharded
 
+    def __post_init__(self) -> None:
+        _coerce(self)
+
     @property
     def sharded(self) -> bool:
-        return self.layout != "INTERLEAVED"
+        return self.layout != MemoryLayout.INTERLEAVED
+
+
+DRAM_INTERLEAVED = Placement(Buffer.DRAM, MemoryLayout.INTERLEAVED)  # the model input, spills, heads
+L1_INTERLEAVED = Placement(Buffer.L1, MemoryLayout.INTERLEAVED)
 
 
 @dataclass(frozen=True)
 class ConvConfig:
     """What conv sharding chose for one conv2d, and why."""
 
-    shard_layout: str  # HEIGHT_SHARDED | BLOCK_SHARDED | WIDTH_SHARDED (always explicit)
-    slice_type: str  # SLICE_TYPES
+    shard_layout: MemoryLayout  # HEIGHT_SHARDED | BLOCK_SHARDED | WIDTH_SHARDED (always explicit)
+    slice_type: SliceType
     num_slices: int  # 0 with L1_FULL
     act_block_h: int  # act_block_h_override, 0 = ttnn's maximum; else a multiple of 32
     act_block_w_div: int  # > 1 only for width sharding
@@ -61,12 +125,17 @@ class ConvConfig:
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
 
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.shard_layout == MemoryLayout.INTERLEAVED:
+            raise ValueError("ConvConfig.shard_layout: a conv names its sharding (not INTERLEAVED)")
+
 
 @dataclass(frozen=True)
 class OpPlan:
-    dtype: str  # output activation dtype (DTYPES)
-    weights_dtype: str | None  # conv weights dtype (DTYPES), None for ops without weights
-    math_fidelity: str  # MATH_FIDELITIES
+    dtype: DeviceDtype  # output activation dtype
+    weights_dtype: DeviceDtype | None  # conv weights dtype, None for ops without weights
+    math_fidelity: MathFidelity
     fp32_dest_acc: bool
     # conv2d only, set by the dtype policy (runtime/weights.py applies them to the host weights): the
     # matrix engine truncates its operands' low mantissa bits; these undo the bias that leaves
@@ -85,13 +154,16 @@ class OpPlan:
     slices: tuple[str, int] | None = None
     # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
     # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
-    layout: str = TILE_LAYOUT
-    layout_inputs: tuple[tuple[str, str], ...] = ()
+    layout: Layout = Layout.TILE
+    layout_inputs: tuple[tuple[str, Layout], ...] = ()
     # Added by memory planning (additive): live L1 tensors moved to the top of L1 with
     # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
     reallocate_before: tuple[str, ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
     notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
+
+    def __post_init__(self) -> None:
+        _coerce(self)
 
 
 class MissingPlanError(AssertionError):
@@ -121,14 +193,24 @@ def output_of(node: Node) -> Placement:
     return output
 
 
+def read_dtype(dtype: str, layout: str) -> str:
+    """The dtype a tensor has when read in `layout`: ROW_MAJOR has no bfloat8_b, so it reads bfloat16."""
+    return DeviceDtype.BFLOAT16 if layout == Layout.ROW_MAJOR and dtype == DeviceDtype.BFLOAT8_B else dtype
+
+
+def output_dtype(n: Node, input_dtype: str) -> str:
+    """The dtype node `n` writes when its first input has `input_dtype` (its descriptor's dtype rule):
+    ops without a dtype argument keep their input's; one reading ROW_MAJOR, which has no bfloat8_b,
+    yields bfloat16 from it (as ttnn does)."""
+    rule = op_kind(n).dtype
+    if rule is Dtype.OWN:
+        return plan_of(n).dtype
+    return read_dtype(input_dtype, Layout.ROW_MAJOR) if rule is Dtype.INPUT_ROW_MAJOR else input_dtype
+
+
 def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
-    """The dtype tensor `name` really has on the device: relu and concat take no dtype and keep their
-    first input's; an upsample reads ROW_MAJOR, which has no bfloat8_b, so it yields bfloat16 from it
-    (as ttnn does)."""
+    """The dtype tensor `name` really has on the device (`output_dtype` back to an op with its own)."""
     n = nodes[name]
-    if n.op in ("relu", "concat"):
-        return stored_dtype(n.inputs[0], nodes)
-    if n.op == "upsample":
-        d = stored_dtype(n.inputs[0], nodes)
-        return "bfloat16" if d == "bfloat8_b" else d
-    return plan_of(n).dtype
+    if op_kind(n).dtype is Dtype.OWN:
+        return plan_of(n).dtype
+    return output_dtype(n, stored_dtype(n.inputs[0], nodes))
