@@ -89,7 +89,7 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)
                 out[f"{node.name}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
         elif lowering is Lowering.AFFINE:
-            dtype = plan_of(node).dtype if node.plan is not None else "float32"
+            dtype = str(plan_of(node).dtype) if node.plan is not None else "float32"  # plain: the cache is data
             for key in ("scale", "shift"):
                 t = node.params[key].reshape(1, 1, 1, -1).to(torch.float32)
                 out[f"{node.name}.{key}"] = HostTensor(t, dtype, "TILE")

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -279,7 +280,7 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("dilation", str(_pair(a["dilation"]))),
         ("groups", str(a["groups"])),
         ("dtype", dtype_expr(plan.dtype)),
-        ("conv_config", config),
+        ("conv_config", Constructed("ttnn.Conv2dConfig", config)),
         ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
         ("slice_config", slice_expr),
         ("memory_config", declared.memory(out)),
@@ -541,17 +542,25 @@ _LOWER = {
 }
 
 
-def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 100) -> str:
+@dataclass(frozen=True)
+class Constructed:
+    """A keyword value built by a call with its own keywords, e.g. `ttnn.Conv2dConfig(...)`."""
+
+    fn: str
+    items: Sequence[tuple[str | None, Any]]
+
+
+def wrap_kwargs(items: Sequence[tuple[str | None, Any]], indent: int, width: int = 100) -> str:
     """`k=v, k=v, ...` filling lines up to `width`, continuation lines indented by `indent`.
 
-    A key None makes a positional argument.
-    A value that is itself a list of items is written as a nested `ttnn.Conv2dConfig(...)`.
+    A key None makes a positional argument; a `Constructed` value is written as its call, its
+    keywords one level deeper.
     """
     parts = []
     for key, value in items:
-        if isinstance(value, list):
-            inner = wrap_kwargs(value, indent + 4, width)
-            value = f"ttnn.Conv2dConfig(\n{' ' * (indent + 4)}{inner},\n{' ' * indent})"
+        if isinstance(value, Constructed):
+            inner = wrap_kwargs(value.items, indent + 4, width)
+            value = f"{value.fn}(\n{' ' * (indent + 4)}{inner},\n{' ' * indent})"
         parts.append(value if key is None else f"{key}={value}")
     lines: list[str] = []
     line = ""
