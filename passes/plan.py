@@ -1,14 +1,16 @@
 """The typed record of every device decision the passes take for one op (`Node.plan`).
 
 One record per node, like torch.fx's `TensorMetadata` in shape_prop: passes fill it in stages with
-`dataclasses.replace` (dtype policy -> conv sharding -> memory planning -> cost model) and the code
-generator and plan report read nothing else. Strings are ttnn enum member names, so the generator
-can emit them verbatim (`ttnn.TensorMemoryLayout.HEIGHT_SHARDED`, `ttnn.MathFidelity.HiFi2`, ...).
+`dataclasses.replace` (dtype policy -> conv sharding -> layout planning -> memory planning), each
+writing only the fields it owns, and the code generator and plan report read nothing else. Its
+choices are str enums whose values are ttnn's member names, so the generator emits them verbatim
+(`ttnn.TensorMemoryLayout.HEIGHT_SHARDED`, `ttnn.MathFidelity.HiFi2`, ...); a record made with any
+other value is rejected.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from converter.ops import Choice, Dtype, Layout, op_kind
@@ -131,39 +133,68 @@ class ConvConfig:
             raise ValueError("ConvConfig.shard_layout: a conv names its sharding (not INTERLEAVED)")
 
 
+def _by(*passes: str, **default: Any) -> Any:
+    """A plan field written by the named passes only (passes/pipeline.py checks it after every pass)."""
+    return field(metadata={"owners": passes}, **default)
+
+
 @dataclass(frozen=True)
 class OpPlan:
-    dtype: DeviceDtype  # output activation dtype
-    weights_dtype: DeviceDtype | None  # conv weights dtype, None for ops without weights
-    math_fidelity: MathFidelity
-    fp32_dest_acc: bool
-    # conv2d only, set by the dtype policy (runtime/weights.py applies them to the host weights): the
-    # matrix engine truncates its operands' low mantissa bits; these undo the bias that leaves
-    weights_scale: float = 1.0  # weights x this: the expected loss of the truncated activations
-    weights_round_srca: bool = False  # weights rounded to nearest at what LoFi's SrcA multiplier reads
-    conv: ConvConfig | None = None  # conv2d only, set by conv sharding
-    output: Placement | None = None  # set by memory planning
-    # (input node name, placement) moves inserted before this op by memory planning
-    reshard_inputs: tuple[tuple[str, Placement], ...] = ()
-    deallocate_after: tuple[str, ...] = ()  # tensors whose last use is this op
-    # Added by memory planning (additive): spills (moves to DRAM) of live tensors that are not
-    # inputs of this op, done before `reshard_inputs`. Every move replaces the tensor.
-    spill_before: tuple[tuple[str, Placement], ...] = ()
-    # Set by memory planning: (slice type, count) when a max/avg pool runs with `dram_slice_config`, or
-    # ("ROW_BANDS", count) when a bilinear upsample runs in row bands (input and output in DRAM).
-    slices: tuple[str, int] | None = None
-    # Added by layout planning (additive): the output's ttnn layout (TILE | ROW_MAJOR), and the inputs
-    # this op reads through a `ttnn.to_layout` temporary (input name, layout), freed after the op.
-    layout: Layout = Layout.TILE
-    layout_inputs: tuple[tuple[str, Layout], ...] = ()
-    # Added by memory planning (additive): live L1 tensors moved to the top of L1 with
-    # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
-    reallocate_before: tuple[str, ...] = ()
-    l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
-    notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
+    """Each field is owned by the passes that write it (`owners`); the pipeline rejects a pass that
+    changes a field it does not own. Fields are grouped by owner, in pipeline order."""
+
+    # the dtype policy: precision (a concat of mixed dtypes widens its bfloat8_b inputs to bfloat16;
+    # merge_siblings re-applies that rule after a merge)
+    dtype: DeviceDtype = _by("dtype_policy", "one_dtype_per_concat", "merge_siblings")  # output activations
+    weights_dtype: DeviceDtype | None = _by("dtype_policy")  # conv weights, None for ops without weights
+    math_fidelity: MathFidelity = _by("dtype_policy")
+    fp32_dest_acc: bool = _by("dtype_policy")
+    # conv2d only (runtime/weights.py applies them to the host weights): the matrix engine truncates
+    # its operands' low mantissa bits; these undo the bias that leaves
+    weights_scale: float = _by("unbias_truncation", default=1.0)  # the expected loss of the truncated input
+    weights_round_srca: bool = _by("unbias_truncation", default=False)  # rounded to what LoFi's SrcA reads
+    # conv2d only; memory planning falls back to another legal config when none of the conv's fits
+    conv: ConvConfig | None = _by("conv_sharding", "memory_plan", default=None)
+    # the output's ttnn layout, and the inputs this op reads through a `ttnn.to_layout` temporary
+    # (input name, layout), freed after the op
+    layout: Layout = _by("layout_plan", default=Layout.TILE)
+    layout_inputs: tuple[tuple[str, Layout], ...] = _by("layout_plan", default=())
+    # memory planning: where the output lives, and the moves around the op. Before it, in this order:
+    # live L1 tensors moved to the top of L1 with `ttnn.reallocate` to close holes; spills (moves to
+    # DRAM) of live tensors it does not read; moves of its inputs (input name, placement). Every move
+    # replaces the tensor. After it: tensors whose last use it is are freed.
+    output: Placement | None = _by("memory_plan", default=None)
+    reallocate_before: tuple[str, ...] = _by("memory_plan", default=())
+    spill_before: tuple[tuple[str, Placement], ...] = _by("memory_plan", default=())
+    reshard_inputs: tuple[tuple[str, Placement], ...] = _by("memory_plan", default=())
+    deallocate_after: tuple[str, ...] = _by("memory_plan", default=())
+    # (slice type, count) when a max/avg pool runs with `dram_slice_config`, or ("ROW_BANDS", count)
+    # when a bilinear upsample runs in row bands (input and output in DRAM)
+    slices: tuple[str, int] | None = _by("memory_plan", default=None)
+    l1_peak_per_core: int = _by("memory_plan", default=0)  # bytes: live L1 tensors + the op's CBs, per core
+    # why each decision was taken, for the plan report: every pass may append, none rewrites
+    notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         _coerce(self)
+
+
+def owners(name: str) -> tuple[str, ...]:
+    """The passes that may write OpPlan field `name`."""
+    return _OWNERS[name]
+
+
+def foreign_changes(pass_name: str, before: OpPlan, after: OpPlan) -> list[str]:
+    """The fields `pass_name` changed between two plans of one node without owning them (notes: any
+    pass may append to them, none may rewrite them)."""
+    bad = [
+        f.name
+        for f in fields(OpPlan)
+        if f.name != "notes" and getattr(before, f.name) != getattr(after, f.name) and pass_name not in owners(f.name)
+    ]
+    if after.notes[: len(before.notes)] != before.notes:
+        bad.append("notes")
+    return bad
 
 
 class MissingPlanError(AssertionError):
@@ -214,3 +245,6 @@ def stored_dtype(name: str, nodes: dict[str, Node]) -> str:
     if op_kind(n).dtype is Dtype.OWN:
         return plan_of(n).dtype
     return output_dtype(n, stored_dtype(n.inputs[0], nodes))
+
+
+_OWNERS = {f.name: f.metadata.get("owners", ()) for f in fields(OpPlan)}
