@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -153,7 +153,6 @@ class OpKind:
     # input widens the output (passes/pad_channels.py, passes/merge_siblings.py)
     channelwise: bool = False
     aten_unary: tuple[str, ...] = ()  # ATen overloads ("relu.default") the front end lifts to it
-    params: tuple[str, ...] = field(default=())  # parameter tensors it owns (for readers)
 
     def __post_init__(self) -> None:
         if (self.cost is Cost.VECTOR) != (self.work is not None):

@@ -22,7 +22,6 @@ register(
             " weights on the other convs' channels (set by passes/merge_siblings.py)"
         ),
         attrs=("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "activation"),
-        params=("weight", "bias"),
         reference=_conv2d,
         memory=Memory.CONV,
         lowering=Lowering.CONV,

@@ -86,9 +86,8 @@ register(
 register(
     OpKind(
         "channel_affine",
-        doc="y = x * scale[c] + shift[c]: the pixel normalization (x - mean) / std",
+        doc="y = x * scale[c] + shift[c]: the pixel normalization (x - mean) / std. params: scale, shift",
         attrs=(),
-        params=("scale", "shift"),
         reference=_channel_affine,
         memory=Memory.AFFINE,
         lowering=Lowering.AFFINE,
@@ -99,9 +98,8 @@ register(
 register(
     OpKind(
         "batch_norm",
-        doc="removed by BatchNorm folding; only the unfolded baseline prices it",
+        doc="params: weight, bias, running_mean, running_var. Removed by BatchNorm folding (the baseline prices it)",
         attrs=("eps",),
-        params=("weight", "bias", "running_mean", "running_var"),
         reference=_batch_norm,
         memory=Memory.UNARY,
         lowering=Lowering.NONE,

@@ -43,7 +43,6 @@ register(
             " params: rows [H', H], cols [W', W]"
         ),
         attrs=("kind",),
-        params=("rows", "cols"),
         reference=lambda n, x: n.params["rows"] @ x @ n.params["cols"].T,
         memory=Memory.RESAMPLE,
         lowering=Lowering.RESAMPLE,

@@ -1,4 +1,4 @@
-"""Elementwise ops: add and multiply (with fused activations) and relu, computed by ttnn's goldens."""
+"""Elementwise ops: add and multiply (with fused activations), relu and sigmoid, computed by ttnn's goldens."""
 
 from __future__ import annotations
 
