@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from converter.ops import Memory, is_input, is_output, op_kind
+from converter.ops import Layout, Memory, is_input, is_output, op_kind
 from passes import cb_model, legality
 from passes.cb_model import cdiv, round_up
 from passes.l1_allocator import FreeList
@@ -40,7 +40,7 @@ class TensorState:
     rows: int
     cols: int
     dtype: str
-    layout: str  # TILE | ROW_MAJOR
+    layout: Layout
 
 
 def buffer_bytes(t: TensorState, target: Target) -> int:

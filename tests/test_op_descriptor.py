@@ -21,12 +21,14 @@ from converter.interpreter import run_graph
 from converter.ir import Graph
 from converter.ops import REGISTRY, Call, Dtype, Layout, Lowering, Memory, OpKind, Work, register, unregister
 from converter.trace import lift_program
+from passes import l1_sim, memory_plan
 from passes.pipeline import plan_graph
 from passes.plan import plan_of
 from passes.targets import get_target
 from runtime.run import load_module, run_module
 from runtime.ttnn_mock import check_module
 from runtime.weights import host_weights
+from templates import render
 from templates.render import render_module
 
 TARGET = "blackhole-20"
@@ -89,6 +91,15 @@ def generated(traced: Graph, tmp_path_factory) -> tuple[Graph, Path]:
     path = tmp_path_factory.mktemp("gen") / "gate.py"
     path.write_text(render_module(planned, TARGET))
     return planned, path
+
+
+def test_every_recipe_a_descriptor_can_name_has_its_implementation() -> None:
+    # a descriptor names recipes, the passes and templates implement each once: none may be missing
+    device_ops = set(Memory) - {Memory.INPUT, Memory.OUTPUT}
+    assert set(memory_plan._MODES) == device_ops and set(l1_sim._STEPS) == device_ops
+    assert set(render._LOWER) == set(Lowering) - {Lowering.INPUT, Lowering.OUTPUT, Lowering.CONV, Lowering.NONE}
+    for kind in REGISTRY.values():
+        assert (kind.reference is None) == (kind.memory is Memory.INPUT), kind.name
 
 
 def test_without_its_descriptor_the_front_end_rejects_sigmoid(sigmoid_op: OpKind, gate: Gate, image) -> None:

@@ -6,7 +6,8 @@ from converter.ops import Call, Lowering, Memory, OpKind, Work, functional, regi
 
 
 def _window(n) -> int:
-    kh, kw = n.attrs["kernel_size"] if not isinstance(n.attrs["kernel_size"], int) else (n.attrs["kernel_size"],) * 2
+    """Input elements the pool reads: its kernel window at every output element."""
+    kh, kw = n.attrs["kernel_size"]  # a pair (the front end's)
     return n.out.numel * int(kh) * int(kw)
 
 
