@@ -121,8 +121,8 @@ class ConvConfig:
     enable_act_double_buffer: bool
     enable_weights_double_buffer: bool
     why: str  # its modeled time, the runner-up and why L1_FULL was not used, for the plan report
-    # Added by conv sharding (additive): the cores the conv runs on, as in Placement
-    # (Conv2dConfig.core_grid + override_sharding_config when emitted), and its own working set.
+    # the cores the conv runs on, as in Placement (Conv2dConfig.core_grid + override_sharding_config
+    # when emitted; None when ttnn picks them), and its own working set
     grid: tuple[int, int] | None = None
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
