@@ -33,6 +33,7 @@ from converter import model as model_lib
 from converter.atomic import write_text
 from converter.errors import UserError
 from converter.ir import Graph
+from converter.ops import is_host
 from converter.trace import trace_model
 from passes import cost_model
 from passes.dtype_policy import PRECISIONS, DtypeRules
@@ -67,7 +68,7 @@ def naive_plan(graph: Graph, target) -> Graph:
         {
             n.name: LayerOverride(memory="DRAM")
             for n in graph
-            if n.op not in cost_model.HOST_OPS and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")
+            if not is_host(n) and not (n.op == "upsample" and n.attrs["mode"] == "bilinear")
         }
     )
     passes = ("dtype_policy", "one_dtype_per_concat", "conv_sharding", "layout_plan", "memory_plan")

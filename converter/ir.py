@@ -17,40 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from converter.ops import REGISTRY
+
 if TYPE_CHECKING:  # torch only for annotations: importing the IR stays cheap (the CLI's parser needs it)
     import torch
-
-
-# Every op the IR knows, with the attributes each one requires. The front end rejects anything
-# else by name (with the source module), so no operation is ever dropped silently.
-OP_ATTRS: dict[str, tuple[str, ...]] = {
-    "input": (),
-    # y = x * scale[c] + shift[c]: the pixel normalization (x - mean) / std. params: scale, shift.
-    "channel_affine": (),
-    # params: weight [O, I/groups, kh, kw], optional bias [O]. `activation` is None or "relu"
-    # (set by fusion). Optional `reads_merged`: the merged convs whose wider output it reads with
-    # zero weights on the other convs' channels (set by passes/merge_siblings.py).
-    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "activation"),
-    # params: weight, bias, running_mean, running_var. Removed by BatchNorm folding.
-    "batch_norm": ("eps",),
-    "relu": (),
-    # Elementwise sum of two inputs; `activation` is None or "relu" (set by fusion).
-    "add": ("activation",),
-    "mul_scalar": ("scalar",),
-    # Channel concat (dim=1 in NCHW).
-    "concat": ("dim",),
-    # `scale_factor` is an integer (sh, sw); mode "bilinear" or "nearest".
-    "upsample": ("scale_factor", "mode", "align_corners"),
-    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
-    # out[n, c] = rows @ x[n, c] @ cols^T: a bilinear resize at any scale or an average pool, as a
-    # separable linear map (converter/resample.py). `kind` "bilinear" | "avg_pool" (for readers).
-    # params: rows [H', H], cols [W', W].
-    "resample": ("kind",),
-    # Mean over H and W, output spatial 1x1 (what ASPP image pooling is at the training size).
-    "global_avg_pool2d": (),
-    "output": (),
-}
 
 
 @dataclass(frozen=True)
@@ -71,7 +41,7 @@ class TensorInfo:
 @dataclass(frozen=True)
 class Node:
     name: str  # unique, stable across runs, derived from `source` (e.g. "backbone.res2.0.conv1")
-    op: str  # a key of OP_ATTRS
+    op: str  # a registered op kind (converter/ops: what each op is, its attributes and semantics)
     inputs: tuple[str, ...]  # names of the producer nodes, in argument order
     out: TensorInfo
     source: str  # Detectron2 module path it came from, e.g. "sem_seg_head.decoder.res3.fuse_conv.0"
@@ -98,9 +68,9 @@ class Graph:
     def validate(self) -> None:
         seen: set[str] = set()
         for node in self.nodes:
-            if node.op not in OP_ATTRS:
+            if node.op not in REGISTRY:
                 raise IRError(f"unknown op {node.op!r} in node {node.name!r} ({node.source})")
-            missing = [a for a in OP_ATTRS[node.op] if a not in node.attrs]
+            missing = [a for a in REGISTRY[node.op].attrs if a not in node.attrs]
             if missing:
                 raise IRError(f"node {node.name!r} ({node.op}) lacks attributes {missing}")
             if node.name in seen:

@@ -25,8 +25,9 @@ import torch
 from torch import fx, nn
 
 from converter.errors import UserError
-from converter.ir import OP_ATTRS, Graph, Node, TensorInfo
+from converter.ir import Graph, Node, TensorInfo
 from converter.model import VARIANT_OUTPUTS, check_variant, taps_for
+from converter.ops import REGISTRY
 from converter.resample import bilinear_matrix
 
 aten = torch.ops.aten
@@ -114,8 +115,6 @@ class _Lifter:
         self.handlers: dict[Any, Callable[[fx.Node], _Lifted | fx.Node]] = {
             aten.conv2d.default: self.conv2d,
             aten.batch_norm.default: self.batch_norm,
-            aten.relu.default: self.unary("relu"),
-            aten.relu_.default: self.unary("relu"),
             aten.add.Tensor: self.add,
             aten.add_.Tensor: self.add,
             aten.cat.default: self.concat,
@@ -129,6 +128,10 @@ class _Lifter:
             aten.div.Tensor: self.div,
             aten.dropout.default: self.dropout,
         }
+        for kind in REGISTRY.values():  # ops a descriptor lifts from one-tensor ATen overloads (relu)
+            for overload in kind.aten_unary:
+                packet, name = overload.split(".")
+                self.handlers[getattr(getattr(aten, packet), name)] = self.unary(kind.name)
 
     def const(self, n: Any, what: str) -> torch.Tensor:
         if not isinstance(n, fx.Node) or n.name not in self.consts:
@@ -350,10 +353,11 @@ def export_core(model: Any, variant: str, input_size: tuple[int, int], batch: in
         ) from None
 
 
-def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
-    """The IR graph of `model`'s inference core for an Nx3xHxW input (N = `batch`; RGB 0-255 floats)."""
-    size = (input_size[0], input_size[1])
-    exported = export_core(model, variant, size, batch)
+def lift_program(
+    exported: torch.export.ExportedProgram, heads: tuple[str, ...]
+) -> tuple[list[Node], dict[str, str], list[dict[str, str]]]:
+    """The IR nodes of an exported program (one image input, its outputs named `heads`), the output
+    node of each head, and the identity ops dropped on the way."""
     lifter = _Lifter(exported)
     fx_graph = exported.graph
     fx_users = {n.name: len(n.users) for n in fx_graph.nodes}
@@ -362,6 +366,7 @@ def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: in
     index: dict[str, int] = {}  # IR node name -> position in `nodes`
     identity_ops: list[dict[str, str]] = []
     outputs: dict[str, str] = {}
+    input_hw: tuple[int, ...] = ()
 
     def emit(node: Node) -> None:
         index[node.name] = len(nodes)
@@ -378,10 +383,10 @@ def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: in
         if n.op == "placeholder":
             if n.name not in lifter.consts:
                 emit(Node("input", "input", (), TensorInfo(_shape(n)), ""))
+                input_hw = _shape(n)[2:]
                 value[n.name] = "input"
             continue
         if n.op == "output":
-            heads = VARIANT_OUTPUTS[variant]
             for head, result in zip(heads, n.args[0], strict=True):
                 head_node = nodes[index[value[result.name]]]
                 name = unique(f"output.{head}")
@@ -400,12 +405,10 @@ def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: in
             raise UserError(
                 f"unsupported operation {target}{detail} in Detectron2 module "
                 f"{source or 'the top-level model'} ({cls}); pdl2ttnn lowers only "
-                f"{', '.join(sorted(OP_ATTRS))}: use a config without it"
+                f"{', '.join(sorted(REGISTRY))}: use a config without it"
             ) from None
         except _NotLowerable as e:
-            raise UserError(
-                f"input size {input_size[0]}x{input_size[1]}: {source or 'the top-level model'} {e}"
-            ) from None
+            raise UserError(f"input size {input_hw[0]}x{input_hw[1]}: {source or 'the top-level model'} {e}") from None
         if isinstance(lifted, fx.Node):  # an identity in eval mode: forward its input
             value[n.name] = value[lifted.name]
             identity_ops.append({"op": str(n.target), "source": source, "why": "identity in eval mode; removed"})
@@ -435,6 +438,14 @@ def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: in
         emit(Node(name, lifted.op, inputs, TensorInfo(_shape(n)), source, lifted.attrs, lifted.params))
         value[n.name] = name
 
+    return nodes, outputs, identity_ops
+
+
+def trace_model(model: Any, variant: str, input_size: tuple[int, int], batch: int = 1) -> Graph:
+    """The IR graph of `model`'s inference core for an Nx3xHxW input (N = `batch`; RGB 0-255 floats)."""
+    size = (input_size[0], input_size[1])
+    exported = export_core(model, variant, size, batch)
+    nodes, outputs, identity_ops = lift_program(exported, VARIANT_OUTPUTS[variant])
     taps = {}
     for tap, module in taps_for(variant).items():
         inside = [

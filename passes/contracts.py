@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from converter.ir import Graph, Node
+from converter.ops import Memory, Writes, is_conv, is_host, op_kind
 from passes.plan import OpPlan, stored_dtype
 
 
@@ -47,7 +48,7 @@ def _unfused_relus(graph: Graph) -> list[str]:
         host = by_name[n.inputs[0]] if n.op == "relu" else None
         if (
             host
-            and host.op in ("conv2d", "add")
+            and "activation" in op_kind(host).attrs
             and host.attrs["activation"] is None
             and _only_reader(graph, n.name)(host)
         ):
@@ -61,7 +62,11 @@ def _unplanned(graph: Graph) -> list[str]:
 
 def _mixed_dtype_concats(graph: Graph) -> list[str]:
     by_name = {n.name: n for n in graph}
-    return [n.name for n in graph if n.op == "concat" and len({stored_dtype(i, by_name) for i in n.inputs}) > 1]
+    return [
+        n.name
+        for n in graph
+        if op_kind(n).memory is Memory.CONCAT and len({stored_dtype(i, by_name) for i in n.inputs}) > 1
+    ]
 
 
 def cse_key(n: Node) -> tuple:
@@ -75,7 +80,7 @@ def _repeated(graph: Graph) -> list[str]:
     seen: set[tuple] = set()
     out = []
     for n in graph:
-        if n.params or n.op in ("input", "output"):
+        if n.params or is_host(n):
             continue
         k = cse_key(n)
         if k in seen:
@@ -85,7 +90,7 @@ def _repeated(graph: Graph) -> list[str]:
 
 
 def _unconfigured_convs(graph: Graph) -> list[str]:
-    return [n.name for n in graph if n.op == "conv2d" and (not isinstance(n.plan, OpPlan) or n.plan.conv is None)]
+    return [n.name for n in graph if is_conv(n) and (not isinstance(n.plan, OpPlan) or n.plan.conv is None)]
 
 
 def _unconverted_reads(graph: Graph) -> list[str]:
@@ -93,7 +98,7 @@ def _unconverted_reads(graph: Graph) -> list[str]:
     layout = {n.name: n.plan.layout for n in graph if isinstance(n.plan, OpPlan)}
     out = []
     for n in graph:
-        if n.op != "concat" or not isinstance(n.plan, OpPlan):
+        if op_kind(n).writes is not Writes.AS_READ or not isinstance(n.plan, OpPlan):
             continue
         converted = dict(n.plan.layout_inputs)
         if len({converted.get(i, layout.get(i)) for i in n.inputs}) > 1:

@@ -30,12 +30,23 @@ from collections.abc import Iterator
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
+from converter.ops import ELTWISE, is_conv, is_input, op_kind
 from passes import cb_model
 from passes.cb_model import cdiv
 from passes.cost_model import Operand, op_cost
 from passes.layout_plan import conv_output_layout
 from passes.overrides import LayerOverride, Overrides
-from passes.plan import ConvConfig, Placement, conv_of, plan_of, stored_dtype
+from passes.plan import (
+    DRAM_INTERLEAVED,
+    Buffer,
+    ConvConfig,
+    MemoryLayout,
+    Placement,
+    SliceType,
+    conv_of,
+    plan_of,
+    stored_dtype,
+)
 from passes.shards import (
     ConvShape,
     cores_with_padding,
@@ -47,7 +58,7 @@ from passes.shards import (
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
-DRAM = Placement("DRAM", "INTERLEAVED")
+DRAM = DRAM_INTERLEAVED
 
 
 def preferred_layout(s: ConvShape, target: Target) -> tuple[str, str]:
@@ -73,14 +84,14 @@ def conv_cores(layout: str, s: ConvShape, target: Target) -> tuple[tuple[int, in
 
 
 def activation_placement(layout: str, grid: tuple[int, int], num_cores: int, rows: int, cols: int) -> Placement:
-    return Placement("L1", layout, grid, num_cores, shard_shape(layout, rows, cols, grid, num_cores))
+    return Placement(Buffer.L1, MemoryLayout(layout), grid, num_cores, shard_shape(layout, rows, cols, grid, num_cores))
 
 
 def conv_input_placement(node: Node, s: ConvShape) -> Placement:
     """Where the conv wants its input: sharded like the conv in L1, or DRAM when sliced."""
     c = conv_of(node)
     if c.slice_type != "L1_FULL":
-        return Placement("DRAM", "INTERLEAVED")
+        return DRAM
     assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.in_rows, s.in_channels)
 
@@ -88,7 +99,7 @@ def conv_input_placement(node: Node, s: ConvShape) -> Placement:
 def conv_output_placement(node: Node, s: ConvShape) -> Placement:
     c = conv_of(node)
     if c.slice_type != "L1_FULL":
-        return Placement("DRAM", "INTERLEAVED")
+        return DRAM
     assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
 
@@ -249,8 +260,8 @@ def legal_configs(
                 if total <= budget:
                     found.append(
                         ConvConfig(
-                            layout,
-                            slice_type,
+                            MemoryLayout(layout),
+                            SliceType(slice_type),
                             num_slices,
                             abh,
                             1,
@@ -353,9 +364,9 @@ def _source_placement(n: Node, nodes: dict[str, Node], chosen: dict[str, Placeme
     first input's placement back to a conv (its chosen output) or the model input (DRAM).
     None when a data-movement op (pool, upsample, concat) decides it: assume it lands as wanted."""
     x = nodes[n.inputs[0]]
-    while x.op in ("relu", "add", "mul_scalar", "channel_affine", "batch_norm"):
+    while op_kind(x).memory in ELTWISE:
         x = nodes[x.inputs[0]]
-    if x.op == "input":
+    if is_input(x):
         return DRAM
     return chosen.get(x.name)
 
@@ -369,7 +380,7 @@ def conv_sharding(
     users = graph.users()
     nodes = []
     for n in graph.nodes:
-        if n.op == "conv2d":
+        if is_conv(n):
             if n.plan is None:
                 raise ValueError(f"conv_sharding needs dtype_policy first ({n.name})")
             x = by_name[n.inputs[0]]

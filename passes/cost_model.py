@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from converter.ir import Graph, Node
+from converter.ops import Cost, Work, is_host, op_kind
 from passes import cb_model, shards
 from passes.cb_model import cdiv
-from passes.plan import OpPlan, Placement, plan_of
+from passes.plan import DRAM_INTERLEAVED, OpPlan, Placement, plan_of
 from passes.targets import TILE, Target
 
 # --- Hardware constants (cited) ---------------------------------------------------------------
@@ -77,9 +78,6 @@ CALIBRATION = (
     "51.75 / 34.39 ms (PANOPTIC_DEEPLAB / DEEPLAB_V3_PLUS, both measured on tt-metal 3d736fd9; "
     "tests/test_cost_model.py keeps both within +-25%). Not yet fitted to the rest of the measured history."
 )
-
-# Ops that are not device programs (host input upload and host readback are outside device time).
-HOST_OPS = ("input", "output")
 
 
 @dataclass(frozen=True)
@@ -292,46 +290,30 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
 # --- everything else -------------------------------------------------------------------------
 
 
-def _vector_cycles(node: Node, plan: OpPlan, inputs: Sequence[Operand]) -> tuple[float, int]:
+def _work(node: Node, inputs: Sequence[Operand]) -> Work:
+    """What the op's descriptor (converter/ops) says its engines process."""
+    of = op_kind(node).work
+    if of is None:
+        raise ValueError(f"no cost rule for op {node.op!r} (node {node.name!r})")
+    return of(node, [o.shape for o in inputs])
+
+
+def _vector_cycles(work: Work, plan: OpPlan) -> tuple[float, int]:
     """(total core-cycles of vector/reduce work, real FLOPs) of a non-conv op."""
-    out_elems = node.out.numel
     phases = FIDELITY_PHASES[plan.math_fidelity]
-    op = node.op
-    if op == "add":
-        cycles = out_elems / ELTWISE_ELEMS_PER_CYCLE
-        if node.attrs.get("activation"):
-            cycles += out_elems / SFPU_ELEMS_PER_CYCLE
-        return cycles, out_elems
-    if op == "relu":
-        return out_elems / SFPU_ELEMS_PER_CYCLE, out_elems
-    if op == "mul_scalar":
-        return out_elems * phases / ELTWISE_ELEMS_PER_CYCLE, out_elems
-    if op == "channel_affine":  # a mul and an add
-        return out_elems * (phases + 1) / ELTWISE_ELEMS_PER_CYCLE, 2 * out_elems
-    if op == "batch_norm":  # unfolded: subtract mean, multiply by 1/std, multiply weight, add bias
-        return out_elems * (2 * phases + 2) / ELTWISE_ELEMS_PER_CYCLE, 4 * out_elems
-    if op == "upsample":
-        if node.attrs["mode"] == "bilinear":  # weighted sum of 4 neighbours on the FPU
-            return 4 * out_elems * phases / ELTWISE_ELEMS_PER_CYCLE, 8 * out_elems
-        return 0.0, 0
-    if op in ("max_pool2d", "avg_pool2d"):
-        kh, kw = _pair(node.attrs["kernel_size"])
-        window = out_elems * kh * kw
-        return window * (1 if op == "max_pool2d" else phases) / REDUCE_ELEMS_PER_CYCLE, window
-    if op == "global_avg_pool2d":
-        in_elems = 1
-        for d in inputs[0].shape:
-            in_elems *= d
-        return in_elems * phases / REDUCE_ELEMS_PER_CYCLE, in_elems
-    if op == "concat":
-        return 0.0, 0
-    raise ValueError(f"no cost rule for op {op!r} (node {node.name!r})")
+    cycles = (work.eltwise + work.eltwise_mul * phases) / ELTWISE_ELEMS_PER_CYCLE
+    if work.sfpu:
+        cycles += work.sfpu / SFPU_ELEMS_PER_CYCLE
+    if work.reduce or work.reduce_mul:
+        cycles += (work.reduce + work.reduce_mul * phases) / REDUCE_ELEMS_PER_CYCLE
+    return cycles, work.flops
 
 
 def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: Target) -> OpCost:
     out_bytes = tensor_bytes(node.out.shape, plan.dtype)
     cores = _cores_of(plan.output, cdiv(out_bytes, TILE * TILE), target)
-    cycles, flops = _vector_cycles(node, plan, inputs)
+    work = _work(node, inputs)
+    cycles, flops = _vector_cycles(work, plan)
     dram = 0.0
     noc = 0.0
     for operand in inputs:
@@ -346,9 +328,9 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
     elif not out.sharded:
         noc += out_bytes / cores
     device_ops = 1
-    if node.op in ("concat", "upsample", "max_pool2d", "avg_pool2d"):
+    if work.copies_output:
         noc += out_bytes / cores  # data-movement kernels copy every output stick through the NoC
-    if node.op in ("max_pool2d", "avg_pool2d") and inputs and inputs[0].placement.sharded:
+    if work.halo and inputs and inputs[0].placement.sharded:
         device_ops += 1  # halo
         n, c, ih, iw = inputs[0].shape
         grid = out.grid if out is not None and out.grid is not None else target.grid
@@ -439,7 +421,7 @@ def op_cost(
     spill. Both kinds of move (spills, then `reshard_inputs`) are costed here, in `reshard_us`,
     and the op then reads the moved tensors. Pure: the planner can call it on candidate plans.
     """
-    if node.op in HOST_OPS:
+    if is_host(node):
         return ZERO_COST
     moves = [
         reshard_cost(o.shape, o.dtype, o.placement, dst, target)
@@ -452,9 +434,10 @@ def op_cost(
             moves.append(reshard_cost(operand.shape, operand.dtype, operand.placement, moved[name], target))
             operand = dataclasses.replace(operand, placement=moved[name])
         actual.append(operand)
-    if node.op == "conv2d":
+    priced_as = op_kind(node).cost
+    if priced_as is Cost.CONV:
         own = _conv_cost(node, plan, actual[0], target)
-    elif node.op == "resample":
+    elif priced_as is Cost.MATMULS:
         own = _resample_cost(node, plan, actual[0], target)
     else:
         own = _generic_cost(node, plan, actual, target)
@@ -468,7 +451,7 @@ def op_cost(
 
 # --- whole plans -----------------------------------------------------------------------------
 
-HOST_INPUT = Placement(buffer="DRAM", layout="INTERLEAVED")  # where ttnn.from_torch(device=...) puts the image
+HOST_INPUT = DRAM_INTERLEAVED  # where ttnn.from_torch(device=...) puts the image
 
 
 def _dtype(node: Node) -> str:
@@ -483,7 +466,7 @@ def walk(graph: Graph, target: Target) -> list[tuple[Node, OpCost, list[Operand]
     out = []
     for node in graph:
         plan = node.plan if isinstance(node.plan, OpPlan) else None
-        if node.op not in HOST_OPS:
+        if not is_host(node):
             if plan is None:
                 raise ValueError(f"node {node.name!r} has no plan: run the planner before the cost model")
             inputs = [where[i] for i in node.inputs]

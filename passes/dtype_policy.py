@@ -53,8 +53,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from converter.ir import Graph, Node
+from converter.ops import Dtype, Memory, Writes, is_conv, is_input, op_kind
 from passes.overrides import Overrides
-from passes.plan import OpPlan, plan_of, stored_dtype
+from passes.plan import DeviceDtype, MathFidelity, OpPlan, plan_of, stored_dtype
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _first_convs(graph: Graph) -> set[str]:
     firsts = set()
     for n in graph.nodes:
         after_conv = any(reach[i] for i in n.inputs)
-        if n.op == "conv2d":
+        if is_conv(n):
             if not after_conv:
                 firsts.add(n.name)
             after_conv = True
@@ -124,7 +125,7 @@ def _predictors(graph: Graph) -> set[str]:
         if n.name in seen:
             continue
         seen.add(n.name)
-        if n.op == "conv2d":
+        if is_conv(n):
             found.add(n.name)
         else:
             stack.extend(n.inputs)
@@ -145,7 +146,7 @@ def _conv_plan(node: Node, stride: int, rules: DtypeRules, exact: str | None) ->
         fidelity, why = rules.fidelity, f"weights {wdt} (runs at 1/{stride} resolution)"
     fp32_acc = bool(exact) or inner >= rules.fp32_acc_min_inner_dim
     why += f", {fidelity}, fp32 acc {'on' if fp32_acc else 'off'} (inner dim {inner})"
-    return OpPlan(dtype, wdt, fidelity, fp32_acc), why
+    return OpPlan(DeviceDtype(dtype), DeviceDtype(wdt), MathFidelity(fidelity), fp32_acc), why
 
 
 def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Overrides | None = None) -> Graph:
@@ -153,16 +154,17 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
     predictors = _predictors(graph) if rules.bf16_predictors else set()
     nodes = []
     by_name = {n.name: n for n in graph.nodes}
-    input_height = next(n.out.shape[2] for n in graph.nodes if n.op == "input")
+    input_height = next(n.out.shape[2] for n in graph.nodes if is_input(n))
     for n in graph.nodes:
-        if n.op == "conv2d":
+        kind = op_kind(n)
+        if kind.memory is Memory.CONV:
             exact = "first conv" if n.name in firsts else "head predictor" if n.name in predictors else None
             stride = input_height // by_name[n.inputs[0]].out.shape[2]
             plan, why = _conv_plan(n, stride, rules, exact)
         else:
             # the image arrives from the host in bfloat16 whatever the activations are
-            dtype = "bfloat16" if n.op == "input" else rules.activation_dtype
-            plan, why = OpPlan(dtype, None, rules.fidelity_exact, False), "activation dtype"
+            dtype = "bfloat16" if is_input(n) else rules.activation_dtype
+            plan, why = OpPlan(DeviceDtype(dtype), None, MathFidelity(rules.fidelity_exact), False), "activation dtype"
         pin = overrides.for_node(n) if overrides else None
         if pin:
             changes = {
@@ -173,10 +175,10 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
             if changes:
                 plan = dataclasses.replace(plan, **changes)
                 why += "; override " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
-        if n.op == "resample" and plan.dtype != "bfloat16":
-            plan = dataclasses.replace(plan, dtype="bfloat16")
-            why += "; bfloat16 (resample writes ROW_MAJOR, which has no bfloat8_b)"
-        if n.op == "upsample" and n.attrs["mode"] == "bilinear" and plan.fp32_dest_acc:
+        if kind.writes is Writes.ROW_MAJOR and kind.dtype is Dtype.OWN and plan.dtype != "bfloat16":
+            plan = dataclasses.replace(plan, dtype=DeviceDtype.BFLOAT16)
+            why += f"; bfloat16 ({n.op} writes ROW_MAJOR, which has no bfloat8_b)"
+        if kind.memory is Memory.UPSAMPLE and n.attrs["mode"] == "bilinear" and plan.fp32_dest_acc:
             plan = dataclasses.replace(plan, fp32_dest_acc=False)
             why += "; fp32 acc off (ttnn bilinear upsample rejects it)"
         nodes.append(dataclasses.replace(n, plan=dataclasses.replace(plan, notes=plan.notes + (f"dtype: {why}",))))
@@ -193,7 +195,7 @@ def unbias_truncation(graph: Graph) -> Graph:
     by_name = {n.name: n for n in graph.nodes}
     nodes = []
     for n in graph.nodes:
-        if n.op == "conv2d":
+        if is_conv(n):
             p = plan_of(n)
             notes = []
             scale = 1.0
@@ -224,19 +226,20 @@ def one_dtype_per_concat(graph: Graph) -> Graph:
 
     def producer(name: str) -> Node:  # the node whose dtype `name` carries
         n = by_name[name]
-        return producer(n.inputs[0]) if n.op in ("relu", "concat") else n
+        return producer(n.inputs[0]) if op_kind(n).dtype is Dtype.INPUT else n
 
-    for cat in (n for n in graph.nodes if n.op == "concat"):
+    for cat in (n for n in graph.nodes if op_kind(n).memory is Memory.CONCAT):
         if len({stored_dtype(i, by_name) for i in cat.inputs}) == 1:
             continue
         for i in cat.inputs:
             p = producer(i)
-            if plan_of(p).dtype == "bfloat8_b" and p.op != "upsample":
+            if plan_of(p).dtype == "bfloat8_b" and op_kind(p).dtype is Dtype.OWN:
                 note = (
                     f"dtype: output bfloat16, not bfloat8_b: {cat.name} concatenates it with bfloat16 "
                     "(ttnn.concat needs one dtype)"
                 )
                 by_name[p.name] = dataclasses.replace(
-                    p, plan=dataclasses.replace(plan_of(p), dtype="bfloat16", notes=plan_of(p).notes + (note,))
+                    p,
+                    plan=dataclasses.replace(plan_of(p), dtype=DeviceDtype.BFLOAT16, notes=plan_of(p).notes + (note,)),
                 )
     return graph.replace_nodes([by_name[n.name] for n in graph.nodes])

@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
-
-_ACTIVATION_HOSTS = ("conv2d", "add")
+from converter.ops import op_kind
 
 
 def _fuse_relu(graph: Graph) -> tuple[Graph, int]:
@@ -28,7 +27,7 @@ def _fuse_relu(graph: Graph) -> tuple[Graph, int]:
             continue
         host = by_name[n.inputs[0]]
         if (
-            host.op in _ACTIVATION_HOSTS
+            "activation" in op_kind(host).attrs  # ops that fuse an activation (conv2d, add)
             and host.attrs.get("activation") is None
             and users[host.name] == [n.name]
             and host.name not in heads

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from converter.ops import Layout, Memory, is_input, is_output, op_kind
 from passes import cb_model, legality
 from passes.cb_model import cdiv, round_up
 from passes.l1_allocator import FreeList
-from passes.plan import Placement, conv_of, output_of, plan_of
+from passes.plan import Buffer, MemoryLayout, Placement, conv_of, output_dtype, output_of, plan_of, read_dtype
 from passes.shards import ConvShape, physical, staged_input_bytes
 from passes.targets import TILE, Target
 
@@ -39,7 +40,7 @@ class TensorState:
     rows: int
     cols: int
     dtype: str
-    layout: str  # TILE | ROW_MAJOR
+    layout: Layout
 
 
 def buffer_bytes(t: TensorState, target: Target) -> int:
@@ -161,71 +162,108 @@ def op_steps(
 ) -> list[Step]:
     """The programs one op runs, with its output named `n.name`. `ins` are its inputs as the op reads
     them (after moves and layout conversions); `in_shapes` their logical NCHW shapes."""
-    plan = plan_of(n)
     out_alloc = Alloc("L1", buffer_bytes(out, target), n.name)
     out_allocs = (out_alloc,) if out_alloc.size else ()
+    recipe = op_kind(n).memory
+    if recipe not in _STEPS:
+        raise ValueError(f"no L1 model for op {n.op!r} ({n.name}, memory recipe {recipe})")
+    return _STEPS[recipe](n, ins, out, out_allocs, in_shapes, target, applied_shard_scheme)
+
+
+def _conv_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    return _conv_steps(n, ins[0], out, out_allocs, in_shapes[0], target)
+
+
+def _pool_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    return _pool_steps(n, ins[0], out_allocs, in_shapes[0], target, applied)
+
+
+def _upsample_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
     x = ins[0]
-    if n.op == "conv2d":
-        return _conv_steps(n, x, out, out_allocs, in_shapes[0], target)
-    if n.op in ("max_pool2d", "avg_pool2d"):
-        return _pool_steps(n, x, out_allocs, in_shapes[0], target, applied_shard_scheme)
-    if n.op == "upsample" and plan_of(n).slices is not None:
+    if plan_of(n).slices is not None:
         return _upsample_band_steps(n, x, in_shapes[0], target)
-    if n.op == "upsample":
-        cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
-        if reason := legality.upsample_illegal(mode=n.attrs["mode"], input_cores=cores[0], output_cores=cores[1]):
-            raise DoesNotFit(f"upsample: ttnn rejects it: {reason}")
-        return _upsample_steps(n, x, out_allocs, in_shapes[0], target, out)
-    if n.op == "concat":
-        if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
-            raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
-        cb = cb_model.concat_cb_bytes(
-            input_channels=[s[1] for s in in_shapes], layout=x.layout, sharded=x.placement.sharded, dtype=x.dtype
-        )
-        return [Program(out_allocs, cb, "concat")]
-    if n.op in ("add", "mul_scalar", "relu", "batch_norm"):  # batch_norm: only the naive baseline keeps it
-        dtype = x.dtype if n.op == "relu" else plan.dtype
-        alike = (
-            x.placement.sharded
-            and out.placement.sharded
-            and all(t.placement == x.placement for t in ins)
-            and out.placement.num_cores == x.placement.num_cores
-        )
-        dtypes = tuple(t.dtype for t in ins) + (dtype,) if n.op == "add" else (x.dtype, dtype)
-        return [Program(out_allocs, cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike), n.op)]
-    if n.op == "channel_affine":  # x * scale (a temporary), then + shift; scale and shift are one row
-        scaled = Alloc("L1", out_alloc.size, n.name + ".scaled")
-        mul = cb_model.eltwise_cb_bytes(dtypes=(x.dtype, plan.dtype, plan.dtype), sharded_alike=False, broadcast=True)
-        add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False, broadcast=True)
-        return [
-            Program((scaled,) if scaled.size else (), mul, "multiply"),
-            Program(out_allocs, add, "add"),
-            Free(n.name + ".scaled"),
-        ]
-    if n.op == "resample":
-        return _resample_steps(n, x, out, in_shapes[0])
-    if n.op == "global_avg_pool2d":
-        # ttnn first makes the input interleaved in the output's buffer type (a copy program when the
-        # input is interleaved elsewhere, sharded_to_interleaved when sharded), then reduces
-        staged = Placement(out.placement.buffer, "INTERLEAVED")
-        steps: list[Step] = []
-        if x.placement != staged:
-            copy = buffer_bytes(TensorState(staged, x.rows, x.cols, x.dtype, x.layout), target)
-            steps.append(
-                Program(
-                    (Alloc("L1", copy, f"{n.name}.staged"),) if copy else (),
-                    0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype],
-                    "copy",
-                )
+    cores = [t.placement.num_cores if t.placement.sharded else None for t in (x, out)]
+    if reason := legality.upsample_illegal(mode=n.attrs["mode"], input_cores=cores[0], output_cores=cores[1]):
+        raise DoesNotFit(f"upsample: ttnn rejects it: {reason}")
+    return _upsample_steps(n, x, out_allocs, in_shapes[0], target, out)
+
+
+def _concat_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    x = ins[0]
+    if reason := legality.concat_illegal([legality.Operand(t.layout, t.dtype, t.placement.sharded) for t in ins]):
+        raise DoesNotFit(f"concat: ttnn rejects it: {reason}")
+    cb = cb_model.concat_cb_bytes(
+        input_channels=[s[1] for s in in_shapes], layout=x.layout, sharded=x.placement.sharded, dtype=x.dtype
+    )
+    return [Program(out_allocs, cb, "concat")]
+
+
+def _eltwise_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    # UNARY and BINARY; an unfolded batch_norm (only the naive baseline keeps it) runs as UNARY
+    x = ins[0]
+    alike = (
+        x.placement.sharded
+        and out.placement.sharded
+        and all(t.placement == x.placement for t in ins)
+        and out.placement.num_cores == x.placement.num_cores
+    )
+    dtypes = tuple(t.dtype for t in ins) + (out.dtype,)
+    return [Program(out_allocs, cb_model.eltwise_cb_bytes(dtypes=dtypes, sharded_alike=alike), n.op)]
+
+
+def _affine_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    # x * scale (a temporary), then + shift; scale and shift are one row
+    x, dtype = ins[0], plan_of(n).dtype
+    scaled = Alloc("L1", buffer_bytes(out, target), n.name + ".scaled")
+    mul = cb_model.eltwise_cb_bytes(dtypes=(x.dtype, dtype, dtype), sharded_alike=False, broadcast=True)
+    add = cb_model.eltwise_cb_bytes(dtypes=(dtype,) * 3, sharded_alike=False, broadcast=True)
+    return [
+        Program((scaled,) if scaled.size else (), mul, "multiply"),
+        Program(out_allocs, add, "add"),
+        Free(n.name + ".scaled"),
+    ]
+
+
+def _resample_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    return _resample_steps(n, ins[0], out, in_shapes[0])
+
+
+def _global_pool_op(n, ins, out, out_allocs, in_shapes, target, applied) -> list[Step]:
+    # ttnn first makes the input interleaved in the output's buffer type (a copy program when the
+    # input is interleaved elsewhere, sharded_to_interleaved when sharded), then reduces
+    x = ins[0]
+    staged = Placement(out.placement.buffer, MemoryLayout.INTERLEAVED)
+    steps: list[Step] = []
+    if x.placement != staged:
+        copy = buffer_bytes(TensorState(staged, x.rows, x.cols, x.dtype, x.layout), target)
+        steps.append(
+            Program(
+                (Alloc("L1", copy, f"{n.name}.staged"),) if copy else (),
+                0 if x.placement.sharded else 2 * cb_model.TILE_BYTES[x.dtype],
+                "copy",
             )
-        reduce = cb_model.reduce_programs(
-            rows=x.rows, channels=x.cols, num_cores=target.num_cores, in_dtype=x.dtype, out_dtype=x.dtype
         )
-        for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True], strict=True):
-            allocs = out_allocs if last else (Alloc("L1", partial, f"{n.name}.partial"),)
-            steps.append(Program(allocs, cb, "global_avg_pool2d"))
-        return steps + [Free(f"{n.name}.staged"), Free(f"{n.name}.partial")]
-    raise ValueError(f"no L1 model for op {n.op!r} ({n.name})")
+    reduce = cb_model.reduce_programs(
+        rows=x.rows, channels=x.cols, num_cores=target.num_cores, in_dtype=x.dtype, out_dtype=x.dtype
+    )
+    for (partial, cb), last in zip(reduce, [False] * (len(reduce) - 1) + [True], strict=True):
+        allocs = out_allocs if last else (Alloc("L1", partial, f"{n.name}.partial"),)
+        steps.append(Program(allocs, cb, "global_avg_pool2d"))
+    return steps + [Free(f"{n.name}.staged"), Free(f"{n.name}.partial")]
+
+
+# what each memory recipe (converter/ops: OpKind.memory) allocates
+_STEPS = {
+    Memory.CONV: _conv_op,
+    Memory.POOL: _pool_op,
+    Memory.UPSAMPLE: _upsample_op,
+    Memory.CONCAT: _concat_op,
+    Memory.UNARY: _eltwise_op,
+    Memory.BINARY: _eltwise_op,
+    Memory.AFFINE: _affine_op,
+    Memory.RESAMPLE: _resample_op,
+    Memory.GLOBAL_POOL: _global_pool_op,
+}
 
 
 def upsample_bands(h: int, bands: int) -> list[tuple[int, int]]:
@@ -237,7 +275,9 @@ def upsample_bands(h: int, bands: int) -> list[tuple[int, int]]:
 
 def band_placement(rows: int, cols: int, target: Target) -> Placement:
     """A band on every core of the target, ROW_MAJOR height shards (the generated upsample_bands)."""
-    return Placement("L1", "HEIGHT_SHARDED", target.grid, target.num_cores, (cdiv(rows, target.num_cores), cols))
+    return Placement(
+        Buffer.L1, MemoryLayout.HEIGHT_SHARDED, target.grid, target.num_cores, (cdiv(rows, target.num_cores), cols)
+    )
 
 
 def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[Step]:
@@ -501,7 +541,11 @@ def _pool_steps(n, x: TensorState, out_allocs, in_shape, target: Target, applied
         if not x.placement.sharded:
             sh, sw = par.shard_shape(in_rows, c)
             copy = TensorState(
-                Placement("L1", par.layout, par.grid, par.num_cores, (sh, sw)), in_rows, c, x.dtype, x.layout
+                Placement(Buffer.L1, MemoryLayout(par.layout), par.grid, par.num_cores, (sh, sw)),
+                in_rows,
+                c,
+                x.dtype,
+                x.layout,
             )
             steps.append(
                 Program((Alloc("L1", buffer_bytes(copy, target), f"{n.name}.sharded"),), 0, "interleaved_to_sharded")
@@ -740,16 +784,6 @@ class L1Sim:
 # ------------------------------------------------------------------ a planned op, as generated code runs it
 
 
-def read_dtype(dtype: str, layout: str) -> str:
-    """ROW_MAJOR has no bfloat8_b: a conversion to it reads bfloat16."""
-    return "bfloat16" if layout == "ROW_MAJOR" and dtype == "bfloat8_b" else dtype
-
-
-def output_dtype(n, ins: list[TensorState]) -> str:
-    """The dtype the op's output really has: ops without a dtype argument keep their input's."""
-    return ins[0].dtype if n.op in ("concat", "relu", "upsample") else plan_of(n).dtype
-
-
 def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, tuple[int, ...]], target: Target) -> int:
     """Apply one planned op to `sim` and `live` (name -> state) in the generated code's order:
     reallocations, moves (spills, reshards), layout conversions, the op, then deallocations.
@@ -762,7 +796,7 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
     for x, p in (*plan.spill_before, *plan.reshard_inputs):
         live[x] = TensorState(p, live[x].rows, live[x].cols, live[x].dtype, live[x].layout)
         sim.move(x, buffer_bytes(live[x], target))
-    if n.op == "output":
+    if is_output(n):
         return sim.op_peak
     dead = set(plan.deallocate_after)
     reads: dict[str, TensorState] = {}
@@ -776,10 +810,10 @@ def simulate_op(sim: L1Sim, live: dict[str, TensorState], n, shapes: dict[str, t
             sim.free(x)
     ins = [reads.get(x, live[x]) for x in n.inputs]
     rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
-    out = TensorState(output_of(n), rows, cols, output_dtype(n, ins), plan.layout)
+    out = TensorState(output_of(n), rows, cols, output_dtype(n, ins[0].dtype), plan.layout)
     applied = (
         out.placement.layout
-        if n.op in ("max_pool2d", "avg_pool2d") and out.placement.sharded and not ins[0].placement.sharded
+        if op_kind(n).memory is Memory.POOL and out.placement.sharded and not ins[0].placement.sharded
         else None
     )
     sim.own()
@@ -803,11 +837,11 @@ def op_programs(graph, target: Target, l1_small_size: int) -> dict[str, list[tup
     shapes = {n.name: tuple(n.out.shape) for n in graph.nodes}
     out = {}
     for n in graph.nodes:
-        if n.op == "input":
+        if is_input(n):
             rows, cols = n.out.shape[0] * n.out.shape[2] * n.out.shape[3], n.out.shape[1]
             live[n.name] = TensorState(output_of(n), rows, cols, plan_of(n).dtype, plan_of(n).layout)
             continue
         simulate_op(sim, live, n, shapes, target)
-        if n.op != "output":
+        if not is_output(n):
             out[n.name] = list(sim.programs or ())
     return out

@@ -20,23 +20,17 @@ from __future__ import annotations
 import dataclasses
 
 from converter.ir import Graph, Node
+from converter.ops import Layout, Memory, Writes, op_kind
 from passes.cb_model import conv_is_matmul
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, conv_of, plan_of
 from passes.shards import rows_cols
 from passes.targets import TILE
 
-# what layout an op reads its inputs in (None: any)
-_READS = {
-    "upsample": ROW_MAJOR,
-    "resample": ROW_MAJOR,
-    "add": TILE_LAYOUT,
-    "relu": TILE_LAYOUT,
-    "mul_scalar": TILE_LAYOUT,
-    "channel_affine": TILE_LAYOUT,
-}
+# readers a conv may hand a ROW_MAJOR output to directly
+_ROW_MAJOR_READERS = (Memory.UPSAMPLE, Memory.CONCAT)
 
 
-def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str:
+def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> Layout:
     """The layout a conv writes, given its readers' ops and its sharding (conv sharding asks this
     before choosing: ttnn allows more width slices for a ROW_MAJOR output)."""
     rows, cols = rows_cols(n.out)
@@ -51,7 +45,7 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str
     )
     row_major = (
         reader_ops
-        and all(op in ("upsample", "concat") for op in reader_ops)
+        and all(op_kind(op).memory in _ROW_MAJOR_READERS for op in reader_ops)
         and not matmul
         and plan_of(n).dtype != "bfloat8_b"
         and rows % TILE == 0
@@ -61,36 +55,34 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> str
 
 
 def _output_layout(
-    n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, str], reads: dict[str, str]
-) -> str:
-    if n.op == "input":
-        readers = [by_name[u].op for u in users[n.name]]
-        return ROW_MAJOR if readers and all(op == "conv2d" for op in readers) else TILE_LAYOUT
-    if n.op == "conv2d":
+    n: Node, by_name: dict[str, Node], users: dict[str, list[str]], layout: dict[str, Layout], reads: dict[str, Layout]
+) -> Layout:
+    writes = op_kind(n).writes
+    if writes is Writes.IMAGE:
+        readers = [op_kind(by_name[u]).memory for u in users[n.name]]
+        return ROW_MAJOR if readers and all(r is Memory.CONV for r in readers) else TILE_LAYOUT
+    if writes is Writes.CONV:
         return conv_output_layout(n, [by_name[u].op for u in users[n.name]], conv_of(n).shard_layout)
-    if n.op in ("upsample", "resample"):
-        return ROW_MAJOR
-    if n.op == "concat":
+    if writes is Writes.AS_READ:
         return reads[n.name]
-    if n.op == "output":
+    if writes is Writes.AS_INPUT:
         return layout[n.inputs[0]]
-    return TILE_LAYOUT
+    return Layout(writes.value)
 
 
 def layout_plan(graph: Graph) -> Graph:
     users = graph.users()
     by_name = {n.name: n for n in graph}
-    layout: dict[str, str] = {}
-    reads: dict[str, str] = {}
+    layout: dict[str, Layout] = {}
+    reads: dict[str, Layout] = {}
     out = []
     for n in graph:
-        if n.op == "concat":
+        kind = op_kind(n)
+        if kind.writes is Writes.AS_READ:  # one layout for all inputs: theirs if they agree
             ins = {layout[i] for i in n.inputs}
             reads[n.name] = ins.pop() if len(ins) == 1 else TILE_LAYOUT
-        else:
-            want = _READS.get(n.op)
-            if want is not None:
-                reads[n.name] = want
+        elif kind.reads is not None:
+            reads[n.name] = kind.reads
         layout[n.name] = _output_layout(n, by_name, users, layout, reads)
         want = reads.get(n.name)
         conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))

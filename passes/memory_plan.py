@@ -39,17 +39,17 @@ from dataclasses import dataclass
 
 from converter.errors import UserError
 from converter.ir import Graph, Node
+from converter.ops import Memory, is_conv, is_input, is_output, op_kind
 from passes import cb_model
 from passes.conv_sharding import conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
 from passes.overrides import Overrides
-from passes.plan import OpPlan, Placement, conv_of, plan_of
+from passes.plan import DRAM_INTERLEAVED, L1_INTERLEAVED, OpPlan, Placement, conv_of, plan_of
 from passes.shards import ConvShape, height_placement, l1_bytes_per_core, physical, placement_like, rows_cols
 from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
-DRAM = Placement("DRAM", "INTERLEAVED")
-L1_INTERLEAVED = Placement("L1", "INTERLEAVED")
+DRAM = DRAM_INTERLEAVED
 SPILL_ORDERS = ("belady", "largest")
 
 
@@ -86,7 +86,7 @@ class _Planner:
         for i, n in enumerate(graph.nodes):
             for x in n.inputs:
                 self.uses[x].append(i)
-        self.returned = {x for n in graph.nodes if n.op == "output" for x in n.inputs}
+        self.returned = {x for n in graph.nodes if is_output(n) for x in n.inputs}
         self.loc: dict[str, Placement] = {}
         # the same state at address level: L1 free lists and every live tensor's buffer
         self.sim = L1Sim(target, l1_small_size)
@@ -108,74 +108,85 @@ class _Planner:
 
     # --- what each op accepts ------------------------------------------------------------------
     def _modes(self, n: Node) -> list[Mode]:
-        ins = n.inputs
+        recipe = op_kind(n).memory
+        if recipe not in _MODES:
+            raise PlanError(f"memory planning does not know op {n.op!r} ({n.name}, memory recipe {recipe})")
         rows, cols = rows_cols(n.out)
-        out_h = height_placement(rows, cols, self.t)
-        cur = [self.loc[x] for x in ins]
-        if n.op == "conv2d":
-            s = ConvShape.of(n, self.nodes[ins[0]].out.shape)
-            c = conv_of(n)
-            out = conv_output_placement(n, s)
-            p_in = conv_input_placement(n, s)
-            modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
-            if out.buffer == "L1":
-                modes.append(Mode((p_in,), DRAM, "conv output to DRAM"))
-            return modes
-        if n.op == "add":
-            sharded = [p for p in cur if p.buffer == "L1" and p.sharded]
-            p = placement_like(sharded[0], rows, cols) if sharded else out_h
-            return [Mode((p, p), p, "add on matching shards"), Mode((DRAM, DRAM), DRAM, "add in DRAM")]
-        if n.op in ("relu", "mul_scalar", "channel_affine", "batch_norm"):
-            return [
-                Mode((None,), placement_like(cur[0], rows, cols), "eltwise in place of its input"),
-                Mode((cur[0],), out_h, "eltwise to L1"),
-                Mode((DRAM,), DRAM, "eltwise in DRAM"),
+        return _MODES[recipe](self, n, rows, cols, height_placement(rows, cols, self.t))
+
+    def _conv_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        s = ConvShape.of(n, self.nodes[n.inputs[0]].out.shape)
+        c = conv_of(n)
+        out = conv_output_placement(n, s)
+        p_in = conv_input_placement(n, s)
+        modes = [Mode((p_in,), out, f"conv {c.slice_type} {c.shard_layout}")]
+        if out.buffer == "L1":
+            modes.append(Mode((p_in,), DRAM, "conv output to DRAM"))
+        return modes
+
+    def _binary_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        sharded = [p for p in (self.loc[x] for x in n.inputs) if p.buffer == "L1" and p.sharded]
+        p = placement_like(sharded[0], rows, cols) if sharded else out_h
+        return [Mode((p, p), p, "add on matching shards"), Mode((DRAM, DRAM), DRAM, "add in DRAM")]
+
+    def _unary_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        cur = self.loc[n.inputs[0]]
+        return [
+            Mode((None,), placement_like(cur, rows, cols), "eltwise in place of its input"),
+            Mode((cur,), out_h, "eltwise to L1"),
+            Mode((DRAM,), DRAM, "eltwise in DRAM"),
+        ]
+
+    def _upsample_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        x = n.inputs[0]
+        p_in = self.height(x)
+        # on the input's cores, as ttnn writes it (any other spec costs a copy; nearest rejects it)
+        out_like = placement_like(p_in, rows, cols)
+        if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
+            h = self.nodes[x].out.shape[2]
+            bands = [k for k in (2, 4, 8, 16, 32, 64) if h % k == 0 and h // k >= 2]
+            # a 1-row input (ASPP image pooling) on its one core would leave the whole output there
+            spread = [Mode((p_in,), out_h, "bilinear broadcast onto more cores")] if p_in.num_cores == 1 else []
+            return [Mode((p_in,), out_like, "bilinear upsample on height shards"), *spread] + [
+                Mode(
+                    (DRAM,),
+                    DRAM,
+                    f"bilinear upsample in {k} row bands (its output does not fit L1)",
+                    ("ROW_BANDS", k),
+                )
+                for k in bands
             ]
-        if n.op == "upsample":
-            p_in = self.height(ins[0])
-            # on the input's cores, as ttnn writes it (any other spec costs a copy; nearest rejects it)
-            out_like = placement_like(p_in, rows, cols)
-            if n.attrs["mode"] == "bilinear":  # ttnn 0.81.1: HEIGHT_SHARDED L1 input and a sharded output
-                h = self.nodes[ins[0]].out.shape[2]
-                bands = [k for k in (2, 4, 8, 16, 32, 64) if h % k == 0 and h // k >= 2]
-                # a 1-row input (ASPP image pooling) on its one core would leave the whole output there
-                spread = [Mode((p_in,), out_h, "bilinear broadcast onto more cores")] if p_in.num_cores == 1 else []
-                return [Mode((p_in,), out_like, "bilinear upsample on height shards"), *spread] + [
-                    Mode(
-                        (DRAM,),
-                        DRAM,
-                        f"bilinear upsample in {k} row bands (its output does not fit L1)",
-                        ("ROW_BANDS", k),
-                    )
-                    for k in bands
-                ]
-            return [Mode((p_in,), out_like, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
-        if n.op == "concat":
-            return [
-                Mode(tuple(self.height(x) for x in ins), out_h, "concat of height shards"),
-                Mode(tuple(DRAM for _ in ins), DRAM, "concat in DRAM"),
-            ]
-        if n.op in ("max_pool2d", "avg_pool2d"):
-            p_in = self.height(ins[0])
-            # on the input's cores: ttnn writes a pool's output there, and copies it to any other spec
-            modes = [
-                Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
-                Mode((p_in,), DRAM, "pool, output to DRAM"),
-            ]
-            # ttnn pools take dram_slice_config like convs; a TILE output's width slices are whole tiles
-            for kind, most in (("width", cb_model.cdiv(n.out.shape[3], TILE)), ("height", n.out.shape[2])):
-                k = 2
-                while k <= most:
-                    modes.append(
-                        Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices", (f"DRAM_SLICE_{kind.upper()}", k))
-                    )
-                    k *= 2
-            return modes
-        if n.op == "resample":  # small tensors (ASPP pooling); its matmuls stream from DRAM
-            return [Mode((DRAM,), DRAM, "resample as two matmuls in DRAM")]
-        if n.op == "global_avg_pool2d":
-            return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]
-        raise PlanError(f"memory planning does not know op {n.op!r} ({n.name})")
+        return [Mode((p_in,), out_like, "upsample"), Mode((p_in,), DRAM, "upsample, output to DRAM")]
+
+    def _concat_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        return [
+            Mode(tuple(self.height(x) for x in n.inputs), out_h, "concat of height shards"),
+            Mode(tuple(DRAM for _ in n.inputs), DRAM, "concat in DRAM"),
+        ]
+
+    def _pool_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        p_in = self.height(n.inputs[0])
+        # on the input's cores: ttnn writes a pool's output there, and copies it to any other spec
+        modes = [
+            Mode((p_in,), placement_like(p_in, rows, cols), "pool on height shards"),
+            Mode((p_in,), DRAM, "pool, output to DRAM"),
+        ]
+        # ttnn pools take dram_slice_config like convs; a TILE output's width slices are whole tiles
+        for kind, most in (("width", cb_model.cdiv(n.out.shape[3], TILE)), ("height", n.out.shape[2])):
+            k = 2
+            while k <= most:
+                modes.append(
+                    Mode((DRAM,), DRAM, f"pool DRAM-sliced in {k} {kind} slices", (f"DRAM_SLICE_{kind.upper()}", k))
+                )
+                k *= 2
+        return modes
+
+    def _resample_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        # small tensors (ASPP pooling); its matmuls stream from DRAM
+        return [Mode((DRAM,), DRAM, "resample as two matmuls in DRAM")]
+
+    def _global_pool_modes(self, n: Node, rows: int, cols: int, out_h: Placement) -> list[Mode]:
+        return [Mode((None,), L1_INTERLEAVED, "global pool to L1"), Mode((DRAM,), DRAM, "global pool in DRAM")]
 
     # --- one op --------------------------------------------------------------------------------
     def _next_use(self, name: str, i: int) -> int:
@@ -267,9 +278,9 @@ class _Planner:
         if not users:
             return None
         u = self.g.nodes[users[0]]
-        if u.op == "output":
+        if is_output(u):
             return DRAM
-        if u.op == "conv2d":
+        if is_conv(u):
             return conv_input_placement(u, ConvShape.of(u, n.out.shape))
         return None
 
@@ -303,7 +314,7 @@ class _Planner:
         pin = self.overrides.for_node(n) if self.overrides else None
         notes: list[str] = []
         best = self._best(i, n, pin)
-        if best is None and n.op == "conv2d":
+        if best is None and is_conv(n):
             source = self.nodes[n.inputs[0]]
             source_dtype = self.live[source.name].dtype
             configs, _ = legal_configs(
@@ -348,7 +359,7 @@ class _Planner:
 
     def _best(self, i: int, n: Node, pin) -> tuple | None:
         modes = [self._physical(n, m) for m in self._modes(n)]
-        if n.name in self.returned and all(self.g.nodes[u].op == "output" for u in self.uses[n.name]):
+        if n.name in self.returned and all(is_output(self.g.nodes[u]) for u in self.uses[n.name]):
             modes = [m for m in modes if m.output.buffer == "DRAM"] or modes  # heads written straight to DRAM
         if pin and pin.memory:
             modes = [m for m in modes if m.output.buffer == pin.memory]
@@ -397,14 +408,14 @@ class _Planner:
     def run(self) -> Graph:
         out = []
         for i, n in enumerate(self.g.nodes):
-            if n.op == "input":
+            if is_input(n):
                 self.loc[n.name] = DRAM
                 self.live[n.name] = TensorState(DRAM, *self.shape(n.name), plan_of(n).dtype, plan_of(n).layout)
                 plan = dataclasses.replace(
                     plan_of(n), output=DRAM, notes=plan_of(n).notes + ("memory: model input arrives DRAM-interleaved",)
                 )
                 out.append(dataclasses.replace(n, plan=plan))
-            elif n.op == "output":  # no device op: the head tensor, moved to DRAM if it is not there
+            elif is_output(n):  # no device op: the head tensor, moved to DRAM if it is not there
                 x = n.inputs[0]
                 moves = () if self.loc[x] == DRAM else ((x, DRAM),)
                 self.loc[x] = DRAM
@@ -420,6 +431,20 @@ class _Planner:
             else:
                 out.append(self.place(i, n))
         return self.g.replace_nodes(out)
+
+
+# the placements each memory recipe (converter/ops: OpKind.memory) offers, in preference order
+_MODES = {
+    Memory.CONV: _Planner._conv_modes,
+    Memory.BINARY: _Planner._binary_modes,
+    Memory.UNARY: _Planner._unary_modes,
+    Memory.AFFINE: _Planner._unary_modes,
+    Memory.UPSAMPLE: _Planner._upsample_modes,
+    Memory.CONCAT: _Planner._concat_modes,
+    Memory.POOL: _Planner._pool_modes,
+    Memory.RESAMPLE: _Planner._resample_modes,
+    Memory.GLOBAL_POOL: _Planner._global_pool_modes,
+}
 
 
 def memory_plan(

@@ -30,16 +30,16 @@ import torch
 
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
+from converter.ops import Memory, is_conv, is_host, op_kind
 from passes.contracts import cse_key
 from passes.conv_sharding import choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
 from passes.dtype_policy import one_dtype_per_concat
 from passes.overrides import Overrides
-from passes.plan import DTYPES, MATH_FIDELITIES, OpPlan, plan_of, stored_dtype
+from passes.plan import DTYPES, MATH_FIDELITIES, DeviceDtype, OpPlan, plan_of, stored_dtype
 from passes.shards import ConvShape
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
-_CHANNELWISE = ("relu", "upsample")
 _WIDTH = {d: i for i, d in enumerate(reversed(DTYPES))}  # bfloat8_b < bfloat16 < float32
 
 
@@ -59,7 +59,7 @@ def _geometry(n: Node) -> tuple:
 def _strictest(plans: list[OpPlan]) -> OpPlan:
     return OpPlan(
         dtype=max((p.dtype for p in plans), key=_WIDTH.__getitem__),
-        weights_dtype=max((p.weights_dtype or "bfloat8_b" for p in plans), key=_WIDTH.__getitem__),
+        weights_dtype=max((p.weights_dtype or DeviceDtype.BFLOAT8_B for p in plans), key=_WIDTH.__getitem__),
         math_fidelity=max((p.math_fidelity for p in plans), key=MATH_FIDELITIES.index),
         fp32_dest_acc=any(p.fp32_dest_acc for p in plans),
         notes=("dtype: strictest of the merged convs",),
@@ -130,13 +130,14 @@ class _Rewrite:
         for n in self.graph.nodes:
             if n.name in members or not any(i in view for i in n.inputs):
                 continue
-            if n.op in _CHANNELWISE + ("concat",) and n.name in self.heads:
+            kind = op_kind(n)
+            if (kind.channelwise or kind.memory is Memory.CONCAT) and n.name in self.heads:
                 return None  # a graph output cannot change width
-            if n.op in _CHANNELWISE:
+            if kind.channelwise:
                 src, idx = view[n.inputs[0]]
                 new[n.name] = _widen(n, (src,), widths[src])
                 view[n.name] = (n.name, idx)
-            elif n.op == "concat":
+            elif kind.memory is Memory.CONCAT:
                 ins, idx, width = [], [], 0
                 for i in n.inputs:
                     src, sel = view.get(i, (i, list(range(self.by_name[i].out.shape[1]))))
@@ -145,7 +146,7 @@ class _Rewrite:
                     width += widths[src] if src in widths else self.by_name[src].out.shape[1]
                 new[n.name] = _widen(n, tuple(ins), width)
                 view[n.name] = (n.name, idx)
-            elif n.op == "conv2d" and n.attrs["groups"] == 1:
+            elif kind.memory is Memory.CONV and n.attrs["groups"] == 1:
                 src, idx = view[n.inputs[0]]
                 w = n.params["weight"]
                 padded = w.new_zeros((w.shape[0], widths[src], *w.shape[2:]))
@@ -181,7 +182,7 @@ def eliminate_common(graph: Graph) -> Graph:
     first: dict[tuple, Node] = {}
     dupes: dict[str, list[Node]] = defaultdict(list)
     for n in graph.nodes:
-        if n.params or n.op in ("input", "output"):
+        if n.params or is_host(n):
             continue
         k = cse_key(n)
         if k in first:
@@ -242,7 +243,7 @@ def merge_siblings(
     while True:
         groups: dict[tuple, list[Node]] = defaultdict(list)
         for n in graph.nodes:
-            if n.op == "conv2d" and n.attrs["groups"] == 1 and not (overrides and overrides.for_node(n)):
+            if is_conv(n) and n.attrs["groups"] == 1 and not (overrides and overrides.for_node(n)):
                 groups[_geometry(n)].append(n)
         by_name = {n.name: n for n in graph.nodes}
         done = False

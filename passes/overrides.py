@@ -27,6 +27,7 @@ import yaml
 
 from converter.errors import UserError
 from converter.ir import Graph, Node
+from converter.ops import is_conv
 from passes.plan import BUFFERS, DTYPES, MATH_FIDELITIES, SLICE_TYPES
 
 SHARDINGS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
@@ -61,7 +62,7 @@ class Overrides:
                     f"override names unknown layer {key!r}: use a node name or Detectron2 module "
                     f"path from the plan summary"
                 )
-        convs = {n.name for n in graph.nodes if n.op == "conv2d"} | {n.source for n in graph.nodes if n.op == "conv2d"}
+        convs = {x for n in graph.nodes if is_conv(n) for x in (n.name, n.source)}
         for key, o in sorted(self.layers.items()):
             conv_only = [
                 f for f in ("sharding", "slice_type", "act_block_h", "weights_dtype") if getattr(o, f) is not None

@@ -19,9 +19,13 @@ import dataclasses
 import torch
 
 from converter.ir import Graph, Node, TensorInfo
+from converter.ops import Memory, is_output, op_kind
 from passes.cb_model import TILE, round_up
 
-_CHANNELWISE = ("mul_scalar", "relu")  # ops whose output channel c depends only on input channel c
+
+def _widens(n: Node) -> bool:
+    """A reader that takes a wider input as it is: a channelwise op or a graph output."""
+    return op_kind(n).channelwise or is_output(n)
 
 
 def _widened(n: Node, channels: int) -> Node:
@@ -45,10 +49,10 @@ def pad_channels(graph: Graph) -> Graph:
     replaced: dict[str, Node] = {}
     logical: dict[str, int] = dict(graph.meta.get("logical_channels", {}))
     for up in graph:
-        if up.op != "upsample" or up.attrs["mode"] != "bilinear" or up.out.shape[1] % TILE == 0:
+        if op_kind(up).memory is not Memory.UPSAMPLE or up.attrs["mode"] != "bilinear" or up.out.shape[1] % TILE == 0:
             continue
         chain = [by_name[up.inputs[0]]]  # back from the upsample through channelwise ops to a conv
-        while chain[-1].op in _CHANNELWISE:
+        while op_kind(chain[-1]).channelwise:
             chain.append(by_name[chain[-1].inputs[0]])
         conv = chain[-1]
         # every reader from the conv on must be channelwise (or the upsample, or a graph output)
@@ -56,11 +60,11 @@ def pad_channels(graph: Graph) -> Graph:
         while stack:
             name = stack.pop()
             region.append(name)
-            stack += [u for u in users[name] if by_name[u].op in (*_CHANNELWISE, "upsample", "output")]
+            stack += [u for u in users[name] if _widens(by_name[u])]
         if (
-            conv.op != "conv2d"
+            op_kind(conv).memory is not Memory.CONV
             or conv.attrs["groups"] != 1
-            or any(by_name[u].op not in (*_CHANNELWISE, "upsample", "output") for r in region for u in users[r])
+            or any(not _widens(by_name[u]) for r in region for u in users[r])
         ):
             continue
         channels = round_up(conv.out.shape[1], TILE)

@@ -2,8 +2,9 @@
 
 `PASSES` is the whole pipeline; nothing runs a pass that is not listed here (merge_siblings re-applies
 one_dtype_per_concat and eliminate_common after each merge, to keep what they ensured). Before a
-pass runs, `run_passes` checks its `requires`; after, its `ensures` (passes/contracts.py): a broken
-contract is a compiler bug and fails at the pass that broke it. Overrides are checked against the graph
+pass runs, `run_passes` checks its `requires`; after, its `ensures` (passes/contracts.py) and that
+it changed only the OpPlan fields it owns (passes/plan.py): a broken contract is a compiler bug and
+fails at the pass that broke it. Overrides are checked against the graph
 after fusion (the names the plan report shows). The cost model (passes/cost_model.py) is an analysis
 the passes and the plan report call; it is not a pass.
 """
@@ -26,6 +27,7 @@ from passes.memory_plan import memory_plan
 from passes.merge_siblings import eliminate_common, merge_siblings
 from passes.overrides import Overrides
 from passes.pad_channels import pad_channels
+from passes.plan import OpPlan, foreign_changes
 from passes.resample import resample
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
@@ -96,6 +98,14 @@ PASS_ORDER = tuple(p.name for p in PASSES)
 _BY_NAME = {p.name: p for p in PASSES}
 
 
+def _check_ownership(name: str, before: dict[str, OpPlan], graph: Graph) -> None:
+    """A pass changes only the plan fields it owns (passes/plan.py), on the nodes it keeps."""
+    for n in graph:
+        old = before.get(n.name)
+        if old is not None and isinstance(n.plan, OpPlan) and (bad := foreign_changes(name, old, n.plan)):
+            raise c.ContractError(f"after {name}: it changed {', '.join(bad)} of {n.name}, which it does not own")
+
+
 def run_passes(graph: Graph, names: Sequence[str], ctx: Context) -> tuple[Graph, dict[str, float]]:
     """`graph` through the named passes (in the given order, each checked), and the seconds each took."""
     timings: dict[str, float] = {}
@@ -103,8 +113,10 @@ def run_passes(graph: Graph, names: Sequence[str], ctx: Context) -> tuple[Graph,
         p = _BY_NAME[name]
         c.check(p.requires, graph, f"before {name}")
         start = time.perf_counter()
+        before = {n.name: n.plan for n in graph if isinstance(n.plan, OpPlan)}
         graph = p.run(graph, ctx)
         timings[name] = time.perf_counter() - start
+        _check_ownership(name, before, graph)
         c.check(p.ensures, graph, f"after {name}")
         if name == "fuse" and ctx.overrides is not None:
             ctx.overrides.check_against(graph)

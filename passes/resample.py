@@ -18,11 +18,10 @@ from converter.ir import Graph, Node
 from converter.resample import avg_pool_matrix, bilinear_matrix
 from passes import cb_model
 from passes.cost_model import Operand, op_cost
-from passes.plan import OpPlan, Placement
+from passes.plan import DRAM_INTERLEAVED, DeviceDtype, MathFidelity, OpPlan
 from passes.targets import Target
 
-_DRAM = Placement("DRAM", "INTERLEAVED")
-_PLAN = OpPlan("bfloat16", None, "HiFi4", False, output=_DRAM)
+_PLAN = OpPlan(DeviceDtype.BFLOAT16, None, MathFidelity.HiFi4, False, output=DRAM_INTERLEAVED)
 
 
 def as_resample(n: Node, in_shape: tuple[int, ...]) -> Node | None:
@@ -46,7 +45,7 @@ def as_resample(n: Node, in_shape: tuple[int, ...]) -> Node | None:
 
 
 def _cost(n: Node, in_shape: tuple[int, ...], target: Target) -> float:
-    return op_cost(n, _PLAN, target, [Operand(in_shape, "bfloat16", _DRAM)]).total_us
+    return op_cost(n, _PLAN, target, [Operand(in_shape, "bfloat16", DRAM_INTERLEAVED)]).total_us
 
 
 def pool_halo_fits(n: Node, in_shape: tuple[int, ...], target: Target) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from converter.ir import Node, TensorInfo
 from passes.cb_model import TILE_BYTES, cdiv, round_up
-from passes.plan import ROW_MAJOR, Placement
+from passes.plan import ROW_MAJOR, Buffer, MemoryLayout, Placement
 from passes.targets import TILE, Target
 
 
@@ -47,7 +47,13 @@ def shard_shape(layout: str, rows: int, cols: int, grid: tuple[int, int], num_co
 def height_placement(rows: int, cols: int, target: Target) -> Placement:
     """The default L1 placement of an activation: height sharded over as many cores as fit."""
     n = cores_with_padding(cdiv(rows, TILE), target.num_cores)
-    return Placement("L1", "HEIGHT_SHARDED", target.grid, n, shard_shape("HEIGHT_SHARDED", rows, cols, target.grid, n))
+    return Placement(
+        Buffer.L1,
+        MemoryLayout.HEIGHT_SHARDED,
+        target.grid,
+        n,
+        shard_shape("HEIGHT_SHARDED", rows, cols, target.grid, n),
+    )
 
 
 def placement_like(p: Placement, rows: int, cols: int) -> Placement:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from converter.ir import Graph
+from converter.ops import is_host
 from passes import cost_model
 from passes.plan import OpPlan, plan_of
 from passes.shards import rows_cols, tensor_bytes
@@ -73,7 +74,7 @@ def summarize(graph: Graph, target: Target, l1_small_size: int = DEFAULT_L1_SMAL
                 p.notes,
             )
         )
-        if n.op not in ("input", "output"):
+        if not is_host(n):
             b = tensor_bytes(*rows_cols(n.out), p.dtype)
             act += b
             act_l1 += b if out.buffer == "L1" else 0

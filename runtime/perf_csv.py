@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converter.ir import Graph
+from converter.ops import Cost, op_kind
 from passes import cost_model
-from passes.plan import Placement, output_of, plan_of
+from passes.plan import DRAM_INTERLEAVED, Placement, output_of, plan_of
 from passes.targets import Target
 
 # tt-metal's device operation (the profiler's OP CODE) each IR op runs as.
@@ -62,7 +63,7 @@ COLUMNS = (
     "OUTPUT_0_MEMORY",
 )
 SIGNPOST, DEVICE = "signpost", "tt_dnn_device"
-_DRAM = Placement(buffer="DRAM", layout="INTERLEAVED")
+_DRAM = DRAM_INTERLEAVED
 
 
 def csv_name(variant: str) -> str:
@@ -124,7 +125,7 @@ def modeled_csv(graph: Graph, target: Target) -> str:
             "OUTPUT_0_DATATYPE": plan.dtype.upper(),
             "OUTPUT_0_MEMORY": _memory(output_of(node)),
         }
-        if node.op == "conv2d":  # weights are prepared in DRAM: [1, 1, Cin/groups*kh*kw, Cout]
+        if op_kind(node).cost is Cost.CONV:  # weights are prepared in DRAM: [1, 1, Cin/groups*kh*kw, Cout]
             n, c, h, w = node.out.shape
             k = node.attrs["kernel_size"]
             kh, kw = (k, k) if isinstance(k, int) else k

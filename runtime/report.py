@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from converter.ir import Graph
+from converter.ops import is_host
 from passes import cost_model
 from passes.plan import Placement, output_of, plan_of
 from passes.shards import l1_bytes_per_core, rows_cols
@@ -143,7 +144,7 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
         p = plan_of(n)
         for name, dst in p.spill_before + p.reshard_inputs:
             where[name] = dst
-        if n.op not in cost_model.HOST_OPS:
+        if not is_host(n):
             out[n.name] = sum(l1(x, q) for x, q in where.items()) + l1(n.name, output_of(n))
         where[n.name] = output_of(n)
         for name in p.deallocate_after:
@@ -181,7 +182,7 @@ def build_report(
     layers: list[LayerRow] = []
     stage = _INPUT_STAGE
     for n in graph:
-        if n.op in cost_model.HOST_OPS:
+        if is_host(n):
             continue
         stage = stage_of(n.source) or stage
         c = costs[n.name]

@@ -35,6 +35,7 @@ from converter.errors import UserError
 from passes.targets import Target, get_target
 from runtime import ttnn_trace
 from runtime.weights import HostTensor
+from templates import module_helpers
 
 ROOT_FORMAT = 1  # bump when the runtime root's content changes
 BINUTILS_PACKAGE = "binutils-riscv64-unknown-elf"
@@ -229,10 +230,6 @@ def _statements(text: str) -> dict[int, tuple[int, str]]:
     return spans
 
 
-# the generated module's helpers (templates/module.py.j2): a call inside them belongs to their caller
-_HELPERS = frozenset({"conv2d", "upsample_bands", "resample", "move", "sharded", "cores"})
-
-
 def _layer_of(statement: str, names: set[str]) -> str:
     for literal in re.findall(r'"([^"]+)"', statement):
         if literal in names:
@@ -265,7 +262,7 @@ class _Recorder:
             frame = frame.f_back
         while (
             frame is not None
-            and frame.f_code.co_name in _HELPERS
+            and frame.f_code.co_name in module_helpers()
             and frame.f_back is not None
             and frame.f_back.f_code.co_filename == self._file
         ):

@@ -30,6 +30,7 @@ import torch
 
 from converter.atomic import write_bytes
 from converter.ir import Graph
+from converter.ops import Lowering, op_kind
 from passes.plan import plan_of
 
 CACHE_FORMAT = 2  # bump when the cached content changes meaning
@@ -76,7 +77,8 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
     """Every parameter the generated module reads, by the name it reads it under."""
     out: dict[str, HostTensor] = {}
     for node in graph:
-        if node.op == "conv2d":
+        lowering = op_kind(node).lowering
+        if lowering is Lowering.CONV:
             if node.plan is None:
                 raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
             dtype = _conv_host_dtype(plan_of(node).weights_dtype)
@@ -86,12 +88,12 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)
                 out[f"{node.name}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
-        elif node.op == "channel_affine":
-            dtype = plan_of(node).dtype if node.plan is not None else "float32"
+        elif lowering is Lowering.AFFINE:
+            dtype = str(plan_of(node).dtype) if node.plan is not None else "float32"  # plain: the cache is data
             for key in ("scale", "shift"):
                 t = node.params[key].reshape(1, 1, 1, -1).to(torch.float32)
                 out[f"{node.name}.{key}"] = HostTensor(t, dtype, "TILE")
-        elif node.op == "resample":  # templates' resample(): rows [N, C, H', H] and cols^T [N, C, W, W']
+        elif lowering is Lowering.RESAMPLE:  # templates' resample(): rows [N, C, H', H] and cols^T [N, C, W, W']
             n, c = node.out.shape[:2]
             rows, cols = node.params["rows"], node.params["cols"].T
             out[f"{node.name}.rows"] = HostTensor(rows.expand(n, c, *rows.shape).contiguous(), "bfloat16", "TILE")

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import jinja2
 
 from converter.ir import Graph, Node
+from converter.ops import Lowering, OpKind, is_input, op_kind
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
 from passes.shards import physical
 from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
@@ -125,7 +127,7 @@ def python_names(graph: Graph) -> dict[str, str]:
     names: dict[str, str] = {}
     used: set[str] = {"self", "taps", "ttnn"}
     for node in graph:
-        if node.op == "input":
+        if is_input(node):
             base = "x"
         else:
             base = node.name
@@ -148,6 +150,13 @@ def _plan(node: Node) -> OpPlan:
     if not isinstance(node.plan, OpPlan) or node.plan.output is None:
         raise CodegenError(f"node {node.name!r} ({node.op}) has no complete plan: run the passes first")
     return node.plan
+
+
+def _output(node: Node) -> Placement:
+    """Where memory planning put the node's output (a CodegenError if it did not)."""
+    output = _plan(node).output
+    assert output is not None, "_plan checks it"
+    return output
 
 
 # ---------------------------------------------------------------- per-op statement records
@@ -271,7 +280,7 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("dilation", str(_pair(a["dilation"]))),
         ("groups", str(a["groups"])),
         ("dtype", dtype_expr(plan.dtype)),
-        ("conv_config", config),
+        ("conv_config", Constructed("ttnn.Conv2dConfig", config)),
         ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
         ("slice_config", slice_expr),
         ("memory_config", declared.memory(out)),
@@ -305,7 +314,7 @@ class _Lowering:
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
         # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
-        self.caller_owned = {n.name for n in graph if n.op == "input"}
+        self.caller_owned = {n.name for n in graph if is_input(n)}
         taps = graph.meta.get("taps", {})
         self.taps_by_node: dict[str, list[str]] = {}
         for tap, node_name in sorted(dict(taps).items()):
@@ -325,11 +334,11 @@ class _Lowering:
     def run(self) -> None:
         block = None
         for node in self.graph:
-            if node.op == "input":
-                self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
+            if is_input(node):
+                self.placement[node.name] = _output(node)
                 continue
             op = self.lower(node)
-            self.placement[node.name] = _plan(node).output  # type: ignore[assignment]
+            self.placement[node.name] = _output(node)
             if op is None:
                 continue
             op.block = block = _block(node, block)
@@ -395,121 +404,163 @@ class _Lowering:
         return args
 
     def lower(self, node: Node) -> Op | None:
-        plan = _plan(node)
+        _plan(node)
+        kind = op_kind(node)
         op = Op(
-            kind=node.op,
+            kind=kind.lowering.value,
             node=node.name,
             var=self.var[node.name],
             source=node.source or "model (top level)",
             taps=self.taps_by_node.get(node.name, []),
         )
-        a = node.attrs
-        if node.op == "output":
+        if kind.lowering is Lowering.OUTPUT:
             # a head's result: nothing to compute (the name follows its producer), only planned moves
             self.var[node.name] = self.var[node.inputs[0]]
             self.prepare_inputs(node, op)
             return op if op.moves else None
-        if node.op == "conv2d":
-            self.conv_rows.append((node.name, _conv_row(node, self.shape(node.inputs[0]), plan.layout, self.declared)))
-            (x,) = self.prepare_inputs(node, op)
-            n, c, h, w = self.shape(node.inputs[0])
-            summary = _conv_summary(a, h, w)
-            op.args = {"x": x, "summary": summary if node.name == node.source else f"{node.source}: {summary}"}
+        if kind.lowering is Lowering.CONV:
+            self.lower_conv(node, op)
             return op
-        self.memory_rows.append((node.name, self.declared.memory(plan.output)))  # type: ignore[arg-type]
-        op.args["dtype"] = dtype_expr(plan.dtype)
-        if node.op == "channel_affine":
-            (x,) = self.prepare_inputs(node, op)
-            shape = (1, 1, 1, self.shape(node.inputs[0])[1])
-            self.constants.update({f"{node.name}.{k}": (shape, plan.dtype) for k in ("scale", "shift")})
-            op.args.update(x=x)
-        elif node.op in ("add", "relu", "mul_scalar"):
-            ins = self.prepare_inputs(node, op)
-            op.args.update(inputs=ins)
-            if node.op == "add" and a["activation"] in (None, "relu"):
-                op.args["activations"] = f"[{RELU}]" if a["activation"] == "relu" else None
-            elif node.op == "add" and a["activation"] is not None:
-                raise CodegenError(f"add {node.name!r}: unsupported fused activation {a['activation']!r}")
-            if node.op == "mul_scalar":
-                op.args["scalar"] = repr(float(a["scalar"]))
-        elif node.op == "concat":
-            if a["dim"] not in (1, -3):
-                raise CodegenError(f"concat {node.name!r} on dim {a['dim']}: only channel concat is lowered")
-            ins = self.prepare_inputs(node, op)
-            op.args.update(inputs=ins)
-        elif node.op == "upsample":
-            if a["align_corners"]:
-                raise CodegenError(f"upsample {node.name!r}: ttnn.upsample has no align_corners=True")
-            sh, sw = _pair(a["scale_factor"])
-            (x,) = self.prepare_inputs(node, op)
-            n, c, h, w = self.shape(node.inputs[0])
-            op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"], flat=self.flat_shape(node.name))
-            if plan.slices is not None:  # ("ROW_BANDS", count): passes/memory_plan.py
-                op.kind = "upsample_bands"
-                op.args["bands"] = plan.slices[1]
-                self.banded = True
-        elif node.op == "resample":
-            (x,) = self.prepare_inputs(node, op)
-            n, c, h, w = self.shape(node.inputs[0])
-            oh, ow = self.shape(node.name)[2:]
-            self.constants[f"{node.name}.rows"] = ((n, c, oh, h), "bfloat16")
-            self.constants[f"{node.name}.cols"] = ((n, c, w, ow), "bfloat16")
-            what = {"bilinear": "bilinear resize", "avg_pool": "average pool"}[a["kind"]]
-            op.args.update(
-                x=x,
-                nhwc=(n, h, w, c),
-                out_hw=(oh, ow),
-                what=f"{what} {h}x{w} -> {oh}x{ow}",
-                fidelity=f"ttnn.MathFidelity.{plan.math_fidelity}",
-            )
-            self.resampled = True
-        elif node.op in ("max_pool2d", "avg_pool2d"):
-            (x,) = self.prepare_inputs(node, op)
-            n, c, h, w = self.shape(node.inputs[0])
-            kwargs = [
-                ("batch_size", n),
-                ("input_h", h),
-                ("input_w", w),
-                ("channels", c),
-                ("kernel_size", _pair(a["kernel_size"])),
-                ("stride", _pair(a["stride"])),
-                ("padding", _pair(a["padding"])),
-            ]
-            if node.op == "max_pool2d":
-                kwargs.append(("dilation", _pair(a["dilation"])))
-            kwargs.append(("ceil_mode", bool_expr(a["ceil_mode"])))
-            if node.op == "avg_pool2d":
-                kwargs.append(("count_include_pad", bool_expr(a["count_include_pad"])))
-            if plan.output.sharded and not self.input_placement(node).sharded:  # type: ignore[union-attr]
-                # an interleaved input is sharded by the pool itself, as planned for its output
-                kwargs.append(("applied_shard_scheme", f"ttnn.TensorMemoryLayout.{plan.output.layout}"))  # type: ignore[union-attr]
-            if plan.slices is not None:
-                kwargs.append(("dram_slice_config", slice_config_expr(*plan.slices)))
-            kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
-            op.args.update(x=x, kwargs=kwargs)
-        elif node.op == "global_avg_pool2d":
-            (x,) = self.prepare_inputs(node, op)
-            n, c, h, w = self.shape(node.inputs[0])
-            # a batch of N is pooled per image on an [N, H, W, C] view, and flattened back to [1, 1, N, C]
-            op.args.update(x=x, nhwc=(n, h, w, c) if n > 1 else None, flat=self.flat_shape(node.name))
-        else:
+        lower = _LOWER.get(kind.lowering)
+        if lower is None:
             raise CodegenError(
                 f"no lowering for op {node.op!r} (node {node.name!r}); batch_norm must be folded before code generation"
             )
+        plan = _plan(node)
+        self.memory_rows.append((node.name, self.declared.memory(_output(node))))
+        op.args["dtype"] = dtype_expr(plan.dtype)
+        lower(self, node, op, kind)
         return op
 
+    def lower_conv(self, node: Node, op: Op) -> None:
+        self.conv_rows.append(
+            (node.name, _conv_row(node, self.shape(node.inputs[0]), _plan(node).layout, self.declared))
+        )
+        (x,) = self.prepare_inputs(node, op)
+        n, c, h, w = self.shape(node.inputs[0])
+        summary = _conv_summary(node.attrs, h, w)
+        op.args = {"x": x, "summary": summary if node.name == node.source else f"{node.source}: {summary}"}
 
-def wrap_kwargs(items: list[tuple[str | None, Any]], indent: int, width: int = 100) -> str:
+    def lower_call(self, node: Node, op: Op, kind: OpKind) -> None:
+        """One ttnn call from the descriptor's `Call`: inputs, then a scalar attribute, then keywords."""
+        call = kind.call
+        assert call is not None, "a call-lowered op declares its call"
+        ins = self.prepare_inputs(node, op)
+        a = node.attrs
+        kwargs: list[tuple[str, Any]] = []
+        if call.activations:
+            if a["activation"] not in (None, "relu"):
+                raise CodegenError(f"{node.op} {node.name!r}: unsupported fused activation {a['activation']!r}")
+            if a["activation"] == "relu":
+                kwargs.append(("activations", f"[{RELU}]"))
+        if call.dtype:
+            kwargs.append(("dtype", op.args["dtype"]))
+        kwargs.append(("memory_config", f'OUTPUT_MEMORY["{node.name}"]'))
+        scalar = [repr(float(a[call.scalar]))] if call.scalar else []
+        op.args.update(fn=call.fn, positional=ins + scalar, kwargs=kwargs)
+
+    def lower_affine(self, node: Node, op: Op, kind: OpKind) -> None:
+        (x,) = self.prepare_inputs(node, op)
+        shape = (1, 1, 1, self.shape(node.inputs[0])[1])
+        self.constants.update({f"{node.name}.{k}": (shape, _plan(node).dtype) for k in ("scale", "shift")})
+        op.args.update(x=x)
+
+    def lower_concat(self, node: Node, op: Op, kind: OpKind) -> None:
+        if node.attrs["dim"] not in (1, -3):
+            raise CodegenError(f"concat {node.name!r} on dim {node.attrs['dim']}: only channel concat is lowered")
+        op.args.update(inputs=self.prepare_inputs(node, op))
+
+    def lower_upsample(self, node: Node, op: Op, kind: OpKind) -> None:
+        a, plan = node.attrs, _plan(node)
+        if a["align_corners"]:
+            raise CodegenError(f"upsample {node.name!r}: ttnn.upsample has no align_corners=True")
+        sh, sw = _pair(a["scale_factor"])
+        (x,) = self.prepare_inputs(node, op)
+        n, c, h, w = self.shape(node.inputs[0])
+        op.args.update(x=x, nhwc=(n, h, w, c), scale=(sh, sw), mode=a["mode"], flat=self.flat_shape(node.name))
+        if plan.slices is not None:  # ("ROW_BANDS", count): passes/memory_plan.py
+            op.kind = "upsample_bands"
+            op.args["bands"] = plan.slices[1]
+            self.banded = True
+
+    def lower_resample(self, node: Node, op: Op, kind: OpKind) -> None:
+        (x,) = self.prepare_inputs(node, op)
+        n, c, h, w = self.shape(node.inputs[0])
+        oh, ow = self.shape(node.name)[2:]
+        self.constants[f"{node.name}.rows"] = ((n, c, oh, h), "bfloat16")
+        self.constants[f"{node.name}.cols"] = ((n, c, w, ow), "bfloat16")
+        what = {"bilinear": "bilinear resize", "avg_pool": "average pool"}[node.attrs["kind"]]
+        op.args.update(
+            x=x,
+            nhwc=(n, h, w, c),
+            out_hw=(oh, ow),
+            what=f"{what} {h}x{w} -> {oh}x{ow}",
+            fidelity=f"ttnn.MathFidelity.{_plan(node).math_fidelity}",
+        )
+        self.resampled = True
+
+    def lower_pool(self, node: Node, op: Op, kind: OpKind) -> None:
+        call, a, plan = kind.call, node.attrs, _plan(node)
+        assert call is not None, "a pool declares its call"
+        (x,) = self.prepare_inputs(node, op)
+        n, c, h, w = self.shape(node.inputs[0])
+        kwargs = [
+            ("batch_size", n),
+            ("input_h", h),
+            ("input_w", w),
+            ("channels", c),
+            ("kernel_size", _pair(a["kernel_size"])),
+            ("stride", _pair(a["stride"])),
+            ("padding", _pair(a["padding"])),
+        ]
+        kwargs += [(k, bool_expr(a[k]) if isinstance(a[k], bool) else _pair(a[k])) for k in call.attrs]
+        output = _output(node)
+        if output.sharded and not self.input_placement(node).sharded:
+            # an interleaved input is sharded by the pool itself, as planned for its output
+            kwargs.append(("applied_shard_scheme", f"ttnn.TensorMemoryLayout.{output.layout}"))
+        if plan.slices is not None:
+            kwargs.append(("dram_slice_config", slice_config_expr(*plan.slices)))
+        kwargs += [("dtype", dtype_expr(plan.dtype)), ("output_layout", "ttnn.TILE_LAYOUT")]
+        op.args.update(x=x, fn=call.fn, kwargs=kwargs)
+
+    def lower_global_pool(self, node: Node, op: Op, kind: OpKind) -> None:
+        (x,) = self.prepare_inputs(node, op)
+        n, c, h, w = self.shape(node.inputs[0])
+        # a batch of N is pooled per image on an [N, H, W, C] view, and flattened back to [1, 1, N, C]
+        op.args.update(x=x, nhwc=(n, h, w, c) if n > 1 else None, flat=self.flat_shape(node.name))
+
+
+# how each lowering (converter/ops: OpKind.lowering) of a device op other than a conv is written
+_LOWER = {
+    Lowering.CALL: _Lowering.lower_call,
+    Lowering.AFFINE: _Lowering.lower_affine,
+    Lowering.CONCAT: _Lowering.lower_concat,
+    Lowering.UPSAMPLE: _Lowering.lower_upsample,
+    Lowering.RESAMPLE: _Lowering.lower_resample,
+    Lowering.POOL: _Lowering.lower_pool,
+    Lowering.GLOBAL_POOL: _Lowering.lower_global_pool,
+}
+
+
+@dataclass(frozen=True)
+class Constructed:
+    """A keyword value built by a call with its own keywords, e.g. `ttnn.Conv2dConfig(...)`."""
+
+    fn: str
+    items: Sequence[tuple[str | None, Any]]
+
+
+def wrap_kwargs(items: Sequence[tuple[str | None, Any]], indent: int, width: int = 100) -> str:
     """`k=v, k=v, ...` filling lines up to `width`, continuation lines indented by `indent`.
 
-    A key None makes a positional argument.
-    A value that is itself a list of items is written as a nested `ttnn.Conv2dConfig(...)`.
+    A key None makes a positional argument; a `Constructed` value is written as its call, its
+    keywords one level deeper.
     """
     parts = []
     for key, value in items:
-        if isinstance(value, list):
-            inner = wrap_kwargs(value, indent + 4, width)
-            value = f"ttnn.Conv2dConfig(\n{' ' * (indent + 4)}{inner},\n{' ' * indent})"
+        if isinstance(value, Constructed):
+            inner = wrap_kwargs(value.items, indent + 4, width)
+            value = f"{value.fn}(\n{' ' * (indent + 4)}{inner},\n{' ' * indent})"
         parts.append(value if key is None else f"{key}={value}")
     lines: list[str] = []
     line = ""
@@ -579,7 +630,7 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
     target = get_target(target) if isinstance(target, str) else target
     lowering = _Lowering(graph, target)
     lowering.run()
-    (input_node,) = [n for n in graph if n.op == "input"]
+    (input_node,) = [n for n in graph if is_input(n)]
     input_plan = _plan(input_node)
     outputs = {head: lowering.var[node] for head, node in graph.outputs.items()}
     device_params = {"l1_small_size": l1_small_size, "trace_region_size": TRACE_REGION_SIZE}

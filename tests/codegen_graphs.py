@@ -14,19 +14,29 @@ import torch
 from converter.ir import Graph, Node, TensorInfo
 from passes.layout_plan import layout_plan
 from passes.pad_channels import pad_channels
-from passes.plan import ConvConfig, OpPlan, Placement
+from passes.plan import (
+    DRAM_INTERLEAVED,
+    L1_INTERLEAVED,
+    Buffer,
+    ConvConfig,
+    DeviceDtype,
+    MemoryLayout,
+    OpPlan,
+    Placement,
+    SliceType,
+)
 
-DRAM = Placement("DRAM", "INTERLEAVED")
-L1 = Placement("L1", "INTERLEAVED")
+DRAM = DRAM_INTERLEAVED
+L1 = L1_INTERLEAVED
 
 
 def height_sharded(rows: int, channels: int, cores: int = 8, grid: tuple[int, int] = (5, 4)) -> Placement:
-    return Placement("L1", "HEIGHT_SHARDED", grid=grid, num_cores=cores, shard_shape=(rows, channels))
+    return Placement(Buffer.L1, MemoryLayout.HEIGHT_SHARDED, grid=grid, num_cores=cores, shard_shape=(rows, channels))
 
 
 def plan(dtype: str = "bfloat16", output: Placement = L1, **kw) -> OpPlan:
     return OpPlan(
-        dtype=dtype,
+        dtype=DeviceDtype(dtype),
         weights_dtype=kw.pop("weights_dtype", None),
         math_fidelity=kw.pop("math_fidelity", "HiFi2"),
         fp32_dest_acc=kw.pop("fp32_dest_acc", False),
@@ -39,8 +49,8 @@ def conv_config(
     layout: str = "HEIGHT_SHARDED", slice_type: str = "L1_FULL", num_slices: int = 0, act_block_h: int = 0
 ) -> ConvConfig:
     return ConvConfig(
-        shard_layout=layout,
-        slice_type=slice_type,
+        shard_layout=MemoryLayout(layout),
+        slice_type=SliceType(slice_type),
         num_slices=num_slices,
         act_block_h=act_block_h,
         act_block_w_div=1,

@@ -6,15 +6,25 @@ import pytest
 
 from converter.ir import Graph, Node, TensorInfo
 from passes import cost_model as cm
-from passes.plan import ConvConfig, OpPlan, Placement
+from passes.plan import (
+    DRAM_INTERLEAVED,
+    Buffer,
+    ConvConfig,
+    DeviceDtype,
+    MathFidelity,
+    MemoryLayout,
+    OpPlan,
+    Placement,
+    SliceType,
+)
 from passes.targets import get_target
 
 BH20 = get_target("blackhole-20")
-DRAM = Placement("DRAM", "INTERLEAVED")
+DRAM = DRAM_INTERLEAVED
 
 
 def hs(cores: int) -> Placement:
-    return Placement("L1", "HEIGHT_SHARDED", (cores, 1), cores, (32, 64))
+    return Placement(Buffer.L1, MemoryLayout.HEIGHT_SHARDED, (cores, 1), cores, (32, 64))
 
 
 def conv_node(cin=64, cout=64, hw=(64, 64), k=3) -> Node:
@@ -33,8 +43,8 @@ def conv_node(cin=64, cout=64, hw=(64, 64), k=3) -> Node:
 
 def conv_plan(cores=20, weights="bfloat8_b", fidelity="LoFi", out: Placement | None = None, slices=0) -> OpPlan:
     conv = ConvConfig(
-        "HEIGHT_SHARDED",
-        "DRAM_SLICE_WIDTH" if slices else "L1_FULL",
+        MemoryLayout.HEIGHT_SHARDED,
+        SliceType.DRAM_SLICE_WIDTH if slices else SliceType.L1_FULL,
         slices,
         0,
         1,
@@ -44,7 +54,9 @@ def conv_plan(cores=20, weights="bfloat8_b", fidelity="LoFi", out: Placement | N
         grid=(cores, 1),
         num_cores=cores,
     )
-    return OpPlan("bfloat16", weights, fidelity, False, conv=conv, output=out or hs(cores))
+    return OpPlan(
+        DeviceDtype.BFLOAT16, DeviceDtype(weights), MathFidelity(fidelity), False, conv=conv, output=out or hs(cores)
+    )
 
 
 def cost(node: Node, plan: OpPlan, src: Placement | None = None, cin: int | None = None) -> cm.OpCost:

@@ -4,10 +4,11 @@ import dataclasses
 
 import pytest
 
-from passes import contracts
+from passes import contracts, pipeline
 from passes.cost_model import evaluate
 from passes.fold_batchnorm import fold_batchnorm
-from passes.pipeline import PASS_ORDER, PASSES, Context, plan_graph, plan_graph_timed, run_passes
+from passes.pipeline import PASS_ORDER, PASSES, Context, Pass, plan_graph, plan_graph_timed, run_passes
+from passes.plan import Buffer, ConvConfig, MemoryLayout, OpPlan, Placement, owners
 from passes.summary import summarize
 from passes.targets import TARGETS, get_target
 from tests.pass_graphs import GraphBuilder
@@ -100,6 +101,40 @@ def test_a_pass_that_breaks_what_it_ensures_is_caught_after_it():
         run_passes(mixed, ["merge_siblings"], Context(t))
     repaired, _ = run_passes(mixed, ["one_dtype_per_concat"], Context(t))
     assert contracts.ONE_DTYPE_PER_CONCAT.offenders(repaired) == []
+
+
+def test_a_pass_writes_only_the_plan_fields_it_owns(monkeypatch):
+    t = get_target("blackhole-20")
+    assert {o for f in dataclasses.fields(OpPlan) for o in owners(f.name)} <= set(PASS_ORDER)
+    planned, _ = run_passes(_small(), ["fold_batchnorm", "fuse", "dtype_policy"], Context(t))
+
+    def sloppy(g, _):  # a layout pass that also changes a dtype (the dtype policy's decision)
+        n = g.node("add")
+        return g.replace_nodes(
+            [dataclasses.replace(x, plan=dataclasses.replace(x.plan, dtype="bfloat8_b")) if x is n else x for x in g]
+        )
+
+    monkeypatch.setitem(pipeline._BY_NAME, "layout_plan", Pass("layout_plan", sloppy))
+    with pytest.raises(contracts.ContractError, match="after layout_plan: it changed dtype of add, which it does not"):
+        run_passes(planned, ["layout_plan"], Context(t))
+
+    def rewrites_notes(g, _):
+        return g.replace_nodes([dataclasses.replace(x, plan=dataclasses.replace(x.plan, notes=())) for x in g])
+
+    monkeypatch.setitem(pipeline._BY_NAME, "layout_plan", Pass("layout_plan", rewrites_notes))
+    with pytest.raises(contracts.ContractError, match="it changed notes of"):
+        run_passes(planned, ["layout_plan"], Context(t))
+
+
+def test_plan_records_reject_values_outside_their_choices():
+    with pytest.raises(ValueError, match=r"OpPlan.math_fidelity = 'HiFi5': not one of LoFi, HiFi2, HiFi3, HiFi4"):
+        OpPlan("bfloat16", None, "HiFi5", False)
+    with pytest.raises(ValueError, match=r"Placement.buffer = 'SRAM'"):
+        Placement("SRAM", "INTERLEAVED")
+    with pytest.raises(ValueError, match="a conv names its sharding"):
+        ConvConfig("INTERLEAVED", "L1_FULL", 0, 0, 1, False, False, "")
+    p = Placement("L1", "HEIGHT_SHARDED", (1, 1), 1, (32, 32))
+    assert p.buffer is Buffer.L1 and p.layout is MemoryLayout.HEIGHT_SHARDED and f"{p.layout}" == "HEIGHT_SHARDED"
 
 
 def test_plan_report_dram_bytes_come_from_the_cost_model():

@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image
 
+from converter.ops import is_host
 from passes import cost_model
 from passes.pipeline import plan_graph
 from passes.summary import summarize
@@ -62,7 +63,7 @@ def test_stage_of_detectron2_modules() -> None:
 
 def test_real_plan_report(planned) -> None:
     report = build_report(planned, TARGET)
-    device_ops = [n for n in planned if n.op not in cost_model.HOST_OPS]
+    device_ops = [n for n in planned if not is_host(n)]
     assert [r.plan.name for r in report.layers] == [n.name for n in device_ops]
     # The replayed live tensors are part of what the planner checked against the budget.
     assert all(r.l1_live_per_core <= r.plan.l1_peak_per_core <= report.budget_per_core for r in report.layers)

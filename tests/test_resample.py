@@ -15,11 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from converter.interpreter import OPS
 from converter.ir import Graph, Node, TensorInfo
+from converter.ops import op_kind
 from converter.resample import avg_pool_matrix, bilinear_matrix
 from passes.resample import resample
 from passes.targets import get_target
+
+_resample = op_kind("resample").reference
+assert _resample is not None
 
 SIZES = [((33, 65), (64, 128)), ((17, 33), (32, 64)), ((64, 128), (33, 65)), ((5, 7), (12, 3)), ((1, 1), (32, 64))]
 
@@ -35,7 +38,7 @@ def test_bilinear_matrices_equal_interpolate(size, out, align):
     node = _node(bilinear_matrix(size[0], out[0], align), bilinear_matrix(size[1], out[1], align), (2, 3, *out))
     want = F.interpolate(x, size=out, mode="bilinear", align_corners=align)
     # (torch computes align_corners=True source positions in float32: ~1e-5 apart from exact ones)
-    torch.testing.assert_close(OPS["resample"](node, x), want, atol=3e-5, rtol=1e-5)
+    torch.testing.assert_close(_resample(node, x), want, atol=3e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +54,7 @@ def test_avg_pool_matrices_equal_avg_pool2d(size, kernel, stride, padding, inclu
     rows = avg_pool_matrix(size[0], kernel[0], stride[0], padding[0], include)
     cols = avg_pool_matrix(size[1], kernel[1], stride[1], padding[1], include)
     want = F.avg_pool2d(x, kernel, stride, padding, count_include_pad=include)
-    torch.testing.assert_close(OPS["resample"](_node(rows, cols, tuple(want.shape)), x), want, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(_resample(_node(rows, cols, tuple(want.shape)), x), want, atol=2e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("n,c,size,out", [(1, 256, (33, 65), (64, 128)), (2, 19, (17, 33), (40, 70))])

@@ -139,7 +139,7 @@ EMULATED_BY_MODULE = {
         "copy",
     ),
     ops_conv.__name__: ("conv2d", "prepare_conv_weights", "prepare_conv_bias"),
-    ops_eltwise.__name__: ("add", "multiply", "relu"),
+    ops_eltwise.__name__: ("add", "multiply", "relu", "sigmoid"),
     ops_pool.__name__: ("max_pool2d", "avg_pool2d", "global_avg_pool2d"),
     ops_upsample.__name__: ("upsample",),
     ops_concat.__name__: ("concat",),

@@ -1,4 +1,4 @@
-"""Elementwise ops: add and multiply (with fused activations) and relu, computed by ttnn's goldens."""
+"""Elementwise ops: add and multiply (with fused activations), relu and sigmoid, computed by ttnn's goldens."""
 
 from __future__ import annotations
 
@@ -117,9 +117,9 @@ def multiply(
     )
 
 
-def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
-    device = require_device_tensor("relu", input_tensor)
-    compute = tt.get_golden_function(tt.relu)
+def _unary(name: str, golden, input_tensor, memory_config):
+    device = require_device_tensor(name, input_tensor)
+    compute = tt.get_golden_function(golden)
     out = device.new_tensor(
         compute(input_tensor.data),
         input_tensor.dtype,
@@ -128,3 +128,12 @@ def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids
     )
     device.record_step(compute, [input_tensor], [out])
     return out
+
+
+def relu(input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
+    return _unary("relu", tt.relu, input_tensor, memory_config)
+
+
+def sigmoid(input_tensor, *, vector_mode=4, mode=None, memory_config=None, output_tensor=None, sub_core_grids=None):
+    # mode None: ttnn's default, SigmoidMode.Accurate (the golden function is the exact sigmoid)
+    return _unary("sigmoid", tt.sigmoid, input_tensor, memory_config)
