@@ -20,10 +20,10 @@ from plan_benchmark import ANCHOR_MS, ANCHOR_TARGET, HANDTUNED, for_graph
 
 from converter import model as model_lib
 from converter.trace import trace_model
+from hardware.targets import get_target
 from passes import cost_model
 from passes.overrides import load_overrides
 from passes.pipeline import plan_graph
-from passes.targets import get_target
 
 EFFICIENCY = (0.18, 0.2, 0.22, 0.24)
 DEVICE_OP_US = (8.0, 10.0, 12.0, 14.0)

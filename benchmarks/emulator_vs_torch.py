@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     compat.install()
     from converter.reference import reference_outputs
     from converter.trace import trace_model
+    from hardware.targets import get_target
     from passes.pipeline import plan_graph
-    from passes.targets import get_target
     from runtime.images import to_model_input
     from runtime.quality import pcc
     from runtime.run import load_module, run_module

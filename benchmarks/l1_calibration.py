@@ -15,9 +15,9 @@ import concurrent.futures
 import tempfile
 from pathlib import Path
 
+from compiler.cli import plan_variant
 from converter.model import VARIANTS
-from passes.targets import DEFAULT_L1_SMALL_SIZE, get_target
-from runtime.cli import plan_variant
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, get_target
 from runtime.l1_calibration import METRICS, compare, distribution
 from runtime.ttnn_mock import check_module
 

@@ -35,10 +35,10 @@ import yaml
 from converter import model as model_lib
 from converter.atomic import write_text
 from converter.trace import trace_model
+from hardware.targets import TARGETS, Target, get_target
 from passes import cost_model
 from passes.pipeline import plan_graph
 from passes.plan import plan_of
-from passes.targets import TARGETS, Target, get_target
 from runtime.ttnn_mock import cluster_descriptor, run_child
 from templates.render import render_module
 
@@ -56,7 +56,7 @@ _HOST_PROBE = """
 import json, sys, time
 from pathlib import Path
 import ttnn
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.backend import bind
 from runtime.mesh import Pipeline, open_mesh, close_mesh
 from runtime.run import load_module

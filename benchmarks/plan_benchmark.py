@@ -35,11 +35,11 @@ from converter.errors import UserError
 from converter.ir import Graph
 from converter.ops import is_host
 from converter.trace import trace_model
+from hardware.targets import TARGETS, get_target
 from passes import cost_model
 from passes.dtype_policy import PRECISIONS, DtypeRules
 from passes.overrides import LayerOverride, Overrides, load_overrides
 from passes.pipeline import Context, plan_graph_timed, run_passes
-from passes.targets import TARGETS, get_target
 from runtime.images import to_model_input
 from runtime.scenes import street_scene
 

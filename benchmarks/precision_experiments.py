@@ -19,13 +19,13 @@ from plan_benchmark import ANCHOR_TARGET, emulated_outputs, seeded_model
 from converter import model as model_lib
 from converter.reference import reference_outputs
 from converter.trace import trace_model
+from hardware.targets import get_target
 from passes import cost_model
 from passes.dtype_policy import PRECISIONS, DtypeRules
 from passes.fold_batchnorm import fold_batchnorm
 from passes.fuse import fuse
 from passes.overrides import LayerOverride, Overrides
 from passes.pipeline import plan_graph
-from passes.targets import get_target
 from runtime.images import to_model_input
 from runtime.quality import pcc
 from runtime.scenes import street_scene

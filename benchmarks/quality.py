@@ -20,8 +20,8 @@ import torch
 
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, build_model, load_config, parse_size, with_crop_size
+from hardware.targets import DEFAULT_TARGET
 from passes.dtype_policy import PRECISIONS
-from passes.targets import DEFAULT_TARGET
 from runtime.demo import SCENES_TOKEN, DemoArgs, load_inputs, pytorch_runner, ttnn_runner
 from runtime.images import to_model_input
 from runtime.postprocess import FusionParams

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from passes.targets import TILE
+from hardware.targets import TILE
 
 TILE_BYTES = {"bfloat16": 2048, "float32": 4096, "bfloat8_b": 1088}
 DATUM_BYTES = {"bfloat16": 2, "float32": 4, "bfloat8_b": 1}

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from converter.ops import ELTWISE, is_conv, is_input, op_kind
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 from passes import cb_model
 from passes.cb_model import cdiv
 from passes.cost_model import Operand, op_cost
@@ -55,7 +56,6 @@ from passes.shards import (
     shard_shape,
     staged_input_bytes,
 )
-from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 LAYOUTS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
 DRAM = DRAM_INTERLEAVED

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from converter.ir import Graph, Node
 from converter.ops import Cost, Work, is_host, op_kind
+from hardware.targets import TILE, Target
 from passes import cb_model, shards
 from passes.cb_model import cdiv
 from passes.plan import DRAM_INTERLEAVED, OpPlan, Placement, plan_of
-from passes.targets import TILE, Target
 
 # --- Hardware constants (cited) ---------------------------------------------------------------
 # The matrix engine does 8x16 @ 16x16 per cycle = 4096 FLOPs/cycle/core at LoFi; one 32x32x32

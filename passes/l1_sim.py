@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from converter.ops import Layout, Memory, is_input, is_output, op_kind
+from hardware.targets import TILE, Target
 from passes import cb_model, legality
 from passes.cb_model import cdiv, round_up
 from passes.l1_allocator import FreeList
 from passes.plan import Buffer, MemoryLayout, Placement, conv_of, output_dtype, output_of, plan_of, read_dtype
 from passes.shards import ConvShape, physical, staged_input_bytes
-from passes.targets import TILE, Target
 
 ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
 

@@ -21,10 +21,10 @@ import dataclasses
 
 from converter.ir import Graph, Node
 from converter.ops import Layout, Memory, Writes, op_kind
+from hardware.targets import TILE
 from passes.cb_model import conv_is_matmul
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, conv_of, plan_of
 from passes.shards import rows_cols
-from passes.targets import TILE
 
 # readers a conv may hand a ROW_MAJOR output to directly
 _ROW_MAJOR_READERS = (Memory.UPSAMPLE, Memory.CONCAT)

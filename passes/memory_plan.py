@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from converter.errors import UserError
 from converter.ir import Graph, Node
 from converter.ops import Memory, is_conv, is_input, is_output, op_kind
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 from passes import cb_model
 from passes.conv_sharding import conv_input_placement, conv_output_placement, legal_configs, rank_configs
 from passes.cost_model import Operand, op_cost, reshard_cost
@@ -47,7 +48,6 @@ from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
 from passes.overrides import Overrides
 from passes.plan import DRAM_INTERLEAVED, L1_INTERLEAVED, OpPlan, Placement, conv_of, plan_of
 from passes.shards import ConvShape, height_placement, l1_bytes_per_core, physical, placement_like, rows_cols
-from passes.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 
 DRAM = DRAM_INTERLEAVED
 SPILL_ORDERS = ("belady", "largest")

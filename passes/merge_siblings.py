@@ -31,6 +31,7 @@ import torch
 from converter.errors import UserError
 from converter.ir import Graph, Node, TensorInfo
 from converter.ops import Memory, is_conv, is_host, op_kind
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target
 from passes.contracts import cse_key
 from passes.conv_sharding import choose_conv_config, conv_input_placement
 from passes.cost_model import Operand, op_cost
@@ -38,7 +39,6 @@ from passes.dtype_policy import one_dtype_per_concat
 from passes.overrides import Overrides
 from passes.plan import DTYPES, MATH_FIDELITIES, DeviceDtype, OpPlan, plan_of, stored_dtype
 from passes.shards import ConvShape
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 _WIDTH = {d: i for i, d in enumerate(reversed(DTYPES))}  # bfloat8_b < bfloat16 < float32
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from converter.ir import Graph
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target
 from passes import contracts as c
 from passes.contracts import Condition
 from passes.conv_sharding import conv_sharding
@@ -29,7 +30,6 @@ from passes.overrides import Overrides
 from passes.pad_channels import pad_channels
 from passes.plan import OpPlan, foreign_changes
 from passes.resample import resample
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 
 @dataclass(frozen=True)

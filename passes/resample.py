@@ -16,10 +16,10 @@ import dataclasses
 
 from converter.ir import Graph, Node
 from converter.resample import avg_pool_matrix, bilinear_matrix
+from hardware.targets import Target
 from passes import cb_model
 from passes.cost_model import Operand, op_cost
 from passes.plan import DRAM_INTERLEAVED, DeviceDtype, MathFidelity, OpPlan
-from passes.targets import Target
 
 _PLAN = OpPlan(DeviceDtype.BFLOAT16, None, MathFidelity.HiFi4, False, output=DRAM_INTERLEAVED)
 

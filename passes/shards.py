@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from converter.ir import Node, TensorInfo
+from hardware.targets import TILE, Target
 from passes.cb_model import TILE_BYTES, cdiv, round_up
 from passes.plan import ROW_MAJOR, Buffer, MemoryLayout, Placement
-from passes.targets import TILE, Target
 
 
 def rows_cols(info: TensorInfo) -> tuple[int, int]:

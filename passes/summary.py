@@ -1,4 +1,4 @@
-"""ANALYSIS: a plain-data summary of a planned graph (runtime/report.py renders it, with plots)."""
+"""ANALYSIS: a plain-data summary of a planned graph (compiler/report.py renders it, with plots)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from converter.ir import Graph
 from converter.ops import is_host
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target
 from passes import cost_model
 from passes.plan import OpPlan, plan_of
 from passes.shards import rows_cols, tensor_bytes
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 from types import ModuleType
 
 from converter.errors import UserError
-from passes.targets import Target
+from hardware.targets import Target
 from runtime.ttnn_host import import_ttnn, tt_device_present
 
 ENV = "PDL2TTNN_BACKEND"

@@ -43,8 +43,8 @@ from converter.model import (
     parse_size,
     with_crop_size,
 )
+from hardware.targets import DEFAULT_TARGET, TARGETS
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
-from passes.targets import DEFAULT_TARGET, TARGETS
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
 from runtime.quality import compare
@@ -322,8 +322,8 @@ def ttnn_runner(model, weights: Path, variant: str, size: tuple[int, int], args:
     generated/ (which is for one target and size only); the prepared host weights go to --weight-cache
     when given."""
     from converter.trace import trace_model
+    from hardware.targets import get_target
     from passes.pipeline import plan_graph
-    from passes.targets import get_target
     from runtime.run import Session, load_module
     from runtime.weights import cache_key, file_digest, load_weights
     from templates.render import render_module

@@ -15,8 +15,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from hardware.targets import Target
 from passes.l1_sim import op_programs
-from passes.targets import Target
 from runtime import ttnn_trace
 from runtime.ttnn_mock import CheckResult
 

@@ -19,7 +19,7 @@ from types import ModuleType
 import torch
 
 from converter.errors import UserError
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime import backend as backends
 from runtime.mesh import Pipeline, close_mesh, open_mesh
 from runtime.ttnn_host import import_ttnn

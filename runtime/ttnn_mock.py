@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 
 from converter.errors import UserError
-from passes.targets import Target, get_target
+from hardware.targets import Target, get_target
 from runtime import ttnn_trace
 from runtime.weights import HostTensor
 from templates import module_helpers
@@ -335,7 +335,7 @@ def _run_check(
     TTNN_CONFIG_OVERRIDES (`report_overrides`). With `signposts`, a tracy signpost names the layer
     before each ttnn call: run under tt-metal's profiler on a device (`python -m tracy -r -p -m
     runtime.ttnn_mock check ... --json X --signposts`, no mock environment), the per-op CSV then reads
-    back per layer (runtime/perf_csv.py)."""
+    back per layer (compiler/perf_csv.py)."""
     import time
 
     import torch

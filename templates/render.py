@@ -30,9 +30,9 @@ import jinja2
 
 from converter.ir import Graph, Node
 from converter.ops import Lowering, OpKind, is_input, op_kind
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
 from passes.shards import physical
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 from templates.methods import Block, split
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.

@@ -29,7 +29,7 @@ FILES = tuple(
 
 def pdl_convert(*args: str | Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "compiler.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -350,7 +350,7 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_out_unchanged(
     if command == "convert":
         argv = [
             "-m",
-            "runtime.cli",
+            "compiler.cli",
             "--config",
             small_config,
             "--input-size",

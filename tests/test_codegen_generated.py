@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from compiler.cli import convert, stale_files
 from converter.model import VARIANTS
 from runtime.api_check import check_file
-from runtime.cli import convert, stale_files
 
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from converter.ir import Graph, Node, TensorInfo
+from hardware.targets import get_target
 from passes import cost_model as cm
 from passes.plan import (
     DRAM_INTERLEAVED,
@@ -17,7 +18,6 @@ from passes.plan import (
     Placement,
     SliceType,
 )
-from passes.targets import get_target
 
 BH20 = get_target("blackhole-20")
 DRAM = DRAM_INTERLEAVED

@@ -5,7 +5,7 @@ import types
 import pytest
 
 from converter.errors import UserError
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime import backend
 from runtime.ttnn_host import tt_device_present
 

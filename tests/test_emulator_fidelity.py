@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.emulator import emulated_ttnn
 from runtime.emulator.fidelity import srca_parts, srcb_parts
 from tests import emulated_conv

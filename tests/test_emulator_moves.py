@@ -2,7 +2,7 @@
 
 import torch
 
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.emulator import emulated_ttnn
 from runtime.emulator.dtypes import round_bfloat8_b
 

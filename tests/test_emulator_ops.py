@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.emulator import emulated_ttnn
 
 ttnn = emulated_ttnn(get_target("blackhole-p150"))

@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.api_check import real_overloads
 from runtime.emulator import EMULATED, emulated_ttnn
 from runtime.ttnn_host import import_ttnn

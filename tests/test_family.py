@@ -95,7 +95,7 @@ def _get(cfg, key: str):
 
 def pdl_convert(*args: str | Path, timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "compiler.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
     )
 
 

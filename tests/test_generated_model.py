@@ -15,8 +15,8 @@ import torch
 from converter.errors import UserError
 from converter.reference import reference_outputs
 from converter.trace import trace_model
+from hardware.targets import get_target
 from passes.pipeline import plan_graph
-from passes.targets import get_target
 from runtime.images import to_model_input
 from runtime.run import load_module, run_module
 from runtime.scenes import street_scene

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hardware.targets import get_target
 from passes import cb_model
-from passes.targets import get_target
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = [ROOT / "generated" / "panoptic_deeplab.py", ROOT / "generated" / "deeplab_v3_plus.py"]

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from hardware.targets import get_target
 from passes import cb_model
 from passes.cb_model import cdiv, round_up
 from passes.l1_sim import TensorState, buffer_bytes
 from passes.legality import Operand, concat_illegal, upsample_illegal
 from passes.plan import Placement
-from passes.targets import get_target
 
 TARGETS = ("blackhole-20", "wormhole-n150")
 SEED = 20261129

@@ -14,7 +14,7 @@ import concurrent.futures
 import pytest
 
 from converter.model import VARIANTS
-from passes.targets import DEFAULT_L1_SMALL_SIZE, get_target
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, get_target
 
 TARGET = "blackhole-20"
 BOUND = 0.02  # the model may exceed real ttnn by this much (never fall short)
@@ -23,7 +23,7 @@ BOUND = 0.02  # the model may exceed real ttnn by this much (never fall short)
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     pytest.importorskip("ttnn")
-    from runtime.cli import plan_variant
+    from compiler.cli import plan_variant
     from runtime.l1_calibration import compare
     from runtime.ttnn_mock import binutils_missing, check_module
 

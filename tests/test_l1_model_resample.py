@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hardware.targets import get_target
 from passes.l1_sim import Program, TensorState, _resample_steps
 from passes.plan import Placement
-from passes.targets import get_target
 
 TARGETS = ("blackhole-20", "wormhole-n150")
 SEED = 20261129

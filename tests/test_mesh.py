@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from converter.errors import UserError
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.emulator import emulated_ttnn
 from runtime.run import load_module, run_module
 from runtime.weights import host_weights

@@ -21,10 +21,10 @@ from converter.interpreter import run_graph
 from converter.ir import Graph
 from converter.ops import REGISTRY, Call, Dtype, Layout, Lowering, Memory, OpKind, Work, register, unregister
 from converter.trace import lift_program
+from hardware.targets import get_target
 from passes import l1_sim, memory_plan
 from passes.pipeline import plan_graph
 from passes.plan import plan_of
-from passes.targets import get_target
 from runtime.run import load_module, run_module
 from runtime.ttnn_mock import check_module
 from runtime.weights import host_weights

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from converter.errors import UserError
+from hardware.targets import get_target
 from passes import cost_model
 from passes.conv_sharding import (
     LAYOUTS,
@@ -18,7 +19,6 @@ from passes.conv_sharding import (
 from passes.dtype_policy import dtype_policy
 from passes.overrides import parse_overrides
 from passes.plan import ConvConfig, Placement
-from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder
 
 BH20 = get_target("blackhole-20")
@@ -164,9 +164,9 @@ def test_chosen_config_is_the_cheapest_of_every_legal_one(shape, out_channels, s
 def test_bf8_output_conv_reading_the_bf16_image_is_sized_by_its_input_and_fits():
     # Regression: input bytes were sized in the conv's output dtype (bfloat8_b), under-counting the
     # bfloat16 image it reads by ~2x, so the chosen config clashed with L1 buffers at address level.
+    from hardware.targets import get_target
     from passes.overrides import parse_overrides
     from passes.pipeline import plan_graph
-    from passes.targets import get_target
     from tests.pass_graphs import GraphBuilder
 
     b = GraphBuilder((1, 3, 512, 1024))

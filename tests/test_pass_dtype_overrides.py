@@ -3,6 +3,7 @@
 import pytest
 
 from converter.errors import UserError
+from hardware.targets import get_target
 from passes.dtype_policy import (
     PRECISIONS,
     SRCB_TRUNCATION,
@@ -13,7 +14,6 @@ from passes.dtype_policy import (
 )
 from passes.overrides import load_overrides, parse_overrides
 from passes.pipeline import Context, run_passes
-from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder
 
 

@@ -8,13 +8,13 @@ the live L1 never exceeds the op's recorded peak nor the budget, and the heads e
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hardware.targets import Target, get_target
 from passes.conv_sharding import conv_input_placement
 from passes.cost_model import evaluate
 from passes.l1_sim import TensorState, buffer_bytes
 from passes.overrides import parse_overrides
 from passes.pipeline import plan_graph
 from passes.shards import ConvShape, physical, rows_cols
-from passes.targets import Target, get_target
 from tests.pass_graphs import GraphBuilder
 
 # 4 cores with a 250 kB budget: small graphs already need spills and DRAM slicing.

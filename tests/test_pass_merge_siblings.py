@@ -2,10 +2,10 @@
 
 import torch
 
+from hardware.targets import get_target
 from passes.dtype_policy import dtype_policy
 from passes.merge_siblings import eliminate_common, merge_group, merge_siblings, merged_name
 from passes.overrides import parse_overrides
-from passes.targets import get_target
 from tests.pass_graphs import GraphBuilder, evaluate
 
 BH20 = get_target("blackhole-20")

@@ -4,13 +4,13 @@ import dataclasses
 
 import pytest
 
+from hardware.targets import TARGETS, get_target
 from passes import contracts, pipeline
 from passes.cost_model import evaluate
 from passes.fold_batchnorm import fold_batchnorm
 from passes.pipeline import PASS_ORDER, PASSES, Context, Pass, plan_graph, plan_graph_timed, run_passes
 from passes.plan import Buffer, ConvConfig, MemoryLayout, OpPlan, Placement, owners
 from passes.summary import summarize
-from passes.targets import TARGETS, get_target
 from tests.pass_graphs import GraphBuilder
 from tests.test_pass_memory_plan import simulate
 

@@ -1,4 +1,4 @@
-"""runtime/perf_csv.py: the cost model's per-op times as a profiler CSV, and a profiler CSV read back
+"""compiler/perf_csv.py: the cost model's per-op times as a profiler CSV, and a profiler CSV read back
 per layer (tt-perf-report itself reads ours in tests/test_ttnn_tools.py)."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 import io
 
+from compiler.perf_csv import DEVICE_OPS, MOVES_OP, layer_times, modeled_csv
+from hardware.targets import get_target
 from passes import cost_model
 from passes.pipeline import plan_graph
-from passes.targets import get_target
-from runtime.perf_csv import DEVICE_OPS, MOVES_OP, layer_times, modeled_csv
 
 # What a device run under `python -m tracy -r -p` with `ttnn_mock check --signposts` writes (columns
 # cut down): weight preparation before the first signpost, a move statement (signpost "x_moved",

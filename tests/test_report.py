@@ -7,12 +7,12 @@ import io
 import pytest
 from PIL import Image
 
+from compiler.report import build_report, plot_names, render_markdown, render_plots, stage_of
 from converter.ops import is_host
+from hardware.targets import get_target
 from passes import cost_model
 from passes.pipeline import plan_graph
 from passes.summary import summarize
-from passes.targets import get_target
-from runtime.report import build_report, plot_names, render_markdown, render_plots, stage_of
 from tests.codegen_graphs import tiny_graph
 
 TARGET = get_target("blackhole-20")

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from converter.ir import Graph, Node, TensorInfo
 from converter.ops import op_kind
 from converter.resample import avg_pool_matrix, bilinear_matrix
+from hardware.targets import get_target
 from passes.resample import resample
-from passes.targets import get_target
 
 _resample = op_kind("resample").reference
 assert _resample is not None

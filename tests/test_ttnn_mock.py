@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hardware.targets import TARGETS, get_target
 from passes.pipeline import plan_graph
-from passes.targets import TARGETS, get_target
 from runtime.ttnn_mock import check_module, condense, run_child
 from templates.render import render_module
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from passes.targets import get_target
-from runtime.perf_csv import csv_name, read_layer_times
+from compiler.perf_csv import csv_name, read_layer_times
+from hardware.targets import get_target
 from runtime.ttnn_host import tt_device_present
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def reported(small_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         [
             sys.executable,
             "-m",
-            "runtime.cli",
+            "compiler.cli",
             "--config",
             str(small_config),
             "--input-size",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from passes.targets import get_target
+from hardware.targets import get_target
 from runtime.backend import bind
 from runtime.emulator import emulated_ttnn
 from runtime.run import load_module, model_class

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from passes.targets import Target
+from hardware.targets import Target
 from runtime.emulator import dtypes
 from runtime.emulator.tensor import TILE, Buffer, Tensor, padded_shape
 

@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from types import ModuleType
 
-from passes.targets import Target
+from hardware.targets import Target
 from runtime.emulator import ops_concat, ops_conv, ops_eltwise, ops_matmul, ops_pool, ops_tensor, ops_upsample
 from runtime.emulator.device import EmuDevice
 from runtime.emulator.mesh import mesh_functions, per_chip

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from passes.targets import TILE
+from hardware.targets import TILE
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -2,7 +2,7 @@
 
 For each variant it writes <out>/<variant>.py (the TTNN module), <out>/<variant>.plan.md (the plan
 report), the report's plots <out>/<variant>.{l1,dram,stages}.png and the modeled per-op times as a
-tt-perf-report CSV <out>/<variant>.ops_perf_modeled.csv (runtime/perf_csv.py); with --ttnn-report DIR,
+tt-perf-report CSV <out>/<variant>.ops_perf_modeled.csv (compiler/perf_csv.py); with --ttnn-report DIR,
 also ttnn's own report of the module run on a mock device, DIR/<variant>/ (what ttnn-visualizer opens).
 Every file of a run is rendered before any is replaced, and they are replaced as one set
 (converter/atomic.py): a failing run (a user error, or a module that real ttnn or --verify rejects)
@@ -35,12 +35,12 @@ from converter.choices import (
 )
 from converter.errors import UserError
 from converter.ir import Graph
+from hardware.targets import DEFAULT_TARGET, TARGETS
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
-from passes.targets import DEFAULT_TARGET, TARGETS
 
 if TYPE_CHECKING:
-    from runtime.report import PlanReport
+    from compiler.report import PlanReport
     from runtime.ttnn_mock import CheckResult
 
 if TYPE_CHECKING:  # both import Detectron2, which only --verify needs
@@ -132,8 +132,8 @@ def plan_variant(
 ) -> Planned:
     from converter.model import load_config
     from converter.trace import trace_model
+    from hardware.targets import get_target
     from passes.pipeline import plan_graph_timed
-    from passes.targets import get_target
     from templates.render import render_module
 
     progress = progress or Progress()
@@ -162,9 +162,9 @@ def finish(
 ) -> Converted:
     """The plan report, plots and modeled per-op CSV of a planned variant, with real ttnn's verdict
     when it was checked."""
-    from passes.targets import get_target
-    from runtime.perf_csv import csv_name, modeled_csv
-    from runtime.report import build_report, render_markdown, render_plots
+    from compiler.perf_csv import csv_name, modeled_csv
+    from compiler.report import build_report, render_markdown, render_plots
+    from hardware.targets import get_target
 
     progress = progress or Progress()
     seconds = dict(planned.seconds)
@@ -284,7 +284,7 @@ def verify(
 
     from converter.atomic import write_text
     from converter.reference import reference_outputs
-    from passes.targets import get_target
+    from hardware.targets import get_target
     from runtime.images import to_model_input
     from runtime.quality import compare
     from runtime.run import load_module, run_module

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from converter.ir import Graph
 from converter.ops import Cost, op_kind
+from hardware.targets import Target
 from passes import cost_model
 from passes.plan import DRAM_INTERLEAVED, Placement, output_of, plan_of
-from passes.targets import Target
 
 # tt-metal's device operation (the profiler's OP CODE) each IR op runs as.
 DEVICE_OPS = {

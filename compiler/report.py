@@ -21,14 +21,14 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from compiler.perf_csv import csv_name
 from converter.ir import Graph
 from converter.ops import is_host
+from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target
 from passes import cost_model
 from passes.plan import Placement, output_of, plan_of
 from passes.shards import l1_bytes_per_core, rows_cols
 from passes.summary import OpRow, summarize
-from passes.targets import DEFAULT_L1_SMALL_SIZE, Target
-from runtime.perf_csv import csv_name
 from runtime.ttnn_mock import CheckResult
 
 # Detectron2 submodules whose nodes report to the head they feed (predictor convs belong to their head).
