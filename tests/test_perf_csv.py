@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+from converter.ops import REGISTRY, Cost
 from passes import cost_model
 from passes.pipeline import plan_graph
 from passes.targets import get_target
@@ -55,3 +56,8 @@ def test_modeled_csv_reads_back_as_the_cost_models_time_per_layer(small_graphs) 
         assert (lt.ops[0] == MOVES_OP) == (r.cost.reshard_us > 0)
     assert any(lt.ops[0] == MOVES_OP for lt in layers)
     assert text == modeled_csv(planned, target)  # deterministic
+
+
+def test_every_device_op_of_the_compiler_has_its_profiler_op_code() -> None:
+    # (batch_norm is folded before planning; a resample appears above a config's crop size only)
+    assert {name for name, k in REGISTRY.items() if k.cost is not Cost.HOST} <= set(DEVICE_OPS)
