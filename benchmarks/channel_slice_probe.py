@@ -53,11 +53,11 @@ def _child(args) -> list[dict]:
     grid = (grid.x, grid.y)
     out: list[dict] = []
 
-    def run(label: str, fn):
+    def run(label: dict, fn, *args, **kwargs):
         ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NORMAL)
         result, error = None, ""
         try:
-            result = fn()
+            result = fn(*args, **kwargs)
         except RuntimeError as exc:
             error = condense(str(exc))
         finally:
@@ -71,7 +71,10 @@ def _child(args) -> list[dict]:
 
     def dram(shape):
         return ttnn.from_torch(
-            torch.zeros(shape), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
+            torch.zeros(shape),
+            dtype=ttnn.bfloat16,
+            layout=ttnn.TILE_LAYOUT,
+            device=device,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
         )
 
@@ -80,7 +83,7 @@ def _child(args) -> list[dict]:
         cg = cin // k
         for layout, slice_type, slices, abh in CONFIGS:
             label = {"k": k, "cin_per_conv": cg, "layout": layout, "slice": slice_type, "slices": slices}
-            xg = x if k == 1 else run({**label, "piece": "slice"}, lambda: ttnn.slice(x, [0, 0, 0, 0], [1, 1, rows, cg]))
+            xg = x if k == 1 else run({**label, "piece": "slice"}, ttnn.slice, x, [0, 0, 0, 0], [1, 1, rows, cg])
             if xg is None:
                 continue
             config = ttnn.Conv2dConfig(
@@ -95,7 +98,9 @@ def _child(args) -> list[dict]:
                 ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dL1Full)
                 if slice_type == "L1_FULL"
                 else ttnn.Conv2dSliceConfig(
-                    slice_type=getattr(ttnn, {"DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}.get(slice_type, "Conv2dDRAMSliceHeight")),
+                    slice_type=getattr(
+                        ttnn, {"DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}.get(slice_type, "Conv2dDRAMSliceHeight")
+                    ),
                     num_slices=slices,
                 )
             )
@@ -103,19 +108,31 @@ def _child(args) -> list[dict]:
             bias = ttnn.from_torch(torch.zeros(1, 1, 1, cout, dtype=torch.bfloat16))
             y = run(
                 {**label, "piece": "conv2d"},
-                lambda: ttnn.conv2d(
-                    input_tensor=xg, weight_tensor=weight, bias_tensor=bias, device=device, in_channels=cg,
-                    out_channels=cout, batch_size=1, input_height=h, input_width=w, kernel_size=(3, 3),
-                    stride=(1, 1), padding=(d, d), dilation=(d, d), groups=1, dtype=ttnn.bfloat16,
-                    conv_config=config,
-                    compute_config=ttnn.init_device_compute_kernel_config(
-                        device.arch(), math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=True, packer_l1_acc=True
-                    ),
-                    slice_config=sc, memory_config=ttnn.DRAM_MEMORY_CONFIG,
+                ttnn.conv2d,
+                input_tensor=xg,
+                weight_tensor=weight,
+                bias_tensor=bias,
+                device=device,
+                in_channels=cg,
+                out_channels=cout,
+                batch_size=1,
+                input_height=h,
+                input_width=w,
+                kernel_size=(3, 3),
+                stride=(1, 1),
+                padding=(d, d),
+                dilation=(d, d),
+                groups=1,
+                dtype=ttnn.bfloat16,
+                conv_config=config,
+                compute_config=ttnn.init_device_compute_kernel_config(
+                    device.arch(), math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=True, packer_l1_acc=True
                 ),
+                slice_config=sc,
+                memory_config=ttnn.DRAM_MEMORY_CONFIG,
             )
             if y is not None and k > 1:  # the accumulation of two partial sums, in DRAM
-                acc = run({**label, "piece": "add"}, lambda: ttnn.add(y, y, memory_config=ttnn.DRAM_MEMORY_CONFIG))
+                acc = run({**label, "piece": "add"}, ttnn.add, y, y, memory_config=ttnn.DRAM_MEMORY_CONFIG)
                 if acc is not None:
                     ttnn.deallocate(acc)
             if y is not None:

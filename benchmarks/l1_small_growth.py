@@ -44,7 +44,7 @@ def _child(module: Path, target_name: str) -> None:
 
         return call
 
-    ttnn_mock._Recorder.__getattr__ = getattr_reading_l1_small
+    ttnn_mock._Recorder.__getattr__ = getattr_reading_l1_small  # type: ignore[method-assign]
     print(f"{'line':>6s}  {'layer':60s} {'ttnn call':12s} {'growth':>7s} {'L1_SMALL per bank':>7s}")
     result = ttnn_mock._run_check(module, get_target(target_name), "normal")
     print("real ttnn:", "accepted" if result.accepted else f"REJECTED at {result.layer}: {result.error}")
