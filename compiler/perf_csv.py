@@ -38,6 +38,7 @@ DEVICE_OPS = {
     "avg_pool2d": "Pool2DDeviceOperation",
     "global_avg_pool2d": "ReduceDeviceOperation",
     "concat": "ConcatDeviceOperation",
+    "resample": "MatmulDeviceOperation",  # its two interpolation matmuls (between permutes and layout changes)
 }
 MOVES_OP = "ReshardDeviceOperation"
 COLUMNS = (

@@ -83,8 +83,9 @@ def test_on_the_emulator(full_model, tmp_path, variant: str, target: str) -> Non
                 strict=True,
                 raises=AssertionError,
                 reason=(
-                    "real ttnn runs out of L1 at the decoder's bilinear upsample: on shards that cut image rows ttnn "
-                    "writes its own output spec, then reshards it (not in the planner's model)"
+                    "real ttnn runs out of L1_SMALL at the instance head's ASPP: it keeps each cached conv, pool and "
+                    "upsample program's config tensors there for the whole run (the planner frees them with the op); "
+                    "accepted with config_tensors_in_dram=True, see benchmarks/l1_small_growth.py"
                 ),
             ),
         ),

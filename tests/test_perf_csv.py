@@ -7,6 +7,7 @@ import csv
 import io
 
 from compiler.perf_csv import DEVICE_OPS, MOVES_OP, layer_times, modeled_csv
+from converter.ops import REGISTRY, Cost
 from hardware.targets import get_target
 from passes import cost_model
 from passes.pipeline import plan_graph
@@ -55,3 +56,8 @@ def test_modeled_csv_reads_back_as_the_cost_models_time_per_layer(small_graphs) 
         assert (lt.ops[0] == MOVES_OP) == (r.cost.reshard_us > 0)
     assert any(lt.ops[0] == MOVES_OP for lt in layers)
     assert text == modeled_csv(planned, target)  # deterministic
+
+
+def test_every_device_op_of_the_compiler_has_its_profiler_op_code() -> None:
+    # (batch_norm is folded before planning; a resample appears above a config's crop size only)
+    assert {name for name, k in REGISTRY.items() if k.cost is not Cost.HOST} <= set(DEVICE_OPS)

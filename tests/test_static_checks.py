@@ -1,6 +1,7 @@
 """The project's static checks, run as the suite runs everything: lint and format (ruff), types (mypy)
-and the import contract (import-linter: converter -> hardware -> passes -> templates -> runtime -> compiler, analyses apart from
-transforms, generated modules import only ttnn), each configured in pyproject.toml."""
+and the import contract (import-linter: converter -> hardware -> passes -> templates -> runtime ->
+compiler, analyses apart from transforms, generated modules import only ttnn), each configured in
+pyproject.toml."""
 
 from __future__ import annotations
 
