@@ -68,6 +68,12 @@ OVERLAP_LOSS = 0.4
 # the final barrier). The anchor sums device kernel durations, so the op-to-op gap (2-5 us traced,
 # tech_reports/LLMs/llms.md section 4.6) is not part of it.
 DEVICE_OP_US = 12.0
+# Share of the achievable DRAM bandwidth (DRAM_EFFICIENCY) that device programs moving interleaved
+# pages reach: tt-npe's figure is for ideal streams, a program reads and writes page by page.
+DRAM_PAGE_EFFICIENCY = 1.0
+# Matrix rate of a 1x1 conv that ttnn runs as one matmul straight on DRAM-interleaved tensors (its
+# automatic slicing of a DRAM input: benchmarks/probe_auto_slices.py), relative to the peak.
+DRAM_MATMUL_EFFICIENCY = MATMUL_EFFICIENCY
 
 CALIBRATION = (
     "MATMUL_EFFICIENCY=0.22, OVERLAP_LOSS=0.4, DEVICE_OP_US=12: a point of benchmarks/calibrate.py's grid "
@@ -136,7 +142,7 @@ def _noc_us(unicast: float, multicast: float, target: Target) -> float:
 
 def _dram_us(nbytes: float, cores: int, target: Target) -> float:
     """DRAM time: the chip's achievable bandwidth, or what `cores` cores can pull, if less."""
-    chip = target.dram_bw_gbs * 1e3 * DRAM_EFFICIENCY  # bytes per microsecond
+    chip = target.dram_bw_gbs * 1e3 * DRAM_EFFICIENCY * DRAM_PAGE_EFFICIENCY  # bytes per microsecond
     per_core = target.dram_bytes_per_cycle_per_core * target.clock_ghz * 1e3
     return nbytes / min(chip, cores * per_core)
 
@@ -178,10 +184,90 @@ def _conv_grid(node: Node, plan: OpPlan, target: Target) -> tuple[tuple[int, int
     return target.grid, target.num_cores
 
 
+def _scaled(cost: OpCost, n: int) -> OpCost:
+    """`n` programs like `cost`, one after the other."""
+    return OpCost(
+        compute_us=n * cost.compute_us,
+        dram_us=n * cost.dram_us,
+        noc_us=n * cost.noc_us,
+        reshard_us=n * cost.reshard_us,
+        dispatch_us=n * cost.dispatch_us,
+        flops=n * cost.flops,
+        dram_bytes=n * cost.dram_bytes,
+        device_ops=n * cost.device_ops,
+        cores=cost.cores,
+    )
+
+
+def _eltwise_dram_us(shape: Sequence[int], dtype: str, reads: int, target: Target) -> float:
+    """One eltwise program over interleaved DRAM tensors: `reads` inputs read, one output written."""
+    nbytes = tensor_bytes(shape, dtype)
+    cores = _cores_of(None, cdiv(nbytes, TILE * TILE), target)
+    n, c, h, w = shape
+    compute = _cycles_us(n * c * h * w / ELTWISE_ELEMS_PER_CYCLE / cores, target)
+    dram = _dram_us(nbytes * (reads + 1), cores, target)
+    return max(compute, dram) + OVERLAP_LOSS * min(compute, dram) + DEVICE_OP_US
+
+
+def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
+    """tt_cnn's channel slicing (models/tt_cnn/tt/builder.py TtConv2d._apply_channel_slicing): n slices
+    of the input's channels (ttnn.slice, in the input's memory), n convs over C/n channels, each output
+    moved and accumulated in DRAM (a to_memory_config, then n - 1 adds), then a bias add."""
+    conv = plan.conv
+    assert conv is not None
+    n = conv.channel_slices
+    b, c, h, w = src.shape
+    part = Operand((b, c // n, h, w), src.dtype, src.placement)
+    one = _conv_cost(node, dataclasses.replace(plan, conv=dataclasses.replace(conv, channel_slices=1)), part, target)
+    slice_us = n * reshard_cost(part.shape, src.dtype, src.placement, src.placement, target).total_us
+    out = node.out.shape
+    accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(out, plan.dtype, 1, target)
+    convs = _scaled(one, n)
+    return dataclasses.replace(
+        convs, reshard_us=convs.reshard_us + slice_us + accumulate_us, device_ops=convs.device_ops + 2 * n + 1
+    )
+
+
+def _dram_matmul_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
+    """A 1x1 stride-1 conv on a DRAM input with ttnn's automatic slicing: real ttnn 0.81.1 runs it as
+    one matmul straight on the DRAM-interleaved tensors (benchmarks/measured/auto_slices.json: a single
+    MatmulDeviceOperation) on every core, at its own calibrated rate (DRAM_MATMUL_EFFICIENCY)."""
+    n, cin, h, w = src.shape
+    cout = node.attrs["out_channels"]
+    tiles = cdiv(n * h * w, TILE) * cdiv(cin, TILE) * cdiv(cout, TILE)
+    cores = target.num_cores
+    compute = _cycles_us(tiles * CYCLES_PER_TILE_MATMUL[plan.math_fidelity] / DRAM_MATMUL_EFFICIENCY / cores, target)
+    w_bytes = shards.tensor_bytes(cin, cout, plan.weights_dtype or "bfloat16")
+    dram = tensor_bytes(src.shape, src.dtype) + w_bytes + tensor_bytes(node.out.shape, plan.dtype)
+    return OpCost(
+        compute_us=compute,
+        dram_us=_dram_us(dram, cores, target),
+        noc_us=0.0,
+        reshard_us=0.0,
+        dispatch_us=DEVICE_OP_US,
+        flops=conv_flops(node, src.shape),
+        dram_bytes=int(dram),
+        device_ops=1,
+        cores=cores,
+    )
+
+
 def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
     conv = plan.conv
     if conv is None:
         raise ValueError(f"conv2d {node.name!r} has no conv config: run conv sharding before the cost model")
+    if conv.channel_slices > 1:
+        return _channel_sliced_cost(node, plan, src, target)
+    matmul = cb_model.conv_is_matmul(
+        kernel_size=_pair(node.attrs["kernel_size"]),
+        stride=_pair(node.attrs["stride"]),
+        padding=_pair(node.attrs["padding"]),
+        dilation=_pair(node.attrs["dilation"]),
+        shard_layout=conv.shard_layout,
+        groups=node.attrs["groups"],
+    )
+    if conv.auto_slicing and conv.slice_type == "L1_FULL" and src.placement.buffer == "DRAM" and matmul:
+        return _dram_matmul_cost(node, plan, src, target)
     layout = conv.shard_layout
     grid, cores = _conv_grid(node, plan, target)
     slices = max(conv.num_slices, 1) if conv.slice_type != "L1_FULL" else 1
@@ -458,9 +544,13 @@ def op_cost(
         own = _resample_cost(node, plan, actual[0], target)
     else:
         own = _generic_cost(node, plan, actual, target)
+    if plan.dram_copies:  # copies of the output to DRAM (the hand-written model's clones)
+        out = plan.output or HOST_INPUT
+        copy = reshard_cost(node.out.shape, plan.dtype, out, HOST_INPUT, target)
+        moves += [copy] * plan.dram_copies
     return dataclasses.replace(
         own,
-        reshard_us=sum(m.total_us for m in moves),
+        reshard_us=own.reshard_us + sum(m.total_us for m in moves),
         dram_bytes=own.dram_bytes + sum(m.dram_bytes for m in moves),
         device_ops=own.device_ops + len(moves),
     )

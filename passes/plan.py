@@ -60,6 +60,10 @@ class ConvConfig:
     grid: tuple[int, int] | None = None
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
+    # Set from overrides only (costed, not rendered: passes/overrides.py): partial convs over this many
+    # input-channel groups summed by adds; ttnn picks the slicing itself (slice_config None, DRAM input).
+    channel_slices: int = 1
+    auto_slicing: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class OpPlan:
     # `ttnn.reallocate` (free, then allocate again) before any other move, to close holes.
     reallocate_before: tuple[str, ...] = ()
     l1_peak_per_core: int = 0  # bytes: live L1 tensors + this op's circular buffers, per core
+    dram_copies: int = 0  # extra copies of the output to DRAM (overrides only; costed, not rendered)
     notes: tuple[str, ...] = ()  # why each decision was taken, for the plan report
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import jinja2
 
+from converter.errors import UserError
 from converter.ir import Graph, Node
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
 from passes.shards import physical
@@ -577,6 +578,13 @@ def resample_source() -> str:
 def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
     """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
+    for n in graph:  # overrides the passes plan and cost but this renderer does not emit (passes/overrides.py)
+        p = n.plan if isinstance(n.plan, OpPlan) else None
+        if p is not None and (p.dram_copies or (p.conv and (p.conv.channel_slices > 1 or p.conv.auto_slicing))):
+            raise UserError(
+                f"{n.name}: channel_slices, AUTO slicing and dram_copies are costed plans only and are not "
+                "rendered; remove them from the overrides to generate code"
+            )
     lowering = _Lowering(graph, target)
     lowering.run()
     (input_node,) = [n for n in graph if n.op == "input"]
