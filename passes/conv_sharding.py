@@ -203,7 +203,8 @@ def legal_configs(
         # both are candidates, the other one for counts the first cannot take
         kinds = ["DRAM_SLICE_HEIGHT", "DRAM_SLICE_WIDTH"][:: 1 if s.input_hw[1] < 200 else -1]
         slicings = [(k, pin.num_slices) for k in kinds] if pin.num_slices else [("L1_FULL", 0)]
-        budget = 1 << 40  # real ttnn chose this count because it fits: our conservative L1 model does not veto it
+        if pin.num_slices:  # real ttnn chose this count because it fits: our conservative L1 model does not veto it
+            budget = 1 << 40
     elif pin and pin.slice_type:
         slicings = [(pin.slice_type, pin.num_slices or 0)]
     found, miss = [], ""
