@@ -56,24 +56,24 @@ MCAST_EFFICIENCY = 24 / 64
 # DRAM: the tt-npe Blackhole model serves 54 GB/s per bank, 8 banks = 432 of 512 GB/s
 # (tenstorrent/tt-npe device_models/blackhole.hpp, via the research note section 3).
 DRAM_EFFICIENCY = 432 / 512
+# Gap between one device program's end and the next one's start when a captured trace is replayed:
+# 2-5 us (tech_reports/LLMs/llms.md section 4.6); the middle. Not in the device perf test's sum.
+TRACE_GAP_US = 3.5
 
 # --- Calibrated (genuinely uncertain; see CALIBRATION) ----------------------------------------
 # Share of the peak matrix rate a conv reaches. GEMM reaches 60-96% (GEMM_FLOPS.md); a conv also
 # gathers im2col windows, tilizes every activation block and reloads partials between kernel rows,
 # on the same cores, and nobody publishes that rate.
-MATMUL_EFFICIENCY = 0.22
+MATMUL_EFFICIENCY = 0.41
 # Fraction of the shorter of compute and data movement not hidden behind the longer one.
 OVERLAP_LOSS = 0.4
 # Fixed device-kernel time per device program (kernel start, runtime args, CB/semaphore setup,
 # the final barrier). The anchor sums device kernel durations, so the op-to-op gap (2-5 us traced,
 # tech_reports/LLMs/llms.md section 4.6) is not part of it.
-DEVICE_OP_US = 12.0
-# Share of the achievable DRAM bandwidth (DRAM_EFFICIENCY) that device programs moving interleaved
-# pages reach: tt-npe's figure is for ideal streams, a program reads and writes page by page.
-DRAM_PAGE_EFFICIENCY = 1.0
+DEVICE_OP_US = 12.2
 # Matrix rate of a 1x1 conv that ttnn runs as one matmul straight on DRAM-interleaved tensors (its
 # automatic slicing of a DRAM input: benchmarks/probe_auto_slices.py), relative to the peak.
-DRAM_MATMUL_EFFICIENCY = MATMUL_EFFICIENCY
+DRAM_MATMUL_EFFICIENCY = 0.0039
 
 CALIBRATION = (
     "MATMUL_EFFICIENCY=0.22, OVERLAP_LOSS=0.4, DEVICE_OP_US=12: a point of benchmarks/calibrate.py's grid "
@@ -142,7 +142,7 @@ def _noc_us(unicast: float, multicast: float, target: Target) -> float:
 
 def _dram_us(nbytes: float, cores: int, target: Target) -> float:
     """DRAM time: the chip's achievable bandwidth, or what `cores` cores can pull, if less."""
-    chip = target.dram_bw_gbs * 1e3 * DRAM_EFFICIENCY * DRAM_PAGE_EFFICIENCY  # bytes per microsecond
+    chip = target.dram_bw_gbs * 1e3 * DRAM_EFFICIENCY  # bytes per microsecond
     per_core = target.dram_bytes_per_cycle_per_core * target.clock_ghz * 1e3
     return nbytes / min(chip, cores * per_core)
 
@@ -212,7 +212,8 @@ def _eltwise_dram_us(shape: Sequence[int], dtype: str, reads: int, target: Targe
 def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
     """tt_cnn's channel slicing (models/tt_cnn/tt/builder.py TtConv2d._apply_channel_slicing): n slices
     of the input's channels (ttnn.slice, in the input's memory), n convs over C/n channels, each output
-    moved and accumulated in DRAM (a to_memory_config, then n - 1 adds), then a bias add."""
+    accumulated in DRAM (the first moved there, as the partial conv's DRAM output; then n - 1 adds), then
+    a bias add."""
     conv = plan.conv
     assert conv is not None
     n = conv.channel_slices
@@ -224,7 +225,7 @@ def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target)
     accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(out, plan.dtype, 1, target)
     convs = _scaled(one, n)
     return dataclasses.replace(
-        convs, reshard_us=convs.reshard_us + slice_us + accumulate_us, device_ops=convs.device_ops + 2 * n + 1
+        convs, reshard_us=convs.reshard_us + slice_us + accumulate_us, device_ops=convs.device_ops + 2 * n
     )
 
 
@@ -258,15 +259,15 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
         raise ValueError(f"conv2d {node.name!r} has no conv config: run conv sharding before the cost model")
     if conv.channel_slices > 1:
         return _channel_sliced_cost(node, plan, src, target)
-    matmul = cb_model.conv_is_matmul(
+    pointwise = cb_model.conv_is_matmul(  # ttnn picks the sharding of an auto-sliced conv: any but WIDTH
         kernel_size=_pair(node.attrs["kernel_size"]),
         stride=_pair(node.attrs["stride"]),
         padding=_pair(node.attrs["padding"]),
         dilation=_pair(node.attrs["dilation"]),
-        shard_layout=conv.shard_layout,
+        shard_layout="HEIGHT_SHARDED",
         groups=node.attrs["groups"],
     )
-    if conv.auto_slicing and conv.slice_type == "L1_FULL" and src.placement.buffer == "DRAM" and matmul:
+    if conv.auto_slicing and conv.slice_type == "L1_FULL" and src.placement.buffer == "DRAM" and pointwise:
         return _dram_matmul_cost(node, plan, src, target)
     layout = conv.shard_layout
     grid, cores = _conv_grid(node, plan, target)
@@ -604,7 +605,14 @@ class PlanCost:
 
     @property
     def total_ms(self) -> float:
+        """The sum of device kernel durations of one cold untraced forward (the device perf test's figure)."""
         return sum(r.cost.total_us for r in self.rows) / 1e3
+
+    @property
+    def traced_ms(self) -> float:
+        """End-to-end device latency of one forward replayed from a trace: kernels plus op-to-op gaps
+        (no host time: the input is already on the device, the output is not read back)."""
+        return self.total_ms + self.device_ops * TRACE_GAP_US / 1e3
 
     @property
     def dram_bytes(self) -> int:
@@ -623,6 +631,7 @@ class PlanCost:
         return {
             "target": self.target,
             "latency_ms": round(self.total_ms, 3),
+            "traced_ms": round(self.traced_ms, 3),
             "dram_bytes": self.dram_bytes,
             "l1_activation_share": round(self.l1_share, 4),
             "l1_peak_per_core": self.l1_peak_per_core,

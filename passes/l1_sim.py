@@ -15,6 +15,7 @@ CB clash raises `DoesNotFit` with the message the device would give.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from passes import cb_model, legality
@@ -273,6 +274,8 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
     plan, cc = plan_of(n), conv_of(n)
     s = ConvShape.of(n, in_shape)
+    if cc.channel_slices > 1:  # one input-channel group at a time (its own slice of the DRAM input)
+        s = dataclasses.replace(s, in_channels=s.in_channels // cc.channel_slices)
     if cc.grid is not None and cc.num_cores:
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
     else:

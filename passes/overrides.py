@@ -112,6 +112,11 @@ class Overrides:
             merged.pop("num_slices", None)
         return LayerOverride(**merged)
 
+    def restricted_to(self, graph: Graph) -> Overrides:
+        """The keys that name something in `graph` (one file for both variants: DeepLabV3+ has no
+        instance head)."""
+        return Overrides({k: v for k, v in self.layers.items() if any(_specificity(k, n) is not None for n in graph)})
+
     def check_against(self, graph: Graph) -> None:
         for key in sorted(self.layers):
             if not any(_specificity(key, n) is not None for n in graph.nodes):
