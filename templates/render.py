@@ -247,6 +247,10 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("enable_act_double_buffer", bool_expr(cc.enable_act_double_buffer)),
         ("enable_weights_double_buffer", bool_expr(cc.enable_weights_double_buffer)),
         ("output_layout", layout_expr(layout)),
+        # ttnn keeps every conv's sliding-window config tensors for the module's life: in L1_SMALL they
+        # add up past its 32 KB over a forward (real ttnn's out-of-memory); in DRAM, as Tenstorrent's
+        # hand-written model keeps them, they cost L1 nothing
+        ("config_tensors_in_dram", "True"),
     ]
     if cc.grid is not None and cc.num_cores:
         # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
