@@ -76,7 +76,9 @@ def plan_points(states: list[dict]) -> list[Point]:
         for variant, ms in s["measured_ms"].items():
             g = graphs[variant]
             points.append(
-                Point(s["state"], s["commit"], s["target"], variant, ms, plan_graph(g, target, overrides.restricted_to(g)))
+                Point(
+                    s["state"], s["commit"], s["target"], variant, ms, plan_graph(g, target, overrides.restricted_to(g))
+                )
             )
     return points
 
@@ -134,7 +136,8 @@ def fit(points: list[Point], start: dict[str, float], iters: int = 200) -> dict[
                 scored[-1] = (fc, con)
             else:  # shrink towards the best
                 scored = [(fb, best)] + [
-                    (f(y), y) for y in ([b + 0.5 * (v - b) for b, v in zip(best, x, strict=True)] for _, x in scored[1:])
+                    (f(y), y)
+                    for y in ([b + 0.5 * (v - b) for b, v in zip(best, x, strict=True)] for _, x in scored[1:])
                 ]
         scored.sort(key=lambda t: t[0])
         if scored[-1][0] - scored[0][0] < 1e-5:
@@ -146,9 +149,7 @@ def _err(got: float | None, p: Point) -> str:
     return "" if got is None else f"{got / p.measured_ms - 1:+.1%}"
 
 
-def table(
-    points: list[Point], values: dict[str, float], loo: list[float | None], loso: list[float | None]
-) -> str:
+def table(points: list[Point], values: dict[str, float], loo: list[float | None], loso: list[float | None]) -> str:
     got = modeled(points, values)
     lines = [
         f"{'state':7s} {'commit':9s} {'target':15s} {'variant':17s} {'measured':>9s} {'modeled':>8s} "
@@ -165,7 +166,9 @@ def table(
     for v in model_lib.VARIANTS:
         if ("S1", v) in by and ("S2", v) in by:
             mod, real = by["S1", v] / by["S2", v], meas["S1", v] / meas["S2", v]
-            lines.append(f"speed-up 3d736fd9 -> d615fab9, {v}: measured {real:.2f}x, modeled {mod:.2f}x ({mod / real - 1:+.1%})")
+            lines.append(
+                f"speed-up 3d736fd9 -> d615fab9, {v}: measured {real:.2f}x, modeled {mod:.2f}x ({mod / real - 1:+.1%})"
+            )
     return "\n".join(lines)
 
 

@@ -41,7 +41,19 @@ CONVS = [
     ("sem_seg_head.decoder.res3.fuse_conv.0", 320, 256, (64, 128), 3, 1, 1, "HEIGHT_SHARDED", 0, "auto", "ROW_MAJOR"),
     ("sem_seg_head.decoder.res2.fuse_conv.0", 288, 256, (128, 256), 3, 1, 1, "HEIGHT_SHARDED", 0, "auto", "ROW_MAJOR"),
     ("ins_embed_head.decoder.res3.fuse_conv.0", 320, 128, (64, 128), 3, 1, 1, "HEIGHT_SHARDED", 0, "auto", "ROW_MAJOR"),
-    ("ins_embed_head.decoder.res2.fuse_conv.0", 160, 128, (128, 256), 3, 1, 1, "HEIGHT_SHARDED", 0, "auto", "ROW_MAJOR"),
+    (
+        "ins_embed_head.decoder.res2.fuse_conv.0",
+        160,
+        128,
+        (128, 256),
+        3,
+        1,
+        1,
+        "HEIGHT_SHARDED",
+        0,
+        "auto",
+        "ROW_MAJOR",
+    ),
     ("sem_seg_head.decoder.res3.fuse_conv.1", 256, 256, (64, 128), 3, 1, 1, "HEIGHT_SHARDED", 0, "width", "TILE"),
     ("sem_seg_head.decoder.res2.fuse_conv.1", 256, 256, (128, 256), 3, 1, 1, "HEIGHT_SHARDED", 0, "width", "TILE"),
     ("sem_seg_head.head.0", 256, 256, (128, 256), 3, 1, 1, "HEIGHT_SHARDED", 0, "width", "TILE"),
@@ -94,10 +106,24 @@ def child(out_path: str) -> None:
             error = ""
             try:
                 y = ttnn.conv2d(
-                    input_tensor=x, weight_tensor=weight, bias_tensor=bias, device=device,
-                    in_channels=cin, out_channels=cout, batch_size=1, input_height=h, input_width=w,
-                    kernel_size=(k, k), stride=(s, s), padding=(p, p), dilation=(1, 1), groups=1,
-                    dtype=ttnn.bfloat8_b, conv_config=config, compute_config=compute, slice_config=slice_config,
+                    input_tensor=x,
+                    weight_tensor=weight,
+                    bias_tensor=bias,
+                    device=device,
+                    in_channels=cin,
+                    out_channels=cout,
+                    batch_size=1,
+                    input_height=h,
+                    input_width=w,
+                    kernel_size=(k, k),
+                    stride=(s, s),
+                    padding=(p, p),
+                    dilation=(1, 1),
+                    groups=1,
+                    dtype=ttnn.bfloat8_b,
+                    conv_config=config,
+                    compute_config=compute,
+                    slice_config=slice_config,
                     memory_config=ttnn.DRAM_MEMORY_CONFIG,
                 )
                 ttnn.deallocate(y)
@@ -109,7 +135,8 @@ def child(out_path: str) -> None:
             programs = [
                 n["params"]["name"]
                 for n in trace
-                if n["node_type"] == "function_start" and n.get("params", {}).get("name", "").endswith("DeviceOperation")
+                if n["node_type"] == "function_start"
+                and n.get("params", {}).get("name", "").endswith("DeviceOperation")
             ]
             results[name] = {
                 "geometry": {"in_channels": cin, "out_channels": cout, "input_hw": [h, w], "kernel": k, "stride": s},
@@ -125,14 +152,10 @@ def child(out_path: str) -> None:
 
 
 def main() -> int:
-    from runtime.ttnn_mock import run_child
     from passes.targets import get_target
+    from runtime.ttnn_mock import run_child
 
-    data = {
-        "how": "benchmarks/probe_auto_slices.py: each conv alone on a fresh mock device, real ttnn 0.81.1, NORMAL "
-        "graph capture; num_slices = PaddedSlice programs (all L1 free: a lower bound of the forward's count)",
-        "targets": {},
-    }
+    targets: dict[str, dict] = {}
     for tname in TARGETS:
         with tempfile.TemporaryDirectory(prefix="pdl2ttnn-slices-") as tmp:
             out = Path(tmp) / "out.json"
@@ -140,9 +163,14 @@ def main() -> int:
             if proc.returncode != 0 or not out.is_file():
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
-            data["targets"][tname] = json.loads(out.read_text())
+            targets[tname] = json.loads(out.read_text())
+    data = {
+        "how": "benchmarks/probe_auto_slices.py: each conv alone on a fresh mock device, real ttnn 0.81.1, NORMAL "
+        "graph capture; num_slices = PaddedSlice programs (all L1 free: a lower bound of the forward's count)",
+        "targets": targets,
+    }
     OUT.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    for tname, rows in data["targets"].items():
+    for tname, rows in targets.items():
         for name, r in rows.items():
             print(f"{tname:15s} {name:42s} slices {r['num_slices']:3d} matmul {r['matmul']!s:5s} {r['error'][:80]}")
     return 0

@@ -235,7 +235,9 @@ def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target)
     one = _conv_cost(node, dataclasses.replace(plan, conv=dataclasses.replace(conv, channel_slices=1)), part, target)
     slice_us = n * reshard_cost(part.shape, src.dtype, src.placement, src.placement, target).total_us
     out = node.out.shape
-    accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(out, plan.dtype, 1, target)
+    accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(
+        out, plan.dtype, 1, target
+    )
     convs = _scaled(one, n)
     return dataclasses.replace(
         convs, reshard_us=convs.reshard_us + slice_us + accumulate_us, device_ops=convs.device_ops + 2 * n

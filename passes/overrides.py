@@ -170,7 +170,12 @@ def _parse_layer(key: str, spec: Any) -> LayerOverride:
         out["slice_type"] = _choice(key, "slicing type", s["type"], SLICE_TYPES + ("AUTO",))
         n = s.get("num_slices", 0)
         auto = out["slice_type"] == "AUTO"
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or (out["slice_type"] not in ("L1_FULL", "AUTO") and n < 1):
+        if (
+            not isinstance(n, int)
+            or isinstance(n, bool)
+            or n < 0
+            or (out["slice_type"] not in ("L1_FULL", "AUTO") and n < 1)
+        ):
             raise UserError(f"override of {key!r}: num_slices {n!r} must be a positive integer for DRAM slicing")
         if auto and "num_slices" not in s:
             raise UserError(

@@ -87,7 +87,12 @@ def test_upsample_choice_on_a_conv_is_a_user_error():
 
 def test_upsample_op_choices():
     o = parse_overrides(
-        {"layers": {"sem_seg_head.upsample": {"upsample": "nearest"}, "sem_seg_head.upsample_2": {"upsample": "matmuls"}}}
+        {
+            "layers": {
+                "sem_seg_head.upsample": {"upsample": "nearest"},
+                "sem_seg_head.upsample_2": {"upsample": "matmuls"},
+            }
+        }
     )
     g = resample(_net(), BH20, o)
     assert g.node("sem_seg_head.upsample").attrs["mode"] == "nearest"
