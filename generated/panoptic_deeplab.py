@@ -233,15 +233,14 @@ CONV2D = {
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
-            act_block_h_override=2048, act_block_w_div=1, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=4),
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
+            act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
-        compute_config=COMPUTE_HIFI2,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=HEIGHT_20CORES_1664x256,
     ),
     "backbone.res2.1.conv1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64,
@@ -1604,9 +1603,11 @@ class PanopticDeeplab:
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(conv2)
         conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
+        x = move(x, HEIGHT_20CORES_1664x128)
         # 128->256 1x1 on 128x256
         shortcut = self.conv2d(f"{name}.shortcut", x)
         ttnn.deallocate(x)
+        shortcut = move(shortcut, ttnn.DRAM_MEMORY_CONFIG)
         add = ttnn.add(
             conv3,
             shortcut,

@@ -16,8 +16,8 @@ A YAML or JSON file maps a node name or a Detectron2 source module to the fields
       "*.decoder.res3.fuse_conv.0":   # pattern (fnmatch) over node names and source modules
         channel_slices: 2
 
-A node takes the fields of every key that matches it, the more specific key winning per field:
-pattern, then block prefix (longer wins), then source module, then node name.
+A node takes the fields of every key that matches it; per field the most specific key wins, from
+least to most specific: pattern, block prefix (the longer the more specific), source module, node name.
 
 Fields that say what Tenstorrent's hand-written model does and our renderer does not (yet): they
 are planned and costed (benchmarks/measured/), and templates/render.py refuses to render them:
