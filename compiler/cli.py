@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="YAML/JSON per-layer pins (sharding, slicing, act_block_h, memory, dtypes, fidelity) "
-        "keyed by node name or Detectron2 module path; see passes/overrides.py",
+        "keyed by node name, Detectron2 module path, block prefix or pattern; see passes/overrides.py",
     )
     p.add_argument("--precision", choices=list(PRECISIONS), default="accurate", help=PRECISION_HELP)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: generated)")

@@ -95,11 +95,10 @@ WIDTH_16CORES_2048x64 = sharded(WIDTH, (5, 4), 16, (2048, 64))
 WIDTH_16CORES_2048x32 = sharded(WIDTH, (5, 4), 16, (2048, 32))
 HEIGHT_16CORES_128x256 = sharded(HEIGHT, (5, 4), 16, (128, 256))
 HEIGHT_16CORES_128x2048 = sharded(HEIGHT, (5, 4), 16, (128, 2048))
-BLOCK_4CORES_32x64_GRID4x1 = sharded(BLOCK, (4, 1), 4, (32, 64))
-BLOCK_4CORES_32x512_GRID4x1 = sharded(BLOCK, (4, 1), 4, (32, 512))
-HEIGHT_1CORES_32x256 = sharded(HEIGHT, (5, 4), 1, (32, 256))
-HEIGHT_16CORES_128x1792 = sharded(HEIGHT, (5, 4), 16, (128, 1792))
+WIDTH_16CORES_32x32 = sharded(WIDTH, (5, 4), 16, (32, 32))
+WIDTH_16CORES_32x128 = sharded(WIDTH, (5, 4), 16, (32, 128))
 HEIGHT_16CORES_128x512 = sharded(HEIGHT, (5, 4), 16, (128, 512))
+HEIGHT_1CORES_32x512 = sharded(HEIGHT, (5, 4), 1, (32, 512))
 HEIGHT_20CORES_416x64 = sharded(HEIGHT, (5, 4), 20, (416, 64))
 HEIGHT_16CORES_512x256 = sharded(HEIGHT, (5, 4), 16, (512, 256))
 HEIGHT_20CORES_416x320 = sharded(HEIGHT, (5, 4), 20, (416, 320))
@@ -150,8 +149,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=1024,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI4_FP32_ACC,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -165,8 +164,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -180,8 +179,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -195,8 +194,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x64,
@@ -209,8 +208,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=512,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x64,
@@ -223,7 +222,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x256,
@@ -233,14 +233,14 @@ CONV2D = {
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
-            act_block_h_override=2048, act_block_w_div=1, enable_act_double_buffer=False,
-            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=4), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
+            act_block_h_override=0, enable_act_double_buffer=True,
+            enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_HIFI2,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=HEIGHT_20CORES_1664x256,
     ),
     "backbone.res2.1.conv1": dict(
         batch_size=1, input_height=128, input_width=256, in_channels=256, out_channels=64,
@@ -250,8 +250,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x64,
@@ -264,8 +264,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -279,7 +279,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x256,
@@ -292,8 +293,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x64,
@@ -306,8 +307,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -321,7 +322,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x256,
@@ -334,8 +336,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x128,
@@ -348,8 +350,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_2048x32_GRID4x4,
@@ -362,7 +364,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x512,
@@ -375,7 +378,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=128, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=2),
@@ -389,8 +393,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -403,8 +407,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -417,7 +421,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x512,
@@ -430,8 +435,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -444,8 +449,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -458,7 +463,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x512,
@@ -471,8 +477,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -485,8 +491,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -499,7 +505,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x512,
@@ -512,8 +519,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x256,
@@ -526,8 +533,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -540,7 +547,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -553,7 +561,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=64, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
@@ -566,8 +575,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -580,8 +589,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -594,7 +603,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -607,8 +617,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -621,8 +631,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -635,7 +645,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -648,8 +659,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -662,8 +673,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -676,7 +687,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -689,8 +701,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -703,8 +715,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -717,7 +729,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -730,8 +743,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -744,8 +757,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x64_GRID4x4,
@@ -758,7 +771,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x256_GRID4x4,
@@ -771,8 +785,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x128_GRID4x4,
@@ -785,8 +799,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x128_GRID4x4,
@@ -799,7 +813,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x512_GRID4x4,
@@ -812,7 +827,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
             act_block_h_override=1024, act_block_w_div=1, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=WIDTH_16CORES_2048x128,
@@ -825,8 +841,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=WIDTH_16CORES_2048x32,
@@ -839,8 +855,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=WIDTH_16CORES_2048x32,
@@ -853,7 +869,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x512_GRID4x4,
@@ -866,8 +883,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=256,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=WIDTH_16CORES_2048x32,
@@ -880,8 +897,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=WIDTH_16CORES_2048x32,
@@ -894,7 +911,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=BLOCK_16CORES_512x512_GRID4x4,
@@ -907,8 +925,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_16CORES_128x256,
@@ -921,8 +939,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI_FP32_ACC,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -936,8 +954,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
@@ -951,37 +969,37 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64,
             act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
-    "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
-        batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256,
+    "merged.decoder.res5.project_conv.convs.4.1": dict(
+        batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=512,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-        dtype=ttnn.bfloat8_b,
+        dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 1), count=4),
-            override_sharding_config=True,
+            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=0,
+            act_block_w_div=1, enable_act_double_buffer=True, enable_weights_double_buffer=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_4CORES_32x64_GRID4x1,
+        compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=WIDTH_16CORES_32x32,
     ),
     "sem_seg_head.decoder.res5.project_conv.project": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat8_b,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_16CORES_128x256,
@@ -994,8 +1012,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x64,
@@ -1008,8 +1026,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1023,8 +1041,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x256,
@@ -1037,8 +1055,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1051,8 +1069,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
@@ -1066,8 +1084,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -1081,8 +1099,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -1096,8 +1114,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_LOFI,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
@@ -1111,7 +1129,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI4_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1124,8 +1143,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_16CORES_128x256,
@@ -1138,37 +1157,23 @@ CONV2D = {
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, core_grid=cores(grid=(4, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
-    "ins_embed_head.decoder.res5.project_conv.convs.4.1": dict(
-        batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256,
-        kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-        dtype=ttnn.bfloat16,
-        conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(4, 1), count=4),
-            override_sharding_config=True,
-        ),
-        compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_4CORES_32x64_GRID4x1,
-    ),
     "ins_embed_head.decoder.res5.project_conv.project": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=1792, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=16),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_16CORES_128x256,
@@ -1181,8 +1186,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x64,
@@ -1195,8 +1200,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=128,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1210,8 +1215,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_416x128,
@@ -1224,8 +1229,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1238,8 +1243,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1253,8 +1258,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1268,8 +1273,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1283,8 +1288,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1297,7 +1302,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI4_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1310,8 +1316,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=256,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
         slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
@@ -1325,8 +1331,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=64,
             enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.TILE_LAYOUT, core_grid=cores(grid=(5, 4), count=20),
-            override_sharding_config=True,
+            output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
+            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1339,7 +1345,8 @@ CONV2D = {
             weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            core_grid=cores(grid=(5, 4), count=20), override_sharding_config=True,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
+            override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI4_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
         memory_config=HEIGHT_20CORES_1664x32,
@@ -1368,15 +1375,14 @@ OUTPUT_MEMORY = {
     "backbone.res5.1.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res5.2.add": ttnn.DRAM_MEMORY_CONFIG,
     "merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
-    "sem_seg_head.decoder.res5.project_conv.upsample": HEIGHT_16CORES_128x256,
-    "sem_seg_head.decoder.res5.project_conv.concat": HEIGHT_16CORES_128x1792,
+    "merged.decoder.res5.project_conv.upsample": HEIGHT_16CORES_128x512,
+    "sem_seg_head.decoder.res5.project_conv.concat": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.upsample": HEIGHT_16CORES_512x256,
     "sem_seg_head.concat": HEIGHT_20CORES_416x320,
     "sem_seg_head.upsample_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.concat_1": ttnn.DRAM_MEMORY_CONFIG,
     "sem_seg_head.upsample_2": ttnn.DRAM_MEMORY_CONFIG,
-    "ins_embed_head.decoder.res5.project_conv.upsample": HEIGHT_16CORES_128x256,
-    "ins_embed_head.decoder.res5.project_conv.concat": HEIGHT_16CORES_128x1792,
+    "ins_embed_head.decoder.res5.project_conv.concat": ttnn.DRAM_MEMORY_CONFIG,
     "ins_embed_head.upsample": HEIGHT_16CORES_512x256,
     "ins_embed_head.concat": HEIGHT_20CORES_416x320,
     "ins_embed_head.upsample_1": HEIGHT_20CORES_1664x128,
@@ -1487,7 +1493,7 @@ class PanopticDeeplab:
             res5_2_add,
             merged_decoder_res5_project_conv_convs_2,
             merged_decoder_res5_project_conv_convs_3,
-            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
+            merged_decoder_res5_project_conv_upsample,
             sem_decoder_res5_project_conv_project,
         ) = self.sem_aspp("sem_seg_head.decoder.res5.project_conv", res5_2_add, taps)
         res3_3_add, sem_concat = self.sem_aspp_2(
@@ -1495,17 +1501,8 @@ class PanopticDeeplab:
             res3_3_add,
             sem_decoder_res5_project_conv_project,
         )
-        (
-            res3_3_add,
-            merged_decoder_res5_project_conv_convs_2,
-            merged_decoder_res5_project_conv_convs_3,
-            sem_decoder_res3_fuse_conv_1,
-        ) = self.sem_decoder_res3(
-            "sem_seg_head.decoder.res3",
-            res3_3_add,
-            merged_decoder_res5_project_conv_convs_2,
-            sem_concat,
-            merged_decoder_res5_project_conv_convs_3,
+        res3_3_add, sem_decoder_res3_fuse_conv_1 = self.sem_decoder_res3(
+            "sem_seg_head.decoder.res3", res3_3_add, sem_concat
         )
         res2_2_add, sem_concat_1 = self.sem_aspp_3(
             "sem_seg_head.decoder.res2.project_conv", sem_decoder_res3_fuse_conv_1, res2_2_add
@@ -1517,9 +1514,9 @@ class PanopticDeeplab:
         ins_decoder_res5_project_conv_project = self.ins_aspp(
             "ins_embed_head.decoder.res5.project_conv",
             res5_2_add,
-            merged_decoder_res5_project_conv_convs_4_0_global_avg_pool2d,
             merged_decoder_res5_project_conv_convs_2,
             merged_decoder_res5_project_conv_convs_3,
+            merged_decoder_res5_project_conv_upsample,
             taps,
         )
         ins_concat = self.ins_aspp_2(
@@ -1606,9 +1603,11 @@ class PanopticDeeplab:
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 64->256 1x1 on 128x256
         ttnn.deallocate(conv2)
         conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
+        x = move(x, HEIGHT_20CORES_1664x128)
         # 128->256 1x1 on 128x256
         shortcut = self.conv2d(f"{name}.shortcut", x)
         ttnn.deallocate(x)
+        shortcut = move(shortcut, ttnn.DRAM_MEMORY_CONFIG)
         add = ttnn.add(
             conv3,
             shortcut,
@@ -1923,31 +1922,30 @@ class PanopticDeeplab:
                 "merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d"
             ],
         )
-        convs_4_0_global_avg_pool2d = move(convs_4_0_global_avg_pool2d, BLOCK_4CORES_32x512_GRID4x1)
-        # 2048->256 1x1, relu on 1x1
-        convs_4_1 = self.conv2d(f"{name}.convs.4.1", convs_4_0_global_avg_pool2d)
-        convs_4_1 = move(convs_4_1, HEIGHT_1CORES_32x256)
-        convs_4_1_rm = ttnn.to_layout(convs_4_1, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16)
+        convs_4_0_global_avg_pool2d = move(convs_4_0_global_avg_pool2d, WIDTH_16CORES_32x128)
+        # convs.4.1 + ins_embed_head.decoder.res5.project_conv.convs.4.1: 2048->512 1x1, relu on 1x1
+        convs_4_1 = self.conv2d(
+            "merged.decoder.res5.project_conv.convs.4.1", convs_4_0_global_avg_pool2d
+        )
+        ttnn.deallocate(convs_4_0_global_avg_pool2d)
+        convs_4_1 = move(convs_4_1, HEIGHT_1CORES_32x512)
+        convs_4_1_rm = ttnn.to_layout(convs_4_1, ttnn.ROW_MAJOR_LAYOUT)
         ttnn.deallocate(convs_4_1)
-        # bilinear x32x64 on an [N, H, W, C] view
+        # + ins_embed_head.decoder.res5.project_conv: bilinear x32x64 on an [N, H, W, C] view
         upsample = ttnn.upsample(
-            ttnn.reshape(convs_4_1_rm, (1, 1, 1, 256)),
+            ttnn.reshape(convs_4_1_rm, (1, 1, 1, 512)),
             (32, 64),
             mode="bilinear",
-            memory_config=OUTPUT_MEMORY[f"{name}.upsample"],
+            memory_config=OUTPUT_MEMORY["merged.decoder.res5.project_conv.upsample"],
         )
-        upsample = ttnn.reshape(upsample, (1, 1, 2048, 256))
+        upsample = ttnn.reshape(upsample, (1, 1, 2048, 512))
         ttnn.deallocate(convs_4_1_rm)
-        convs_0 = move(convs_0, HEIGHT_16CORES_128x256)
-        convs_1 = move(convs_1, HEIGHT_16CORES_128x256)
-        convs_2 = move(convs_2, HEIGHT_16CORES_128x512)
-        convs_3 = move(convs_3, HEIGHT_16CORES_128x512)
+        upsample = move(upsample, ttnn.DRAM_MEMORY_CONFIG)
         convs_1_tiled = ttnn.to_layout(convs_1, ttnn.TILE_LAYOUT)
         ttnn.deallocate(convs_1)
         convs_2_tiled = ttnn.to_layout(convs_2, ttnn.TILE_LAYOUT)
         convs_3_tiled = ttnn.to_layout(convs_3, ttnn.TILE_LAYOUT)
         upsample_tiled = ttnn.to_layout(upsample, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(upsample)
         # (channels)
         concat = ttnn.concat(
             [convs_0, convs_1_tiled, convs_2_tiled, convs_3_tiled, upsample_tiled],
@@ -1959,16 +1957,15 @@ class PanopticDeeplab:
         ttnn.deallocate(convs_2_tiled)
         ttnn.deallocate(convs_3_tiled)
         ttnn.deallocate(upsample_tiled)
-        convs_2 = ttnn.reallocate(convs_2)
-        convs_3 = ttnn.reallocate(convs_3)
-        concat = ttnn.reallocate(concat)
-        # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of
-        # merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
+        concat = move(concat, HEIGHT_16CORES_128x2048)
+        # 2048->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of
+        # merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3,
+        # merged.decoder.res5.project_conv.convs.4.1
         project = self.conv2d(f"{name}.project", concat)
         if taps is not None:
             taps["sem_seg_head.aspp"] = ttnn.to_memory_config(project, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(concat)
-        return x, convs_2, convs_3, convs_4_0_global_avg_pool2d, project
+        return x, convs_2, convs_3, upsample, project
 
     def sem_aspp_2(self, name, x, y):
         """sem_seg_head.decoder.res3.project_conv"""
@@ -1988,8 +1985,6 @@ class PanopticDeeplab:
         )
         sem_upsample = ttnn.reshape(sem_upsample, (1, 1, 8192, 256))
         ttnn.deallocate(sem_decoder_res5_project_conv_project_rm)
-        sem_decoder_res3_project_conv = ttnn.reallocate(sem_decoder_res3_project_conv)
-        sem_upsample = ttnn.reallocate(sem_upsample)
         sem_upsample = move(sem_upsample, HEIGHT_20CORES_416x256)
         sem_upsample_tiled = ttnn.to_layout(sem_upsample, ttnn.TILE_LAYOUT)
         ttnn.deallocate(sem_upsample)
@@ -2003,20 +1998,18 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_upsample_tiled)
         return x, sem_concat
 
-    def sem_decoder_res3(self, name, x, y, z, u):
+    def sem_decoder_res3(self, name, x, y):
         """sem_seg_head.decoder.res3"""
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
         y = move(y, ttnn.DRAM_MEMORY_CONFIG)
-        z = move(z, ttnn.DRAM_MEMORY_CONFIG)
         # 320->256 3x3, relu on 64x128
-        fuse_conv_0 = self.conv2d(f"{name}.fuse_conv.0", z)
-        ttnn.deallocate(z)
-        u = move(u, ttnn.DRAM_MEMORY_CONFIG)
+        fuse_conv_0 = self.conv2d(f"{name}.fuse_conv.0", y)
+        ttnn.deallocate(y)
         fuse_conv_0 = move(fuse_conv_0, HEIGHT_20CORES_416x256)
         # 256->256 3x3, relu on 64x128
         fuse_conv_1 = self.conv2d(f"{name}.fuse_conv.1", fuse_conv_0)
         ttnn.deallocate(fuse_conv_0)
-        return x, y, u, fuse_conv_1
+        return x, fuse_conv_1
 
     def sem_aspp_3(self, name, x, y):
         """sem_seg_head.decoder.res2.project_conv"""
@@ -2098,33 +2091,14 @@ class PanopticDeeplab:
         # 2048->256 3x3 dilation 6, relu on 32x64
         convs_1 = self.conv2d(f"{name}.convs.1", x)
         ttnn.deallocate(x)
-        # 2048->256 1x1, relu on 1x1
-        convs_4_1 = self.conv2d(f"{name}.convs.4.1", y)
-        ttnn.deallocate(y)
-        convs_4_1 = move(convs_4_1, HEIGHT_1CORES_32x256)
-        convs_4_1_rm = ttnn.to_layout(convs_4_1, ttnn.ROW_MAJOR_LAYOUT)
-        ttnn.deallocate(convs_4_1)
-        # bilinear x32x64 on an [N, H, W, C] view
-        upsample = ttnn.upsample(
-            ttnn.reshape(convs_4_1_rm, (1, 1, 1, 256)),
-            (32, 64),
-            mode="bilinear",
-            memory_config=OUTPUT_MEMORY[f"{name}.upsample"],
-        )
-        upsample = ttnn.reshape(upsample, (1, 1, 2048, 256))
-        ttnn.deallocate(convs_4_1_rm)
-        convs_0 = move(convs_0, HEIGHT_16CORES_128x256)
-        convs_1 = move(convs_1, HEIGHT_16CORES_128x256)
-        z = move(z, HEIGHT_16CORES_128x512)
-        u = move(u, HEIGHT_16CORES_128x512)
         convs_1_tiled = ttnn.to_layout(convs_1, ttnn.TILE_LAYOUT)
         ttnn.deallocate(convs_1)
-        convs_2_tiled = ttnn.to_layout(z, ttnn.TILE_LAYOUT)
+        convs_2_tiled = ttnn.to_layout(y, ttnn.TILE_LAYOUT)
+        ttnn.deallocate(y)
+        convs_3_tiled = ttnn.to_layout(z, ttnn.TILE_LAYOUT)
         ttnn.deallocate(z)
-        convs_3_tiled = ttnn.to_layout(u, ttnn.TILE_LAYOUT)
+        upsample_tiled = ttnn.to_layout(u, ttnn.TILE_LAYOUT)
         ttnn.deallocate(u)
-        upsample_tiled = ttnn.to_layout(upsample, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(upsample)
         # (channels)
         concat = ttnn.concat(
             [convs_0, convs_1_tiled, convs_2_tiled, convs_3_tiled, upsample_tiled],
@@ -2136,9 +2110,10 @@ class PanopticDeeplab:
         ttnn.deallocate(convs_2_tiled)
         ttnn.deallocate(convs_3_tiled)
         ttnn.deallocate(upsample_tiled)
-        concat = ttnn.reallocate(concat)
-        # 1792->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of
-        # merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3
+        concat = move(concat, HEIGHT_16CORES_128x2048)
+        # 2048->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of
+        # merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3,
+        # merged.decoder.res5.project_conv.convs.4.1
         project = self.conv2d(f"{name}.project", concat)
         if taps is not None:
             taps["ins_embed_head.aspp"] = ttnn.to_memory_config(project, ttnn.DRAM_MEMORY_CONFIG)

@@ -88,9 +88,10 @@ def activation_placement(layout: str, grid: tuple[int, int], num_cores: int, row
 
 
 def conv_input_placement(node: Node, s: ConvShape) -> Placement:
-    """Where the conv wants its input: sharded like the conv in L1, or DRAM when sliced."""
+    """Where the conv wants its input: sharded like the conv in L1, or DRAM when sliced (also by
+    ttnn itself, or by input channels: both read the DRAM input)."""
     c = conv_of(node)
-    if c.slice_type != "L1_FULL":
+    if c.slice_type != "L1_FULL" or c.auto_slicing or c.channel_slices > 1:
         return DRAM
     assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.in_rows, s.in_channels)
@@ -98,7 +99,7 @@ def conv_input_placement(node: Node, s: ConvShape) -> Placement:
 
 def conv_output_placement(node: Node, s: ConvShape) -> Placement:
     c = conv_of(node)
-    if c.slice_type != "L1_FULL":
+    if c.slice_type != "L1_FULL" or c.auto_slicing or c.channel_slices > 1:
         return DRAM
     assert c.grid is not None, "conv sharding always chooses the cores"
     return activation_placement(c.shard_layout, c.grid, c.num_cores, s.out_rows, s.out_channels)
@@ -200,12 +201,22 @@ def legal_configs(
     More slices of the same type never model faster (each slice re-reads the weights, adds its
     halo reach, device programs and tile padding), so the fewest that fit stand for their type.
     """
+    parts = pin.channel_slices if pin and pin.channel_slices else 1
+    if parts > 1:  # a channel-sliced conv holds one input-channel group at a time
+        s = dataclasses.replace(s, in_channels=s.in_channels // parts)
     preferred, why = preferred_layout(s, target)
     layouts = [preferred] + [lay for lay in LAYOUTS if lay != preferred]
     if pin and pin.sharding:
         layouts = [pin.sharding]
     slicings = list(_slicings(s))
-    if pin and pin.slice_type:
+    if pin and pin.slice_type == "AUTO":
+        # ttnn's count; its slice type (by height below 200 columns, conv2d_utils.cpp) is not reported:
+        # both are candidates, the other one for counts the first cannot take
+        kinds = ["DRAM_SLICE_HEIGHT", "DRAM_SLICE_WIDTH"][:: 1 if s.input_hw[1] < 200 else -1]
+        slicings = [(k, pin.num_slices) for k in kinds] if pin.num_slices else [("L1_FULL", 0)]
+        if pin.num_slices:  # real ttnn chose this count because it fits: our conservative L1 model does not veto it
+            budget = 1 << 40
+    elif pin and pin.slice_type:
         slicings = [(pin.slice_type, pin.num_slices or 0)]
     found, miss = [], ""
     least: tuple[int, str] | None = None  # the smallest working set that did not fit, for the error
@@ -291,7 +302,8 @@ def legal_configs(
         )
     if not found and least:  # no candidate will quote `miss`: say what came closest
         miss = f"the least it needs is {least[0]} B > budget {budget} B ({least[1]})"
-    return found, miss
+    auto = bool(pin and pin.slice_type == "AUTO")
+    return [dataclasses.replace(c, channel_slices=parts, auto_slicing=auto) for c in found], miss
 
 
 def rank_configs(

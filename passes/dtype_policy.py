@@ -172,6 +172,8 @@ def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Over
                 for f in ("dtype", "weights_dtype", "math_fidelity", "fp32_dest_acc")
                 if getattr(pin, f) is not None
             }
+            if pin.dram_copies:
+                plan = dataclasses.replace(plan, dram_copies=pin.dram_copies)
             if changes:
                 plan = dataclasses.replace(plan, **changes)
                 why += "; override " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))

@@ -15,6 +15,7 @@ CB clash raises `DoesNotFit` with the message the device would give.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from converter.ops import Layout, Memory, is_input, is_output, op_kind
@@ -142,6 +143,18 @@ class Parallel:
 
 def _config_bytes(out_rows: int, num_cores: int) -> int:
     return round_up(2 * cdiv(out_rows, num_cores) + 64, 16)
+
+
+def _conv_config_cb(out_rows: int, par: Parallel, act_block_h: int, matmul: bool) -> int:
+    """The CB a conv (and its halo) reads its sliding-window config tensors into: the generated code keeps
+    conv config tensors in DRAM (config_tensors_in_dram; in L1_SMALL ttnn keeps them for the module's
+    life and they overflow it). Real ttnn 0.81.1's grows with the activation blocks a core runs, 8-30 B
+    each, 8-416 B per core on the committed programs; 32 B a block + 64 is above it. 1x1 stride-1 convs
+    run as matmuls have none."""
+    if matmul:
+        return 0
+    rows = round_up(cdiv(out_rows, cb_model.core_split(par.layout, par.grid, par.num_cores)[0]), TILE)
+    return 32 * (cdiv(rows, act_block_h) if act_block_h else 1) + 64
 
 
 def _pair(v) -> tuple[int, int]:
@@ -313,6 +326,8 @@ def _upsample_band_steps(n, x: TensorState, in_shape, target: Target) -> list[St
 def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, target: Target) -> list[Step]:
     plan, cc = plan_of(n), conv_of(n)
     s = ConvShape.of(n, in_shape)
+    if cc.channel_slices > 1:  # one input-channel group at a time (its own slice of the DRAM input)
+        s = dataclasses.replace(s, in_channels=s.in_channels // cc.channel_slices)
     if cc.grid is not None and cc.num_cores:
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
     else:
@@ -350,17 +365,28 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
         output_layout=plan.layout,
         slice_type=cc.slice_type,
     )
+    matmul = cb_model.conv_is_matmul(
+        kernel_size=geo["kernel_size"],
+        stride=geo["stride"],
+        padding=geo["padding"],
+        dilation=geo["dilation"],
+        shard_layout=cc.shard_layout,
+        groups=s.groups,
+    )
     parts = cb_model.conv2d_slices(**conv)
     if parts:
-        return _sliced_conv_programs(n.name, s, par, parts)
-    return _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs)
+        return _sliced_conv_programs(n.name, s, par, parts, cc.act_block_h, matmul)
+    return _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs, cc.act_block_h, matmul)
 
 
-def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb_model.ConvSlice]) -> list[Step]:
+def _sliced_conv_programs(
+    name: str, s: ConvShape, par: Parallel, parts: list[cb_model.ConvSlice], act_block_h: int, matmul: bool
+) -> list[Step]:
     """A DRAM-sliced ttnn.conv2d, slice after slice, in the order of real ttnn 0.81.1's graph traces
     (see cb_model.ConvSlice); the result is written to DRAM by each slice's SliceWrite."""
     inp, copy, halo, out, rm = (f"{name}.{t}" for t in ("input", "reshard", "halo", "out", "untilized"))
     steps: list[Step] = []
+    config_cb = _conv_config_cb(cdiv(s.out_rows, len(parts)), par, act_block_h, matmul)
     for p in parts:
         steps.append(Program((Alloc("L1", p.input, inp),), p.slice_cb, "conv2d input slice"))
         src = inp
@@ -374,13 +400,12 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
             src = copy
         if p.halo:
             steps += [
-                Program((Alloc("L1", p.halo, halo),), p.halo_cb, "halo"),
+                Program((Alloc("L1", p.halo, halo),), p.halo_cb + config_cb, "halo"),
                 Free(src),
                 Free(halo),
                 Program((Alloc("L1", p.halo, halo),), 0, "halo move"),
             ]
-        config = Alloc("L1_SMALL", _config_bytes(cdiv(s.out_rows, len(parts)), par.num_cores))
-        steps.append(Program((config, Alloc("L1", p.output, out)), p.cb, f"conv2d[slice of {len(parts)}]"))
+        steps.append(Program((Alloc("L1", p.output, out),), p.cb + config_cb, f"conv2d[slice of {len(parts)}]"))
         steps.append(Free(halo if p.halo else src))
         out_buffer = out
         if p.interleaved:  # a WIDTH-sharded ROW_MAJOR result: to L1-interleaved tiles first
@@ -399,7 +424,15 @@ def _sliced_conv_programs(name: str, s: ConvShape, par: Parallel, parts: list[cb
 
 
 def _conv_programs(
-    name: str, s: ConvShape, x: TensorState, par: Parallel, sizes: cb_model.ConvL1, out: TensorState, out_allocs
+    name: str,
+    s: ConvShape,
+    x: TensorState,
+    par: Parallel,
+    sizes: cb_model.ConvL1,
+    out: TensorState,
+    out_allocs,
+    act_block_h: int,
+    matmul: bool,
 ) -> list[Step]:
     """ttnn.conv2d's programs in the order real ttnn 0.81.1 runs them (read from its graph traces):
     the input resharded into a temporary when it is not sharded as the conv runs; the halo op,
@@ -411,18 +444,18 @@ def _conv_programs(
     in_copy = round_up(staged_input_bytes(sh, sw, x.dtype), 16)
     needs_copy = Parallel.of(x.placement) != par
     to_dram = out.placement.buffer == "DRAM"
-    config = Alloc("L1_SMALL", _config_bytes(s.out_rows, par.num_cores))
+    config_cb = _conv_config_cb(s.out_rows, par, act_block_h, matmul)
     steps: list[Step] = []
     tag = f"{name}.input"
     if needs_copy:
         steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d reshard"))
     if sizes.halo:
-        steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo")]
+        steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), config_cb, "halo")]
         if needs_copy:
             steps.append(Free(tag))
         steps += [Free(f"{name}.halo"), Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo move")]
     result = (Alloc("L1", sizes.output, f"{name}.out"),) if to_dram else out_allocs
-    steps.append(Program((config, *result), sizes.cb, "conv2d"))
+    steps.append(Program(tuple(result), sizes.cb + config_cb, "conv2d"))
     if sizes.halo:
         steps.append(Free(f"{name}.halo"))
     elif needs_copy:

@@ -55,7 +55,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("fuse", lambda g, _: fuse(g), requires=(c.BATCHNORM_FOLDED,), ensures=(c.RELU_FUSED,)),
     # ensures no condition of its own: it widens the predictors a bilinear upsample reads where it can
     Pass("pad_channels", lambda g, _: pad_channels(g), requires=(c.BATCHNORM_FOLDED,)),
-    Pass("resample", lambda g, x: resample(g, x.target), requires=(c.BATCHNORM_FOLDED,)),
+    Pass("resample", lambda g, x: resample(g, x.target, x.overrides), requires=(c.BATCHNORM_FOLDED,)),
     Pass("dtype_policy", lambda g, x: dtype_policy(g, x.rules, x.overrides), ensures=(c.PLANNED,)),
     Pass(
         "one_dtype_per_concat",

@@ -126,6 +126,10 @@ class ConvConfig:
     grid: tuple[int, int] | None = None
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
+    # Set from overrides only (costed, not rendered: passes/overrides.py): partial convs over this many
+    # input-channel groups summed by adds; ttnn picks the slicing itself (slice_config None, DRAM input).
+    channel_slices: int = 1
+    auto_slicing: bool = False
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -172,6 +176,9 @@ class OpPlan:
     # when a bilinear upsample runs in row bands (input and output in DRAM)
     slices: tuple[str, int] | None = _by("memory_plan", default=None)
     l1_peak_per_core: int = _by("memory_plan", default=0)  # bytes: live L1 tensors + the op's CBs, per core
+    # extra copies of the output to DRAM (the hand-written model's clones; from overrides only, applied
+    # with the other pins by the dtype policy; costed, not rendered)
+    dram_copies: int = _by("dtype_policy", default=0)
     # why each decision was taken, for the plan report: every pass may append, none rewrites
     notes: tuple[str, ...] = field(default=())
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from converter.errors import UserError
 from converter.ir import Graph, Node
 from converter.resample import avg_pool_matrix, bilinear_matrix
 from hardware.targets import Target
 from passes import cb_model
 from passes.cost_model import Operand, op_cost
+from passes.overrides import Overrides
 from passes.plan import DRAM_INTERLEAVED, DeviceDtype, MathFidelity, OpPlan
 
 _PLAN = OpPlan(DeviceDtype.BFLOAT16, None, MathFidelity.HiFi4, False, output=DRAM_INTERLEAVED)
@@ -76,11 +78,20 @@ def pool_halo_fits(n: Node, in_shape: tuple[int, ...], target: Target) -> bool:
     return False
 
 
-def resample(graph: Graph, target: Target) -> Graph:
+def resample(graph: Graph, target: Target, overrides: Overrides | None = None) -> Graph:
+    """Also applies the overrides' op choices: `upsample: nearest` / `upsample: matmuls` (pinned)."""
     shapes = {n.name: tuple(n.out.shape) for n in graph}
     nodes = []
     for n in graph:
-        if n.op in ("avg_pool2d", "upsample"):
+        pin = overrides.for_node(n) if overrides and n.op == "upsample" else None
+        if pin and pin.upsample == "nearest":
+            n = dataclasses.replace(n, attrs={**n.attrs, "mode": "nearest"})
+        elif pin and pin.upsample == "matmuls":
+            r = as_resample(n, shapes[n.inputs[0]])
+            if r is None:
+                raise UserError(f"override of {n.name!r}: upsample matmuls needs a bilinear upsample")
+            n = r
+        elif n.op in ("avg_pool2d", "upsample"):
             in_shape = shapes[n.inputs[0]]
             r = as_resample(n, in_shape)
             illegal = n.op == "avg_pool2d" and not pool_halo_fits(n, in_shape, target)

@@ -28,6 +28,7 @@ from typing import Any
 
 import jinja2
 
+from converter.errors import UserError
 from converter.ir import Graph, Node
 from converter.ops import Lowering, OpKind, is_input, op_kind
 from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
@@ -255,6 +256,10 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("enable_act_double_buffer", bool_expr(cc.enable_act_double_buffer)),
         ("enable_weights_double_buffer", bool_expr(cc.enable_weights_double_buffer)),
         ("output_layout", layout_expr(layout)),
+        # ttnn keeps every conv's sliding-window config tensors for the module's life: in L1_SMALL they
+        # add up past its 32 KB over a forward (real ttnn's out-of-memory); in DRAM, as Tenstorrent's
+        # hand-written model keeps them, they cost L1 nothing
+        ("config_tensors_in_dram", "True"),
     ]
     if cc.grid is not None and cc.num_cores:
         # pin the planned cores: on a bigger chip ttnn would otherwise spread over the whole grid
@@ -628,6 +633,13 @@ def resample_source() -> str:
 def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAULT_L1_SMALL_SIZE) -> str:
     """The generated TTNN module for a planned graph, as text (`l1_small_size`: what the plan assumed)."""
     target = get_target(target) if isinstance(target, str) else target
+    for n in graph:  # overrides the passes plan and cost but this renderer does not emit (passes/overrides.py)
+        p = n.plan if isinstance(n.plan, OpPlan) else None
+        if p is not None and (p.dram_copies or (p.conv and (p.conv.channel_slices > 1 or p.conv.auto_slicing))):
+            raise UserError(
+                f"{n.name}: channel_slices, AUTO slicing and dram_copies are costed plans only and are not "
+                "rendered; remove them from the overrides to generate code"
+            )
     lowering = _Lowering(graph, target)
     lowering.run()
     (input_node,) = [n for n in graph if is_input(n)]
