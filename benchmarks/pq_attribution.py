@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
@@ -36,6 +38,12 @@ COLUMNS = {
     "center=ref": ("sem_seg", "offset"),
     "offset=ref": ("sem_seg", "center"),
 }
+
+
+def _panoptic(heads: Mapping[str, torch.Tensor], fusion: FusionParams) -> np.ndarray:
+    panoptic = fuse(heads, fusion).panoptic
+    assert panoptic is not None  # a panoptic model's heads
+    return panoptic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             for scene in scenes:
                 x = to_model_input(scene.load(size))
                 got, ref = ttnn(x), reference(x)
-                truth = fuse(ref, fusion).panoptic
+                truth = _panoptic(ref, fusion)
                 mixes = [{h: (got if h in heads else ref)[h] for h in HEADS} for heads in COLUMNS.values()]
                 mixes.append({**ref, "center": ref["center"].bfloat16().float()})
                 pqs = [
                     panoptic_quality(
-                        fuse(m, fusion).panoptic, truth, fusion.thing_ids, ref["sem_seg"].shape[1], fusion.label_divisor
+                        _panoptic(m, fusion), truth, fusion.thing_ids, ref["sem_seg"].shape[1], fusion.label_divisor
                     )[0]
                     for m in mixes
                 ]
