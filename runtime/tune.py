@@ -4,15 +4,16 @@ keeps every head within the accuracy bounds, written as an overrides file pdl-co
 How (issue #18's "automatic mixed precision", judged by issue #15's head bounds):
 - Units: the convs of one Detectron2 block (stem, res2..res5, each decoder stage of each head, each
   head's own convs); the first conv and the head predictors keep the dtype policy's exact precision.
-- Levels, cheapest first (LEVELS): LoFi with bfloat8_b weights, HiFi2 with bfloat8_b weights, HiFi2
-  with bfloat16 weights, HiFi4 with bfloat16 weights and fp32 accumulation. Their modeled cost per unit
-  is read off `passes.cost_model.evaluate` of the whole plan with every unit at that level.
+- Levels (LEVELS): the dtype policy's own choice, LoFi with bfloat8_b weights, HiFi2 with bfloat8_b
+  weights, HiFi2 with bfloat16 weights, HiFi4 with bfloat16 weights and fp32 accumulation (the top).
+  Their modeled cost per unit is read off `passes.cost_model.evaluate` of the whole plan with every
+  unit at that level.
 - Sensitivity, on the emulator against Detectron2 fp32 (one built-in scene per checkpoint, at the
   tuning size, 128x256 by default: a forward there takes seconds, against tens of seconds at 512x1024):
   every unit at the top level (the baseline), then each unit alone at each lower level. Per head it
   records PCC, gain and bias (runtime/quality.py).
-- Search: greedy from the baseline. Effects are taken as additive (1 - PCC, gain - 1 and bias add up
-  over units); the move that saves the most modeled time per unit of predicted damage among those
+- Search: greedy from the top level. Effects are taken as additive (1 - PCC, gain - 1 and bias add up
+  over units); the move to any cheaper level that saves the most time per unit of predicted damage among those
   predicted to keep every bound is taken, until none is left. The result is then measured at the full
   input size; if it breaks a bound there (the tuning size underestimates some errors: center PCC at
   512x1024 is below 128x256's), that bound's predicted use is scaled by measured / predicted and the
@@ -48,6 +49,7 @@ from passes.overrides import LayerOverride, Overrides
 HEADS = ("sem_seg", "center", "offset")
 # name, pins; cheapest first
 LEVELS: tuple[tuple[str, LayerOverride], ...] = (
+    ("policy", LayerOverride()),  # no pins: the dtype policy's own choice (passes/dtype_policy.py)
     ("LoFi/bf8w", LayerOverride(weights_dtype="bfloat8_b", math_fidelity="LoFi")),
     ("HiFi2/bf8w", LayerOverride(weights_dtype="bfloat8_b", math_fidelity="HiFi2", dtype="bfloat16")),
     ("HiFi2/bf16w", LayerOverride(weights_dtype="bfloat16", math_fidelity="HiFi2", dtype="bfloat16")),
@@ -122,7 +124,8 @@ def tunable_units(graph: Graph) -> dict[str, list[str]]:
 
 
 def overrides_for(assignment: dict[str, int], units: dict[str, list[str]]) -> Overrides:
-    return Overrides({src: LEVELS[lvl][1] for u, lvl in assignment.items() for src in units[u]})
+    pins = {src: LEVELS[lvl][1] for u, lvl in assignment.items() for src in units[u]}
+    return Overrides({src: o for src, o in pins.items() if o != LayerOverride()})
 
 
 def _pins_yaml(o: LayerOverride) -> dict:
@@ -208,7 +211,9 @@ class Tuner:
             now = self.worst(self.predicted(base, single, assignment))
             moves = []
             for u, cur in assignment.items():
-                for lvl in range(cur):
+                for lvl in range(len(LEVELS)):
+                    if lvl == cur:
+                        continue
                     trial = self.worst(self.predicted(base, single, {**assignment, u: lvl}))
                     if trial < 1.0 and self.saving(u, cur, lvl) > 0:
                         moves.append((self.saving(u, cur, lvl) / max(trial - now, 1e-3), u, lvl))
