@@ -20,8 +20,8 @@ import torch
 
 from converter.checkpoint import load_checkpoint, write_random_checkpoint
 from converter.model import DEFAULT_INPUT_SIZE, build_model, load_config
-from passes.dtype_policy import PRECISIONS
 from hardware.targets import DEFAULT_TARGET
+from passes.dtype_policy import PRECISIONS
 from runtime.demo import SCENES_TOKEN, DemoArgs, load_inputs, pytorch_runner, ttnn_runner
 from runtime.images import to_model_input
 from runtime.postprocess import FusionParams, fuse
@@ -71,23 +71,26 @@ def main(argv: list[str] | None = None) -> int:
                 target=DEFAULT_TARGET,
                 precision=args.precision,
                 trace=False,
+                two_queues=False,
                 weight_cache=None,
             )
-            ttnn = ttnn_runner(model, weights, "panoptic_deeplab", size, demo_args, Path(tmp))
             reference = pytorch_runner(model, "panoptic_deeplab")
-            for scene in scenes:
-                x = to_model_input(scene.load(size))
-                got, ref = ttnn(x), reference(x)
-                truth = _panoptic(ref, fusion)
-                mixes = [{h: (got if h in heads else ref)[h] for h in HEADS} for heads in COLUMNS.values()]
-                mixes.append({**ref, "center": ref["center"].bfloat16().float()})
-                pqs = [
-                    panoptic_quality(
-                        _panoptic(m, fusion), truth, fusion.thing_ids, ref["sem_seg"].shape[1], fusion.label_divisor
-                    )[0]
-                    for m in mixes
-                ]
-                print(f"{seed:5d} {scene.name:8s} " + " ".join(f"{v:11.4f}" for v in pqs[:-1]) + f" {pqs[-1]:12.4f}")
+            with ttnn_runner(model, weights, "panoptic_deeplab", size, demo_args, Path(tmp)) as ttnn:
+                for scene in scenes:
+                    x = to_model_input(scene.load(size))
+                    got, ref = ttnn(x), reference(x)
+                    truth = _panoptic(ref, fusion)
+                    mixes = [{h: (got if h in heads else ref)[h] for h in HEADS} for heads in COLUMNS.values()]
+                    mixes.append({**ref, "center": ref["center"].bfloat16().float()})
+                    pqs = [
+                        panoptic_quality(
+                            _panoptic(m, fusion), truth, fusion.thing_ids, ref["sem_seg"].shape[1], fusion.label_divisor
+                        )[0]
+                        for m in mixes
+                    ]
+                    print(
+                        f"{seed:5d} {scene.name:8s} " + " ".join(f"{v:11.4f}" for v in pqs[:-1]) + f" {pqs[-1]:12.4f}"
+                    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""pdl-tune (runtime/tune.py): the search on a hand-made problem whose answers are checked by brute force,
+"""pdl-tune (compiler/tune.py): the search on a hand-made problem whose answers are checked by brute force,
 and one real tuning of one block on the emulator, judged again by Detectron2 and real pdl-convert use."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from runtime.tune import LEVELS, TOP, Bounds, Tuner, main
+from compiler.tune import LEVELS, TOP, Bounds, Tuner, main
 
 UNITS = {"a": ["a.conv"], "b": ["b.conv"], "c": ["c.conv"]}
 # modeled ms per level (LEVELS: policy, LoFi, HiFi2/bf8w, HiFi2/bf16w, HiFi4)
@@ -89,9 +89,9 @@ def test_pdl_tune_writes_overrides_pdl_convert_takes_and_caches_its_runs(checkpo
     from converter.model import build_model, load_config, with_crop_size
     from converter.reference import reference_outputs
     from converter.trace import trace_model
+    from hardware.targets import get_target
     from passes.overrides import load_overrides
     from passes.pipeline import plan_graph
-    from hardware.targets import get_target
     from runtime.images import to_model_input
     from runtime.quality import pcc
     from runtime.scenes import street_scene

@@ -341,9 +341,9 @@ def tune(args, bounds: Bounds) -> int:
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
     from converter.model import build_model, load_config, with_crop_size
     from converter.trace import trace_model
+    from hardware.targets import get_target
     from passes import cost_model
     from passes.pipeline import plan_graph
-    from hardware.targets import get_target
     from runtime.weights import file_digest
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
