@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from compiler.perf_csv import csv_name
 from converter.ir import Graph
-from converter.ops import is_host
+from converter.ops import is_conv, is_host, is_input
 from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target
 from passes import cost_model
 from passes.plan import Placement, output_of, plan_of
@@ -106,7 +106,7 @@ class PlanReport:
             StageRow(
                 s,
                 len(rs),
-                sum(r.plan.op == "conv2d" for r in rs),
+                sum(is_conv(r.plan.op) for r in rs),
                 sum(r.time_us for r in rs),
                 sum(r.dram_bytes for r in rs),
             )
@@ -197,7 +197,7 @@ def build_report(
                 real.get(n.name) if check is not None else None,
             )
         )
-    image = next(n for n in graph if n.op == "input").out.shape  # 1x3xHxW
+    image = next(n for n in graph if is_input(n)).out.shape  # 1x3xHxW
     return PlanReport(
         variant=graph.meta.get("variant", ""),
         target=target.name,
@@ -206,7 +206,7 @@ def build_report(
         budget_per_core=summary.budget_per_core,
         layers=tuple(layers),
         nodes=len(graph),
-        convs=sum(n.op == "conv2d" for n in graph),
+        convs=sum(is_conv(n) for n in graph),
         l1_peak_per_core=summary.l1_peak_per_core,
         activation_bytes=summary.activation_bytes,
         activation_bytes_in_l1=summary.activation_bytes_in_l1,
@@ -299,7 +299,7 @@ def plot_dram(report: PlanReport) -> bytes:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(15, 5))
         ax = fig.add_subplot()
-        colors = [_LIVE_COLOR if r.plan.op == "conv2d" else "#8C8C8C" for r in layers]
+        colors = [_LIVE_COLOR if is_conv(r.plan.op) else "#8C8C8C" for r in layers]
         ax.bar([r.index for r in layers], mb, width=0.8, color=colors)
         top = sorted(layers, key=lambda r: (-r.dram_bytes, r.index))[:8]
         for rank, r in enumerate(top, 1):

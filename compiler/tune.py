@@ -44,6 +44,7 @@ import yaml
 
 from converter.errors import UserError
 from converter.ir import Graph
+from converter.ops import is_conv
 from passes.overrides import LayerOverride, Overrides
 
 HEADS = ("sem_seg", "center", "offset")
@@ -116,7 +117,7 @@ def tunable_units(graph: Graph) -> dict[str, list[str]]:
     fixed = _first_convs(graph) | _predictors(graph)
     units: dict[str, list[str]] = {}
     for n in graph.nodes:
-        if n.op == "conv2d" and n.name not in fixed:
+        if is_conv(n) and n.name not in fixed:
             units.setdefault(unit_of(n.source), [])
             if n.source not in units[unit_of(n.source)]:
                 units[unit_of(n.source)].append(n.source)

@@ -185,17 +185,17 @@ def op_kind(node_or_op: Node | str) -> OpKind:
         raise KeyError(f"unknown op {name!r}: no descriptor registered") from None
 
 
-def is_input(node: Node) -> bool:
-    return REGISTRY[node.op].memory is Memory.INPUT
+def is_input(node: Node | str) -> bool:
+    return op_kind(node).memory is Memory.INPUT
 
 
 def is_output(node: Node) -> bool:
     return REGISTRY[node.op].memory is Memory.OUTPUT
 
 
-def is_conv(node: Node) -> bool:
+def is_conv(node: Node | str) -> bool:
     """A convolution (the matrix engine's op, which conv sharding configures)."""
-    return REGISTRY[node.op].memory is Memory.CONV
+    return op_kind(node).memory is Memory.CONV
 
 
 def is_host(node: Node) -> bool:
