@@ -11,6 +11,9 @@ Plans, all costed by passes/cost_model.py:
 - ours: `passes.pipeline.plan_graph` with its defaults (precision "accurate").
 - ours_fast: the same with precision "fast": the hand-tuned plan's numerics (LoFi, bfloat8_b everywhere),
   so its ratio to handtuned compares the planners alone.
+For ours and ours_fast also the physical floor at their precision (cost_model.physical_floor: every conv's
+FLOPs at the matrix peak on all cores, or the weights, image and outputs crossing DRAM once at nominal
+bandwidth, whichever is longer) and the plan's ratio to it.
 With --pcc, ours and ours_fast (naive's unfolded BatchNorm has no lowering; the hand-written plan's
 channel slicing is costed, not rendered) on the anchor target also run on the emulator with a seeded
 checkpoint, and its PCC per head against Detectron2 fp32 is reported (about 2 minutes more).
@@ -172,6 +175,10 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
             planned = plans(graph, target, handtuned)
             for plan_name, (g, err) in planned.items():
                 rows[plan_name] = cost_model.evaluate(g, target).summary() if g else {"error": err}
+                if g and plan_name in ("ours", "ours_fast"):  # the floor at the precision the plan uses
+                    floor = cost_model.physical_floor(g, target)
+                    rows[f"{plan_name}_floor_ms"] = round(floor.ms, 3)
+                    rows[f"{plan_name}_vs_floor"] = round(rows[plan_name]["latency_ms"] / floor.ms, 2)
             got = {k: v.get("latency_ms") for k, v in rows.items()}
             for ours in ("ours", "ours_fast"):
                 for base in ("handtuned", "naive"):

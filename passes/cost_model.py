@@ -641,6 +641,38 @@ class PlanCost:
         }
 
 
+@dataclass(frozen=True)
+class Floor:
+    """What no plan of this graph can beat on this target (the precision it uses fixed): every conv's
+    FLOPs at the matrix engine's peak on all cores at its fidelity, or the bytes that must cross DRAM
+    once (weights, the input image, the outputs) at the chip's nominal bandwidth, whichever is longer."""
+
+    compute_ms: float
+    dram_ms: float
+
+    @property
+    def ms(self) -> float:
+        return max(self.compute_ms, self.dram_ms)
+
+
+def physical_floor(graph: Graph, target: Target) -> Floor:
+    peak_per_cycle = 2 * TILE**3 / CYCLES_PER_TILE_MATMUL["LoFi"]  # FLOPs per core per cycle at LoFi
+    shapes = {n.name: n.out.shape for n in graph}
+    compute_s = 0.0
+    nbytes = 0
+    for n in graph:
+        plan = n.plan if isinstance(n.plan, OpPlan) else None
+        if is_host(n):
+            nbytes += tensor_bytes(n.out.shape, "bfloat16")
+        elif plan is not None and plan.conv is not None:
+            rate = peak_per_cycle / FIDELITY_PHASES[plan.math_fidelity] * target.num_cores * target.clock_ghz * 1e9
+            compute_s += conv_flops(n, shapes[n.inputs[0]]) / rate
+            kh, kw = _pair(n.attrs["kernel_size"])
+            cin = shapes[n.inputs[0]][1] // n.attrs["groups"]
+            nbytes += shards.tensor_bytes(n.attrs["out_channels"], cin * kh * kw, plan.weights_dtype or plan.dtype)
+    return Floor(compute_s * 1e3, nbytes / (target.dram_bw_gbs * 1e9) * 1e3)
+
+
 def evaluate(graph: Graph, target: Target) -> PlanCost:
     """Cost every op of a planned graph (every non-host node must carry an OpPlan)."""
     rows = []

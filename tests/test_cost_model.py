@@ -184,3 +184,20 @@ def test_block_sharding_splits_work_but_every_core_reduces_over_all_channels():
     expected = 32 * 16 / cm.MATMUL_EFFICIENCY / 1350
     assert cost(node, height).compute_us == pytest.approx(expected)
     assert cost(node, block, src=DRAM).compute_us == pytest.approx(expected)
+
+
+def test_physical_floor_by_hand():
+    # One 3x3 conv 64->64 on 64x64 (out_channels 64, 9*64 = 576 reduction), LoFi bfloat8_b weights, then
+    # HiFi4: FLOPs 2*64*64*64*576 at 20 cores x 4096 FLOPs/cycle (LoFi; /4 at HiFi4) x 1.35 GHz.
+    # DRAM: image and output 4096 rows x 64 channels (bfloat16), weights 64 x 576 (bfloat8_b:
+    # 1088 B per tile), at Blackhole's 512 GB/s.
+    x = Node("x", "input", (), TensorInfo((1, 64, 64, 64)), "")
+    out = Node("output.sem_seg", "output", ("c",), TensorInfo((1, 64, 64, 64)), "")
+    flops = 2 * 64 * 64 * 64 * 576
+    dram = (2 * 64 * 4096 * 2 + 2 * 18 * 1088) / 512e9 * 1e3
+    for fidelity, phases in (("LoFi", 1), ("HiFi4", 4)):
+        c = dataclasses.replace(conv_node(), inputs=("x",), plan=conv_plan(fidelity=fidelity))
+        floor = cm.physical_floor(Graph((x, c, out), {"sem_seg": "output.sem_seg"}), BH20)
+        assert floor.compute_ms == pytest.approx(flops / (20 * 4096 / phases * 1.35e9) * 1e3)
+        assert floor.dram_ms == pytest.approx(dram)
+        assert floor.ms == max(floor.compute_ms, floor.dram_ms)
