@@ -179,7 +179,7 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
                     floor = cost_model.physical_floor(g, target)
                     rows[f"{plan_name}_floor_ms"] = round(floor.ms, 3)
                     rows[f"{plan_name}_vs_floor"] = round(rows[plan_name]["latency_ms"] / floor.ms, 2)
-            got = {k: v.get("latency_ms") for k, v in rows.items() if isinstance(v, dict)}
+            got: dict[str, Any] = {k: v.get("latency_ms") for k, v in rows.items() if isinstance(v, dict)}
             for ours in ("ours", "ours_fast"):
                 for base in ("handtuned", "naive"):
                     if got[ours] and got[base]:

@@ -92,7 +92,9 @@ class _Rewrite:
     def __init__(self, graph: Graph, members: list[Node]):
         self.graph, self.members = graph, members
         self.by_name = {n.name: n for n in graph.nodes}
-        self.heads = set(graph.outputs.values())
+        # values that must keep their name and width: the graph outputs, and the taps --verify compares
+        # with Detectron2's modules
+        self.heads = set(graph.outputs.values()) | set(dict(graph.meta.get("taps", {})).values())
 
     def merged(self) -> Node:
         m = self.members

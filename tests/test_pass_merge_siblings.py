@@ -70,6 +70,18 @@ def test_a_member_read_by_an_add_is_not_merged():
     assert merge_group(g, [g.node("one"), g.node("two")]) is None
 
 
+def test_a_tapped_member_is_not_merged():
+    # --verify compares a tap (a Detectron2 module's output) by its node's name and width; merging
+    # renamed it away (found planning the 128x256 Panoptic-DeepLab for blackhole-p150: both ASPP
+    # projections merged, rendering failed on the stale tap).
+    plain = _dilated_pair()
+    merged, _, _ = merge_group(plain, [plain.node("sem.convs.0"), plain.node("ins.convs.0")])
+    assert merged.node("merged.convs.0")  # without taps these siblings merge
+    tapped = _dilated_pair()
+    tapped = tapped.replace_nodes(tapped.nodes, meta={**tapped.meta, "taps": {"sem_seg_head.aspp": "sem.convs.0"}})
+    assert merge_group(tapped, [tapped.node("sem.convs.0"), tapped.node("ins.convs.0")]) is None
+
+
 def _dilated_pair(pin=None):
     """Two heads' d=18 ASPP branches at Panoptic-DeepLab's size: 2048 -> 256 channels at 32x64."""
     b = GraphBuilder((1, 2048, 32, 64))
