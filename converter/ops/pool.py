@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from converter.ops import Call, Lowering, Memory, OpKind, Work, functional, register
 
 
@@ -26,13 +28,6 @@ def _avg_pool2d(node, x):
 def _global_avg_pool2d(node, x):
     # As an average pool over the whole map (ASPP's AvgPool2d at the crop size): bit-identical to it.
     return functional().avg_pool2d(x, kernel_size=tuple(x.shape[2:]), stride=1)
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 register(
@@ -65,6 +60,6 @@ register(
         reference=_global_avg_pool2d,
         memory=Memory.GLOBAL_POOL,
         lowering=Lowering.GLOBAL_POOL,
-        work=lambda n, shapes: Work(reduce_mul=_numel(shapes[0]), flops=_numel(shapes[0])),
+        work=lambda n, shapes: Work(reduce_mul=math.prod(shapes[0]), flops=math.prod(shapes[0])),
     )
 )
