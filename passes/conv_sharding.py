@@ -5,7 +5,10 @@ the target's L1 budget by cb_model (input shard + halo + output shard + CBs per 
 DRAM, only their CB blocks are in L1). The input side is sized in the dtype of the tensor the conv
 reads, not the conv's own: a bfloat8_b conv may read bfloat16, and a DRAM slice is staged row-major
 (2 bytes per element even from bfloat8_b), as memory planning's address-level check sizes it.
-Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with 2, 4, 8, ... slices. Within one
+Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with 2, 4, 8, ... slices. A conv none of
+whose configs fits is tried as 2, 4 or 8 partial convs over as many input-channel groups (channel
+slicing: each group sliced out of the DRAM input, the partial results summed in DRAM), fewest
+groups first: a group's halo and input blocks are a k-th of the whole conv's. Within one
 (slicing, sharding) the blocking is the largest that fits: act_block_h 0 (ttnn's maximum) with
 double buffering, then without, then halving block heights down to one tile.
 Smaller blocks and single buffering only save L1, which the cost model does not price, so once a
@@ -177,11 +180,20 @@ def _slicings(s: ConvShape) -> Iterator[tuple[str, int]]:
 
 
 def _describe(c: ConvConfig) -> str:
+    groups = f"{c.channel_slices} input-channel groups, " if c.channel_slices > 1 else ""
     return (
-        f"{c.slice_type}{f' x{c.num_slices}' if c.num_slices else ''} {c.shard_layout}"
+        f"{groups}{c.slice_type}{f' x{c.num_slices}' if c.num_slices else ''} {c.shard_layout}"
         f", act_block_h {c.act_block_h or 'max'}{'' if c.enable_act_double_buffer else ', single-buffered'}"
         f", {c.l1_bytes_per_core} B/core"
     )
+
+
+def channel_groups(s: ConvShape) -> tuple[int, ...]:
+    """The input-channel group counts a conv can be sliced into: a whole number of tiles per group,
+    and no grouped conv (its groups already split the channels)."""
+    if s.groups != 1:
+        return ()
+    return tuple(k for k in (2, 4, 8) if s.in_channels % (k * TILE) == 0)
 
 
 def legal_configs(
@@ -192,16 +204,41 @@ def legal_configs(
     budget: int,
     pin: LayerOverride | None = None,
     reader_ops: tuple[str, ...] = (),
+    parts: int | None = None,
 ) -> tuple[list[ConvConfig], str]:
     """Every (slice type, sharding) that fits `budget` with its fewest slices and the largest
     blocking that fits, in candidate order; and why L1_FULL did not fit ("" if it did).
     `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
-    (they decide its layout, and ttnn's slicing limits depend on it).
+    (they decide its layout, and ttnn's slicing limits depend on it). `parts`: the conv as that many
+    partial convs over input-channel groups; by default the whole conv and, when nothing fits, the
+    fewest groups that fit (module docstring). An override's `channel_slices` fixes the count."""
+    if pin and pin.channel_slices:
+        parts = pin.channel_slices
+    if parts is not None:
+        return _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, parts)
+    found, miss = _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, 1)
+    for parts in channel_groups(s) if not found else ():
+        found, _ = _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, parts)
+        if found:
+            return found, f"{miss}; so run as {parts} partial convs over input-channel groups"
+    return found, miss
+
+
+def _legal_configs(
+    node: Node,
+    s: ConvShape,
+    input_dtype: str,
+    target: Target,
+    budget: int,
+    pin: LayerOverride | None,
+    reader_ops: tuple[str, ...],
+    parts: int,
+) -> tuple[list[ConvConfig], str]:
+    """legal_configs for the conv run as `parts` partial convs over as many input-channel groups.
 
     More slices of the same type never model faster (each slice re-reads the weights, adds its
     halo reach, device programs and tile padding), so the fewest that fit stand for their type.
     """
-    parts = pin.channel_slices if pin and pin.channel_slices else 1
     if parts > 1:  # a channel-sliced conv holds one input-channel group at a time
         s = dataclasses.replace(s, in_channels=s.in_channels // parts)
     preferred, why = preferred_layout(s, target)

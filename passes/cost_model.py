@@ -224,7 +224,8 @@ def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target)
     """tt_cnn's channel slicing (models/tt_cnn/tt/builder.py TtConv2d._apply_channel_slicing): n slices
     of the input's channels (ttnn.slice, in the input's memory), n convs over C/n channels, each output
     accumulated in DRAM (the first moved there, as the partial conv's DRAM output; then n - 1 adds), then
-    a bias add."""
+    a bias add. Our rendering (templates: conv2d_by_channels) has the bias in the first partial conv: one
+    eltwise pass over the output fewer than costed here (the fitted measured states use tt_cnn's)."""
     conv = plan.conv
     assert conv is not None
     n = conv.channel_slices

@@ -375,8 +375,14 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     )
     parts = cb_model.conv2d_slices(**conv)
     if parts:
-        return _sliced_conv_programs(n.name, s, par, parts, cc.act_block_h, matmul)
-    return _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs, cc.act_block_h, matmul)
+        steps = _sliced_conv_programs(n.name, s, par, parts, cc.act_block_h, matmul)
+    else:
+        steps = _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs, cc.act_block_h, matmul)
+    if cc.channel_slices > 1:  # per group: its channels sliced out of DRAM, the partial conv, the sum in DRAM
+        add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False)
+        steps = [Program((), 2 * cb_model.TILE_BYTES[x.dtype], "slice of the channel group"), *steps]
+        steps.append(Program((), add, "sum of the partial convs"))
+    return steps
 
 
 def _sliced_conv_programs(

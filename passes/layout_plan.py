@@ -5,7 +5,9 @@ Fills `OpPlan.layout` (the op's output layout) and `OpPlan.layout_inputs` (input
 the code generator emits exactly what is recorded here. The rules follow what ttnn 0.81.1 accepts:
 - upsample reads ROW_MAJOR (its output keeps its input's layout); resample reads and writes ROW_MAJOR;
 - elementwise ops (add, multiply, relu) read TILE; concat needs all inputs in one layout;
-- convs read either; a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
+- convs read either, but one run as a matmul (1x1, stride 1) reads TILE: ttnn would tilize a ROW_MAJOR
+  input into a copy of its own that no plan sees (real ttnn ran out of L1 on the sliding ASPP
+  pooling's conv at 1024x2048 for it); a conv writes ROW_MAJOR (`Conv2dConfig.output_layout`) only when every reader
   is an upsample or a concat, it is not run as a matmul (1x1 convs ignore output_layout), its dtype has a ROW_MAJOR
   form (no bfloat8_b), and its rows fill whole
   tiles: a ROW_MAJOR tensor's physical height is its row count, and width/block shards must match it
@@ -30,12 +32,9 @@ from passes.shards import rows_cols
 _ROW_MAJOR_READERS = (Memory.UPSAMPLE, Memory.CONCAT)
 
 
-def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> Layout:
-    """The layout a conv writes, given its readers' ops and its sharding (conv sharding asks this
-    before choosing: ttnn allows more width slices for a ROW_MAJOR output)."""
-    rows, cols = rows_cols(n.out)
+def _matmul(n: Node, shard_layout: str) -> bool:
     a = n.attrs
-    matmul = conv_is_matmul(
+    return conv_is_matmul(
         kernel_size=a["kernel_size"],
         stride=a["stride"],
         padding=a["padding"],
@@ -43,10 +42,16 @@ def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> Lay
         shard_layout=shard_layout,
         groups=a["groups"],
     )
+
+
+def conv_output_layout(n: Node, reader_ops: list[str], shard_layout: str) -> Layout:
+    """The layout a conv writes, given its readers' ops and its sharding (conv sharding asks this
+    before choosing: ttnn allows more width slices for a ROW_MAJOR output)."""
+    rows, cols = rows_cols(n.out)
     row_major = (
         reader_ops
         and all(op_kind(op).memory in _ROW_MAJOR_READERS for op in reader_ops)
-        and not matmul
+        and not _matmul(n, shard_layout)
         and plan_of(n).dtype != "bfloat8_b"
         and rows % TILE == 0
         and (shard_layout == "HEIGHT_SHARDED" or cols % TILE == 0)
@@ -83,6 +88,8 @@ def layout_plan(graph: Graph) -> Graph:
             reads[n.name] = ins.pop() if len(ins) == 1 else TILE_LAYOUT
         elif kind.reads is not None:
             reads[n.name] = kind.reads
+        elif kind.writes is Writes.CONV and _matmul(n, conv_of(n).shard_layout):
+            reads[n.name] = TILE_LAYOUT
         layout[n.name] = _output_layout(n, by_name, users, layout, reads)
         want = reads.get(n.name)
         conversions = tuple(dict.fromkeys((i, want) for i in n.inputs if want is not None and layout[i] != want))

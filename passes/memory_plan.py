@@ -42,7 +42,13 @@ from converter.ir import Graph, Node
 from converter.ops import Memory, is_conv, is_input, is_output, op_kind
 from hardware.targets import DEFAULT_L1_SMALL_SIZE, TILE, Target
 from passes import cb_model
-from passes.conv_sharding import conv_input_placement, conv_output_placement, legal_configs, rank_configs
+from passes.conv_sharding import (
+    channel_groups,
+    conv_input_placement,
+    conv_output_placement,
+    legal_configs,
+    rank_configs,
+)
 from passes.cost_model import Operand, op_cost, reshard_cost
 from passes.l1_sim import DoesNotFit, L1Sim, TensorState, simulate_op
 from passes.overrides import Overrides
@@ -317,26 +323,24 @@ class _Planner:
         if best is None and is_conv(n):
             source = self.nodes[n.inputs[0]]
             source_dtype = self.live[source.name].dtype
-            configs, _ = legal_configs(
-                n,
-                ConvShape.of(n, source.out.shape),
-                source_dtype,
-                self.t,
-                self.budget,
-                pin,
-                tuple(self.g.nodes[u].op for u in self.uses[n.name]),
-            )
-            for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
-                if conv == plan_of(n).conv:
-                    continue
-                alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
-                best = self._best(i, alt, pin)
+            s = ConvShape.of(n, source.out.shape)
+            readers = tuple(self.g.nodes[u].op for u in self.uses[n.name])
+            for parts in (1, *channel_groups(s)) if not (pin and pin.channel_slices) else (None,):
+                configs, _ = legal_configs(n, s, source_dtype, self.t, self.budget, pin, readers, parts)
+                for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
+                    if conv == plan_of(n).conv:
+                        continue
+                    alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
+                    best = self._best(i, alt, pin)
+                    if best is not None:
+                        groups = f" in {conv.channel_slices} input-channel groups" if conv.channel_slices > 1 else ""
+                        notes.append(
+                            f"memory: conv config {conv.slice_type} {conv.shard_layout}{groups} instead of the "
+                            f"chosen {conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here"
+                        )
+                        n = alt
+                        break
                 if best is not None:
-                    notes.append(
-                        f"memory: conv config {conv.slice_type} {conv.shard_layout} instead of the chosen "
-                        f"{conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here"
-                    )
-                    n = alt
                     break
         if best is None:
             # The model is too large for this device at this size: the user's choice, not a bug.

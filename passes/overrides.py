@@ -19,10 +19,11 @@ A YAML or JSON file maps a node name or a Detectron2 source module to the fields
 A node takes the fields of every key that matches it; per field the most specific key wins, from
 least to most specific: pattern, block prefix (the longer the more specific), source module, node name.
 
+- channel_slices: N   conv over N input-channel groups: N slices of the DRAM input, N partial convs
+                      (the bias in the first), their sum by adds in DRAM, the activation on the last
+                      (conv sharding picks this itself for a conv that fits no other way).
 Fields that say what Tenstorrent's hand-written model does and our renderer does not (yet): they
 are planned and costed (benchmarks/measured/), and templates/render.py refuses to render them:
-- channel_slices: N   conv over N input-channel groups: N slices of the input, N partial convs,
-                      their sum by adds in DRAM, then a bias add (tt_cnn's channel slicing).
 - slicing: {type: AUTO, num_slices: N}   ttnn's automatic DRAM slicing (slice_config None on a DRAM
                       input); N is the count ttnn picks, as real ttnn said it
                       (benchmarks/probe_auto_slices.py); 0 = it runs unsliced from DRAM.

@@ -126,9 +126,11 @@ class ConvConfig:
     grid: tuple[int, int] | None = None
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
-    # Set from overrides only (costed, not rendered: passes/overrides.py): partial convs over this many
-    # input-channel groups summed by adds; ttnn picks the slicing itself (slice_config None, DRAM input).
+    # partial convs over this many input-channel groups of the DRAM input, summed by adds in DRAM
+    # (conv sharding's choice when the whole conv fits nowhere, or an override's)
     channel_slices: int = 1
+    # set from overrides only (costed, not rendered: passes/overrides.py): ttnn picks the slicing itself
+    # (slice_config None, DRAM input)
     auto_slicing: bool = False
 
     def __post_init__(self) -> None:

@@ -314,8 +314,11 @@ def placeholder_weights(ttnn: ModuleType, module: ModuleType) -> dict[str, HostT
         torch_dtype = torch.bfloat16 if host == "bfloat16" else torch.float32
         kh, kw = layer["kernel_size"]
         shape = (layer["out_channels"], layer["in_channels"] // layer["groups"], kh, kw)
-        weights[f"{name}.weight"] = HostTensor(torch.zeros(shape, dtype=torch_dtype), host, "ROW_MAJOR")
-        weights[f"{name}.bias"] = HostTensor(
+        groups = layer.get("channel_slices", 1)  # conv2d_by_channels: "<layer>.<group>", the bias in group 0
+        keys = [name] if groups == 1 else [f"{name}.{g}" for g in range(groups)]
+        for key in keys:
+            weights[f"{key}.weight"] = HostTensor(torch.zeros(shape, dtype=torch_dtype), host, "ROW_MAJOR")
+        weights[f"{keys[0]}.bias"] = HostTensor(
             torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype), host, "ROW_MAJOR"
         )
     for name, (shape, dtype) in getattr(module, "DEVICE_CONSTANTS", {}).items():  # absent: no constants

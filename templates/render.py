@@ -32,7 +32,7 @@ from converter.errors import UserError
 from converter.ir import Graph, Node
 from converter.ops import Lowering, OpKind, is_input, op_kind
 from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
-from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement
+from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement, conv_of
 from passes.shards import physical
 from templates.methods import Block, split
 
@@ -242,10 +242,11 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
     out = plan.output
     assert out is not None
     config = [("weights_dtype", dtype_expr(plan.weights_dtype or "bfloat16"))]
-    if a["activation"] == "relu":
-        config.append(("activation", RELU))
-    elif a["activation"] is not None:
+    if a["activation"] not in (None, "relu"):
         raise CodegenError(f"conv {node.name!r}: unsupported fused activation {a['activation']!r}")
+    groups = cc.channel_slices
+    if a["activation"] == "relu" and groups == 1:  # channel groups: on their sum (conv2d_by_channels)
+        config.append(("activation", RELU))
     config += [
         ("shard_layout", f"ttnn.TensorMemoryLayout.{cc.shard_layout}"),
         ("act_block_h_override", str(cc.act_block_h)),
@@ -273,11 +274,15 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         if cc.slice_type == "L1_FULL"
         else slice_config_expr(cc.slice_type, cc.num_slices)
     )
+    by_channels = [
+        ("channel_slices", str(groups)),
+        ("sum_activations", f"[{RELU}]" if a["activation"] == "relu" else "[]"),
+    ]
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
         ("input_width", str(w)),
-        ("in_channels", str(a["in_channels"])),
+        ("in_channels", str(a["in_channels"] // groups)),
         ("out_channels", str(a["out_channels"])),
         ("kernel_size", str(_pair(a["kernel_size"]))),
         ("stride", str(_pair(a["stride"]))),
@@ -289,6 +294,7 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
         ("slice_config", slice_expr),
         ("memory_config", declared.memory(out)),
+        *(by_channels if groups > 1 else []),
     ]
 
 
@@ -316,6 +322,7 @@ class _Lowering:
         self.constants: dict[str, tuple[tuple[int, ...], str]] = {}
         self.banded = False  # an upsample runs in row bands: the module gets upsample_bands()
         self.resampled = False  # a resample op: the module gets resample()
+        self.channel_sliced = False  # a conv over input-channel groups: the module gets conv2d_by_channels()
         self.ops: list[Op] = []
         self.placement: dict[str, Placement] = {}  # where each tensor is now, as the walk proceeds
         # forward() never frees its argument: the caller owns it (a traced program rewrites it in place)
@@ -444,7 +451,15 @@ class _Lowering:
         (x,) = self.prepare_inputs(node, op)
         n, c, h, w = self.shape(node.inputs[0])
         summary = _conv_summary(node.attrs, h, w)
-        op.args = {"x": x, "summary": summary if node.name == node.source else f"{node.source}: {summary}"}
+        groups = conv_of(node).channel_slices
+        if groups > 1:
+            summary += f", as {groups} partial convs over input-channel groups"
+            self.channel_sliced = True
+        op.args = {
+            "x": x,
+            "summary": summary if node.name == node.source else f"{node.source}: {summary}",
+            "method": "self.conv2d_by_channels" if groups > 1 else "self.conv2d",
+        }
 
     def lower_call(self, node: Node, op: Op, kind: OpKind) -> None:
         """One ttnn call from the descriptor's `Call`: inputs, then a scalar attribute, then keywords."""
@@ -635,9 +650,9 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
     target = get_target(target) if isinstance(target, str) else target
     for n in graph:  # overrides the passes plan and cost but this renderer does not emit (passes/overrides.py)
         p = n.plan if isinstance(n.plan, OpPlan) else None
-        if p is not None and (p.dram_copies or (p.conv and (p.conv.channel_slices > 1 or p.conv.auto_slicing))):
+        if p is not None and (p.dram_copies or (p.conv and p.conv.auto_slicing)):
             raise UserError(
-                f"{n.name}: channel_slices, AUTO slicing and dram_copies are costed plans only and are not "
+                f"{n.name}: AUTO slicing and dram_copies are costed plans only and are not "
                 "rendered; remove them from the overrides to generate code"
             )
     lowering = _Lowering(graph, target)
@@ -673,6 +688,7 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
         calls=calls,
         input_var=input_var,
         resampled=lowering.resampled,
+        channel_sliced=lowering.channel_sliced,
     )
     return formatted(text)
 

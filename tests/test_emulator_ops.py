@@ -208,6 +208,8 @@ def test_add_multiply_relu_concat(device):
     assert torch.equal(ttnn.to_torch(s), torch.relu(a + b))
     with pytest.raises(TypeError):
         ttnn.add(ta, tb, activations=["relu"])
+    with pytest.raises(TypeError, match="must be a list"):  # real ttnn's binding refuses None too
+        ttnn.add(ta, tb, activations=None)
     assert torch.equal(ttnn.to_torch(ttnn.multiply(ta, tb)), a * b)
     assert torch.equal(ttnn.to_torch(ttnn.relu(ta)), torch.relu(a))
     c = ttnn.concat([ta, tb], dim=-1)

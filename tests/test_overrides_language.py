@@ -3,6 +3,7 @@ prefixes and patterns, channel slicing, ttnn's AUTO slicing, DRAM copies, upsamp
 the passes and the cost model take them."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_upsample_op_choices():
     assert untouched.node("sem_seg_head.upsample").attrs["mode"] == "bilinear"
 
 
-def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_are_not_rendered():
+def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_only_auto_is_not_rendered():
     o = parse_overrides(
         {
             "layers": {
@@ -115,8 +116,11 @@ def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_are_not_rende
     auto = g.node("backbone.res2.0.conv1").plan.conv
     assert (fuse.channel_slices, fuse.auto_slicing) == (2, False)
     assert (auto.channel_slices, auto.auto_slicing, auto.slice_type) == (1, True, "L1_FULL")
-    with pytest.raises(UserError, match="not rendered"):
+    with pytest.raises(UserError, match="AUTO slicing and dram_copies are costed plans only and are not rendered"):
         render_module(g, BH20)
+    pins = {"layers": {"sem_seg_head.decoder.res3.fuse_conv.0": {"channel_slices": 2}}}
+    sliced = plan_graph(_net(), BH20, parse_overrides(pins))
+    assert re.search(r'self\.conv2d_by_channels\(f?"[^"]*fuse_conv\.0"', render_module(sliced, BH20))
 
 
 # --- the cost model's reading of them ----------------------------------------------------------

@@ -13,9 +13,12 @@ tt = import_ttnn()
 
 
 def activation_list(name: str, acts) -> list:
-    """Normalise the forms the binding accepts (UnaryWithParam, UnaryOpType, (type, param)); reject strings."""
+    """Normalise the forms the binding accepts (UnaryWithParam, UnaryOpType, (type, param)); reject strings
+    and None (the binding takes a sequence: real ttnn 0.81.1 refuses `activations=None`)."""
+    if not isinstance(acts, (list, tuple)):
+        raise TypeError(f"{name}(): incompatible function arguments: activations must be a list, not {acts!r}")
     out = []
-    for act in acts or []:
+    for act in acts:
         if isinstance(act, str):
             raise TypeError(
                 f"{name}(): incompatible function arguments: activation {act!r} must be a "
