@@ -189,11 +189,14 @@ def _describe(c: ConvConfig) -> str:
 
 
 def channel_groups(s: ConvShape) -> tuple[int, ...]:
-    """The input-channel group counts a conv can be sliced into: a whole number of tiles per group,
-    and no grouped conv (its groups already split the channels)."""
-    if s.groups != 1:
-        return ()
-    return tuple(k for k in (2, 4, 8) if s.in_channels % (k * TILE) == 0)
+    """The input-channel group counts a conv can be sliced into (ConvShape.channel_part): whole tiles of
+    channels per part; a grouped conv's parts also hold whole groups and whole tiles of outputs."""
+    return tuple(
+        k
+        for k in (2, 4, 8)
+        if s.in_channels % (k * TILE) == 0
+        and (s.groups == 1 or (s.groups % k == 0 and s.out_channels % (k * TILE) == 0))
+    )
 
 
 def legal_configs(
@@ -240,7 +243,7 @@ def _legal_configs(
     halo reach, device programs and tile padding), so the fewest that fit stand for their type.
     """
     if parts > 1:  # a channel-sliced conv holds one input-channel group at a time
-        s = dataclasses.replace(s, in_channels=s.in_channels // parts)
+        s = s.channel_part(parts)
     preferred, why = preferred_layout(s, target)
     layouts = [preferred] + [lay for lay in LAYOUTS if lay != preferred]
     if pin and pin.sharding:

@@ -225,21 +225,34 @@ def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target)
     of the input's channels (ttnn.slice, in the input's memory), n convs over C/n channels, each output
     accumulated in DRAM (the first moved there, as the partial conv's DRAM output; then n - 1 adds), then
     a bias add. Our rendering (templates: conv2d_by_channels) has the bias in the first partial conv: one
-    eltwise pass over the output fewer than costed here (the fitted measured states use tt_cnn's)."""
+    eltwise pass over the output fewer than costed here (the fitted measured states use tt_cnn's). A
+    grouped (depthwise) conv's parts write their own output channels, concatenated in one DRAM pass."""
     conv = plan.conv
     assert conv is not None
     n = conv.channel_slices
     b, c, h, w = src.shape
     part = Operand((b, c // n, h, w), src.dtype, src.placement)
-    one = _conv_cost(node, dataclasses.replace(plan, conv=dataclasses.replace(conv, channel_slices=1)), part, target)
-    slice_us = n * reshard_cost(part.shape, src.dtype, src.placement, src.placement, target).total_us
     out = node.out.shape
-    accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(
-        out, plan.dtype, 1, target
-    )
+    a = node.attrs
+    if a["groups"] == 1:
+        part_node = node
+        accumulate_us = (n - 1) * _eltwise_dram_us(out, plan.dtype, 2, target) + _eltwise_dram_us(
+            out, plan.dtype, 1, target
+        )
+    else:  # a grouped conv's parts hold whole groups and write their own output channels: one concat
+        attrs = {**a, "in_channels": c // n, "out_channels": a["out_channels"] // n, "groups": a["groups"] // n}
+        part_node = dataclasses.replace(
+            node, attrs=attrs, out=dataclasses.replace(node.out, shape=(out[0], out[1] // n, *out[2:]))
+        )
+        accumulate_us = _eltwise_dram_us(out, plan.dtype, 1, target)
+    whole = dataclasses.replace(plan, conv=dataclasses.replace(conv, channel_slices=1))
+    one = _conv_cost(part_node, whole, part, target)
+    slice_us = n * reshard_cost(part.shape, src.dtype, src.placement, src.placement, target).total_us
     convs = _scaled(one, n)
     return dataclasses.replace(
-        convs, reshard_us=convs.reshard_us + slice_us + accumulate_us, device_ops=convs.device_ops + 2 * n
+        convs,
+        reshard_us=convs.reshard_us + slice_us + accumulate_us,
+        device_ops=convs.device_ops + n + (n if a["groups"] == 1 else 1),
     )
 
 

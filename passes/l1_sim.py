@@ -15,7 +15,6 @@ CB clash raises `DoesNotFit` with the message the device would give.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from converter.ops import Layout, Memory, is_input, is_output, op_kind
@@ -327,7 +326,7 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
     plan, cc = plan_of(n), conv_of(n)
     s = ConvShape.of(n, in_shape)
     if cc.channel_slices > 1:  # one input-channel group at a time (its own slice of the DRAM input)
-        s = dataclasses.replace(s, in_channels=s.in_channels // cc.channel_slices)
+        s = s.channel_part(cc.channel_slices)
     if cc.grid is not None and cc.num_cores:
         par = Parallel(cc.shard_layout, core_box(cc.grid, cc.num_cores), cc.num_cores)
     else:
@@ -378,10 +377,16 @@ def _conv_steps(n, x: TensorState, out: TensorState, out_allocs, in_shape, targe
         steps = _sliced_conv_programs(n.name, s, par, parts, cc.act_block_h, matmul)
     else:
         steps = _conv_programs(n.name, s, x, par, cb_model.conv2d_l1(**conv), out, out_allocs, cc.act_block_h, matmul)
-    if cc.channel_slices > 1:  # per group: its channels sliced out of DRAM, the partial conv, the sum in DRAM
-        add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False)
+    if cc.channel_slices > 1:  # per group: its channels sliced out of DRAM, the partial conv, the join in DRAM
         steps = [Program((), 2 * cb_model.TILE_BYTES[x.dtype], "slice of the channel group"), *steps]
-        steps.append(Program((), add, "sum of the partial convs"))
+        if n.attrs["groups"] == 1:  # partial sums; a grouped conv's parts are its own output channels
+            add = cb_model.eltwise_cb_bytes(dtypes=(plan.dtype,) * 3, sharded_alike=False)
+            steps.append(Program((), add, "sum of the partial convs"))
+        else:
+            concat = cb_model.concat_cb_bytes(
+                input_channels=[s.out_channels] * cc.channel_slices, layout="TILE", sharded=False, dtype=plan.dtype
+            )
+            steps.append(Program((), concat, "concat of the partial convs"))
     return steps
 
 

@@ -67,6 +67,8 @@ def _output_layout(
         readers = [op_kind(by_name[u]).memory for u in users[n.name]]
         return ROW_MAJOR if readers and all(r is Memory.CONV for r in readers) else TILE_LAYOUT
     if writes is Writes.CONV:
+        if conv_of(n).channel_slices > 1:  # its parts are summed or concatenated as tiles
+            return TILE_LAYOUT
         return conv_output_layout(n, [by_name[u].op for u in users[n.name]], conv_of(n).shard_layout)
     if writes is Writes.AS_READ:
         return reads[n.name]

@@ -325,7 +325,9 @@ class _Planner:
             source_dtype = self.live[source.name].dtype
             s = ConvShape.of(n, source.out.shape)
             readers = tuple(self.g.nodes[u].op for u in self.uses[n.name])
-            for parts in (1, *channel_groups(s)) if not (pin and pin.channel_slices) else (None,):
+            # channel groups join as tiles: only for a conv whose layout plan wrote TILE
+            groups = channel_groups(s) if plan_of(n).layout == "TILE" else ()
+            for parts in (1, *groups) if not (pin and pin.channel_slices) else (None,):
                 configs, _ = legal_configs(n, s, source_dtype, self.t, self.budget, pin, readers, parts)
                 for _, conv in rank_configs(n, configs, source.out, source_dtype, self.loc[source.name], self.t):
                     if conv == plan_of(n).conv:
@@ -333,9 +335,9 @@ class _Planner:
                     alt = dataclasses.replace(n, plan=dataclasses.replace(plan_of(n), conv=conv))
                     best = self._best(i, alt, pin)
                     if best is not None:
-                        groups = f" in {conv.channel_slices} input-channel groups" if conv.channel_slices > 1 else ""
+                        sliced = f" in {conv.channel_slices} input-channel groups" if conv.channel_slices > 1 else ""
                         notes.append(
-                            f"memory: conv config {conv.slice_type} {conv.shard_layout}{groups} instead of the "
+                            f"memory: conv config {conv.slice_type} {conv.shard_layout}{sliced} instead of the "
                             f"chosen {conv_of(n).slice_type} {conv_of(n).shard_layout}, which does not fit L1 here"
                         )
                         n = alt

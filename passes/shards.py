@@ -124,6 +124,16 @@ class ConvShape:
             a["groups"],
         )
 
+    def channel_part(self, k: int) -> ConvShape:
+        """One of `k` partial convs over input-channel groups (passes/conv_sharding.py): a plain conv's
+        part reads Cin/k channels into every output channel (the parts are summed); a grouped conv's
+        part holds groups/k whole groups, with their own output channels (the parts are concatenated)."""
+        if self.groups == 1:
+            return dataclasses.replace(self, in_channels=self.in_channels // k)
+        return dataclasses.replace(
+            self, in_channels=self.in_channels // k, out_channels=self.out_channels // k, groups=self.groups // k
+        )
+
     @property
     def in_rows(self) -> int:
         return self.batch * self.input_hw[0] * self.input_hw[1]

@@ -314,13 +314,13 @@ def placeholder_weights(ttnn: ModuleType, module: ModuleType) -> dict[str, HostT
         torch_dtype = torch.bfloat16 if host == "bfloat16" else torch.float32
         kh, kw = layer["kernel_size"]
         shape = (layer["out_channels"], layer["in_channels"] // layer["groups"], kh, kw)
-        groups = layer.get("channel_slices", 1)  # conv2d_by_channels: "<layer>.<group>", the bias in group 0
-        keys = [name] if groups == 1 else [f"{name}.{g}" for g in range(groups)]
-        for key in keys:
+        parts = layer.get("channel_slices", 1)  # conv2d_by_channels: "<layer>.<group>" (runtime/weights.py)
+        keys = [name] if parts == 1 else [f"{name}.{g}" for g in range(parts)]
+        for i, key in enumerate(keys):
             weights[f"{key}.weight"] = HostTensor(torch.zeros(shape, dtype=torch_dtype), host, "ROW_MAJOR")
-        weights[f"{keys[0]}.bias"] = HostTensor(
-            torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype), host, "ROW_MAJOR"
-        )
+            if i == 0 or layer.get("join") == "concat":
+                bias = torch.zeros((1, 1, 1, layer["out_channels"]), dtype=torch_dtype)
+                weights[f"{key}.bias"] = HostTensor(bias, host, "ROW_MAJOR")
     for name, (shape, dtype) in getattr(module, "DEVICE_CONSTANTS", {}).items():  # absent: no constants
         weights[name] = HostTensor(torch.zeros(shape), dtype, "TILE")
     return weights

@@ -83,16 +83,19 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
                 raise ValueError(f"conv {node.name!r} has no plan: run the passes first")
             dtype = _conv_host_dtype(plan_of(node).weights_dtype)
             conv = plan_of(node).conv
-            groups = conv.channel_slices if conv is not None else 1
-            # a conv over input-channel groups (templates: conv2d_by_channels) reads each group's
-            # weights under "<layer>.<group>", the bias with group 0's
-            weights = _conv_weights(node).chunk(groups, dim=1)
-            names = [node.name] if groups == 1 else [f"{node.name}.{g}" for g in range(groups)]
-            for name, w in zip(names, weights, strict=True):
+            parts = conv.channel_slices if conv is not None else 1
+            # a conv over input-channel groups (templates: conv2d_by_channels) reads each group's weights
+            # under "<layer>.<group>": a plain conv's input channels, the bias with group 0's; a grouped
+            # conv's whole groups (its own output channels), each with its biases
+            grouped = node.attrs["groups"] > 1
+            names = [node.name] if parts == 1 else [f"{node.name}.{g}" for g in range(parts)]
+            for name, w in zip(names, _conv_weights(node).chunk(parts, dim=0 if grouped else 1), strict=True):
                 out[f"{name}.weight"] = HostTensor(w.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)
-                out[f"{names[0]}.bias"] = HostTensor(bias.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
+                biases = bias.chunk(parts, dim=3) if grouped else (bias,)
+                for name, b in zip(names, biases, strict=False):
+                    out[f"{name}.bias"] = HostTensor(b.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
         elif lowering is Lowering.AFFINE:
             dtype = str(plan_of(node).dtype) if node.plan is not None else "float32"  # plain: the cache is data
             for key in ("scale", "shift"):

@@ -244,8 +244,10 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
     config = [("weights_dtype", dtype_expr(plan.weights_dtype or "bfloat16"))]
     if a["activation"] not in (None, "relu"):
         raise CodegenError(f"conv {node.name!r}: unsupported fused activation {a['activation']!r}")
-    groups = cc.channel_slices
-    if a["activation"] == "relu" and groups == 1:  # channel groups: on their sum (conv2d_by_channels)
+    parts, grouped = cc.channel_slices, a["groups"] > 1
+    # partial convs over input-channel groups (conv2d_by_channels): the relu runs on their sum, except
+    # for a grouped conv, whose parts are whole groups with their own output channels
+    if a["activation"] == "relu" and (parts == 1 or grouped):
         config.append(("activation", RELU))
     config += [
         ("shard_layout", f"ttnn.TensorMemoryLayout.{cc.shard_layout}"),
@@ -275,26 +277,27 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         else slice_config_expr(cc.slice_type, cc.num_slices)
     )
     by_channels = [
-        ("channel_slices", str(groups)),
-        ("sum_activations", f"[{RELU}]" if a["activation"] == "relu" else "[]"),
+        ("channel_slices", str(parts)),
+        ("join", '"concat"' if grouped else '"sum"'),
+        ("sum_activations", f"[{RELU}]" if a["activation"] == "relu" and not grouped else "[]"),
     ]
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
         ("input_width", str(w)),
-        ("in_channels", str(a["in_channels"] // groups)),
-        ("out_channels", str(a["out_channels"])),
+        ("in_channels", str(a["in_channels"] // parts)),
+        ("out_channels", str(a["out_channels"] // parts if grouped else a["out_channels"])),
         ("kernel_size", str(_pair(a["kernel_size"]))),
         ("stride", str(_pair(a["stride"]))),
         ("padding", str(_pair(a["padding"]))),
         ("dilation", str(_pair(a["dilation"]))),
-        ("groups", str(a["groups"])),
+        ("groups", str(a["groups"] // parts if grouped else 1)),
         ("dtype", dtype_expr(plan.dtype)),
         ("conv_config", Constructed("ttnn.Conv2dConfig", config)),
         ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
         ("slice_config", slice_expr),
         ("memory_config", declared.memory(out)),
-        *(by_channels if groups > 1 else []),
+        *(by_channels if parts > 1 else []),
     ]
 
 
