@@ -112,9 +112,9 @@ def unit_of(source: str) -> str:
 
 def tunable_units(graph: Graph) -> dict[str, list[str]]:
     """unit -> conv sources in it, without the first conv and the predictors (exact by policy)."""
-    from passes.dtype_policy import _first_convs, _predictors
+    from passes.dtype_policy import first_convs, predictors_of
 
-    fixed = _first_convs(graph) | _predictors(graph)
+    fixed = first_convs(graph) | predictors_of(graph)
     units: dict[str, list[str]] = {}
     for n in graph.nodes:
         if is_conv(n) and n.name not in fixed:

@@ -102,7 +102,7 @@ PRECISION_HELP = (
 )
 
 
-def _first_convs(graph: Graph) -> set[str]:
+def first_convs(graph: Graph) -> set[str]:
     """Convs whose input does not pass through another conv (they read the image)."""
     reach: dict[str, bool] = {}  # node -> "a conv lies between the input and this node's output"
     firsts = set()
@@ -116,7 +116,7 @@ def _first_convs(graph: Graph) -> set[str]:
     return firsts
 
 
-def _predictors(graph: Graph) -> set[str]:
+def predictors_of(graph: Graph) -> set[str]:
     """Convs from which a graph output is reached without crossing another conv."""
     by_name = {n.name: n for n in graph.nodes}
     found, stack, seen = set(), list(graph.outputs.values()), set()
@@ -150,8 +150,8 @@ def _conv_plan(node: Node, stride: int, rules: DtypeRules, exact: str | None) ->
 
 
 def dtype_policy(graph: Graph, rules: DtypeRules = DtypeRules(), overrides: Overrides | None = None) -> Graph:
-    firsts = _first_convs(graph) if rules.bf16_first_conv else set()
-    predictors = _predictors(graph) if rules.bf16_predictors else set()
+    firsts = first_convs(graph) if rules.bf16_first_conv else set()
+    predictors = predictors_of(graph) if rules.bf16_predictors else set()
     nodes = []
     by_name = {n.name: n for n in graph.nodes}
     input_height = next(n.out.shape[2] for n in graph.nodes if is_input(n))
