@@ -188,15 +188,17 @@ def _describe(c: ConvConfig) -> str:
     )
 
 
-def channel_groups(s: ConvShape) -> tuple[int, ...]:
-    """The input-channel group counts a conv can be sliced into (ConvShape.channel_part): whole tiles of
-    channels per part; a grouped conv's parts also hold whole groups and whole tiles of outputs."""
-    return tuple(
-        k
-        for k in (2, 4, 8)
-        if s.in_channels % (k * TILE) == 0
-        and (s.groups == 1 or (s.groups % k == 0 and s.out_channels % (k * TILE) == 0))
+def splits_into(s: ConvShape, k: int) -> bool:
+    """Whether the conv runs as `k` partial convs (ConvShape.channel_part): whole tiles of input channels
+    per part; a grouped conv's parts also hold whole groups and whole tiles of outputs."""
+    return s.in_channels % (k * TILE) == 0 and (
+        s.groups == 1 or (s.groups % k == 0 and s.out_channels % (k * TILE) == 0)
     )
+
+
+def channel_groups(s: ConvShape) -> tuple[int, ...]:
+    """The input-channel group counts the planner tries for a conv that fits no other way."""
+    return tuple(k for k in (2, 4, 8) if splits_into(s, k))
 
 
 def legal_configs(
@@ -217,6 +219,13 @@ def legal_configs(
     fewest groups that fit (module docstring). An override's `channel_slices` fixes the count."""
     if pin and pin.channel_slices:
         parts = pin.channel_slices
+        if not splits_into(s, parts):
+            fits = [k for k in range(2, 65) if splits_into(s, k)]
+            raise UserError(
+                f"override of conv {node.name!r}: channel_slices {parts} does not split its {s.in_channels} input "
+                f"channels into whole tiles of {TILE}{' and whole groups' if s.groups > 1 else ''} per part; "
+                f"use {', '.join(map(str, fits)) or 'no channel_slices (none does)'}"
+            )
     if parts is not None:
         return _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, parts)
     found, miss = _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, 1)

@@ -123,6 +123,13 @@ def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_only_auto_is_
     assert re.search(r'self\.conv2d_by_channels\(f?"[^"]*fuse_conv\.0"', render_module(sliced, BH20))
 
 
+def test_channel_slices_that_split_no_whole_tiles_are_a_user_error_naming_the_counts_that_do():
+    # fuse_conv.0 reads 64 channels: 2 groups of 32 split it, 3 or 4 do not
+    pins = {"layers": {"sem_seg_head.decoder.res3.fuse_conv.0": {"channel_slices": 3}}}
+    with pytest.raises(UserError, match=r"channel_slices 3 does not split its 64 input channels .*; use 2$"):
+        plan_graph(_net(), BH20, parse_overrides(pins))
+
+
 # --- the cost model's reading of them ----------------------------------------------------------
 
 
