@@ -7,8 +7,9 @@ reads, not the conv's own: a bfloat8_b conv may read bfloat16, and a DRAM slice 
 (2 bytes per element even from bfloat8_b), as memory planning's address-level check sizes it.
 Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with 2, 4, 8, ... slices. A conv none of
 whose configs fits is tried as 2, 4 or 8 partial convs over as many input-channel groups (channel
-slicing: each group sliced out of the DRAM input, the partial results summed in DRAM), fewest
-groups first: a group's halo and input blocks are a k-th of the whole conv's. Within one
+slicing: each group sliced out of the DRAM input, the partial results summed in DRAM, or a grouped
+conv's parts concatenated), fewest groups first: a group's halo and input blocks are a k-th of the
+whole conv's. Within one
 (slicing, sharding) the blocking is the largest that fits: act_block_h 0 (ttnn's maximum) with
 double buffering, then without, then halving block heights down to one tile.
 Smaller blocks and single buffering only save L1, which the cost model does not price, so once a

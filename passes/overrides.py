@@ -20,8 +20,9 @@ A node takes the fields of every key that matches it; per field the most specifi
 least to most specific: pattern, block prefix (the longer the more specific), source module, node name.
 
 - channel_slices: N   conv over N input-channel groups: N slices of the DRAM input, N partial convs
-                      (the bias in the first), their sum by adds in DRAM, the activation on the last
-                      (conv sharding picks this itself for a conv that fits no other way).
+                      (the bias in the first), their sum by adds in DRAM, the activation on the last;
+                      a grouped conv's parts are whole groups, concatenated (conv sharding picks this
+                      itself for a conv that fits no other way).
 Fields that say what Tenstorrent's hand-written model does and our renderer does not (yet): they
 are planned and costed (benchmarks/measured/), and templates/render.py refuses to render them:
 - slicing: {type: AUTO, num_slices: N}   ttnn's automatic DRAM slicing (slice_config None on a DRAM

@@ -126,8 +126,8 @@ class ConvConfig:
     grid: tuple[int, int] | None = None
     num_cores: int = 0
     l1_bytes_per_core: int = 0  # input (slice) shard + halo + output (slice) shard + CBs, per core
-    # partial convs over this many input-channel groups of the DRAM input, summed by adds in DRAM
-    # (conv sharding's choice when the whole conv fits nowhere, or an override's)
+    # partial convs over this many input-channel groups of the DRAM input, summed in DRAM (a grouped
+    # conv's: concatenated); conv sharding's choice when the whole conv fits nowhere, or an override's
     channel_slices: int = 1
     # set from overrides only (costed, not rendered: passes/overrides.py): ttnn picks the slicing itself
     # (slice_config None, DRAM input)
