@@ -189,16 +189,17 @@ def _describe(c: ConvConfig) -> str:
     )
 
 
-def splits_into(s: ConvShape, k: int) -> bool:
-    """Whether the conv runs as `k` partial convs (ConvShape.channel_part): whole tiles of input channels
-    per part; a grouped conv's parts also hold whole groups and whole tiles of outputs."""
-    return s.in_channels % (k * TILE) == 0 and (
-        s.groups == 1 or (s.groups % k == 0 and s.out_channels % (k * TILE) == 0)
+def splits_into(s: ConvShape, k: int, align: int = TILE) -> bool:
+    """Whether the conv runs as `k` partial convs (ConvShape.channel_part) with a multiple of `align`
+    input channels per part; a grouped conv's parts also hold whole groups and as aligned outputs."""
+    return s.in_channels % (k * align) == 0 and (
+        s.groups == 1 or (s.groups % k == 0 and s.out_channels % (k * align) == 0)
     )
 
 
 def channel_groups(s: ConvShape) -> tuple[int, ...]:
-    """The input-channel group counts the planner tries for a conv that fits no other way."""
+    """The input-channel group counts the planner tries for a conv that fits no other way: whole tiles
+    of channels per part (an override may pin others, as Tenstorrent's model splits 288 channels by 4)."""
     return tuple(k for k in (2, 4, 8) if splits_into(s, k))
 
 
@@ -220,11 +221,11 @@ def legal_configs(
     fewest groups that fit (module docstring). An override's `channel_slices` fixes the count."""
     if pin and pin.channel_slices:
         parts = pin.channel_slices
-        if not splits_into(s, parts):
-            fits = [k for k in range(2, 65) if splits_into(s, k)]
+        if not splits_into(s, parts, align=1):
+            fits = [k for k in range(2, 65) if splits_into(s, k, align=1)]
             raise UserError(
                 f"override of conv {node.name!r}: channel_slices {parts} does not split its {s.in_channels} input "
-                f"channels into whole tiles of {TILE}{' and whole groups' if s.groups > 1 else ''} per part; "
+                f"channels{' and its groups' if s.groups > 1 else ''} into equal parts; "
                 f"use {', '.join(map(str, fits)) or 'no channel_slices (none does)'}"
             )
     if parts is not None:

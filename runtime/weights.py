@@ -89,7 +89,9 @@ def host_weights(graph: Graph) -> dict[str, HostTensor]:
             # conv's whole groups (its own output channels), each with its biases
             grouped = node.attrs["groups"] > 1
             names = [node.name] if parts == 1 else [f"{node.name}.{g}" for g in range(parts)]
-            for name, w in zip(names, _conv_weights(node).chunk(parts, dim=0 if grouped else 1), strict=True):
+            weight = _conv_weights(node)
+            weights = (weight,) if parts == 1 else weight.chunk(parts, dim=0 if grouped else 1)
+            for name, w in zip(names, weights, strict=True):
                 out[f"{name}.weight"] = HostTensor(w.to(_TORCH_DTYPE[dtype]).contiguous(), dtype, "ROW_MAJOR")
             if "bias" in node.params:
                 bias = node.params["bias"].reshape(1, 1, 1, -1)

@@ -276,8 +276,8 @@ BAD_INPUTS = {
     ),
     "a plan that fits nowhere": (
         "convert",
-        ["--config", "{big}", "--input-size", "1024x2048", "--weights", "{ckpt}"],
-        "cannot fit L1 on blackhole-20 in any sharding or DRAM slicing",
+        ["--config", "{big}", "--input-size", "2048x4096", "--weights", "{ckpt}"],
+        "no placement of backbone.stem.max_pool2d (max_pool2d, backbone.stem) fits the",
     ),
     "demo output dir is a file": (
         "demo",

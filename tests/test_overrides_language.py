@@ -123,10 +123,11 @@ def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_only_auto_is_
     assert re.search(r'self\.conv2d_by_channels\(f?"[^"]*fuse_conv\.0"', render_module(sliced, BH20))
 
 
-def test_channel_slices_that_split_no_whole_tiles_are_a_user_error_naming_the_counts_that_do():
-    # fuse_conv.0 reads 64 channels: 2 groups of 32 split it, 3 or 4 do not
+def test_channel_slices_that_split_the_channels_unevenly_are_a_user_error_naming_the_counts_that_do():
+    # fuse_conv.0 reads 64 channels: 3 parts do not split it
     pins = {"layers": {"sem_seg_head.decoder.res3.fuse_conv.0": {"channel_slices": 3}}}
-    with pytest.raises(UserError, match=r"channel_slices 3 does not split its 64 input channels .*; use 2$"):
+    message = r"channel_slices 3 does not split its 64 input channels into equal parts; use 2, 4, 8, 16, 32, 64$"
+    with pytest.raises(UserError, match=message):
         plan_graph(_net(), BH20, parse_overrides(pins))
 
 

@@ -84,9 +84,15 @@ def test_impossible_override_is_a_user_error_naming_the_layer_the_pin_and_its_by
     )
 
 
+def test_a_conv_too_wide_for_any_config_runs_over_input_channel_groups():
+    # 8192x8192x3x3 weights: no sharding or slicing holds them; an eighth of the input channels fits
+    assert _plan_one((1, 8192, 2, 2), 8192).channel_slices == 8
+
+
 def test_a_conv_that_fits_nowhere_without_an_override_does_not_blame_one():
     with pytest.raises(UserError) as e:
-        _plan_one((1, 8192, 2, 2), 8192)  # 8192x8192x3x3 weights: no sharding or slicing holds them
+        # as wide as above, but 8200 input channels split into no whole tiles: no channel groups either
+        _plan_one((1, 8200, 2, 2), 8192)
     message = str(e.value)
     assert message.startswith(
         "conv 'c' (c) cannot fit L1 on blackhole-20 in any sharding or DRAM slicing: the least it needs is "
