@@ -44,7 +44,7 @@ def _child(args) -> list[dict]:
     import ttnn
 
     from runtime.ttnn_mock import condense
-    from runtime.ttnn_op_probe import cores
+    from runtime.ttnn_op_probe import cores, slice_config
 
     h, w = args.hw
     rows, cin, cout, d = h * w, args.cin, args.cout, args.dilation
@@ -94,16 +94,7 @@ def _child(args) -> list[dict]:
                 override_sharding_config=True,
                 config_tensors_in_dram=True,
             )
-            sc = (
-                ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dL1Full)
-                if slice_type == "L1_FULL"
-                else ttnn.Conv2dSliceConfig(
-                    slice_type=getattr(
-                        ttnn, {"DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth"}.get(slice_type, "Conv2dDRAMSliceHeight")
-                    ),
-                    num_slices=slices,
-                )
-            )
+            sc = slice_config(slice_type, slices)
             weight = ttnn.from_torch(torch.zeros(cout, cg, 3, 3, dtype=torch.bfloat16))
             bias = ttnn.from_torch(torch.zeros(1, 1, 1, cout, dtype=torch.bfloat16))
             y = run(

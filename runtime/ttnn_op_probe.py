@@ -116,11 +116,13 @@ def probe(device, fn, *args, mode=None, **kwargs) -> tuple[object, dict]:
 # ------------------------------------------------------------------ one spec, as the generated code calls it
 
 
-def _slice_config(s):
-    if s is None:
-        return None
-    kind = {"DRAM_SLICE_HEIGHT": ttnn.Conv2dDRAMSliceHeight, "DRAM_SLICE_WIDTH": ttnn.Conv2dDRAMSliceWidth}[s[0]]
-    return ttnn.Conv2dSliceConfig(slice_type=kind, num_slices=s[1])
+def slice_config(slice_type: str, num_slices: int = 0):
+    """ttnn's Conv2dSliceConfig for a plan's slice type (passes/plan.SliceType) and count; the probes'
+    and tests' one spelling of it (the generated code's is templates/render.slice_config_expr)."""
+    if slice_type == "L1_FULL":
+        return ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dL1Full)
+    kind = {"DRAM_SLICE_HEIGHT": ttnn.Conv2dDRAMSliceHeight, "DRAM_SLICE_WIDTH": ttnn.Conv2dDRAMSliceWidth}[slice_type]
+    return ttnn.Conv2dSliceConfig(slice_type=kind, num_slices=num_slices)
 
 
 def call(device, spec: dict, xs: list):
@@ -148,7 +150,7 @@ def call(device, spec: dict, xs: list):
         if a.get("applied_shard_scheme"):
             kw["applied_shard_scheme"] = getattr(ttnn.TensorMemoryLayout, a["applied_shard_scheme"])
         if a.get("slices"):
-            kw["dram_slice_config"] = _slice_config(a["slices"])
+            kw["dram_slice_config"] = slice_config(*a["slices"])
         return getattr(ttnn, op)(xs[0], **kw)
     if op == "upsample":
         return ttnn.upsample(ttnn.reshape(xs[0], tuple(a["nhwc"])), tuple(a["scale"]), mode=a["mode"], memory_config=mc)

@@ -20,18 +20,10 @@ from typing import Any
 import torch
 import ttnn
 
+from runtime.ttnn_op_probe import cores, slice_config
+
 DTYPES = {"bfloat16": ttnn.bfloat16, "bfloat8_b": ttnn.bfloat8_b, "float32": ttnn.float32}
-SLICES = {"DRAM_SLICE_WIDTH": "Conv2dDRAMSliceWidth", "DRAM_SLICE_HEIGHT": "Conv2dDRAMSliceHeight"}
 CONV_OPS = ("Conv2dDeviceOperation",)  # the conv program; anything named *Matmul* is the 1x1 path
-
-
-def cores(grid, count):
-    """The generated code's core set: the first `count` cores of `grid`, row by row."""
-    rows, rest = divmod(count, grid[0])
-    ranges = [ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(grid[0] - 1, rows - 1))] if rows else []
-    if rest:
-        ranges.append(ttnn.CoreRange(ttnn.CoreCoord(0, rows), ttnn.CoreCoord(rest - 1, rows)))
-    return ttnn.CoreRangeSet(ranges)
 
 
 def _name(enum_value) -> str:
@@ -205,12 +197,6 @@ def measure(device, c: dict, dump: bool = False) -> dict:
     compute = ttnn.WormholeComputeKernelConfig(
         math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=c["fp32_dest_acc"], packer_l1_acc=c["fp32_dest_acc"]
     )
-    if c["slice_type"] == "L1_FULL":
-        slice_config = ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dL1Full)
-    else:
-        slice_config = ttnn.Conv2dSliceConfig(
-            slice_type=getattr(ttnn, SLICES[c["slice_type"]]), num_slices=c["num_slices"]
-        )
     ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NO_DISPATCH)
     error = ""
     try:
@@ -232,7 +218,7 @@ def measure(device, c: dict, dump: bool = False) -> dict:
             dtype=DTYPES[c["output_dtype"]],
             conv_config=config,
             compute_config=compute,
-            slice_config=slice_config,
+            slice_config=slice_config(c["slice_type"], c["num_slices"]),
             memory_config=ttnn.DRAM_MEMORY_CONFIG if c["memory"] == "DRAM" else None,
         )
         ttnn.deallocate(y)
