@@ -240,7 +240,8 @@ def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target)
             out, plan.dtype, 1, target
         )
     else:  # a grouped conv's parts hold whole groups and write their own output channels: one concat
-        attrs = {**a, "in_channels": c // n, "out_channels": a["out_channels"] // n, "groups": a["groups"] // n}
+        p = shards.ConvShape.of(node, src.shape).channel_part(n)
+        attrs = {**a, "in_channels": p.in_channels, "out_channels": p.out_channels, "groups": p.groups}
         part_node = dataclasses.replace(
             node, attrs=attrs, out=dataclasses.replace(node.out, shape=(out[0], out[1] // n, *out[2:]))
         )

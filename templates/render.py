@@ -33,7 +33,7 @@ from converter.ir import Graph, Node
 from converter.ops import Lowering, OpKind, is_input, op_kind
 from hardware.targets import DEFAULT_L1_SMALL_SIZE, Target, get_target
 from passes.plan import ROW_MAJOR, TILE_LAYOUT, OpPlan, Placement, conv_of
-from passes.shards import physical
+from passes.shards import ConvShape, physical
 from templates.methods import Block, split
 
 # Room for one captured forward's commands (a few hundred programs) in the device's trace region.
@@ -281,17 +281,18 @@ def _conv_row(node: Node, input_shape: tuple[int, ...], layout: str, declared: D
         ("join", '"concat"' if grouped else '"sum"'),
         ("sum_activations", f"[{RELU}]" if a["activation"] == "relu" and not grouped else "[]"),
     ]
+    conv = ConvShape.of(node, input_shape).channel_part(parts)  # the whole conv when parts is 1
     return [
         ("batch_size", str(n)),
         ("input_height", str(h)),
         ("input_width", str(w)),
-        ("in_channels", str(a["in_channels"] // parts)),
-        ("out_channels", str(a["out_channels"] // parts if grouped else a["out_channels"])),
+        ("in_channels", str(conv.in_channels)),
+        ("out_channels", str(conv.out_channels)),
         ("kernel_size", str(_pair(a["kernel_size"]))),
         ("stride", str(_pair(a["stride"]))),
         ("padding", str(_pair(a["padding"]))),
         ("dilation", str(_pair(a["dilation"]))),
-        ("groups", str(a["groups"] // parts if grouped else 1)),
+        ("groups", str(conv.groups)),
         ("dtype", dtype_expr(plan.dtype)),
         ("conv_config", Constructed("ttnn.Conv2dConfig", config)),
         ("compute_config", declared.compute(plan.math_fidelity, plan.fp32_dest_acc)),
