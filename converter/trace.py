@@ -206,7 +206,7 @@ class _Lifter:
             return _Lifted(
                 "resample",
                 [x],
-                {"kind": "bilinear"},
+                {"kind": "bilinear", "program": "one_row"},
                 {"rows": bilinear_matrix(h, oh, align), "cols": bilinear_matrix(w, ow, align)},
             )
 

@@ -127,6 +127,12 @@ for _name, _chip, _mesh, _cluster in (
 DEFAULT_TARGET = "blackhole-20"
 
 
+def unbounded_l1(target: Target) -> Target:
+    """`target` with L1 that never limits a plan: for costing a measured program that a later ttnn fits
+    and ttnn 0.81.1's circular buffers would not (benchmarks/measured/states.yaml `l1: unbounded`)."""
+    return replace(target, l1_bytes_per_core=1 << 26, l1_unreserved_per_core=1 << 26)
+
+
 def get_target(name: str) -> Target:
     try:
         return TARGETS[name]

@@ -2,7 +2,8 @@
 
 There is no hardware here, so device time is a model, kept small enough to check by hand:
 
-    op time = max(compute, data) + OVERLAP_LOSS * min(compute, data) + device_ops * DEVICE_OP_US
+    op time = max(compute, data) + OVERLAP_LOSS * min(compute, data)
+              + device_ops * DEVICE_OP_US + dram_programs * DRAM_OP_US
     compute = padded matmul (or vector) cycles per core / (clock * efficiency), on the cores the
               op's sharding really uses
     data    = DRAM bytes / achievable DRAM bandwidth  +  NoC bytes per core / per-core NoC bandwidth
@@ -73,29 +74,38 @@ TRACE_GAP_US = 3.5
 # Share of the peak matrix rate a conv reaches. GEMM reaches 60-96% (GEMM_FLOPS.md); a conv also
 # gathers im2col windows, tilizes every activation block and reloads partials between kernel rows,
 # on the same cores, and nobody publishes that rate.
-MATMUL_EFFICIENCY = 0.41
+MATMUL_EFFICIENCY = 0.4169
 # Fraction of the shorter of compute and data movement not hidden behind the longer one.
 OVERLAP_LOSS = 0.4
 # Fixed device-kernel time per device program (kernel start, runtime args, CB/semaphore setup,
 # the final barrier). The anchor sums device kernel durations, so the op-to-op gap (2-5 us traced,
 # tech_reports/LLMs/llms.md section 4.6) is not part of it.
-DEVICE_OP_US = 12.2
+DEVICE_OP_US = 5.0
+# Further fixed time of a device program that moves activations to or from DRAM interleaved (slice reads
+# and writes, moves, DRAM-fed eltwise, matmuls on DRAM tensors): page-by-page NoC requests to 8 banks whose
+# first bytes come after DRAM latency, on every core, which a per-byte bandwidth does not see. The
+# 110-core history needs it: the same constants cannot price both Tenstorrent's DRAM-heavy 20-core plan run
+# on 110 cores (645aa768) and its L1-resident plans (7cc8755a and later) without it.
+DRAM_OP_US = 14.53
 # Matrix rate of a 1x1 conv that ttnn runs as one matmul straight on DRAM-interleaved tensors (its
 # automatic slicing of a DRAM input: benchmarks/probe_auto_slices.py), relative to the peak. The fit puts
-# it ~100x below a sharded conv's: it lumps whatever made these convs slow on the 2025 device (the probe
-# shows ttnn 0.81.1's program for them, not necessarily the one of November 2025).
-DRAM_MATMUL_EFFICIENCY = 0.0039
+# it ~100x below a sharded conv's. Only 3d736fd9 has such convs, and there their inputs were 4-D
+# [1, H, W, C] (d615fab9 added the flattening reshapes): ttnn then loops H as a batch on 8 cores, 512-2048
+# small matmuls per conv, ~2.8 us each at this rate (docs/research/dram-matmul.md). A flat input, as ours
+# always are, runs as one multicast matmul near the ordinary rate.
+DRAM_MATMUL_EFFICIENCY = 0.003998
 
 CALIBRATION = (
-    "MATMUL_EFFICIENCY=0.41, DEVICE_OP_US=12.2, DRAM_MATMUL_EFFICIENCY=0.0039 (OVERLAP_LOSS=0.4 kept): "
-    "benchmarks/calibrate.py's fit (Nelder-Mead on squared log errors, from 0.22/12/0.22) to Tenstorrent's "
+    "MATMUL_EFFICIENCY=0.4169, DEVICE_OP_US=5.0, DRAM_OP_US=14.53, DRAM_MATMUL_EFFICIENCY=0.003998 "
+    "(OVERLAP_LOSS=0.4 kept): benchmarks/calibrate.py's fit (Nelder-Mead on squared log errors) to Tenstorrent's "
     "measured device time of its hand-written Panoptic-DeepLab, each code state planned as ours "
     "(benchmarks/measured/): fitted on 3d736fd9 (51.75/34.39 ms PANOPTIC_DEEPLAB/DEEPLAB_V3_PLUS), 76f4537d "
-    "(30.54/21.93) on blackhole-20 and 645aa768's 110-core case (12.45/8.47, configuration assumed); held out "
-    "d615fab9 (32.66/23.65) and 6f31950c (31.02/21.93). Every point within -4.4%..+2.9%, leave-one-out "
-    "within +-5.8%; the 3d736fd9 -> d615fab9 speed-up modeled 1.69x / 1.48x (measured 1.58x / 1.45x). "
-    "DRAM_MATMUL_EFFICIENCY carries that step: only 3d736fd9 runs pointwise convs on ttnn's DRAM "
-    "slicing, so left out as a state it is predicted 32-38% low."
+    "(30.54/21.93) on blackhole-20 and 645aa768's 110-core case (12.45/8.47); DEVICE_OP_US at the top of its "
+    "published range (<= 5 us). Held out: d615fab9, 6f31950c (-3.8%..+0.4%) and the L1-resident 110-core "
+    "states 7cc8755a (7.16/4.56), 8382c472 (6.26/4.38), PR #38216 (6.34/4.18), PR #44832 (DLv3+ 3.85): "
+    "+8%..+23%, the model too slow there; the 645aa768 -> 7cc8755a step modeled 1.52x/1.57x (measured "
+    "1.74x/1.86x). DRAM_MATMUL_EFFICIENCY stands for 3d736fd9's pointwise convs on 4-D DRAM inputs, which "
+    "ttnn ran as hundreds of small sequential matmuls (docs/research/dram-matmul.md)."
 )
 
 
@@ -217,7 +227,7 @@ def _eltwise_dram_us(shape: Sequence[int], dtype: str, reads: int, target: Targe
     n, c, h, w = shape
     compute = _cycles_us(n * c * h * w / ELTWISE_ELEMS_PER_CYCLE / cores, target)
     dram = _dram_us(nbytes * (reads + 1), cores, target)
-    return max(compute, dram) + OVERLAP_LOSS * min(compute, dram) + DEVICE_OP_US
+    return max(compute, dram) + OVERLAP_LOSS * min(compute, dram) + DEVICE_OP_US + DRAM_OP_US
 
 
 def _channel_sliced_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
@@ -273,7 +283,7 @@ def _dram_matmul_cost(node: Node, plan: OpPlan, src: Operand, target: Target) ->
         dram_us=_dram_us(dram, cores, target),
         noc_us=0.0,
         reshard_us=0.0,
-        dispatch_us=DEVICE_OP_US,
+        dispatch_us=DEVICE_OP_US + DRAM_OP_US,
         flops=conv_flops(node, src.shape),
         dram_bytes=int(dram),
         device_ops=1,
@@ -368,10 +378,12 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     dram = float(w_bytes * slices)
     unicast = float(halo)
     device_ops = slices * (1 + (halo > 0))
+    dram_programs = 0
     in_buf = src.placement.buffer
     if in_buf == "DRAM":
         dram += in_bytes
         device_ops += slices  # slice read (or the move to the sharded input of an L1_FULL conv)
+        dram_programs += slices
     elif not src.placement.sharded:
         unicast += in_bytes / cores  # interleaved L1 pages are gathered into shards
         device_ops += 1
@@ -388,6 +400,7 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     if out_buf == "DRAM":
         dram += out_bytes
         device_ops += slices if slices > 1 else 1  # slice write / move out of the conv's shards
+        dram_programs += slices if slices > 1 else 1
     elif plan.output is not None and not plan.output.sharded:
         unicast += out_bytes / cores
         device_ops += 1
@@ -396,7 +409,7 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
         dram_us=_dram_us(dram, cores, target),
         noc_us=_noc_us(unicast, multicast, target),
         reshard_us=0.0,
-        dispatch_us=device_ops * DEVICE_OP_US,
+        dispatch_us=device_ops * DEVICE_OP_US + dram_programs * DRAM_OP_US,
         flops=conv_flops(node, src.shape),
         dram_bytes=int(dram),
         device_ops=device_ops,
@@ -470,7 +483,7 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
         dram_us=_dram_us(dram, cores, target),
         noc_us=_noc_us(noc, 0.0, target),
         reshard_us=0.0,
-        dispatch_us=device_ops * DEVICE_OP_US,
+        dispatch_us=device_ops * DEVICE_OP_US + (dram > 0) * DRAM_OP_US,
         flops=int(flops),
         dram_bytes=int(dram),
         device_ops=device_ops,
@@ -481,7 +494,9 @@ def _generic_cost(node: Node, plan: OpPlan, inputs: Sequence[Operand], target: T
 def _resample_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost:
     """templates' resample(): two permutes, a tilize and an untilize (each reads and writes its tensor in
     DRAM) and two matmuls over the [N, C, ., .] batch. Each matmul core makes one output tile row at a
-    time (per_core_M=1), reading its in0 row of K tiles and all K x N tiles of in1 for it."""
+    time (per_core_M=1), reading its in0 row of K tiles and all K x N tiles of in1 for it. With multicast
+    program configs (`program` 'multicast', Tenstorrent's since PR #36918) a core block's operands are read
+    once and multicast along its grid row and column: each operand crosses DRAM once."""
     n, c, h, w = src.shape
     oh, ow = node.out.shape[2:]
     tb = cb_model.TILE_BYTES[plan.dtype]
@@ -491,7 +506,8 @@ def _resample_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> Op
     for m, k, nn in ((h, w, ow), (oh, h, ow)):  # over W: [H, W] @ cols^T; over H: rows @ [H, W']
         mt, kt, nt = cdiv(m, TILE), cdiv(k, TILE), cdiv(nn, TILE)
         tiles += batch * mt * kt * nt
-        dram += batch * mt * (kt + kt * nt + nt) * tb
+        reads = mt * kt + kt * nt if node.attrs["program"] == "multicast" else mt * (kt + kt * nt)
+        dram += batch * (reads + mt * nt) * tb
     moved = tensor_bytes(src.shape, "bfloat16") + tensor_bytes(node.out.shape, plan.dtype)
     dram += 4 * moved  # permute and (un)tilize, in and out, on each side
     cores = target.num_cores
@@ -501,7 +517,7 @@ def _resample_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> Op
         dram_us=_dram_us(dram, cores, target),
         noc_us=0.0,
         reshard_us=0.0,
-        dispatch_us=6 * DEVICE_OP_US,
+        dispatch_us=6 * (DEVICE_OP_US + DRAM_OP_US),
         flops=2 * batch * (h * w * ow + oh * h * ow),
         dram_bytes=int(dram),
         device_ops=6,
@@ -520,7 +536,7 @@ def reshard_cost(shape: Sequence[int], dtype: str, src: Placement, dst: Placemen
         dram_us=_dram_us(dram, cores, target),
         noc_us=_noc_us(noc, 0.0, target),
         reshard_us=0.0,
-        dispatch_us=DEVICE_OP_US,
+        dispatch_us=DEVICE_OP_US + (dram > 0) * DRAM_OP_US,
         flops=0,
         dram_bytes=int(dram),
         device_ops=1,

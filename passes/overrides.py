@@ -29,8 +29,12 @@ are planned and costed (benchmarks/measured/), and templates/render.py refuses t
                       input); N is the count ttnn picks, as real ttnn said it
                       (benchmarks/probe_auto_slices.py); 0 = it runs unsliced from DRAM.
 - dram_copies: N      N extra copies of the output to DRAM (ttnn.clone / to_memory_config).
+- upsample: matmuls_multicast   a bilinear upsample as two interpolation matmuls with multicast program
+                      configs (Tenstorrent's 2D/1D MatmulMultiCoreReuseMultiCast, PR #36918): each operand
+                      crosses DRAM once.
 Op choices (passes/resample.py applies them; rendered): `upsample: nearest` runs an upsample
-nearest-neighbour, `upsample: matmuls` as two interpolation matmuls (`resample`).
+nearest-neighbour, `upsample: matmuls` as two interpolation matmuls (`resample`, one output tile row per
+core at a time).
 
 The passes read the pins (dtype policy: dtypes/fidelity; conv sharding: sharding/slicing/
 act_block_h/channel slices; memory planning: memory). Unknown layers, fields or values raise UserError.
@@ -71,7 +75,7 @@ class LayerOverride:
     upsample: str | None = None  # UPSAMPLE_CHOICES
 
 
-UPSAMPLE_CHOICES = ("nearest", "matmuls")
+UPSAMPLE_CHOICES = ("nearest", "matmuls", "matmuls_multicast")
 CONV_ONLY = ("sharding", "slice_type", "act_block_h", "weights_dtype", "channel_slices")
 
 

@@ -26,8 +26,9 @@ from passes.plan import DRAM_INTERLEAVED, DeviceDtype, MathFidelity, OpPlan
 _PLAN = OpPlan(DeviceDtype.BFLOAT16, None, MathFidelity.HiFi4, False, output=DRAM_INTERLEAVED)
 
 
-def as_resample(n: Node, in_shape: tuple[int, ...]) -> Node | None:
-    """`n` as a resample node, or None if it is not a separable linear map."""
+def as_resample(n: Node, in_shape: tuple[int, ...], program: str = "one_row") -> Node | None:
+    """`n` as a resample node (its matmuls' `program`: converter/ops/resize.py), or None if it is not a
+    separable linear map."""
     h, w = in_shape[2:]
     oh, ow = n.out.shape[2:]
     a = n.attrs
@@ -43,7 +44,9 @@ def as_resample(n: Node, in_shape: tuple[int, ...]) -> Node | None:
         rows, cols, kind = avg_pool_matrix(h, kh, sh, ph, cip), avg_pool_matrix(w, kw, sw, pw, cip), "avg_pool"
     else:
         return None
-    return dataclasses.replace(n, op="resample", attrs={"kind": kind}, params={"rows": rows, "cols": cols})
+    return dataclasses.replace(
+        n, op="resample", attrs={"kind": kind, "program": program}, params={"rows": rows, "cols": cols}
+    )
 
 
 def _cost(n: Node, in_shape: tuple[int, ...], target: Target) -> float:
@@ -79,15 +82,15 @@ def pool_halo_fits(n: Node, in_shape: tuple[int, ...], target: Target) -> bool:
 
 
 def resample(graph: Graph, target: Target, overrides: Overrides | None = None) -> Graph:
-    """Also applies the overrides' op choices: `upsample: nearest` / `upsample: matmuls` (pinned)."""
+    """Also applies the overrides' op choices: `upsample: nearest` / `matmuls` / `matmuls_multicast` (pinned)."""
     shapes = {n.name: tuple(n.out.shape) for n in graph}
     nodes = []
     for n in graph:
         pin = overrides.for_node(n) if overrides and n.op == "upsample" else None
         if pin and pin.upsample == "nearest":
             n = dataclasses.replace(n, attrs={**n.attrs, "mode": "nearest"})
-        elif pin and pin.upsample == "matmuls":
-            r = as_resample(n, shapes[n.inputs[0]])
+        elif pin and pin.upsample in ("matmuls", "matmuls_multicast"):
+            r = as_resample(n, shapes[n.inputs[0]], "multicast" if pin.upsample == "matmuls_multicast" else "one_row")
             if r is None:
                 raise UserError(f"override of {n.name!r}: upsample matmuls needs a bilinear upsample")
             n = r

@@ -654,10 +654,11 @@ def render_module(graph: Graph, target: str | Target, l1_small_size: int = DEFAU
     target = get_target(target) if isinstance(target, str) else target
     for n in graph:  # overrides the passes plan and cost but this renderer does not emit (passes/overrides.py)
         p = n.plan if isinstance(n.plan, OpPlan) else None
-        if p is not None and (p.dram_copies or (p.conv and p.conv.auto_slicing)):
+        multicast = n.op == "resample" and n.attrs["program"] == "multicast"
+        if p is not None and (p.dram_copies or (p.conv and p.conv.auto_slicing) or multicast):
             raise UserError(
-                f"{n.name}: AUTO slicing and dram_copies are costed plans only and are not "
-                "rendered; remove them from the overrides to generate code"
+                f"{n.name}: AUTO slicing, dram_copies and upsample matmuls_multicast are costed plans only "
+                "and are not rendered; remove them from the overrides to generate code"
             )
     lowering = _Lowering(graph, target)
     lowering.run()

@@ -137,7 +137,7 @@ def test_non_integer_upsample_lifts_to_resample():
     cfg.INPUT.CROP.ENABLED = False  # adaptive (global) ASPP pooling: any input size passes Detectron2
     g = trace_model(build_model(cfg), "deeplab_v3_plus", (136, 256))  # res3 17 rows, res5 9 rows
     resamples = {n.name: n for n in g if n.op == "resample"}
-    assert resamples and all(n.attrs == {"kind": "bilinear"} for n in resamples.values())
+    assert resamples and all(n.attrs == {"kind": "bilinear", "program": "one_row"} for n in resamples.values())
     for n in resamples.values():
         (h, w), (oh, ow) = g.node(n.inputs[0]).out.shape[2:], n.out.shape[2:]
         assert n.params["rows"].shape == (oh, h) and n.params["cols"].shape == (ow, w)

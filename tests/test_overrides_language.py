@@ -116,7 +116,7 @@ def test_channel_slices_and_auto_slicing_reach_the_conv_config_and_only_auto_is_
     auto = g.node("backbone.res2.0.conv1").plan.conv
     assert (fuse.channel_slices, fuse.auto_slicing) == (2, False)
     assert (auto.channel_slices, auto.auto_slicing, auto.slice_type) == (1, True, "L1_FULL")
-    with pytest.raises(UserError, match="AUTO slicing and dram_copies are costed plans only and are not rendered"):
+    with pytest.raises(UserError, match="matmuls_multicast are costed plans only and are not rendered"):
         render_module(g, BH20)
     pins = {"layers": {"sem_seg_head.decoder.res3.fuse_conv.0": {"channel_slices": 2}}}
     sliced = plan_graph(_net(), BH20, parse_overrides(pins))

@@ -28,7 +28,15 @@ SIZES = [((33, 65), (64, 128)), ((17, 33), (32, 64)), ((64, 128), (33, 65)), ((5
 
 
 def _node(rows, cols, shape) -> Node:
-    return Node("r", "resample", ("input",), TensorInfo(shape), "", {"kind": "bilinear"}, {"rows": rows, "cols": cols})
+    return Node(
+        "r",
+        "resample",
+        ("input",),
+        TensorInfo(shape),
+        "",
+        {"kind": "bilinear", "program": "one_row"},
+        {"rows": rows, "cols": cols},
+    )
 
 
 @pytest.mark.parametrize("align", [False, True])
@@ -118,9 +126,38 @@ def _pool_graph(size, kernel) -> Graph:
 def test_pass_replaces_the_pool_ttnn_cannot_hold_and_keeps_upsample(target):
     g = resample(_pool_graph((64, 128), (32, 64)), get_target(target))
     assert [n.op for n in g] == ["input", "resample", "upsample", "output"]
-    assert g.node("pool").attrs == {"kind": "avg_pool"}
+    assert g.node("pool").attrs == {"kind": "avg_pool", "program": "one_row"}
 
 
 def test_pass_keeps_a_small_pool():
     g = resample(_pool_graph((32, 64), (3, 3)), get_target("blackhole-20"))
     assert [n.op for n in g] == ["input", "avg_pool2d", "upsample", "output"]
+
+
+def test_multicast_matmuls_read_each_operand_once():
+    """An x4 upsample 16x32 -> 64x128 of 32 channels (bfloat16 tiles of 2048 B), as the cost model prices
+    the two matmuls' operands: one_row re-reads in1 for every output tile row, multicast reads it once.
+    Over W: M=16 (1 tile), K=32 (1), N=128 (4); over H: M=64 (2), K=16 (1), N=128 (4); batch 32."""
+    from converter.ops import is_host
+    from passes.cost_model import Operand, op_cost
+    from passes.overrides import LayerOverride, Overrides
+    from passes.plan import DRAM_INTERLEAVED, OpPlan
+
+    inp = Node("input", "input", (), TensorInfo((1, 32, 16, 32)), "")
+    up = Node(
+        "up", "upsample", ("input",), TensorInfo((1, 32, 64, 128)), "h",
+        {"scale_factor": (4, 4), "mode": "bilinear", "align_corners": False},
+    )  # fmt: skip
+    g = Graph((inp, up, Node("output.y", "output", ("up",), up.out, "")), {"y": "output.y"})
+    target = get_target("blackhole-p150")
+    plan = OpPlan("bfloat16", None, "HiFi4", False, output=DRAM_INTERLEAVED)
+    src = [Operand((1, 32, 16, 32), "bfloat16", DRAM_INTERLEAVED)]
+    bytes_of = {}
+    for choice in ("matmuls", "matmuls_multicast"):
+        (r,) = [n for n in resample(g, target, Overrides({"up": LayerOverride(upsample=choice)})) if not is_host(n)]
+        assert r.op == "resample"
+        bytes_of[choice] = op_cost(r, plan, target, src).dram_bytes
+    tile = 2048
+    one_row = 32 * (1 * (1 + 1 * 4 + 4) + 2 * (1 + 1 * 4 + 4)) * tile  # batch * M * (K + K*N + N) per matmul
+    multicast = 32 * ((1 * 1 + 1 * 4 + 1 * 4) + (2 * 1 + 1 * 4 + 2 * 4)) * tile  # batch * (M*K + K*N + M*N)
+    assert bytes_of["matmuls"] - bytes_of["matmuls_multicast"] == one_row - multicast

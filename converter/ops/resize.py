@@ -39,10 +39,11 @@ register(
         "resample",
         doc=(
             "out[n, c] = rows @ x[n, c] @ cols^T: a bilinear resize at any scale or an average pool, as a"
-            " separable linear map (converter/resample.py). `kind` 'bilinear' | 'avg_pool' (for readers)."
-            " params: rows [H', H], cols [W', W]"
+            " separable linear map (converter/resample.py). `kind` 'bilinear' | 'avg_pool' (for readers);"
+            " `program` 'one_row' (ours: each core one output tile row at a time) | 'multicast' (Tenstorrent's"
+            " 2D/1D multicast program configs, costed only). params: rows [H', H], cols [W', W]"
         ),
-        attrs=("kind",),
+        attrs=("kind", "program"),
         reference=lambda n, x: n.params["rows"] @ x @ n.params["cols"].T,
         memory=Memory.RESAMPLE,
         lowering=Lowering.RESAMPLE,
