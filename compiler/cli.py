@@ -35,6 +35,7 @@ from converter.choices import (
 )
 from converter.errors import UserError
 from converter.ir import Graph
+from converter.untrusted import printable
 from hardware.targets import DEFAULT_TARGET, TARGETS
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
@@ -482,10 +483,12 @@ def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[s
     mistake is found before the model is built."""
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
     from converter.model import check_config_variant, config_variants, load_config, native_input_size
+    from hardware.targets import check_fits_dram, get_target
 
     with progress.step("loading config and building the Detectron2 model", seconds, "model"):
         cfg = load_config(args.config, input_size=size)
         size = size or native_input_size(cfg)
+        check_fits_dram(get_target(args.target), size, args.batch_size)
         variants = list(dict.fromkeys(args.variant or config_variants(cfg)))
         for v in variants:
             check_config_variant(cfg, v)
@@ -558,15 +561,11 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
     """One line per problem --check finds in `out` (read under a shared lock: no writer midway)."""
     from contextlib import nullcontext
 
-    from converter.atomic import interrupted, locked
+    from converter.atomic import check_complete, locked
 
     with locked(out, exclusive=False) if out.is_dir() else nullcontext():
-        lines = (
-            [f"pdl-convert: {out} holds an interrupted update: run pdl-convert with the same options to finish it"]
-            if interrupted(out)
-            else []
-        )
-        return lines + [
+        check_complete(out, "--out")  # again: a writer may have been killed since check_paths
+        return [
             f"pdl-convert: {out / name} is stale (missing or differs from a fresh conversion): "
             "run pdl-convert with the same options"
             for c in converted
@@ -576,11 +575,12 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
 
 def check_paths(args: argparse.Namespace) -> None:
     """The mistakes visible without a model, before the imports and the conversion that take minutes."""
-    from converter.atomic import check_writable_directory
+    from converter.atomic import check_complete, check_writable_directory
 
     if args.check:  # reads --out only
         if args.out.exists() and not args.out.is_dir():
             raise UserError(f"--out {args.out} is a file, not a directory; pass a directory")
+        check_complete(args.out, "--out")
         if args.ttnn_report is not None:
             raise UserError("--check writes nothing, --ttnn-report writes a report; pass one of them")
     else:
@@ -687,7 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except UserError as e:
-        print(f"pdl-convert: error: {e}", file=sys.stderr)
+        print(f"pdl-convert: error: {printable(str(e))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:  # a size or batch this host cannot trace, though a chip's DRAM would hold it
+        print("pdl-convert: error: out of host memory; use a smaller --input-size or --batch-size", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # not a bug: no traceback (the output set is all or nothing regardless)
         print("pdl-convert: interrupted", file=sys.stderr)
