@@ -575,7 +575,7 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
 
 def check_paths(args: argparse.Namespace) -> None:
     """The mistakes visible without a model, before the imports and the conversion that take minutes."""
-    from converter.atomic import check_complete, check_writable_directory
+    from converter.atomic import check_complete, check_writable_directory, interrupted, journal_names
 
     if args.check:  # reads --out only
         if args.out.exists() and not args.out.is_dir():
@@ -585,6 +585,8 @@ def check_paths(args: argparse.Namespace) -> None:
             raise UserError("--check writes nothing, --ttnn-report writes a report; pass one of them")
     else:
         check_writable_directory(args.out, "--out")
+        if interrupted(args.out):  # finished by this run's write: unless its journal is damaged
+            journal_names(args.out)
         if args.ttnn_report is not None:
             check_writable_directory(args.ttnn_report, "--ttnn-report")
     config_path(args.config)  # a name of the family or an existing file

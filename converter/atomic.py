@@ -120,7 +120,7 @@ def _staged(directory: Path, name: str) -> Path:
     return directory / STAGING / name
 
 
-def _journal_names(directory: Path) -> list[str]:
+def journal_names(directory: Path) -> list[str]:
     """The file names a committed journal lists; a UserError with the recovery step if it is damaged."""
     journal = directory / JOURNAL
     try:
@@ -142,7 +142,7 @@ def _recover(directory: Path) -> None:
     """With the lock held: finish a committed set, then delete what an uncommitted one staged."""
     journal = directory / JOURNAL
     if journal.exists():
-        for name in _journal_names(directory):
+        for name in journal_names(directory):
             if _staged(directory, name).exists():  # else it was renamed before the interruption
                 os.replace(_staged(directory, name), directory / name)
         _sync_directory(directory)
@@ -163,6 +163,7 @@ def interrupted(directory: Path) -> bool:
 def check_complete(directory: Path, what: str) -> None:
     """A UserError if `directory` holds an interrupted update: a reader would see old and new files mixed."""
     if interrupted(directory):
+        journal_names(directory)  # a damaged journal: say so, and how to recover
         raise UserError(
             f"{what} {directory} holds an interrupted update (old and new files mixed): run pdl-convert "
             f"--out {directory} with the same options to finish it"

@@ -171,17 +171,19 @@ def write_random_checkpoint(cfg: CfgNode, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _unpickle_arrays(path: Path, data: bytes) -> object:
-    scan_pickle(data, f"checkpoint {path}")
+def unpickle_arrays(data: bytes, what: str) -> object:
+    """The model-zoo pickle `data` unpickled with the allow-list, after `scan_pickle` bounded it; or a
+    UserError (`what` names the file)."""
+    scan_pickle(data, what)
     try:
         return _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except _UnsafeGlobal as e:
         raise UserError(
-            f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
+            f"{what} refers to {e}, which a model-zoo checkpoint never does, so it was "
             f"not loaded (unpickling it could run code); {_FIX}"
         ) from None
     except Exception as e:  # truncated, not a pickle, a malformed array
-        raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
+        raise UserError(f"{what} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
 
 
 def _check_zip(path: Path, data: bytes, max_bytes: int | None) -> None:
@@ -239,7 +241,7 @@ def read_checkpoint(path: Path, max_bytes: int | None = None) -> dict[str, Any]:
         _check_zip(path, raw, max_bytes)
         data = _torch_load(path)
     else:
-        data = _unpickle_arrays(path, raw)
+        data = unpickle_arrays(raw, f"checkpoint {path}")
     if not torch_file and isinstance(data, int) and data == _TORCH_LEGACY_MAGIC:
         torch_file, data = True, _torch_load(path)
     if not isinstance(data, dict):

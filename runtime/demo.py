@@ -348,6 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:  # a size this host cannot run, though a chip's DRAM would hold it
         print("pdl-demo: error: out of host memory; use a smaller --input-size", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk or a file limit (temporary files, the weight cache, OUTPUT_DIR)
+        where = printable(str(e.filename)) if e.filename else "a file"
+        print(
+            f"pdl-demo: error: cannot write {where}: {e.strerror}; free space or pass another OUTPUT_DIR",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _main(argv: list[str]) -> int:
@@ -389,13 +396,7 @@ def _main(argv: list[str]) -> int:
             args.output_dir.mkdir(parents=True, exist_ok=True)
             with locked(args.output_dir, exclusive=True):  # a second demo into it would mix the two runs' files
                 fusion = FusionParams.from_config(cfg)
-                try:
-                    reports = run_demo(images, args.output_dir, runners, size, fusion=fusion, batch=batch)
-                except OSError as e:  # disk full, a file made read-only midway
-                    raise UserError(
-                        f"cannot write {e.filename or args.output_dir}: {e.strerror}; free space in OUTPUT_DIR "
-                        "or pass another one"
-                    ) from None
+                reports = run_demo(images, args.output_dir, runners, size, fusion=fusion, batch=batch)
     for report in reports:
         print(report.line())
     print(f"wrote {', '.join(runner_dir(r) + '/' for r in runners)} and summary.json in {args.output_dir}")
