@@ -230,12 +230,23 @@ def check_text(variant: str, module: str, target, report: bool = False) -> tuple
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
-    """Names of the files in `out` that are missing or differ from `converted`."""
+    """Names of the files in `out` that are missing or differ from `converted` (but for `uncompared`)."""
+    skip = uncompared(out, converted)
     return [
         name
         for name, data in converted.outputs().items()
-        if not (out / name).is_file() or (out / name).read_bytes() != data
+        if name not in skip and (not (out / name).is_file() or (out / name).read_bytes() != data)
     ]
+
+
+def uncompared(out: Path, converted: Converted) -> list[str]:
+    """The plan report in `out` when it carries real ttnn's verdict and L1 per op but `converted` was
+    not checked by real ttnn: only --ttnn-check can tell whether it is current (generated/ is such a set)."""
+    path = out / f"{converted.variant}.plan.md"
+    if converted.check is not None or not path.is_file():
+        return []
+    text = path.read_bytes()
+    return [path.name] if b"\n- real ttnn: " in text and b"\n- real ttnn: not checked" not in text else []
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -504,7 +515,19 @@ def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[s
         return cfg, size, variants, load_checkpoint(model, weights)
 
 
-def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
+def _files_state(c: Converted, out: Path, check: bool, written: bool) -> str:
+    """The summary's files line: what happened to them, or with --check which differ."""
+    if not check:
+        return f"{len(c.outputs())} {'written' if written else 'not written'} in {out}: " + ", ".join(c.outputs())
+    stale, skipped = stale_files(out, c), uncompared(out, c)
+    n = len(c.outputs())
+    state = f"{n} in {out}, {len(stale)} stale: {', '.join(stale)}" if stale else f"{n} up to date in {out}"
+    return state + (
+        f" ({', '.join(skipped)} not compared: it holds real ttnn's verdict, add --ttnn-check)" if skipped else ""
+    )
+
+
+def _summary(c: Converted, out: Path, files: str, size: tuple[int, int]) -> str:
     r = c.report
     s = c.seconds
     times = ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
@@ -518,7 +541,7 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
             f"({100 * r.activation_bytes_in_l1 / max(r.activation_bytes, 1):.1f}%)",
             f"  DRAM traffic       {r.dram_bytes / 1e6:.1f} MB",
             f"  modeled latency    {r.latency_ms:.2f} ms (cost model, not a measurement)",
-            f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
+            f"  files              {files}",
             f"  stage times        {times}",
         ]
     )
@@ -658,11 +681,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.ttnn_report is not None:
                     write_ttnn_reports(args.ttnn_report, converted)
     if not args.quiet:
-        state = (
-            ("up to date" if status == EXIT_OK else "stale") if args.check else "not written" if rejected else "written"
-        )
         for done in converted:
-            print(_summary(done, args.out, state, size))
+            print(_summary(done, args.out, _files_state(done, args.out, args.check, not rejected), size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
     for done in converted:
         if done.check is not None and not (args.quiet and done.check.accepted):
