@@ -133,7 +133,7 @@ def journal_names(directory: Path) -> list[str]:
             f"cannot be finished; delete {journal} and {directory / STAGING}, then run pdl-convert again"
         )
     for name in names:
-        if Path(name).name != name or name in ("", ".", ".."):
+        if Path(name).name != name or name in ("", ".", "..", JOURNAL, STAGING):
             raise UserError(f"{journal} names {name!r}, not a file of {directory}; delete the journal")
     return names
 

@@ -233,9 +233,9 @@ def _is_numeric(v: object) -> bool:
 def read_checkpoint(path: Path, max_bytes: int | None = None) -> dict[str, Any]:
     """The checkpoint's dict, whose "model" maps state-dict names to numeric numpy arrays (model-zoo
     pickle) or tensors (torch file); or a UserError saying what is wrong with the file. `max_bytes`
-    bounds what a torch file may inflate to."""
+    bounds the file and what a torch file may inflate to."""
     path = Path(path)
-    raw = read_regular(path, "checkpoint")
+    raw = read_regular(path, "checkpoint", max_bytes)
     torch_file = raw.startswith(_ZIP_MAGIC)
     if torch_file:
         _check_zip(path, raw, max_bytes)

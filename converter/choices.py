@@ -83,7 +83,10 @@ def check_variant(variant: str) -> None:
 def parse_size(text: str) -> tuple[int, int]:
     """'512x1024' -> (512, 1024); anything else is a user error."""
     parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    # ASCII digits only ('²' is a digit to isdigit, not to int), few enough for int() to take
+    if len(parts) != 2 or not all(
+        p.strip().isascii() and p.strip().isdigit() and len(p) < 12 and int(p) > 0 for p in parts
+    ):
         raise UserError(f"input size {text!r} is not HxW with positive integers; write it like 512x1024")
     if any(int(p) > MAX_SIDE for p in parts):
         raise UserError(

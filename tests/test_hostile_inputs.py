@@ -190,6 +190,8 @@ def test_hostile_overrides_are_refused_in_one_line(tmp_path, case):
         ("pdl-convert", ["--input-size", "99999999984x99999999984"], "has a side over 16384"),
         ("pdl-convert", ["--batch-size", "1000000"], "GiB of DRAM"),
         ("pdl-demo", [":scenes", "--random-weights", "--input-size", "1600000x1600000"], "has a side over 16384"),
+        ("pdl-demo", [":scenes", "--random-weights", "--input-size", "9" * 5000 + "x16"], "is not HxW"),
+        ("pdl-demo", [":scenes", "--random-weights", "--input-size", "\u00b2x16"], "is not HxW"),
     ],
 )
 def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, command, args, needle):
