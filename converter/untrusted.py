@@ -30,7 +30,7 @@ import yaml
 from converter.errors import UserError
 
 MAX_NESTING = 100  # a model-zoo checkpoint nests 6 deep, a config or overrides file 4
-MAX_PICKLE_OPS = 1_000_000  # the released R-52 checkpoint: ~15,000 opcodes (its arrays are single bytes records)
+MAX_PICKLE_OPS = 1_000_000  # an R-52 checkpoint: ~13,000 opcodes (each array is one bytes record)
 MAX_TEXT_BYTES = 1 << 24  # a config or overrides file: a few KB
 
 

@@ -161,14 +161,9 @@ def working_set(
     return in_bytes + l1.halo + l1.output + l1.cb
 
 
-def _shard_tiles(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> int:
-    """Tile rows of one core's output shard (of one slice)."""
-    return cdiv(cdiv(cdiv(s.out_rows, max(num_slices, 1)), TILE), cb_model.core_split(layout, grid, num_cores)[0])
-
-
 def _act_block_hs(s: ConvShape, layout: str, grid: tuple[int, int], num_cores: int, num_slices: int) -> list[int]:
     """0 (ttnn's maximum), then halving block heights down to one tile."""
-    per_core = _shard_tiles(s, layout, grid, num_cores, num_slices)
+    per_core = cdiv(cdiv(cdiv(s.out_rows, max(num_slices, 1)), TILE), cb_model.core_split(layout, grid, num_cores)[0])
     out, t = [0], 1
     while t < per_core:
         out.insert(1, t * TILE)
@@ -285,10 +280,6 @@ def _legal_configs(
             grid, cores = conv_cores(layout, s, target)
             if pin and pin.act_block_h is not None:
                 abhs = [pin.act_block_h]
-                rows = TILE * _shard_tiles(s, layout, grid, cores, num_slices)
-                if pin.act_block_h > rows:  # ttnn blocks within one core's shard
-                    rejected = rejected or f"act_block_h {pin.act_block_h} is over the {rows}-row {layout} shard"
-                    continue
             else:
                 abhs = _act_block_hs(s, layout, grid, cores, num_slices)
             smallest = 0

@@ -71,10 +71,9 @@ class LayerOverride:
 
 
 UPSAMPLE_CHOICES = ("nearest", "matmuls")
-# A block is at most one core's shard: no conv of the family at 16384x16384 (converter/choices.py:
-# MAX_SIDE) puts more rows than this on a core; passes/conv_sharding.py checks a pin against the
-# conv's own shard height.
-MAX_ACT_BLOCK_H = 1 << 24
+# ttnn's Conv2dConfig holds act_block_h_override as a uint32: a larger pin cannot even be constructed.
+# (A block taller than the conv's shard is accepted by real ttnn, which then sizes its buffers for it.)
+MAX_ACT_BLOCK_H = (1 << 32) - 32
 CONV_ONLY = ("sharding", "slice_type", "act_block_h", "weights_dtype", "channel_slices")
 
 

@@ -60,8 +60,9 @@ def _checkpoint(value: bytes) -> bytes:
     return b"\x80\x02}" + _u("__author__") + _u("x") + b"s" + _u("model") + b"}" + _u("w") + value + b"ss."
 
 
-def nested_tuples(path: Path) -> None:  # a None in 200,000 nested 1-tuples: no globals at all
-    path.write_bytes(_checkpoint(b"N" + b"\x85" * 200_000))
+def nested_tuples(path: Path) -> None:  # a None in 200,000 nested 1-tuples as a key: no globals at all
+    key = b"N" + b"\x85" * 200_000  # hashing it recursed in C until the process died (exit 139)
+    path.write_bytes(b"\x80\x02}" + _u("__author__") + _u("x") + b"s" + _u("model") + b"}" + key + _u("w") + b"ss.")
 
 
 def codecs_bomb(path: Path) -> None:  # _codecs.encode(..., "hex") nested 31 times: 359 bytes -> 4 GB
