@@ -86,7 +86,7 @@ def _latin1(text: object, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-def _reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+def _reconstruct(subtype: object, shape: object, dtype: Any) -> np.ndarray:
     """numpy's `_reconstruct` as numpy's own pickles call it: an empty ndarray that BUILD then fills
     from the file's bytes (any other shape would allocate what the file asks for)."""
     if subtype is not _NDARRAY or shape != (0,):

@@ -75,6 +75,13 @@ _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
+def _index(arg: object) -> int:
+    """A memo opcode's argument (pickletools decodes it as an int)."""
+    if not isinstance(arg, int):
+        raise ValueError(f"memo index {arg!r}")
+    return arg
+
+
 def scan_pickle(data: bytes, what: str) -> None:
     """A UserError unless the pickle `data` stays within the bounds above (see the top)."""
 
@@ -94,12 +101,12 @@ def scan_pickle(data: bytes, what: str) -> None:
             elif name == "STOP":
                 return
             elif name in _MEMO_PUT or name == "MEMOIZE":
-                index = len(memo) if name == "MEMOIZE" else arg
+                index = len(memo) if name == "MEMOIZE" else _index(arg)
                 if not (0 <= index <= MAX_PICKLE_OPS):
                     raise refuse(f"stores a pickle memo entry at index {index}")
                 memo[index] = stack[-1]
             elif name in _MEMO_GET:
-                stack.append(memo[arg])
+                stack.append(memo[_index(arg)])
             else:
                 before = op.stack_before
                 below = before.index(pickletools.markobject) if pickletools.markobject in before else len(before)
