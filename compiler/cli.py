@@ -35,6 +35,7 @@ from converter.choices import (
 )
 from converter.errors import UserError
 from converter.ir import Graph
+from converter.untrusted import printable
 from hardware.targets import DEFAULT_TARGET, TARGETS
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
@@ -229,12 +230,23 @@ def check_text(variant: str, module: str, target, report: bool = False) -> tuple
 
 
 def stale_files(out: Path, converted: Converted) -> list[str]:
-    """Names of the files in `out` that are missing or differ from `converted`."""
+    """Names of the files in `out` that are missing or differ from `converted` (but for `uncompared`)."""
+    skip = uncompared(out, converted)
     return [
         name
         for name, data in converted.outputs().items()
-        if not (out / name).is_file() or (out / name).read_bytes() != data
+        if name not in skip and (not (out / name).is_file() or (out / name).read_bytes() != data)
     ]
+
+
+def uncompared(out: Path, converted: Converted) -> list[str]:
+    """The plan report in `out` when it carries real ttnn's verdict and L1 per op but `converted` was
+    not checked by real ttnn: only --ttnn-check can tell whether it is current (generated/ is such a set)."""
+    path = out / f"{converted.variant}.plan.md"
+    if converted.check is not None or not path.is_file():
+        return []
+    text = path.read_bytes()
+    return [path.name] if b"\n- real ttnn: " in text and b"\n- real ttnn: not checked" not in text else []
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -482,10 +494,12 @@ def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[s
     mistake is found before the model is built."""
     from converter.checkpoint import load_checkpoint, write_random_checkpoint
     from converter.model import check_config_variant, config_variants, load_config, native_input_size
+    from hardware.targets import check_fits_dram, get_target
 
     with progress.step("loading config and building the Detectron2 model", seconds, "model"):
         cfg = load_config(args.config, input_size=size)
         size = size or native_input_size(cfg)
+        check_fits_dram(get_target(args.target), size, args.batch_size)
         variants = list(dict.fromkeys(args.variant or config_variants(cfg)))
         for v in variants:
             check_config_variant(cfg, v)
@@ -501,7 +515,19 @@ def _load_model(args, size: tuple[int, int], progress: Progress, seconds: dict[s
         return cfg, size, variants, load_checkpoint(model, weights)
 
 
-def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
+def _files_state(c: Converted, out: Path, check: bool, written: bool) -> str:
+    """The summary's files line: what happened to them, or with --check which differ."""
+    if not check:
+        return f"{len(c.outputs())} {'written' if written else 'not written'} in {out}: " + ", ".join(c.outputs())
+    stale, skipped = stale_files(out, c), uncompared(out, c)
+    n = len(c.outputs())
+    state = f"{n} in {out}, {len(stale)} stale: {', '.join(stale)}" if stale else f"{n} up to date in {out}"
+    return state + (
+        f" ({', '.join(skipped)} not compared: it holds real ttnn's verdict, add --ttnn-check)" if skipped else ""
+    )
+
+
+def _summary(c: Converted, out: Path, files: str, size: tuple[int, int]) -> str:
     r = c.report
     s = c.seconds
     times = ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
@@ -515,7 +541,7 @@ def _summary(c: Converted, out: Path, state: str, size: tuple[int, int]) -> str:
             f"({100 * r.activation_bytes_in_l1 / max(r.activation_bytes, 1):.1f}%)",
             f"  DRAM traffic       {r.dram_bytes / 1e6:.1f} MB",
             f"  modeled latency    {r.latency_ms:.2f} ms (cost model, not a measurement)",
-            f"  files              {len(c.outputs())} {state} in {out}: " + ", ".join(c.outputs()),
+            f"  files              {files}",
             f"  stage times        {times}",
         ]
     )
@@ -558,15 +584,11 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
     """One line per problem --check finds in `out` (read under a shared lock: no writer midway)."""
     from contextlib import nullcontext
 
-    from converter.atomic import interrupted, locked
+    from converter.atomic import check_complete, locked
 
     with locked(out, exclusive=False) if out.is_dir() else nullcontext():
-        lines = (
-            [f"pdl-convert: {out} holds an interrupted update: run pdl-convert with the same options to finish it"]
-            if interrupted(out)
-            else []
-        )
-        return lines + [
+        check_complete(out, "--out")  # again: a writer may have been killed since check_paths
+        return [
             f"pdl-convert: {out / name} is stale (missing or differs from a fresh conversion): "
             "run pdl-convert with the same options"
             for c in converted
@@ -576,15 +598,18 @@ def check_outputs(out: Path, converted: Sequence[Converted]) -> list[str]:
 
 def check_paths(args: argparse.Namespace) -> None:
     """The mistakes visible without a model, before the imports and the conversion that take minutes."""
-    from converter.atomic import check_writable_directory
+    from converter.atomic import check_complete, check_writable_directory, interrupted, journal_names
 
     if args.check:  # reads --out only
         if args.out.exists() and not args.out.is_dir():
             raise UserError(f"--out {args.out} is a file, not a directory; pass a directory")
+        check_complete(args.out, "--out")
         if args.ttnn_report is not None:
             raise UserError("--check writes nothing, --ttnn-report writes a report; pass one of them")
     else:
         check_writable_directory(args.out, "--out")
+        if interrupted(args.out):  # finished by this run's write: unless its journal is damaged
+            journal_names(args.out)
         if args.ttnn_report is not None:
             check_writable_directory(args.ttnn_report, "--ttnn-report")
     config_path(args.config)  # a name of the family or an existing file
@@ -656,11 +681,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.ttnn_report is not None:
                     write_ttnn_reports(args.ttnn_report, converted)
     if not args.quiet:
-        state = (
-            ("up to date" if status == EXIT_OK else "stale") if args.check else "not written" if rejected else "written"
-        )
         for done in converted:
-            print(_summary(done, args.out, state, size))
+            print(_summary(done, args.out, _files_state(done, args.out, args.check, not rejected), size))
         print("setup: " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()))
     for done in converted:
         if done.check is not None and not (args.quiet and done.check.accepted):
@@ -687,7 +709,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except UserError as e:
-        print(f"pdl-convert: error: {e}", file=sys.stderr)
+        print(f"pdl-convert: error: {printable(str(e))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:  # a size or batch this host cannot trace, though a chip's DRAM would hold it
+        print("pdl-convert: error: out of host memory; use a smaller --input-size or --batch-size", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # not a bug: no traceback (the output set is all or nothing regardless)
         print("pdl-convert: interrupted", file=sys.stderr)

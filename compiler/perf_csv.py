@@ -4,6 +4,8 @@ beside the plan report), and a profiled run's file read back per layer to compar
 
 Layers are delimited the way a profiled run marks them: a signpost row (OP TYPE "signpost", OP CODE
 the layer's plan name) before each layer's device ops; tt-perf-report lists signposts in its table.
+The program itself is signposted first and last (PROGRAM): tt-perf-report's default view starts at
+the first row named like the last signpost, so it shows the whole program, not only the last layer.
 A modeled layer is then up to two device rows: its moves (spills and reshards before the op, one
 "ReshardDeviceOperation" row with their modeled time) and the op itself, whose DEVICE KERNEL
 DURATION is the model's overlapped compute and data movement and whose OP TO OP LATENCY is the
@@ -64,6 +66,7 @@ COLUMNS = (
     "OUTPUT_0_MEMORY",
 )
 SIGNPOST, DEVICE = "signpost", "tt_dnn_device"
+PROGRAM = "program"  # the signpost around all layers (no layer of the IR has this name)
 _DRAM = DRAM_INTERLEAVED
 
 
@@ -101,6 +104,7 @@ def modeled_csv(graph: Graph, target: Target) -> str:
             }
         )
 
+    row(**{"OP CODE": PROGRAM, "OP TYPE": SIGNPOST})
     for node, cost, operands in cost_model.walk(graph, target):
         plan = plan_of(node)
         row(**{"OP CODE": node.name, "OP TYPE": SIGNPOST})
@@ -142,6 +146,7 @@ def modeled_csv(graph: Graph, target: Target) -> str:
                 }
             )
         row(**cells)
+    row(**{"OP CODE": PROGRAM, "OP TYPE": SIGNPOST})
     return out.getvalue()
 
 
@@ -169,13 +174,13 @@ def layer_times(rows: Iterable[dict[str, str]], names: Collection[str] | None = 
     several ttnn calls) continues its layer. With `names` (the plan's layers), a signpost naming no
     layer (a move or reallocation statement) starts rows that join the next named layer, as the plan
     costs moves with the op they precede. Rows before the first signpost, and host ops, belong to no
-    layer."""
+    layer; a signpost with no device rows after it (our PROGRAM) is no layer."""
     layers: list[LayerTime] = []
     group: list[dict[str, str]] | None = None  # rows of the open group; None before the first signpost
     name: str | None = None  # its layer; None while its rows wait for the next named layer
 
     def close() -> None:
-        if group is not None and name is not None:
+        if group and name is not None:
             layers.append(
                 LayerTime(
                     name,

@@ -45,6 +45,7 @@ import yaml
 from converter.errors import UserError
 from converter.ir import Graph
 from converter.ops import is_conv
+from converter.untrusted import printable
 from passes.overrides import LayerOverride, Overrides
 
 HEADS = ("sem_seg", "center", "offset")
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(sys.argv[1:] if argv is None else list(argv))
     except UserError as e:
-        print(f"pdl-tune: error: {e}", file=sys.stderr)
+        print(f"pdl-tune: error: {printable(str(e))}", file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 from converter.errors import UserError
+from converter.untrusted import printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         graph = trace_model(model, variant, size)
         seconds = time.perf_counter() - start
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         return 2
     hist = graph.histogram()
     print(

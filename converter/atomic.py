@@ -5,11 +5,13 @@ One file: it is written to a temporary file in the destination's own directory (
 
 A set of files (`replace_files`, pdl-convert's output): renaming several files is not atomic, so the
 set goes through a journal, as a database commits a transaction. Under an exclusive lock on the
-directory, every new file is first written in full beside its destination as `.<name>.staged` and
-synced, and so is the journal naming the set; renaming the journal into place is the commit point.
-The staged files are then renamed into place and the journal removed. A process killed before the commit
-leaves only staged files, which the next call deletes (the old set stands); killed after it, the
-journal lets the next call finish the renames (the new set stands).
+directory, every new file is first written in full into the directory's private staging directory
+(`.pdl2ttnn-staging/`: a name only this tool owns, so nothing of the user's is ever staged over or
+deleted) and synced, and so is the journal naming the set; renaming the journal into place is the
+commit point. The staged files are then renamed into place and the journal removed. A process killed
+before the commit leaves only staged files, which the next call deletes (the old set stands); killed
+after it, the journal lets the next call finish the renames (the new set stands). Until then readers
+(`pdl-convert --check`, runtime/run.py) refuse the directory: `check_complete`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from PIL import Image
 from converter.errors import UserError
 
 JOURNAL = ".pdl2ttnn-journal.json"
-_STAGED = ".staged"
+STAGING = ".pdl2ttnn-staging"
 
 
 def _write_new(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -115,28 +117,57 @@ def check_writable_directory(directory: Path, what: str) -> None:
 
 
 def _staged(directory: Path, name: str) -> Path:
-    return directory / f".{name}{_STAGED}"
+    return directory / STAGING / name
+
+
+def journal_names(directory: Path) -> list[str]:
+    """The file names a committed journal lists; a UserError with the recovery step if it is damaged."""
+    journal = directory / JOURNAL
+    try:
+        names = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        names = e
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise UserError(
+            f"{journal} is damaged (not the list of file names pdl2ttnn writes), so the interrupted update "
+            f"cannot be finished; delete {journal} and {directory / STAGING}, then run pdl-convert again"
+        )
+    for name in names:
+        if Path(name).name != name or name in ("", ".", "..", JOURNAL, STAGING):
+            raise UserError(f"{journal} names {name!r}, not a file of {directory}; delete the journal")
+    return names
 
 
 def _recover(directory: Path) -> None:
     """With the lock held: finish a committed set, then delete what an uncommitted one staged."""
     journal = directory / JOURNAL
     if journal.exists():
-        for name in json.loads(journal.read_text(encoding="utf-8")):
-            if Path(name).name != name:
-                raise UserError(f"{journal} names {name!r}, not a file of {directory}; delete the journal")
+        for name in journal_names(directory):
             if _staged(directory, name).exists():  # else it was renamed before the interruption
                 os.replace(_staged(directory, name), directory / name)
         _sync_directory(directory)
         journal.unlink()
-    for leftover in directory.glob(f".*{_STAGED}"):
-        leftover.unlink()
+    staging = directory / STAGING
+    if staging.is_dir() and not staging.is_symlink():
+        for leftover in staging.iterdir():  # all ours: only replace_files writes in it
+            leftover.unlink()
+        staging.rmdir()
     _sync_directory(directory)
 
 
 def interrupted(directory: Path) -> bool:
     """Whether a `replace_files` into `directory` was interrupted after its commit point."""
     return (Path(directory) / JOURNAL).exists()
+
+
+def check_complete(directory: Path, what: str) -> None:
+    """A UserError if `directory` holds an interrupted update: a reader would see old and new files mixed."""
+    if interrupted(directory):
+        journal_names(directory)  # a damaged journal: say so, and how to recover
+        raise UserError(
+            f"{what} {directory} holds an interrupted update (old and new files mixed): run pdl-convert "
+            f"--out {directory} with the same options to finish it"
+        )
 
 
 def replace_files(directory: Path, files: Mapping[str, bytes]) -> None:
@@ -147,13 +178,16 @@ def replace_files(directory: Path, files: Mapping[str, bytes]) -> None:
         _recover(directory)
         # The journal is staged too, so a kill while writing it leaves nothing but staged files.
         staged = {**files, JOURNAL: json.dumps(sorted(files)).encode()}
+        (directory / STAGING).mkdir()
         try:
             for name, data in staged.items():
                 _write_new(_staged(directory, name), functools.partial(_write_all, data=data))
+            _sync_directory(directory / STAGING)
             _sync_directory(directory)
         except BaseException:
             for name in staged:
                 _staged(directory, name).unlink(missing_ok=True)
+            (directory / STAGING).rmdir()
             raise
         os.replace(_staged(directory, JOURNAL), directory / JOURNAL)  # the commit point
         _sync_directory(directory)

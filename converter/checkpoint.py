@@ -17,8 +17,11 @@ shape (the checkpointer would only warn).
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from torch import nn
 from converter.atomic import write_bytes
 from converter.errors import UserError
 from converter.model import build_model, with_crop_size
+from converter.untrusted import printable, read_regular, scan_pickle
 
 _PICKLE_PROTOCOL = 4  # fixed, so the bytes do not depend on the Python version's default
 # BN statistics are calibrated at the released model's inference size: ASPP's 6/12/18-dilated convs
@@ -46,6 +50,8 @@ _CALIBRATION_SIZE = (512, 1024)
 _RESIDUAL_BRANCH_GAIN = 0.1
 _FIX = "use a Detectron2 model-zoo .pkl such as model_final_bd324a.pkl, or a .pth its trainer saved"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+_ZIP_SLACK = 1 << 24  # a torch file's records beyond the parameters: its pickle, optimizer scalars, version
+_MAX_TORCH_PICKLE = 1 << 26  # a state dict's data.pkl: ~100 KB for R-52
 # What a legacy (pre-1.6) torch.save file unpickles to first; torch.load reads the rest.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # What torch's weights-only unpickler names when it refuses a global.
@@ -72,12 +78,37 @@ class _UnsafeGlobal(pickle.UnpicklingError):
     pass
 
 
+def _latin1(text: object, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as protocol-2 pickles call it, for bytes: a str in Latin-1, no longer than the
+    str the file holds (another codec could grow it: 'hex' nested 31 times makes 4 GB of 359 bytes)."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "") != "latin1":
+        raise _UnsafeGlobal(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _reconstruct(subtype: object, shape: object, dtype: Any) -> np.ndarray:
+    """numpy's `_reconstruct` as numpy's own pickles call it: an empty ndarray that BUILD then fills
+    from the file's bytes (any other shape would allocate what the file asks for)."""
+    if subtype is not _NDARRAY or shape != (0,):
+        raise _UnsafeGlobal(f"numpy _reconstruct of {printable(repr(shape))[:40]}")
+    return np.ndarray((0,), dtype=np.dtype(dtype))
+
+
+_NDARRAY = object()  # what the file gets for numpy.ndarray: an argument of _reconstruct, never called
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """An unpickler that can rebuild dicts of numpy arrays and refuses any other global."""
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise _UnsafeGlobal(f"{module}.{name}")
+            raise _UnsafeGlobal(printable(f"{module}.{name}"))
+        if name == "_reconstruct":
+            return _reconstruct
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
+        if module == "_codecs":
+            return _latin1
         return super().find_class(module, name)
 
 
@@ -140,27 +171,52 @@ def write_random_checkpoint(cfg: CfgNode, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _unpickle_arrays(path: Path) -> object:
+def unpickle_arrays(data: bytes, what: str) -> object:
+    """The model-zoo pickle `data` unpickled with the allow-list, after `scan_pickle` bounded it; or a
+    UserError (`what` names the file)."""
+    scan_pickle(data, what)
     try:
-        with path.open("rb") as f:
-            return _ArrayUnpickler(f, encoding="latin1").load()
+        return _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except _UnsafeGlobal as e:
         raise UserError(
-            f"checkpoint {path} refers to {e}, which a model-zoo checkpoint never does, so it was "
+            f"{what} refers to {e}, which a model-zoo checkpoint never does, so it was "
             f"not loaded (unpickling it could run code); {_FIX}"
         ) from None
     except Exception as e:  # truncated, not a pickle, a malformed array
-        raise UserError(f"checkpoint {path} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
+        raise UserError(f"{what} is not a readable pickle ({type(e).__name__}); {_FIX}") from None
+
+
+def _check_zip(path: Path, data: bytes, max_bytes: int | None) -> None:
+    """Bound a torch zip before torch inflates it: its pickle (scanned like a model-zoo one) and its
+    records' declared sizes (torch allocates what a record declares, then inflates into it), whose sum
+    cannot exceed the model's parameters at 16 bytes each (fp32 weights, an optimizer's two moments)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            records = z.infolist()
+            pickles = [r for r in records if r.filename.endswith("/data.pkl")]
+            if len(pickles) != 1 or pickles[0].file_size > _MAX_TORCH_PICKLE:
+                raise UserError(f"checkpoint {path} is not a readable torch file (no data.pkl of a state dict); {_FIX}")
+            declared = sum(r.file_size for r in records)
+            if max_bytes is not None and declared > max_bytes:
+                raise UserError(
+                    f"checkpoint {path} declares {declared} bytes of records, more than the {max_bytes} the "
+                    f"config's model has parameters for; {_FIX}"
+                )
+            scan_pickle(z.read(pickles[0]), f"checkpoint {path}")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise UserError(f"checkpoint {path} is not a readable torch file ({type(e).__name__}); {_FIX}") from None
 
 
 def _torch_load(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a refusal is one line: torch's warnings about old formats are not
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         refused = _TORCH_REFUSED.search(str(e))
         if refused:
             raise UserError(
-                f"checkpoint {path} refers to {refused.group(1)}, which a checkpoint of weights never "
+                f"checkpoint {path} refers to {printable(refused.group(1))}, which a checkpoint of weights never "
                 f"does, so it was not loaded (unpickling it could run code); {_FIX}"
             ) from None
         raise UserError(f"checkpoint {path} is not a readable torch file (UnpicklingError); {_FIX}") from None
@@ -174,16 +230,18 @@ def _is_numeric(v: object) -> bool:
     return isinstance(v, torch.Tensor) and not (v.is_complex() or v.is_quantized)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path, max_bytes: int | None = None) -> dict[str, Any]:
     """The checkpoint's dict, whose "model" maps state-dict names to numeric numpy arrays (model-zoo
-    pickle) or tensors (torch file); or a UserError saying what is wrong with the file."""
+    pickle) or tensors (torch file); or a UserError saying what is wrong with the file. `max_bytes`
+    bounds the file and what a torch file may inflate to."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found; {_FIX}")
-    with path.open("rb") as f:
-        head = f.read(len(_ZIP_MAGIC))
-    torch_file = head == _ZIP_MAGIC
-    data = _torch_load(path) if torch_file else _unpickle_arrays(path)
+    raw = read_regular(path, "checkpoint", max_bytes)
+    torch_file = raw.startswith(_ZIP_MAGIC)
+    if torch_file:
+        _check_zip(path, raw, max_bytes)
+        data = _torch_load(path)
+    else:
+        data = unpickle_arrays(raw, f"checkpoint {path}")
     if not torch_file and isinstance(data, int) and data == _TORCH_LEGACY_MAGIC:
         torch_file, data = True, _torch_load(path)
     if not isinstance(data, dict):
@@ -197,7 +255,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             what = (
                 f"an array of dtype {v.dtype}" if isinstance(v, (np.ndarray, torch.Tensor)) else f"a {type(v).__name__}"
             )
-            raise UserError(f"checkpoint {path}: entry {k!r} is {what}, not a numeric array; {_FIX}")
+            raise UserError(f"checkpoint {path}: entry {printable(repr(k))} is {what}, not a numeric array; {_FIX}")
     return data
 
 
@@ -220,7 +278,8 @@ def check_state(model: nn.Module, state: dict[str, Any], path: Path) -> None:
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
     """Load a checkpoint into `model`, as Detectron2's DetectionCheckpointer would (see the top)."""
     path = Path(path)
-    state = read_checkpoint(path)["model"]
+    params = sum(v.numel() for v in _expected_state(model).values())
+    state = read_checkpoint(path, max_bytes=16 * params + _ZIP_SLACK)["model"]
     check_state(model, state, path)
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
     return model

@@ -45,6 +45,9 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 CONFIGS: dict[str, Path] = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 DEFAULT_CONFIG = CONFIG_DIR / "panoptic_deeplab_R_52_os16_mg124_cityscapes.yaml"
 DEFAULT_INPUT_SIZE = (512, 1024)
+# The longest input side parsed: 8x a Cityscapes frame's (2048), so the search for working sizes near a
+# refused one stays short; whether a size fits a chip is hardware/targets.py's check_fits_dram.
+MAX_SIDE = 16384
 CONFIG_HELP = (
     "a config of the family by name (" + ", ".join(CONFIGS) + "; default "
     f"{DEFAULT_CONFIG.stem}) or the path of a Detectron2 Panoptic-DeepLab / DeepLab .yaml"
@@ -80,6 +83,13 @@ def check_variant(variant: str) -> None:
 def parse_size(text: str) -> tuple[int, int]:
     """'512x1024' -> (512, 1024); anything else is a user error."""
     parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    # ASCII digits only ('²' is a digit to isdigit, not to int), few enough for int() to take
+    if len(parts) != 2 or not all(
+        p.strip().isascii() and p.strip().isdigit() and len(p) < 12 and int(p) > 0 for p in parts
+    ):
         raise UserError(f"input size {text!r} is not HxW with positive integers; write it like 512x1024")
+    if any(int(p) > MAX_SIDE for p in parts):
+        raise UserError(
+            f"input size {text} has a side over {MAX_SIDE} pixels, more than a chip can run; use a smaller size"
+        )
     return int(parts[0]), int(parts[1])

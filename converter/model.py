@@ -12,7 +12,11 @@ nothing here changes a user's config behind their back.
 
 from __future__ import annotations
 
+import io
+import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,6 +37,7 @@ from converter.choices import (  # noqa: E402,F401  (re-exported: the model's na
     CONFIGS,
     DEFAULT_CONFIG,
     DEFAULT_INPUT_SIZE,
+    MAX_SIDE,
     TAP_MODULES,
     VARIANT_OUTPUTS,
     VARIANTS,
@@ -42,6 +47,7 @@ from converter.choices import (  # noqa: E402,F401  (re-exported: the model's na
     taps_for,
 )
 from converter.errors import UserError  # noqa: E402
+from converter.untrusted import check_yaml, printable, read_text  # noqa: E402
 
 
 class _LocalConfig(CfgNode):
@@ -51,8 +57,13 @@ class _LocalConfig(CfgNode):
     @classmethod
     def _open_cfg(cls, filename: str):
         if "://" in filename:
-            raise UserError(f"config {filename} is a URL; download it and pass (or name as _BASE_) the local file")
-        return open(filename, encoding="utf-8")
+            raise UserError(
+                f"config {printable(filename)} is a URL; download it and pass (or name as _BASE_) the local file"
+            )
+        # a regular file only (a FIFO would block the open), its YAML bounded (converter/untrusted.py)
+        text = read_text(Path(filename), "config")
+        check_yaml(text, f"config {printable(filename)}")
+        return io.StringIO(text)
 
 
 def load_config(path: str | Path | None = None, input_size: tuple[int, int] | None = None) -> CfgNode:
@@ -64,7 +75,8 @@ def load_config(path: str | Path | None = None, input_size: tuple[int, int] | No
     cfg = _LocalConfig(cfg)
     try:
         # A config is data: Detectron2 defaults to yaml.unsafe_load, which runs python/object tags.
-        cfg.merge_from_file(str(path), allow_unsafe=False)
+        with _quiet_logger("detectron2.config.compat"):  # its "has no VERSION" line: a config without one is fine
+            cfg.merge_from_file(str(path), allow_unsafe=False)
     except UserError:
         raise
     except yaml.constructor.ConstructorError as e:
@@ -73,7 +85,7 @@ def load_config(path: str | Path | None = None, input_size: tuple[int, int] | No
             "pdl2ttnn reads configs as plain data: remove the tag"
         ) from None
     except Exception as e:  # yaml errors, unknown keys, type mismatches: all "unreadable"
-        reason = " ".join(str(e).split())
+        reason = printable(" ".join(str(e).split()))[:300]
         raise UserError(
             f"cannot read config {path}: {type(e).__name__}: {reason}; "
             "fix the YAML (keys must be Detectron2/Panoptic-DeepLab config keys)"
@@ -85,6 +97,17 @@ def load_config(path: str | Path | None = None, input_size: tuple[int, int] | No
     cfg.PDL2TTNN_CONFIG_NAME = path.stem
     check_input_size(cfg, input_size or native_input_size(cfg))
     return cfg
+
+
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def native_input_size(cfg: CfgNode) -> tuple[int, int]:
@@ -145,6 +168,10 @@ _CHANNEL_KEYS = (
     "RESNETS.RES2_OUT_CHANNELS",
 )
 _DEPTHS = (50, 101, 152)  # the block counts Detectron2's DeepLab ResNet knows
+# Above this a single conv's fp32 weights (C x C x 3 x 3) pass 2.4 GB and its activations no chip's L1
+# plan: a typo (NUM_CLASSES 1e9 asks for a 1 TB predictor), refused before anything is allocated.
+MAX_CHANNELS = 8192
+_FEATURES = ("res2", "res3", "res4", "res5")
 
 
 def check_model_keys(cfg: CfgNode, path: Path) -> None:
@@ -159,8 +186,29 @@ def check_model_keys(cfg: CfgNode, path: Path) -> None:
         value = cfg.MODEL
         for part in key.split("."):
             value = value[part]
-        if not (isinstance(value, int) and value >= 1):
-            raise UserError(f"config {path} has MODEL.{key} {value!r}; it is a channel count: use a positive integer")
+        if not (isinstance(value, int) and 1 <= value <= MAX_CHANNELS):
+            raise UserError(
+                f"config {path} has MODEL.{key} {_short(value)}; it is a channel count: use an integer "
+                f"from 1 to {MAX_CHANNELS}"
+            )
+    for key in ("PIXEL_MEAN", "PIXEL_STD"):
+        value = cfg.MODEL[key]
+        if not (len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise UserError(f"config {path} has MODEL.{key} {_short(value)}; use three numbers, one per RGB channel")
+    features = cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES
+    if not features or not set(features) <= set(_FEATURES):
+        raise UserError(
+            f"config {path} has MODEL.SEM_SEG_HEAD.IN_FEATURES {_short(features)}; use features of "
+            f"{', '.join(_FEATURES)} (the ResNet's stages)"
+        )
+    crop = cfg.INPUT.CROP.SIZE
+    if cfg.INPUT.CROP.ENABLED and not (
+        len(crop) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE for s in crop)
+    ):
+        raise UserError(
+            f"config {path} has INPUT.CROP.SIZE {_short(crop)}; it is the training crop (H, W): "
+            f"use two positive integers of at most {MAX_SIDE}, e.g. (512, 1024)"
+        )
     sem, pdl = (
         cfg.MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV,
         cfg.MODEL.PANOPTIC_DEEPLAB.USE_DEPTHWISE_SEPARABLE_CONV,
@@ -178,6 +226,12 @@ def check_model_keys(cfg: CfgNode, path: Path) -> None:
             f"DeepLabV3Head upsamples res5 by it to the input size, so it must be the encoder stride "
             f"{encoder_stride(cfg)}: set it to that"
         )
+
+
+def _short(value: object) -> str:
+    """A config value quoted in a message: escaped, and cut short (a list may hold thousands)."""
+    text = printable(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def aspp_pool_kernel(cfg: CfgNode) -> tuple[int, int] | None:

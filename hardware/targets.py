@@ -138,3 +138,20 @@ def get_target(name: str) -> Target:
         return TARGETS[name]
     except KeyError:
         raise UserError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}") from None
+
+
+# One input pixel's share of the largest tensors the family's programs keep in DRAM at once, in bf16:
+# the full-resolution logits' classes (19 for Cityscapes) and a stride-4 map's 16 values per pixel
+# (256 channels / 16), as an op's input and output.
+ACTIVATION_BYTES_PER_PIXEL = 64
+
+
+def check_fits_dram(target: Target, input_size: tuple[int, int], batch: int) -> None:
+    """A UserError, before anything is allocated, if one forward's activations cannot fit the chip's DRAM."""
+    need = batch * input_size[0] * input_size[1] * ACTIVATION_BYTES_PER_PIXEL
+    if need > target.dram_bytes:
+        batch_note = f"a batch of {batch} x " if batch > 1 else ""
+        raise UserError(
+            f"{batch_note}{input_size[0]}x{input_size[1]} needs about {need / 2**30:.0f} GiB of activations, more "
+            f"than {target.name}'s {target.dram_bytes / 2**30:.0f} GiB of DRAM; use a smaller size or batch"
+        )

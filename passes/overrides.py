@@ -49,11 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from converter.errors import UserError
 from converter.ir import Graph, Node
 from converter.ops import is_conv
+from converter.untrusted import load_yaml, printable, read_text
 from passes.plan import BUFFERS, DTYPES, MATH_FIDELITIES, SLICE_TYPES
 
 SHARDINGS = ("HEIGHT_SHARDED", "BLOCK_SHARDED", "WIDTH_SHARDED")
@@ -76,6 +75,9 @@ class LayerOverride:
 
 
 UPSAMPLE_CHOICES = ("nearest", "matmuls", "matmuls_multicast")
+# ttnn's Conv2dConfig holds act_block_h_override as a uint32: a larger pin cannot even be constructed.
+# (A block taller than the conv's shard is accepted by real ttnn, which then sizes its buffers for it.)
+MAX_ACT_BLOCK_H = (1 << 32) - 32
 CONV_ONLY = ("sharding", "slice_type", "act_block_h", "weights_dtype", "channel_slices")
 
 
@@ -141,9 +143,14 @@ class Overrides:
 
 
 def _choice(key: str, field: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UserError(f"override of {key!r}: {field} {value!r} is not one of {', '.join(allowed)}")
+    if not isinstance(value, str) or value not in allowed:
+        raise UserError(f"override of {key!r}: {field} {_quote(value)} is not one of {', '.join(allowed)}")
     return value
+
+
+def _quote(value: Any) -> str:
+    text = printable(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_layer(key: str, spec: Any) -> LayerOverride:
@@ -162,7 +169,7 @@ def _parse_layer(key: str, spec: Any) -> LayerOverride:
         "dram_copies",
         "upsample",
     }
-    unknown = sorted(set(spec) - allowed)
+    unknown = sorted(printable(repr(f)) for f in set(spec) - allowed)
     if unknown:
         raise UserError(
             f"override of {key!r}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
@@ -192,8 +199,10 @@ def _parse_layer(key: str, spec: Any) -> LayerOverride:
         out["num_slices"] = n if out["slice_type"] != "L1_FULL" else 0
     if "act_block_h" in spec:
         v = spec["act_block_h"]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v % 32:
-            raise UserError(f"override of {key!r}: act_block_h {v!r} must be 0 or a positive multiple of 32")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v % 32 or v > MAX_ACT_BLOCK_H:
+            raise UserError(
+                f"override of {key!r}: act_block_h {v!r} must be 0 or a multiple of 32 up to {MAX_ACT_BLOCK_H}"
+            )
         out["act_block_h"] = v
     if "memory" in spec:
         out["memory"] = _choice(key, "memory", spec["memory"], BUFFERS)
@@ -220,20 +229,24 @@ def _parse_layer(key: str, spec: Any) -> LayerOverride:
 def parse_overrides(data: Any) -> Overrides:
     if not isinstance(data, dict) or not isinstance(data.get("layers"), dict) or set(data) - {"layers"}:
         raise UserError("overrides file must hold one mapping 'layers: {layer name: {field: value}}'")
-    return Overrides({str(k): _parse_layer(str(k), v) for k, v in sorted(data["layers"].items())})
+    for k in data["layers"]:
+        if not isinstance(k, str):
+            raise UserError(f"override key {printable(repr(k))} is not a layer name; quote it as a string")
+    return Overrides({k: _parse_layer(k, v) for k, v in sorted(data["layers"].items())})
 
 
 def load_overrides(path: Path | str) -> Overrides:
     path = Path(path)
+    what = f"overrides file {path}"
+    text = read_text(path, "overrides file")
+    if path.suffix != ".json":
+        return parse_overrides(load_yaml(text, what))
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read overrides file {path}: {e.strerror}; pass an existing YAML/JSON file") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what} is not valid JSON: {printable(str(e))}") from None
+    except RecursionError:
         raise UserError(
-            f"overrides file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-            f"{str(e).splitlines()[0]}"
+            f"{what} nests more levels deep than Python's parser holds; no overrides file needs that"
         ) from None
     return parse_overrides(data)

@@ -43,7 +43,8 @@ from converter.model import (
     parse_size,
     with_crop_size,
 )
-from hardware.targets import DEFAULT_TARGET, TARGETS
+from converter.untrusted import printable
+from hardware.targets import DEFAULT_TARGET, TARGETS, check_fits_dram, get_target
 from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from runtime.images import SourceImage, collect_images, resize_to_model, to_model_input
 from runtime.postprocess import FusionParams, Segmentation, fuse
@@ -342,7 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(sys.argv[1:] if argv is None else list(argv))
     except UserError as e:
-        print(f"pdl-demo: error: {e}", file=sys.stderr)
+        print(f"pdl-demo: error: {printable(str(e))}", file=sys.stderr)
+        return 2
+    except MemoryError:  # a size this host cannot run, though a chip's DRAM would hold it
+        print("pdl-demo: error: out of host memory; use a smaller --input-size", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk or a file limit (temporary files, the weight cache, OUTPUT_DIR)
+        where = printable(str(e.filename)) if e.filename else "a file"
+        print(
+            f"pdl-demo: error: cannot write {where}: {e.strerror}; free space or pass another OUTPUT_DIR",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -359,6 +370,7 @@ def _main(argv: list[str]) -> int:
     variant = args.variant or config_variants(cfg)[0]
     check_config_variant(cfg, variant)
     size = args.input_size or native_input_size(cfg)
+    check_fits_dram(get_target(args.target), size, 1)
     if args.input_size:
         cfg = with_crop_size(cfg, size)
     images, skipped = load_inputs(args.inputs)

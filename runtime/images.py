@@ -130,12 +130,21 @@ def collect_images(path: Path) -> Collected:
 
 
 def _named(files: list[Path]) -> list[SourceImage]:
-    # Output names are file stems; "a.jpg" and "a.png" in one directory keep their suffix apart.
+    # Output names are file stems; "a.jpg" and "a.png" in one directory keep their suffix apart, and a
+    # name still taken ("a.png" -> a_png beside "a_png.jpg") gets a number: one output per image.
     stems = [file.stem for file in files]
-    return [
-        SourceImage(file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_"), partial(load_rgb, file))
-        for file in files
-    ]
+    wanted = [file.stem if stems.count(file.stem) == 1 else file.name.replace(".", "_") for file in files]
+    taken = set(stems) | set(wanted)
+    names: list[str] = []
+    for name in wanted:
+        if name in names:
+            n = 2
+            while f"{name}_{n}" in taken:
+                n += 1
+            name = f"{name}_{n}"
+            taken.add(name)
+        names.append(name)
+    return [SourceImage(name, partial(load_rgb, file)) for name, file in zip(names, files, strict=True)]
 
 
 def resize_to_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -18,6 +18,7 @@ from types import ModuleType
 
 import torch
 
+from converter.atomic import check_complete
 from converter.errors import UserError
 from hardware.targets import get_target
 from runtime import backend as backends
@@ -39,6 +40,7 @@ def load_module(path: Path) -> ModuleType:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"generated module {path} does not exist: run pdl-convert first")
+    check_complete(path.parent, "the generated module's directory")
     import_ttnn()  # the module's own `import ttnn` must find ttnn already set up for this host
     text = path.read_bytes()
     name = f"pdl2ttnn_generated_{path.stem}_{hashlib.sha256(str(path.resolve()).encode() + text).hexdigest()[:12]}"

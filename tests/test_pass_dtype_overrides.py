@@ -121,7 +121,7 @@ def test_load_overrides_yaml_and_bad_file(tmp_path):
     p.write_text("layers: [1, 2\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_overrides(p)
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="missing.json not found"):
         load_overrides(tmp_path / "missing.json")
 
 

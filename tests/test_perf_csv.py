@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
 
 from compiler.perf_csv import DEVICE_OPS, MOVES_OP, layer_times, modeled_csv
 from converter.ops import REGISTRY, Cost
@@ -61,3 +63,23 @@ def test_modeled_csv_reads_back_as_the_cost_models_time_per_layer(small_graphs) 
 def test_every_device_op_of_the_compiler_has_its_profiler_op_code() -> None:
     # (batch_norm is folded before planning; a resample appears above a config's crop size only)
     assert {name for name, k in REGISTRY.items() if k.cost is not Cost.HOST} <= set(DEVICE_OPS)
+
+
+def test_tt_perf_reports_default_view_shows_every_layer(small_graphs, tmp_path) -> None:
+    """Without options tt-perf-report reads from the last signpost on: our CSV's last signpost is the
+    program's own, so its default view holds every device op, not only the last layer's."""
+    from tests.test_ttnn_tools import tool
+
+    target = get_target("blackhole-20")
+    text = modeled_csv(plan_graph(small_graphs["deeplab_v3_plus"], target), target)
+    (tmp_path / "ops.csv").write_text(text)
+    result = subprocess.run(
+        [str(tool("perf-report", "tt-perf-report")), str(tmp_path / "ops.csv"), "--no-color", "--no-advice"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    device_rows = sum(1 for r in csv.DictReader(io.StringIO(text)) if r["OP TYPE"] == "tt_dnn_device")
+    total = re.search(r"(\d+) device ops, 0 host ops", result.stdout)
+    assert total and int(total.group(1)) == device_rows > 50, result.stdout[-3000:]
