@@ -88,16 +88,17 @@ BLOCK_16CORES_512x64_GRID4x4 = sharded(BLOCK, (4, 4), 16, (512, 64))
 BLOCK_16CORES_2048x64_GRID4x4 = sharded(BLOCK, (4, 4), 16, (2048, 64))
 BLOCK_16CORES_512x256_GRID4x4 = sharded(BLOCK, (4, 4), 16, (512, 256))
 BLOCK_16CORES_2048x128_GRID4x4 = sharded(BLOCK, (4, 4), 16, (2048, 128))
+HEIGHT_16CORES_128x1024 = sharded(HEIGHT, (5, 4), 16, (128, 1024))
+HEIGHT_16CORES_128x256 = sharded(HEIGHT, (5, 4), 16, (128, 256))
+HEIGHT_16CORES_128x512 = sharded(HEIGHT, (5, 4), 16, (128, 512))
 BLOCK_16CORES_512x128_GRID4x4 = sharded(BLOCK, (4, 4), 16, (512, 128))
 BLOCK_16CORES_512x512_GRID4x4 = sharded(BLOCK, (4, 4), 16, (512, 512))
 WIDTH_16CORES_2048x128 = sharded(WIDTH, (5, 4), 16, (2048, 128))
 WIDTH_16CORES_2048x64 = sharded(WIDTH, (5, 4), 16, (2048, 64))
 WIDTH_16CORES_2048x32 = sharded(WIDTH, (5, 4), 16, (2048, 32))
-HEIGHT_16CORES_128x256 = sharded(HEIGHT, (5, 4), 16, (128, 256))
 HEIGHT_16CORES_128x2048 = sharded(HEIGHT, (5, 4), 16, (128, 2048))
 WIDTH_16CORES_32x32 = sharded(WIDTH, (5, 4), 16, (32, 32))
 WIDTH_16CORES_32x128 = sharded(WIDTH, (5, 4), 16, (32, 128))
-HEIGHT_16CORES_128x512 = sharded(HEIGHT, (5, 4), 16, (128, 512))
 HEIGHT_1CORES_32x512 = sharded(HEIGHT, (5, 4), 1, (32, 512))
 HEIGHT_20CORES_416x64 = sharded(HEIGHT, (5, 4), 20, (416, 64))
 HEIGHT_16CORES_512x256 = sharded(HEIGHT, (5, 4), 16, (512, 256))
@@ -573,13 +574,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.1.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=256,
@@ -600,14 +601,14 @@ CONV2D = {
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x256_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x1024,
     ),
     "backbone.res4.2.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
@@ -615,13 +616,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.2.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=256,
@@ -629,27 +630,27 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.2.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=1024,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x256_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x1024,
     ),
     "backbone.res4.3.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
@@ -657,13 +658,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.3.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=256,
@@ -671,27 +672,27 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.3.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=1024,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x256_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x1024,
     ),
     "backbone.res4.4.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
@@ -699,13 +700,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.4.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=256,
@@ -713,27 +714,27 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.4.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=1024,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x256_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x1024,
     ),
     "backbone.res4.5.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
@@ -741,13 +742,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.5.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=256,
@@ -755,27 +756,27 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x64_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x256,
     ),
     "backbone.res4.5.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=256, out_channels=1024,
         kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
             act_block_h_override=0, enable_act_double_buffer=True,
             enable_weights_double_buffer=True, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x256_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x1024,
     ),
     "backbone.res5.0.conv1": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=512,
@@ -783,13 +784,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=0,
+            shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
             enable_act_double_buffer=True, enable_weights_double_buffer=True,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=BLOCK_16CORES_512x128_GRID4x4,
+        memory_config=HEIGHT_16CORES_128x512,
     ),
     "backbone.res5.0.conv2": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512,
@@ -853,13 +854,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=WIDTH_16CORES_2048x32,
+        memory_config=BLOCK_16CORES_512x128_GRID4x4,
     ),
     "backbone.res5.1.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048,
@@ -895,13 +896,13 @@ CONV2D = {
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=512,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
+            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=256,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=WIDTH_16CORES_2048x32,
+        memory_config=BLOCK_16CORES_512x128_GRID4x4,
     ),
     "backbone.res5.2.conv3": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=2048,
@@ -1365,12 +1366,12 @@ OUTPUT_MEMORY = {
     "backbone.res3.1.add": HEIGHT_20CORES_416x512,
     "backbone.res3.2.add": HEIGHT_20CORES_416x512,
     "backbone.res3.3.add": HEIGHT_20CORES_416x512,
-    "backbone.res4.0.add": ttnn.DRAM_MEMORY_CONFIG,
-    "backbone.res4.1.add": BLOCK_16CORES_512x256_GRID4x4,
-    "backbone.res4.2.add": BLOCK_16CORES_512x256_GRID4x4,
-    "backbone.res4.3.add": BLOCK_16CORES_512x256_GRID4x4,
-    "backbone.res4.4.add": BLOCK_16CORES_512x256_GRID4x4,
-    "backbone.res4.5.add": BLOCK_16CORES_512x256_GRID4x4,
+    "backbone.res4.0.add": HEIGHT_16CORES_128x1024,
+    "backbone.res4.1.add": HEIGHT_16CORES_128x1024,
+    "backbone.res4.2.add": HEIGHT_16CORES_128x1024,
+    "backbone.res4.3.add": HEIGHT_16CORES_128x1024,
+    "backbone.res4.4.add": HEIGHT_16CORES_128x1024,
+    "backbone.res4.5.add": HEIGHT_16CORES_128x1024,
     "backbone.res5.0.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res5.1.add": ttnn.DRAM_MEMORY_CONFIG,
     "backbone.res5.2.add": ttnn.DRAM_MEMORY_CONFIG,
@@ -1481,7 +1482,7 @@ class PanopticDeeplab:
         res3_2_add = self.res3_bottleneck("backbone.res3.2", res3_1_add)
         res3_3_add = self.res3_3("backbone.res3.3", res3_2_add, taps)
         res3_3_add, res4_0_add = self.res4_0("backbone.res4.0", res3_3_add)
-        res3_3_add, res4_1_add = self.res4_1("backbone.res4.1", res3_3_add, res4_0_add)
+        res3_3_add, res4_1_add = self.res4_1("backbone.res4.1", res4_0_add, res3_3_add)
         res4_2_add = self.res4_bottleneck("backbone.res4.2", res4_1_add)
         res4_3_add = self.res4_bottleneck("backbone.res4.3", res4_2_add)
         res4_4_add = self.res4_bottleneck("backbone.res4.4", res4_3_add)
@@ -1764,6 +1765,8 @@ class PanopticDeeplab:
         x = move(x, BLOCK_16CORES_2048x128_GRID4x4)
         # 512->1024 1x1/2 on 64x128
         shortcut = self.conv2d(f"{name}.shortcut", x)
+        conv3 = move(conv3, HEIGHT_16CORES_128x1024)
+        shortcut = move(shortcut, HEIGHT_16CORES_128x1024)
         add = ttnn.add(
             conv3,
             shortcut,
@@ -1777,36 +1780,39 @@ class PanopticDeeplab:
 
     def res4_1(self, name, x, y):
         """backbone.res4.1"""
-        x = move(x, ttnn.DRAM_MEMORY_CONFIG)
-        y = move(y, BLOCK_16CORES_512x256_GRID4x4)
+        x = ttnn.reallocate(x)
         # 1024->256 1x1, relu on 32x64
-        conv1 = self.conv2d(f"{name}.conv1", y)
+        conv1 = self.conv2d(f"{name}.conv1", x)
+        y = move(y, ttnn.DRAM_MEMORY_CONFIG)
+        conv1 = move(conv1, BLOCK_16CORES_512x64_GRID4x4)
         # 256->256 3x3, relu on 32x64
         conv2 = self.conv2d(f"{name}.conv2", conv1)
         ttnn.deallocate(conv1)
+        conv2 = move(conv2, HEIGHT_16CORES_128x256)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 256->1024 1x1 on 32x64
         ttnn.deallocate(conv2)
         add = ttnn.add(
             conv3,
-            y,
+            x,
             activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
             dtype=ttnn.bfloat16,
             memory_config=OUTPUT_MEMORY[f"{name}.add"],
         )
         ttnn.deallocate(conv3)
-        ttnn.deallocate(y)
-        return x, add
+        ttnn.deallocate(x)
+        return y, add
 
     def res4_bottleneck(self, name, x):
         """backbone.res4.2, backbone.res4.3, backbone.res4.4, backbone.res4.5"""
-        x = ttnn.reallocate(x)
         # 1024->256 1x1, relu on 32x64
         conv1 = self.conv2d(f"{name}.conv1", x)
+        x = move(x, ttnn.DRAM_MEMORY_CONFIG)
         # 256->256 3x3, relu on 32x64
         conv2 = self.conv2d(f"{name}.conv2", conv1)
         ttnn.deallocate(conv1)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 256->1024 1x1 on 32x64
         ttnn.deallocate(conv2)
+        x = move(x, HEIGHT_16CORES_128x1024)
         add = ttnn.add(
             conv3,
             x,
@@ -1820,15 +1826,16 @@ class PanopticDeeplab:
 
     def res5_0(self, name, x):
         """backbone.res5.0"""
-        x = ttnn.reallocate(x)
         # 1024->512 1x1, relu on 32x64
         conv1 = self.conv2d(f"{name}.conv1", x)
+        conv1 = move(conv1, BLOCK_16CORES_512x128_GRID4x4)
         # 512->512 3x3 dilation 2, relu on 32x64
         conv2 = self.conv2d(f"{name}.conv2", conv1)
         ttnn.deallocate(conv1)
-        conv2 = ttnn.reallocate(conv2)
+        x = ttnn.reallocate(x)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(conv2)
+        x = ttnn.reallocate(x)
         conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
         x = move(x, WIDTH_16CORES_2048x64)
         # 1024->2048 1x1 on 32x64
@@ -1851,12 +1858,12 @@ class PanopticDeeplab:
         x = move(x, WIDTH_16CORES_2048x128)
         # 2048->512 1x1, relu on 32x64
         conv1 = self.conv2d(f"{name}.conv1", x)
-        conv1 = ttnn.reallocate(conv1)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
+        conv1 = move(conv1, BLOCK_16CORES_512x128_GRID4x4)
         # 512->512 3x3 dilation 4, relu on 32x64
         conv2 = self.conv2d(f"{name}.conv2", conv1)
         ttnn.deallocate(conv1)
-        conv2 = move(conv2, BLOCK_16CORES_512x128_GRID4x4)
+        conv2 = ttnn.reallocate(conv2)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(conv2)
         conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
@@ -1876,12 +1883,11 @@ class PanopticDeeplab:
         x = move(x, WIDTH_16CORES_2048x128)
         # 2048->512 1x1, relu on 32x64
         conv1 = self.conv2d(f"{name}.conv1", x)
-        conv1 = ttnn.reallocate(conv1)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
+        conv1 = move(conv1, BLOCK_16CORES_512x128_GRID4x4)
         # 512->512 3x3 dilation 8, relu on 32x64
         conv2 = self.conv2d(f"{name}.conv2", conv1)
         ttnn.deallocate(conv1)
-        conv2 = move(conv2, BLOCK_16CORES_512x128_GRID4x4)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 512->2048 1x1 on 32x64
         ttnn.deallocate(conv2)
         conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
