@@ -169,7 +169,7 @@ def _parse_layer(key: str, spec: Any) -> LayerOverride:
         "dram_copies",
         "upsample",
     }
-    unknown = sorted(printable(repr(f)) for f in set(spec) - allowed)
+    unknown = sorted(printable(str(f)) for f in set(spec) - allowed)
     if unknown:
         raise UserError(
             f"override of {key!r}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
