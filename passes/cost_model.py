@@ -74,7 +74,7 @@ TRACE_GAP_US = 3.5
 # Share of the peak matrix rate a conv reaches. GEMM reaches 60-96% (GEMM_FLOPS.md); a conv also
 # gathers im2col windows, tilizes every activation block and reloads partials between kernel rows,
 # on the same cores, and nobody publishes that rate.
-MATMUL_EFFICIENCY = 0.4169
+MATMUL_EFFICIENCY = 0.4162
 # Fraction of the shorter of compute and data movement not hidden behind the longer one.
 OVERLAP_LOSS = 0.4
 # Fixed device-kernel time per device program (kernel start, runtime args, CB/semaphore setup,
@@ -93,10 +93,10 @@ DRAM_OP_US = 14.53
 # [1, H, W, C] (d615fab9 added the flattening reshapes): ttnn then loops H as a batch on 8 cores, 512-2048
 # small matmuls per conv, ~2.8 us each at this rate (docs/research/dram-matmul.md). A flat input, as ours
 # always are, runs as one multicast matmul near the ordinary rate.
-DRAM_MATMUL_EFFICIENCY = 0.003998
+DRAM_MATMUL_EFFICIENCY = 0.003993
 
 CALIBRATION = (
-    "MATMUL_EFFICIENCY=0.4169, DEVICE_OP_US=5.0, DRAM_OP_US=14.53, DRAM_MATMUL_EFFICIENCY=0.003998 "
+    "MATMUL_EFFICIENCY=0.4162, DEVICE_OP_US=5.0, DRAM_OP_US=14.53, DRAM_MATMUL_EFFICIENCY=0.003993 "
     "(OVERLAP_LOSS=0.4 kept): benchmarks/calibrate.py's fit (Nelder-Mead on squared log errors) to Tenstorrent's "
     "measured device time of its hand-written Panoptic-DeepLab, each code state planned as ours "
     "(benchmarks/measured/): fitted on 3d736fd9 (51.75/34.39 ms PANOPTIC_DEEPLAB/DEEPLAB_V3_PLUS), 76f4537d "
