@@ -35,15 +35,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from detectron2.projects.panoptic_deeplab.target_generator import PanopticDeepLabTargetGenerator
 
-from converter.atomic import write_bytes
-from converter.model import build_model, load_config, with_crop_size
-from converter.reference import reference_outputs
-from runtime.images import to_model_input
-from runtime.postprocess import VOID, FusionParams, fuse
-from runtime.quality import panoptic_quality
-from runtime.scenes import CLASSES, street_panoptic
+import converter.detectron2_compat as compat
+
+compat.install()
+from detectron2.projects.panoptic_deeplab.target_generator import PanopticDeepLabTargetGenerator  # noqa: E402
+
+from converter.atomic import write_bytes  # noqa: E402
+from converter.model import build_model, load_config, with_crop_size  # noqa: E402
+from converter.reference import reference_outputs  # noqa: E402
+from runtime.images import to_model_input  # noqa: E402
+from runtime.postprocess import VOID, FusionParams, fuse  # noqa: E402
+from runtime.quality import panoptic_quality  # noqa: E402
+from runtime.scenes import CLASSES, street_panoptic  # noqa: E402
 
 TRAIN_SIZE = (128, 256)  # the architecture does not depend on the input size; this is what 2 cores allow
 BATCH = 2
