@@ -18,7 +18,9 @@ scenes (`varied=False`, the demo's `:scenes`) are the pictures they always were.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -107,7 +109,7 @@ def street_panoptic(width: int, height: int, seed: int = 0, varied: bool = False
         c.paint("line", [px(0.5, y0), px(0.5, y1)], LANE_MARK, ROAD_ID, width=max(1, round(width * 0.004 * (i + 1))))
 
     # Each thing's colour is drawn with its place, in the order the scenes were always drawn in.
-    things = [
+    things: list[tuple[Callable[..., None], dict[str, Any]]] = [
         (
             _car,
             {

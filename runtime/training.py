@@ -230,6 +230,7 @@ def evaluate(model: Any, seeds, size: tuple[int, int], fusion: FusionParams) -> 
         scene = street_panoptic(size[1], size[0], seed, varied=seed % 2 == 1)
         outputs = reference_outputs(model, "panoptic_deeplab", to_model_input(scene.image))
         seg = fuse(outputs, fusion)
+        assert seg.panoptic is not None  # a Panoptic-DeepLab model's fusion
         np.add.at(confusion, (scene.semantic.ravel(), seg.semantic.ravel()), 1)
         pq, _, _ = panoptic_quality(
             seg.panoptic, ground_truth_panoptic(scene, fusion), fusion.thing_ids, NUM_CLASSES, fusion.label_divisor
