@@ -406,21 +406,17 @@ def test_a_second_writer_is_refused_and_check_names_an_interrupted_update(conver
     assert f"pdl-convert: {copy} holds an interrupted update: run pdl-convert" in check.stderr
 
 
+def verify_small(config: Path, weights: Path, out: Path) -> subprocess.CompletedProcess:
+    """pdl-convert --verify of Panoptic-DeepLab at 128x256 with these weights."""
+    return pdl_convert(
+        "--config", config, "--input-size", SMALL, "--variant", "panoptic_deeplab", "--weights", weights,
+        "--out", out, "--verify",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def verified(small_config, checkpoint_path, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
-    result = pdl_convert(
-        "--config",
-        small_config,
-        "--input-size",
-        SMALL,
-        "--variant",
-        "panoptic_deeplab",
-        "--weights",
-        checkpoint_path,
-        "--out",
-        tmp_path_factory.mktemp("verify"),
-        "--verify",
-    )
+    result = verify_small(small_config, checkpoint_path, tmp_path_factory.mktemp("verify"))
     lines = [line for line in result.stdout.splitlines() if line.startswith("verify panoptic_deeplab")]
     assert len(lines) == 1, result.stdout + result.stderr
     return result, {head: float(v) for head, v in re.findall(r"(\w+) PCC (-?[0-9.]+)", lines[0])}
@@ -479,19 +475,7 @@ def test_a_failed_verify_writes_nothing(small_config, checkpoint_path, tmp_path)
 
 @pytest.fixture(scope="module")
 def verified_trained(small_config, trained_checkpoint_path, tmp_path_factory) -> subprocess.CompletedProcess:
-    return pdl_convert(
-        "--config",
-        small_config,
-        "--input-size",
-        SMALL,
-        "--variant",
-        "panoptic_deeplab",
-        "--weights",
-        trained_checkpoint_path,
-        "--out",
-        tmp_path_factory.mktemp("verify_trained"),
-        "--verify",
-    )
+    return verify_small(small_config, trained_checkpoint_path, tmp_path_factory.mktemp("verify_trained"))
 
 
 def test_verify_keeps_the_result_bounds_on_a_trained_checkpoint(verified_trained) -> None:
