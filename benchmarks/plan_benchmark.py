@@ -164,10 +164,20 @@ def seeded_model(seed: int):
         return load_checkpoint(model_lib.build_model(model_lib.load_config()), path)
 
 
-def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict:
+def checkpoint_model(path: Path):
+    """Detectron2's model with a checkpoint of the user's (e.g. benchmarks/train_scenes.py's)."""
+    from converter.checkpoint import load_checkpoint
+
+    return load_checkpoint(model_lib.build_model(model_lib.load_config()), path)
+
+
+def run(variants: list[str], targets: list[str], with_pcc: bool = False, weights: tuple[Path, ...] = ()) -> dict:
     handtuned = load_overrides(HANDTUNED)
     results: dict = {"calibration": cost_model.CALIBRATION, "variants": {}}
-    models = {seed: seeded_model(seed) for seed in SEEDS} if with_pcc else {}
+    models = {}
+    if with_pcc:  # each model under the label its PCC columns carry
+        models = {f"seed {s}": seeded_model(s) for s in SEEDS} if not weights else {}
+        models.update({p.name: checkpoint_model(p) for p in weights})
     for variant in variants:
         graph, timings = convert_timings(variant)
         entry: dict = {"pdl_convert": timings, "targets": {}}
@@ -195,13 +205,13 @@ def run(variants: list[str], targets: list[str], with_pcc: bool = False) -> dict
                 image = to_model_input(
                     street_scene(model_lib.DEFAULT_INPUT_SIZE[1], model_lib.DEFAULT_INPUT_SIZE[0], seed=1)
                 )
-                for seed, model in models.items():
+                for label, model in models.items():
                     # the same plans (they do not depend on weights), traced with the weights to run them;
                     # naive keeps BatchNorm, the hand-written plan has ttnn's own DRAM slicing (costed only)
                     weighted = plans(trace_model(model, variant, model_lib.DEFAULT_INPUT_SIZE), target, handtuned)
                     runnable = {k: g for k, (g, _) in weighted.items() if g and k in ("ours", "ours_fast")}
                     for plan_name, scores in emulated_pcc(runnable, variant, model, image).items():
-                        rows[plan_name].setdefault("emulated_pcc", {})[f"seed {seed}"] = scores
+                        rows[plan_name].setdefault("emulated_pcc", {})[label] = scores
             entry["targets"][tname] = rows
         results["variants"][variant] = entry
     return results
@@ -248,11 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"also run each plan on the emulator on {ANCHOR_TARGET} and report PCC per head",
     )
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --pcc: a checkpoint to run instead of the seeded ones (repeatable)",
+    )
     ap.add_argument("--json", type=Path, default=HERE / "results.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     try:
-        results = run(args.variants, args.targets, args.pcc)
+        results = run(args.variants, args.targets, args.pcc, tuple(args.weights))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,10 +1,11 @@
 """Result quality of the generated TTNN model (issue #15): the metrics of runtime/quality.py on the
-built-in street scenes of `pdl-demo :scenes`, for two weight seeds, at one precision, printed as a
-table, with the bounds each row breaks. The TTNN side runs on the emulator exactly as pdl-demo runs it
+built-in street scenes of `pdl-demo :scenes`, for two weight seeds or the checkpoints given with
+--weights (e.g. benchmarks/train_scenes.py's), at one precision, printed as a table, with the bounds
+each row breaks. The TTNN side runs on the emulator exactly as pdl-demo runs it
 (runtime/demo.py's runners and scenes); the reference is Detectron2's fp32 forward.
 
 Usage: .venv/bin/python benchmarks/quality.py [--input-size 512x1024] [--precision accurate]
-       [--seeds 0 12345] [--json FILE]
+       [--seeds 0 12345 | --weights PKL ...] [--scenes 3] [--json FILE]
 Slow: one emulated forward per scene and seed, about a minute each at 512x1024 on 2 cores.
 """
 
@@ -30,16 +31,16 @@ from runtime.quality import compare
 SEEDS = (0, 12345)
 VARIANT = "panoptic_deeplab"
 HEADER = (
-    f"{'seed':>5s} {'scene':8s} {'PQ':>6s} {'SQ':>6s} {'RQ':>6s} {'inst':>7s} {'ratio':>5s} "
+    f"{'weights':12s} {'scene':8s} {'PQ':>6s} {'SQ':>6s} {'RQ':>6s} {'inst':>7s} {'ratio':>5s} "
     f"{'agree':>6s} {'conf.ag':>7s} {'PCC sem':>8s} {'PCC ctr':>8s} {'PCC off':>8s} "
     f"{'sem gain':>8s} {'ctr bias':>8s} {'off bias':>8s} {'ctr max':>7s} {'off max':>7s}  bounds broken"
 )
 
 
-def row(seed: int, scene: str, q) -> str:
+def row(weights: str, scene: str, q) -> str:
     h = q.heads
     return (
-        f"{seed:5d} {scene:8s} {q.pq:6.4f} {q.sq:6.4f} {q.rq:6.4f} "
+        f"{weights[:12]:12s} {scene:8s} {q.pq:6.4f} {q.sq:6.4f} {q.rq:6.4f} "
         f"{q.instances:3d}/{q.reference_instances:<3d} {q.instance_ratio:5.2f} "
         f"{q.semantic_agreement:6.2%} {q.confident_agreement:7.2%} "
         f"{h['sem_seg'].pcc:8.5f} {h['center'].pcc:8.5f} {h['offset'].pcc:8.5f} "
@@ -53,18 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE, metavar="HxW")
     ap.add_argument("--precision", choices=list(PRECISIONS), default="accurate")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    ap.add_argument("--weights", type=Path, action="append", default=[], help="checkpoint(s) instead of --seeds")
+    ap.add_argument("--scenes", type=int, default=3, help="how many of the built-in scenes (seeds 0, 1, ...)")
     ap.add_argument("--json", type=Path, default=None, help="also write every metric to this file")
     args = ap.parse_args(argv)
     size = args.input_size
     cfg = load_config() if size == DEFAULT_INPUT_SIZE else with_crop_size(load_config(), size)
     fusion = FusionParams.from_config(cfg)
-    scenes, _ = load_inputs(SCENES_TOKEN)
+    scenes = load_inputs(SCENES_TOKEN)[0][: args.scenes]
     results = []
     print(f"{VARIANT}, {args.precision} precision, {size[0]}x{size[1]}, {DEFAULT_TARGET}, emulator vs Detectron2 fp32")
     print(HEADER)
     with tempfile.TemporaryDirectory(prefix="pdl-quality-") as tmp:
-        for seed in args.seeds:
-            weights = write_random_checkpoint(load_config(), Path(tmp) / f"seed{seed}.pkl", seed=seed)
+        checkpoints = {p.name: p for p in args.weights} or {
+            f"seed {s}": write_random_checkpoint(load_config(), Path(tmp) / f"seed{s}.pkl", seed=s) for s in args.seeds
+        }
+        for label, weights in checkpoints.items():
             model = load_checkpoint(build_model(cfg), weights)
             demo_args = DemoArgs(
                 inputs=SCENES_TOKEN,
@@ -85,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                 for scene in scenes:
                     x = to_model_input(scene.load(size))
                     q = compare(ttnn(x), reference(x), fusion)
-                    print(row(seed, scene.name, q), flush=True)
+                    print(row(label, scene.name, q), flush=True)
                     for v in q.violations():
                         print(f"{'':15s}{v}")
-                    results.append({"seed": seed, "scene": scene.name, **q.as_dict()})
+                    results.append({"weights": label, "scene": scene.name, **q.as_dict()})
     if args.json:
         args.json.write_text(
             json.dumps({"input_size": list(size), "precision": args.precision, "results": results}, indent=2) + "\n"

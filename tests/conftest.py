@@ -17,12 +17,22 @@ from converter.ir import Graph
 from converter.model import DEFAULT_CONFIG, VARIANTS, build_model, load_config, with_crop_size
 
 SMALL_SIZE = (128, 256)
+TRAINED_MINUTES = 8  # the tests' trained checkpoint: 160 steps (runtime/training.py), once per machine
 
 
 @pytest.fixture(scope="session")
 def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded (seed 0) model-zoo-format .pkl for our Cityscapes R-52 config (~240 MB, ~10 s)."""
     return write_random_checkpoint(load_config(), tmp_path_factory.mktemp("ckpt") / "random_seed0.pkl")
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint_path() -> Path:
+    """Panoptic-DeepLab trained on the street scenes (issue #26), from the user cache; a fresh machine
+    trains it first (~8 minutes on 2 idle cores)."""
+    from runtime.training import trained_checkpoint
+
+    return trained_checkpoint(TRAINED_MINUTES)
 
 
 @pytest.fixture(scope="session")
