@@ -56,6 +56,7 @@ class LayerRow:
     time_us: float  # cost model
     dram_bytes: int  # cost model (reshards and spills included)
     l1_real_per_core: int | None = None  # real ttnn's peak for the op and its moves (None: not checked)
+    l1_real_recorded: bool = True  # False: checked, but its circular buffers were not recorded (real_peaks)
 
     @property
     def l1_transient_per_core(self) -> int:
@@ -152,16 +153,22 @@ def _live_l1(graph: Graph, target: Target) -> dict[str, int]:
     return out
 
 
-def real_peaks(check: CheckResult, names: set[str]) -> dict[str, int]:
+def real_peaks(check: CheckResult, names: set[str]) -> dict[str, int | None]:
     """Real ttnn's peak per planned op: each ttnn call joins the layer its statement names; the
-    moves and reallocations before an op (statements naming no layer) join that op."""
-    peaks: dict[str, int] = {}
+    moves and reallocations before an op (statements naming no layer) join that op. None where the
+    capture recorded no circular buffers for a conv (a program-cache hit: an identical earlier conv built
+    the program; or a 1x1 conv run as a matmul, whose dataflow buffers NORMAL capture does not record):
+    that figure would leave out what the plan's peak counts."""
+    peaks: dict[str, int | None] = {}
     pending = 0
     for op in check.ops:
         if op.op == "deallocate":  # (recorded for the frees it makes; it needs nothing)
             continue
         if op.layer in names:
-            peaks[op.layer] = max(peaks.get(op.layer, 0), pending, op.total_peak)
+            if op.op == "conv2d" and op.cb_per_core == 0:
+                peaks[op.layer] = None
+            elif op.layer not in peaks or peaks[op.layer] is not None:
+                peaks[op.layer] = max(peaks.get(op.layer) or 0, pending, op.total_peak)
             pending = 0
         else:
             pending = max(pending, op.total_peak)
@@ -194,7 +201,8 @@ def build_report(
                 live[n.name],
                 c.total_us,
                 c.dram_bytes,
-                real.get(n.name) if check is not None else None,
+                real.get(n.name),
+                n.name not in real or real[n.name] is not None,
             )
         )
     image = next(n for n in graph if is_input(n)).out.shape  # 1x3xHxW
@@ -415,9 +423,10 @@ def render_markdown(report: PlanReport) -> str:
         "L1 columns are bytes per core: live tensors while the op runs, the op's own working set "
         "(circular buffers, halo, move copies), and their sum, the peak the planner checked against "
         'the budget; "L1 real" is real ttnn\'s peak for the op and its moves (live buffers and its '
-        "own allocations, L1 and L1_SMALL; NORMAL graph capture records no dataflow buffers, so for 1x1 "
-        'convs run as matmuls it leaves those out), "-" where the program was not checked or stopped '
-        "before.",
+        'own allocations, L1 and L1_SMALL), to compare with "L1 peak"; "-" where the program was not checked '
+        'or stopped before, "n/r" where the capture recorded no circular buffers for the conv (a program '
+        "built for an identical earlier conv and taken from ttnn's program cache, or a 1x1 conv run as a "
+        "matmul, whose dataflow buffers NORMAL graph capture does not record).",
         "",
     ]
     lines += _table(
@@ -454,7 +463,7 @@ def render_markdown(report: PlanReport) -> str:
                 r.l1_live_per_core,
                 r.l1_transient_per_core,
                 r.plan.l1_peak_per_core,
-                "-" if r.l1_real_per_core is None else r.l1_real_per_core,
+                "n/r" if not r.l1_real_recorded else "-" if r.l1_real_per_core is None else r.l1_real_per_core,
                 r.dram_bytes,
                 f"{r.time_us:.1f}",
             )

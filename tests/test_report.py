@@ -124,3 +124,20 @@ def test_plots_are_byte_identical_pngs_of_fixed_size() -> None:
             assert "Software" not in image.info  # no matplotlib version stamped in
             if name in sizes:
                 assert image.size == sizes[name]
+
+
+def test_real_peaks_leave_out_convs_whose_buffers_were_not_recorded() -> None:
+    """A conv recorded with no circular buffers (ttnn's program cache, or a 1x1 conv as a matmul in NORMAL
+    capture) has no comparable real peak; the others take the moves before them (live + own peak)."""
+    from compiler.report import real_peaks
+    from runtime.ttnn_mock import CheckResult, OpUsage
+
+    ops = [
+        OpUsage(1, "to_memory_config", "x_moved", 0, 4096, 4096, 1000),  # a move before conv a: joins it
+        OpUsage(2, "conv2d", "a", 8192, 2048, 10240, 500),
+        OpUsage(3, "conv2d", "b", 0, 2048, 2048, 500),  # same program as a: cache hit, no CBs recorded
+        OpUsage(4, "deallocate", "a", 0, 0, 0, 0),
+        OpUsage(5, "add", "c", 0, 1024, 1024, 300),
+    ]
+    check = CheckResult("m", "blackhole-20", "normal", True, ops=ops)
+    assert real_peaks(check, {"a", "b", "c"}) == {"a": 10740, "b": None, "c": 1324}
