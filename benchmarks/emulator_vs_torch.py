@@ -8,8 +8,9 @@ each variant, then runs the reference forward and the emulated generated module 
 scene, alternately, `--runs` times each; the first run of each is cold, the fastest of the others is
 reported (on a shared machine the load changes within seconds: alternating and taking the least
 disturbed run keeps the ratio from measuring the neighbours). Prints both times, their ratio
-(target: emulated <= 1x reference), the emulated time per ttnn op (last run), and PCC per head (so
-speed work is visibly numerics-neutral).
+(target: emulated <= 1x reference), the same for the process's CPU seconds (less sensitive to
+waiting for a core), the emulated time per ttnn op (last run), and PCC per head (so speed work is
+visibly numerics-neutral).
 """
 
 from __future__ import annotations
@@ -93,28 +94,33 @@ def main(argv: list[str] | None = None) -> int:
         graph = plan_graph(trace_model(model, variant, size), get_target(args.target))
         weights = host_weights(graph)
         op_seconds: dict[str, float] = defaultdict(float)
-        ref_times, emu_times = [], []
+        ref_times, emu_times, ref_cpu, emu_cpu = [], [], [], []
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{variant}.py"
             path.write_text(render_module(graph, args.target))
             module = load_module(path)
             for run in range(args.runs):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 ref = reference_outputs(model, variant, image)
                 ref_times.append(time.perf_counter() - start)
+                ref_cpu.append(time.process_time() - cpu)
                 patched = _time_ops(op_seconds) if run == args.runs - 1 else []
+                cpu = time.process_time()
                 try:
                     result = run_module(module, weights, image, backend="emulator")
                 finally:
                     for mod, name, fn in patched:
                         setattr(mod, name, fn)
                 emu_times.append(result.seconds["first_run"])
+                emu_cpu.append(time.process_time() - cpu)
 
         ref_t, emu_t = min(ref_times[1:]), min(emu_times[1:])
         print(f"{variant} {size[0]}x{size[1]} on {args.target}, torch threads {args.threads}")
         print(f"reference forward (Detectron2, PyTorch CPU): {ref_t:.2f} s (runs {_seconds(ref_times)})")
         print(f"emulated forward (generated module):        {emu_t:.2f} s (runs {_seconds(emu_times)})")
         print(f"ratio emulated / reference: {emu_t / ref_t:.2f}x (target <= 1x)")
+        cpu_ratio = min(emu_cpu[1:]) / min(ref_cpu[1:])
+        print(f"CPU seconds, reference {_seconds(ref_cpu)}, emulated {_seconds(emu_cpu)}: ratio {cpu_ratio:.2f}x")
         print("emulated time per op (last run, incl. model build):")
         for name, sec in sorted(op_seconds.items(), key=lambda kv: -kv[1]):
             print(f"  {name:28s} {sec:7.2f} s")
