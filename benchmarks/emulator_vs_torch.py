@@ -1,11 +1,15 @@
 """Benchmark: the whole generated Panoptic-DeepLab on the host emulator vs Detectron2's PyTorch forward.
 
-    .venv/bin/python benchmarks/emulator_vs_torch.py [--size 512 1024] [--target blackhole-20] [--threads 2]
+    .venv/bin/python benchmarks/emulator_vs_torch.py [--size 512 1024] [--target blackhole-20] [--threads 2] [--runs 3]
+        [--variant panoptic_deeplab]
 
 Builds our config with seeded weights (the .pkl is cached in the temp dir), traces, plans and renders
-panoptic_deeplab, then runs the reference forward and the emulated generated module on the same street
-scene. Each is run twice and the second (warm) run is reported. Prints both times, their ratio
-(target: emulated <= 2x reference), the emulated time per ttnn op, and PCC per head (so speed work is
+each variant, then runs the reference forward and the emulated generated module on the same street
+scene, alternately, `--runs` times each; the first run of each is cold, the fastest of the others is
+reported (on a shared machine the load changes within seconds: alternating and taking the least
+disturbed run keeps the ratio from measuring the neighbours). Prints both times, their ratio
+(target: emulated <= 1x reference), the same for the process's CPU seconds (less sensitive to
+waiting for a core), the emulated time per ttnn op (last run), and PCC per head (so speed work is
 visibly numerics-neutral).
 """
 
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-VARIANT = "panoptic_deeplab"
+from converter.model import VARIANTS
 
 
 def _model(size: tuple[int, int]):
@@ -62,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024))
     parser.add_argument("--target", default="blackhole-20")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", action="append", choices=VARIANTS, help="repeatable; default: both")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each, alternating (at least 2: the first is cold)")
     args = parser.parse_args(argv)
+    if args.runs < 2:
+        parser.error("--runs must be at least 2 (the first run of each is cold)")
     torch.set_num_threads(args.threads)
 
     import converter.detectron2_compat as compat
@@ -81,42 +89,48 @@ def main(argv: list[str] | None = None) -> int:
 
     size = (args.size[0], args.size[1])
     model = _model(size)
-    graph = plan_graph(trace_model(model, VARIANT, size), get_target(args.target))
     image = to_model_input(street_scene(size[1], size[0], seed=1))
-    weights = host_weights(graph)
+    for variant in args.variant or list(VARIANTS):
+        graph = plan_graph(trace_model(model, variant, size), get_target(args.target))
+        weights = host_weights(graph)
+        op_seconds: dict[str, float] = defaultdict(float)
+        ref_times, emu_times, ref_cpu, emu_cpu = [], [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{variant}.py"
+            path.write_text(render_module(graph, args.target))
+            module = load_module(path)
+            for run in range(args.runs):
+                start, cpu = time.perf_counter(), time.process_time()
+                ref = reference_outputs(model, variant, image)
+                ref_times.append(time.perf_counter() - start)
+                ref_cpu.append(time.process_time() - cpu)
+                patched = _time_ops(op_seconds) if run == args.runs - 1 else []
+                cpu = time.process_time()
+                try:
+                    result = run_module(module, weights, image, backend="emulator")
+                finally:
+                    for mod, name, fn in patched:
+                        setattr(mod, name, fn)
+                emu_times.append(result.seconds["first_run"])
+                emu_cpu.append(time.process_time() - cpu)
 
-    ref_times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        ref = reference_outputs(model, VARIANT, image)
-        ref_times.append(time.perf_counter() - start)
-
-    op_seconds: dict[str, float] = defaultdict(float)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{VARIANT}.py"
-        path.write_text(render_module(graph, args.target))
-        module = load_module(path)
-        emu_times = []
-        for run in range(2):
-            patched = _time_ops(op_seconds) if run == 1 else []
-            try:
-                result = run_module(module, weights, image, backend="emulator")
-            finally:
-                for mod, name, fn in patched:
-                    setattr(mod, name, fn)
-            emu_times.append(result.seconds["first_run"])
-
-    ref_t, emu_t = ref_times[1], emu_times[1]
-    print(f"{VARIANT} {size[0]}x{size[1]} on {args.target}, torch threads {args.threads}")
-    print(f"reference forward (Detectron2, PyTorch CPU): {ref_t:.2f} s (cold {ref_times[0]:.2f} s)")
-    print(f"emulated forward (generated module):        {emu_t:.2f} s (cold {emu_times[0]:.2f} s)")
-    print(f"ratio emulated / reference: {emu_t / ref_t:.2f}x (target <= 2x)")
-    print("emulated time per op (warm run, incl. model build):")
-    for name, sec in sorted(op_seconds.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:28s} {sec:7.2f} s")
-    for head in sorted(result.outputs):
-        print(f"PCC {head}: {pcc(result.outputs[head], ref[head]):.6f}")
+        ref_t, emu_t = min(ref_times[1:]), min(emu_times[1:])
+        print(f"{variant} {size[0]}x{size[1]} on {args.target}, torch threads {args.threads}")
+        print(f"reference forward (Detectron2, PyTorch CPU): {ref_t:.2f} s (runs {_seconds(ref_times)})")
+        print(f"emulated forward (generated module):        {emu_t:.2f} s (runs {_seconds(emu_times)})")
+        print(f"ratio emulated / reference: {emu_t / ref_t:.2f}x (target <= 1x)")
+        cpu_ratio = min(emu_cpu[1:]) / min(ref_cpu[1:])
+        print(f"CPU seconds, reference {_seconds(ref_cpu)}, emulated {_seconds(emu_cpu)}: ratio {cpu_ratio:.2f}x")
+        print("emulated time per op (last run, incl. model build):")
+        for name, sec in sorted(op_seconds.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:28s} {sec:7.2f} s")
+        for head in sorted(result.outputs):
+            print(f"PCC {head}: {pcc(result.outputs[head], ref[head]):.6f}")
     return 0
+
+
+def _seconds(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ttnn opens a mock device when `TT_METAL_MOCK_CLUSTER_DESC_PATH` names a cluster descriptor and a
 RISC-V compiler exists under `$TT_METAL_RUNTIME_ROOT/runtime/sfpi`. We build that runtime root once
-(`build_runtime_root`, called by scripts/setup.sh): symlinks to the installed wheel (never modified)
+per wheel under the user's cache (`build_runtime_root`, called by scripts/setup.sh): symlinks to the
+installed wheel (never modified)
 plus a stand-in compiler. Firmware is prebuilt in the wheel and matched by the compiler's version
 line, which the stand-in reports as the wheel's firmware was built with; kernels "build" into a
 3-instruction stub linked with the wheel's own linker scripts by Debian's RISC-V binutils. No kernel
@@ -11,13 +12,19 @@ allocator, out-of-memory and circular-buffer clash checks all apply; numerics do
 
 The check runs in a child process (`python -m runtime.ttnn_mock check MODULE`): ttnn reads the
 cluster descriptor and grid override once per process, and opening a device writes `generated/`
-into the current directory, so the child runs in a temporary directory.
+into the current directory, so the child runs in a temporary directory. tt-metal's JIT build cache
+(`TT_METAL_CACHE`: firmware and the ~1,200 kernel stubs of a 512x1024 program, ~75 s to build on a
+loaded 2-core machine) sits beside the root (`jit_cache_dir`), so every checkout, venv and run
+reuses it: tt-metal keys each kernel by its sources, defines and compile arguments, rebuilds what
+changed, and builds concurrently safely (temporary files renamed into place, file locks).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -37,7 +44,7 @@ from runtime import ttnn_trace
 from runtime.weights import HostTensor
 from templates import module_helpers
 
-ROOT_FORMAT = 1  # bump when the runtime root's content changes
+ROOT_FORMAT = 2  # bump when the runtime root's content changes
 BINUTILS_PACKAGE = "binutils-riscv64-unknown-elf"
 _STUB_ASM = """    .section .start,"ax",@progbits
     .globl _start
@@ -67,9 +74,25 @@ echo "riscv-tt-elf-g++ stand-in: unhandled call: $*" >&2; exit 1
 """
 
 
+def _mock_home() -> Path:
+    """The mock root and tt-metal's JIT build cache of this wheel and stand-in, under the user's cache
+    ($XDG_CACHE_HOME or ~/.cache). The wheel's RECORD (every file's hash) names the wheel exactly, so
+    every checkout and venv with the same wheel shares them: tt-metal's record of a build names its
+    inputs by path, so the root must keep one path for the cache to stay valid across checkouts."""
+    record = next(_ttnn_package().parent.glob("ttnn-*.dist-info/RECORD"))
+    key = hashlib.sha256(record.read_bytes() + f"{ROOT_FORMAT}{_COMPILER}{_STUB_ASM}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pdl2ttnn" / f"ttnn-mock-{record.parent.name.removesuffix('.dist-info')}-{key}"
+
+
 def runtime_root() -> Path:
-    """Where the mock runtime root lives: inside the project's virtual environment."""
-    return Path(os.environ.get("PDL2TTNN_TTNN_MOCK_ROOT", Path(sys.prefix) / "ttnn-mock-root"))
+    """Where the mock runtime root lives (PDL2TTNN_TTNN_MOCK_ROOT overrides it)."""
+    return Path(os.environ.get("PDL2TTNN_TTNN_MOCK_ROOT") or _mock_home() / "root")
+
+
+def jit_cache_dir() -> Path:
+    """tt-metal's JIT build cache (TT_METAL_CACHE): firmware and kernel stubs, reused by every run."""
+    return _mock_home() / "jit"
 
 
 def _ttnn_package() -> Path:
@@ -108,13 +131,27 @@ def build_runtime_root(root: Path | None = None) -> Path:
     """Build the mock runtime root (idempotent: returns at once when it is complete)."""
     root = runtime_root() if root is None else root
     package = _ttnn_package()
-    stamp = root / "pdl2ttnn-root.json"
-    want = {"format": ROOT_FORMAT, "ttnn": str(package)}
-    if stamp.is_file() and json.loads(stamp.read_text()) == want:
+    if _root_ready(root):
         return root
     missing = binutils_missing()
     if missing:
         raise UserError(missing)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / "build.lock", "w") as lock:  # checks started at once build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _root_ready(root):
+            _build_root(root, package)
+    return root
+
+
+def _root_ready(root: Path) -> bool:
+    """Complete, and its links resolve: another venv's identical wheel will do while that venv exists
+    (the key of _mock_home is the wheel's content)."""
+    stamp = root / "pdl2ttnn-root.json"
+    return stamp.is_file() and json.loads(stamp.read_text()) == {"format": ROOT_FORMAT} and (root / "tt_metal").is_dir()
+
+
+def _build_root(root: Path, package: Path) -> None:
     if root.exists():
         shutil.rmtree(root)
     (root / "runtime" / "sfpi" / "compiler" / "bin").mkdir(parents=True)
@@ -133,8 +170,7 @@ def build_runtime_root(root: Path | None = None) -> Path:
     compiler = root / "runtime" / "sfpi" / "compiler" / "bin" / "riscv-tt-elf-g++"
     compiler.write_text(_COMPILER.replace("@IDENT@", _compiler_ident(package)).replace("@STUB@", str(stub / "stub.o")))
     compiler.chmod(0o755)
-    stamp.write_text(json.dumps(want))
-    return root
+    (root / "pdl2ttnn-root.json").write_text(json.dumps({"format": ROOT_FORMAT}))
 
 
 def cluster_descriptor(target: Target) -> str:
@@ -147,7 +183,7 @@ def mock_env(target: Target) -> dict[str, str]:
     env = {
         "TT_METAL_MOCK_CLUSTER_DESC_PATH": cluster_descriptor(target),
         "TT_METAL_RUNTIME_ROOT": f"{root}/",
-        "TT_METAL_CACHE": f"{root}/cache/",
+        "TT_METAL_CACHE": f"{jit_cache_dir()}/",
         "LOGURU_LEVEL": "ERROR",
         "TT_LOGGER_LEVEL": "error",
     }
@@ -222,9 +258,15 @@ def condense(message: str) -> str:
 def _statements(text: str) -> dict[int, tuple[int, str]]:
     """line -> (first line, text on one line) of the simple statement covering it."""
     spans: dict[int, tuple[int, str]] = {}
+    lines = [ln.encode() for ln in text.splitlines(keepends=True)]  # ast's offsets count UTF-8 bytes
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, (ast.Assign, ast.Expr, ast.Return)) and node.end_lineno is not None:
-            segment = " ".join(ln.strip() for ln in (ast.get_source_segment(text, node) or "").splitlines())
+            # ast.get_source_segment would split the whole text again for every statement
+            source = b"".join(lines[node.lineno - 1 : node.end_lineno])
+            source = source[
+                node.col_offset : len(source) - len(lines[node.end_lineno - 1]) + (node.end_col_offset or 0)
+            ]
+            segment = " ".join(ln.strip() for ln in source.decode().splitlines())
             for line in range(node.lineno, node.end_lineno + 1):
                 spans.setdefault(line, (node.lineno, segment))
     return spans

@@ -5,7 +5,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
 set +e
-.venv/bin/python -m pytest "$@"
+# the 40 slowest tests end every run's output: where the suite's time goes, run after run
+.venv/bin/python -m pytest --durations=40 "$@"
 status=$?
 set -e
 # pytest's 5 = "no tests collected": a suite that ran nothing must not look green.

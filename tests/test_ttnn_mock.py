@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,24 @@ def test_condense_keeps_the_message_and_drops_the_backtrace() -> None:
         "backtrace:\n --- ttnn::foo()\n --- ttnn::bar()\n"
     )
     assert condense(raw) == "TT_FATAL @ /project/x.cpp:12: a == b info: All Tensors should have same layouts"
+
+
+def test_the_mock_root_and_jit_cache_live_in_the_users_cache_and_a_broken_root_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One root and JIT cache per wheel under $XDG_CACHE_HOME/pdl2ttnn, shared by every checkout; a root
+    whose wheel links no longer resolve (the venv that built it was removed) is rebuilt on first use."""
+    from runtime.ttnn_mock import build_runtime_root, jit_cache_dir, runtime_root
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("PDL2TTNN_TTNN_MOCK_ROOT", raising=False)
+    root = runtime_root()
+    assert root.parent == jit_cache_dir().parent and root.parent.parent == tmp_path / "pdl2ttnn"
+    assert build_runtime_root() == root and (root / "tt_metal" / "hw").is_dir()
+    (root / "tt_metal").unlink()
+    (root / "tt_metal").symlink_to(tmp_path / "removed-venv" / "tt_metal")
+    assert build_runtime_root() == root and (root / "tt_metal" / "hw").is_dir()
+    compiler = root / "runtime" / "sfpi" / "compiler" / "bin" / "riscv-tt-elf-g++"
+    assert subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.startswith(
+        "riscv-tt-elf-g++ "
+    )

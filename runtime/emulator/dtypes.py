@@ -33,26 +33,29 @@ def round_bfloat8_b(x: torch.Tensor) -> torch.Tensor:
 
     Done in float32 arithmetic, which is exact here (power-of-two scaling, floor and round):
     t = floor(|x| * 2^(150 - E)) is tt-metal's mantissa after its right shift by (E - e), and
-    round-half-even(t / 2^17) its 7-bit rounding. The scale is applied in two halves so that no
-    factor overflows. Exponents are read from the float32 bits (0 for zeros and denormals, which
-    flush to 0). Much faster in torch than integer bit operations on the mantissas.
+    round-half-even(t / 2^17) its 7-bit rounding. The shared exponent E is that of the group's largest
+    magnitude (denormals and zeros, exponent 0, flush to 0 first). Much faster in torch than integer
+    bit operations on the mantissas; every full-size pass after the first copy is in place (this
+    rounds every bfloat8_b activation, so its passes are most of the emulator's time outside convs).
     """
     shape = x.shape
     width = shape[-1] if len(shape) else 1
     pad = (-width) % BFP_GROUP
-    xf = x.to(torch.float32).reshape(-1, width)
+    a = torch.empty(shape, dtype=torch.float32).copy_(x).abs_().view(-1, width)  # new and contiguous
     if pad:
-        xf = torch.nn.functional.pad(xf, (0, pad))
-    groups = xf.reshape(xf.shape[0], -1, BFP_GROUP)
-    exp = (groups.view(torch.int32) >> 23) & 0xFF  # biased exponent
-    a = groups.abs() * (exp > 0)
-    shift = 150 - exp.amax(dim=-1, keepdim=True)
-    half = shift >> 1
-    t = torch.floor(a * torch.exp2(half.to(torch.float32)) * torch.exp2((shift - half).to(torch.float32)))
-    m = torch.round(t * 2.0**-17).clamp_(max=127.0)
-    out = torch.copysign(m * torch.exp2((17 - shift).to(torch.float32)), groups)
-    out = out.reshape(xf.shape[0], -1)[:, :width]
-    return out.reshape(shape)
+        a = torch.nn.functional.pad(a, (0, pad))
+    groups = a.view(a.shape[0], -1, BFP_GROUP)
+    groups.masked_fill_(groups < 2.0**-126, 0.0)  # denormals flush to 0
+    exp = (groups.amax(dim=-1, keepdim=True).view(torch.int32) >> 23).to(torch.float32)  # biased exponent
+    shift = 150.0 - exp
+    if int(shift.max()) <= 127:  # 2^shift is a float32: one multiply
+        groups.mul_(torch.exp2(shift))
+    else:  # a group of tiny values: scale in two halves so that no factor overflows
+        half = torch.floor(shift * 0.5)
+        groups.mul_(torch.exp2(half)).mul_(torch.exp2(shift - half))
+    groups.floor_().mul_(2.0**-17).round_().clamp_(max=127.0).mul_(torch.exp2(17.0 - shift))
+    out = a[:, :width] if pad else a
+    return out.reshape(shape).copysign_(x.to(torch.float32).reshape(shape) if x.dtype != torch.float32 else x)
 
 
 def round_to(x: torch.Tensor, dtype) -> torch.Tensor:

@@ -224,7 +224,9 @@ def conv2d(
     def compute(x, w, b=None):
         x = x.reshape(batch_size, input_height, input_width, -1)[..., :in_channels]
         x = x.to(torch.bfloat16) if native else x  # exact: the stored values are bf16 / bfloat8_b
-        x = F.pad(x.permute(0, 3, 1, 2), (pads[2], pads[3], pads[0], pads[1]))
+        x = x.permute(0, 3, 1, 2)
+        if any(pads):  # F.pad copies even when it pads nothing (most convs here are unpadded 1x1)
+            x = F.pad(x, (pads[2], pads[3], pads[0], pads[1]))
         y = fidelity.conv2d_values(
             x,
             w,
