@@ -26,6 +26,12 @@ from passes.plan import Buffer, MemoryLayout, Placement, conv_of, output_dtype, 
 from passes.shards import ConvShape, physical, staged_input_bytes
 
 ELEMENT_BYTES = {"bfloat16": 2, "float32": 4}
+# Bytes kept free between a program's circular buffers and the lowest live L1 buffer. Our allocator's
+# addresses can differ from ttnn's after ops whose temporaries it does not track to the byte: real ttnn
+# rejected the Wormhole Panoptic-DeepLab plan at 512x1024 with the instance ASPP's dilation-6 conv's CBs
+# ending 64 B into a buffer this model placed clear of them (after a banded upsample); 1 KB did not change
+# that plan, 4 KB does and leaves the committed blackhole-20 programs as they were.
+CB_GUARD = 4096
 
 
 class DoesNotFit(RuntimeError):
@@ -806,7 +812,7 @@ class L1Sim:
                 temps.append((free, addr))
         end = self.base + p.cb
         lowest = self.lowest()
-        if end > self.target.l1_bytes_per_core or (lowest is not None and end > lowest):
+        if end > self.target.l1_bytes_per_core or (lowest is not None and end + CB_GUARD > lowest):
             raise DoesNotFit(f"{p.label}: circular buffers end at {end}, L1 buffer at {lowest}")
         used = self._record(p.cb)
         if self.log is not None:
