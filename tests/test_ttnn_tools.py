@@ -222,7 +222,7 @@ def test_tt_perf_report_prints_our_layers_and_modeled_times(reported) -> None:
     stem = re.search(r"Conv2dDeviceOperation 8192 x 27 x 64 .*?([\d.]+) TFLOPs", printed)
     assert stem and float(stem.group(1)) > 0
     total = re.search(r"(\d+) device ops, 0 host ops, (\d+) signposts\s+([\d,]+) μs\s+([\d,]+) μs", printed)
-    assert total and int(total.group(2)) == len(layers)
+    assert total and int(total.group(2)) == len(layers) + 2  # and the program's signpost, first and last
     device_us, gap_us = (float(total.group(k).replace(",", "")) for k in (3, 4))
     # Device time + op-to-op gaps is the modeled latency (tt-perf-report drops the first op's gap;
     # the plan report rounds each layer to 0.1 us).
