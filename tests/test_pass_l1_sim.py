@@ -4,6 +4,8 @@ Whether planned programs really fit is judged by real ttnn on a mock device (tes
 not by this model nor by the emulator (numerics only).
 """
 
+import pytest
+
 from passes.l1_sim import Alloc, DoesNotFit, L1Sim, Program
 from tests.test_pass_memory_plan import TINY
 
@@ -36,10 +38,14 @@ def test_a_move_allocates_the_copy_before_freeing_the_original():
 
 
 def test_circular_buffers_must_end_below_the_lowest_buffer():
+    from passes.l1_sim import CB_GUARD
+
     sim = L1Sim(TINY, 32768)
-    room = TOP - 100_000 - BASE
-    sim.run([Program((Alloc("L1", 100_000, "out"),), cb=room, label="op")])  # ends exactly at the buffer
+    room = TOP - 100_000 - BASE - CB_GUARD
+    sim.run([Program((Alloc("L1", 100_000, "out"),), cb=room, label="op")])  # ends CB_GUARD below the buffer
     assert sim.peak == room + 100_000
+    with pytest.raises(DoesNotFit, match="circular buffers end at"):  # one byte closer: refused
+        L1Sim(TINY, 32768).run([Program((Alloc("L1", 100_000, "out"),), cb=room + 1, label="op")])
     try:
         sim.run([Program((Alloc("L1", 16),), cb=room, label="op")])  # a temporary below it: clash
     except DoesNotFit as err:
