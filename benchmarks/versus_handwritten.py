@@ -17,10 +17,9 @@ import sys
 import torch
 
 from benchmarks.calibrate import load_states, plan_state
-from compiler.report import stage_of
+from compiler.report import build_report
 from converter import model as model_lib
 from converter.ir import Graph
-from converter.ops import is_host
 from converter.trace import trace_model
 from hardware.targets import get_target
 from passes import cost_model
@@ -29,16 +28,9 @@ from passes.pipeline import plan_graph
 
 
 def per_stage(graph: Graph, target) -> tuple[dict[str, float], cost_model.PlanCost]:
-    """Modeled ms per stage (program order) and the plan's cost."""
-    cost = cost_model.evaluate(graph, target)
-    us = {r.name: r.cost.total_us for r in cost.rows}
-    out: dict[str, float] = {}
-    stage = "input"
-    for n in graph:
-        if not is_host(n):
-            stage = stage_of(n.source) or stage
-            out[stage] = out.get(stage, 0.0) + us[n.name] / 1e3
-    return out, cost
+    """Modeled ms per stage (program order, the plan report's stages) and the plan's cost."""
+    stages = {s.stage: s.time_us / 1e3 for s in build_report(graph, target).stages()}
+    return stages, cost_model.evaluate(graph, target)
 
 
 def compare(variant: str, target_name: str) -> str:
