@@ -399,8 +399,9 @@ def _conv_cost(node: Node, plan: OpPlan, src: Operand, target: Target) -> OpCost
     out_buf = plan.output.buffer if plan.output is not None else "DRAM"
     if out_buf == "DRAM":
         dram += out_bytes
-        device_ops += slices if slices > 1 else 1  # slice write / move out of the conv's shards
-        dram_programs += slices if slices > 1 else 1
+        writes = slices if slices > 1 else 1  # slice writes / the move out of the conv's shards
+        device_ops += writes
+        dram_programs += writes
     elif plan.output is not None and not plan.output.sharded:
         unicast += out_bytes / cores
         device_ops += 1
