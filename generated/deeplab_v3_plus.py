@@ -371,14 +371,14 @@ CONV2D = {
         kernel_size=(1, 1), stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
-            act_block_h_override=128, enable_act_double_buffer=False,
+            weights_dtype=ttnn.bfloat16, shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
+            act_block_h_override=0, enable_act_double_buffer=False,
             enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
-            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=20),
             override_sharding_config=True,
         ),
         compute_config=COMPUTE_HIFI2,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=2),
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "backbone.res3.1.conv1": dict(
@@ -1250,8 +1250,8 @@ class DeeplabV3Plus:
         res2_1_add = self.res2_1("backbone.res2.1", res2_0_add)
         res2_2_add = self.res2_2("backbone.res2.2", res2_1_add, taps)
         res2_2_add, res3_0_add = self.res3_0("backbone.res3.0", res2_2_add)
-        res3_1_add = self.res3_bottleneck("backbone.res3.1", res3_0_add)
-        res3_2_add = self.res3_bottleneck("backbone.res3.2", res3_1_add)
+        res3_1_add = self.res3_1("backbone.res3.1", res3_0_add)
+        res3_2_add = self.res3_2("backbone.res3.2", res3_1_add)
         res3_3_add = self.res3_3("backbone.res3.3", res3_2_add, taps)
         res3_3_add, res4_0_add = self.res4_0("backbone.res4.0", res3_3_add)
         res3_3_add, res4_1_add = self.res4_1("backbone.res4.1", res4_0_add, res3_3_add)
@@ -1426,10 +1426,8 @@ class DeeplabV3Plus:
         conv2 = move(conv2, HEIGHT_20CORES_416x128)
         conv3 = self.conv2d(f"{name}.conv3", conv2)  # 128->512 1x1 on 64x128
         ttnn.deallocate(conv2)
-        conv3 = move(conv3, ttnn.DRAM_MEMORY_CONFIG)
         # 256->512 1x1/2 on 128x256
         shortcut = self.conv2d(f"{name}.shortcut", x)
-        conv3 = move(conv3, HEIGHT_20CORES_416x512)
         shortcut = move(shortcut, HEIGHT_20CORES_416x512)
         add = ttnn.add(
             conv3,
@@ -1442,8 +1440,32 @@ class DeeplabV3Plus:
         ttnn.deallocate(shortcut)
         return x, add
 
-    def res3_bottleneck(self, name, x):
-        """backbone.res3.1, backbone.res3.2"""
+    def res3_1(self, name, x):
+        """backbone.res3.1"""
+        x = ttnn.reallocate(x)
+        # 512->128 1x1, relu on 64x128
+        conv1 = self.conv2d(f"{name}.conv1", x)
+        x = move(x, ttnn.DRAM_MEMORY_CONFIG)
+        # 128->128 3x3, relu on 64x128
+        conv2 = self.conv2d(f"{name}.conv2", conv1)
+        ttnn.deallocate(conv1)
+        conv3 = self.conv2d(f"{name}.conv3", conv2)  # 128->512 1x1 on 64x128
+        ttnn.deallocate(conv2)
+        conv3 = ttnn.reallocate(conv3)
+        x = move(x, HEIGHT_20CORES_416x512)
+        add = ttnn.add(
+            conv3,
+            x,
+            activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
+            dtype=ttnn.bfloat16,
+            memory_config=OUTPUT_MEMORY[f"{name}.add"],
+        )
+        ttnn.deallocate(conv3)
+        ttnn.deallocate(x)
+        return add
+
+    def res3_2(self, name, x):
+        """backbone.res3.2"""
         # 512->128 1x1, relu on 64x128
         conv1 = self.conv2d(f"{name}.conv1", x)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)

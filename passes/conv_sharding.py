@@ -87,6 +87,14 @@ def conv_cores(layout: str, s: ConvShape, target: Target) -> tuple[tuple[int, in
     return target.grid, largest_divisor(cdiv(s.in_channels, TILE), target.num_cores)
 
 
+def slow_to_build(s: ConvShape, layout: str, grid: tuple[int, int], slice_type: str, target: Target) -> bool:
+    """ttnn 0.81.1 takes seconds of host time to build a DRAM-sliced strided conv block-sharded on fewer
+    columns than the device has (its slices' reshard page map; benchmarks/probe_conv_build.py: 26 s for
+    res3.0.shortcut on 4 of 5 columns, 0.2 s on all 5 or height-sharded). A process pays it at its first
+    forward and the real-ttnn check at every run, for microseconds of modeled device time."""
+    return slice_type != "L1_FULL" and layout == "BLOCK_SHARDED" and max(s.stride) > 1 and grid[0] < target.grid[0]
+
+
 def activation_placement(layout: str, grid: tuple[int, int], num_cores: int, rows: int, cols: int) -> Placement:
     return Placement(Buffer.L1, MemoryLayout(layout), grid, num_cores, shard_shape(layout, rows, cols, grid, num_cores))
 
@@ -278,6 +286,8 @@ def _legal_configs(
             if (slice_type, layout) in fitted:
                 continue
             grid, cores = conv_cores(layout, s, target)
+            if slow_to_build(s, layout, grid, slice_type, target) and not (pin and pin.sharding):
+                continue
             if pin and pin.act_block_h is not None:
                 abhs = [pin.act_block_h]
             else:
