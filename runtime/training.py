@@ -23,6 +23,7 @@ is above the fusion threshold.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import math
 import os
@@ -184,8 +185,11 @@ def trained_checkpoint(minutes: float, log: Callable[[str], None] = print) -> Pa
     path = cache_dir() / f"scenes_{steps_for(minutes)}steps_{_recipe_digest()}.pkl"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        log(f"training {path.name} ({steps_for(minutes)} steps; trained once, then cached)")
-        write_trained_checkpoint(path, minutes, log)
+        with open(path.with_suffix(".lock"), "w") as lock:  # processes asking at once (test workers) train it once
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                log(f"training {path.name} ({steps_for(minutes)} steps; trained once, then cached)")
+                write_trained_checkpoint(path, minutes, log)
     return path
 
 
