@@ -166,7 +166,7 @@ def conv2d_values(
         part = F.conv2d(rows, ws[:, :, r : r + 1], stride=stride, dilation=dilation, groups=groups)
         acc = dst_round(part if acc is None else acc + part)
         if r < kh - 1 and interm_round is not None:
-            acc = interm_round(acc.to(torch.float32)).to(dtype)
+            acc = interm_round(acc).to(dtype)
     assert acc is not None, "a kernel has at least one row"
     if bias is not None:
         acc = dst_round(acc + bias.to(dtype).reshape(1, -1, 1, 1))
