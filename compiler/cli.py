@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -41,6 +41,7 @@ from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
 
 if TYPE_CHECKING:
+    from compiler.bisect import Bisection
     from compiler.report import PlanReport
     from runtime.ttnn_mock import CheckResult
 
@@ -287,11 +288,18 @@ class Verification:
 
 
 def verify(
-    converted: Converted, model, input_size: tuple[int, int], progress: Progress, fusion: FusionParams, batch: int = 1
-) -> list[Verification]:
+    converted: Converted,
+    model,
+    input_size: tuple[int, int],
+    progress: Progress,
+    fusion: FusionParams,
+    batch: int = 1,
+    bisect: bool = False,
+) -> tuple[list[Verification], Bisection | None]:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
     synthetic street scenes per chip of the target (a mesh runs them data parallel), and compare the
-    heads and the panoptic results of each image (runtime/quality.py)."""
+    heads and the panoptic results of each image (runtime/quality.py). With `bisect`, also every
+    device op against the fp32 interpreter (compiler/bisect.py), when the module ran."""
     import torch
 
     from converter.atomic import write_text
@@ -322,9 +330,16 @@ def verify(
             raise
         except Exception as e:  # a compiler or emulator bug: the verdict, in one line
             reason = " ".join(str(e).split())
-            return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")]
+            return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")], None
     with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
         ref = reference_outputs(model, variant, image)
+    bisection = None
+    if bisect:
+        from compiler.bisect import bisect as bisect_graph
+
+        with progress.step(f"{variant}: bisect: every op tapped, against the fp32 interpreter", seconds, "bisect"):
+            target = get_target(converted.report.target)
+            bisection = bisect_graph(converted.graph, target, weights, image, VERIFY_PCC_FLOOR, result.backend)
 
     def one(outputs: dict, i: int) -> dict:
         return {k: v[i : i + 1] for k, v in outputs.items()}
@@ -337,7 +352,19 @@ def verify(
             image=f"image {i + 1} of {batch}" if batch > 1 else "",
         )
         for i in range(batch)
-    ]
+    ], bisection
+
+
+def with_bisection(converted: Converted, bisection: Bisection) -> Converted:
+    """The variant's output set with the bisection's table and plot beside its plan report."""
+    from compiler.bisect import bisect_names, plot_bisection
+
+    text, plot = bisect_names(converted.variant)
+    return replace(
+        converted,
+        files={**converted.files, text: "\n".join(bisection.lines()) + "\n"},
+        plots={**converted.plots, plot: plot_bisection(bisection, converted.report.layers)},
+    )
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -445,6 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
         "per head, panoptic quality, instance counts and semantic agreement, and the result "
         f"bounds they break (runtime/quality.py); exit 1 below PCC {VERIFY_PCC_FLOOR} on a head, "
         "and then nothing is written. Slow: about a minute at 512x1024",
+    )
+    p.add_argument(
+        "--bisect",
+        action="store_true",
+        help="with --verify: run each module again with every op's output read back and compare each with "
+        "the fp32 interpreter of the planned graph (PCC, max error, gain, relative error), one line per op "
+        "in program order; name the first op below the PCC floor; write <variant>.bisect.txt and "
+        "<variant>.bisect.png beside the plan report",
     )
     p.add_argument(
         "--ttnn-check",
@@ -612,6 +647,10 @@ def check_paths(args: argparse.Namespace) -> None:
             journal_names(args.out)
         if args.ttnn_report is not None:
             check_writable_directory(args.ttnn_report, "--ttnn-report")
+    if args.bisect and not args.verify:
+        raise UserError("--bisect compares each op of a --verify run with fp32: add --verify")
+    if args.bisect and args.check:
+        raise UserError("--check writes nothing, --bisect writes a table and a plot; pass one of them")
     config_path(args.config)  # a name of the family or an existing file
     for option, path in (("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
@@ -660,12 +699,18 @@ def run(args: argparse.Namespace) -> int:
                 check, report = c.result() if c else (None, None)
                 converted.append(finish(p, args.target, check, progress, report))
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
-        results = []
+        results: list[Verification] = []
+        bisections: list[Bisection] = []
         if args.verify:
             from runtime.postprocess import FusionParams
 
             fusion = FusionParams.from_config(cfg)
-            results = [r for c in converted for r in verify(c, model, size, progress, fusion, args.batch_size)]
+            for i, done in enumerate(converted):
+                verified, bisection = verify(done, model, size, progress, fusion, args.batch_size, args.bisect)
+                results += verified
+                if bisection is not None:
+                    bisections.append(bisection)
+                    converted[i] = with_bisection(done, bisection)
         rejected = [c.variant for c in converted if c.check is not None and not c.check.accepted]
         rejected = list(dict.fromkeys(rejected + [v.variant for v in results if not v.passed]))
         status = EXIT_OK
@@ -695,6 +740,8 @@ def run(args: argparse.Namespace) -> int:
         print(v.line())
         if not v.passed:
             status = EXIT_FAILED
+    for b in bisections:
+        print("\n".join([*b.lines(), b.cost()]))
     if rejected and not args.check:
         print(
             f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "

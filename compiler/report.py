@@ -250,24 +250,25 @@ def short_stage(stage: str) -> str:
     return prefix + rest
 
 
-def _stage_bands(ax, layers: Sequence[LayerRow]) -> None:
-    """Alternate grey bands per stage with the stage's short name on top, so ops can be located."""
-    starts = [i for i, r in enumerate(layers) if i == 0 or r.stage != layers[i - 1].stage]
+def _stage_bands(ax, stages: Sequence[str]) -> None:
+    """Alternate grey bands per stage (one entry per op) with the stage's short name on top, so ops can
+    be located."""
+    starts = [i for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]]
     for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(layers)
+        end = starts[k + 1] if k + 1 < len(starts) else len(stages)
         if k % 2:
             ax.axvspan(start - 0.5, end - 0.5, color="#000000", alpha=0.06, lw=0)
         ax.text(
             (start + end - 1) / 2,
             1.01,
-            short_stage(layers[start].stage),
+            short_stage(stages[start]),
             transform=ax.get_xaxis_transform(),
             rotation=45,
             ha="left",
             va="bottom",
             fontsize=8,
         )
-    ax.set_xlim(-0.5, len(layers) - 0.5)
+    ax.set_xlim(-0.5, len(stages) - 0.5)
 
 
 def plot_l1(report: PlanReport) -> bytes:
@@ -290,7 +291,7 @@ def plot_l1(report: PlanReport) -> bytes:
         )
         budget = report.budget_per_core / _MIB
         ax.axhline(budget, color=_BUDGET_COLOR, ls="--", lw=1.2, label=f"planner budget {budget:.2f} MiB")
-        _stage_bands(ax, layers)
+        _stage_bands(ax, [r.stage for r in layers])
         ax.set_ylim(0, budget * 1.12)
         ax.set_xlabel("device op (program order)")
         ax.set_ylabel("L1 per core (MiB)")
@@ -323,7 +324,7 @@ def plot_dram(report: PlanReport) -> bytes:
             family="DejaVu Sans Mono",
             linespacing=1.5,
         )
-        _stage_bands(ax, layers)
+        _stage_bands(ax, [r.stage for r in layers])
         ax.set_ylim(0, max(mb + [1e-3]) * 1.15)
         ax.set_xlabel("device op (program order); blue: conv2d, grey: other ops")
         ax.set_ylabel("DRAM traffic (MB)")
