@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from converter.interpreter import run_graph
 from converter.ir import Graph
 from converter.ops import is_host
 from hardware.targets import Target
+from passes.overrides import LayerOverride, Overrides
 from runtime.quality import HeadStats, head_stats
 from runtime.weights import HostTensor
 
@@ -50,6 +51,7 @@ class Bisection:
     rows: tuple[NodeError, ...]  # every device op, program order
     seconds: float  # the tapped forward and its read-backs (warm: after a first forward)
     untapped_seconds: float  # the same forward without taps, warm
+    guidance: tuple[str, ...] = ()  # Guidance.lines() for the first op below the floor, when asked
 
     def cost(self) -> str:
         """What the read-backs cost (stdout only: the written table holds no times, so it is reproducible)."""
@@ -84,7 +86,7 @@ class Bisection:
                 f"  {i:>4}  {r.node:<{width}}  {r.op:<{op_width}} {s.pcc:>8.5f} {s.max_abs_error:>9.3g} "
                 f"{s.gain:>7.4f} {r.relative_error:>9.3g}{mark}"
             )
-        return [head, *table, f"bisect {self.variant}: {self.verdict()}"]
+        return [head, *table, f"bisect {self.variant}: {self.verdict()}", *self.guidance]
 
 
 def tapped(graph: Graph) -> Graph:
@@ -105,23 +107,27 @@ def bisect(
     image: torch.Tensor,
     floor: float,
     backend: str | None = None,
+    timed: bool = True,
 ) -> Bisection:
     """Run the planned `graph` with every device op tapped on `image` with the device's `weights` and
-    compare each op's output with the fp32 interpreter's (which reads the graph's own parameters)."""
+    compare each op's output with the fp32 interpreter's (which reads the graph's own parameters).
+    `timed`: two untapped forwards first, to time the read-backs' cost (else one forward, no times)."""
     from converter.atomic import write_text
     from runtime.run import Session, load_module
     from templates.render import render_module
 
     graph = tapped(graph)
     variant = graph.meta.get("variant", "model")
+    untapped = math.nan
     with tempfile.TemporaryDirectory(prefix="pdl-convert-bisect-") as tmp:
         path = Path(tmp) / f"{variant}_bisect.py"
         write_text(path, render_module(graph, target))
         with Session(load_module(path), weights, backend=backend) as session:
-            session(image)  # first forward: programs compiled (device), weights converted (emulator)
-            start = time.perf_counter()
-            session(image)
-            untapped = time.perf_counter() - start
+            if timed:
+                session(image)  # first forward: programs compiled (device), weights converted (emulator)
+                start = time.perf_counter()
+                session(image)
+                untapped = time.perf_counter() - start
             tensors: dict = {}
             start = time.perf_counter()
             session(image, taps=tensors)
@@ -171,3 +177,115 @@ def plot_bisection(bisection: Bisection, layers: Sequence[LayerRow]) -> bytes:
 def bisect_names(variant: str) -> tuple[str, str]:
     """The bisection's files beside the plan report: its table and its plot."""
     return f"{variant}.bisect.txt", f"{variant}.bisect.png"
+
+
+# --- guidance: which precision choice of the first op below the floor restores it ----------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    pins: dict[str, str | bool]  # override fields, one step up from the op's plan (or all of them)
+    pin: LayerOverride  # the op's whole override with them: the user's pins of the op, then these
+    pcc: float  # the op's PCC with them (the rest of the plan as it was)
+    modeled_ms: float  # the plan's modeled latency with them (passes/cost_model.py)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    variant: str
+    node: str
+    floor: float
+    plan: str  # the op's precision choices as planned
+    pcc: float  # its PCC as planned
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def fix(self) -> Candidate | None:
+        """The candidate that restores the floor for the least modeled time."""
+        fixes = [c for c in self.candidates if c.pcc >= self.floor]
+        return min(fixes, key=lambda c: c.modeled_ms) if fixes else None
+
+    def lines(self) -> list[str]:
+        from compiler.tune import overrides_yaml
+
+        fix = self.fix
+        out = [f"guide {self.variant}: {self.node} as planned ({self.plan}): PCC {self.pcc:.5f}, floor {self.floor}"]
+        for c in self.candidates:
+            pins = ", ".join(f"{k}: {_yaml_value(v)}" for k, v in c.pins.items())
+            mark = "  <- restores the floor for the least time" if c is fix else ""
+            out.append(f"  {pins:<60} PCC {c.pcc:.5f}, modeled {c.modeled_ms:.2f} ms{mark}")
+        if fix is None:
+            return [
+                *out,
+                f"guide {self.variant}: no precision choice of {self.node} restores the floor: its error comes "
+                "from its inputs (raise the precision of the ops before it) or from its weights",
+            ]
+        pin = Overrides({self.node: fix.pin})
+        return [
+            *out,
+            f"guide {self.variant}: {self.node}'s entry for pdl-convert --overrides FILE (it replaces yours):",
+            *overrides_yaml(pin).splitlines(),
+        ]
+
+
+def _yaml_value(v: str | bool) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+_NEXT_FIDELITY = {"LoFi": "HiFi2", "HiFi2": "HiFi4", "HiFi3": "HiFi4"}
+
+
+def precision_steps(node) -> list[dict[str, str | bool]]:
+    """Each precision choice of the op one step up from its plan, then all of them at the top."""
+    from converter.ops import is_conv
+    from passes.plan import plan_of
+
+    p = plan_of(node)
+    steps: list[dict[str, str | bool]] = []
+    if p.dtype == "bfloat8_b":
+        steps.append({"dtype": "bfloat16"})
+    if is_conv(node):  # the dtype policy sets fidelity and accumulation for convs only
+        if p.weights_dtype == "bfloat8_b":
+            steps.append({"weights_dtype": "bfloat16"})
+        if p.math_fidelity in _NEXT_FIDELITY:
+            steps.append({"math_fidelity": _NEXT_FIDELITY[p.math_fidelity]})
+        if not p.fp32_dest_acc:
+            steps.append({"fp32_dest_acc": True})
+    # several steps: also all of them at once (the fidelity at HiFi4), for an op no single step fixes
+    top = {k: v for step in steps for k, v in step.items()} | ({"math_fidelity": "HiFi4"} if is_conv(node) else {})
+    return [*steps, top] if len(steps) > 1 else steps
+
+
+def guide(
+    bisection: Bisection,
+    planned: Graph,
+    replan: Callable[[Overrides], Graph],
+    base: Overrides | None,
+    target: Target,
+    image: torch.Tensor,
+) -> Guidance | None:
+    """For the first op below the floor: re-plan with each precision step of that op alone (`replan`
+    plans the variant with overrides: the user's `base` plus the step), run the network again and
+    measure that op; None when no op is below the floor."""
+    import dataclasses
+
+    from passes import cost_model
+    from passes.plan import plan_of
+    from runtime.weights import host_weights
+
+    first = bisection.first_below
+    if first is None:
+        return None
+    node = planned.node(first.node)
+    p = plan_of(node)
+    acc = _yaml_value(p.fp32_dest_acc)
+    plan = f"dtype {p.dtype}, weights {p.weights_dtype}, {p.math_fidelity}, fp32 accumulation {acc}"
+    layers = dict(base.layers) if base is not None else {}
+    candidates = []
+    for pins in precision_steps(node):
+        pin = dataclasses.replace(layers.get(node.name, LayerOverride()), **pins)  # type: ignore[arg-type]
+        graph = replan(Overrides({**layers, node.name: pin}))
+        again = bisect(graph, target, host_weights(graph), image, bisection.floor, bisection.backend, timed=False)
+        pcc = next((r.stats.pcc for r in again.rows if r.node == node.name), math.nan)
+        candidates.append(Candidate(pins, pin, pcc, cost_model.evaluate(graph, target).total_ms))
+    return Guidance(bisection.variant, node.name, bisection.floor, plan, first.stats.pcc, tuple(candidates))

@@ -16,7 +16,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -294,12 +294,15 @@ def verify(
     progress: Progress,
     fusion: FusionParams,
     batch: int = 1,
-    bisect: bool = False,
+    replan: Callable[[Overrides], Graph] | None = None,
+    overrides: Overrides | None = None,
 ) -> tuple[list[Verification], Bisection | None]:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
     synthetic street scenes per chip of the target (a mesh runs them data parallel), and compare the
-    heads and the panoptic results of each image (runtime/quality.py). With `bisect`, also every
-    device op against the fp32 interpreter (compiler/bisect.py), when the module ran."""
+    heads and the panoptic results of each image (runtime/quality.py). With `replan` (the variant
+    planned again with other `overrides`), also bisect: every device op against the fp32 interpreter,
+    when the module ran, and the precision override that fixes the first op below the floor
+    (compiler/bisect.py)."""
     import torch
 
     from converter.atomic import write_text
@@ -334,12 +337,19 @@ def verify(
     with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
         ref = reference_outputs(model, variant, image)
     bisection = None
-    if bisect:
-        from compiler.bisect import bisect as bisect_graph
+    if replan is not None:
+        from compiler.bisect import bisect, guide
 
+        target = get_target(converted.report.target)
         with progress.step(f"{variant}: bisect: every op tapped, against the fp32 interpreter", seconds, "bisect"):
-            target = get_target(converted.report.target)
-            bisection = bisect_graph(converted.graph, target, weights, image, VERIFY_PCC_FLOOR, result.backend)
+            bisection = bisect(converted.graph, target, weights, image, VERIFY_PCC_FLOOR, result.backend)
+        if bisection.first_below is not None:
+            with progress.step(
+                f"{variant}: guide: {bisection.first_below.node} one precision step up at a time", seconds, "guide"
+            ):
+                guidance = guide(bisection, converted.graph, replan, overrides, target, image)
+                assert guidance is not None
+                bisection = replace(bisection, guidance=tuple(guidance.lines()))
 
     def one(outputs: dict, i: int) -> dict:
         return {k: v[i : i + 1] for k, v in outputs.items()}
@@ -706,7 +716,28 @@ def run(args: argparse.Namespace) -> int:
 
             fusion = FusionParams.from_config(cfg)
             for i, done in enumerate(converted):
-                verified, bisection = verify(done, model, size, progress, fusion, args.batch_size, args.bisect)
+
+                def replan(pins: Overrides, variant: str = done.variant) -> Graph:
+                    return plan_variant(
+                        variant,
+                        args.target,
+                        size,
+                        model=model,
+                        overrides=pins,
+                        precision=args.precision,
+                        batch=args.batch_size,
+                    ).graph
+
+                verified, bisection = verify(
+                    done,
+                    model,
+                    size,
+                    progress,
+                    fusion,
+                    args.batch_size,
+                    replan if args.bisect else None,
+                    variant_overrides(overrides, done.variant),
+                )
                 results += verified
                 if bisection is not None:
                     bisections.append(bisection)
