@@ -13,6 +13,8 @@ the next run completes.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 import tempfile
 import time
@@ -365,6 +367,30 @@ def verify(
     ], bisection
 
 
+def with_profile(converted: Converted, target_name: str, progress: Progress) -> tuple[Converted, list[str]]:
+    """The variant's output set with the profiled run's CSV beside the modeled one, and the table of
+    measured against modeled time per layer (compiler/profile.py)."""
+    from compiler.perf_csv import csv_name, layer_times, read_layer_times
+    from compiler.profile import measured_name, measured_vs_modeled, profile_module
+    from converter.atomic import write_text
+    from hardware.targets import get_target
+
+    variant = converted.variant
+    with (
+        progress.step(f"{variant}: running under tt-metal's device profiler", converted.seconds, "profile"),
+        tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp,
+    ):
+        path = Path(tmp) / f"{variant}.py"
+        write_text(path, converted.files[f"{variant}.py"])
+        measured_csv = profile_module(path, get_target(target_name), Path(tmp))
+        modeled = layer_times(csv.DictReader(io.StringIO(converted.files[csv_name(variant)])))
+        measured = read_layer_times(measured_csv, {m.layer for m in modeled})
+        files = {**converted.files, measured_name(variant): measured_csv.read_text()}
+    title = f"profile {variant}: measured on the device against the cost model, per layer"
+    table = [title, *measured_vs_modeled(modeled, measured)]
+    return replace(converted, files=files), table
+
+
 def with_bisection(converted: Converted, bisection: Bisection) -> Converted:
     """The variant's output set with the bisection's table and plot beside its plan report."""
     from compiler.bisect import bisect_names, plot_bisection
@@ -490,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the fp32 interpreter of the planned graph (PCC, max error, gain, relative error), one line per op "
         "in program order; name the first op below the PCC floor; write <variant>.bisect.txt and "
         "<variant>.bisect.png beside the plan report",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="on a Tenstorrent device: also run each module once under tt-metal's device profiler, write its "
+        "ops_perf CSV as <variant>.ops_perf_measured.csv beside the modeled one and print measured against "
+        "modeled time per layer (compiler/profile.py); without a device, an error",
     )
     p.add_argument(
         "--ttnn-check",
@@ -661,6 +694,12 @@ def check_paths(args: argparse.Namespace) -> None:
         raise UserError("--bisect compares each op of a --verify run with fp32: add --verify")
     if args.bisect and args.check:
         raise UserError("--check writes nothing, --bisect writes a table and a plot; pass one of them")
+    if args.profile:
+        if args.check:
+            raise UserError("--check writes nothing, --profile writes the measured CSV; pass one of them")
+        from compiler.profile import require_device
+
+        require_device()
     config_path(args.config)  # a name of the family or an existing file
     for option, path in (("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
@@ -675,7 +714,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args)
     progress = Progress(quiet=args.quiet)
     size = args.input_size
-    ttnn_check = args.ttnn_check or args.verify or args.ttnn_report is not None
+    ttnn_check = args.ttnn_check or args.verify or args.profile or args.ttnn_report is not None
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
@@ -708,6 +747,12 @@ def run(args: argparse.Namespace) -> int:
             for p, c in zip(planned, checks, strict=True):
                 check, report = c.result() if c else (None, None)
                 converted.append(finish(p, args.target, check, progress, report))
+        profiles: list[str] = []
+        if args.profile:  # only modules real ttnn accepts run on the device
+            for i, done in enumerate(converted):
+                if done.check is not None and done.check.accepted:
+                    converted[i], table = with_profile(done, args.target, progress)
+                    profiles += table
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
         results: list[Verification] = []
         bisections: list[Bisection] = []
@@ -773,6 +818,8 @@ def run(args: argparse.Namespace) -> int:
             status = EXIT_FAILED
     for b in bisections:
         print("\n".join([*b.lines(), b.cost()]))
+    if profiles:
+        print("\n".join(profiles))
     if rejected and not args.check:
         print(
             f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "
