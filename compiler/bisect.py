@@ -213,7 +213,7 @@ class Guidance:
         for c in self.candidates:
             pins = ", ".join(f"{k}: {_yaml_value(v)}" for k, v in c.pins.items())
             mark = "  <- restores the floor for the least time" if c is fix else ""
-            out.append(f"  {pins:<60} PCC {c.pcc:.5f}, modeled {c.modeled_ms:.2f} ms{mark}")
+            out.append(f"  {pins:<64} PCC {c.pcc:.5f}, modeled {c.modeled_ms:.2f} ms{mark}")
         if fix is None:
             return [
                 *out,
