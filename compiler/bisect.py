@@ -21,7 +21,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from compiler.report import _RC, LayerRow, _png, _stage_bands
+from compiler.report import PLOT_STYLE, LayerRow, png_bytes, stage_bands
 from converter.interpreter import run_graph
 from converter.ir import Graph
 from converter.ops import is_host
@@ -151,7 +151,7 @@ def plot_bisection(bisection: Bisection, layers: Sequence[LayerRow]) -> bytes:
     pcc = [r.stats.pcc for r in bisection.rows]
     rel = [r.relative_error for r in bisection.rows]
     first = bisection.first_below
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(PLOT_STYLE):
         fig = Figure(figsize=(15, 6))
         ax_pcc, ax_err = fig.subplots(2, 1, sharex=True)
         ax_pcc.plot(x, pcc, color="#4C72B0", lw=1.2, marker=".", ms=3)
@@ -163,7 +163,7 @@ def plot_bisection(bisection: Bisection, layers: Sequence[LayerRow]) -> bytes:
         for ax in (ax_pcc, ax_err):
             if first is not None:
                 ax.axvline(bisection.rows.index(first), color="#C44E52", lw=1.0)
-        _stage_bands(ax_pcc, [r.stage for r in layers])
+        stage_bands(ax_pcc, [r.stage for r in layers])
         ax_err.set_xlim(-0.5, len(x) - 0.5)
         title = f"{bisection.variant} on the {bisection.backend}: each op against the fp32 interpreter"
         if first is not None:
@@ -171,7 +171,7 @@ def plot_bisection(bisection: Bisection, layers: Sequence[LayerRow]) -> bytes:
         ax_pcc.set_title(title, pad=48)
         ax_pcc.legend(loc="lower left", fontsize=8, frameon=False)
         fig.subplots_adjust(left=0.06, right=0.98, top=0.82, bottom=0.1, hspace=0.08)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def bisect_names(variant: str) -> tuple[str, str]:
