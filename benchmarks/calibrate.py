@@ -12,12 +12,21 @@ Plans are made once with the constants in passes/cost_model.py (the planner rank
 most of a measured plan is pinned); `--replan` plans again with the fitted constants and reports the
 errors of those plans.
 
-Usage: .venv/bin/python benchmarks/calibrate.py [--replan]   (about 5 minutes; one core)
+`--measured CSV` (repeatable) adds a profiled run of our own generated module (`pdl-convert --profile`'s
+`<variant>.ops_perf_measured.csv`, tt-metal's ops_perf_results format) as one more state (P1, P2, ...),
+fitted on: our default plan of the variant its layers name, on the target of its DEVICE ARCH and worker
+core count, at 512x1024, measured = the sum of its layers' device kernel durations; its per-layer table (measured
+against the refitted model) follows the state table. `--states S1,S4` plans only those states.
+
+Usage: .venv/bin/python benchmarks/calibrate.py [--replan] [--measured CSV] [--states S1,S4]
+(about 5 minutes with every state; one core)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import math
 import sys
 from dataclasses import dataclass
@@ -26,10 +35,14 @@ from pathlib import Path
 import torch
 import yaml
 
+from compiler.perf_csv import DEVICE, SIGNPOST, LayerTime, layer_times, modeled_csv
+from compiler.profile import measured_vs_modeled
 from converter import model as model_lib
+from converter.errors import UserError
 from converter.ir import Graph
 from converter.trace import trace_model
-from hardware.targets import get_target, unbounded_l1
+from converter.untrusted import printable, read_text
+from hardware.targets import TARGETS, get_target, unbounded_l1
 from passes import cost_model
 from passes.overrides import load_overrides
 from passes.pipeline import plan_graph
@@ -73,11 +86,56 @@ def load_states() -> list[dict]:
 
 
 def plan_state(graph: Graph, state: dict) -> Graph:
-    """A measured state's program as a plan of ours (its `l1: unbounded` planned without 0.81.1's L1 limit)."""
+    """A measured state's program as a plan of ours (its `l1: unbounded` planned without 0.81.1's L1 limit;
+    a profiled run of ours, `plan` None, is our default plan)."""
     target = get_target(state["target"])
     if state.get("l1") == "unbounded":
         target = unbounded_l1(target)
-    return plan_graph(graph, target, load_overrides(MEASURED / state["plan"]).restricted_to(graph))
+    pins = load_overrides(MEASURED / state["plan"]).restricted_to(graph) if state["plan"] is not None else None
+    return plan_graph(graph, target, pins)
+
+
+def _profiled_rows(path: Path) -> list[dict[str, str]]:
+    text = read_text(path, "--measured")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def measured_state(path: Path, index: int = 1) -> dict:
+    """A profiled run of our generated module (module doc) as a state of states.yaml's form."""
+    rows = _profiled_rows(path)
+    devices = [r for r in rows if r.get("OP TYPE") == DEVICE]
+    signposts = {r["OP CODE"] for r in rows if r.get("OP TYPE") == SIGNPOST}
+    if not devices or not signposts:
+        raise UserError(f"--measured {path}: no device rows or no signposts; pass pdl-convert --profile's CSV")
+    arch, cores = devices[0].get("DEVICE ARCH", "").lower(), devices[0].get("AVAILABLE WORKER CORE COUNT", "")
+    targets = [t.name for t in TARGETS.values() if t.num_chips == 1 and t.arch == arch and str(t.num_cores) == cores]
+    if not targets:
+        raise UserError(
+            f"--measured {path}: no single-chip target has DEVICE ARCH {arch!r} with {cores!r} worker cores; "
+            "profile on one of: " + ", ".join(t.name for t in TARGETS.values() if t.num_chips == 1)
+        )
+    variant = "panoptic_deeplab" if any(s.startswith("ins_embed_head.") for s in signposts) else "deeplab_v3_plus"
+    return {
+        "state": f"P{index}",
+        "commit": "ours",
+        "target": targets[0],
+        "plan": None,
+        "measured_csv": path,
+        "measured_ms": {variant: math.nan},
+    }  # measured_ms: its variant; the figure comes from measured_layers once the plan is made
+
+
+def measured_layers(state: dict, graph: Graph) -> tuple[list[LayerTime], float]:
+    """The profiled run's layers (checked against the plan's) and their total device kernel time in ms."""
+    names = [n.name for n, _, _ in cost_model.walk(graph, get_target(state["target"]))]
+    layers = layer_times(_profiled_rows(state["measured_csv"]), set(names))
+    missing = [n for n in names if n not in {lt.layer for lt in layers}]
+    if missing:
+        raise UserError(
+            f"--measured {state['measured_csv']}: {len(missing)} layers of our plan have no signpost, first "
+            f"{missing[0]!r}; profile the module pdl-convert writes for this target at 512x1024"
+        )
+    return layers, sum(lt.kernel_ns for lt in layers) / 1e6
 
 
 def plan_points(states: list[dict]) -> list[Point]:
@@ -91,6 +149,8 @@ def plan_points(states: list[dict]) -> list[Point]:
             key = (s["plan"], s["target"], s.get("l1") == "unbounded", variant)
             if key not in planned:
                 planned[key] = plan_state(graphs[variant], s)
+            if s["plan"] is None:  # a profiled run of ours: its figure comes from its layers
+                ms = measured_layers(s, planned[key])[1]
             points.append(Point(s["state"], s["commit"], s["target"], variant, ms, planned[key]))
     return points
 
@@ -161,7 +221,13 @@ def _err(got: float | None, p: Point) -> str:
     return "" if got is None else f"{got / p.measured_ms - 1:+.1%}"
 
 
-def table(points: list[Point], values: dict[str, float], loo: list[float | None], loso: list[float | None]) -> str:
+def table(
+    points: list[Point],
+    values: dict[str, float],
+    loo: list[float | None],
+    loso: list[float | None],
+    fit_states: tuple[str, ...] = FIT_STATES,
+) -> str:
     got = modeled(points, values)
     lines = [
         f"{'state':7s} {'commit':9s} {'target':15s} {'variant':17s} {'measured':>9s} {'modeled':>8s} "
@@ -171,7 +237,7 @@ def table(points: list[Point], values: dict[str, float], loo: list[float | None]
         lines.append(
             f"{p.state:7s} {p.commit:9s} {p.target:15s} {p.variant:17s} {p.measured_ms:9.2f} {m:8.2f} "
             f"{m / p.measured_ms - 1:+7.1%} {_err(lo, p):>8s} {_err(ls, p):>8s}  "
-            f"{'fit' if p.state in FIT_STATES else 'held out'}"
+            f"{'fit' if p.state in fit_states else 'held out'}"
         )
     by = {(p.state, p.variant): m for p, m in zip(points, got, strict=True)}
     meas = {(p.state, p.variant): p.measured_ms for p in points}
@@ -187,13 +253,49 @@ def table(points: list[Point], values: dict[str, float], loo: list[float | None]
     return "\n".join(lines)
 
 
+def layer_table(point: Point, values: dict[str, float], state: dict) -> list[str]:
+    """A profiled run's layers against the model with `values` (compiler/profile.py's table)."""
+    saved = current()
+    set_constants(values)
+    try:
+        modeled = layer_times(csv.DictReader(io.StringIO(modeled_csv(point.graph, get_target(point.target)))))
+    finally:
+        set_constants(saved)
+    title = f"{point.state} ({point.variant} on {point.target}), per layer against the refitted model:"
+    return [title, *measured_vs_modeled(modeled, measured_layers(state, point.graph)[0])]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replan", action="store_true", help="plan again with the fitted constants and report")
     ap.add_argument("--no-loo", action="store_true", help="skip the leave-one-out fits")
+    ap.add_argument(
+        "--measured", type=Path, action="append", default=[], metavar="CSV", help="a profiled run of ours (doc)"
+    )
+    ap.add_argument("--states", default=None, metavar="S1,S4", help="plan only these states of states.yaml")
     args = ap.parse_args(argv)
-    points = plan_points(load_states())
-    values = fit([p for p in points if p.state in FIT_STATES], PRIOR)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"calibrate: error: {printable(str(e))}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    states = load_states()
+    if args.states is not None:
+        wanted = args.states.split(",")
+        unknown = [w for w in wanted if w not in {s["state"] for s in states}]
+        if unknown:
+            raise UserError(f"--states: no state {unknown[0]!r} in states.yaml; name some of: "
+                            + ", ".join(s["state"] for s in states))  # fmt: skip
+        states = [s for s in states if s["state"] in wanted]
+    profiled = [measured_state(p, i) for i, p in enumerate(args.measured, 1)]
+    for s in profiled:
+        print(f"{s['state']}: our default plan profiled, {s['measured_csv']}")
+    fit_states = FIT_STATES + tuple(s["state"] for s in profiled)
+    points = plan_points(states + profiled)
+    values = fit([p for p in points if p.state in fit_states], PRIOR)
     loo: list[float | None] = [None] * len(points)
     loso: list[float | None] = [None] * len(points)
     if not args.no_loo:
@@ -204,13 +306,17 @@ def main(argv: list[str] | None = None) -> int:
             refit = fit([p for p in points if p.state != state], PRIOR)
             for i, m in zip(held, modeled([points[i] for i in held], refit), strict=True):
                 loso[i] = m
-    print("fitted on " + ", ".join(FIT_STATES) + ": " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
-    print(table(points, values, loo, loso))
+    fitted_on = [s for s in fit_states if any(p.state == s for p in points)]
+    print("fitted on " + ", ".join(fitted_on) + ": " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+    print(table(points, values, loo, loso, fit_states))
+    for run_state in profiled:
+        (point,) = [p for p in points if p.state == run_state["state"]]
+        print("\n".join(layer_table(point, values, run_state)))
     if args.replan:
         set_constants(values)
-        replanned = plan_points(load_states())
+        replanned = plan_points(states + profiled)
         print("re-planned with the fitted constants:")
-        print(table(replanned, values, [None] * len(replanned), [None] * len(replanned)))
+        print(table(replanned, values, [None] * len(replanned), [None] * len(replanned), fit_states))
     return 0
 
 

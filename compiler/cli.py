@@ -13,13 +13,15 @@ the next run completes.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -41,6 +43,7 @@ from passes.dtype_policy import PRECISION_HELP, PRECISIONS
 from passes.overrides import Overrides
 
 if TYPE_CHECKING:
+    from compiler.bisect import Bisection
     from compiler.report import PlanReport
     from runtime.ttnn_mock import CheckResult
 
@@ -287,11 +290,21 @@ class Verification:
 
 
 def verify(
-    converted: Converted, model, input_size: tuple[int, int], progress: Progress, fusion: FusionParams, batch: int = 1
-) -> list[Verification]:
+    converted: Converted,
+    model,
+    input_size: tuple[int, int],
+    progress: Progress,
+    fusion: FusionParams,
+    batch: int = 1,
+    replan: Callable[[Overrides], Graph] | None = None,
+    overrides: Overrides | None = None,
+) -> tuple[list[Verification], Bisection | None]:
     """Run the generated module (device if one opens, else the emulator) and Detectron2 on `batch`
     synthetic street scenes per chip of the target (a mesh runs them data parallel), and compare the
-    heads and the panoptic results of each image (runtime/quality.py)."""
+    heads and the panoptic results of each image (runtime/quality.py). With `replan` (the variant
+    planned again with other `overrides`), also bisect: every device op against the fp32 interpreter,
+    when the module ran, and the precision override that fixes the first op below the floor
+    (compiler/bisect.py)."""
     import torch
 
     from converter.atomic import write_text
@@ -322,9 +335,23 @@ def verify(
             raise
         except Exception as e:  # a compiler or emulator bug: the verdict, in one line
             reason = " ".join(str(e).split())
-            return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")]
+            return [Verification(variant, "", None, f"{type(e).__name__}: {reason}")], None
     with progress.step(f"{variant}: Detectron2 fp32 reference forward", seconds, "verify"):
         ref = reference_outputs(model, variant, image)
+    bisection = None
+    if replan is not None:
+        from compiler.bisect import bisect, guide
+
+        target = get_target(converted.report.target)
+        with progress.step(f"{variant}: bisect: every op tapped, against the fp32 interpreter", seconds, "bisect"):
+            bisection = bisect(converted.graph, target, weights, image, VERIFY_PCC_FLOOR, result.backend)
+        if bisection.first_below is not None:
+            with progress.step(
+                f"{variant}: guide: {bisection.first_below.node} one precision step up at a time", seconds, "guide"
+            ):
+                guidance = guide(bisection, converted.graph, replan, overrides, target, image)
+                assert guidance is not None
+                bisection = replace(bisection, guidance=tuple(guidance.lines()))
 
     def one(outputs: dict, i: int) -> dict:
         return {k: v[i : i + 1] for k, v in outputs.items()}
@@ -337,7 +364,43 @@ def verify(
             image=f"image {i + 1} of {batch}" if batch > 1 else "",
         )
         for i in range(batch)
-    ]
+    ], bisection
+
+
+def with_profile(converted: Converted, target_name: str, progress: Progress) -> tuple[Converted, list[str]]:
+    """The variant's output set with the profiled run's CSV beside the modeled one, and the table of
+    measured against modeled time per layer (compiler/profile.py)."""
+    from compiler.perf_csv import csv_name, layer_times, read_layer_times
+    from compiler.profile import measured_name, measured_vs_modeled, profile_module
+    from converter.atomic import write_text
+    from hardware.targets import get_target
+
+    variant = converted.variant
+    with (
+        progress.step(f"{variant}: running under tt-metal's device profiler", converted.seconds, "profile"),
+        tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp,
+    ):
+        path = Path(tmp) / f"{variant}.py"
+        write_text(path, converted.files[f"{variant}.py"])
+        measured_csv = profile_module(path, get_target(target_name), Path(tmp))
+        modeled = layer_times(csv.DictReader(io.StringIO(converted.files[csv_name(variant)])))
+        measured = read_layer_times(measured_csv, {m.layer for m in modeled})
+        files = {**converted.files, measured_name(variant): measured_csv.read_text()}
+    title = f"profile {variant}: measured on the device against the cost model, per layer"
+    table = [title, *measured_vs_modeled(modeled, measured)]
+    return replace(converted, files=files), table
+
+
+def with_bisection(converted: Converted, bisection: Bisection) -> Converted:
+    """The variant's output set with the bisection's table and plot beside its plan report."""
+    from compiler.bisect import bisect_names, plot_bisection
+
+    text, plot = bisect_names(converted.variant)
+    return replace(
+        converted,
+        files={**converted.files, text: "\n".join(bisection.lines()) + "\n"},
+        plots={**converted.plots, plot: plot_bisection(bisection, converted.report.layers)},
+    )
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -445,6 +508,21 @@ def build_parser() -> argparse.ArgumentParser:
         "per head, panoptic quality, instance counts and semantic agreement, and the result "
         f"bounds they break (runtime/quality.py); exit 1 below PCC {VERIFY_PCC_FLOOR} on a head, "
         "and then nothing is written. Slow: about a minute at 512x1024",
+    )
+    p.add_argument(
+        "--bisect",
+        action="store_true",
+        help="with --verify: run each module again with every op's output read back and compare each with "
+        "the fp32 interpreter of the planned graph (PCC, max error, gain, relative error), one line per op "
+        "in program order; name the first op below the PCC floor; write <variant>.bisect.txt and "
+        "<variant>.bisect.png beside the plan report",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="on a Tenstorrent device: also run each module once under tt-metal's device profiler, write its "
+        "ops_perf CSV as <variant>.ops_perf_measured.csv beside the modeled one and print measured against "
+        "modeled time per layer (compiler/profile.py); without a device, an error",
     )
     p.add_argument(
         "--ttnn-check",
@@ -612,6 +690,16 @@ def check_paths(args: argparse.Namespace) -> None:
             journal_names(args.out)
         if args.ttnn_report is not None:
             check_writable_directory(args.ttnn_report, "--ttnn-report")
+    if args.bisect and not args.verify:
+        raise UserError("--bisect compares each op of a --verify run with fp32: add --verify")
+    if args.bisect and args.check:
+        raise UserError("--check writes nothing, --bisect writes a table and a plot; pass one of them")
+    if args.profile:
+        if args.check:
+            raise UserError("--check writes nothing, --profile writes the measured CSV; pass one of them")
+        from compiler.profile import require_device
+
+        require_device()
     config_path(args.config)  # a name of the family or an existing file
     for option, path in (("--weights", args.weights), ("--overrides", args.overrides)):
         if path is not None and not path.is_file():
@@ -626,7 +714,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args)
     progress = Progress(quiet=args.quiet)
     size = args.input_size
-    ttnn_check = args.ttnn_check or args.verify or args.ttnn_report is not None
+    ttnn_check = args.ttnn_check or args.verify or args.profile or args.ttnn_report is not None
     overrides = load_overrides(args.overrides) if args.overrides is not None else None
     setup: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pdl-convert-") as tmp:
@@ -659,13 +747,46 @@ def run(args: argparse.Namespace) -> int:
             for p, c in zip(planned, checks, strict=True):
                 check, report = c.result() if c else (None, None)
                 converted.append(finish(p, args.target, check, progress, report))
+        profiles: list[str] = []
+        if args.profile:  # only modules real ttnn accepts run on the device
+            for i, done in enumerate(converted):
+                if done.check is not None and done.check.accepted:
+                    converted[i], table = with_profile(done, args.target, progress)
+                    profiles += table
         # Checked before anything is written: a set real ttnn or --verify rejects never replaces --out.
-        results = []
+        results: list[Verification] = []
+        bisections: list[Bisection] = []
         if args.verify:
             from runtime.postprocess import FusionParams
 
             fusion = FusionParams.from_config(cfg)
-            results = [r for c in converted for r in verify(c, model, size, progress, fusion, args.batch_size)]
+            for i, done in enumerate(converted):
+
+                def replan(pins: Overrides, variant: str = done.variant) -> Graph:
+                    return plan_variant(
+                        variant,
+                        args.target,
+                        size,
+                        model=model,
+                        overrides=pins,
+                        precision=args.precision,
+                        batch=args.batch_size,
+                    ).graph
+
+                verified, bisection = verify(
+                    done,
+                    model,
+                    size,
+                    progress,
+                    fusion,
+                    args.batch_size,
+                    replan if args.bisect else None,
+                    variant_overrides(overrides, done.variant),
+                )
+                results += verified
+                if bisection is not None:
+                    bisections.append(bisection)
+                    converted[i] = with_bisection(done, bisection)
         rejected = [c.variant for c in converted if c.check is not None and not c.check.accepted]
         rejected = list(dict.fromkeys(rejected + [v.variant for v in results if not v.passed]))
         status = EXIT_OK
@@ -695,6 +816,10 @@ def run(args: argparse.Namespace) -> int:
         print(v.line())
         if not v.passed:
             status = EXIT_FAILED
+    for b in bisections:
+        print("\n".join([*b.lines(), b.cost()]))
+    if profiles:
+        print("\n".join(profiles))
     if rejected and not args.check:
         print(
             f"pdl-convert: {', '.join(rejected)} failed the real-ttnn check or --verify: nothing written, {args.out} "

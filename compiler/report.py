@@ -35,7 +35,7 @@ from runtime.ttnn_mock import CheckResult
 _PREDICTOR_STAGE = {"predictor": "head", "center_predictor": "center_head", "offset_predictor": "offset_head"}
 _INPUT_STAGE = "pixel normalization"
 _DPI = 100
-_RC = {
+PLOT_STYLE = {
     "svg.hashsalt": "pdl2ttnn",  # SVG ids would otherwise be random; PNGs carry no ids, but be explicit
     "font.family": "DejaVu Sans",  # shipped with matplotlib: the same glyphs on every machine
     "font.size": 9,
@@ -227,7 +227,7 @@ def build_report(
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
@@ -250,24 +250,25 @@ def short_stage(stage: str) -> str:
     return prefix + rest
 
 
-def _stage_bands(ax, layers: Sequence[LayerRow]) -> None:
-    """Alternate grey bands per stage with the stage's short name on top, so ops can be located."""
-    starts = [i for i, r in enumerate(layers) if i == 0 or r.stage != layers[i - 1].stage]
+def stage_bands(ax, stages: Sequence[str]) -> None:
+    """Alternate grey bands per stage (one entry per op) with the stage's short name on top, so ops can
+    be located."""
+    starts = [i for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]]
     for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(layers)
+        end = starts[k + 1] if k + 1 < len(starts) else len(stages)
         if k % 2:
             ax.axvspan(start - 0.5, end - 0.5, color="#000000", alpha=0.06, lw=0)
         ax.text(
             (start + end - 1) / 2,
             1.01,
-            short_stage(layers[start].stage),
+            short_stage(stages[start]),
             transform=ax.get_xaxis_transform(),
             rotation=45,
             ha="left",
             va="bottom",
             fontsize=8,
         )
-    ax.set_xlim(-0.5, len(layers) - 0.5)
+    ax.set_xlim(-0.5, len(stages) - 0.5)
 
 
 def plot_l1(report: PlanReport) -> bytes:
@@ -276,7 +277,7 @@ def plot_l1(report: PlanReport) -> bytes:
     x = [r.index for r in layers]
     live = [r.l1_live_per_core / _MIB for r in layers]
     cbs = [r.l1_transient_per_core / _MIB for r in layers]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(PLOT_STYLE):
         fig = Figure(figsize=(12, 5))
         ax = fig.add_subplot()
         ax.bar(x, live, width=1.0, color=_LIVE_COLOR, label="live tensors (inputs, output, kept activations)")
@@ -290,21 +291,21 @@ def plot_l1(report: PlanReport) -> bytes:
         )
         budget = report.budget_per_core / _MIB
         ax.axhline(budget, color=_BUDGET_COLOR, ls="--", lw=1.2, label=f"planner budget {budget:.2f} MiB")
-        _stage_bands(ax, layers)
+        stage_bands(ax, [r.stage for r in layers])
         ax.set_ylim(0, budget * 1.12)
         ax.set_xlabel("device op (program order)")
         ax.set_ylabel("L1 per core (MiB)")
         ax.set_title(f"{report.variant} on {report.target}: L1 per core over the program", pad=48)
         fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
         fig.subplots_adjust(left=0.06, right=0.96, top=0.82, bottom=0.17)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def plot_dram(report: PlanReport) -> bytes:
     """DRAM bytes each op reads and writes (reshards and spills included); the largest are named."""
     layers = report.layers
     mb = [r.dram_bytes / 1e6 for r in layers]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(PLOT_STYLE):
         fig = Figure(figsize=(15, 5))
         ax = fig.add_subplot()
         colors = [_LIVE_COLOR if is_conv(r.plan.op) else "#8C8C8C" for r in layers]
@@ -323,7 +324,7 @@ def plot_dram(report: PlanReport) -> bytes:
             family="DejaVu Sans Mono",
             linespacing=1.5,
         )
-        _stage_bands(ax, layers)
+        stage_bands(ax, [r.stage for r in layers])
         ax.set_ylim(0, max(mb + [1e-3]) * 1.15)
         ax.set_xlabel("device op (program order); blue: conv2d, grey: other ops")
         ax.set_ylabel("DRAM traffic (MB)")
@@ -332,14 +333,14 @@ def plot_dram(report: PlanReport) -> bytes:
             pad=48,
         )
         fig.subplots_adjust(left=0.05, right=0.74, top=0.80, bottom=0.10)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def plot_stages(report: PlanReport) -> bytes:
     """Modeled device time per Detectron2 stage, in program order top to bottom."""
     stages = report.stages()
     total_ms = sum(s.time_us for s in stages) / 1e3
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(PLOT_STYLE):
         fig = Figure(figsize=(9, 0.9 + 0.32 * len(stages)))
         ax = fig.add_subplot()
         y = list(range(len(stages)))[::-1]
@@ -352,7 +353,7 @@ def plot_stages(report: PlanReport) -> bytes:
         ax.set_xlabel("modeled device time (ms)")
         ax.set_title(f"{report.variant} on {report.target}: modeled time per stage, total {total_ms:.2f} ms")
         fig.subplots_adjust(left=0.32, right=0.98, top=1 - 0.45 / fig.get_figheight(), bottom=0.5 / fig.get_figheight())
-        return _png(fig)
+        return png_bytes(fig)
 
 
 PLOTS = {"l1": plot_l1, "dram": plot_dram, "stages": plot_stages}

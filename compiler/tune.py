@@ -138,6 +138,12 @@ def _pins_yaml(o: LayerOverride) -> dict:
     }
 
 
+def overrides_yaml(overrides: Overrides) -> str:
+    """The precision pins of `overrides` as an overrides file (passes/overrides.py's syntax)."""
+    body = {"layers": {src: _pins_yaml(o) for src, o in sorted(overrides.layers.items())}}
+    return yaml.safe_dump(body, sort_keys=True)
+
+
 @dataclass
 class Tuner:
     """The search over one set of units, given how to cost and measure an assignment."""
@@ -404,8 +410,7 @@ def tune(args, bounds: Bounds) -> int:
             + ", ".join(f"{h} PCC {s['pcc']:.5f} gain {s['gain']:.4f} bias {s['bias']:+.4f}" for h, s in m.items())
         )
     lines += [f"# {u}: {LEVELS[lvl][0]}" for u, lvl in assignment.items()]
-    body = {"layers": {src: _pins_yaml(o) for src, o in sorted(overrides.layers.items())}}
-    write_text(args.out, "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=True))
+    write_text(args.out, "\n".join(lines) + "\n" + overrides_yaml(overrides))
     print("\n".join(line[2:] for line in lines))
     runs = measure.runs + (validate.runs if validate is not measure else 0)
     print(f"wrote {args.out} ({len(overrides.layers)} layers; {runs} emulated forwards, the rest cached)")

@@ -105,6 +105,11 @@ class Session:
     def __call__(self, images: torch.Tensor, taps: dict | None = None) -> dict[str, torch.Tensor]:
         return self.pipeline(images, taps)
 
+    def read_taps(self, tensors: dict) -> dict[str, torch.Tensor]:
+        """A forward's tap tensors (`taps=` of __call__) read back as NCHW float32, by tap name."""
+        module = self.pipeline.module
+        return {k: self.pipeline.to_nchw(t, module.TAPS[k][1]) for k, t in sorted(tensors.items())}
+
     def close(self) -> None:
         self.pipeline.close()
         close_mesh(self.ttnn, self.device, self.mesh)
@@ -139,7 +144,7 @@ def run_module(
         tap_tensors: dict | None = {} if taps else None
         result = RunResult(session(image, taps=tap_tensors), backend=session.backend)
         if tap_tensors is not None:
-            result.taps = {k: session.pipeline.to_nchw(t, module.TAPS[k][1]) for k, t in sorted(tap_tensors.items())}
+            result.taps = session.read_taps(tap_tensors)
         seconds["first_run"] = time.perf_counter() - start
         if trace:  # the first run compiled the programs; this one captures the forward and replays it
             result.outputs = session(image)

@@ -409,20 +409,47 @@ def test_a_second_writer_is_refused_and_check_names_an_interrupted_update(conver
     )
 
 
-def verify_small(config: Path, weights: Path, out: Path) -> subprocess.CompletedProcess:
+def verify_small(config: Path, weights: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
     """pdl-convert --verify of Panoptic-DeepLab at 128x256 with these weights."""
     return pdl_convert(
         "--config", config, "--input-size", SMALL, "--variant", "panoptic_deeplab", "--weights", weights,
-        "--out", out, "--verify",
+        "--out", out, "--verify", *args,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def verified(small_config, checkpoint_path, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
-    result = verify_small(small_config, checkpoint_path, tmp_path_factory.mktemp("verify"))
+def verified_out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("verify")
+
+
+@pytest.fixture(scope="module")
+def verified(small_config, checkpoint_path, verified_out) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    result = verify_small(small_config, checkpoint_path, verified_out, "--bisect")
     lines = [line for line in result.stdout.splitlines() if line.startswith("verify panoptic_deeplab")]
     assert len(lines) == 1, result.stdout + result.stderr
     return result, {head: float(v) for head, v in re.findall(r"(\w+) PCC (-?[0-9.]+)", lines[0])}
+
+
+def test_bisect_prints_one_line_per_device_op_and_writes_its_table_and_plot(verified, verified_out) -> None:
+    result, _ = verified
+    ops = int(re.search(r"nodes / convs +\d+ / \d+ \((\d+) device ops\)", result.stdout)[1])  # type: ignore[index]
+    lines = result.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("bisect panoptic_deeplab on the emulator")))
+    table = lines[start : start + ops + 3]  # title, column heads, one line per op, the verdict
+    assert table[-1] == "bisect panoptic_deeplab: no node below PCC 0.99", "\n".join(table)
+    rows = [re.match(r" +(\d+)  (\S+) +\S+ +(-?[0-9.]+) ", line) for line in table[2:-1]]
+    assert [int(m[1]) for m in rows if m] == list(range(ops))
+    assert all(float(m[3]) >= 0.99 for m in rows if m)
+    assert re.match(r"bisect panoptic_deeplab: the tapped forward with \d+ read-backs took", lines[start + ops + 3])
+    assert (verified_out / "panoptic_deeplab.bisect.txt").read_text().splitlines() == table
+    assert (verified_out / "panoptic_deeplab.bisect.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bisect_without_verify_is_a_user_error(small_config, tmp_path) -> None:
+    result = small_run(small_config, tmp_path / "out", "--bisect")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "pdl-convert: error: --bisect compares each op of a --verify run with fp32: add --verify\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_verify_prints_the_metrics_and_exits_by_the_pcc_floor(verified) -> None:

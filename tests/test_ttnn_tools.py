@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from compiler.perf_csv import csv_name, read_layer_times
+from compiler.profile import measured_vs_modeled, profile_module
 from hardware.targets import get_target
 from runtime.ttnn_host import tt_device_present
 
@@ -238,39 +239,8 @@ def test_a_profiled_device_run_against_the_model_per_layer(variant: str, tmp_pat
     ops_perf_results CSV read back per layer and set against the committed modeled CSV; the table
     (modeled_vs_measured.csv in tmp) is what fitting the cost model needs."""
     generated = ROOT / "generated"
-    target = get_target("blackhole-20")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TT_METAL_MOCK")}
-    env.update({"PYTHONPATH": str(ROOT), "TT_METAL_DEVICE_PROFILER": "1", "TRACY_NO_WEB_SERVER": "1"})
-    if target.grid_override:
-        env["TT_METAL_CORE_GRID_OVERRIDE_TODEPRECATE"] = target.grid_override
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tracy",
-            "-r",
-            "-p",
-            "-o",
-            str(tmp_path / "profile"),
-            "-m",
-            "runtime.ttnn_mock",
-            "check",
-            str(generated / f"{variant}.py"),
-            "--target",
-            target.name,
-            "--json",
-            str(tmp_path / "check.json"),
-            "--signposts",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    measured_csv = profile_module(generated / f"{variant}.py", get_target("blackhole-20"), tmp_path)
     assert json.loads((tmp_path / "check.json").read_text())["accepted"]
-    measured_csv = sorted((tmp_path / "profile").rglob("ops_perf_results_*.csv"))[-1]
     modeled = read_layer_times(generated / csv_name(variant))
     measured = read_layer_times(measured_csv, {m.layer for m in modeled})
     assert [m.layer for m in measured] == [m.layer for m in modeled]
@@ -281,5 +251,6 @@ def test_a_profiled_device_run_against_the_model_per_layer(variant: str, tmp_pat
             f"{mod.layer},{mod.total_us:.3f},{mea.kernel_ns / 1000:.3f},{mea.gap_ns / 1000:.3f},{len(mea.ops)}"
         )
     (tmp_path / "modeled_vs_measured.csv").write_text("\n".join(lines) + "\n")
+    print("\n".join(measured_vs_modeled(modeled, measured)))  # pdl-convert --profile's table
     ratio = sum(m.kernel_ns for m in measured) / 1000 / sum(m.total_us for m in modeled)
     assert 0.5 < ratio < 2.0, f"measured device kernel time / modeled latency = {ratio:.2f}"
