@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 # (shard layout, slice type, slices, act_block_h): the whole conv's candidates and each piece's
@@ -147,14 +146,12 @@ def main() -> int:
     if args.child:
         _child(args)
         return 0
-    from hardware.targets import get_target
-    from runtime.ttnn_mock import run_child
+    from runtime.ttnn_mock import run_probe
 
     argv = [str(Path(__file__).resolve()), "--child", "--target", args.target, "--hw", "x".join(map(str, args.hw))]
     argv += ["--cin", str(args.cin), "--cout", str(args.cout), "--dilation", str(args.dilation)]
     argv += ["--groups", ",".join(map(str, args.groups))]
-    with tempfile.TemporaryDirectory() as tmp:  # opening a device writes generated/ into the cwd
-        done = run_child(get_target(args.target), argv, Path(tmp), timeout=3600)
+    done = run_probe(args.target, argv)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     print(f"{'k':>2} {'Cin/k':>5} {'piece':7} {'sharding':15} {'slicing':18} {'CB':>8} {'L1':>8} {'peak':>8}  verdict")
     for r in rows:
@@ -163,8 +160,6 @@ def main() -> int:
             f"{r['k']:>2} {r['cin_per_conv']:>5} {r['piece']:7} {r['layout']:15} {r['slice']}x{r['slices']:<4} "
             f"{r['cb']:>8} {r['l1']:>8} {r['peak']:>8}  {verdict}"
         )
-    if done.returncode:
-        sys.stderr.write(done.stderr[-3000:])
     return done.returncode
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -59,19 +58,11 @@ def main() -> int:
     if args.child:
         _child(args.module, args.target)
         return 0
-    from hardware.targets import get_target
-    from runtime.ttnn_mock import run_child
+    from runtime.ttnn_mock import run_probe
 
-    with tempfile.TemporaryDirectory() as tmp:  # opening a device writes generated/ into the cwd
-        done = run_child(
-            get_target(args.target),
-            [str(Path(__file__).resolve()), str(args.module.resolve()), "--target", args.target, "--child"],
-            Path(tmp),
-            timeout=3600,
-        )
+    argv = [str(Path(__file__).resolve()), str(args.module.resolve()), "--target", args.target, "--child"]
+    done = run_probe(args.target, argv)
     sys.stdout.write(done.stdout)
-    if done.returncode:
-        sys.stderr.write(done.stderr[-2000:])
     return done.returncode
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -108,13 +107,10 @@ def main() -> int:
     if args.child:
         _child(args)
         return 0
-    from hardware.targets import get_target
-    from runtime.ttnn_mock import run_child
+    from runtime.ttnn_mock import run_probe
 
     argv = [str(Path(__file__).resolve()), "--child", "--hw", "x".join(map(str, args.hw))]
-    argv += ["--cin", str(args.cin), "--cout", str(args.cout)]
-    with tempfile.TemporaryDirectory() as tmp:  # opening a device writes generated/ into the cwd
-        done = run_child(get_target(args.target), argv, Path(tmp), timeout=3600)
+    done = run_probe(args.target, argv + ["--cin", str(args.cin), "--cout", str(args.cout)])
     print(f"{'sharding':15} {'grid':5} {'input':8} {'stride':>6} {'slicing':22} {'host s':>7}  verdict")
     for line in done.stdout.splitlines():
         if line.startswith("{"):
@@ -125,8 +121,6 @@ def main() -> int:
                 f"{r['layout']:15} {grid:5} {r['input']:8} {r['stride']:>6} {r['slice']:22} "
                 f"{r['seconds']:>7.2f}  {verdict}"
             )
-    if done.returncode:
-        sys.stderr.write(done.stderr[-3000:])
     return done.returncode
 
 

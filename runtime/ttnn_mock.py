@@ -492,6 +492,16 @@ def run_child(
     return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_probe(target: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """A probe script's child side (`python argv...`) on a mock `target` device, in a scratch directory
+    (opening a device writes generated/ into the cwd); on failure the tail of its stderr goes to ours."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = run_child(get_target(target), argv, Path(tmp), timeout=3600)
+    if done.returncode:
+        sys.stderr.write(done.stderr[-3000:])
+    return done
+
+
 def check_module(
     module_path: Path, target: Target | str, mode: str = "normal", timeout: float = 1800.0, report: Path | None = None
 ) -> CheckResult:
