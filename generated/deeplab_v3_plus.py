@@ -928,49 +928,49 @@ CONV2D = {
         memory_config=HEIGHT_16CORES_128x256,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.1": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
         kernel_size=(3, 3), stride=(1, 1), padding=(6, 6), dilation=(6, 6), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            act_block_h_override=32, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_LOFI_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=2, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.2": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
         kernel_size=(3, 3), stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            act_block_h_override=64, act_block_w_div=1, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_LOFI_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=2, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.3": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=256,
         kernel_size=(3, 3), stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            act_block_h_override=256, act_block_w_div=1, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_LOFI_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=4, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.4.1": dict(
         batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=256,
@@ -1177,14 +1177,16 @@ class DeeplabV3Plus:
                 params[name], device, memory_config=ttnn.DRAM_MEMORY_CONFIG
             )
 
-    def conv2d(self, name, x):
+    def conv2d(self, name, x, params=None):
         """The CONV2D layer `name`; its first call prepares the weights on the device, later calls
-        reuse them."""
+        reuse them. `params`: the name its weight and bias are stored under (default
+        `name`; a channel group's own in conv2d_by_channels)."""
         layer = CONV2D[name]
+        key = params or name
         y, (weight, bias) = ttnn.conv2d(
             input_tensor=x,
-            weight_tensor=self.params[name + ".weight"],
-            bias_tensor=self.params.get(name + ".bias"),
+            weight_tensor=self.params[key + ".weight"],
+            bias_tensor=self.params.get(key + ".bias"),
             device=self.device,
             in_channels=layer["in_channels"],
             out_channels=layer["out_channels"],
@@ -1203,7 +1205,44 @@ class DeeplabV3Plus:
             memory_config=layer["memory_config"],
             return_weights_and_bias=True,
         )
-        self.params[name + ".weight"], self.params[name + ".bias"] = weight, bias
+        self.params[key + ".weight"], self.params[key + ".bias"] = weight, bias
+        return y
+
+    def conv2d_by_channels(self, name, x):
+        """The CONV2D layer `name` (one that fits L1 in no other way) as `channel_slices` partial
+        convs, each over its own `in_channels` input channels sliced out of the DRAM input `x`, with
+        that group's weights. join "sum": the partial results summed in DRAM (the bias in group 0,
+        `sum_activations` on the last sum); "concat": a grouped conv's parts hold whole groups, their
+        outputs are its output channels, concatenated in DRAM."""
+        layer = CONV2D[name]
+        groups, c = layer["channel_slices"], layer["in_channels"]
+        rows = layer["batch_size"] * layer["input_height"] * layer["input_width"]
+        outs = []
+        for g in range(groups):
+            part = ttnn.slice(
+                x,
+                [0, 0, 0, g * c],
+                [1, 1, rows, (g + 1) * c],
+                memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            )
+            outs.append(self.conv2d(name, part, f"{name}.{g}"))
+            ttnn.deallocate(part)
+        if layer["join"] == "concat":
+            y = ttnn.concat(outs, dim=3, memory_config=layer["memory_config"])
+            for z in outs:
+                ttnn.deallocate(z)
+            return y
+        y = outs[0]
+        for g, z in enumerate(outs[1:], 1):
+            total = ttnn.add(
+                y,
+                z,
+                activations=layer["sum_activations"] if g == groups - 1 else [],
+                memory_config=layer["memory_config"],
+            )
+            ttnn.deallocate(y)
+            ttnn.deallocate(z)
+            y = total
         return y
 
     def upsample_bands(self, x, nhwc, scale, bands, memory_config):
@@ -1674,12 +1713,12 @@ class DeeplabV3Plus:
         convs_0 = self.conv2d(f"{name}.convs.0", x)
         convs_0 = move(convs_0, ttnn.DRAM_MEMORY_CONFIG)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
-        # 2048->256 3x3 dilation 6, relu on 32x64
-        convs_1 = self.conv2d(f"{name}.convs.1", x)
-        # 2048->256 3x3 dilation 12, relu on 32x64
-        convs_2 = self.conv2d(f"{name}.convs.2", x)
-        # 2048->256 3x3 dilation 18, relu on 32x64
-        convs_3 = self.conv2d(f"{name}.convs.3", x)
+        # 2048->256 3x3 dilation 6, relu on 32x64, as 2 partial convs over input-channel groups
+        convs_1 = self.conv2d_by_channels(f"{name}.convs.1", x)
+        # 2048->256 3x3 dilation 12, relu on 32x64, as 2 partial convs over input-channel groups
+        convs_2 = self.conv2d_by_channels(f"{name}.convs.2", x)
+        # 2048->256 3x3 dilation 18, relu on 32x64, as 4 partial convs over input-channel groups
+        convs_3 = self.conv2d_by_channels(f"{name}.convs.3", x)
         # convs.4.0: mean over all H*W rows of the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
         convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
             x,
@@ -1707,24 +1746,18 @@ class DeeplabV3Plus:
         convs_1 = move(convs_1, HEIGHT_16CORES_128x256)
         convs_2 = move(convs_2, HEIGHT_16CORES_128x256)
         convs_3 = move(convs_3, HEIGHT_16CORES_128x256)
-        convs_1_tiled = ttnn.to_layout(convs_1, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(convs_1)
-        convs_2_tiled = ttnn.to_layout(convs_2, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(convs_2)
-        convs_3_tiled = ttnn.to_layout(convs_3, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(convs_3)
         upsample_tiled = ttnn.to_layout(upsample, ttnn.TILE_LAYOUT)
         ttnn.deallocate(upsample)
         # (channels)
         concat = ttnn.concat(
-            [convs_0, convs_1_tiled, convs_2_tiled, convs_3_tiled, upsample_tiled],
+            [convs_0, convs_1, convs_2, convs_3, upsample_tiled],
             dim=3,
             memory_config=OUTPUT_MEMORY[f"{name}.concat"],
         )
         ttnn.deallocate(convs_0)
-        ttnn.deallocate(convs_1_tiled)
-        ttnn.deallocate(convs_2_tiled)
-        ttnn.deallocate(convs_3_tiled)
+        ttnn.deallocate(convs_1)
+        ttnn.deallocate(convs_2)
+        ttnn.deallocate(convs_3)
         ttnn.deallocate(upsample_tiled)
         # 1280->256 1x1, relu on 32x64
         project = self.conv2d(f"{name}.project", concat)

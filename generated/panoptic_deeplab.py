@@ -933,49 +933,49 @@ CONV2D = {
         memory_config=HEIGHT_16CORES_128x256,
     ),
     "sem_seg_head.decoder.res5.project_conv.convs.1": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
         kernel_size=(3, 3), stride=(1, 1), padding=(6, 6), dilation=(6, 6), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            act_block_h_override=32, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_LOFI_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=2, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "merged.decoder.res5.project_conv.convs.2": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512,
+        batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=512,
         kernel_size=(3, 3), stride=(1, 1), padding=(12, 12), dilation=(12, 12), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=32,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            act_block_h_override=64, act_block_w_div=1, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_HIFI2_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceHeight, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=2, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "merged.decoder.res5.project_conv.convs.3": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=512,
+        batch_size=1, input_height=32, input_width=64, in_channels=512, out_channels=512,
         kernel_size=(3, 3), stride=(1, 1), padding=(18, 18), dilation=(18, 18), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED, act_block_h_override=64,
-            act_block_w_div=1, enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.WIDTH_SHARDED,
+            act_block_h_override=256, act_block_w_div=1, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(5, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_HIFI2_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=8),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=4, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "merged.decoder.res5.project_conv.convs.4.1": dict(
         batch_size=1, input_height=1, input_width=1, in_channels=2048, out_channels=512,
@@ -998,12 +998,13 @@ CONV2D = {
         conv_config=ttnn.Conv2dConfig(
             weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
             shard_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, act_block_h_override=0,
-            enable_act_double_buffer=True, enable_weights_double_buffer=True,
+            enable_act_double_buffer=False, enable_weights_double_buffer=False,
             output_layout=ttnn.TILE_LAYOUT, config_tensors_in_dram=True,
             core_grid=cores(grid=(5, 4), count=16), override_sharding_config=True,
         ),
-        compute_config=COMPUTE_LOFI, slice_config=ttnn.Conv2dL1FullSliceConfig,
-        memory_config=HEIGHT_16CORES_128x256,
+        compute_config=COMPUTE_LOFI,
+        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=2),
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
     ),
     "sem_seg_head.decoder.res3.project_conv": dict(
         batch_size=1, input_height=64, input_width=128, in_channels=512, out_channels=64,
@@ -1151,19 +1152,19 @@ CONV2D = {
         memory_config=HEIGHT_16CORES_128x256,
     ),
     "ins_embed_head.decoder.res5.project_conv.convs.1": dict(
-        batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
+        batch_size=1, input_height=32, input_width=64, in_channels=1024, out_channels=256,
         kernel_size=(3, 3), stride=(1, 1), padding=(6, 6), dilation=(6, 6), groups=1,
         dtype=ttnn.bfloat16,
         conv_config=ttnn.Conv2dConfig(
-            weights_dtype=ttnn.bfloat8_b, activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU),
-            shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED, act_block_h_override=64,
-            enable_act_double_buffer=False, enable_weights_double_buffer=False,
-            output_layout=ttnn.ROW_MAJOR_LAYOUT, config_tensors_in_dram=True,
-            core_grid=cores(grid=(4, 4), count=16), override_sharding_config=True,
+            weights_dtype=ttnn.bfloat8_b, shard_layout=ttnn.TensorMemoryLayout.BLOCK_SHARDED,
+            act_block_h_override=32, enable_act_double_buffer=False,
+            enable_weights_double_buffer=False, output_layout=ttnn.TILE_LAYOUT,
+            config_tensors_in_dram=True, core_grid=cores(grid=(4, 4), count=16),
+            override_sharding_config=True,
         ),
-        compute_config=COMPUTE_HIFI2_FP32_ACC,
-        slice_config=ttnn.Conv2dSliceConfig(slice_type=ttnn.Conv2dDRAMSliceWidth, num_slices=4),
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        compute_config=COMPUTE_HIFI2_FP32_ACC, slice_config=ttnn.Conv2dL1FullSliceConfig,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG, channel_slices=2, join="sum",
+        sum_activations=[ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)],
     ),
     "ins_embed_head.decoder.res5.project_conv.project": dict(
         batch_size=1, input_height=32, input_width=64, in_channels=2048, out_channels=256,
@@ -1377,7 +1378,7 @@ OUTPUT_MEMORY = {
     "backbone.res5.2.add": ttnn.DRAM_MEMORY_CONFIG,
     "merged.decoder.res5.project_conv.convs.4.0.global_avg_pool2d": ttnn.L1_MEMORY_CONFIG,
     "merged.decoder.res5.project_conv.upsample": HEIGHT_16CORES_128x512,
-    "sem_seg_head.decoder.res5.project_conv.concat": ttnn.DRAM_MEMORY_CONFIG,
+    "sem_seg_head.decoder.res5.project_conv.concat": HEIGHT_16CORES_128x2048,
     "sem_seg_head.upsample": HEIGHT_16CORES_512x256,
     "sem_seg_head.concat": HEIGHT_20CORES_416x320,
     "sem_seg_head.upsample_1": ttnn.DRAM_MEMORY_CONFIG,
@@ -1405,14 +1406,16 @@ class PanopticDeeplab:
                 params[name], device, memory_config=ttnn.DRAM_MEMORY_CONFIG
             )
 
-    def conv2d(self, name, x):
+    def conv2d(self, name, x, params=None):
         """The CONV2D layer `name`; its first call prepares the weights on the device, later calls
-        reuse them."""
+        reuse them. `params`: the name its weight and bias are stored under (default
+        `name`; a channel group's own in conv2d_by_channels)."""
         layer = CONV2D[name]
+        key = params or name
         y, (weight, bias) = ttnn.conv2d(
             input_tensor=x,
-            weight_tensor=self.params[name + ".weight"],
-            bias_tensor=self.params.get(name + ".bias"),
+            weight_tensor=self.params[key + ".weight"],
+            bias_tensor=self.params.get(key + ".bias"),
             device=self.device,
             in_channels=layer["in_channels"],
             out_channels=layer["out_channels"],
@@ -1431,7 +1434,44 @@ class PanopticDeeplab:
             memory_config=layer["memory_config"],
             return_weights_and_bias=True,
         )
-        self.params[name + ".weight"], self.params[name + ".bias"] = weight, bias
+        self.params[key + ".weight"], self.params[key + ".bias"] = weight, bias
+        return y
+
+    def conv2d_by_channels(self, name, x):
+        """The CONV2D layer `name` (one that fits L1 in no other way) as `channel_slices` partial
+        convs, each over its own `in_channels` input channels sliced out of the DRAM input `x`, with
+        that group's weights. join "sum": the partial results summed in DRAM (the bias in group 0,
+        `sum_activations` on the last sum); "concat": a grouped conv's parts hold whole groups, their
+        outputs are its output channels, concatenated in DRAM."""
+        layer = CONV2D[name]
+        groups, c = layer["channel_slices"], layer["in_channels"]
+        rows = layer["batch_size"] * layer["input_height"] * layer["input_width"]
+        outs = []
+        for g in range(groups):
+            part = ttnn.slice(
+                x,
+                [0, 0, 0, g * c],
+                [1, 1, rows, (g + 1) * c],
+                memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            )
+            outs.append(self.conv2d(name, part, f"{name}.{g}"))
+            ttnn.deallocate(part)
+        if layer["join"] == "concat":
+            y = ttnn.concat(outs, dim=3, memory_config=layer["memory_config"])
+            for z in outs:
+                ttnn.deallocate(z)
+            return y
+        y = outs[0]
+        for g, z in enumerate(outs[1:], 1):
+            total = ttnn.add(
+                y,
+                z,
+                activations=layer["sum_activations"] if g == groups - 1 else [],
+                memory_config=layer["memory_config"],
+            )
+            ttnn.deallocate(y)
+            ttnn.deallocate(z)
+            y = total
         return y
 
     def upsample_bands(self, x, nhwc, scale, bands, memory_config):
@@ -1502,8 +1542,13 @@ class PanopticDeeplab:
             res3_3_add,
             sem_decoder_res5_project_conv_project,
         )
-        res3_3_add, sem_decoder_res3_fuse_conv_1 = self.sem_decoder_res3(
-            "sem_seg_head.decoder.res3", res3_3_add, sem_concat
+        res3_3_add, merged_decoder_res5_project_conv_upsample, sem_decoder_res3_fuse_conv_1 = (
+            self.sem_decoder_res3(
+                "sem_seg_head.decoder.res3",
+                res3_3_add,
+                sem_concat,
+                merged_decoder_res5_project_conv_upsample,
+            )
         )
         res2_2_add, sem_concat_1 = self.sem_aspp_3(
             "sem_seg_head.decoder.res2.project_conv", sem_decoder_res3_fuse_conv_1, res2_2_add
@@ -1515,9 +1560,9 @@ class PanopticDeeplab:
         ins_decoder_res5_project_conv_project = self.ins_aspp(
             "ins_embed_head.decoder.res5.project_conv",
             res5_2_add,
+            merged_decoder_res5_project_conv_upsample,
             merged_decoder_res5_project_conv_convs_2,
             merged_decoder_res5_project_conv_convs_3,
-            merged_decoder_res5_project_conv_upsample,
             taps,
         )
         ins_concat = self.ins_aspp_2(
@@ -1933,14 +1978,14 @@ class PanopticDeeplab:
         convs_0 = self.conv2d(f"{name}.convs.0", x)
         convs_0 = move(convs_0, ttnn.DRAM_MEMORY_CONFIG)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
-        # 2048->256 3x3 dilation 6, relu on 32x64
-        convs_1 = self.conv2d(f"{name}.convs.1", x)
+        # 2048->256 3x3 dilation 6, relu on 32x64, as 2 partial convs over input-channel groups
+        convs_1 = self.conv2d_by_channels(f"{name}.convs.1", x)
         # convs.2 + ins_embed_head.decoder.res5.project_conv.convs.2: 2048->512 3x3 dilation 12,
-        # relu on 32x64
-        convs_2 = self.conv2d("merged.decoder.res5.project_conv.convs.2", x)
+        # relu on 32x64, as 2 partial convs over input-channel groups
+        convs_2 = self.conv2d_by_channels("merged.decoder.res5.project_conv.convs.2", x)
         # convs.3 + ins_embed_head.decoder.res5.project_conv.convs.3: 2048->512 3x3 dilation 18,
-        # relu on 32x64
-        convs_3 = self.conv2d("merged.decoder.res5.project_conv.convs.3", x)
+        # relu on 32x64, as 4 partial convs over input-channel groups
+        convs_3 = self.conv2d_by_channels("merged.decoder.res5.project_conv.convs.3", x)
         # convs.4.0 + ins_embed_head.decoder.res5.project_conv.convs.4.0: mean over all H*W rows of
         # the [1, 1, H*W, C] tensor, giving [1, 1, 1, C]
         convs_4_0_global_avg_pool2d = ttnn.global_avg_pool2d(
@@ -1968,24 +2013,23 @@ class PanopticDeeplab:
         )
         upsample = ttnn.reshape(upsample, (1, 1, 2048, 512))
         ttnn.deallocate(convs_4_1_rm)
-        upsample = move(upsample, ttnn.DRAM_MEMORY_CONFIG)
-        convs_1_tiled = ttnn.to_layout(convs_1, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(convs_1)
-        convs_2_tiled = ttnn.to_layout(convs_2, ttnn.TILE_LAYOUT)
-        convs_3_tiled = ttnn.to_layout(convs_3, ttnn.TILE_LAYOUT)
+        convs_0 = move(convs_0, HEIGHT_16CORES_128x256)
+        convs_1 = move(convs_1, HEIGHT_16CORES_128x256)
+        convs_2 = move(convs_2, HEIGHT_16CORES_128x512)
+        convs_3 = move(convs_3, HEIGHT_16CORES_128x512)
         upsample_tiled = ttnn.to_layout(upsample, ttnn.TILE_LAYOUT)
         # (channels)
         concat = ttnn.concat(
-            [convs_0, convs_1_tiled, convs_2_tiled, convs_3_tiled, upsample_tiled],
+            [convs_0, convs_1, convs_2, convs_3, upsample_tiled],
             dim=3,
             memory_config=OUTPUT_MEMORY[f"{name}.concat"],
         )
         ttnn.deallocate(convs_0)
-        ttnn.deallocate(convs_1_tiled)
-        ttnn.deallocate(convs_2_tiled)
-        ttnn.deallocate(convs_3_tiled)
+        ttnn.deallocate(convs_1)
         ttnn.deallocate(upsample_tiled)
-        concat = move(concat, HEIGHT_16CORES_128x2048)
+        convs_2 = move(convs_2, ttnn.DRAM_MEMORY_CONFIG)
+        convs_3 = move(convs_3, ttnn.DRAM_MEMORY_CONFIG)
+        concat = move(concat, ttnn.DRAM_MEMORY_CONFIG)
         # 2048->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of
         # merged.decoder.res5.project_conv.convs.2, merged.decoder.res5.project_conv.convs.3,
         # merged.decoder.res5.project_conv.convs.4.1
@@ -2000,6 +2044,7 @@ class PanopticDeeplab:
         x = move(x, HEIGHT_20CORES_416x512)
         # 512->64 1x1, relu on 64x128
         sem_decoder_res3_project_conv = self.conv2d(name, x)
+        y = move(y, HEIGHT_16CORES_128x256)
         sem_decoder_res5_project_conv_project_rm = ttnn.to_layout(
             y, ttnn.ROW_MAJOR_LAYOUT, dtype=ttnn.bfloat16
         )
@@ -2026,18 +2071,19 @@ class PanopticDeeplab:
         ttnn.deallocate(sem_upsample_tiled)
         return x, sem_concat
 
-    def sem_decoder_res3(self, name, x, y):
+    def sem_decoder_res3(self, name, x, y, z):
         """sem_seg_head.decoder.res3"""
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
         y = move(y, ttnn.DRAM_MEMORY_CONFIG)
         # 320->256 3x3, relu on 64x128
         fuse_conv_0 = self.conv2d(f"{name}.fuse_conv.0", y)
         ttnn.deallocate(y)
+        z = move(z, ttnn.DRAM_MEMORY_CONFIG)
         fuse_conv_0 = move(fuse_conv_0, HEIGHT_20CORES_416x256)
         # 256->256 3x3, relu on 64x128
         fuse_conv_1 = self.conv2d(f"{name}.fuse_conv.1", fuse_conv_0)
         ttnn.deallocate(fuse_conv_0)
-        return x, fuse_conv_1
+        return x, z, fuse_conv_1
 
     def sem_aspp_3(self, name, x, y):
         """sem_seg_head.decoder.res2.project_conv"""
@@ -2116,27 +2162,21 @@ class PanopticDeeplab:
         convs_0 = self.conv2d(f"{name}.convs.0", x)
         convs_0 = move(convs_0, ttnn.DRAM_MEMORY_CONFIG)
         x = move(x, ttnn.DRAM_MEMORY_CONFIG)
-        # 2048->256 3x3 dilation 6, relu on 32x64
-        convs_1 = self.conv2d(f"{name}.convs.1", x)
+        # 2048->256 3x3 dilation 6, relu on 32x64, as 2 partial convs over input-channel groups
+        convs_1 = self.conv2d_by_channels(f"{name}.convs.1", x)
         ttnn.deallocate(x)
-        convs_1_tiled = ttnn.to_layout(convs_1, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(convs_1)
-        convs_2_tiled = ttnn.to_layout(y, ttnn.TILE_LAYOUT)
+        upsample_tiled = ttnn.to_layout(y, ttnn.TILE_LAYOUT)
         ttnn.deallocate(y)
-        convs_3_tiled = ttnn.to_layout(z, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(z)
-        upsample_tiled = ttnn.to_layout(u, ttnn.TILE_LAYOUT)
-        ttnn.deallocate(u)
         # (channels)
         concat = ttnn.concat(
-            [convs_0, convs_1_tiled, convs_2_tiled, convs_3_tiled, upsample_tiled],
+            [convs_0, convs_1, z, u, upsample_tiled],
             dim=3,
             memory_config=OUTPUT_MEMORY[f"{name}.concat"],
         )
         ttnn.deallocate(convs_0)
-        ttnn.deallocate(convs_1_tiled)
-        ttnn.deallocate(convs_2_tiled)
-        ttnn.deallocate(convs_3_tiled)
+        ttnn.deallocate(convs_1)
+        ttnn.deallocate(z)
+        ttnn.deallocate(u)
         ttnn.deallocate(upsample_tiled)
         concat = move(concat, HEIGHT_16CORES_128x2048)
         # 2048->256 1x1, relu on 32x64; zero weights where it reads the other convs' channels of

@@ -9,9 +9,10 @@ Slicings: L1_FULL, DRAM_SLICE_WIDTH and DRAM_SLICE_HEIGHT with 2, 4, 8, ... slic
 whose configs fits is tried as 2, 4 or 8 partial convs over as many input-channel groups (channel
 slicing: each group sliced out of the DRAM input, the partial results summed in DRAM, or a grouped
 conv's parts concatenated), fewest groups first: a group's halo and input blocks are a k-th of the
-whole conv's. Within one
-(slicing, sharding) the blocking is the largest that fits: act_block_h 0 (ttnn's maximum) with
-double buffering, then without, then halving block heights down to one tile.
+whole conv's. A spatial conv whose preferred sharding fits only DRAM-sliced also gets the fewest
+groups that fit L1-resident as candidates (the ASPP's dilated convs, as Tenstorrent runs its
+dilation-18 one). Within one (slicing, sharding) the blocking is the largest that fits: act_block_h 0
+(ttnn's maximum) with double buffering, then without, then halving block heights down to one tile.
 Smaller blocks and single buffering only save L1, which the cost model does not price, so once a
 larger block fits a smaller one can only be slower on the device.
 
@@ -225,8 +226,9 @@ def legal_configs(
     blocking that fits, in candidate order; and why L1_FULL did not fit ("" if it did).
     `input_dtype`: the dtype of the tensor the conv reads; `reader_ops`: the ops reading its output
     (they decide its layout, and ttnn's slicing limits depend on it). `parts`: the conv as that many
-    partial convs over input-channel groups; by default the whole conv and, when nothing fits, the
-    fewest groups that fit (module docstring). An override's `channel_slices` fixes the count."""
+    partial convs over input-channel groups; by default the whole conv and, when nothing fits or its
+    preferred sharding fits only DRAM-sliced, the fewest groups that fit (L1-resident in the second
+    case; module docstring). An override's `channel_slices` fixes the count."""
     if pin and pin.channel_slices:
         parts = pin.channel_slices
         if not splits_into(s, parts, align=1):
@@ -243,6 +245,17 @@ def legal_configs(
         found, _ = _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, parts)
         if found:
             return found, f"{miss}; so run as {parts} partial convs over input-channel groups"
+    preferred = preferred_layout(s, target)[0]
+    pinned = pin is not None and (pin.slice_type or pin.sharding or pin.act_block_h is not None)
+    spatial = s.kernel_size != (1, 1)  # a group's halo is a k-th of the whole conv's
+    if spatial and not pinned and not any(c.shard_layout == preferred and c.slice_type == "L1_FULL" for c in found):
+        # the preferred sharding fits only DRAM-sliced: the fewest input-channel groups that each fit
+        # L1-resident compete with it on cost
+        for parts in channel_groups(s):
+            grouped, _ = _legal_configs(node, s, input_dtype, target, budget, pin, reader_ops, parts)
+            resident = [c for c in grouped if c.slice_type == "L1_FULL"]
+            if resident:
+                return found + resident, miss
     return found, miss
 
 

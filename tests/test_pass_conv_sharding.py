@@ -43,6 +43,17 @@ def test_sixteenth_resolution_2048_channels_is_block_or_width_sharded():
     assert c.slice_type == "L1_FULL"
 
 
+def test_dilated_conv_whose_block_sharding_fits_only_dram_sliced_runs_l1_resident_in_channel_groups():
+    """The ASPP's dilation-18 conv at 1/16 on the full P150: block-sharded it fits only DRAM-sliced (its
+    halo), two input-channel groups fit L1-resident and model cheapest, as Tenstorrent runs it; a 1x1 conv
+    (no halo to split) is not offered groups."""
+    p150 = get_target("blackhole-p150")
+    c = _plan_one((1, 2048, 32, 64), 256, k=3, dilation=18, target=p150)
+    assert (c.channel_slices, c.slice_type) == (2, "L1_FULL")
+    assert "L1_FULL BLOCK_SHARDED needs" in c.why  # the whole conv block-sharded does not fit L1
+    assert _plan_one((1, 2048, 32, 64), 256, k=1, target=p150).channel_slices == 1
+
+
 def test_one_pixel_conv_is_width_sharded():
     c = _plan_one((1, 2048, 1, 1), 256, k=1)
     assert c.shard_layout == "WIDTH_SHARDED"
