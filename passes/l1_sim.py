@@ -154,12 +154,12 @@ def _conv_config_cb(out_rows: int, par: Parallel, act_block_h: int, matmul: bool
     """The CB a conv (and its halo) reads its sliding-window config tensors into: the generated code keeps
     conv config tensors in DRAM (config_tensors_in_dram; in L1_SMALL ttnn keeps them for the module's
     life and they overflow it). Real ttnn 0.81.1's grows with the activation blocks a core runs, 8-30 B
-    each, 8-416 B per core on the committed programs; 32 B a block + 64 is above it. 1x1 stride-1 convs
-    run as matmuls have none."""
+    each, 8-416 B per core on the committed programs and 580 B for the channel-sliced ASPP conv's 16
+    blocks; 32 B a block + 96 is above it. 1x1 stride-1 convs run as matmuls have none."""
     if matmul:
         return 0
     rows = round_up(cdiv(out_rows, cb_model.core_split(par.layout, par.grid, par.num_cores)[0]), TILE)
-    return 32 * (cdiv(rows, act_block_h) if act_block_h else 1) + 64
+    return 32 * (cdiv(rows, act_block_h) if act_block_h else 1) + 96
 
 
 def _pair(v) -> tuple[int, int]:
@@ -467,7 +467,9 @@ def _conv_programs(
     if needs_copy:
         steps.append(Program((Alloc("L1", in_copy, tag),), 0, "conv2d reshard"))
     if sizes.halo:
-        steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), config_cb, "halo")]
+        # a TILE input (a channel group sliced from a tiled DRAM tensor) is untilized by the halo itself
+        untilize = cb_model.halo_cb_bytes(channels_per_core=sw, tiled_input=True) if x.layout == "TILE" else 0
+        steps += [Program((Alloc("L1", sizes.halo, f"{name}.halo"),), config_cb + untilize, "halo")]
         if needs_copy:
             steps.append(Free(tag))
         steps += [Free(f"{name}.halo"), Program((Alloc("L1", sizes.halo, f"{name}.halo"),), 0, "halo move")]
