@@ -248,7 +248,8 @@ def legal_configs(
     preferred = preferred_layout(s, target)[0]
     pinned = pin is not None and (pin.slice_type or pin.sharding or pin.act_block_h is not None)
     spatial = s.kernel_size != (1, 1)  # a group's halo is a k-th of the whole conv's
-    if spatial and not pinned and not any(c.shard_layout == preferred and c.slice_type == "L1_FULL" for c in found):
+    fits_only_sliced = found and not any(c.shard_layout == preferred and c.slice_type == "L1_FULL" for c in found)
+    if spatial and not pinned and fits_only_sliced:  # (found empty: the loop above tried every group)
         # the preferred sharding fits only DRAM-sliced: the fewest input-channel groups that each fit
         # L1-resident compete with it on cost
         for parts in channel_groups(s):
